@@ -1,0 +1,68 @@
+"""Diagnostics for people and for programs.
+
+`human` prints what compilers print: `file:line:col: severity: code: message`,
+the source line, and a caret under the span (to the end of the line when the
+span runs on), then each note the same way. `as_json` gives the records that
+`flowmetal check --format json` prints (SPEC section 6): 1-based lines and
+columns counted in code points, `end_column` just past the span's last
+character.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flowmetal.diagnostics import Diagnostic
+from flowmetal.source import Span
+
+
+def _excerpt(span: Span) -> list[str]:
+    line = span.line
+    text = span.source.line_text(line)
+    start = span.column - 1
+    end = span.end_column - 1 if span.end_line == line else len(text)
+    width = max(1, min(end, len(text)) - start)
+    # Keep tabs in the margin so the caret lines up in any terminal.
+    margin = "".join(c if c == "\t" else " " for c in text[:start])
+    gutter = f"{line:>5} | "
+    return [f"{gutter}{text}", f"{' ' * (len(gutter) - 2)}| {margin}{'^' * width}"]
+
+
+def human(diag: Diagnostic) -> str:
+    span = diag.span
+    lines = [f"{span.source.name}:{span.line}:{span.column}: {diag.severity}: {diag.code}: {diag.message}"]
+    lines += _excerpt(span)
+    for note in diag.notes:
+        n = note.span
+        lines.append(f"{n.source.name}:{n.line}:{n.column}: note: {note.message}")
+        if n.start < len(n.source.text):
+            lines += _excerpt(n)
+    if diag.fix is not None:
+        lines.append(f"      = fix: {diag.fix.message}")
+    return "\n".join(lines)
+
+
+def as_json(diag: Diagnostic) -> dict:
+    span = diag.span
+    return {
+        "file": span.source.name,
+        "line": span.line,
+        "column": span.column,
+        "end_line": span.end_line,
+        "end_column": span.end_column,
+        "severity": str(diag.severity),
+        "code": diag.code,
+        "message": diag.message,
+    }
+
+
+def summary(diagnostics: Iterable[Diagnostic], files: int) -> str:
+    counts: dict[str, int] = {}
+    for diag in diagnostics:
+        counts[str(diag.severity)] = counts.get(str(diag.severity), 0) + 1
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}" if n == 1 or word == "info" else f"{n} {word}s"
+
+    parts = [plural(counts[k], k) for k in ("error", "warning", "info", "hint") if counts.get(k)]
+    checked = plural(files, "file")
+    return f"{', '.join(parts)} in {checked}" if parts else f"no problems in {checked}"
