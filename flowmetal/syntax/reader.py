@@ -69,7 +69,11 @@ _LEXEME = re.compile("|".join((
     _G["broken"].re.pattern,
 )))
 
-_KIND = {name: Kind(name) for name in _TOKEN.groupindex}
+# The kind of token each group of _LEXEME makes, by group number (None for the
+# groups that are no plain token: brackets and broken text).
+_KIND_AT: list[Kind | None] = [None] * (_LEXEME.groups + 1)
+for _name in _TOKEN.groupindex:
+    _KIND_AT[_LEXEME.groupindex[_name]] = Kind(_name)
 _LITERAL_SYMBOLS = {"nil": Kind.NIL, "true": Kind.TRUE, "false": Kind.FALSE}
 _ESCAPE = re.compile(r'\\(u[0-9a-fA-F]{4}|["\\nt])|\\(u[0-9a-fA-F]{0,3}|.?)')
 
@@ -220,19 +224,21 @@ class _Reader:
         out = root
         stack: list[tuple[Token, list[Node]]] = []
         unterminated = False
-        kinds, literal_symbols = _KIND, _LITERAL_SYMBOLS
+        kind_at, literal_symbols, make_token = _KIND_AT, _LITERAL_SYMBOLS, Token
+        symbol, string = Kind.SYMBOL, Kind.STRING
         for m in _LEXEME.finditer(text, start, end):
-            group = m.lastgroup
-            kind = kinds.get(group)
+            kind = kind_at[m.lastindex]
             tok_start, tok_end = m.span()
-            tok_text = m.group()
+            tok_text = text[tok_start:tok_end]
             if kind is not None:
-                if kind is Kind.SYMBOL:
+                if kind is symbol:
                     kind = literal_symbols.get(tok_text, kind)
-                elif kind is Kind.STRING and "\\" in tok_text:
+                elif kind is string and "\\" in tok_text:
                     self._check_escapes(tok_start, tok_text)
-                out.append(Token(kind, source, tok_start, tok_end, tok_text))
-            elif group == "open":
+                out.append(make_token(kind, source, tok_start, tok_end, tok_text))
+                continue
+            group = m.lastgroup
+            if group == "open":
                 stack.append((Token(Kind.OPEN, source, tok_start, tok_end, tok_text), out))
                 out = []
             elif group == "close":

@@ -1,0 +1,304 @@
+;;; flowmetal-mode-test.el --- ERT tests for flowmetal-mode  -*- lexical-binding: t; -*-
+
+;;; Commentary:
+
+;; Checks the Emacs editing support in editors/emacs/flowmetal-mode.el:
+;; file association, syntax, highlighting, indentation, byte-compilation
+;; and the eglot registration.  The mode holds no language logic (the
+;; `flowmetal lsp' language server does all checking), so these tests
+;; cover only the editing layer.  Run with:
+;;
+;;   emacs --batch -Q -l editors/emacs/flowmetal-mode.el \
+;;         -l tests/editors/flowmetal-mode-test.el -f ert-run-tests-batch-and-exit
+
+;;; Code:
+
+(require 'ert)
+(require 'flowmetal-mode)
+
+(defconst flowmetal-test--mode-file
+  (let ((loaded (symbol-file 'flowmetal-mode 'defun)))
+    (if (and loaded (string-suffix-p ".el" loaded))
+        loaded
+      (expand-file-name "../../editors/emacs/flowmetal-mode.el"
+                        (file-name-directory
+                         (or load-file-name buffer-file-name)))))
+  "The source of the mode under test: the file that was loaded.")
+
+(defun flowmetal-test--in-ci ()
+  "Non-nil when running in CI, where missing tools are failures."
+  (equal (getenv "CI") "true"))
+
+(defmacro flowmetal-test--with-buffer (text &rest body)
+  "Run BODY in a fontified `flowmetal-mode' buffer holding TEXT."
+  (declare (indent 1))
+  `(with-temp-buffer
+     (insert ,text)
+     (flowmetal-mode)
+     (font-lock-ensure)
+     (goto-char (point-min))
+     ,@body))
+
+(defun flowmetal-test--faces (needle &optional nth offset)
+  "Faces at the NTH (default 1st) occurrence of NEEDLE, plus OFFSET chars.
+Always a list, whether the text has one face or several."
+  (goto-char (point-min))
+  (dotimes (_ (or nth 1))
+    (should (search-forward needle nil t)))
+  (let ((face (get-text-property (+ (match-beginning 0) (or offset 0)) 'face)))
+    (if (listp face) face (list face))))
+
+(defun flowmetal-test--whole-face-p (needle face &optional nth)
+  "Non-nil when every char of the NTH occurrence of NEEDLE has FACE."
+  (goto-char (point-min))
+  (dotimes (_ (or nth 1))
+    (should (search-forward needle nil t)))
+  (let ((ok t))
+    (dotimes (i (length needle))
+      (let ((f (get-text-property (+ (match-beginning 0) i) 'face)))
+        (unless (memq face (if (listp f) f (list f)))
+          (setq ok nil))))
+    ok))
+
+;;;; File association
+
+(ert-deftest flowmetal-mode-activates-for-flow-files ()
+  (let* ((dir (make-temp-file "flowmetal-test" t))
+         (file (expand-file-name "demo.flow" dir)))
+    (unwind-protect
+        (progn
+          (with-temp-file file
+            (insert "(defpackage demo\n  (def x 1))\n"))
+          (let ((buf (find-file-noselect file)))
+            (unwind-protect
+                (with-current-buffer buf
+                  (should (eq major-mode 'flowmetal-mode))
+                  (should (derived-mode-p 'prog-mode)))
+              (kill-buffer buf))))
+      (delete-directory dir t))))
+
+;;;; Syntax
+
+(ert-deftest flowmetal-mode-syntax-table ()
+  (with-temp-buffer
+    (flowmetal-mode)
+    (should (eq (char-syntax ?,) ?\s))
+    (should (eq (char-syntax ?\;) ?<))
+    (should (eq (char-syntax ?\") ?\"))
+    (dolist (c '(?\( ?\[ ?\{))
+      (should (eq (char-syntax c) ?\()))
+    (dolist (c '(?\) ?\] ?\}))
+      (should (eq (char-syntax c) ?\))))
+    (dolist (c '(?- ?+ ?! ?? ?. ?/ ?: ?* ?< ?> ?= ?_))
+      (should (eq (char-syntax c) ?_)))))
+
+(ert-deftest flowmetal-mode-symbols-and-sexps ()
+  (flowmetal-test--with-buffer "(sleep!, +seconds+ [a,b] {:k 1})"
+    ;; Whole symbols, commas between them.
+    (search-forward "sleep")
+    (should (equal (thing-at-point 'symbol t) "sleep!"))
+    (search-forward "+sec")
+    (should (equal (thing-at-point 'symbol t) "+seconds+"))
+    ;; Brackets and braces balance.
+    (goto-char (point-min))
+    (forward-sexp)
+    (should (eobp))))
+
+(ert-deftest flowmetal-mode-comment-commands ()
+  (flowmetal-test--with-buffer "(def x 1)"
+    (comment-region (point-min) (point-max))
+    (should (string-prefix-p ";" (buffer-string)))
+    (uncomment-region (point-min) (point-max))
+    (should (equal (buffer-string) "(def x 1)"))))
+
+;;;; Highlighting
+
+(defconst flowmetal-test--highlight-sample
+  "(defpackage demo
+  ;; wait a while
+  (require [flowmetal.time :refer [sleep! +seconds+]])
+  (defenum color +red+ +blue+)
+  (defn wait [n : int? s : str? :default \"a \\\"b\\\" ; c\\n\"]
+    : int?
+    \"\"\"Docs over
+two lines, \"quoted\" ; not a comment\"\"\"
+    (sleep! (make-duration n +seconds+))
+    (if true -12 3.5e-2)))
+"
+  "Flowmetal text with one of each highlighted category.")
+
+(ert-deftest flowmetal-mode-font-lock-comment ()
+  (flowmetal-test--with-buffer flowmetal-test--highlight-sample
+    (should (memq 'font-lock-comment-face (flowmetal-test--faces "wait a while")))
+    (should (flowmetal-test--whole-face-p "wait a while" 'font-lock-comment-face))))
+
+(ert-deftest flowmetal-mode-font-lock-string ()
+  (flowmetal-test--with-buffer flowmetal-test--highlight-sample
+    ;; The whole "..." string, including the escaped quotes and the `;'.
+    (should (flowmetal-test--whole-face-p "\"a \\\"b\\\" ; c\\n\""
+                                          'font-lock-string-face))
+    ;; Escapes get their own face on top.
+    (should (memq 'flowmetal-escape-face (flowmetal-test--faces "\\\"b")))
+    (should (memq 'flowmetal-escape-face (flowmetal-test--faces "\\n\"")))
+    ;; What follows the string is code again.
+    (should (memq 'font-lock-type-face (flowmetal-test--faces "int?" 2)))))
+
+(ert-deftest flowmetal-mode-font-lock-triple-quoted-string ()
+  (flowmetal-test--with-buffer flowmetal-test--highlight-sample
+    (should (flowmetal-test--whole-face-p
+             "\"\"\"Docs over\ntwo lines, \"quoted\" ; not a comment\"\"\""
+             'font-lock-string-face))
+    ;; The second line is inside the string.
+    (should (eq (nth 3 (syntax-ppss (progn (goto-char (point-min))
+                                           (search-forward "two lines")))) t))
+    ;; Verbatim: no escape face inside, and the `;' starts no comment.
+    (should-not (memq 'font-lock-comment-face (flowmetal-test--faces "; not a")))
+    ;; Code resumes after the closing quotes.
+    (should (memq 'flowmetal-endpoint-face (flowmetal-test--faces "sleep!" 2)))
+    (should-not (nth 3 (syntax-ppss (point-max))))))
+
+(ert-deftest flowmetal-mode-triple-quoted-string-is-verbatim ()
+  ;; A backslash before the closing quotes does not escape them.
+  (flowmetal-test--with-buffer "(def s \"\"\"C:\\dir\\\"\"\"\n  :after)"
+    (should (memq 'font-lock-string-face (flowmetal-test--faces "dir")))
+    (should (memq 'flowmetal-keyword-face (flowmetal-test--faces ":after")))
+    (should-not (memq 'flowmetal-escape-face (flowmetal-test--faces "\\dir"))))
+  ;; An empty string is not the start of a triple-quoted one.
+  (flowmetal-test--with-buffer "(f \"\" :a\n \"x\" :b)"
+    (should (memq 'flowmetal-keyword-face (flowmetal-test--faces ":a")))
+    (should (memq 'flowmetal-keyword-face (flowmetal-test--faces ":b")))))
+
+(ert-deftest flowmetal-mode-triple-quoted-string-after-edit ()
+  ;; Opening a triple-quoted string turns the following lines into text,
+  ;; closing it turns them back into code.
+  (flowmetal-test--with-buffer "(def s 1)\n(def t :k)\n"
+    (should (memq 'flowmetal-keyword-face (flowmetal-test--faces ":k")))
+    (goto-char (point-min))
+    (search-forward "s ")
+    (insert "\"\"\"")
+    (font-lock-ensure)
+    (should (memq 'font-lock-string-face (flowmetal-test--faces ":k")))
+    (goto-char (point-max))
+    (insert "\"\"\"\n(def u :z)\n")
+    (font-lock-ensure)
+    (should (memq 'flowmetal-keyword-face (flowmetal-test--faces ":z")))))
+
+(ert-deftest flowmetal-mode-font-lock-keywords-and-literals ()
+  (flowmetal-test--with-buffer flowmetal-test--highlight-sample
+    (should (flowmetal-test--whole-face-p ":refer" 'flowmetal-keyword-face))
+    (should (flowmetal-test--whole-face-p ":default" 'flowmetal-keyword-face))
+    (should (memq 'flowmetal-type-marker-face (flowmetal-test--faces " : int?" 1 1)))
+    (should (flowmetal-test--whole-face-p "+seconds+" 'flowmetal-enum-member-face))
+    (should (flowmetal-test--whole-face-p "+red+" 'flowmetal-enum-member-face))
+    (should (flowmetal-test--whole-face-p "true" 'font-lock-constant-face))
+    (should (flowmetal-test--whole-face-p "-12" 'flowmetal-number-face))
+    (should (flowmetal-test--whole-face-p "3.5e-2" 'flowmetal-number-face))
+    (should (flowmetal-test--whole-face-p "int?" 'font-lock-type-face))))
+
+(ert-deftest flowmetal-mode-font-lock-forms-and-names ()
+  (flowmetal-test--with-buffer flowmetal-test--highlight-sample
+    (should (flowmetal-test--whole-face-p "defn" 'font-lock-keyword-face))
+    (should (flowmetal-test--whole-face-p "wait" 'font-lock-function-name-face 2))
+    (should (flowmetal-test--whole-face-p "defpackage" 'font-lock-keyword-face))
+    (should (flowmetal-test--whole-face-p "require" 'font-lock-keyword-face))
+    (should (flowmetal-test--whole-face-p "if" 'font-lock-keyword-face))
+    (should (flowmetal-test--whole-face-p "color" 'font-lock-type-face))
+    (should (flowmetal-test--whole-face-p "sleep!" 'flowmetal-endpoint-face))
+    (should (flowmetal-test--whole-face-p "sleep!" 'flowmetal-endpoint-face 2))
+    ;; An ordinary call is left plain.
+    (should (null (flowmetal-test--faces "make-duration")))))
+
+;;;; Indentation
+
+(defconst flowmetal-test--indented
+  "(defpackage demo
+  ;; Waiting.
+  (require
+    [flowmetal.time :refer [sleep! +seconds+]]
+    [http.request :as http])
+  (defrecord point [x : int?, y : int?]
+    \"A point.\")
+  (defn wait [n : int?
+              f : (fn? [] a)
+              :default nil]
+    : int?
+    \"\"\"Wait for
+a while.\"\"\"
+    (let [d (make-duration n
+                           +seconds+)
+          s \"x\"]
+      (sleep! d)
+      (http/post! \"u\"
+                  :data s)
+      (match d
+        [(duration x +days+)
+         x]
+        [_ 0])
+      (if (int? n)
+        {:a 1
+         :b 2}
+        (cond
+          (= n 0) :zero
+          :else false)))))
+"
+  "A sample in the expected indentation.")
+
+(ert-deftest flowmetal-mode-indent-region ()
+  (with-temp-buffer
+    (flowmetal-mode)
+    ;; The sample with every line pushed flush left (except inside the
+    ;; triple-quoted string, which indentation must leave alone).
+    (insert (replace-regexp-in-string "^[ \t]+" "" flowmetal-test--indented))
+    (indent-region (point-min) (point-max))
+    (should (equal (buffer-string) flowmetal-test--indented))
+    ;; Indenting again changes nothing.
+    (indent-region (point-min) (point-max))
+    (should (equal (buffer-string) flowmetal-test--indented))))
+
+(ert-deftest flowmetal-mode-indent-line ()
+  (flowmetal-test--with-buffer "(defn f [x]\n(when x\n(g x)))"
+    (forward-line 1)
+    (indent-according-to-mode)
+    (forward-line 1)
+    (indent-according-to-mode)
+    (should (equal (buffer-string) "(defn f [x]\n  (when x\n    (g x)))"))))
+
+;;;; Byte-compilation
+
+(ert-deftest flowmetal-mode-byte-compiles-without-warnings ()
+  (let* ((dir (make-temp-file "flowmetal-compile" t))
+         (copy (expand-file-name "flowmetal-mode.el" dir))
+         (byte-compile-error-on-warn t))
+    (unwind-protect
+        (progn
+          (copy-file flowmetal-test--mode-file copy)
+          (should (byte-compile-file copy))
+          (should (file-exists-p (concat copy "c"))))
+      (delete-directory dir t))))
+
+;;;; The language server
+
+(defun flowmetal-test--load-eglot ()
+  "Load eglot, from Emacs itself or from the system's ELPA packages."
+  (or (require 'eglot nil t)
+      (progn
+        (require 'package)
+        (let ((package-directory-list
+               (append package-directory-list
+                       '("/usr/share/emacs/site-lisp/elpa"))))
+          (package-activate-all))
+        (require 'eglot nil t))))
+
+(defvar eglot-server-programs)
+
+(ert-deftest flowmetal-mode-registers-language-server ()
+  (let ((have-eglot (flowmetal-test--load-eglot)))
+    (unless (flowmetal-test--in-ci)
+      (skip-unless have-eglot))
+    (should have-eglot)
+    (should (equal (alist-get 'flowmetal-mode eglot-server-programs)
+                   '("flowmetal" "lsp")))))
+
+(provide 'flowmetal-mode-test)
+
+;;; flowmetal-mode-test.el ends here

@@ -1,0 +1,34 @@
+"""The benchmarks run (quick sizes) and report every figure; timing decides nothing here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_bench_runs_and_reports_each_figure_with_its_target():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    figures = {r["name"]: r for r in json.loads(result.stdout)}
+    assert set(figures) >= {"read-1k", "read-form"}
+    for figure in figures.values():
+        assert figure["ratio"] > 0 and figure["target"] > 0 and figure["unit"]
+
+
+def test_bench_programs_have_the_promised_shape():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import programs
+    from flowmetal.syntax import read
+
+    for lines in (100, 1000, 10_000):
+        flow, py = programs.flowmetal(lines), programs.python(lines)
+        assert len(flow.splitlines()) == len(py.splitlines()) == lines
+        assert read(flow).diagnostics == []
+        compile(py, "generated.py", "exec")
+    form = programs.one_form(20)
+    assert len(form.splitlines()) == 20 and read(form).diagnostics == []
+    assert len(read(form).forms) == 1

@@ -1,0 +1,54 @@
+"""The documentation is tested like code.
+
+- Every diagnostic code in the registry has its section in docs/language.md,
+  with its name, and the document names no code the registry lacks.
+- Every `flowmetal` example there reads with exactly the diagnostics written
+  under its lines.
+- The README's Quick start holds exactly two commands, and `.ci/run` runs the
+  second one.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import ROOT
+from flowmetal.diagnostics import CODES
+from flowmetal.syntax import read
+
+import golden
+
+LANGUAGE = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+EXAMPLES = re.findall(r"```flowmetal\n(.*?)```", LANGUAGE, re.S)
+
+
+def test_every_code_is_documented_and_every_documented_code_exists():
+    documented = dict(re.findall(r"^### (FM\d+) ([a-z-]+)$", LANGUAGE, re.M))
+    assert documented == {code: entry.name for code, entry in CODES.items()}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[f"example-{i}" for i in range(len(EXAMPLES))])
+def test_examples_read_as_the_text_says(example):
+    text, expected = golden.parse(example)
+    assert golden.actual(read(text).diagnostics) == expected
+
+
+def test_each_code_has_an_example_except_unreadable_files():
+    shown = {e.code for example in EXAMPLES for e in golden.parse(example)[1]}
+    assert shown == set(CODES) - {"FM001"}
+
+
+def _quick_start_commands() -> list[str]:
+    section = re.search(r"^## Quick start$(.*?)^## ", README, re.M | re.S).group(1)
+    block = re.search(r"```\w*\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def test_quick_start_is_two_commands_and_ci_runs_the_second():
+    setup, test = _quick_start_commands()
+    assert "venv" in setup and "pip install" in setup and "flowmetal check examples" in setup
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(rf"^(exec )?{re.escape(test)}$", ci, re.M), f".ci/run does not run {test!r}"
