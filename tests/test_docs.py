@@ -52,3 +52,17 @@ def test_quick_start_is_two_commands_and_ci_runs_the_second():
     assert "venv" in setup and "pip install" in setup and "flowmetal check examples" in setup
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert re.search(rf"^(exec )?{re.escape(test)}$", ci, re.M), f".ci/run does not run {test!r}"
+
+
+def test_the_readme_example_is_what_check_prints():
+    import subprocess
+    import sys
+
+    block = re.search(r"```console\n(.*?)```", README, re.S).group(1)
+    shown_file = re.search(r"\$ cat broken.flow\n(.*?)\$ flowmetal", block, re.S).group(1)
+    shown_output = block.split("$ flowmetal check broken.flow\n")[1]
+    cli = ROOT / "tests" / "testdata" / "cli"
+    assert (cli / "broken.flow").read_text(encoding="utf-8") == shown_file
+    result = subprocess.run([sys.executable, "-m", "flowmetal", "check", "broken.flow"], cwd=cli,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout + result.stderr == shown_output

@@ -156,3 +156,22 @@ def test_deleting_a_bracket_is_always_reported(name, data):
     broken = check_invariants(text[:at] + text[at + 1:])
     assert broken.diagnostics, f"deleting {text[at]!r} at {at} went unnoticed"
     assert {d.code for d in broken.diagnostics} <= {"FM101", "FM102", "FM103", "FM107"}
+
+
+# -- the fused grammar is the grammar --------------------------------------------------
+
+def _accepts(grammar, text):
+    try:
+        return grammar["file"].parse(text).end
+    except Exception as error:  # ParseError: the text is outside the grammar
+        assert type(error).__name__ in {"ParseError", "IncompleteParseError"}, error
+        return None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(PROGRAM, st.text(ALPHABET, max_size=60)))
+def test_fusion_changes_no_text_the_grammar_accepts(text):
+    from flowmetal.syntax import grammar
+    plain, fused = grammar.load(fused=False), grammar.load(fused=True)
+    assert _accepts(plain, text) == _accepts(fused, text)
+    assert plain["file"] is not fused["file"] and type(fused["flat"]).__name__ == "Regex"
