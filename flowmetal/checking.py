@@ -7,8 +7,9 @@ extension. A path that does not exist is a `PathError` (the command line turns
 it into a clear message and exit status 2), never a traceback.
 
 A file's bytes must be UTF-8; when they are not, the file gets one FM001
-diagnostic at the first bad byte and is not read further. For now checking
-means reading: later layers (resolver, type checker) add their diagnostics here.
+diagnostic at the first bad byte and is not read further. The files given are
+checked together, as one program: a package defined in one can be required
+from another.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pathlib import Path
 
 from flowmetal import diagnostics as d
 from flowmetal.diagnostics import Diagnostic
+from flowmetal.analysis import Workspace
 from flowmetal.source import Source
-from flowmetal.syntax import read_source
 
 
 class PathError(Exception):
@@ -72,15 +73,14 @@ def load(path: str) -> tuple[Source, list[Diagnostic]]:
             f"the file is not valid UTF-8: byte 0x{data[error.start]:02x} cannot start or continue a character")]
 
 
-def check_file(path: str) -> list[Diagnostic]:
-    source, problems = load(path)
-    if problems:
-        return problems
-    return read_source(source).diagnostics
-
-
 def check_paths(paths: list[str]) -> CheckResult:
     result = CheckResult(files=expand(paths))
+    workspace = Workspace()
     for path in result.files:
-        result.diagnostics += check_file(path)
+        source, problems = load(path)
+        if problems:
+            result.diagnostics += problems
+        else:
+            workspace.set_file(path, source.text)
+    result.diagnostics += workspace.all_diagnostics()
     return result

@@ -12,11 +12,14 @@ import argparse
 import json
 import sys
 
-from flowmetal import __version__, render
-from flowmetal.checking import PathError, check_paths
+from flowmetal import __version__
 
 
 def _check(args: argparse.Namespace) -> int:
+    # Imported here so that `flowmetal --version` and `--help` start instantly.
+    from flowmetal import render
+    from flowmetal.checking import PathError, check_paths
+
     try:
         result = check_paths(args.paths)
     except PathError as error:

@@ -9,7 +9,9 @@ diagnostics into those.
 Every code lives in `CODES`, one registry with a name, a default severity and a
 description each (like mypy's errorcodes). Codes are stable: once published a
 code keeps its meaning, so people can search for it and tools can filter on it.
-Codes are grouped by the layer that reports them: FM0xx input, FM1xx syntax.
+Codes are grouped by the layer that reports them: FM0xx input, FM1xx syntax,
+FM2xx the shape of forms, FM3xx names, FM4xx types, FM5xx patterns and
+matches, FM6xx unused things.
 `docs/language.md` documents each one and a test keeps the two in step.
 """
 
@@ -126,3 +128,88 @@ class Diagnostic:
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.span.source.name, self.span.start, self.span.end, self.code)
+
+
+# FM2xx: the shape of forms.
+OUTSIDE_PACKAGE = _register(
+    "FM201", "outside-package", Severity.ERROR,
+    "A top-level form other than `(defpackage NAME ...)`: every definition lives in a package.")
+MALFORMED_FORM = _register(
+    "FM202", "malformed-form", Severity.ERROR,
+    "A special form or definition whose parts are missing, extra or of the wrong kind, "
+    "such as `(let [a] a)` or `(defn f)`.")
+
+# FM3xx: names.
+UNKNOWN_NAME = _register(
+    "FM301", "unknown-name", Severity.ERROR,
+    "A name that is not defined where it is used: not a local, not defined or referred by the "
+    "package, not a built-in. A near name is suggested, with a fix.")
+NOT_REFERRED = _register(
+    "FM302", "not-referred", Severity.ERROR,
+    "A name defined in another package that this package does not refer: add it to the "
+    "`:refer` vector of that package's require (the fix does), or write `alias/name`.")
+UNKNOWN_PACKAGE = _register(
+    "FM303", "unknown-package", Severity.ERROR,
+    "A `require` of a package that no file of the program and no standard package defines.")
+UNKNOWN_REFER = _register(
+    "FM304", "unknown-refer", Severity.ERROR,
+    "A `:refer` of a name the required package does not define.")
+DUPLICATE_DEFINITION = _register(
+    "FM305", "duplicate-definition", Severity.ERROR,
+    "A name defined twice in one package, or a package defined twice in one program.")
+SHADOWS_STANDARD_PACKAGE = _register(
+    "FM306", "shadows-standard-package", Severity.WARNING,
+    "A package named like a standard package: it replaces the standard one in the whole program.")
+UNKNOWN_TYPE = _register(
+    "FM307", "unknown-type", Severity.ERROR,
+    "A name in a type position that is no type: not a base type, a record, an enum, a `deftype`, "
+    "or a type variable (a single lowercase letter, optionally followed by `?`).")
+
+# FM4xx: types.
+WRONG_ARITY = _register(
+    "FM401", "wrong-arity", Severity.ERROR,
+    "A call with too many or too few arguments for what the function takes.")
+UNKNOWN_KEYWORD_ARGUMENT = _register(
+    "FM402", "unknown-keyword-argument", Severity.ERROR,
+    "A call passing `:name value` for a parameter the function does not have, or twice.")
+TYPE_MISMATCH = _register(
+    "FM403", "type-mismatch", Severity.ERROR,
+    "A value whose type does not fit where it is used: an argument, a binding, a field, a "
+    "constant. The message names both types.")
+RETURN_MISMATCH = _register(
+    "FM404", "return-mismatch", Severity.ERROR,
+    "A function whose result does not fit its declared return type; reported at the expression "
+    "that gives the result.")
+NOT_CALLABLE = _register(
+    "FM405", "not-callable", Severity.ERROR,
+    "A call of a value that is not a function.")
+UNKNOWN_MEMBER = _register(
+    "FM406", "unknown-enum-member", Severity.ERROR,
+    "An enum member `+name+` that the expected enum does not have.")
+UNKNOWN_FIELD = _register(
+    "FM407", "unknown-record-field", Severity.ERROR,
+    "An accessor `record-field` for a field the record does not have.")
+
+# FM5xx: patterns and matches.
+PATTERN_MISMATCH = _register(
+    "FM501", "pattern-mismatch", Severity.ERROR,
+    "A pattern that can never match the value matched on, or a record pattern with the wrong "
+    "number of fields.")
+NON_EXHAUSTIVE_MATCH = _register(
+    "FM502", "non-exhaustive-match", Severity.WARNING,
+    "A `match` over an enum, a record or a union that misses a case; the message names one. "
+    "A value that no clause fits fails the run.")
+UNREACHABLE_CLAUSE = _register(
+    "FM503", "unreachable-clause", Severity.WARNING,
+    "A clause that can never be chosen: earlier clauses catch everything it would.")
+
+# FM6xx: unused things.
+UNUSED_BINDING = _register(
+    "FM601", "unused-binding", Severity.WARNING,
+    "A `let` binding or pattern variable never used. Start its name with `_` to keep it anyway.")
+UNUSED_PARAMETER = _register(
+    "FM602", "unused-parameter", Severity.WARNING,
+    "A parameter never used in the function's body. Start its name with `_` to keep it anyway.")
+UNUSED_IMPORT = _register(
+    "FM603", "unused-import", Severity.WARNING,
+    "A name referred by a `require` and never used in the package.")

@@ -18,6 +18,11 @@ from conftest import ROOT
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["flowmetal", "flowmetal.source", "flowmetal.diagnostics"]),
     ("syntax", ["flowmetal.syntax"]),
+    ("forms", ["flowmetal.forms"]),
+    ("types", ["flowmetal.types", "flowmetal.builtins"]),
+    ("resolve", ["flowmetal.resolve"]),
+    ("check", ["flowmetal.check"]),
+    ("analysis", ["flowmetal.analysis"]),
     ("tools", ["flowmetal.checking", "flowmetal.render"]),
     ("cli", ["flowmetal.cli", "flowmetal.__main__"]),
 ]

@@ -28,6 +28,7 @@ def test_the_wheel_holds_one_grammar_and_every_package(wheel):
     assert [n for n in names if n.endswith(".peg")] == ["flowmetal/grammar/flowmetal.peg"]
     grammar = zipfile.ZipFile(wheel).read("flowmetal/grammar/flowmetal.peg").decode()
     assert grammar == (ROOT / "grammar" / "flowmetal.peg").read_text(encoding="utf-8")
+    assert "flowmetal/stdlib/flowmetal.time.flow" in names and "flowmetal/stdlib/http.request.flow" in names
     for module in ["flowmetal/syntax/reader.py", "flowmetal/cli.py", "flowmetal_lsp/__init__.py"]:
         assert module in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
@@ -41,7 +42,8 @@ def test_the_installed_wheel_checks_files_away_from_the_source(wheel, tmp_path):
     # Install the wheel alone; its dependencies come from this environment.
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
-    (tmp_path / "p.flow").write_text("(def x [1 2)\n")
+    (tmp_path / "p.flow").write_text("(defpackage p\n  (require [flowmetal.time :refer [sleep!]])\n"
+                                     "  (defn f [] (sleep! [1 2))))\n")
     env = {"PYTHONPATH": sysconfig.get_paths()["purelib"], "PATH": "/usr/bin:/bin"}
     result = subprocess.run([str(venv / "bin" / "python"), "-c",
                              "import flowmetal.syntax.grammar as g, sys; print(g.grammar_path()); "
@@ -50,4 +52,6 @@ def test_the_installed_wheel_checks_files_away_from_the_source(wheel, tmp_path):
     assert result.returncode == 1, result.stderr
     grammar_path = Path(result.stdout.splitlines()[0])
     assert grammar_path.is_relative_to(target)
-    assert "p.flow:1:12: error: FM103: mismatched closing bracket" in result.stdout
+    # The standard packages came with the wheel: only the bracket is wrong.
+    assert "p.flow:3:26: error: FM103: mismatched closing bracket" in result.stdout
+    assert "FM303" not in result.stdout and "FM304" not in result.stdout

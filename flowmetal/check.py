@@ -1,0 +1,884 @@
+"""The type checker: every rule of SPEC section 3, one definition at a time.
+
+`check_definition` walks one definition's lowered forms with an environment of
+locals and returns `Facts`: its diagnostics and what the editor asks about
+(each name's symbol, each expression's type after narrowing, each local's scope,
+each call's signature). Definitions are checked independently against the
+program's signatures, which is what lets the analysis re-check one definition
+after an edit without touching the others.
+
+How it decides:
+- Inference is bidirectional. `infer(expr, env, expected)` pushes an expected
+  type into the tails of `if`, `let`, `do`, `cond`, `when` and `match`, and into
+  `fn` literals (whose parameters take the expected parameter types), so a
+  mismatch is reported at the smallest expression that causes it.
+- Gradual: anything unannotated is `any?`, compatible both ways; an unknown
+  name or malformed form is reported once and then typed `any?`, so one mistake
+  does not cascade into more.
+- Generic signatures are instantiated afresh at each call and their variables
+  bound by unifying the arguments; `fn` arguments are inferred last, with the
+  variables found so far.
+- Occurrence typing: a test (`(P x)`, `(not ...)`, `and`, `or`, a bare local)
+  yields what it proves of locals when true and when false; `if`, `if-not`,
+  `when`, `cond` and `match` check each branch under those facts.
+- `match`: patterns are checked against the subject's type, and the clauses
+  are analysed as a pattern matrix (Maranget's usefulness algorithm) for the
+  cases they miss and the clauses that can never be chosen.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from flowmetal import diagnostics as d
+from flowmetal.builtins import Sig, SigParam
+from flowmetal.diagnostics import Diagnostic, Edit, Fix, Note
+from flowmetal.forms import (
+    Call, Clause, Cond, Definition, Do, Expr, FnExpr, If, Invalid, Let, Lit, Logic, MapLit, Match, Name,
+    Param, Pattern, PBind, PInvalid, PLit, PMember, PRecord, PWild, VectorLit, When,
+)
+from flowmetal.resolve import BUILTIN_SYMBOLS, PackageScope, Program, Symbol
+from flowmetal.syntax import Kind, Node, Seq, Token
+from flowmetal.types import (
+    ANY, ANY_FN, BOOL, FLOAT, INT, JSON, KEYWORD, NEVER, NIL, NUMBER, STR, Enum, FnOf, ListOf, MapOf,
+    Record, TVar, Type, Union, assignable, could_be, fresh_scope, instantiate, join, meet, remove, show,
+    substitute, truthy, unify, union,
+)
+
+LITERAL_TYPES = {Kind.INT: INT, Kind.FLOAT: FLOAT, Kind.STRING: STR, Kind.STRING3: STR, Kind.NIL: NIL,
+                 Kind.TRUE: BOOL, Kind.FALSE: BOOL, Kind.KEYWORD: KEYWORD}
+
+
+@dataclass
+class Facts:
+    """What checking one definition found: diagnostics, and answers for the editor."""
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    refs: list[tuple[Token, Symbol]] = field(default_factory=list)        # every name resolved
+    types: dict[int, tuple[Node, Type]] = field(default_factory=dict)     # id(node) -> type there
+    locals: list[tuple[Symbol, int, int]] = field(default_factory=list)   # local, scope start, end
+    calls: list[tuple[Seq, Symbol | None, Sig | None]] = field(default_factory=list)
+
+
+class _Local:
+    __slots__ = ("symbol", "uses")
+
+    def __init__(self, symbol: Symbol) -> None:
+        self.symbol = symbol
+        self.uses = 0
+
+
+class Env:
+    """Lexical scopes: a chain of frames, each binding names to locals and their current types."""
+    __slots__ = ("parent", "names")
+
+    def __init__(self, parent: Env | None = None, names: dict[str, tuple[_Local, Type]] | None = None) -> None:
+        self.parent = parent
+        self.names = names or {}
+
+    def lookup(self, name: str) -> tuple[_Local, Type] | None:
+        env: Env | None = self
+        while env is not None:
+            found = env.names.get(name)
+            if found is not None:
+                return found
+            env = env.parent
+        return None
+
+    def narrow(self, updates: dict[str, Type]) -> Env:
+        if not updates:
+            return self
+        names = {}
+        for name, t in updates.items():
+            found = self.lookup(name)
+            if found is not None:
+                names[name] = (found[0], t)
+        return Env(self, names)
+
+    def visible(self) -> dict[str, tuple[_Local, Type]]:
+        out: dict[str, tuple[_Local, Type]] = {}
+        env: Env | None = self
+        while env is not None:
+            for k, v in env.names.items():
+                out.setdefault(k, v)
+            env = env.parent
+        return out
+
+
+class Checker:
+    def __init__(self, program: Program, scope: PackageScope) -> None:
+        self.program = program
+        self.scope = scope
+        self.facts = Facts()
+
+    # -- reporting -------------------------------------------------------------------
+
+    def report(self, code: d.Code, node: Node, message: str, **extra) -> None:
+        self.facts.diagnostics.append(Diagnostic.of(code, node.span, message, **extra))
+
+    def mismatch(self, node: Node, expected: Type, found: Type, context: str, code: d.Code = d.TYPE_MISMATCH) -> None:
+        self.report(code, node, f"expected {show(expected)}, found {show(found)}{context}")
+
+    def note_type(self, node: Node, t: Type) -> Type:
+        self.facts.types[id(node)] = (node, t)
+        return t
+
+    # -- definitions --------------------------------------------------------------------
+
+    def definition(self, definition: Definition) -> Facts:
+        symbol = self.scope.decls.get(definition.name)
+        if definition.form in ("defn", "defendpoint") and symbol is not None and symbol.definition is definition:
+            self.function(definition, symbol)
+        elif definition.form == "def" and definition.value is not None:
+            declared = self.program.type_of(definition.type, self.scope, {}, self.on_type_ref) if definition.type else None
+            found = self.infer(definition.value, Env(), declared, f" in the value of `{definition.name}`")
+            if symbol is not None and symbol.definition is definition and declared is None:
+                symbol.type = found
+        elif definition.form == "defrecord":
+            for param in definition.fields:
+                if param.type is not None:
+                    self.program.type_of(param.type, self.scope, {}, self.on_type_ref)
+        elif definition.form == "deftype" and definition.type is not None:
+            self.program.type_of(definition.type, self.scope, {}, self.on_type_ref)
+        return self.facts
+
+    def on_type_ref(self, token: Token, symbol: Symbol) -> None:
+        self.facts.refs.append((token, symbol))
+
+    def function(self, definition: Definition, symbol: Symbol) -> None:
+        sig = symbol.sig
+        tvars: dict = {}
+        # Resolve annotations again for the references index (signatures were typed by the program).
+        for param in definition.params:
+            if param.type is not None:
+                self.program.type_of(param.type, self.scope, tvars, self.on_type_ref)
+        if definition.ret is not None:
+            self.program.type_of(definition.ret, self.scope, tvars, self.on_type_ref)
+        env = Env()
+        locals_: list[_Local] = []
+        for param, sig_param in zip(definition.params, sig.params):
+            if param.default is not None:
+                self.infer(param.default, Env(), sig_param.type, f" in the default of `{param.name}`")
+            local = _Local(Symbol(param.name, "parameter", None, param.node, sig_param.type))
+            locals_.append(local)
+            env.names[param.name] = (local, sig_param.type)
+            self.facts.refs.append((param.node, local.symbol))
+            self.note_type(param.node, sig_param.type)
+            self.facts.locals.append((local.symbol, definition.node.start, definition.node.end))
+        if definition.form == "defendpoint":
+            return
+        expected = sig.ret if definition.ret is not None else None
+        self.body(definition.body, env, expected, f" (the declared return type of `{definition.name}`)",
+                  code=d.RETURN_MISMATCH)
+        self.unused(locals_, d.UNUSED_PARAMETER, "parameter")
+
+    def unused(self, locals_: list[_Local], code: d.Code, what: str) -> None:
+        for local in locals_:
+            name = local.symbol.name
+            if local.uses == 0 and not name.startswith("_"):
+                self.report(code, local.symbol.node, f"{what} `{name}` is never used")
+
+    # -- expressions -------------------------------------------------------------------------
+
+    def body(self, exprs: list[Expr], env: Env, expected: Type | None, context: str,
+             code: d.Code = d.TYPE_MISMATCH) -> Type:
+        if not exprs:
+            return NIL
+        for e in exprs[:-1]:
+            self.infer(e, env)
+        return self.infer(exprs[-1], env, expected, context, code)
+
+    def infer(self, e: Expr, env: Env, expected: Type | None = None, context: str = "",
+              code: d.Code = d.TYPE_MISMATCH) -> Type:
+        """The type of `e`; when `expected` is given, a mismatch is reported at the smallest part."""
+        kind = type(e)
+        if kind is If:
+            return self.note_type(e.node, self.if_(e, env, expected, context, code))
+        if kind is Let:
+            return self.note_type(e.node, self.let(e, env, expected, context, code))
+        if kind is Do:
+            return self.note_type(e.node, self.body(e.body, env, expected, context, code))
+        if kind is When:
+            then_env, _ = self.test(e.test, env)
+            t = self.body(e.body, then_env, None if expected is None else union([expected, NIL]), context, code)
+            return self.note_type(e.node, union([t, NIL]))
+        if kind is Cond:
+            return self.note_type(e.node, self.cond(e, env, expected, context, code))
+        if kind is Match:
+            return self.note_type(e.node, self.match(e, env, expected, context, code))
+        if kind is FnExpr:
+            t = self.fn(e, env, expected)
+        elif kind is Name and expected is not None and isinstance(expected, Enum | Union) and self._member_like(e.name):
+            t = self.member(e, env, expected)
+            if t is None:
+                return ANY
+        else:
+            t = self.leaf(e, env)
+        self.note_type(e.node, t)
+        if expected is not None and not assignable(t, expected):
+            self.mismatch(e.node, expected, t, context, code)
+        return t
+
+    @staticmethod
+    def _member_like(name: str) -> bool:
+        local = name.rsplit("/", 1)[-1]
+        return len(local) > 2 and local[0] == local[-1] == "+"
+
+    def member(self, e: Name, env: Env, expected: Type) -> Type | None:
+        """An enum member where an enum is expected: an unknown one is reported against that enum."""
+        symbol = self.resolve(e, env, report=False)
+        if symbol is not None:
+            return symbol.type
+        enums = [expected] if isinstance(expected, Enum) else [m for m in expected.members if isinstance(m, Enum)]
+        if not enums:
+            self.resolve(e, env)
+            return None
+        enum = enums[0]
+        close = difflib.get_close_matches(e.name, enum.members, n=1, cutoff=0.6)
+        hint = f"; did you mean `{close[0]}`?" if close else f" (its members: {' '.join(enum.members)})"
+        fix = Fix(f"replace with `{close[0]}`", (Edit(e.node.span, close[0]),)) if close else None
+        self.report(d.UNKNOWN_MEMBER, e.node, f"`{e.name}` is no member of `{enum.name}`{hint}", fix=fix)
+        return None
+
+    def leaf(self, e: Expr, env: Env) -> Type:
+        kind = type(e)
+        if kind is Lit:
+            return LITERAL_TYPES[e.kind]
+        if kind is Name:
+            symbol = self.resolve(e, env)
+            if symbol is None:
+                return ANY
+            if symbol.kind in ("parameter", "local"):
+                found = env.lookup(e.name)
+                return found[1] if found else symbol.type
+            return symbol.type
+        if kind is Call:
+            return self.call(e, env)
+        if kind is VectorLit:
+            return ListOf(join(self.infer(i, env) for i in e.items)) if e.items else ListOf(ANY)
+        if kind is MapLit:
+            keys = [self.infer(k, env) for k in e.items[0::2]]
+            vals = [self.infer(v, env) for v in e.items[1::2]]
+            return MapOf(join(keys), join(vals)) if keys else MapOf(ANY, ANY)
+        if kind is Logic:
+            return self.logic(e, env)
+        return ANY  # Invalid
+
+    # -- names -------------------------------------------------------------------------------
+
+    def resolve(self, e: Name, env: Env, report: bool = True) -> Symbol | None:
+        found = env.lookup(e.name)
+        if found is not None:
+            found[0].uses += 1
+            self.facts.refs.append((e.node, found[0].symbol))
+            return found[0].symbol
+        symbol = self.program.lookup(e.name, self.scope)
+        if symbol is not None:
+            self.facts.refs.append((e.node, symbol))
+            return symbol
+        if not report:
+            return None
+        # Defined in another package that this one does not refer?
+        elsewhere = self.program.defined_elsewhere(e.name, self.scope) if "/" not in e.name else []
+        if elsewhere:
+            home = elsewhere[0]
+            symbol = home.decls[e.name]
+            self.facts.refs.append((e.node, symbol))
+            self.report(d.NOT_REFERRED, e.node,
+                        f"`{e.name}` is defined in package `{home.name}`, which this package does not refer",
+                        fix=self._refer_fix(home.name, e.name))
+            return symbol
+        self.unknown(e, env)
+        return None
+
+    def _refer_fix(self, package: str, name: str) -> Fix | None:
+        for require in self.scope.package.requires:
+            if require.package == package and require.refer:
+                last = require.refer[-1]
+                return Fix(f"add `{name}` to the `:refer` of `{package}`",
+                           (Edit(last.source.span(last.end, last.end), f" {name}"),))
+        return None
+
+    def candidates(self, env: Env) -> list[str]:
+        # Names the package tried to refer count too, even when the refer failed:
+        # they say what the author meant.
+        wanted = [t.text for r in self.scope.package.requires for t in r.refer]
+        return [*env.visible(), *self.scope.decls, *self.scope.refers, *wanted, *BUILTIN_SYMBOLS]
+
+    def unknown(self, e: Name, env: Env) -> None:
+        if any(t.text == e.name for r in self.scope.package.requires for t in r.refer):
+            return  # its `:refer` failed and was reported there: one mistake, one error
+        names = self.candidates(env)
+        suggestion = None
+        if not e.name.endswith("!") and e.name + "!" in names:
+            suggestion = e.name + "!"
+        else:
+            close = difflib.get_close_matches(e.name, names, n=1, cutoff=0.75)
+            suggestion = close[0] if close else None
+        if "/" in e.name and suggestion is None:
+            alias = e.name.rpartition("/")[0]
+            if alias not in self.scope.aliases:
+                self.report(d.UNKNOWN_NAME, e.node, f"unknown package or alias `{alias}` in `{e.name}`: "
+                                                     f"require it first")
+                return
+        message = f"unknown name `{e.name}`"
+        fix = None
+        if suggestion is not None:
+            message += f"; did you mean `{suggestion}`?"
+            fix = Fix(f"replace with `{suggestion}`", (Edit(e.node.span, suggestion),))
+        self.report(d.UNKNOWN_NAME, e.node, message, fix=fix)
+
+    # -- special forms ---------------------------------------------------------------------------
+
+    def if_(self, e: If, env: Env, expected: Type | None, context: str, code: d.Code) -> Type:
+        then_env, else_env = self.test(e.test, env)
+        if e.negated:
+            then_env, else_env = else_env, then_env
+        t1 = self.infer(e.then, then_env, expected, context, code)
+        if e.orelse is None:
+            if expected is not None and not assignable(NIL, expected):
+                self.report(code, e.node, f"this `{'if-not' if e.negated else 'if'}` has no else-branch, so it "
+                                          f"may give nil?: expected {show(expected)}{context}")
+            return union([t1, NIL])
+        t2 = self.infer(e.orelse, else_env, expected, context, code)
+        return join([t1, t2])
+
+    def cond(self, e: Cond, env: Env, expected: Type | None, context: str, code: d.Code) -> Type:
+        results = []
+        for test, result in e.clauses:
+            then_env, env = self.test(test, env)
+            results.append(self.infer(result, then_env, expected, context, code))
+        if e.orelse is not None:
+            results.append(self.infer(e.orelse, env, expected, context, code))
+        else:
+            results.append(NIL)
+        return join(results)
+
+    def let(self, e: Let, env: Env, expected: Type | None, context: str, code: d.Code) -> Type:
+        locals_ = []
+        for binding in e.bindings:
+            declared = None
+            if binding.type is not None:
+                declared = self.program.type_of(binding.type, self.scope, {}, self.on_type_ref)
+            found = self.infer(binding.value, env, declared, f" in the binding of `{binding.name}`")
+            t = declared if declared is not None else found
+            local = _Local(Symbol(binding.name, "local", None, binding.node, t))
+            locals_.append(local)
+            env = Env(env, {binding.name: (local, t)})
+            self.facts.refs.append((binding.node, local.symbol))
+            self.note_type(binding.node, t)
+            self.facts.locals.append((local.symbol, binding.node.end, e.node.end))
+        result = self.body(e.body, env, expected, context, code)
+        self.unused(locals_, d.UNUSED_BINDING, "binding")
+        return result
+
+    def fn(self, e: FnExpr, env: Env, expected: Type | None) -> Type:
+        hint = expected if isinstance(expected, FnOf) and expected.params is not None \
+            and len(expected.params) == len(e.params) else None
+        frame: dict[str, tuple[_Local, Type]] = {}
+        locals_, params = [], []
+        for i, param in enumerate(e.params):
+            if param.type is not None:
+                t = self.program.type_of(param.type, self.scope, {}, self.on_type_ref)
+            elif hint is not None and not isinstance(hint.params[i], TVar):
+                t = hint.params[i]
+            else:
+                t = ANY
+            if param.default is not None:
+                self.infer(param.default, env, t, f" in the default of `{param.name}`")
+            local = _Local(Symbol(param.name, "parameter", None, param.node, t))
+            locals_.append(local)
+            frame[param.name] = (local, t)
+            params.append(t)
+            self.facts.refs.append((param.node, local.symbol))
+            self.note_type(param.node, t)
+            self.facts.locals.append((local.symbol, e.node.start, e.node.end))
+        inner = Env(env, frame)
+        if e.ret is not None:
+            ret = self.program.type_of(e.ret, self.scope, {}, self.on_type_ref)
+            self.body(e.body, inner, ret, " (the declared return type of this `fn`)", d.RETURN_MISMATCH)
+        else:
+            ret = self.body(e.body, inner, None, "")
+        self.unused(locals_, d.UNUSED_PARAMETER, "parameter")
+        return FnOf(tuple(params), ret)
+
+    def logic(self, e: Logic, env: Env) -> Type:
+        types = []
+        for item in e.items:
+            types.append(self.infer(item, env))
+            then_env, else_env = self.test(item, env)
+            env = then_env if e.op == "and" else else_env
+        if not types:
+            return BOOL
+        return join(types)
+
+    # -- occurrence typing --------------------------------------------------------------------
+
+    def test(self, e: Expr, env: Env) -> tuple[Env, Env]:
+        """Check a test expression; the environments where it held and where it failed."""
+        self.infer(e, env)
+        then_facts, else_facts = self.facts_of(e, env)
+        return env.narrow(then_facts), env.narrow(else_facts)
+
+    def facts_of(self, e: Expr, env: Env) -> tuple[dict[str, Type], dict[str, Type]]:
+        if type(e) is Name:
+            found = env.lookup(e.name)
+            if found is not None:
+                return {e.name: truthy(found[1])}, {}
+            return {}, {}
+        if type(e) is Call and type(e.fn) is Name:
+            callee = env.lookup(e.fn.name)
+            symbol = None if callee is not None else self.program.lookup(e.fn.name, self.scope)
+            if symbol is None:
+                return {}, {}
+            if symbol.kind == "builtin" and symbol.name == "not" and len(e.args) == 1:
+                then_facts, else_facts = self.facts_of(e.args[0], env)
+                return else_facts, then_facts
+            if symbol.predicate_of is not None and len(e.args) == 1 and type(e.args[0]) is Name:
+                found = env.lookup(e.args[0].name)
+                if found is not None:
+                    t, p = found[1], symbol.predicate_of
+                    narrowed = meet(t, p)
+                    return ({e.args[0].name: narrowed if narrowed is not NEVER else p},
+                            {e.args[0].name: remove(t, p)})
+            return {}, {}
+        if type(e) is Logic and e.items:
+            if e.op == "and":
+                merged: dict[str, Type] = {}
+                inner = env
+                for item in e.items:
+                    then_facts, _ = self.facts_of(item, inner)
+                    merged.update(then_facts)
+                    inner = inner.narrow(then_facts)
+                return merged, ({} if len(e.items) > 1 else self.facts_of(e.items[0], env)[1])
+            merged = {}
+            inner = env
+            for item in e.items:
+                _, else_facts = self.facts_of(item, inner)
+                merged.update(else_facts)
+                inner = inner.narrow(else_facts)
+            return ({} if len(e.items) > 1 else self.facts_of(e.items[0], env)[0]), merged
+        return {}, {}
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    def call(self, e: Call, env: Env) -> Type:
+        callee = e.fn
+        symbol = None
+        if type(callee) is Name:
+            symbol = self.resolve(callee, env)
+            if symbol is None:
+                for arg in e.args:
+                    self.infer(arg, env)
+                return ANY
+            if symbol.kind in ("parameter", "local"):
+                ftype = env.lookup(callee.name)[1]
+                self.note_type(callee.node, ftype)
+                return self.call_value(e, ftype, env, callee.name)
+            self.note_type(callee.node, symbol.type)
+            if symbol.predicate_of is not None and symbol.kind in ("type", "builtin"):
+                self.facts.calls.append((e.node, symbol, symbol.sig or Sig([SigParam("x", ANY)], BOOL)))
+                self.arity(e, len(e.args), 1, 1, symbol.name)
+                for arg in e.args:
+                    self.infer(arg, env)
+                return BOOL
+            if symbol.sig is None:
+                if symbol.kind == "constant":
+                    return self.call_value(e, symbol.type, env, callee.name)
+                for arg in e.args:
+                    self.infer(arg, env)
+                return ANY
+            self.facts.calls.append((e.node, symbol, symbol.sig))
+            return self.call_sig(e, symbol.sig, env, symbol)
+        ftype = self.infer(callee, env)
+        return self.call_value(e, ftype, env, None)
+
+    def call_value(self, e: Call, ftype: Type, env: Env, name: str | None) -> Type:
+        """A call of a value (a local, a parameter, an expression): typed by its `fn?` type."""
+        label = f"`{name}`" if name else "this function"
+        if ftype is ANY or (isinstance(ftype, FnOf) and ftype.params is None):
+            for arg in e.args:
+                self.infer(arg, env)
+            return ANY if ftype is ANY else ftype.ret
+        if not isinstance(ftype, FnOf):
+            self.report(d.NOT_CALLABLE, e.fn.node, f"{label} is not a function: its type is {show(ftype)}")
+            for arg in e.args:
+                self.infer(arg, env)
+            return ANY
+        sig = Sig([SigParam(f"#{i + 1}", t) for i, t in enumerate(ftype.params)], ftype.ret)
+        self.facts.calls.append((e.node, None, sig))
+        if not self.arity(e, len(e.args), len(ftype.params), len(ftype.params), name or "this function"):
+            for arg in e.args:
+                self.infer(arg, env)
+            return ftype.ret
+        for arg, t in zip(e.args, ftype.params):
+            self.infer(arg, env, t, f" (argument {e.args.index(arg) + 1} of {label})")
+        return ftype.ret
+
+    def arity(self, e: Call, given: int, low: int, high: int | None, name: str) -> bool:
+        if low <= given and (high is None or given <= high):
+            return True
+        takes = (f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}")
+        plural = "" if (high == 1 and low == 1) else "s"
+        message = f"`{name}` takes {takes} argument{plural}, but {given} {'was' if given == 1 else 'were'} given"
+        where = e.args[high] if high is not None and given > high else e.node
+        self.report(d.WRONG_ARITY, where.node, message)
+        return False
+
+    def call_sig(self, e: Call, sig: Sig, env: Env, symbol: Symbol) -> Type:
+        name = symbol.name
+        scope = fresh_scope()
+        params = [SigParam(p.name, instantiate(p.type, scope), p.optional) for p in sig.params]
+        rest = SigParam(sig.rest.name, instantiate(sig.rest.type, scope)) if sig.rest else None
+        ret = instantiate(sig.ret, scope)
+        # Positional arguments, then `:name value` pairs (only for parameters past the required ones).
+        args = e.args
+        positional: list[Expr] = []
+        named: list[tuple[Lit, Expr]] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if (rest is None and i >= sig.required and type(arg) is Lit and arg.kind is Kind.KEYWORD
+                    and i + 1 < len(args)):
+                break
+            positional.append(arg)
+            i += 1
+        while i < len(args):
+            key = args[i]
+            if type(key) is not Lit or key.kind is not Kind.KEYWORD:
+                self.report(d.WRONG_ARITY, key.node, f"expected a `:name` for the next argument of `{name}`: "
+                                                      f"arguments by name come after those by position")
+                self.infer(key, env)
+                i += 1
+                continue
+            if i + 1 >= len(args):
+                self.report(d.WRONG_ARITY, key.node, f"`{key.node.text}` has no value")
+                break
+            named.append((key, args[i + 1]))
+            i += 2
+        bound: dict[str, tuple[SigParam, Expr]] = {}
+        extra: list[tuple[Type, Expr, str]] = []
+        if rest is None and len(positional) > len(params):
+            self.arity(e, len(args), sig.required, len(params), name)
+            for arg in positional[len(params):]:
+                self.infer(arg, env)
+            positional = positional[:len(params)]
+        for param, arg in zip(params, positional):
+            bound[param.name] = (param, arg)
+        if rest is not None:
+            for arg in positional[len(params):]:
+                extra.append((rest.type, arg, rest.name))
+        by_name = {p.name: p for p in params}
+        for key, value in named:
+            pname = key.node.text[1:]
+            param = by_name.get(pname)
+            if param is None:
+                close = difflib.get_close_matches(pname, list(by_name), n=1, cutoff=0.6)
+                hint = f"; did you mean `:{close[0]}`?" if close else \
+                    f" (its parameters: {' '.join(p.name for p in params) or 'none'})"
+                fix = Fix(f"replace with `:{close[0]}`", (Edit(key.node.span, f":{close[0]}"),)) if close else None
+                self.report(d.UNKNOWN_KEYWORD_ARGUMENT, key.node, f"`{name}` has no parameter `{pname}`{hint}", fix=fix)
+                self.infer(value, env)
+                continue
+            if pname in bound:
+                self.report(d.UNKNOWN_KEYWORD_ARGUMENT, key.node, f"`{pname}` is given twice")
+                self.infer(value, env)
+                continue
+            bound[pname] = (param, value)
+        missing = [p.name for p in params if not p.optional and p.name not in bound]
+        if missing and not (rest is None and len(positional) > len(params)):
+            names = ", ".join(f"`{m}`" for m in missing)
+            self.report(d.WRONG_ARITY, e.node.close or e.node, f"`{name}` is missing {names}: it takes "
+                        f"{sig.required} argument{'s' if sig.required != 1 else ''}, but {len(positional)} "
+                        f"{'was' if len(positional) == 1 else 'were'} given")
+        # Types: plain arguments first (they bind type variables), functions last.
+        subst: dict[TVar, Type] = {}
+        checks = [(p.type, arg, p.name) for p, arg in bound.values()] + extra
+        arg_types: list[Type] = []
+        for ptype, arg, pname in sorted(checks, key=lambda c: type(c[1]) is FnExpr):
+            expected = substitute(ptype, subst)
+            context = f" (argument `{pname}` of `{name}`)"
+            if any(v.scope < 0 for v in _vars(expected)):
+                if type(arg) is FnExpr:  # its parameters take the types known so far
+                    t = self.note_type(arg.node, self.fn(arg, env, expected))
+                else:
+                    t = self.infer(arg, env)
+                if not unify(expected, t, subst):
+                    self.mismatch(arg.node, substitute(expected, subst, ANY), t, context)
+            else:
+                t = self.infer(arg, env, expected, context)
+                unify(ptype, t, subst)
+            arg_types.append(t)
+        if sig.rule is not None:
+            return self.rule(sig.rule, e, arg_types, ret)
+        return substitute(ret, subst, ANY)
+
+    def rule(self, rule: str, e: Call, arg_types: list[Type], ret: Type) -> Type:
+        if rule == "arithmetic":
+            if any(t is ANY for t in arg_types):
+                return ANY
+            if type(e.fn) is Name and e.fn.name == "/":
+                return FLOAT
+            if all(assignable(t, INT) for t in arg_types):
+                return INT
+            if all(assignable(t, FLOAT) for t in arg_types):
+                return FLOAT
+            return NUMBER
+        if rule == "collection" and arg_types:
+            t = arg_types[0]
+            if not could_be(t, union([ListOf(ANY), MapOf(ANY, ANY), STR])):
+                self.mismatch(e.args[0].node, union([ListOf(ANY), MapOf(ANY, ANY), STR]), t,
+                              " (argument `coll` of `count`)")
+            return INT
+        if rule == "get" and arg_types:
+            coll = arg_types[0]
+            default = arg_types[2] if len(arg_types) > 2 else NIL
+            if isinstance(coll, MapOf):
+                return join([coll.val, default]) if len(arg_types) > 2 else coll.val
+            if isinstance(coll, ListOf):
+                return join([coll.elem, default]) if len(arg_types) > 2 else coll.elem
+            if coll is JSON:
+                return JSON
+            if coll is not ANY and not isinstance(coll, Union) and not could_be(coll, union([ListOf(ANY), MapOf(ANY, ANY)])):
+                self.mismatch(e.args[0].node, union([ListOf(ANY), MapOf(ANY, ANY)]), coll, " (argument `coll` of `get`)")
+            return ANY
+        if rule == "hash-map":
+            if len(arg_types) % 2:
+                self.report(d.WRONG_ARITY, e.node, "`hash-map` takes keys and values in pairs")
+            keys, vals = arg_types[0::2], arg_types[1::2]
+            return MapOf(join(keys), join(vals)) if keys else MapOf(ANY, ANY)
+        return ret
+
+    # -- match -----------------------------------------------------------------------------------
+
+    def match(self, e: Match, env: Env, expected: Type | None, context: str, code: d.Code) -> Type:
+        subject_t = self.infer(e.subject, env)
+        subject_name = e.subject.name if type(e.subject) is Name and env.lookup(e.subject.name) else None
+        results = []
+        rows: list[list[Pattern]] = []
+        remaining = subject_t
+        for clause in e.clauses:
+            frame: dict[str, tuple[_Local, Type]] = {}
+            locals_: list[_Local] = []
+            narrowed = self.pattern(clause.pattern, subject_t, frame, locals_, clause)
+            clause_env = Env(env, frame)
+            if subject_name is not None and subject_name not in frame:
+                clause_env = clause_env.narrow({subject_name: narrowed})
+            if rows and not _useful(rows, [clause.pattern], [subject_t], self):
+                self.report(d.UNREACHABLE_CLAUSE, clause.pattern.node,
+                            "this clause is never chosen: the clauses before it match everything it would")
+            rows.append([clause.pattern])
+            results.append(self.body(clause.body, clause_env, expected, context, code))
+            self.unused(locals_, d.UNUSED_BINDING, "pattern variable")
+        if e.clauses:
+            witness = _witness(rows, [subject_t], self)
+            if witness is not None:
+                self.report(d.NON_EXHAUSTIVE_MATCH, e.node.forms[0],
+                            f"this match over {show(subject_t)} does not cover `{witness[0]}`: "
+                            f"such a value would fail the run")
+        del remaining
+        return join(results) if results else ANY
+
+    def pattern(self, p: Pattern, t: Type, frame: dict, locals_: list, clause: Clause) -> Type:
+        """Check pattern `p` against type `t`; bind its variables; what `t` is when it matches."""
+        kind = type(p)
+        if kind is PWild or kind is PInvalid:
+            return t
+        if kind is PBind:
+            local = _Local(Symbol(p.name, "local", None, p.node, t))
+            frame[p.name] = (local, t)
+            locals_.append(local)
+            self.facts.refs.append((p.node, local.symbol))
+            self.note_type(p.node, t)
+            self.facts.locals.append((local.symbol, clause.node.start, clause.node.end))
+            return t
+        if kind is PLit:
+            lt = LITERAL_TYPES[p.kind]
+            if not could_be(t, lt) and t is not JSON:
+                self.report(d.PATTERN_MISMATCH, p.node, f"this pattern can never match: it is a {show(lt)}, "
+                                                        f"and the value matched is a {show(t)}")
+            return meet(t, lt) if could_be(t, lt) else t
+        if kind is PMember:
+            symbol = self.program.lookup(p.name, self.scope)
+            if symbol is None or symbol.kind != "member":
+                enums = [t] if isinstance(t, Enum) else [m for m in getattr(t, "members", ()) if isinstance(m, Enum)]
+                if enums:
+                    enum = enums[0]
+                    close = difflib.get_close_matches(p.name, enum.members, n=1, cutoff=0.6)
+                    hint = f"; did you mean `{close[0]}`?" if close else f" (its members: {' '.join(enum.members)})"
+                    self.report(d.UNKNOWN_MEMBER, p.node, f"`{p.name}` is no member of `{enum.name}`{hint}")
+                else:
+                    self.unknown(Name(p.node, p.name), Env())
+                return t
+            self.facts.refs.append((p.node, symbol))
+            if not could_be(t, symbol.type):
+                self.report(d.PATTERN_MISMATCH, p.node, f"this pattern can never match: `{p.name}` is a "
+                                                        f"{show(symbol.type)}, and the value matched is a {show(t)}")
+            return symbol.type
+        if kind is PRecord:
+            symbol = self.program.lookup(p.ctor.name, self.scope)
+            if symbol is None:
+                elsewhere = self.program.defined_elsewhere(p.ctor.name, self.scope)
+                if elsewhere and elsewhere[0].decls[p.ctor.name].kind == "constructor":
+                    symbol = elsewhere[0].decls[p.ctor.name]
+                    self.report(d.NOT_REFERRED, p.ctor.node, f"`{p.ctor.name}` is defined in package "
+                                f"`{elsewhere[0].name}`, which this package does not refer",
+                                fix=self._refer_fix(elsewhere[0].name, p.ctor.name))
+                else:
+                    self.unknown(p.ctor, Env())
+                    for sub in p.args:
+                        self.pattern(sub, ANY, frame, locals_, clause)
+                    return t
+            if symbol.kind != "constructor" or symbol.record is None:
+                self.report(d.PATTERN_MISMATCH, p.ctor.node, f"`{p.ctor.name}` is no record: a record pattern "
+                                                             f"starts with a record's name")
+                return t
+            self.facts.refs.append((p.ctor.node, symbol))
+            record = symbol.record
+            if not could_be(t, record):
+                self.report(d.PATTERN_MISMATCH, p.node, f"this pattern can never match: it is a {show(record)}, "
+                                                        f"and the value matched is a {show(t)}")
+            if len(p.args) != len(record.fields):
+                self.report(d.PATTERN_MISMATCH, p.node, f"record `{record.name}` has {len(record.fields)} "
+                            f"field{'s' if len(record.fields) != 1 else ''}, but this pattern gives {len(p.args)}")
+            for sub, (_, ftype) in zip(p.args, record.fields):
+                self.pattern(sub, ftype, frame, locals_, clause)
+            return record
+        return t
+
+
+def _vars(t: Type) -> set[TVar]:
+    from flowmetal.types import type_vars
+    return type_vars(t)
+
+
+# -- pattern matrices (exhaustiveness and reachability) -------------------------------------------
+
+@dataclass(frozen=True)
+class _Ctor:
+    key: object          # what tells constructors apart
+    show: str
+    fields: tuple[Type, ...] = ()
+
+
+def _ctors(t: Type) -> list[_Ctor] | None:
+    """The constructors of a type with finitely many, or None (numbers, strings, any?)."""
+    members = t.members if isinstance(t, Union) else frozenset([t])
+    out: list[_Ctor] = []
+    for m in sorted(members, key=show):
+        if isinstance(m, Enum):
+            out += [_Ctor(("member", id(m), name), name) for name in m.members]
+        elif isinstance(m, Record):
+            out.append(_Ctor(("record", id(m)), m.name, tuple(ft for _, ft in m.fields)))
+        elif m is BOOL:
+            out += [_Ctor(("lit", True), "true"), _Ctor(("lit", False), "false")]
+        elif m is NIL:
+            out.append(_Ctor(("lit", None), "nil"))
+        else:
+            return None
+    return out
+
+
+def _head(p: Pattern, checker: Checker) -> _Ctor | None:
+    """The constructor a pattern names, or None for a catch-all."""
+    kind = type(p)
+    if kind is PLit:
+        return _Ctor(("lit", p.value if p.kind not in (Kind.KEYWORD,) else ":" + str(p.value)), p.node.text)
+    if kind is PMember:
+        symbol = checker.program.lookup(p.name, checker.scope)
+        if symbol is not None and isinstance(symbol.type, Enum):
+            return _Ctor(("member", id(symbol.type), symbol.name), symbol.name)
+        return _Ctor(("unknown", p.name), p.name)
+    if kind is PRecord:
+        symbol = checker.program.lookup(p.ctor.name, checker.scope)
+        if symbol is None or symbol.record is None:
+            elsewhere = checker.program.defined_elsewhere(p.ctor.name, checker.scope)
+            symbol = elsewhere[0].decls[p.ctor.name] if elsewhere else None
+        if symbol is not None and symbol.record is not None:
+            record = symbol.record
+            return _Ctor(("record", id(record)), record.name, tuple(ft for _, ft in record.fields))
+        return _Ctor(("unknown", p.ctor.name), p.ctor.name)
+    return None
+
+
+def _args(p: Pattern, ctor: _Ctor) -> list[Pattern]:
+    if type(p) is PRecord:
+        args = list(p.args[: len(ctor.fields)])
+        return args + [PWild(p.node)] * (len(ctor.fields) - len(args))
+    return [PWild(p.node)] * len(ctor.fields)
+
+
+def _specialize(rows, ctor: _Ctor, checker) -> list[list[Pattern]]:
+    out = []
+    for row in rows:
+        head = _head(row[0], checker)
+        if head is None:
+            out.append([PWild(row[0].node)] * len(ctor.fields) + row[1:])
+        elif head.key == ctor.key:
+            out.append(_args(row[0], ctor) + row[1:])
+    return out
+
+
+def _default(rows, checker) -> list[list[Pattern]]:
+    return [row[1:] for row in rows if _head(row[0], checker) is None]
+
+
+def _witness(rows, types: list[Type], checker) -> list[str] | None:
+    """A value no row matches (as pattern text), or None when the rows cover everything."""
+    if not types:
+        return None if rows else []
+    t = types[0]
+    ctors = _ctors(t)
+    used = {h.key for h in (_head(r[0], checker) for r in rows) if h is not None}
+    if ctors is not None and ctors and all(c.key in used for c in ctors):
+        for c in ctors:
+            w = _witness(_specialize(rows, c, checker), list(c.fields) + types[1:], checker)
+            if w is not None:
+                n = len(c.fields)
+                shown = f"({c.show} {' '.join(w[:n])})" if n else c.show
+                return [shown] + w[n:]
+        return None
+    w = _witness(_default(rows, checker), types[1:], checker)
+    if w is None:
+        return None
+    missing = "_"
+    if ctors:
+        c = next(c for c in ctors if c.key not in used)
+        missing = f"({c.show} {' '.join('_' for _ in c.fields)})" if c.fields else c.show
+    return [missing] + w
+
+
+def _useful(rows, vector: list[Pattern], types: list[Type], checker) -> bool:
+    """Would a row `vector` match some value that none of `rows` matches?"""
+    if not types:
+        return not rows
+    head = _head(vector[0], checker)
+    t = types[0]
+    if head is not None:
+        fields = list(head.fields)
+        return _useful(_specialize(rows, head, checker), _args(vector[0], head) + vector[1:],
+                       fields + types[1:], checker)
+    ctors = _ctors(t)
+    used = {h.key for h in (_head(r[0], checker) for r in rows) if h is not None}
+    if ctors is not None and ctors and all(c.key in used for c in ctors):
+        return any(_useful(_specialize(rows, c, checker), [PWild(vector[0].node)] * len(c.fields) + vector[1:],
+                           list(c.fields) + types[1:], checker) for c in ctors)
+    return _useful(_default(rows, checker), vector[1:], types[1:], checker)
+
+
+def check_definition(program: Program, scope: PackageScope, definition: Definition) -> Facts:
+    return Checker(program, scope).definition(definition)
+
+
+def unused_imports(scope: PackageScope, refs: list[tuple[Token, Symbol]]) -> list[Diagnostic]:
+    """Referred names that nothing in the package uses."""
+    used = {id(symbol) for token, symbol in refs}
+    out = []
+    for name, (symbol, token) in scope.refers.items():
+        if id(symbol) not in used:
+            out.append(Diagnostic.of(d.UNUSED_IMPORT, token.span,
+                                     f"`{name}` is referred from `{symbol.package}` but never used"))
+    return out
+
+
+__all__ = ["Checker", "Env", "Facts", "check_definition", "unused_imports", "Param", "Invalid", "Lit"]

@@ -1,0 +1,355 @@
+"""Types, as the checker sees them (SPEC section 3).
+
+Types are predicates: `int?` is both the type of integers and the function that
+tests for one. Here a type is an immutable value:
+
+    Base        any? nil? bool? int? float? number? str? keyword? json?
+    ListOf      (list? T)          MapOf    (map? K V)
+    FnOf        (fn? [T ...] : R)  Union    (union? [T ...])
+    Record      a `defrecord`      Enum     a `defenum`
+    TVar        a type variable: `a`, `b?` (the same as `b`)
+
+`show` prints a type in Flowmetal's own syntax, so messages read
+`expected int?, found str?`. `assignable(src, dst)` is the one compatibility
+relation: `any?` is compatible both ways (gradual typing), numbers widen,
+collections are covariant (they are immutable), functions are contravariant in
+their parameters, records and enums are nominal, `json?` takes what has a JSON
+form. `meet` and `remove` implement occurrence typing: what is left of a type
+after a predicate held, or failed. `unify` instantiates a generic signature's
+type variables at one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import count
+
+
+class Type:
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return show(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Base(Type):
+    name: str
+
+
+ANY = Base("any?")
+NIL = Base("nil?")
+BOOL = Base("bool?")
+INT = Base("int?")
+FLOAT = Base("float?")
+NUMBER = Base("number?")
+STR = Base("str?")
+KEYWORD = Base("keyword?")
+JSON = Base("json?")
+NEVER = Base("never")  # what is left when every case was removed: only in narrowing
+BASES = {t.name: t for t in (ANY, NIL, BOOL, INT, FLOAT, NUMBER, STR, KEYWORD, JSON)}
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf(Type):
+    elem: Type
+
+
+@dataclass(frozen=True, slots=True)
+class MapOf(Type):
+    key: Type
+    val: Type
+
+
+@dataclass(frozen=True, slots=True)
+class FnOf(Type):
+    params: tuple[Type, ...] | None  # None: any function (the bare `fn?`)
+    ret: Type
+
+
+ANY_LIST = ListOf(ANY)
+ANY_MAP = MapOf(ANY, ANY)
+ANY_FN = FnOf(None, ANY)
+
+
+@dataclass(frozen=True, slots=True)
+class Union(Type):
+    members: frozenset[Type]
+
+
+@dataclass(eq=False, slots=True)
+class Record(Type):
+    """A `defrecord`: nominal, equal only to itself. Fields are filled in once resolved."""
+    name: str
+    package: str
+    fields: list[tuple[str, Type]] = field(default_factory=list)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+@dataclass(eq=False, slots=True)
+class Enum(Type):
+    name: str
+    package: str
+    members: tuple[str, ...] = ()
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+_fresh = count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class TVar(Type):
+    """A type variable. `scope` tells apart the `a` of one signature from another's,
+    and a call's fresh instance (scope < 0) from the definition's own (rigid) one."""
+    name: str
+    scope: int = 0
+
+
+def show(t: Type) -> str:
+    if isinstance(t, Base):
+        return t.name
+    if isinstance(t, ListOf):
+        return "list?" if t == ANY_LIST else f"(list? {show(t.elem)})"
+    if isinstance(t, MapOf):
+        return "map?" if t == ANY_MAP else f"(map? {show(t.key)} {show(t.val)})"
+    if isinstance(t, FnOf):
+        if t.params is None:
+            return "fn?"
+        return f"(fn? [{' '.join(show(p) for p in t.params)}] : {show(t.ret)})"
+    if isinstance(t, Union):
+        return f"(union? [{' '.join(sorted(show(m) for m in t.members))}])"
+    if isinstance(t, (Record, Enum)):
+        return f"{t.name}?"
+    if isinstance(t, TVar):
+        return t.name
+    return repr(t)
+
+
+def union(types) -> Type:
+    """The union of some types, flattened and simplified; `never` when there are none."""
+    members: set[Type] = set()
+    for t in types:
+        if isinstance(t, Union):
+            members |= t.members
+        elif t is not NEVER:
+            members.add(t)
+    if ANY in members:
+        return ANY
+    if INT in members and FLOAT in members:
+        members -= {INT, FLOAT}
+        members.add(NUMBER)
+    if NUMBER in members:
+        members -= {INT, FLOAT}
+    if JSON in members:
+        members = {m for m in members if m is JSON or not assignable(m, JSON)}
+    # Drop members another member already includes.
+    kept = [m for m in members if not any(o != m and assignable(m, o) and not assignable(o, m) for o in members)]
+    if not kept:
+        return NEVER
+    if len(kept) == 1:
+        return kept[0]
+    return Union(frozenset(kept))
+
+
+def join(types) -> Type:
+    """The type of a value that may be any of `types` (for literals and branches)."""
+    types = list(types)
+    if not types:
+        return ANY
+    return union(types)
+
+
+def assignable(src: Type, dst: Type) -> bool:
+    """May a value of type `src` be used where `dst` is expected?"""
+    if src is dst or src == dst:
+        return True
+    if src is ANY or dst is ANY or src is NEVER:
+        return True
+    if isinstance(src, Union):
+        return all(assignable(m, dst) for m in src.members)
+    if isinstance(dst, Union):
+        return any(assignable(src, m) for m in dst.members)
+    if isinstance(src, TVar) or isinstance(dst, TVar):
+        return False  # distinct variables, or a variable against a concrete type
+    if dst is NUMBER:
+        return src is INT or src is FLOAT
+    if dst is JSON:
+        if src in (NIL, BOOL, INT, FLOAT, NUMBER, STR):
+            return True
+        if isinstance(src, ListOf):
+            return assignable(src.elem, JSON)
+        if isinstance(src, MapOf):
+            return assignable(src.key, union([STR, KEYWORD])) and assignable(src.val, JSON)
+        return False
+    if isinstance(dst, ListOf):
+        return isinstance(src, ListOf) and assignable(src.elem, dst.elem)
+    if isinstance(dst, MapOf):
+        return isinstance(src, MapOf) and assignable(src.key, dst.key) and assignable(src.val, dst.val)
+    if isinstance(dst, FnOf):
+        if not isinstance(src, FnOf):
+            return False
+        if dst.params is None or src.params is None:
+            return True
+        return (len(src.params) == len(dst.params)
+                and all(assignable(d, s) for s, d in zip(src.params, dst.params))
+                and assignable(src.ret, dst.ret))
+    return False
+
+
+def could_be(src: Type, dst: Type) -> bool:
+    """Might some value of type `src` also be of type `dst`? (For patterns and predicates.)"""
+    return meet(src, dst) is not NEVER
+
+
+def _shape_of_json(shape: Type) -> Type:
+    if isinstance(shape, ListOf):
+        return ListOf(JSON)
+    if isinstance(shape, MapOf):
+        return MapOf(STR, JSON)
+    return shape
+
+
+def meet(t: Type, p: Type) -> Type:
+    """What `t` is known to be once predicate type `p` held of it."""
+    if t is ANY:
+        return p
+    if p is ANY:
+        return t
+    if isinstance(t, Union):
+        return union(meet(m, p) for m in t.members)
+    if isinstance(p, Union):
+        return union(meet(t, m) for m in p.members)
+    if assignable(t, p):
+        return t
+    if assignable(p, t):
+        return p
+    if isinstance(t, TVar):
+        return p
+    if t is JSON and (isinstance(p, (ListOf, MapOf)) or p in (NIL, BOOL, INT, FLOAT, NUMBER, STR)):
+        return _shape_of_json(p) if isinstance(p, (ListOf, MapOf)) else p
+    if isinstance(t, ListOf) and isinstance(p, ListOf):
+        return t  # the outer shape held; elements are as they were
+    if isinstance(t, MapOf) and isinstance(p, MapOf):
+        return t
+    if isinstance(t, FnOf) and isinstance(p, FnOf):
+        return t
+    return NEVER
+
+
+def remove(t: Type, p: Type) -> Type:
+    """What `t` is known to be once predicate type `p` failed of it."""
+    if isinstance(t, Union):
+        return union(m for m in t.members if not assignable(m, p))
+    if t is NUMBER and p is INT:
+        return FLOAT
+    if t is NUMBER and p is FLOAT:
+        return INT
+    if t is not ANY and assignable(t, p):
+        return NEVER
+    return t
+
+
+def truthy(t: Type) -> Type:
+    """`t` once it tested true: not nil (false is a bool and stays)."""
+    return remove(t, NIL) if isinstance(t, Union) else t
+
+
+def falsy(t: Type) -> Type:
+    return t
+
+
+# -- generics -----------------------------------------------------------------------------
+
+def type_vars(t: Type) -> set[TVar]:
+    if isinstance(t, TVar):
+        return {t}
+    if isinstance(t, ListOf):
+        return type_vars(t.elem)
+    if isinstance(t, MapOf):
+        return type_vars(t.key) | type_vars(t.val)
+    if isinstance(t, FnOf):
+        out = type_vars(t.ret)
+        for p in t.params or ():
+            out |= type_vars(p)
+        return out
+    if isinstance(t, Union):
+        out = set()
+        for m in t.members:
+            out |= type_vars(m)
+        return out
+    return set()
+
+
+def substitute(t: Type, subst: dict[TVar, Type], default: Type | None = None) -> Type:
+    """`t` with its variables replaced; unbound ones become `default` when given."""
+    if isinstance(t, TVar):
+        if t in subst:
+            return subst[t]
+        return default if default is not None else t
+    if isinstance(t, ListOf):
+        return ListOf(substitute(t.elem, subst, default))
+    if isinstance(t, MapOf):
+        return MapOf(substitute(t.key, subst, default), substitute(t.val, subst, default))
+    if isinstance(t, FnOf):
+        params = None if t.params is None else tuple(substitute(p, subst, default) for p in t.params)
+        return FnOf(params, substitute(t.ret, subst, default))
+    if isinstance(t, Union):
+        return union(substitute(m, subst, default) for m in t.members)
+    return t
+
+
+def fresh_scope() -> int:
+    return -next(_fresh)
+
+
+def instantiate(t: Type, scope: int) -> Type:
+    """`t` with every variable of the signature's own scope renamed into `scope`."""
+    mapping = {v: TVar(v.name, scope) for v in type_vars(t) if v.scope >= 0}
+    return substitute(t, mapping) if mapping else t
+
+
+def unify(param: Type, arg: Type, subst: dict[TVar, Type]) -> bool:
+    """Bind the flexible variables (scope < 0) of `param` so that `arg` fits it."""
+    if isinstance(param, TVar) and param.scope < 0:
+        bound = subst.get(param)
+        if bound is None:
+            subst[param] = arg
+            return True
+        if assignable(arg, bound):
+            return True
+        if assignable(bound, arg):
+            subst[param] = arg
+            return True
+        subst[param] = union([bound, arg])
+        return True
+    if arg is ANY:
+        for v in type_vars(param):
+            if v.scope < 0:
+                subst.setdefault(v, ANY)
+        return True
+    if isinstance(param, ListOf) and isinstance(arg, ListOf):
+        return unify(param.elem, arg.elem, subst)
+    if isinstance(param, MapOf) and isinstance(arg, MapOf):
+        return unify(param.key, arg.key, subst) and unify(param.val, arg.val, subst)
+    if isinstance(param, FnOf) and isinstance(arg, FnOf):
+        if param.params is None or arg.params is None:
+            return unify(param.ret, arg.ret, subst)
+        if len(param.params) != len(arg.params):
+            return False
+        ok = all(unify(p, a, subst) for p, a in zip(param.params, arg.params))
+        return unify(param.ret, arg.ret, subst) and ok
+    if isinstance(param, Union) and type_vars(param):
+        concrete = [m for m in param.members if not type_vars(m)]
+        if any(assignable(arg, m) for m in concrete):
+            return True
+        if isinstance(arg, Union):
+            rest = union(m for m in arg.members if not any(assignable(m, c) for c in concrete))
+        else:
+            rest = arg
+        variables = [m for m in param.members if type_vars(m)]
+        return unify(variables[0], rest, subst) if len(variables) == 1 else True
+    return assignable(arg, substitute(param, subst, ANY))
