@@ -130,20 +130,26 @@ class Checker:
         if definition.form in ("defn", "defendpoint") and symbol is not None and symbol.definition is definition:
             self.function(definition, symbol)
         elif definition.form == "def" and definition.value is not None:
-            declared = self.program.type_of(definition.type, self.scope, {}, self.on_type_ref) if definition.type else None
+            declared = self.type_of(definition.type, {}) if definition.type else None
             found = self.infer(definition.value, Env(), declared, f" in the value of `{definition.name}`")
             if symbol is not None and symbol.definition is definition and declared is None:
                 symbol.type = found
         elif definition.form == "defrecord":
             for param in definition.fields:
                 if param.type is not None:
-                    self.program.type_of(param.type, self.scope, {}, self.on_type_ref)
+                    self.type_of(param.type, {})
         elif definition.form == "deftype" and definition.type is not None:
-            self.program.type_of(definition.type, self.scope, {}, self.on_type_ref)
+            self.type_of(definition.type, {})
         return self.facts
 
     def on_type_ref(self, token: Token, symbol: Symbol) -> None:
         self.facts.refs.append((token, symbol))
+
+    def type_of(self, expr, tvars: dict) -> Type:
+        """An annotation's type, its problems reported with this definition."""
+        def report(code: d.Code, span, message: str, **extra) -> None:
+            self.facts.diagnostics.append(Diagnostic.of(code, span, message, **extra))
+        return self.program.type_of(expr, self.scope, tvars, self.on_type_ref, report)
 
     def function(self, definition: Definition, symbol: Symbol) -> None:
         sig = symbol.sig
@@ -151,9 +157,9 @@ class Checker:
         # Resolve annotations again for the references index (signatures were typed by the program).
         for param in definition.params:
             if param.type is not None:
-                self.program.type_of(param.type, self.scope, tvars, self.on_type_ref)
+                self.type_of(param.type, tvars)
         if definition.ret is not None:
-            self.program.type_of(definition.ret, self.scope, tvars, self.on_type_ref)
+            self.type_of(definition.ret, tvars)
         env = Env()
         locals_: list[_Local] = []
         for param, sig_param in zip(definition.params, sig.params):
@@ -359,7 +365,7 @@ class Checker:
         for binding in e.bindings:
             declared = None
             if binding.type is not None:
-                declared = self.program.type_of(binding.type, self.scope, {}, self.on_type_ref)
+                declared = self.type_of(binding.type, {})
             found = self.infer(binding.value, env, declared, f" in the binding of `{binding.name}`")
             t = declared if declared is not None else found
             local = _Local(Symbol(binding.name, "local", None, binding.node, t))
@@ -379,7 +385,7 @@ class Checker:
         locals_, params = [], []
         for i, param in enumerate(e.params):
             if param.type is not None:
-                t = self.program.type_of(param.type, self.scope, {}, self.on_type_ref)
+                t = self.type_of(param.type, {})
             elif hint is not None and not isinstance(hint.params[i], TVar):
                 t = hint.params[i]
             else:
@@ -395,7 +401,7 @@ class Checker:
             self.facts.locals.append((local.symbol, e.node.start, e.node.end))
         inner = Env(env, frame)
         if e.ret is not None:
-            ret = self.program.type_of(e.ret, self.scope, {}, self.on_type_ref)
+            ret = self.type_of(e.ret, {})
             self.body(e.body, inner, ret, " (the declared return type of this `fn`)", d.RETURN_MISMATCH)
         else:
             ret = self.body(e.body, inner, None, "")
@@ -615,8 +621,8 @@ class Checker:
 
     def rule(self, rule: str, e: Call, arg_types: list[Type], ret: Type) -> Type:
         if rule == "arithmetic":
-            if any(t is ANY for t in arg_types):
-                return ANY
+            if any(t is ANY or not assignable(t, NUMBER) for t in arg_types):
+                return ANY  # unknown, or already reported: no follow-on errors
             if type(e.fn) is Name and e.fn.name == "/":
                 return FLOAT
             if all(assignable(t, INT) for t in arg_types):

@@ -193,18 +193,22 @@ class Program:
     def resolve_signatures(self, scope: PackageScope) -> None:
         """Every function's and endpoint's signature, and annotated constants' types."""
         for definition in scope.package.definitions:
-            sym = scope.decls.get(definition.name)
-            if sym is None or sym.definition is not definition:
-                continue
-            if definition.form in ("defn", "defendpoint"):
-                tvars: dict[str, TVar] = {}
-                params = [SigParam(p.name, self.type_of(p.type, scope, tvars) if p.type else ANY,
-                                   p.default is not None) for p in definition.params]
-                ret = self.type_of(definition.ret, scope, tvars) if definition.ret else ANY
-                sym.sig = Sig(params, ret)
-                sym.type = sym.sig.fn_type()
-            elif definition.form == "def" and definition.type is not None:
-                sym.type = self.type_of(definition.type, scope, {})
+            self.resolve_definition(scope, definition)
+
+    def resolve_definition(self, scope: PackageScope, definition: Definition) -> None:
+        """The signature (or declared type) of one `defn`, `defendpoint` or `def`."""
+        sym = scope.decls.get(definition.name)
+        if sym is None or sym.definition is not definition:
+            return
+        if definition.form in ("defn", "defendpoint"):
+            tvars: dict[str, TVar] = {}
+            params = [SigParam(p.name, self.type_of(p.type, scope, tvars) if p.type else ANY,
+                               p.default is not None) for p in definition.params]
+            ret = self.type_of(definition.ret, scope, tvars) if definition.ret else ANY
+            sym.sig = Sig(params, ret)
+            sym.type = sym.sig.fn_type()
+        elif definition.form == "def":
+            sym.type = self.type_of(definition.type, scope, {}) if definition.type is not None else ANY
 
     # -- requires ----------------------------------------------------------------------
 
@@ -265,12 +269,15 @@ class Program:
     # -- types ----------------------------------------------------------------------------
 
     def type_of(self, expr: TypeExpr | None, scope: PackageScope, tvars: dict[str, TVar],
-                on_ref=None) -> Type:
+                on_ref=None, report=None) -> Type:
         """The type an annotation denotes. Unknown names are reported and become `any?`.
 
         `tvars` collects the signature's type variables (`a` and `a?` are one);
-        `on_ref(token, symbol)` is told of every name resolved, for the references index.
+        `on_ref(token, symbol)` is told of every name resolved, for the references index;
+        `report(code, span, message, **extra)` of every problem (default: silence: the
+        checker resolves each annotation again and reports it with its definition).
         """
+        report = report or _silent
         if expr is None or isinstance(expr, TypeInvalid):
             return ANY
         if isinstance(expr, TypeRef):
@@ -299,11 +306,11 @@ class Program:
                     if close:
                         message += f"; did you mean `{close[0]}`?"
                         fix = Fix(f"replace with `{close[0]}`", (Edit(expr.node.span, close[0]),))
-            self.report(d.UNKNOWN_TYPE, expr.node.span, message, fix=fix)
+            report(d.UNKNOWN_TYPE, expr.node.span, message, fix=fix)
             return ANY
         if isinstance(expr, TypeApp):
             head = expr.head.name
-            args = [self.type_of(a, scope, tvars, on_ref) for a in expr.args]
+            args = [self.type_of(a, scope, tvars, on_ref, report) for a in expr.args]
             if head == "list?" and len(args) == 1:
                 return ListOf(args[0])
             if head == "map?" and len(args) == 2:
@@ -311,16 +318,20 @@ class Program:
             if head == "union?":
                 return union(args) if args else ANY
             if head == "fn?":
-                ret = self.type_of(expr.ret, scope, tvars, on_ref) if expr.ret is not None else ANY
+                ret = self.type_of(expr.ret, scope, tvars, on_ref, report) if expr.ret is not None else ANY
                 return FnOf(tuple(args), ret) if expr.ret is not None or args else ANY_FN
             expected = {"list?": "one element type: `(list? T)`", "map?": "a key and a value type: `(map? K V)`"}
             if head in expected:
-                self.report(d.UNKNOWN_TYPE, expr.node.span, f"`{head}` takes {expected[head]}")
+                report(d.UNKNOWN_TYPE, expr.node.span, f"`{head}` takes {expected[head]}")
                 return ANY_LIST if head == "list?" else ANY_MAP
-            self.report(d.UNKNOWN_TYPE, expr.head.node.span,
+            report(d.UNKNOWN_TYPE, expr.head.node.span,
                         f"`{head}` takes no type arguments: only `list?`, `map?`, `fn?` and `union?` do")
             return ANY
         return ANY
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
 
 
 STANDARD_NAMES = {p.stem for p in STDLIB.glob("*.flow")} if STDLIB.is_dir() else set()

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT
 
-BROKEN = "(defpackage p\n  (defn f [x]\n    (g \"a\\q\" x]))\n"
+BROKEN = "(defpackage p\n  (defn f [x]\n    (= \"a\\q\" x]))\n"
 
 
 def flowmetal(*args: str, cwd: Path | None = None, script: bool = False) -> subprocess.CompletedProcess:
@@ -43,13 +43,13 @@ def test_human_format_names_the_place_shows_the_line_and_a_caret(tree):
     assert result.returncode == 1
     assert result.stdout == (
         "bad.flow:3:10: error: FM105: invalid escape `\\q` in string: use \\\" \\\\ \\n \\t or \\uXXXX\n"
-        "    3 |     (g \"a\\q\" x]))\n"
+        "    3 |     (= \"a\\q\" x]))\n"
         "      |          ^^\n"
         "bad.flow:3:15: error: FM103: mismatched closing bracket: `]` closes `(`, which `)` should close\n"
-        "    3 |     (g \"a\\q\" x]))\n"
+        "    3 |     (= \"a\\q\" x]))\n"
         "      |               ^\n"
         "bad.flow:3:5: note: `(` opened here\n"
-        "    3 |     (g \"a\\q\" x]))\n"
+        "    3 |     (= \"a\\q\" x]))\n"
         "      |     ^\n"
         "      = fix: replace `]` with `)`\n"
     )

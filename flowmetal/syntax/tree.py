@@ -57,20 +57,38 @@ CLOSER_OF = {Kind.LIST: ")", Kind.VECTOR: "]", Kind.MAP: "}"}
 
 
 class Token:
-    """An atom, a bracket, trivia, or broken text, exactly as written."""
+    """An atom, a bracket, trivia, or broken text, exactly as written.
 
-    __slots__ = ("kind", "source", "start", "end", "text")
+    `start` and `end` are offsets into the source as it is now: they are stored
+    with the source's generation and translated through any edit made since
+    (see `flowmetal.source`).
+    """
+
+    __slots__ = ("kind", "source", "_start", "_end", "gen", "text")
 
     def __init__(self, kind: Kind, source: Source, start: int, end: int, text: str) -> None:
         self.kind = kind
         self.source = source
-        self.start = start
-        self.end = end
+        self._start = start
+        self._end = end
+        self.gen = source.generation
         self.text = text
 
     @property
+    def start(self) -> int:
+        if self.gen == self.source.generation:
+            return self._start
+        return self.source.translate(self._start, self.gen)
+
+    @property
+    def end(self) -> int:
+        if self.gen == self.source.generation:
+            return self._end
+        return self.source.translate(self._end, self.gen)
+
+    @property
     def span(self) -> Span:
-        return Span(self.source, self.start, self.end)
+        return Span(self.source, self._start, self._end, self.gen)
 
     @property
     def is_trivia(self) -> bool:
@@ -87,7 +105,7 @@ class Seq:
     only the meaningful nodes. `close` is None when the text never closed it.
     """
 
-    __slots__ = ("kind", "source", "start", "end", "open", "items", "close")
+    __slots__ = ("kind", "source", "open", "items", "close", "_end_node")
 
     def __init__(self, kind: Kind, open: Token, items: list[Node], close: Token | None) -> None:
         self.kind = kind
@@ -95,11 +113,15 @@ class Seq:
         self.open = open
         self.items = items
         self.close = close
-        self.start = open.start
-        if close is not None:
-            self.end = close.end
-        else:
-            self.end = items[-1].end if items else open.end
+        self._end_node = close if close is not None else (items[-1] if items else open)
+
+    @property
+    def start(self) -> int:
+        return self.open.start
+
+    @property
+    def end(self) -> int:
+        return self._end_node.end
 
     @property
     def span(self) -> Span:
