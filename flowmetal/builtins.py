@@ -35,6 +35,7 @@ class Sig:
     ret: Type
     rest: SigParam | None = None
     rule: str | None = None
+    generic: bool | None = None  # has type variables (computed once, by the checker)
 
     @property
     def required(self) -> int:

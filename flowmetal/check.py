@@ -43,7 +43,7 @@ from flowmetal.syntax import Kind, Node, Seq, Token
 from flowmetal.types import (
     ANY, ANY_FN, BOOL, FLOAT, INT, JSON, KEYWORD, NEVER, NIL, NUMBER, STR, Enum, FnOf, ListOf, MapOf,
     Record, TVar, Type, Union, assignable, could_be, fresh_scope, instantiate, join, meet, remove, show,
-    substitute, truthy, unify, union,
+    substitute, truthy, type_vars, unify, union,
 )
 
 LITERAL_TYPES = {Kind.INT: INT, Kind.FLOAT: FLOAT, Kind.STRING: STR, Kind.STRING3: STR, Kind.NIL: NIL,
@@ -533,10 +533,14 @@ class Checker:
 
     def call_sig(self, e: Call, sig: Sig, env: Env, symbol: Symbol) -> Type:
         name = symbol.name
-        scope = fresh_scope()
-        params = [SigParam(p.name, instantiate(p.type, scope), p.optional) for p in sig.params]
-        rest = SigParam(sig.rest.name, instantiate(sig.rest.type, scope)) if sig.rest else None
-        ret = instantiate(sig.ret, scope)
+        generic = _is_generic(sig)
+        if generic:
+            scope = fresh_scope()
+            params = [SigParam(p.name, instantiate(p.type, scope), p.optional) for p in sig.params]
+            rest = SigParam(sig.rest.name, instantiate(sig.rest.type, scope)) if sig.rest else None
+            ret = instantiate(sig.ret, scope)
+        else:
+            params, rest, ret = sig.params, sig.rest, sig.ret
         # Positional arguments, then `:name value` pairs (only for parameters past the required ones).
         args = e.args
         positional: list[Expr] = []
@@ -601,6 +605,10 @@ class Checker:
         subst: dict[TVar, Type] = {}
         checks = [(p.type, arg, p.name) for p, arg in bound.values()] + extra
         arg_types: list[Type] = []
+        if not generic:
+            for ptype, arg, pname in checks:
+                arg_types.append(self.infer(arg, env, ptype, f" (argument `{pname}` of `{name}`)"))
+            return self.rule(sig.rule, e, arg_types, ret) if sig.rule is not None else ret
         for ptype, arg, pname in sorted(checks, key=lambda c: type(c[1]) is FnExpr):
             expected = substitute(ptype, subst)
             context = f" (argument `{pname}` of `{name}`)"
@@ -632,9 +640,8 @@ class Checker:
             return NUMBER
         if rule == "collection" and arg_types:
             t = arg_types[0]
-            if not could_be(t, union([ListOf(ANY), MapOf(ANY, ANY), STR])):
-                self.mismatch(e.args[0].node, union([ListOf(ANY), MapOf(ANY, ANY), STR]), t,
-                              " (argument `coll` of `count`)")
+            if not could_be(t, _COUNTABLE):
+                self.mismatch(e.args[0].node, _COUNTABLE, t, " (argument `coll` of `count`)")
             return INT
         if rule == "get" and arg_types:
             coll = arg_types[0]
@@ -645,8 +652,8 @@ class Checker:
                 return join([coll.elem, default]) if len(arg_types) > 2 else coll.elem
             if coll is JSON:
                 return JSON
-            if coll is not ANY and not isinstance(coll, Union) and not could_be(coll, union([ListOf(ANY), MapOf(ANY, ANY)])):
-                self.mismatch(e.args[0].node, union([ListOf(ANY), MapOf(ANY, ANY)]), coll, " (argument `coll` of `get`)")
+            if coll is not ANY and not isinstance(coll, Union) and not could_be(coll, _INDEXABLE):
+                self.mismatch(e.args[0].node, _INDEXABLE, coll, " (argument `coll` of `get`)")
             return ANY
         if rule == "hash-map":
             if len(arg_types) % 2:
@@ -754,8 +761,19 @@ class Checker:
 
 
 def _vars(t: Type) -> set[TVar]:
-    from flowmetal.types import type_vars
     return type_vars(t)
+
+
+def _is_generic(sig: Sig) -> bool:
+    """Whether a signature has type variables (remembered on the signature)."""
+    if sig.generic is None:
+        types = [p.type for p in sig.params] + [sig.ret] + ([sig.rest.type] if sig.rest else [])
+        sig.generic = any(type_vars(t) for t in types)
+    return sig.generic
+
+
+_COUNTABLE = union([ListOf(ANY), MapOf(ANY, ANY), STR])
+_INDEXABLE = union([ListOf(ANY), MapOf(ANY, ANY)])
 
 
 # -- pattern matrices (exhaustiveness and reachability) -------------------------------------------
