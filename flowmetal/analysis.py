@@ -13,8 +13,10 @@ and checked again: the source is edited in place, so every other node keeps
 its place (positions translate through the edit, see `flowmetal.source`), and
 only the definitions that use the edited one are checked again, and only if
 its signature changed. Anything else (an edit between definitions, in a
-`require`, one that renames a definition, unbalances brackets, or touches a
-record, enum or alias) re-analyses the workspace from scratch, which is always
+`require`, one that renames a definition, unbalances brackets, touches a
+record, enum or alias, or any edit while the file has bracket or token errors,
+since the reader's recovery depends on the whole text) re-analyses the
+workspace from scratch, which is always
 correct; tests check that both ways give the same diagnostics.
 
 Queries (all by file name and offset, offsets counting code points):
@@ -43,6 +45,8 @@ from flowmetal.syntax.reader import _Reader
 from flowmetal.types import Type, show
 
 INCREMENTAL_FORMS = frozenset({"defn", "defendpoint", "def"})
+# Reader problems that make the grammar's parse of the whole file fail.
+_RECOVERED = frozenset({"FM101", "FM102", "FM104", "FM106"})
 
 
 @cache
@@ -125,7 +129,9 @@ class Workspace:
             if scope.standard:
                 continue
             owner = self.files[scope.module.tree.source.name]
-            for definition in scope.package.definitions:
+            # Constants first: an unannotated one's type is what its value gives,
+            # and the functions using it must see that whatever the order.
+            for definition in sorted(scope.package.definitions, key=lambda dfn: dfn.form != "def"):
                 owner.facts[id(definition)] = check_definition(program, scope, definition)
         self._refresh_imports()
         self._stale = False
@@ -164,6 +170,8 @@ class Workspace:
 
     def _edit_in_place(self, analysis: FileAnalysis, start: int, end: int, new_text: str) -> bool:
         """Re-read and re-check only the definition the change lies in; False when it cannot."""
+        if any(diag.code in _RECOVERED for diag in analysis.syntax):
+            return False  # the file was read by recovery, whose cuts depend on all of it
         found = self._definition_around(analysis, start, end)
         if found is None:
             return False

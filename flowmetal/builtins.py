@@ -42,6 +42,12 @@ class Sig:
         return sum(1 for p in self.params if not p.optional)
 
     def fn_type(self) -> FnOf:
+        """The type of the function as a value. One that takes a varying number of
+        arguments (a rest or optional parameter) is typed by its result alone."""
+        if self.rule is not None:  # its result depends on the arguments: unknown as a value
+            return FnOf(None, ANY)
+        if self.rest is not None or any(p.optional for p in self.params):
+            return FnOf(None, self.ret)
         return FnOf(tuple(p.type for p in self.params), self.ret)
 
 
@@ -69,8 +75,8 @@ def _table() -> dict[str, Builtin]:
 
     for op, doc in [("+", "The sum of the numbers."), ("-", "The first number minus the others (or the negation of one)."),
                     ("*", "The product of the numbers."), ("/", "The first number divided by the others.")]:
-        fn(op, [_p("x", NUMBER)], NUMBER, doc + " `int?` when every argument is an integer.",
-           rest=_p("more", NUMBER), rule="arithmetic")
+        note = " Always a `float?`." if op == "/" else " `int?` when every argument is an integer."
+        fn(op, [_p("x", NUMBER)], NUMBER, doc + note, rest=_p("more", NUMBER), rule="arithmetic")
     fn("mod", [_p("x", INT), _p("y", INT)], INT, "The remainder of `x` divided by `y`, with the sign of `y`.")
     for op in ("<", ">", "<=", ">="):
         fn(op, [_p("x", NUMBER), _p("y", NUMBER)], BOOL, f"Whether the numbers are in `{op}` order.",

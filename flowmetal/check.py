@@ -206,12 +206,26 @@ class Checker:
             return self.note_type(e.node, self.body(e.body, env, expected, context, code))
         if kind is When:
             then_env, _ = self.test(e.test, env)
-            t = self.body(e.body, then_env, None if expected is None else union([expected, NIL]), context, code)
+            if expected is not None and not assignable(NIL, expected):
+                self.report(code, e.node, f"this `when` gives nil? when its test fails: expected "
+                                          f"{show(expected)}{context}")
+                expected = None
+            t = self.body(e.body, then_env, expected, context, code)
             return self.note_type(e.node, union([t, NIL]))
         if kind is Cond:
             return self.note_type(e.node, self.cond(e, env, expected, context, code))
         if kind is Match:
             return self.note_type(e.node, self.match(e, env, expected, context, code))
+        if kind is VectorLit and isinstance(expected, ListOf) and e.items:
+            for item in e.items:
+                self.infer(item, env, expected.elem, context, code)
+            return self.note_type(e.node, expected)
+        if kind is MapLit and isinstance(expected, MapOf) and e.items:
+            for key in e.items[0::2]:
+                self.infer(key, env, expected.key, context, code)
+            for value in e.items[1::2]:
+                self.infer(value, env, expected.val, context, code)
+            return self.note_type(e.node, expected)
         if kind is FnExpr:
             t = self.fn(e, env, expected)
         elif kind is Name and expected is not None and isinstance(expected, Enum | Union) and self._member_like(e.name):
@@ -236,15 +250,30 @@ class Checker:
         if symbol is not None:
             return symbol.type
         enums = [expected] if isinstance(expected, Enum) else [m for m in expected.members if isinstance(m, Enum)]
-        if not enums:
-            self.resolve(e, env)
-            return None
-        enum = enums[0]
-        close = difflib.get_close_matches(e.name, enum.members, n=1, cutoff=0.6)
-        hint = f"; did you mean `{close[0]}`?" if close else f" (its members: {' '.join(enum.members)})"
-        fix = Fix(f"replace with `{close[0]}`", (Edit(e.node.span, close[0]),)) if close else None
-        self.report(d.UNKNOWN_MEMBER, e.node, f"`{e.name}` is no member of `{enum.name}`{hint}", fix=fix)
+        if not enums or self._failed_refer(e.name) or any(e.name in enum.members for enum in enums):
+            symbol = self.resolve(e, env)  # not referred, or a failed refer: reported as such
+            return symbol.type if symbol is not None else None
+        self.report_member(e.node, e.name, enums)
         return None
+
+    def report_member(self, node: Token, name: str, enums: list[Enum]) -> None:
+        bare = name.strip("+")
+        members = {m.strip("+"): m for enum in enums for m in enum.members}
+        close = difflib.get_close_matches(bare, list(members), n=1, cutoff=0.75)
+        owner = next((enum for enum in enums if close and members[close[0]] in enum.members), enums[0])
+        names = " or ".join(f"`{enum.name}`" for enum in enums)
+        if close:
+            suggestion = members[close[0]]
+            self.report(d.UNKNOWN_MEMBER, node, f"`{name}` is no member of {names}; did you mean `{suggestion}`?",
+                        fix=Fix(f"replace with `{suggestion}`", (Edit(node.span, suggestion),)))
+        else:
+            listed = " ".join(m for enum in enums for m in enum.members)
+            self.report(d.UNKNOWN_MEMBER, node, f"`{name}` is no member of {names} (its members: {listed})")
+        del owner
+
+    def _failed_refer(self, name: str) -> bool:
+        return (name not in self.scope.refers
+                and any(t.text == name for r in self.scope.package.requires for t in r.refer))
 
     def leaf(self, e: Expr, env: Env) -> Type:
         kind = type(e)
@@ -257,6 +286,8 @@ class Checker:
             if symbol.kind in ("parameter", "local"):
                 found = env.lookup(e.name)
                 return found[1] if found else symbol.type
+            if symbol.sig is not None and _is_generic(symbol.sig):
+                return substitute(symbol.type, {v: ANY for v in type_vars(symbol.type)})
             return symbol.type
         if kind is Call:
             return self.call(e, env)
@@ -284,6 +315,8 @@ class Checker:
             return symbol
         if not report:
             return None
+        if self._failed_refer(e.name) or self._failed_alias(e.name):
+            return None  # its require failed and was reported there: one mistake, one error
         # Defined in another package that this one does not refer?
         elsewhere = self.program.defined_elsewhere(e.name, self.scope) if "/" not in e.name else []
         if elsewhere:
@@ -297,6 +330,15 @@ class Checker:
         self.unknown(e, env)
         return None
 
+    def _failed_alias(self, name: str) -> bool:
+        if "/" not in name:
+            return False
+        alias = name.rpartition("/")[0]
+        if alias in self.scope.aliases:
+            return False
+        return any(r.package == alias or (r.alias is not None and r.alias.text == alias)
+                   for r in self.scope.package.requires)
+
     def _refer_fix(self, package: str, name: str) -> Fix | None:
         for require in self.scope.package.requires:
             if require.package == package and require.refer:
@@ -305,6 +347,23 @@ class Checker:
                            (Edit(last.source.span(last.end, last.end), f" {name}"),))
         return None
 
+    def unknown_field(self, e: Name) -> bool:
+        """`record-field` for a field the record lacks: FM407 rather than an unknown name."""
+        for ctor in (*self.scope.decls.values(), *(s for s, _ in self.scope.refers.values())):
+            if ctor.kind == "constructor" and ctor.record is not None and e.name.startswith(ctor.name + "-"):
+                field_name = e.name[len(ctor.name) + 1:]
+                fields = [f for f, _ in ctor.record.fields]
+                if field_name in fields:
+                    return False
+                close = difflib.get_close_matches(field_name, fields, n=1, cutoff=0.6)
+                fix = None
+                if close:
+                    fix = Fix(f"replace with `{ctor.name}-{close[0]}`", (Edit(e.node.span, f"{ctor.name}-{close[0]}"),))
+                self.report(d.UNKNOWN_FIELD, e.node, f"`{field_name}` is no field of `{ctor.name}` "
+                                                     f"(its fields: {' '.join(fields)})", fix=fix)
+                return True
+        return False
+
     def candidates(self, env: Env) -> list[str]:
         # Names the package tried to refer count too, even when the refer failed:
         # they say what the author meant.
@@ -312,21 +371,31 @@ class Checker:
         return [*env.visible(), *self.scope.decls, *self.scope.refers, *wanted, *BUILTIN_SYMBOLS]
 
     def unknown(self, e: Name, env: Env) -> None:
-        if any(t.text == e.name for r in self.scope.package.requires for t in r.refer):
-            return  # its `:refer` failed and was reported there: one mistake, one error
-        names = self.candidates(env)
+        if self._failed_refer(e.name) or self._failed_alias(e.name):
+            return  # its require failed and was reported there: one mistake, one error
+        if self.unknown_field(e):
+            return
         suggestion = None
-        if not e.name.endswith("!") and e.name + "!" in names:
-            suggestion = e.name + "!"
-        else:
-            close = difflib.get_close_matches(e.name, names, n=1, cutoff=0.75)
-            suggestion = close[0] if close else None
-        if "/" in e.name and suggestion is None:
-            alias = e.name.rpartition("/")[0]
-            if alias not in self.scope.aliases:
+        if "/" in e.name and len(e.name) > 1:
+            alias, _, local = e.name.rpartition("/")
+            target = self.scope.aliases.get(alias)
+            if target is None:
                 self.report(d.UNKNOWN_NAME, e.node, f"unknown package or alias `{alias}` in `{e.name}`: "
                                                      f"require it first")
                 return
+            names = list(target.decls)
+            if not local.endswith("!") and local + "!" in names:
+                suggestion = f"{alias}/{local}!"
+            else:
+                close = difflib.get_close_matches(local, names, n=1, cutoff=0.75)
+                suggestion = f"{alias}/{close[0]}" if close else None
+        else:
+            names = self.candidates(env)
+            if not e.name.endswith("!") and e.name + "!" in names:
+                suggestion = e.name + "!"
+            else:
+                close = difflib.get_close_matches(e.name, names, n=1, cutoff=0.75)
+                suggestion = close[0] if close else None
         message = f"unknown name `{e.name}`"
         fix = None
         if suggestion is not None:
@@ -357,6 +426,9 @@ class Checker:
         if e.orelse is not None:
             results.append(self.infer(e.orelse, env, expected, context, code))
         else:
+            if expected is not None and not assignable(NIL, expected):
+                self.report(code, e.node, f"this `cond` has no `:else`, so it may give nil?: expected "
+                                          f"{show(expected)}{context}")
             results.append(NIL)
         return join(results)
 
@@ -403,28 +475,44 @@ class Checker:
         if e.ret is not None:
             ret = self.type_of(e.ret, {})
             self.body(e.body, inner, ret, " (the declared return type of this `fn`)", d.RETURN_MISMATCH)
+        elif hint is not None and not type_vars(hint.ret):
+            ret = hint.ret
+            self.body(e.body, inner, ret, " (the return type expected of this `fn`)", d.TYPE_MISMATCH)
         else:
             ret = self.body(e.body, inner, None, "")
         self.unused(locals_, d.UNUSED_PARAMETER, "parameter")
+        if any(param.default is not None for param in e.params):
+            return FnOf(None, ret)  # callable with fewer arguments: typed by its result
         return FnOf(tuple(params), ret)
 
     def logic(self, e: Logic, env: Env) -> Type:
-        types = []
-        for item in e.items:
-            types.append(self.infer(item, env))
-            then_env, else_env = self.test(item, env)
+        """`or` gives the first truthy value (or the last); `and` the first falsy one (or the last)."""
+        if not e.items:
+            return NIL if e.op == "or" else BOOL
+        parts = []
+        for i, item in enumerate(e.items):
+            t, then_env, else_env = self.test_typed(item, env)
+            last = i == len(e.items) - 1
+            if last:
+                parts.append(t)
+            elif e.op == "or":
+                parts.append(truthy(t))
+            else:
+                parts += [f for f in (NIL, BOOL) if could_be(t, f)]
             env = then_env if e.op == "and" else else_env
-        if not types:
-            return BOOL
-        return join(types)
+        return join(parts)
 
     # -- occurrence typing --------------------------------------------------------------------
 
     def test(self, e: Expr, env: Env) -> tuple[Env, Env]:
         """Check a test expression; the environments where it held and where it failed."""
-        self.infer(e, env)
+        _, then_env, else_env = self.test_typed(e, env)
+        return then_env, else_env
+
+    def test_typed(self, e: Expr, env: Env) -> tuple[Type, Env, Env]:
+        t = self.infer(e, env)
         then_facts, else_facts = self.facts_of(e, env)
-        return env.narrow(then_facts), env.narrow(else_facts)
+        return t, env.narrow(then_facts), env.narrow(else_facts)
 
     def facts_of(self, e: Expr, env: Env) -> tuple[dict[str, Type], dict[str, Type]]:
         if type(e) is Name:
@@ -484,7 +572,7 @@ class Checker:
             self.note_type(callee.node, symbol.type)
             if symbol.predicate_of is not None and symbol.kind in ("type", "builtin"):
                 self.facts.calls.append((e.node, symbol, symbol.sig or Sig([SigParam("x", ANY)], BOOL)))
-                self.arity(e, len(e.args), 1, 1, symbol.name)
+                self.arity(e, len(e.args), 1, 1, f"`{symbol.name}`")
                 for arg in e.args:
                     self.infer(arg, env)
                 return BOOL
@@ -507,13 +595,14 @@ class Checker:
                 self.infer(arg, env)
             return ANY if ftype is ANY else ftype.ret
         if not isinstance(ftype, FnOf):
-            self.report(d.NOT_CALLABLE, e.fn.node, f"{label} is not a function: its type is {show(ftype)}")
+            what = f"`{name}`" if name else "this value"
+            self.report(d.NOT_CALLABLE, e.fn.node, f"{what} is not a function: its type is {show(ftype)}")
             for arg in e.args:
                 self.infer(arg, env)
             return ANY
         sig = Sig([SigParam(f"#{i + 1}", t) for i, t in enumerate(ftype.params)], ftype.ret)
         self.facts.calls.append((e.node, None, sig))
-        if not self.arity(e, len(e.args), len(ftype.params), len(ftype.params), name or "this function"):
+        if not self.arity(e, len(e.args), len(ftype.params), len(ftype.params), label):
             for arg in e.args:
                 self.infer(arg, env)
             return ftype.ret
@@ -521,14 +610,13 @@ class Checker:
             self.infer(arg, env, t, f" (argument {e.args.index(arg) + 1} of {label})")
         return ftype.ret
 
-    def arity(self, e: Call, given: int, low: int, high: int | None, name: str) -> bool:
+    def arity(self, e: Call, given: int, low: int, high: int | None, label: str) -> bool:
+        """Report a wrong number of arguments; `label` names the callee (`fib`, or "this function")."""
         if low <= given and (high is None or given <= high):
             return True
-        takes = (f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}")
-        plural = "" if (high == 1 and low == 1) else "s"
-        message = f"`{name}` takes {takes} argument{plural}, but {given} {'was' if given == 1 else 'were'} given"
-        where = e.args[high] if high is not None and given > high else e.node
-        self.report(d.WRONG_ARITY, where.node, message)
+        message = f"{label} takes {_takes(low, high)}, but {given} {'was' if given == 1 else 'were'} given"
+        where = e.args[high].node if high is not None and given > high else (e.node.close or e.node)
+        self.report(d.WRONG_ARITY, where, message)
         return False
 
     def call_sig(self, e: Call, sig: Sig, env: Env, symbol: Symbol) -> Type:
@@ -569,7 +657,7 @@ class Checker:
         bound: dict[str, tuple[SigParam, Expr]] = {}
         extra: list[tuple[Type, Expr, str]] = []
         if rest is None and len(positional) > len(params):
-            self.arity(e, len(args), sig.required, len(params), name)
+            self.arity(e, len(args), sig.required, None if rest else len(params), f"`{name}`")
             for arg in positional[len(params):]:
                 self.infer(arg, env)
             positional = positional[:len(params)]
@@ -598,11 +686,13 @@ class Checker:
         missing = [p.name for p in params if not p.optional and p.name not in bound]
         if missing and not (rest is None and len(positional) > len(params)):
             names = ", ".join(f"`{m}`" for m in missing)
+            high = None if rest is not None else len(params)
             self.report(d.WRONG_ARITY, e.node.close or e.node, f"`{name}` is missing {names}: it takes "
-                        f"{sig.required} argument{'s' if sig.required != 1 else ''}, but {len(positional)} "
+                        f"{_takes(sig.required, high)}, but {len(positional)} "
                         f"{'was' if len(positional) == 1 else 'were'} given")
         # Types: plain arguments first (they bind type variables), functions last.
         subst: dict[TVar, Type] = {}
+        reported = len(self.facts.diagnostics)
         checks = [(p.type, arg, p.name) for p, arg in bound.values()] + extra
         arg_types: list[Type] = []
         if not generic:
@@ -625,6 +715,8 @@ class Checker:
             arg_types.append(t)
         if sig.rule is not None:
             return self.rule(sig.rule, e, arg_types, ret)
+        if len(self.facts.diagnostics) > reported:
+            return ANY  # an argument was wrong: the result says nothing more
         return substitute(ret, subst, ANY)
 
     def rule(self, rule: str, e: Call, arg_types: list[Type], ret: Type) -> Type:
@@ -673,10 +765,16 @@ class Checker:
         for clause in e.clauses:
             frame: dict[str, tuple[_Local, Type]] = {}
             locals_: list[_Local] = []
-            narrowed = self.pattern(clause.pattern, subject_t, frame, locals_, clause)
+            # A catch-all sees only what the clauses before it left.
+            seen = remaining if remaining is not NEVER else subject_t
+            narrowed = self.pattern(clause.pattern, seen if _head(clause.pattern, self) is None else subject_t,
+                                    frame, locals_, clause)
             clause_env = Env(env, frame)
             if subject_name is not None and subject_name not in frame:
                 clause_env = clause_env.narrow({subject_name: narrowed})
+            taken = _taken(clause.pattern, narrowed)
+            if taken is not None:
+                remaining = remove(remaining, taken)
             if rows and not _useful(rows, [clause.pattern], [subject_t], self):
                 self.report(d.UNREACHABLE_CLAUSE, clause.pattern.node,
                             "this clause is never chosen: the clauses before it match everything it would")
@@ -684,12 +782,11 @@ class Checker:
             results.append(self.body(clause.body, clause_env, expected, context, code))
             self.unused(locals_, d.UNUSED_BINDING, "pattern variable")
         if e.clauses:
-            witness = _witness(rows, [subject_t], self)
+            witness = _witness(rows, [subject_t], self) if _finite_cases(subject_t) else None
             if witness is not None:
                 self.report(d.NON_EXHAUSTIVE_MATCH, e.node.forms[0],
                             f"this match over {show(subject_t)} does not cover `{witness[0]}`: "
                             f"such a value would fail the run")
-        del remaining
         return join(results) if results else ANY
 
     def pattern(self, p: Pattern, t: Type, frame: dict, locals_: list, clause: Clause) -> Type:
@@ -708,25 +805,23 @@ class Checker:
         if kind is PLit:
             lt = LITERAL_TYPES[p.kind]
             if not could_be(t, lt) and t is not JSON:
-                self.report(d.PATTERN_MISMATCH, p.node, f"this pattern can never match: it is a {show(lt)}, "
-                                                        f"and the value matched is a {show(t)}")
+                self.report(d.PATTERN_MISMATCH, p.node, f"this pattern can never match: it is of type {show(lt)}, "
+                                                        f"and the value matched is of type {show(t)}")
             return meet(t, lt) if could_be(t, lt) else t
         if kind is PMember:
             symbol = self.program.lookup(p.name, self.scope)
             if symbol is None or symbol.kind != "member":
                 enums = [t] if isinstance(t, Enum) else [m for m in getattr(t, "members", ()) if isinstance(m, Enum)]
-                if enums:
-                    enum = enums[0]
-                    close = difflib.get_close_matches(p.name, enum.members, n=1, cutoff=0.6)
-                    hint = f"; did you mean `{close[0]}`?" if close else f" (its members: {' '.join(enum.members)})"
-                    self.report(d.UNKNOWN_MEMBER, p.node, f"`{p.name}` is no member of `{enum.name}`{hint}")
-                else:
-                    self.unknown(Name(p.node, p.name), Env())
-                return t
+                if enums and not self._failed_refer(p.name) and not any(p.name in en.members for en in enums):
+                    self.report_member(p.node, p.name, enums)
+                    return t
+                symbol = self.resolve(Name(p.node, p.name), Env())
+                if symbol is None or symbol.kind != "member":
+                    return t
             self.facts.refs.append((p.node, symbol))
             if not could_be(t, symbol.type):
-                self.report(d.PATTERN_MISMATCH, p.node, f"this pattern can never match: `{p.name}` is a "
-                                                        f"{show(symbol.type)}, and the value matched is a {show(t)}")
+                self.report(d.PATTERN_MISMATCH, p.node, f"this pattern can never match: `{p.name}` is of type "
+                                                        f"{show(symbol.type)}, and the value matched is of type {show(t)}")
             return symbol.type
         if kind is PRecord:
             symbol = self.program.lookup(p.ctor.name, self.scope)
@@ -749,8 +844,8 @@ class Checker:
             self.facts.refs.append((p.ctor.node, symbol))
             record = symbol.record
             if not could_be(t, record):
-                self.report(d.PATTERN_MISMATCH, p.node, f"this pattern can never match: it is a {show(record)}, "
-                                                        f"and the value matched is a {show(t)}")
+                self.report(d.PATTERN_MISMATCH, p.node, f"this pattern can never match: it is of type {show(record)}, "
+                                                        f"and the value matched is of type {show(t)}")
             if len(p.args) != len(record.fields):
                 self.report(d.PATTERN_MISMATCH, p.node, f"record `{record.name}` has {len(record.fields)} "
                             f"field{'s' if len(record.fields) != 1 else ''}, but this pattern gives {len(p.args)}")
@@ -758,6 +853,31 @@ class Checker:
                 self.pattern(sub, ftype, frame, locals_, clause)
             return record
         return t
+
+
+def _taken(p: Pattern, narrowed: Type) -> Type | None:
+    """The type a clause's pattern takes whole from the subject (for later clauses), if any."""
+    kind = type(p)
+    if kind is PWild or kind is PBind:
+        return ANY
+    if kind is PLit and p.kind in (Kind.NIL,):
+        return NIL
+    if kind is PRecord and all(type(a) in (PWild, PBind) for a in p.args):
+        return narrowed if isinstance(narrowed, Record) else None
+    return None
+
+
+def _finite_cases(t: Type) -> bool:
+    """Whether a match over `t` is expected to list its cases (enums, records, unions, bool?)."""
+    return isinstance(t, (Enum, Record, Union)) or t is BOOL
+
+
+def _takes(low: int, high: int | None) -> str:
+    if low == high:
+        return f"{low} argument{'' if low == 1 else 's'}"
+    if high is None:
+        return f"at least {low} argument{'' if low == 1 else 's'}"
+    return f"{low} to {high} arguments"
 
 
 def _vars(t: Type) -> set[TVar]:
@@ -806,6 +926,8 @@ def _ctors(t: Type) -> list[_Ctor] | None:
 def _head(p: Pattern, checker: Checker) -> _Ctor | None:
     """The constructor a pattern names, or None for a catch-all."""
     kind = type(p)
+    if kind is PInvalid:  # already reported: it catches nothing
+        return _Ctor(("invalid", id(p)), "?")
     if kind is PLit:
         return _Ctor(("lit", p.value if p.kind not in (Kind.KEYWORD,) else ":" + str(p.value)), p.node.text)
     if kind is PMember:

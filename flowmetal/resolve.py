@@ -228,6 +228,11 @@ class Program:
             if require.alias is not None:
                 scope.aliases[require.alias.text] = target
             for name in require.refer:
+                if name.text in scope.decls and scope.decls[name.text].node is not None:
+                    self.report(d.DUPLICATE_DEFINITION, name.span,
+                                f"`{name.text}` is referred from `{require.package}` and also defined in this package",
+                                notes=(Note(scope.decls[name.text].node.span, "defined here"),))
+                    continue
                 symbol = target.decls.get(name.text)
                 if symbol is None:
                     note = ""
@@ -294,7 +299,8 @@ class Program:
                 return NIL
             message = f"unknown type `{name}`"
             if symbol is not None:
-                message = f"`{name}` is a {symbol.kind}, not a type"
+                article = "an" if symbol.kind[0] in "aeiou" else "a"
+                message = f"`{name}` is {article} {symbol.kind}, not a type"
             fix = None
             if symbol is None:
                 others = self.defined_elsewhere(name, scope)

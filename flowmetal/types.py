@@ -223,14 +223,16 @@ def meet(t: Type, p: Type) -> Type:
         return union(meet(m, p) for m in t.members)
     if isinstance(p, Union):
         return union(meet(t, m) for m in p.members)
+    if t is JSON and isinstance(p, (ListOf, MapOf)) and p.__class__ is not t.__class__:
+        return _shape_of_json(p) if p in (ANY_LIST, ANY_MAP) else p
     if assignable(t, p):
         return t
     if assignable(p, t):
         return p
     if isinstance(t, TVar):
         return p
-    if t is JSON and (isinstance(p, (ListOf, MapOf)) or p in (NIL, BOOL, INT, FLOAT, NUMBER, STR)):
-        return _shape_of_json(p) if isinstance(p, (ListOf, MapOf)) else p
+    if t is JSON and p in (NIL, BOOL, INT, FLOAT, NUMBER, STR):
+        return p
     if isinstance(t, ListOf) and isinstance(p, ListOf):
         return t  # the outer shape held; elements are as they were
     if isinstance(t, MapOf) and isinstance(p, MapOf):

@@ -51,7 +51,9 @@ def test_definition_across_files_and_into_the_standard_packages(ws):
     assert norm.name == "norm" and norm.kind == "function" and norm.package == "acme.lib"
     assert norm.node.source.name == "lib.flow" and norm.node.span.line == 3
     assert norm.doc == "The taxicab norm of `p`, times `scale`."
-    assert show(norm.type) == "(fn? [point? int?] : int?)"
+    assert [(p.name, show(p.type), p.optional) for p in norm.sig.params] == [("p", "point?", True),
+                                                                            ("scale", "int?", True)]
+    assert show(norm.sig.ret) == "int?"
     sleep = ws.definition_at("app.flow", at(APP, "t/sleep!", plus=3))
     assert sleep.name == "sleep!" and sleep.is_durable
     assert sleep.node.source.name.endswith("flowmetal.time.flow")
