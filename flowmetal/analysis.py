@@ -104,8 +104,9 @@ class Workspace:
         self._stale = True
 
     def text(self, name: str) -> str:
+        """The file's current text ("" for a file the workspace does not hold)."""
         analysis = self.files.get(name)
-        return analysis.source.text if analysis is not None and not self._stale else self.texts[name]
+        return analysis.source.text if analysis is not None and not self._stale else self.texts.get(name, "")
 
     # -- analysis -----------------------------------------------------------------------
 
@@ -154,17 +155,19 @@ class Workspace:
             owner.imports += unused_imports(scope, refs)
 
     def edit(self, name: str, start: int, end: int, new_text: str) -> None:
-        """Apply an editor's change to a file: replace text[start:end] with `new_text`."""
-        self.analyse()
-        analysis = self.files.get(name)
-        if analysis is None:
-            return
-        if analysis.source.needs_compaction or not self._edit_in_place(analysis, start, end, new_text):
-            # From scratch, from the text as it was plus the change (the source
-            # may hold a half-done in-place attempt: it is dropped with the rest).
-            self.texts[name] = self.texts[name][:start] + new_text + self.texts[name][end:]
+        """Apply an editor's change to a file: replace text[start:end] with `new_text`.
+
+        An edit the analysis cannot absorb in place only marks it stale: the work
+        from scratch is done when a result is next asked for, so a burst of edits
+        costs one analysis, not one each.
+        """
+        text = self.texts[name]
+        analysis = None if self._stale else self.files.get(name)
+        if (analysis is None or analysis.source.needs_compaction
+                or not self._edit_in_place(analysis, start, end, new_text)):
+            # The source may hold a half-done in-place attempt: it goes with the rest.
+            self.texts[name] = text[:start] + new_text + text[end:]
             self._stale = True
-            self.analyse()
         else:
             self.texts[name] = analysis.source.text
 

@@ -58,6 +58,7 @@ class Facts:
     types: dict[int, tuple[Node, Type]] = field(default_factory=dict)     # id(node) -> type there
     locals: list[tuple[Symbol, int, int]] = field(default_factory=list)   # local, scope start, end
     calls: list[tuple[Seq, Symbol | None, Sig | None]] = field(default_factory=list)
+    inferred: list[tuple[Token, Type]] = field(default_factory=list)     # unannotated `let` bindings
 
 
 class _Local:
@@ -440,6 +441,8 @@ class Checker:
                 declared = self.type_of(binding.type, {})
             found = self.infer(binding.value, env, declared, f" in the binding of `{binding.name}`")
             t = declared if declared is not None else found
+            if declared is None:
+                self.facts.inferred.append((binding.node, t))
             local = _Local(Symbol(binding.name, "local", None, binding.node, t))
             locals_.append(local)
             env = Env(env, {binding.name: (local, t)})

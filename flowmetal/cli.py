@@ -38,7 +38,13 @@ def _check(args: argparse.Namespace) -> int:
 
 _SUMMARIES = {
     "check": "report the problems in Flowmetal files",
+    "lsp": "run the language server (stdio, or --tcp PORT)",
 }
+
+
+def _lsp(args: argparse.Namespace) -> int:
+    from flowmetal_lsp.server import main as serve
+    return serve(tcp_port=args.tcp, host=args.host)
 
 
 def _command_parsers() -> dict[str, argparse.ArgumentParser]:
@@ -50,7 +56,15 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     check.add_argument("--format", choices=("human", "json"), default="human",
                        help="human-readable (default) or a JSON list of diagnostics")
     check.set_defaults(run=_check)
-    return {"check": check}
+
+    lsp = argparse.ArgumentParser(
+        prog="flowmetal lsp",
+        description="Run the Flowmetal language server. It speaks the Language Server Protocol on "
+                    "stdin and stdout, or on a TCP port with --tcp.")
+    lsp.add_argument("--tcp", type=int, metavar="PORT", help="listen on this TCP port instead of stdio")
+    lsp.add_argument("--host", default="127.0.0.1", help="the address to listen on with --tcp (default 127.0.0.1)")
+    lsp.set_defaults(run=_lsp)
+    return {"check": check, "lsp": lsp}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("resolve", ["flowmetal.resolve"]),
     ("check", ["flowmetal.check"]),
     ("analysis", ["flowmetal.analysis"]),
+    ("ide", ["flowmetal.ide", "flowmetal.format"]),
     ("tools", ["flowmetal.checking", "flowmetal.render"]),
     ("cli", ["flowmetal.cli", "flowmetal.__main__"]),
 ]

@@ -1,0 +1,532 @@
+"""Editor features over the analysis, in plain data: what the language server serves.
+
+Every function takes a `Workspace`, a file name and offsets (code points) and
+returns spans, strings and small records; `lsp/` turns them into protocol
+messages and UTF-16 positions. Nothing here knows LSP, so each feature is
+testable without a client and the server stays a thin translation layer.
+
+    hover            the symbol under the cursor: its signature or type (a local's
+                     type after narrowing), its docstring, and whether calling it
+                     is a durable step
+    completion       names that fit where the cursor is: callables after `(`, enum
+                     members after `+`, the callee's keyword arguments after `:`,
+                     a package's exports after `alias/`, else everything in scope
+    rename           every place that names a symbol, across the workspace
+    outline          packages and their definitions, nested
+    semantic_tokens  each name classified: definition, type, enum member, special
+                     form, keyword, durable endpoint call apart from pure calls
+    code_actions     the diagnostics' machine-applicable fixes, and the clauses a
+                     non-exhaustive `match` misses
+    inlay_hints      the inferred type of each unannotated `let` binding
+    folding, selection_ranges
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from flowmetal.analysis import Workspace
+from flowmetal.builtins import Sig
+from flowmetal.check import _ctors, _head, _useful, Checker
+from flowmetal.diagnostics import Diagnostic
+from flowmetal.forms import DEFINITION_FORMS, SPECIAL_FORMS, Match, PWild
+from flowmetal.resolve import Symbol
+from flowmetal.source import Span
+from flowmetal.syntax import Kind, Seq, Token, tokens, walk
+from flowmetal.types import ANY, Type, show
+
+# -- hover ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Hover:
+    span: Span
+    markdown: str
+
+
+def signature_text(symbol: Symbol, sig: Sig | None = None) -> str:
+    """A symbol as Flowmetal would declare it: `(defn name [x : int?] : str?)`."""
+    sig = sig or symbol.sig
+    if symbol.kind in ("parameter", "local"):
+        return f"{symbol.name} : {show(symbol.type)}"
+    if symbol.kind == "member":
+        return f"{symbol.name} : {show(symbol.type)}"
+    if symbol.kind == "type" and symbol.predicate_of is not None:
+        return f"{symbol.name} : type {show(symbol.predicate_of)}" if show(symbol.predicate_of) != symbol.name \
+            else f"{symbol.name} : type"
+    if sig is None:
+        return f"(def {symbol.name} : {show(symbol.type)})"
+    form = {"function": "defn", "endpoint": "defendpoint", "constructor": "defrecord", "accessor": "defn",
+            "builtin": "built-in"}.get(symbol.kind, "defn")
+    params = []
+    for p in sig.params:
+        text = f"{p.name} : {show(p.type)}"
+        if p.optional:
+            text += " :default ..."
+        params.append(text)
+    if sig.rest is not None:
+        params.append(f"& {sig.rest.name} : {show(sig.rest.type)}")
+    return f"({form} {symbol.name} [{' '.join(params)}] : {show(sig.ret)})"
+
+
+def hover(ws: Workspace, name: str, offset: int) -> Hover | None:
+    token = token_at(ws, name, offset)
+    if token is None or token.kind is not Kind.SYMBOL:
+        return None
+    symbol = ws.definition_at(name, offset)
+    if symbol is None:
+        return None
+    parts = []
+    if symbol.kind in ("parameter", "local"):
+        found = ws.type_at(name, offset)
+        t = found[1] if found is not None and found[0] is token else symbol.type
+        parts.append(f"```flowmetal\n{symbol.name} : {show(t)}\n```")
+        parts.append(f"{'Parameter' if symbol.kind == 'parameter' else 'Local'} `{symbol.name}`"
+                     + ("; its type here, after narrowing." if t != symbol.type else "."))
+    else:
+        parts.append(f"```flowmetal\n{signature_text(symbol)}\n```")
+        where = f"package `{symbol.package}`" if symbol.package else "built-in"
+        parts.append(f"*{symbol.kind}* in {where}")
+        if symbol.doc:
+            parts.append(symbol.doc.strip())
+        if symbol.is_durable:
+            parts.append("**Durable step**: each call of this endpoint is recorded in the run's log "
+                         "(its request and its result), and the run waits, durably, for the result.")
+    return Hover(token.span, "\n\n".join(parts))
+
+
+# -- tokens and nodes at an offset --------------------------------------------------------------
+
+def _tree(ws: Workspace, name: str):
+    ws.analyse()
+    analysis = ws.files.get(name)
+    return analysis.module.tree if analysis else None
+
+
+def token_at(ws: Workspace, name: str, offset: int) -> Token | None:
+    """The token at `offset`, or the one just before it (a cursor at a name's end)."""
+    tree = _tree(ws, name)
+    if tree is None:
+        return None
+    before = None
+    for tok in tokens(tree.items):
+        if tok.start <= offset < tok.end and not tok.is_trivia:
+            return tok
+        if tok.end == offset and not tok.is_trivia:
+            before = tok
+        if tok.start > offset:
+            break
+    return before
+
+
+def enclosing(ws: Workspace, name: str, offset: int) -> list:
+    """The nodes containing `offset`, outermost first."""
+    tree = _tree(ws, name)
+    chain: list = []
+    items = tree.items if tree else []
+    while True:
+        inner = next((n for n in items if n.start <= offset <= n.end and not n.is_trivia
+                      and (type(n) is Seq or n.start <= offset < n.end or n.end == offset)), None)
+        if inner is None:
+            return chain
+        chain.append(inner)
+        if type(inner) is not Seq:
+            return chain
+        if offset <= inner.open.start or (inner.close is not None and offset >= inner.close.end):
+            return chain
+        items = inner.items
+
+
+# -- completion -------------------------------------------------------------------------------------
+
+@dataclass
+class Completion:
+    label: str
+    kind: str          # function endpoint constructor accessor type member keyword variable package special
+    detail: str = ""
+    doc: str | None = None
+    insert: str | None = None
+    replace: Span | None = None
+
+
+_PREFIX = re.compile(r"[\w\-+*/<>=!?.:]*$")
+
+
+def completion(ws: Workspace, name: str, offset: int) -> list[Completion]:
+    text = ws.text(name)
+    prefix = _PREFIX.search(text, 0, offset).group()
+    start = offset - len(prefix)
+    replace = Span(_tree(ws, name).source, start, offset) if _tree(ws, name) else None
+    before = text[:start].rstrip(" \t")
+    after_open = before.endswith("(")
+    scope = ws.scope_at(name, offset)
+    out: list[Completion] = []
+
+    def add(label, kind, detail="", doc=None):
+        if label.startswith(prefix) or not prefix:
+            out.append(Completion(label, kind, detail, doc, None, replace))
+
+    if prefix.startswith(":"):
+        sig = ws.signature_at(name, offset)
+        if sig is not None:
+            for p in sig.sig.params:
+                add(f":{p.name}", "keyword", show(p.type), None)
+        return out
+    if "/" in prefix:
+        alias = prefix.rsplit("/", 1)[0]
+        for scope_ in ws._scopes(name):
+            target = scope_.aliases.get(alias)
+            if target is not None:
+                for sym_name, sym in target.decls.items():
+                    add(f"{alias}/{sym_name}", sym.kind, _detail(sym), sym.doc)
+                break
+        return out
+    if prefix.startswith("+"):
+        for sym_name, sym in scope.items():
+            if sym.kind == "member":
+                add(sym_name, "member", _detail(sym), sym.doc)
+        return out
+    for sym_name, sym in sorted(scope.items()):
+        callable_ = sym.sig is not None or sym.kind in ("function", "endpoint", "constructor", "accessor", "builtin")
+        if after_open and not callable_ and sym.kind not in ("parameter", "local"):
+            continue
+        add(sym_name, sym.kind, _detail(sym), sym.doc)
+    if after_open:
+        for form in sorted(SPECIAL_FORMS | DEFINITION_FORMS | {"require", "defpackage", "not"}):
+            if form not in scope:
+                add(form, "special", "special form")
+    return out
+
+
+def _detail(symbol: Symbol) -> str:
+    try:
+        return signature_text(symbol)
+    except Exception:  # a half-resolved symbol while typing: no detail rather than no completion
+        return symbol.kind
+
+
+# -- rename ---------------------------------------------------------------------------------------
+
+class RenameError(Exception):
+    pass
+
+
+def prepare_rename(ws: Workspace, name: str, offset: int) -> Span | None:
+    token = token_at(ws, name, offset)
+    symbol = ws.definition_at(name, offset) if token is not None else None
+    if symbol is None or symbol.kind == "builtin" or symbol.node is None:
+        return None
+    analysis = ws.files.get(symbol.node.source.name)
+    if analysis is None:  # defined in a standard package
+        return None
+    return token.span
+
+
+def rename(ws: Workspace, name: str, offset: int, new_name: str) -> dict[str, list[tuple[Span, str]]]:
+    """The edits renaming the symbol at `offset`, by file. Records and enums take their
+    predicate (`NAME?`) and accessors (`NAME-FIELD`) along."""
+    if not re.fullmatch(r"(?![-+.]?[0-9])[\w\-+*/<>=!?.]+", new_name) or "/" in new_name:
+        raise RenameError(f"`{new_name}` is not a valid name")
+    if prepare_rename(ws, name, offset) is None:
+        raise RenameError("nothing here can be renamed: only this workspace's own definitions and locals")
+    symbol = ws.definition_at(name, offset)
+    family = [symbol]
+    if symbol.definition is not None and symbol.kind in ("constructor", "type", "accessor"):
+        family = [s for scope in ws.program.packages.values() for s in scope.decls.values()
+                  if s.definition is symbol.definition and s.kind != "member"]
+    old = symbol.definition.name if symbol.definition is not None and symbol.kind in ("constructor", "type",
+                                                                                      "accessor") else symbol.name
+    edits: dict[str, list[tuple[Span, str]]] = {}
+    seen: set[tuple[str, int]] = set()
+    for member in family:
+        for token in ws.references(member):
+            text = token.text
+            local = text.rsplit("/", 1)
+            qualifier = local[0] + "/" if len(local) == 2 else ""
+            base = local[-1]
+            if not base.startswith(old):
+                continue
+            key = (token.source.name, token.start)
+            if key in seen:
+                continue
+            seen.add(key)
+            edits.setdefault(token.source.name, []).append((token.span, qualifier + new_name + base[len(old):]))
+    return edits
+
+
+# -- outline ----------------------------------------------------------------------------------------
+
+@dataclass
+class OutlineItem:
+    name: str
+    kind: str
+    span: Span
+    name_span: Span
+    detail: str = ""
+    children: list["OutlineItem"] = field(default_factory=list)
+
+
+def outline(ws: Workspace, name: str) -> list[OutlineItem]:
+    out = []
+    for scope in ws._scopes(name):
+        package = scope.package
+        item = OutlineItem(package.name, "package", package.node.span, package.name_node.span)
+        for definition in package.definitions:
+            symbol = scope.decls.get(definition.name) or scope.decls.get(definition.name + "?")
+            child = OutlineItem(definition.name, definition.form, definition.node.span,
+                                definition.name_node.span, _detail(symbol) if symbol else definition.form)
+            for member in definition.members:
+                child.children.append(OutlineItem(member.text, "member", member.span, member.span))
+            for f in definition.fields:
+                child.children.append(OutlineItem(f.name, "field", f.node.span, f.node.span))
+            item.children.append(child)
+        out.append(item)
+    return out
+
+
+def workspace_symbols(ws: Workspace, query: str) -> list[Symbol]:
+    ws.analyse()
+    query = query.lower()
+    out = []
+    for scope in ws.program.packages.values():
+        if scope.standard:
+            continue
+        for symbol in scope.decls.values():
+            if symbol.node is not None and query in symbol.name.lower():
+                out.append(symbol)
+    return out
+
+
+# -- semantic tokens --------------------------------------------------------------------------------
+
+TOKEN_TYPES = ["namespace", "type", "enumMember", "function", "parameter", "variable", "keyword",
+               "property", "string", "number", "comment", "macro", "operator"]
+TOKEN_MODIFIERS = ["declaration", "definition", "readonly", "async", "defaultLibrary", "durable"]
+
+
+@dataclass
+class SemanticToken:
+    span: Span
+    type: str
+    modifiers: tuple[str, ...] = ()
+
+
+def semantic_tokens(ws: Workspace, name: str) -> list[SemanticToken]:
+    ws.analyse()
+    analysis = ws.files.get(name)
+    if analysis is None:
+        return []
+    symbols: dict[int, Symbol] = {}
+    for facts in analysis.facts.values():
+        for token, symbol in facts.refs:
+            symbols[id(token)] = symbol
+    definitions = {}
+    for scope in ws._scopes(name):
+        for symbol in scope.decls.values():
+            if symbol.node is not None:
+                definitions[id(symbol.node)] = symbol
+        definitions[id(scope.package.name_node)] = Symbol(scope.name, "package", scope.name, scope.package.name_node)
+        for _, (symbol, token) in scope.refers.items():
+            symbols[id(token)] = symbol
+    out = []
+    for tok in tokens(analysis.module.tree.items):
+        kind = tok.kind
+        if kind is Kind.COMMENT:
+            out.append(SemanticToken(tok.span, "comment"))
+        elif kind in (Kind.STRING, Kind.STRING3):
+            out.append(SemanticToken(tok.span, "string"))
+        elif kind in (Kind.INT, Kind.FLOAT):
+            out.append(SemanticToken(tok.span, "number"))
+        elif kind in (Kind.NIL, Kind.TRUE, Kind.FALSE):
+            out.append(SemanticToken(tok.span, "keyword", ("readonly",)))
+        elif kind is Kind.KEYWORD:
+            out.append(SemanticToken(tok.span, "property"))
+        elif kind is Kind.COLON:
+            out.append(SemanticToken(tok.span, "operator"))
+        elif kind is Kind.SYMBOL:
+            symbol = definitions.get(id(tok))
+            modifiers: tuple[str, ...] = ("declaration", "definition") if symbol is not None else ()
+            if symbol is None:
+                symbol = symbols.get(id(tok))
+            if symbol is None:
+                if tok.text in SPECIAL_FORMS or tok.text in DEFINITION_FORMS or tok.text in ("defpackage", "require"):
+                    out.append(SemanticToken(tok.span, "keyword"))
+                continue
+            out.append(SemanticToken(tok.span, _token_type(symbol), modifiers + _modifiers(symbol)))
+    return out
+
+
+def _token_type(symbol: Symbol) -> str:
+    return {"package": "namespace", "type": "type", "member": "enumMember", "parameter": "parameter",
+            "local": "variable", "constant": "variable", "endpoint": "function"}.get(
+        symbol.kind, "type" if symbol.predicate_of is not None else "function")
+
+
+def _modifiers(symbol: Symbol) -> tuple[str, ...]:
+    mods = []
+    if symbol.kind == "endpoint":
+        mods += ["async", "durable"]
+    if symbol.kind == "builtin" or (symbol.node is not None and "stdlib" in symbol.node.source.name):
+        mods.append("defaultLibrary")
+    if symbol.kind == "constant":
+        mods.append("readonly")
+    return tuple(mods)
+
+
+# -- code actions -------------------------------------------------------------------------------------
+
+@dataclass
+class CodeAction:
+    title: str
+    edits: dict[str, list[tuple[Span, str]]]
+    diagnostic: Diagnostic | None = None
+    preferred: bool = False
+
+
+def code_actions(ws: Workspace, name: str, start: int, end: int) -> list[CodeAction]:
+    out = []
+    for diag in ws.diagnostics(name):
+        if diag.span.end < start or diag.span.start > end:
+            continue
+        if diag.fix is not None:
+            edits: dict[str, list[tuple[Span, str]]] = {}
+            for edit in diag.fix.edits:
+                edits.setdefault(edit.span.source.name, []).append((edit.span, edit.new_text))
+            out.append(CodeAction(diag.fix.message[0].upper() + diag.fix.message[1:], edits, diag, True))
+        if diag.code == "FM502":
+            action = _missing_clauses(ws, name, diag)
+            if action is not None:
+                out.append(action)
+    return out
+
+
+def _missing_clauses(ws: Workspace, name: str, diag: Diagnostic) -> CodeAction | None:
+    """Add a clause for each case the match misses, each ending in a placeholder body."""
+    for scope in ws._scopes(name):
+        checker = Checker(ws.program, scope)
+        for match in _matches(scope.package):
+            if match.node.forms[0].span != diag.span:
+                continue
+            found = ws.type_at(name, match.subject.node.start)
+            subject = found[1] if found is not None else ANY
+            ctors = _ctors(subject)
+            if not ctors:
+                return None
+            rows = [[c.pattern] for c in match.clauses]
+            missing = []
+            for ctor in ctors:
+                pattern_text = ctor.show if not ctor.fields else f"({ctor.show} {' '.join('_' for _ in ctor.fields)})"
+                probe = _probe(ctor, match)
+                if probe is not None and _useful(rows, [probe], [subject], checker):
+                    missing.append(pattern_text)
+            if not missing:
+                return None
+            last = match.clauses[-1].node if match.clauses else match.subject.node
+            indent = " " * (last.span.column - 1)
+            text = "".join(f"\n{indent}[{p} nil]" for p in missing)
+            at = last.source.span(last.end, last.end)
+            return CodeAction(f"Add the missing match clause{'s' if len(missing) > 1 else ''}: {', '.join(missing)}",
+                              {name: [(at, text)]}, diag)
+    return None
+
+
+def _probe(ctor, match: Match):
+    """A pattern standing for one constructor, to ask whether the clauses miss it."""
+    from flowmetal.forms import Name, PLit, PMember, PRecord
+    node = match.node
+    key = ctor.key
+    if key[0] == "member":
+        return PMember(node.open, key[2])
+    if key[0] == "record":
+        return PRecord(node, Name(node.open, ctor.show), [PWild(node.open) for _ in ctor.fields])
+    if key[0] == "lit":
+        kinds = {True: Kind.TRUE, False: Kind.FALSE, None: Kind.NIL}
+        return PLit(node.open, kinds[key[1]], key[1])
+    return None
+
+
+def _matches(package):
+    from flowmetal.forms import Clause
+    stack: list = []
+    for definition in package.definitions:
+        stack += list(definition.body) + ([definition.value] if definition.value is not None else [])
+    while stack:
+        e = stack.pop()
+        if isinstance(e, Match):
+            yield e
+        for attr in ("fn", "args", "items", "body", "test", "then", "orelse", "subject", "value"):
+            child = getattr(e, attr, None)
+            if child is None:
+                continue
+            if isinstance(child, list):
+                stack += [c for c in child if hasattr(c, "node")]
+            elif hasattr(child, "node"):
+                stack.append(child)
+        for attr in ("bindings",):
+            for b in getattr(e, attr, ()) or ():
+                stack.append(b.value)
+        for clause in getattr(e, "clauses", ()) or ():
+            if isinstance(clause, Clause):
+                stack += clause.body
+            elif isinstance(clause, tuple):
+                stack += list(clause)
+
+
+# -- inlay hints, folding, selection ----------------------------------------------------------------
+
+def inlay_hints(ws: Workspace, name: str, start: int = 0, end: int | None = None) -> list[tuple[int, str]]:
+    """(offset, label): ` : TYPE` after each unannotated `let` binding's name."""
+    ws.analyse()
+    analysis = ws.files.get(name)
+    out = []
+    for facts in (analysis.facts.values() if analysis else ()):
+        for token, t in facts.inferred:
+            if start <= token.end and (end is None or token.end <= end):
+                out.append((token.end, f" : {show(t)}"))
+    return sorted(out)
+
+
+def folding(ws: Workspace, name: str) -> list[tuple[int, int, str]]:
+    """(start offset, end offset, kind) for every form spanning several lines, and runs of comments."""
+    tree = _tree(ws, name)
+    if tree is None:
+        return []
+    out = []
+    for node in walk(tree.items):
+        if type(node) is Seq and node.span.end_line > node.span.line:
+            out.append((node.start, node.end, "region"))
+    run: list[Token] = []
+    for tok in tokens(tree.items):
+        if tok.kind is Kind.COMMENT:
+            run.append(tok)
+        elif tok.kind is not Kind.WS or tok.text.count("\n") > 1:
+            if len(run) > 1:
+                out.append((run[0].start, run[-1].end, "comment"))
+            run = []
+    if len(run) > 1:
+        out.append((run[0].start, run[-1].end, "comment"))
+    return out
+
+
+def selection_ranges(ws: Workspace, name: str, offset: int) -> list[Span]:
+    """From the innermost node at `offset` outwards: token, its forms, up to the top-level form."""
+    chain = enclosing(ws, name, offset)
+    spans = [n.span for n in reversed(chain)]
+    out: list[Span] = []
+    for span in spans:
+        if not out or (span.start, span.end) != (out[-1].start, out[-1].end):
+            out.append(span)
+    return out
+
+
+def entry_functions(ws: Workspace, name: str) -> list[Symbol]:
+    """The functions a run can start from: every `defn` of the file's packages."""
+    return [s for scope in ws._scopes(name) for s in scope.decls.values()
+            if s.kind == "function" and s.definition is not None]
+
+
+__all__ = ["Hover", "Completion", "CodeAction", "OutlineItem", "SemanticToken", "RenameError",
+           "hover", "completion", "prepare_rename", "rename", "outline", "workspace_symbols", "semantic_tokens",
+           "code_actions", "inlay_hints", "folding", "selection_ranges", "entry_functions", "token_at",
+           "TOKEN_TYPES", "TOKEN_MODIFIERS", "_head"]

@@ -1,0 +1,486 @@
+"""The Flowmetal language server: thin pygls handlers over `flowmetal.ide` and the analysis.
+
+Each handler converts the request's positions (UTF-16, see `convert`) into
+code-point offsets, asks the plain-data layer, and converts the answer back.
+Nothing of the checker lives here.
+
+Documents. On `initialized` the server loads every `*.flow` file of the
+workspace folders, so that packages defined in other files resolve; an open
+document's text replaces its file's. Each change is applied to the analysis as
+an edit (`Workspace.edit`), which re-checks only the edited definition when it
+can.
+
+Diagnostics are published after each change, with the document's version, for
+every open document whose diagnostics changed. There is no fixed debounce:
+publishing is scheduled behind the messages already queued, and a publish that
+a newer change has overtaken is dropped, so a burst of keystrokes costs one
+analysis and nothing stale reaches the editor.
+
+Robustness. A handler that fails answers its request with an error and logs
+the traceback (`window/logMessage`); the server carries on. Nothing a client
+sends makes it exit, short of `exit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import traceback
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from flowmetal import __version__, ide
+from flowmetal.analysis import Workspace
+from flowmetal.diagnostics import Diagnostic, Severity
+from flowmetal.source import Source, Span
+
+from flowmetal_lsp import convert
+
+log = logging.getLogger("flowmetal.lsp")
+
+SEVERITY = {Severity.ERROR: types.DiagnosticSeverity.Error, Severity.WARNING: types.DiagnosticSeverity.Warning,
+            Severity.INFO: types.DiagnosticSeverity.Information, Severity.HINT: types.DiagnosticSeverity.Hint}
+COMPLETION_KIND = {
+    "function": types.CompletionItemKind.Function, "endpoint": types.CompletionItemKind.Event,
+    "builtin": types.CompletionItemKind.Function, "constructor": types.CompletionItemKind.Constructor,
+    "accessor": types.CompletionItemKind.Field, "type": types.CompletionItemKind.Class,
+    "member": types.CompletionItemKind.EnumMember, "keyword": types.CompletionItemKind.Keyword,
+    "special": types.CompletionItemKind.Keyword, "parameter": types.CompletionItemKind.Variable,
+    "local": types.CompletionItemKind.Variable, "constant": types.CompletionItemKind.Constant,
+}
+SYMBOL_KIND = {
+    "package": types.SymbolKind.Namespace, "defn": types.SymbolKind.Function, "defendpoint": types.SymbolKind.Event,
+    "def": types.SymbolKind.Constant, "defrecord": types.SymbolKind.Struct, "defenum": types.SymbolKind.Enum,
+    "deftype": types.SymbolKind.TypeParameter, "member": types.SymbolKind.EnumMember,
+    "field": types.SymbolKind.Field, "function": types.SymbolKind.Function, "endpoint": types.SymbolKind.Event,
+    "constant": types.SymbolKind.Constant, "constructor": types.SymbolKind.Struct,
+    "accessor": types.SymbolKind.Field, "type": types.SymbolKind.Class,
+}
+
+
+class FlowmetalServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("flowmetal", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.analysis = Workspace()
+        self.open: dict[str, int | None] = {}          # name -> version of each open document
+        self.published: dict[str, list] = {}           # name -> what was last published
+        self._pending: dict[str, object] = {}
+        self._sources: dict[str, Source] = {}
+
+    # -- names and positions --
+
+    @staticmethod
+    def name_of(uri: str) -> str:
+        path = to_fs_path(uri)
+        return path if path else uri
+
+    @staticmethod
+    def uri_of(name: str) -> str:
+        return from_fs_path(name) if not name.startswith(("untitled:", "file:")) and "://" not in name else name
+
+    def source(self, name: str) -> Source:
+        """A `Source` of the file's current text (cached while the text stays the same)."""
+        text = self.analysis.text(name)
+        cached = self._sources.get(name)
+        if cached is None or cached.text is not text:
+            cached = self._sources[name] = Source(text, name)
+        return cached
+
+    def offset(self, uri: str, pos: types.Position) -> tuple[str, int]:
+        name = self.name_of(uri)
+        return name, convert.offset(self.source(name), pos)
+
+    def location(self, span: Span) -> types.Location:
+        return types.Location(uri=self.uri_of(span.source.name), range=convert.range_of(span))
+
+    # -- diagnostics --
+
+    def schedule_publish(self) -> None:
+        token = object()
+        self._pending["*"] = token
+
+        async def later() -> None:
+            await asyncio.sleep(0)  # let the changes already queued come in first
+            if self._pending.get("*") is token:
+                self.publish()
+
+        asyncio.ensure_future(later())
+
+    def publish(self) -> None:
+        try:
+            for name, version in list(self.open.items()):
+                found = [self.lsp_diagnostic(d) for d in self.analysis.diagnostics(name)]
+                if self.published.get(name) == found:
+                    continue
+                self.published[name] = found
+                self.text_document_publish_diagnostics(
+                    types.PublishDiagnosticsParams(uri=self.uri_of(name), version=version, diagnostics=found))
+        except Exception:  # never let one bad analysis take the server down
+            self.report_failure("publishing diagnostics")
+
+    def lsp_diagnostic(self, diag: Diagnostic) -> types.Diagnostic:
+        related = [types.DiagnosticRelatedInformation(location=self.location(n.span), message=n.message)
+                   for n in diag.notes]
+        return types.Diagnostic(range=convert.range_of(diag.span), severity=SEVERITY[diag.severity],
+                                code=diag.code, source="flowmetal", message=diag.message,
+                                related_information=related or None)
+
+    def report_failure(self, what: str) -> None:
+        message = f"flowmetal: {what} failed:\n{traceback.format_exc()}"
+        log.error(message)
+        try:
+            self.window_log_message(types.LogMessageParams(type=types.MessageType.Error, message=message))
+        except Exception:
+            pass
+
+
+server = FlowmetalServer()
+
+
+def guarded(fn):
+    """Answer a failing request with an error (and log it) instead of anything worse."""
+    @functools.wraps(fn)
+    def wrapper(ls: FlowmetalServer, params):
+        try:
+            return fn(ls, params)
+        except Exception:
+            ls.report_failure(fn.__name__)
+            raise
+    return wrapper
+
+
+# -- documents --------------------------------------------------------------------------------
+
+@server.feature(types.INITIALIZED)
+def initialized(ls: FlowmetalServer, params: types.InitializedParams) -> None:
+    try:
+        for folder in ls.workspace.folders.values():
+            root = Path(to_fs_path(folder.uri) or "")
+            if not root.is_dir():
+                continue
+            for path in sorted(root.rglob("*.flow")):
+                if any(part.startswith(".") or part == "node_modules" for part in path.relative_to(root).parts):
+                    continue
+                name = str(path)
+                if name not in ls.open:
+                    try:
+                        ls.analysis.set_file(name, path.read_text(encoding="utf-8"))
+                    except (OSError, UnicodeDecodeError):
+                        continue
+    except Exception:
+        ls.report_failure("loading the workspace")
+    ls.schedule_publish()
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: FlowmetalServer, params: types.DidOpenTextDocumentParams) -> None:
+    name = ls.name_of(params.text_document.uri)
+    ls.open[name] = params.text_document.version
+    ls.analysis.set_file(name, params.text_document.text)
+    ls.schedule_publish()
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: FlowmetalServer, params: types.DidChangeTextDocumentParams) -> None:
+    name = ls.name_of(params.text_document.uri)
+    ls.open[name] = params.text_document.version
+    try:
+        for change in params.content_changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                source = ls.source(name)
+                start = convert.offset(source, change.range.start)
+                end = convert.offset(source, change.range.end)
+                ls.analysis.edit(name, start, max(start, end), change.text)
+            else:
+                ls.analysis.set_file(name, change.text)
+    except Exception:
+        ls.report_failure("applying a change")
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        ls.analysis.set_file(name, doc.source)  # fall back on the protocol layer's copy
+    ls.schedule_publish()
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: FlowmetalServer, params: types.DidCloseTextDocumentParams) -> None:
+    name = ls.name_of(params.text_document.uri)
+    ls.open.pop(name, None)
+    ls.published.pop(name, None)
+    path = Path(name)
+    if path.is_file():
+        try:
+            ls.analysis.set_file(name, path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            ls.analysis.remove_file(name)
+    else:
+        ls.analysis.remove_file(name)
+    ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
+    ls.schedule_publish()
+
+
+# -- navigation -----------------------------------------------------------------------------------
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+@guarded
+def hover(ls: FlowmetalServer, params: types.HoverParams) -> types.Hover | None:
+    name, offset = ls.offset(params.text_document.uri, params.position)
+    found = ide.hover(ls.analysis, name, offset)
+    if found is None:
+        return None
+    return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=found.markdown),
+                       range=convert.range_of(found.span))
+
+
+@server.feature(types.TEXT_DOCUMENT_DEFINITION)
+@guarded
+def definition(ls: FlowmetalServer, params: types.DefinitionParams) -> list[types.Location] | None:
+    name, offset = ls.offset(params.text_document.uri, params.position)
+    symbol = ls.analysis.definition_at(name, offset)
+    if symbol is None or symbol.node is None:
+        return None
+    return [ls.location(symbol.node.span)]
+
+
+@server.feature(types.TEXT_DOCUMENT_REFERENCES)
+@guarded
+def references(ls: FlowmetalServer, params: types.ReferenceParams) -> list[types.Location] | None:
+    name, offset = ls.offset(params.text_document.uri, params.position)
+    symbol = ls.analysis.definition_at(name, offset)
+    if symbol is None:
+        return None
+    tokens = ls.analysis.references(symbol)
+    if not params.context.include_declaration and symbol.node is not None:
+        tokens = [t for t in tokens if t is not symbol.node]
+    return [ls.location(t.span) for t in tokens]
+
+
+@server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
+@guarded
+def prepare_rename(ls: FlowmetalServer, params: types.PrepareRenameParams):
+    name, offset = ls.offset(params.text_document.uri, params.position)
+    span = ide.prepare_rename(ls.analysis, name, offset)
+    if span is None:
+        return None
+    return types.PrepareRenamePlaceholder(range=convert.range_of(span), placeholder=span.text)
+
+
+@server.feature(types.TEXT_DOCUMENT_RENAME)
+@guarded
+def rename(ls: FlowmetalServer, params: types.RenameParams) -> types.WorkspaceEdit | None:
+    name, offset = ls.offset(params.text_document.uri, params.position)
+    try:
+        edits = ide.rename(ls.analysis, name, offset, params.new_name)
+    except ide.RenameError as error:
+        from pygls.exceptions import JsonRpcInvalidParams
+        raise JsonRpcInvalidParams(str(error)) from None
+    return workspace_edit(ls, edits)
+
+
+def workspace_edit(ls: FlowmetalServer, edits: dict[str, list[tuple[Span, str]]]) -> types.WorkspaceEdit:
+    return types.WorkspaceEdit(changes={
+        ls.uri_of(file): [types.TextEdit(range=convert.range_of(span), new_text=text) for span, text in items]
+        for file, items in edits.items()})
+
+
+@server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+@guarded
+def document_symbol(ls: FlowmetalServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
+    name = ls.name_of(params.text_document.uri)
+
+    def convert_item(item: ide.OutlineItem) -> types.DocumentSymbol:
+        return types.DocumentSymbol(name=item.name, kind=SYMBOL_KIND.get(item.kind, types.SymbolKind.Variable),
+                                    range=convert.range_of(item.span),
+                                    selection_range=convert.range_of(item.name_span),
+                                    detail=item.detail or None,
+                                    children=[convert_item(c) for c in item.children] or None)
+    return [convert_item(item) for item in ide.outline(ls.analysis, name)]
+
+
+@server.feature(types.WORKSPACE_SYMBOL)
+@guarded
+def workspace_symbol(ls: FlowmetalServer, params: types.WorkspaceSymbolParams) -> list[types.WorkspaceSymbol]:
+    return [types.WorkspaceSymbol(name=s.name, kind=SYMBOL_KIND.get(s.kind, types.SymbolKind.Variable),
+                                  location=ls.location(s.node.span), container_name=s.package)
+            for s in ide.workspace_symbols(ls.analysis, params.query)]
+
+
+# -- writing ------------------------------------------------------------------------------------------
+
+@server.feature(types.TEXT_DOCUMENT_COMPLETION,
+                types.CompletionOptions(trigger_characters=["(", "+", ":", "/"]))
+@guarded
+def completion(ls: FlowmetalServer, params: types.CompletionParams) -> types.CompletionList:
+    name, offset = ls.offset(params.text_document.uri, params.position)
+    items = []
+    for c in ide.completion(ls.analysis, name, offset):
+        edit = types.TextEdit(range=convert.range_of(c.replace), new_text=c.insert or c.label) if c.replace else None
+        items.append(types.CompletionItem(
+            label=c.label, kind=COMPLETION_KIND.get(c.kind, types.CompletionItemKind.Text), detail=c.detail or None,
+            documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=c.doc) if c.doc else None,
+            text_edit=edit))
+    return types.CompletionList(is_incomplete=False, items=items)
+
+
+@server.feature(types.TEXT_DOCUMENT_SIGNATURE_HELP,
+                types.SignatureHelpOptions(trigger_characters=[" ", "("], retrigger_characters=[" "]))
+@guarded
+def signature_help(ls: FlowmetalServer, params: types.SignatureHelpParams) -> types.SignatureHelp | None:
+    name, offset = ls.offset(params.text_document.uri, params.position)
+    found = ls.analysis.signature_at(name, offset)
+    if found is None:
+        return None
+    callee = found.callee.name if found.callee is not None else "fn"
+    label = f"({callee}"
+    parameters = []
+    for p in found.sig.params:
+        part = f"{p.name} : {ide.show(p.type)}" + (" :default" if p.optional else "")
+        label += " "
+        parameters.append(types.ParameterInformation(label=(len(label), len(label) + len(part))))
+        label += part
+    label += f") : {ide.show(found.sig.ret)}"
+    doc = found.callee.doc if found.callee is not None else None
+    return types.SignatureHelp(
+        signatures=[types.SignatureInformation(label=label, parameters=parameters, documentation=doc)],
+        active_signature=0, active_parameter=found.active)
+
+
+@server.feature(types.TEXT_DOCUMENT_FORMATTING)
+@guarded
+def formatting(ls: FlowmetalServer, params: types.DocumentFormattingParams) -> list[types.TextEdit] | None:
+    from flowmetal.format import format_text
+    name = ls.name_of(params.text_document.uri)
+    text = ls.analysis.text(name)
+    formatted = format_text(text)
+    if formatted is None or formatted == text:
+        return []
+    source = ls.source(name)
+    return [types.TextEdit(range=convert.range_of(Span(source, 0, len(text))), new_text=formatted)]
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
+@guarded
+def code_action(ls: FlowmetalServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    name = ls.name_of(params.text_document.uri)
+    source = ls.source(name)
+    start, end = convert.offset(source, params.range.start), convert.offset(source, params.range.end)
+    out = []
+    for action in ide.code_actions(ls.analysis, name, start, end):
+        out.append(types.CodeAction(
+            title=action.title, kind=types.CodeActionKind.QuickFix, edit=workspace_edit(ls, action.edits),
+            diagnostics=[ls.lsp_diagnostic(action.diagnostic)] if action.diagnostic else None,
+            is_preferred=action.preferred or None))
+    return out
+
+
+# -- presentation -----------------------------------------------------------------------------------
+
+LEGEND = types.SemanticTokensLegend(token_types=ide.TOKEN_TYPES, token_modifiers=ide.TOKEN_MODIFIERS)
+
+
+@server.feature(types.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL, LEGEND)
+@guarded
+def semantic_tokens(ls: FlowmetalServer, params: types.SemanticTokensParams) -> types.SemanticTokens:
+    name = ls.name_of(params.text_document.uri)
+    data: list[int] = []
+    previous_line = previous_char = 0
+    for tok in ide.semantic_tokens(ls.analysis, name):
+        span = tok.span
+        start = convert.position(span.source, span.start)
+        end = convert.position(span.source, span.end)
+        lines = [(start.line, start.character, end.character)] if start.line == end.line else \
+            _split_lines(span, start)
+        for line, char, end_char in lines:
+            if end_char <= char:
+                continue
+            delta_line = line - previous_line
+            delta_char = char - previous_char if delta_line == 0 else char
+            modifiers = sum(1 << ide.TOKEN_MODIFIERS.index(m) for m in tok.modifiers)
+            data += [delta_line, delta_char, end_char - char, ide.TOKEN_TYPES.index(tok.type), modifiers]
+            previous_line, previous_char = line, char
+    return types.SemanticTokens(data=data)
+
+
+def _split_lines(span: Span, start: types.Position) -> list[tuple[int, int, int]]:
+    """A token over several lines (a long string) as one token per line, as the protocol wants."""
+    out = []
+    text = span.text
+    line, char = start.line, start.character
+    for piece in text.split("\n"):
+        units = len(piece.encode("utf-16-le")) // 2
+        out.append((line, char, char + units))
+        line, char = line + 1, 0
+    return out
+
+
+@server.feature(types.TEXT_DOCUMENT_INLAY_HINT)
+@guarded
+def inlay_hint(ls: FlowmetalServer, params: types.InlayHintParams) -> list[types.InlayHint]:
+    name = ls.name_of(params.text_document.uri)
+    source = ls.source(name)
+    start, end = convert.offset(source, params.range.start), convert.offset(source, params.range.end)
+    return [types.InlayHint(position=convert.position(source, offset), label=label, kind=types.InlayHintKind.Type,
+                            padding_left=False)
+            for offset, label in ide.inlay_hints(ls.analysis, name, start, end)]
+
+
+@server.feature(types.TEXT_DOCUMENT_FOLDING_RANGE)
+@guarded
+def folding_range(ls: FlowmetalServer, params: types.FoldingRangeParams) -> list[types.FoldingRange]:
+    name = ls.name_of(params.text_document.uri)
+    source = ls.source(name)
+    out = []
+    for start, end, kind in ide.folding(ls.analysis, name):
+        a, b = convert.position(source, start), convert.position(source, end)
+        out.append(types.FoldingRange(start_line=a.line, end_line=b.line,
+                                      kind=types.FoldingRangeKind.Comment if kind == "comment" else
+                                      types.FoldingRangeKind.Region))
+    return out
+
+
+@server.feature(types.TEXT_DOCUMENT_SELECTION_RANGE)
+@guarded
+def selection_range(ls: FlowmetalServer, params: types.SelectionRangeParams) -> list[types.SelectionRange]:
+    name = ls.name_of(params.text_document.uri)
+    source = ls.source(name)
+    out = []
+    for pos in params.positions:
+        spans = ide.selection_ranges(ls.analysis, name, convert.offset(source, pos))
+        parent = None
+        for span in reversed(spans):
+            parent = types.SelectionRange(range=convert.range_of(span), parent=parent)
+        out.append(parent or types.SelectionRange(range=types.Range(start=pos, end=pos)))
+    return out
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_LENS)
+@guarded
+def code_lens(ls: FlowmetalServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+    name = ls.name_of(params.text_document.uri)
+    out = []
+    for symbol in ide.entry_functions(ls.analysis, name):
+        entry = f"{symbol.package}/{symbol.name}"
+        out.append(types.CodeLens(range=convert.range_of(symbol.node.span),
+                                  command=types.Command(title="▶ Run", command="flowmetal.run",
+                                                        arguments=[{"uri": params.text_document.uri,
+                                                                    "entry": entry, "args": []}])))
+    return out
+
+
+@server.command("flowmetal.run")
+def run_command(ls: FlowmetalServer, *args):
+    from pygls.exceptions import JsonRpcRequestFailed
+    raise JsonRpcRequestFailed("running programs from the editor needs the durable runtime, which this "
+                               "installation does not have yet")
+
+
+def main(tcp_port: int | None = None, host: str = "127.0.0.1") -> int:
+    logging.basicConfig(level=logging.WARNING)
+    if tcp_port is not None:
+        server.start_tcp(host, tcp_port)
+    else:
+        server.start_io()
+    return 0
