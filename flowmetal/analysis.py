@@ -252,13 +252,25 @@ class Workspace:
 
     # -- queries ------------------------------------------------------------------------
 
-    def _facts(self, name: str) -> list[Facts]:
+    def _facts(self, name: str, offset: int | None = None) -> list[Facts]:
+        """The facts of the definition around `offset` (all of the file's when none is)."""
         self.analyse()
         analysis = self.files.get(name)
-        return list(analysis.facts.values()) if analysis else []
+        if analysis is None:
+            return []
+        if offset is not None:
+            for scope in self.program.packages.values():
+                if scope.module is not analysis.module:
+                    continue
+                for definition in scope.package.definitions:
+                    node = definition.node
+                    if node.start <= offset <= node.end:
+                        facts = analysis.facts.get(id(definition))
+                        return [facts] if facts is not None else []
+        return list(analysis.facts.values())
 
     def definition_at(self, name: str, offset: int) -> Symbol | None:
-        for facts in self._facts(name):
+        for facts in self._facts(name, offset):
             for token, symbol in facts.refs:
                 if token.start <= offset <= token.end:
                     return symbol
@@ -287,7 +299,7 @@ class Workspace:
 
     def type_at(self, name: str, offset: int) -> tuple[Token | Seq, Type] | None:
         best = None
-        for facts in self._facts(name):
+        for facts in self._facts(name, offset):
             for node, t in facts.types.values():
                 if node.start <= offset <= node.end and (best is None or node.end - node.start < best[0].end - best[0].start):
                     best = (node, t)
@@ -299,7 +311,7 @@ class Workspace:
             if scope.package.node.start <= offset <= scope.package.node.end:
                 out.update({n: s for n, (s, _) in scope.refers.items()})
                 out.update(scope.decls)
-        for facts in self._facts(name):
+        for facts in self._facts(name, offset):
             for symbol, start, end in facts.locals:
                 if start <= offset <= end:
                     out[symbol.name] = symbol
@@ -307,7 +319,7 @@ class Workspace:
 
     def signature_at(self, name: str, offset: int) -> Signature | None:
         best = None
-        for facts in self._facts(name):
+        for facts in self._facts(name, offset):
             for call, symbol, sig in facts.calls:
                 if call.start < offset <= call.end and (call.close is None or offset <= call.close.start):
                     if best is None or call.start > best[0].start:

@@ -106,17 +106,17 @@ def _tree(ws: Workspace, name: str):
 
 def token_at(ws: Workspace, name: str, offset: int) -> Token | None:
     """The token at `offset`, or the one just before it (a cursor at a name's end)."""
-    tree = _tree(ws, name)
-    if tree is None:
-        return None
+    chain = enclosing(ws, name, offset)
+    if chain and type(chain[-1]) is Token:
+        return chain[-1]
+    items = chain[-1].items if chain else (_tree(ws, name).items if _tree(ws, name) else [])
     before = None
-    for tok in tokens(tree.items):
-        if tok.start <= offset < tok.end and not tok.is_trivia:
-            return tok
-        if tok.end == offset and not tok.is_trivia:
-            before = tok
-        if tok.start > offset:
-            break
+    for tok in items:
+        if type(tok) is Token and not tok.is_trivia:
+            if tok.start <= offset < tok.end:
+                return tok
+            if tok.end == offset:
+                before = tok
     return before
 
 
@@ -126,8 +126,16 @@ def enclosing(ws: Workspace, name: str, offset: int) -> list:
     chain: list = []
     items = tree.items if tree else []
     while True:
-        inner = next((n for n in items if n.start <= offset <= n.end and not n.is_trivia
-                      and (type(n) is Seq or n.start <= offset < n.end or n.end == offset)), None)
+        inner = None
+        for n in items:  # a token the offset is in beats one it merely ends
+            if n.is_trivia or not (n.start <= offset <= n.end):
+                continue
+            if type(n) is Seq or n.start <= offset < n.end:
+                inner = n
+                if type(n) is Token or n.start < offset or offset == n.start:
+                    break
+            elif inner is None:
+                inner = n
         if inner is None:
             return chain
         chain.append(inner)
@@ -155,9 +163,11 @@ _PREFIX = re.compile(r"[\w\-+*/<>=!?.:]*$")
 
 def completion(ws: Workspace, name: str, offset: int) -> list[Completion]:
     text = ws.text(name)
-    prefix = _PREFIX.search(text, 0, offset).group()
+    line_start = text.rfind("\n", 0, offset) + 1
+    prefix = _PREFIX.search(text[line_start:offset]).group()
     start = offset - len(prefix)
-    replace = Span(_tree(ws, name).source, start, offset) if _tree(ws, name) else None
+    tree = _tree(ws, name)
+    replace = Span(tree.source, start, offset) if tree is not None else None
     before = text[:start].rstrip(" \t")
     after_open = before.endswith("(")
     scope = ws.scope_at(name, offset)
