@@ -341,12 +341,31 @@ class Checker:
                    for r in self.scope.package.requires)
 
     def _refer_fix(self, package: str, name: str) -> Fix | None:
-        for require in self.scope.package.requires:
-            if require.package == package and require.refer:
+        """Refer `name` from `package`: into its `:refer` vector, or a new one, or a new require."""
+        requires = self.scope.package.requires
+        for require in requires:
+            if require.package != package:
+                continue
+            if require.refer:
                 last = require.refer[-1]
                 return Fix(f"add `{name}` to the `:refer` of `{package}`",
                            (Edit(last.source.span(last.end, last.end), f" {name}"),))
-        return None
+            if require.node.kind is Kind.VECTOR:  # `[pkg :as alias]`
+                after = require.package_node
+                return Fix(f"refer `{name}` from `{package}`",
+                           (Edit(after.source.span(after.end, after.end), f" :refer [{name}]"),))
+        if requires:  # add a require vector to the package's `(require ...)` form
+            form = requires[-1].node if requires[-1].node.kind is Kind.LIST else None
+            if form is None:
+                form = next((r.node for r in requires if r.node.kind is Kind.LIST), None)
+            last = requires[-1].node if requires[-1].node.kind is Kind.VECTOR else None
+            if last is not None:
+                return Fix(f"require `{package}` and refer `{name}`",
+                           (Edit(last.source.span(last.end, last.end), f"\n           [{package} :refer [{name}]]"),))
+        name_node = self.scope.package.name_node
+        return Fix(f"require `{package}` and refer `{name}`",
+                   (Edit(name_node.source.span(name_node.end, name_node.end),
+                         f"\n  (require [{package} :refer [{name}]])"),))
 
     def unknown_field(self, e: Name) -> bool:
         """`record-field` for a field the record lacks: FM407 rather than an unknown name."""

@@ -339,3 +339,41 @@ async def test_bad_requests_and_edits_do_not_take_the_server_down(client: Langua
     result = await client.text_document_document_symbol_async(types.DocumentSymbolParams(
         text_document=types.TextDocumentIdentifier(uri=uri)))
     assert result == []
+
+
+def test_the_server_also_listens_on_tcp(tmp_path):
+    """`flowmetal lsp --tcp PORT`: the same server on a socket (here: initialize and shut down)."""
+    import json
+    import socket
+    import subprocess
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "flowmetal", "lsp", "--tcp", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server never listened"
+                time.sleep(0.1)
+        with conn:
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                               "params": {"processId": None, "rootUri": None, "capabilities": {}}}).encode()
+            conn.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            data = b""
+            while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < int(
+                    data.split(b"Content-Length: ")[1].split(b"\r\n")[0]):
+                data += conn.recv(65536)
+            reply = json.loads(data.split(b"\r\n\r\n", 1)[1])
+            capabilities = reply["result"]["capabilities"]
+            assert capabilities["hoverProvider"] and capabilities["renameProvider"]
+            assert capabilities["semanticTokensProvider"]["legend"]["tokenTypes"][0] == "namespace"
+    finally:
+        server.kill()
+        server.wait(timeout=10)
