@@ -15,6 +15,7 @@ lowered node keeps the syntax node it came from, for spans.
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass, field
 
@@ -285,6 +286,11 @@ def string_value(tok: Token) -> str:
     return _ESCAPES.sub(unescape, tok.text[1:-1])
 
 
+def doc_text(tok: Token) -> str:
+    """A docstring's text, its common indentation removed (long strings keep the source's)."""
+    return inspect.cleandoc(string_value(tok))
+
+
 def literal_value(tok: Token) -> object:
     kind = tok.kind
     if kind is Kind.INT:
@@ -400,7 +406,7 @@ class _Lowerer:
         out = Definition(form, head, name, name.text)
         if head == "defenum":
             if rest and type(rest[0]) is Token and rest[0].kind in STRING_KINDS:
-                out.doc, rest = string_value(rest[0]), rest[1:]
+                out.doc, rest = doc_text(rest[0]), rest[1:]
             for member in rest:
                 if is_symbol(member) and len(member.text) > 2 and member.text[0] == member.text[-1] == "+":
                     out.members.append(member)
@@ -413,7 +419,7 @@ class _Lowerer:
             out.fields = self.params(rest[0], defaults=False)
             for extra in rest[1:]:
                 if type(extra) is Token and extra.kind in STRING_KINDS and out.doc is None:
-                    out.doc = string_value(extra)
+                    out.doc = doc_text(extra)
                 else:
                     self.report(extra, "after its fields a record takes only a docstring")
         elif head == "deftype":
@@ -423,7 +429,7 @@ class _Lowerer:
             out.type = self.type_expr(rest[0])
             for extra in rest[1:]:
                 if type(extra) is Token and extra.kind in STRING_KINDS and out.doc is None:
-                    out.doc = string_value(extra)
+                    out.doc = doc_text(extra)
                 else:
                     self.report(extra, "after its type, `deftype` takes only a docstring")
         elif head == "def":
@@ -433,7 +439,7 @@ class _Lowerer:
                     return out
                 out.type, rest = self.type_expr(rest[1]), rest[2:]
             if rest and len(rest) > 1 and type(rest[0]) is Token and rest[0].kind in STRING_KINDS:
-                out.doc, rest = string_value(rest[0]), rest[1:]
+                out.doc, rest = doc_text(rest[0]), rest[1:]
             if len(rest) != 1:
                 self.report(rest[1] if len(rest) > 1 else form, "`def` takes one value: `(def NAME : TYPE? VALUE)`")
             out.value = self.expr(rest[0]) if rest else Invalid(form)
@@ -453,7 +459,7 @@ class _Lowerer:
                         break
                     out.ret, rest = self.type_expr(rest[1]), rest[2:]
                 elif type(first) is Token and first.kind in STRING_KINDS and out.doc is None and (len(rest) > 1 or head == "defendpoint"):
-                    out.doc, rest = string_value(first), rest[1:]
+                    out.doc, rest = doc_text(first), rest[1:]
                 else:
                     break
             if head == "defendpoint":

@@ -204,6 +204,11 @@ def did_change(ls: FlowmetalServer, params: types.DidChangeTextDocumentParams) -
     ls.schedule_publish()
 
 
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def did_change_configuration(ls: FlowmetalServer, params: types.DidChangeConfigurationParams) -> None:
+    """The server has no settings yet; accepting the notification keeps clients' logs quiet."""
+
+
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: FlowmetalServer, params: types.DidCloseTextDocumentParams) -> None:
     name = ls.name_of(params.text_document.uri)
