@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("check", ["flowmetal.check"]),
     ("analysis", ["flowmetal.analysis"]),
     ("ide", ["flowmetal.ide", "flowmetal.format"]),
+    ("runtime", ["flowmetal.runtime"]),
     ("tools", ["flowmetal.checking", "flowmetal.render"]),
     ("cli", ["flowmetal.cli", "flowmetal.__main__"]),
 ]

@@ -1,0 +1,276 @@
+"""The built-in functions at run time (their types are in `flowmetal.builtins`).
+
+Semantics where the contract leaves room (also in docs/language.md):
+- `=` compares structurally; numbers compare by value across `int?` and
+  `float?` (`(= 1 1.0)` is true); `true` is no number.
+- Arithmetic on integers stays integral, except `/`, which always gives a
+  float; dividing by zero is a runtime fault. `mod` has the sign of the divisor.
+- `str` concatenates strings as they are and any other value as its literal.
+- `first` of an empty list and `get` of an absent key give `nil` (or the default).
+- `count` counts a list's items, a map's entries, a string's characters.
+- `builtin-dumps`/`builtin-loads` are JSON (SPEC section 5): keywords and enum
+  members are written as their names, records as objects of their fields.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flowmetal.runtime.values import (
+    FUNCTIONS, Keyword, Member, RecordValue, display, literal, type_name,
+)
+from flowmetal.types import (
+    ANY, BOOL, FLOAT, INT, JSON, KEYWORD, NIL, NUMBER, STR, Base, Enum, FnOf, ListOf, MapOf, Record, TVar,
+    Type, Union,
+)
+
+
+def _fault(message: str):
+    from flowmetal.runtime.machine import Fault
+    return Fault(message)
+
+
+def is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def equal(a, b) -> bool:
+    if is_number(a) and is_number(b):
+        return a == b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, RecordValue):
+        return (a.package, a.record) == (b.package, b.record) and equal(a.values, b.values)
+    return a == b
+
+
+def as_list(value, where: str) -> tuple:
+    if isinstance(value, tuple):
+        return value
+    if value is None:
+        return ()
+    raise _fault(f"`{where}` needs a list, not {literal(value)}")
+
+
+def _numbers(name: str, args) -> None:
+    for a in args:
+        if not is_number(a):
+            raise _fault(f"`{name}` needs numbers, not {literal(a)} (a {type_name(a)})")
+
+
+def _arith(name: str, args):
+    _numbers(name, args)
+    if name == "+":
+        return sum(args) if args else 0
+    if name == "*":
+        out = 1
+        for a in args:
+            out *= a
+        return out
+    if name == "-":
+        if len(args) == 1:
+            return -args[0]
+        out = args[0]
+        for a in args[1:]:
+            out -= a
+        return out
+    if name == "/":
+        if len(args) == 1:
+            args = [1, args[0]]
+        out = float(args[0])
+        for a in args[1:]:
+            if a == 0:
+                raise _fault("division by zero")
+            out /= a
+        return out
+    raise AssertionError(name)
+
+
+def _compare(name: str, args) -> bool:
+    _numbers(name, args)
+    ops = {"<": lambda a, b: a < b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
+    op = ops[name]
+    return all(op(a, b) for a, b in zip(args, args[1:]))
+
+
+def _json(value):
+    if value is None or isinstance(value, (bool, str)) or is_number(value):
+        return value
+    if isinstance(value, Keyword):
+        return value.name
+    if isinstance(value, Member):
+        return value.name.strip("+")
+    if isinstance(value, tuple):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {(_key(k)): _json(v) for k, v in value.items()}
+    if isinstance(value, RecordValue):
+        if value.record == "callback" and value.fields == ("url",):
+            return value.values[0]
+        return {f: _json(v) for f, v in zip(value.fields, value.values)}
+    raise _fault(f"{literal(value)} has no JSON form")
+
+
+def _key(k) -> str:
+    if isinstance(k, str):
+        return k
+    if isinstance(k, Keyword):
+        return k.name
+    if isinstance(k, Member):
+        return k.name.strip("+")
+    return literal(k)
+
+
+def _from_json(data):
+    if isinstance(data, list):
+        return tuple(_from_json(v) for v in data)
+    if isinstance(data, dict):
+        return {k: _from_json(v) for k, v in data.items()}
+    return data
+
+
+def call(name: str, args: list):
+    if name in ("+", "-", "*", "/"):
+        return _arith(name, args)
+    if name in ("<", ">", "<=", ">="):
+        return _compare(name, args)
+    if name == "mod":
+        a, b = args
+        _numbers("mod", args)
+        if b == 0:
+            raise _fault("division by zero")
+        return a % b
+    if name == "=":
+        return all(equal(a, b) for a, b in zip(args, args[1:]))
+    if name == "not=":
+        return not all(equal(a, b) for a, b in zip(args, args[1:]))
+    if name == "not":
+        (x,) = args
+        return x is None or x is False
+    if name == "str":
+        return "".join(display(a) for a in args)
+    if name == "count":
+        (coll,) = args
+        if coll is None:
+            return 0
+        if isinstance(coll, (tuple, dict, str)):
+            return len(coll)
+        raise _fault(f"`count` needs a list, map or string, not {literal(coll)}")
+    if name == "first":
+        items = as_list(args[0], "first")
+        return items[0] if items else None
+    if name == "rest":
+        return as_list(args[0], "rest")[1:]
+    if name == "cons":
+        return (args[0],) + as_list(args[1], "cons")
+    if name == "conj":
+        return as_list(args[0], "conj") + tuple(args[1:])
+    if name == "concat":
+        out: tuple = ()
+        for a in args:
+            out += as_list(a, "concat")
+        return out
+    if name == "get":
+        coll, key = args[0], args[1]
+        default = args[2] if len(args) > 2 else None
+        if isinstance(coll, dict):
+            for k, v in coll.items():
+                if equal(k, key):
+                    return v
+            return default
+        if isinstance(coll, tuple):
+            if is_number(key) and isinstance(key, int) and 0 <= key < len(coll):
+                return coll[key]
+            return default
+        if coll is None:
+            return default
+        raise _fault(f"`get` needs a map or a list, not {literal(coll)}")
+    if name == "assoc":
+        m, k, v = args
+        if m is None:
+            m = {}
+        if not isinstance(m, dict):
+            raise _fault(f"`assoc` needs a map, not {literal(m)}")
+        out = {key: val for key, val in m.items() if not equal(key, k)}
+        out[k] = v
+        return out
+    if name == "keys":
+        m = args[0] or {}
+        return tuple(m.keys())
+    if name == "vals":
+        m = args[0] or {}
+        return tuple(m.values())
+    if name == "range":
+        _numbers("range", args)
+        return tuple(range(*args))
+    if name in ("list", "vector"):
+        return tuple(args)
+    if name == "hash-map":
+        if len(args) % 2:
+            raise _fault("`hash-map` takes keys and values in pairs")
+        return {args[i]: args[i + 1] for i in range(0, len(args), 2)}
+    if name == "builtin-dumps":
+        return json.dumps(_json(args[0]), ensure_ascii=False, separators=(",", ":"))
+    if name == "builtin-loads":
+        try:
+            return _from_json(json.loads(args[0]))
+        except (TypeError, ValueError) as error:
+            raise _fault(f"`loads` was given text that is not JSON: {error}") from None
+    from flowmetal.builtins import BUILTINS
+    builtin = BUILTINS.get(name)
+    if builtin is not None and builtin.predicate_of is not None:
+        return is_instance(args[0], builtin.predicate_of)
+    raise _fault(f"no built-in `{name}`")
+
+
+def is_instance(value, t: Type) -> bool:
+    """Whether a value is of a type (the outer shape for lists, maps and functions)."""
+    if t is ANY:
+        return True
+    if isinstance(t, Base):
+        if t is NIL:
+            return value is None
+        if t is BOOL:
+            return isinstance(value, bool)
+        if t is INT:
+            return isinstance(value, int) and not isinstance(value, bool)
+        if t is FLOAT:
+            return isinstance(value, float)
+        if t is NUMBER:
+            return is_number(value)
+        if t is STR:
+            return isinstance(value, str)
+        if t is KEYWORD:
+            return isinstance(value, Keyword)
+        if t is JSON:
+            return _is_json(value)
+        return False
+    if isinstance(t, ListOf):
+        return isinstance(value, tuple)
+    if isinstance(t, MapOf):
+        return isinstance(value, dict)
+    if isinstance(t, FnOf):
+        return isinstance(value, FUNCTIONS)
+    if isinstance(t, Union):
+        return any(is_instance(value, m) for m in t.members)
+    if isinstance(t, Record):
+        return isinstance(value, RecordValue) and value.record == t.name and value.package == t.package
+    if isinstance(t, Enum):
+        return isinstance(value, Member) and value.enum == t.name and value.package == t.package
+    if isinstance(t, TVar):
+        return True
+    return False
+
+
+def _is_json(value) -> bool:
+    if value is None or isinstance(value, (bool, str)) or is_number(value):
+        return True
+    if isinstance(value, tuple):
+        return all(_is_json(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, (str, Keyword)) and _is_json(v) for k, v in value.items())
+    return False

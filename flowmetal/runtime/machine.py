@@ -1,0 +1,777 @@
+"""The evaluator: a CEK machine whose whole state is plain data.
+
+Why a machine rather than a recursive interpreter: a run must be able to stop
+at any endpoint call, be written to the store, and be resumed by another
+process days later. So the evaluator keeps no Python stack: its continuation is
+an explicit list of frames, each a tuple of a tag and plain parts (expressions,
+environments, values, numbers). `snapshot()` turns the whole state into JSON-able
+data (expressions by id, environments by a shared table, values by
+`values.encode`), and `Machine.restore` rebuilds it. Recursion depth is bounded
+by memory, not by Python's recursion limit.
+
+The loop alternates two modes: *eval* (an expression and an environment) and
+*apply* (a value returned to the frame on top of the stack). Calls bind
+parameters (positional, then `:name value`, then defaults evaluated in the
+callee's scope), push a `RET` frame (a stack-trace boundary) and evaluate the
+body. Higher-order built-ins (`map`, `filter`, `reduce`) are frames too, so a
+function they call may itself wait on an endpoint.
+
+An endpoint call stops the machine with a `Wait` holding the step number (the
+idempotency key's second half), the endpoint and its arguments; the driver
+(`flowmetal.runtime.executor`) performs or records it and resumes the machine
+with the result. `with-timeout!` is the one endpoint that runs code: the driver
+calls `enter_timeout`, which applies the function under a `TIMEOUT` frame, and
+`expire_timeout` unwinds to that frame with `+timeout+` when the timer wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flowmetal.forms import (
+    Call, Cond, Do, FnExpr, If, Invalid, Let, Lit, Logic, MapLit, Match, Name, PBind, PInvalid, PLit, PMember,
+    PRecord, PWild, VectorLit, When,
+)
+from flowmetal.resolve import Symbol
+from flowmetal.runtime import builtins as rb
+from flowmetal.runtime.program import Program
+from flowmetal.runtime.values import (
+    BuiltinFn, Closure, GlobalFn, Keyword, Member, RecordValue, decode, encode, literal, type_name,
+)
+from flowmetal.syntax import Kind
+from flowmetal.types import Enum, Record
+
+# Frame tags.
+CALL, ARGS, BIND, RET, BODY, IF, LET, COND, LOGIC, MATCH, VEC, MAP, HMAP, HFILTER, HREDUCE, TIMEOUT, WHEN = range(17)
+
+
+class Env:
+    __slots__ = ("vars", "parent")
+
+    def __init__(self, vars: dict, parent: "Env | None" = None) -> None:
+        self.vars = vars
+        self.parent = parent
+
+    def lookup(self, name: str):
+        env = self
+        while env is not None:
+            if name in env.vars:
+                return env.vars[name]
+            env = env.parent
+        raise KeyError(name)
+
+
+class Fault(Exception):
+    """A runtime fault: the run fails, with a Flowmetal stack trace."""
+
+    def __init__(self, message: str, trace: list[tuple[str, str, int]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.trace = trace or []
+
+    def render(self) -> str:
+        lines = [f"fault: {self.message}"]
+        for package, function, line in self.trace:
+            lines.append(f"  in {package}/{function}, line {line}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Wait:
+    """The machine stopped at an endpoint call: step `step` of the run."""
+    step: int
+    package: str
+    endpoint: str
+    args: dict
+    expr_id: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.package}/{self.endpoint}"
+
+
+@dataclass
+class Done:
+    value: object
+
+
+MISSING = object()
+
+
+class Machine:
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.stack: list[tuple] = []
+        self.mode_eval = False
+        self.expr = None
+        self.env: Env | None = None
+        self.value = None
+        self.steps = 0               # endpoint calls made so far
+        self.done = False
+        self.fault_at = None         # the expression a fault concerns, for the trace
+        self._plans: dict[int, tuple] = {}
+
+    # -- starting and resuming --------------------------------------------------------------
+
+    def start(self, entry: str, args: list) -> None:
+        package, name = self.program.package_of(entry)
+        definition = self.program.functions.get((package, name))
+        if definition is None or definition.form != "defn":
+            raise Fault(f"no function `{name}` in package `{package}`")
+        supplied = {}
+        params = definition.params
+        if len(args) > len(params):
+            raise Fault(f"`{name}` takes {len(params)} arguments, {len(args)} given")
+        for param, value in zip(params, args):
+            supplied[param.name] = value
+        missing = [p.name for p in params[len(args):] if p.default is None]
+        if missing:
+            raise Fault(f"`{name}` needs {', '.join(missing)}")
+        self._bind(("def", package, name), supplied, None)
+
+    def resume(self, value) -> None:
+        """Continue after a `Wait` with the endpoint's result."""
+        self.value = value
+        self.mode_eval = False
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self):
+        """Run until the machine finishes (`Done`) or waits (`Wait`); raises `Fault`."""
+        stack = self.stack
+        try:
+            while True:
+                if self.mode_eval:
+                    self._eval(self.expr, self.env)
+                    continue
+                if not stack:
+                    self.done = True
+                    return Done(self.value)
+                frame = stack.pop()
+                outcome = self._apply(frame, self.value)
+                if outcome is not None:
+                    return outcome
+        except Fault as fault:
+            if not fault.trace:
+                fault.trace = self.trace()
+            raise
+        except RecursionError:  # a value nested too deep to print or compare
+            raise Fault("a value is nested too deep", self.trace()) from None
+
+    def trace(self) -> list[tuple[str, str, int]]:
+        """The Flowmetal stack trace, innermost function first: each function with the
+        line it was at (the innermost: where the fault happened; the others: the call)."""
+        out = []
+        line = self._where_line()
+        for frame in reversed(self.stack):
+            if frame[0] == RET:
+                _, package, function, call_id = frame
+                out.append((package, function, line))
+                line = self.program.exprs[call_id].node.span.line if call_id is not None else 0
+        return out
+
+    def _where_line(self) -> int:
+        if self.mode_eval and self.expr is not None:
+            return self.expr.node.span.line
+        if self.fault_at is not None:
+            return self.fault_at.node.span.line
+        for frame in reversed(self.stack):
+            if len(frame) > 1 and hasattr(frame[1], "node"):
+                return frame[1].node.span.line
+        return 0
+
+    # -- eval --------------------------------------------------------------------------------------
+
+    def _eval(self, e, env: Env) -> None:
+        kind = type(e)
+        stack = self.stack
+        if kind is Lit:
+            self.value = Keyword(e.value) if e.kind is Kind.KEYWORD else e.value
+            self.mode_eval = False
+        elif kind is Name:
+            self.value = self._name(e, env)
+            self.mode_eval = False
+        elif kind is Call:
+            stack.append((CALL, e, env))
+            self.expr = e.fn
+        elif kind is If:
+            stack.append((IF, e, env))
+            self.expr = e.test
+        elif kind is Let:
+            if not e.bindings:
+                self._body(e.body, env)
+                return
+            stack.append((LET, e, Env({}, env), 0))
+            self.expr, self.env = e.bindings[0].value, stack[-1][2]
+        elif kind is Do:
+            self._body(e.body, env)
+        elif kind is When:
+            stack.append((WHEN, e, env))
+            self.expr = e.test
+        elif kind is Cond:
+            if not e.clauses:
+                if e.orelse is None:
+                    self._give(None)
+                else:
+                    self.expr = e.orelse
+                return
+            stack.append((COND, e, env, 0))
+            self.expr = e.clauses[0][0]
+        elif kind is Logic:
+            if not e.items:
+                self._give(e.op == "and")
+                return
+            stack.append((LOGIC, e, env, 0))
+            self.expr = e.items[0]
+        elif kind is Match:
+            stack.append((MATCH, e, env))
+            self.expr = e.subject
+        elif kind is FnExpr:
+            self._give(Closure(self.program.expr_id(e), env, "fn"))
+        elif kind is VectorLit:
+            if not e.items:
+                self._give(())
+                return
+            stack.append((VEC, e, env, []))
+            self.expr = e.items[0]
+        elif kind is MapLit:
+            if not e.items:
+                self._give({})
+                return
+            stack.append((MAP, e, env, []))
+            self.expr = e.items[0]
+        else:  # Invalid: the checker refused such programs; never reached in a checked one
+            raise Fault("this expression is malformed")
+
+    def _give(self, value) -> None:
+        self.value = value
+        self.mode_eval = False
+
+    def _body(self, body: list, env: Env) -> None:
+        if not body:
+            self._give(None)
+            return
+        if len(body) > 1:
+            self.stack.append((BODY, body, env, 1))
+        self.expr, self.env = body[0], env
+        self.mode_eval = True
+
+    def _name(self, e: Name, env: Env):
+        symbol = self.program.symbols.get(id(e.node))
+        if symbol is None or symbol.kind in ("parameter", "local"):
+            try:
+                return env.lookup(e.name)
+            except KeyError:
+                raise Fault(f"`{e.name}` has no value here") from None
+        return self._global(symbol)
+
+    def _global(self, symbol: Symbol):
+        kind = symbol.kind
+        if kind == "member":
+            enum = symbol.type
+            return Member(enum.package, enum.name, symbol.name)
+        if kind == "builtin":
+            return BuiltinFn(symbol.name)
+        if kind == "constant":
+            return self._constant(symbol)
+        return GlobalFn(symbol.package, symbol.name)
+
+    def _constant(self, symbol: Symbol):
+        """A `def`'s value: computed once per machine, by a machine of its own (constants are pure)."""
+        cache = self.__dict__.setdefault("_constants", {})
+        key = (symbol.package, symbol.name)
+        if key not in cache:
+            definition = self.program.functions[key]
+            inner = Machine(self.program)
+            inner.expr, inner.env, inner.mode_eval = definition.value, Env({}), True
+            outcome = inner.run()
+            if not isinstance(outcome, Done):
+                raise Fault(f"the constant `{symbol.name}` calls an endpoint: constants must be pure")
+            cache[key] = outcome.value
+        return cache[key]
+
+    # -- apply ---------------------------------------------------------------------------------------
+
+    def _apply(self, frame: tuple, value):
+        tag = frame[0]
+        stack = self.stack
+        if tag == ARGS:
+            _, e, env, fn, plan, values, i = frame
+            values.append(value)
+            if i + 1 < len(plan):
+                stack.append((ARGS, e, env, fn, plan, values, i + 1))
+                self.expr, self.env, self.mode_eval = plan[i + 1][1], env, True
+                return None
+            return self._call(fn, plan, values, e, env)
+        if tag == CALL:
+            _, e, env = frame
+            plan = self._plan(e, value)
+            if not plan:
+                return self._call(value, plan, [], e, env)
+            stack.append((ARGS, e, env, value, plan, [], 0))
+            self.expr, self.env, self.mode_eval = plan[0][1], env, True
+            return None
+        if tag == BODY:
+            _, body, env, i = frame
+            if i + 1 < len(body):
+                stack.append((BODY, body, env, i + 1))
+            self.expr, self.env, self.mode_eval = body[i], env, True
+            return None
+        if tag == RET:
+            return None  # the value passes through: the function returned
+        if tag == IF:
+            _, e, env = frame
+            truth = value is not None and value is not False
+            if e.negated:
+                truth = not truth
+            if truth:
+                self.expr, self.env, self.mode_eval = e.then, env, True
+            elif e.orelse is not None:
+                self.expr, self.env, self.mode_eval = e.orelse, env, True
+            else:
+                self.value = None
+            return None
+        if tag == WHEN:
+            _, e, env = frame
+            if value is not None and value is not False:
+                self._body(e.body, env)
+            else:
+                self.value = None
+            return None
+        if tag == LET:
+            _, e, env, i = frame
+            env.vars[e.bindings[i].name] = value
+            if i + 1 < len(e.bindings):
+                # Each binding sees the ones before it: a fresh frame per binding keeps
+                # closures made in earlier bindings from seeing later names.
+                inner = Env({}, env)
+                stack.append((LET, e, inner, i + 1))
+                self.expr, self.env, self.mode_eval = e.bindings[i + 1].value, inner, True
+            else:
+                self._body(e.body, env)
+            return None
+        if tag == COND:
+            _, e, env, i = frame
+            if value is not None and value is not False:
+                self.expr, self.env, self.mode_eval = e.clauses[i][1], env, True
+            elif i + 1 < len(e.clauses):
+                stack.append((COND, e, env, i + 1))
+                self.expr, self.env, self.mode_eval = e.clauses[i + 1][0], env, True
+            elif e.orelse is not None:
+                self.expr, self.env, self.mode_eval = e.orelse, env, True
+            else:
+                self.value = None
+            return None
+        if tag == LOGIC:
+            _, e, env, i = frame
+            truth = value is not None and value is not False
+            if (e.op == "and" and not truth) or (e.op == "or" and truth) or i + 1 == len(e.items):
+                self.value = value
+            else:
+                stack.append((LOGIC, e, env, i + 1))
+                self.expr, self.env, self.mode_eval = e.items[i + 1], env, True
+            return None
+        if tag == MATCH:
+            _, e, env = frame
+            for clause in e.clauses:
+                bound: dict = {}
+                if self._matches(clause.pattern, value, bound):
+                    self._body(clause.body, Env(bound, env) if bound else env)
+                    return None
+            self.fault_at = e
+            raise Fault(f"no match clause fits {literal(value)}")
+        if tag == VEC:
+            _, e, env, items = frame
+            items.append(value)
+            if len(items) < len(e.items):
+                stack.append(frame)
+                self.expr, self.env, self.mode_eval = e.items[len(items)], env, True
+            else:
+                self.value = tuple(items)
+            return None
+        if tag == MAP:
+            _, e, env, items = frame
+            items.append(value)
+            if len(items) < len(e.items):
+                stack.append(frame)
+                self.expr, self.env, self.mode_eval = e.items[len(items)], env, True
+            else:
+                self.value = {items[k]: items[k + 1] for k in range(0, len(items) - 1, 2)}
+            return None
+        if tag == BIND:
+            _, owner, params, i, env, supplied, call_id = frame
+            env.vars[params[i].name] = value
+            return self._bind_from(owner, params, i + 1, env, supplied, call_id)
+        if tag == HMAP:
+            _, f, items, i, results = frame
+            results.append(value)
+            if i + 1 < len(items):
+                stack.append((HMAP, f, items, i + 1, results))
+                return self._call_value(f, [items[i + 1]], None)
+            self.value = tuple(results)
+            return None
+        if tag == HFILTER:
+            _, f, items, i, results = frame
+            if value is not None and value is not False:
+                results.append(items[i])
+            if i + 1 < len(items):
+                stack.append((HFILTER, f, items, i + 1, results))
+                return self._call_value(f, [items[i + 1]], None)
+            self.value = tuple(results)
+            return None
+        if tag == HREDUCE:
+            _, f, items, i = frame
+            if i < len(items):
+                stack.append((HREDUCE, f, items, i + 1))
+                return self._call_value(f, [value, items[i]], None)
+            self.value = value
+            return None
+        if tag == TIMEOUT:
+            self.value = value  # the function finished before its timer
+            self.timeouts_done.append(frame[1])
+            return None
+        raise AssertionError(f"unknown frame {tag}")
+
+    # -- calls --------------------------------------------------------------------------------------
+
+    def _plan(self, e: Call, fn) -> list:
+        """Which argument expression binds which parameter: [(name or None, expr), ...].
+        Positional until the first `:name value` past the required parameters (the
+        checker's rule)."""
+        key = (id(e), type(fn), getattr(fn, "name", None), getattr(fn, "package", None))
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        params = self._params_of(fn)
+        args = e.args
+        plan = []
+        if params is None:
+            plan = [(None, a) for a in args]
+        else:
+            required = sum(1 for p in params if p.default is None)
+            i = 0
+            while i < len(args):
+                a = args[i]
+                if i >= required and type(a) is Lit and a.kind is Kind.KEYWORD and i + 1 < len(args):
+                    break
+                plan.append((None, a))
+                i += 1
+            while i + 1 < len(args):
+                plan.append((args[i].value, args[i + 1]))
+                i += 2
+        self._plans[key] = plan
+        return plan
+
+    def _params_of(self, fn):
+        if type(fn) is GlobalFn:
+            definition = self.program.functions.get((fn.package, fn.name))
+            if definition is not None and definition.form in ("defn", "defendpoint"):
+                return definition.params
+        return None
+
+    def _call(self, fn, plan, values, e, env):
+        if any(name is not None for name, _ in plan):
+            params = self._params_of(fn)
+            supplied = {}
+            for (name, _), v, p in zip(plan, values, [*params, *([None] * len(values))]):
+                supplied[name if name is not None else p.name] = v
+            return self._invoke(fn, None, supplied, e)
+        return self._invoke(fn, values, None, e)
+
+    def _call_value(self, fn, args: list, e):
+        return self._invoke(fn, args, None, e)
+
+    def _invoke(self, fn, args: list | None, supplied: dict | None, e):
+        """Apply a function value to positional `args` (or to `supplied` by name)."""
+        call_id = self.program.expr_id(e) if e is not None else None
+        kind = type(fn)
+        if kind is Closure:
+            fexpr = self.program.exprs[fn.fn_id]
+            if args is None:
+                raise Fault("a `fn` takes its arguments by position")
+            return self._bind_args(("fn", fn), fexpr.params, args, fn.env, call_id, fn.name)
+        if kind is BuiltinFn:
+            return self._builtin(fn.name, args if args is not None else list(supplied.values()))
+        if kind is GlobalFn:
+            scope = self.program.scopes.get(fn.package)
+            symbol = scope.decls.get(fn.name) if scope else None
+            if symbol is None:
+                raise Fault(f"`{fn.package}/{fn.name}` is not defined")
+            if symbol.kind in ("function", "endpoint"):
+                definition = symbol.definition
+                if supplied is None:
+                    if len(args) > len(definition.params):
+                        raise Fault(f"`{fn.name}` takes {len(definition.params)} arguments, {len(args)} given")
+                    supplied = {p.name: v for p, v in zip(definition.params, args)}
+                return self._bind(("def", fn.package, fn.name), supplied, call_id)
+            if symbol.kind == "constructor":
+                record = symbol.record
+                values = args if args is not None else list(supplied.values())
+                if len(values) != len(record.fields):
+                    raise Fault(f"`{fn.name}` takes {len(record.fields)} fields, {len(values)} given")
+                self._give(RecordValue(record.package, record.name, tuple(f for f, _ in record.fields),
+                                       tuple(values)))
+                return None
+            if symbol.kind == "accessor":
+                (value,) = args if args is not None else list(supplied.values())
+                record = symbol.record
+                if not (isinstance(value, RecordValue) and value.record == record.name
+                        and value.package == record.package):
+                    raise Fault(f"`{fn.name}` needs a `{record.name}` record, not {literal(value)}")
+                self._give(value.values[symbol.field_index])
+                return None
+            if symbol.predicate_of is not None:
+                (value,) = args if args is not None else list(supplied.values())
+                self._give(rb.is_instance(value, symbol.predicate_of))
+                return None
+            raise Fault(f"`{fn.name}` cannot be called")
+        raise Fault(f"{literal(fn)} is not a function: it is a {type_name(fn)}")
+
+    def _bind_args(self, owner, params, args, env, call_id, name):
+        if len(args) > len(params):
+            raise Fault(f"`{name}` takes {len(params)} arguments, {len(args)} given")
+        supplied = {p.name: v for p, v in zip(params, args)}
+        return self._bind_params(owner, params, supplied, Env({}, env), call_id)
+
+    def _bind(self, owner, supplied: dict, call_id):
+        _, package, name = owner
+        definition = self.program.functions[(package, name)]
+        return self._bind_params(owner, definition.params, supplied, Env({}), call_id)
+
+    def _bind_params(self, owner, params, supplied, env, call_id):
+        return self._bind_from(owner, params, 0, env, supplied, call_id)
+
+    def _bind_from(self, owner, params, i, env, supplied, call_id):
+        while i < len(params):
+            param = params[i]
+            value = supplied.get(param.name, MISSING)
+            if value is not MISSING:
+                env.vars[param.name] = value
+                i += 1
+                continue
+            if param.default is None:
+                raise Fault(f"missing argument `{param.name}`")
+            self.stack.append((BIND, owner, params, i, env, supplied, call_id))
+            self.expr, self.env, self.mode_eval = param.default, env, True
+            return None
+        return self._enter(owner, env, call_id)
+
+    def _enter(self, owner, env, call_id):
+        if owner[0] == "fn":
+            closure = owner[1]
+            fexpr = self.program.exprs[closure.fn_id]
+            self.stack.append((RET, "", closure.name, call_id))
+            self._body(fexpr.body, env)
+            return None
+        _, package, name = owner
+        definition = self.program.functions[(package, name)]
+        if definition.form == "defendpoint":
+            self.steps += 1
+            args = {p.name: env.vars[p.name] for p in definition.params}
+            return Wait(self.steps, package, name, args, call_id if call_id is not None else -1)
+        self.stack.append((RET, package, name, call_id))
+        self._body(definition.body, env)
+        return None
+
+    # -- built-ins -------------------------------------------------------------------------------
+
+    def _builtin(self, name: str, args: list):
+        if name == "map":
+            f, items = args
+            items = rb.as_list(items, "map")
+            if not items:
+                self._give(())
+                return None
+            self.stack.append((HMAP, f, items, 0, []))
+            return self._call_value(f, [items[0]], None)
+        if name == "filter":
+            f, items = args
+            items = rb.as_list(items, "filter")
+            if not items:
+                self._give(())
+                return None
+            self.stack.append((HFILTER, f, items, 0, []))
+            return self._call_value(f, [items[0]], None)
+        if name == "reduce":
+            f, init, items = args
+            items = rb.as_list(items, "reduce")
+            self.stack.append((HREDUCE, f, items, 0))
+            self._give(init)
+            return None
+        self._give(rb.call(name, args))
+        return None
+
+    # -- patterns ----------------------------------------------------------------------------------
+
+    def _matches(self, p, value, bound: dict) -> bool:
+        kind = type(p)
+        if kind is PWild:
+            return True
+        if kind is PBind:
+            bound[p.name] = value
+            return True
+        if kind is PLit:
+            expected = Keyword(p.value) if p.kind is Kind.KEYWORD else p.value
+            return rb.equal(value, expected)
+        if kind is PMember:
+            symbol = self.program.symbols.get(id(p.node))
+            if symbol is None:
+                return False
+            enum = symbol.type
+            return value == Member(enum.package, enum.name, symbol.name)
+        if kind is PRecord:
+            symbol = self.program.symbols.get(id(p.ctor.node))
+            if symbol is None or symbol.record is None:
+                return False
+            record = symbol.record
+            if not (isinstance(value, RecordValue) and value.record == record.name
+                    and value.package == record.package) or len(p.args) != len(value.values):
+                return False
+            return all(self._matches(sub, v, bound) for sub, v in zip(p.args, value.values))
+        if kind is PInvalid:
+            return False
+        return False
+
+    # -- with-timeout! -----------------------------------------------------------------------------
+
+    @property
+    def timeouts_done(self) -> list:
+        return self.__dict__.setdefault("_timeouts_done", [])
+
+    def enter_timeout(self, step: int, fn) -> object:
+        """Apply `fn` under a TIMEOUT frame for step `step` (the driver set its timer)."""
+        self.stack.append((TIMEOUT, step))
+        return self._invoke(fn, [], None, None)
+
+    def expire_timeout(self, step: int, value) -> bool:
+        """Unwind to step `step`'s TIMEOUT frame and return `value` there; False if it is gone."""
+        for i in range(len(self.stack) - 1, -1, -1):
+            frame = self.stack[i]
+            if frame[0] == TIMEOUT and frame[1] == step:
+                del self.stack[i:]
+                self._give(value)
+                return True
+        return False
+
+    # -- snapshots -------------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict:
+        """The whole state as JSON-able data: frames by their schema, environments in a shared table."""
+        envs: dict[int, int] = {}
+        table: list = []
+        ids = self.program.ids
+
+        def env_ref(env):
+            if env is None:
+                return None
+            key = id(env)
+            if key not in envs:
+                envs[key] = len(table)
+                table.append(None)
+                table[envs[key]] = [env_ref(env.parent), {k: enc(v) for k, v in env.vars.items()}]
+            return envs[key]
+
+        def enc(value):
+            return encode(value, env_ref)
+
+        def part(kind, value):
+            if kind == "n":
+                return value
+            if kind == "X":
+                return ids[id(value)]
+            if kind == "E":
+                return env_ref(value)
+            if kind == "v":
+                return enc(value)
+            if kind == "L":
+                return [enc(v) for v in value]
+            if kind == "D":
+                return {k: enc(v) for k, v in value.items()}
+            if kind == "B":
+                return [ids[id(x)] for x in value]
+            if kind == "P":
+                return [[name, ids[id(x)]] for name, x in value]
+            if kind == "O":
+                return ["fn", enc(value[1])] if value[0] == "fn" else list(value)
+            if kind == "Q":
+                return None  # parameters: found again from the frame's owner
+            raise AssertionError(kind)
+
+        frames = [[f[0], *(part(k, v) for k, v in zip(SCHEMA[f[0]], f[1:]))] for f in self.stack]
+        return {
+            "frames": frames, "envs": table, "mode_eval": self.mode_eval,
+            "expr": ids[id(self.expr)] if self.mode_eval else None,
+            "env": env_ref(self.env) if self.mode_eval else None,
+            "value": None if self.mode_eval else enc(self.value),
+            "steps": self.steps, "program": self.program.hash,
+        }
+
+    @classmethod
+    def restore(cls, program: Program, data: dict) -> "Machine":
+        machine = cls(program)
+        table = data["envs"]
+        envs: dict[int, Env] = {}
+        exprs = program.exprs
+
+        def env_of(ref):
+            if ref is None:
+                return None
+            if ref not in envs:
+                env = envs[ref] = Env({}, None)
+                parent_ref, vars_ = table[ref]
+                env.parent = env_of(parent_ref)
+                env.vars = {k: decode(v, env_of) for k, v in vars_.items()}
+            return envs[ref]
+
+        def part(kind, value, owner=None):
+            if kind == "n":
+                return value
+            if kind == "X":
+                return exprs[value]
+            if kind == "E":
+                return env_of(value)
+            if kind == "v":
+                return decode(value, env_of)
+            if kind == "L":
+                return [decode(v, env_of) for v in value]
+            if kind == "D":
+                return {k: decode(v, env_of) for k, v in value.items()}
+            if kind == "B":
+                return [exprs[x] for x in value]
+            if kind == "P":
+                return [(name, exprs[x]) for name, x in value]
+            if kind == "O":
+                return ("fn", decode(value[1], env_of)) if value[0] == "fn" else tuple(value)
+            if kind == "Q":
+                if owner[0] == "fn":
+                    return exprs[owner[1].fn_id].params
+                return program.functions[(owner[1], owner[2])].params
+            raise AssertionError(kind)
+
+        for frame in data["frames"]:
+            tag, rest = frame[0], frame[1:]
+            schema = SCHEMA[tag]
+            owner = part("O", rest[0]) if schema[0] == "O" else None
+            parts = [owner if k == "O" else part(k, v, owner) for k, v in zip(schema, rest)]
+            machine.stack.append((tag, *parts))
+        machine.mode_eval = data["mode_eval"]
+        if machine.mode_eval:
+            machine.expr = exprs[data["expr"]]
+            machine.env = env_of(data["env"])
+        else:
+            machine.value = decode(data["value"], env_of)
+        machine.steps = data["steps"]
+        return machine
+
+
+# What each frame holds, for snapshots: n plain, X expression, E environment,
+# v value, L list of values, D map of values, B body (expressions), P call plan,
+# O owner of parameters (a closure, or a definition), Q its parameters.
+SCHEMA = {
+    CALL: "XE", ARGS: "XEvPLn", BIND: "OQnEDn", RET: "nnn", BODY: "BEn", IF: "XE", WHEN: "XE",
+    LET: "XEn", COND: "XEn", LOGIC: "XEn", MATCH: "XE", VEC: "XEL", MAP: "XEL",
+    HMAP: "vvnL", HFILTER: "vvnL", HREDUCE: "vvn", TIMEOUT: "n",
+}
+
+
+__all__ = ["Machine", "Env", "Fault", "Wait", "Done", "Record", "Enum", "Invalid"]

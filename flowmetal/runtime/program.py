@@ -1,0 +1,151 @@
+"""A program ready to run: checked, and indexed so that a run's state can name its code.
+
+A run's state refers to code by *expression id*: a number given to every
+lowered expression in a fixed walk of the program (packages, definitions,
+expressions in order), so the same sources always give the same ids, in any
+process. That is what lets a suspended run be resumed elsewhere: its state
+holds ids and values, never Python objects.
+
+`load` refuses a program with errors, with their diagnostics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from flowmetal.analysis import Workspace
+from flowmetal.diagnostics import Diagnostic
+from flowmetal.forms import (
+    Call, Cond, Definition, Do, Expr, FnExpr, If, Let, Logic, MapLit, Match, Name, VectorLit, When,
+)
+from flowmetal.resolve import PackageScope, Symbol
+from flowmetal.syntax import Token
+
+
+class ProgramError(Exception):
+    """The program does not check: it is refused, with its diagnostics."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        first = diagnostics[0]
+        more = f" (and {len(diagnostics) - 1} more)" if len(diagnostics) > 1 else ""
+        super().__init__(f"{first.span.source.name}:{first.span.line}:{first.span.column}: "
+                         f"{first.code}: {first.message}{more}")
+
+
+def source_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def code_hash(sources: dict[str, str]) -> str:
+    """One hash for a whole program: its files' names and contents."""
+    return hashlib.sha256(json.dumps(sorted((n, source_hash(t)) for n, t in sources.items())).encode()).hexdigest()
+
+
+@dataclass
+class Program:
+    sources: dict[str, str]
+    workspace: Workspace
+    exprs: list[Expr] = field(default_factory=list)              # by expression id
+    ids: dict[int, int] = field(default_factory=dict)            # id(expr) -> expression id
+    symbols: dict[int, Symbol] = field(default_factory=dict)     # id(name token) -> what it names
+    functions: dict[tuple[str, str], Definition] = field(default_factory=dict)
+    scopes: dict[str, PackageScope] = field(default_factory=dict)
+    hash: str = ""
+
+    def expr_id(self, expr: Expr) -> int:
+        return self.ids[id(expr)]
+
+    def symbol(self, token: Token) -> Symbol | None:
+        return self.symbols.get(id(token))
+
+    def package_of(self, entry: str) -> tuple[str, str]:
+        """`package/name`, or `name` when the program has a single package."""
+        if "/" in entry and not entry.endswith("/"):
+            package, _, name = entry.rpartition("/")
+            return package, name
+        users = [s.name for s in self.scopes.values() if not s.standard]
+        if len(users) != 1:
+            raise KeyError(f"`{entry}` is ambiguous: name its package, as `package/{entry}` "
+                           f"(packages: {', '.join(sorted(users))})")
+        return users[0], entry
+
+
+def load(sources: dict[str, str]) -> Program:
+    workspace = Workspace()
+    for name, text in sources.items():
+        workspace.set_file(name, text)
+    errors = [d for d in workspace.all_diagnostics() if d.is_error]
+    if errors:
+        raise ProgramError(errors)
+    program = Program(dict(sources), workspace, hash=code_hash(sources))
+    for scope in workspace.program.packages.values():
+        program.scopes[scope.name] = scope
+        for definition in scope.package.definitions:
+            if definition.form in ("defn", "defendpoint", "def"):
+                program.functions[(scope.name, definition.name)] = definition
+            _index(program, definition)
+    for analysis in workspace.files.values():
+        for facts in analysis.facts.values():
+            for token, symbol in facts.refs:
+                program.symbols[id(token)] = symbol
+    # The standard packages' own code (e.g. `make-duration`) needs its names too.
+    from flowmetal.check import check_definition
+    for scope in workspace.program.packages.values():
+        if scope.standard:
+            for definition in scope.package.definitions:
+                for token, symbol in check_definition(workspace.program, scope, definition).refs:
+                    program.symbols[id(token)] = symbol
+    return program
+
+
+def _index(program: Program, definition: Definition) -> None:
+    stack: list[Expr] = []
+    roots = list(definition.body)
+    if definition.value is not None:
+        roots.append(definition.value)
+    roots += [p.default for p in definition.params if p.default is not None]
+    stack.extend(reversed(roots))
+    while stack:
+        e = stack.pop()
+        if id(e) in program.ids:
+            continue
+        program.ids[id(e)] = len(program.exprs)
+        program.exprs.append(e)
+        stack.extend(reversed(_children(e)))
+
+
+def _children(e: Expr) -> list[Expr]:
+    kind = type(e)
+    if kind is Call:
+        return [e.fn, *e.args]
+    if kind in (VectorLit, MapLit):
+        return list(e.items)
+    if kind is FnExpr:
+        return [*e.body, *(p.default for p in e.params if p.default is not None)]
+    if kind is Let:
+        return [*(b.value for b in e.bindings), *e.body]
+    if kind is If:
+        return [e.test, e.then] + ([e.orelse] if e.orelse is not None else [])
+    if kind is When:
+        return [e.test, *e.body]
+    if kind is Cond:
+        out = []
+        for test, result in e.clauses:
+            out += [test, result]
+        return out + ([e.orelse] if e.orelse is not None else [])
+    if kind is Do:
+        return list(e.body)
+    if kind is Logic:
+        return list(e.items)
+    if kind is Match:
+        out = [e.subject]
+        for clause in e.clauses:
+            out += clause.body
+        return out
+    return []
+
+
+__all__ = ["Program", "ProgramError", "load", "source_hash", "code_hash", "Name"]
