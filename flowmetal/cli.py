@@ -38,6 +38,12 @@ def _check(args: argparse.Namespace) -> int:
 
 _SUMMARIES = {
     "check": "report the problems in Flowmetal files",
+    "run": "start a run of a function and drive it to its value",
+    "runs": "list the runs in the store",
+    "trace": "print a run's log",
+    "worker": "claim runnable runs from the store and run them",
+    "replay": "run a run again from its log (--verify: check that it reproduces)",
+    "cancel": "cancel a run",
     "lsp": "run the language server (stdio, or --tcp PORT)",
 }
 
@@ -45,6 +51,116 @@ _SUMMARIES = {
 def _lsp(args: argparse.Namespace) -> int:
     from flowmetal_lsp.server import main as serve
     return serve(tcp_port=args.tcp, host=args.host)
+
+
+def _store(args: argparse.Namespace):
+    from flowmetal.runtime.store import open_store
+    return open_store(args.store)
+
+
+def _runtime_errors(fn):
+    """Errors a user can act on, as one line on stderr and exit status 2."""
+    def wrapper(args: argparse.Namespace) -> int:
+        from flowmetal.runtime.literals import LiteralError
+        from flowmetal.runtime.program import ProgramError
+        from flowmetal.runtime.store import StoreError
+        try:
+            return fn(args)
+        except ProgramError as error:
+            from flowmetal import render
+            for diag in error.diagnostics:
+                print(render.human(diag), file=sys.stderr)
+            print(f"flowmetal {args.command_name}: the program has errors: nothing was run", file=sys.stderr)
+            return 2
+        except BrokenPipeError:
+            raise
+        except (StoreError, LiteralError, KeyError, OSError) as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else error
+            print(f"flowmetal {args.command_name}: error: {message}", file=sys.stderr)
+            return 2
+    return wrapper
+
+
+@_runtime_errors
+def _run(args: argparse.Namespace) -> int:
+    from flowmetal.runtime.cli_support import check_entry, program_files, wait_for
+    from flowmetal.runtime.executor import Executor
+    from flowmetal.runtime.literals import read_literal
+    from flowmetal.runtime.program import code_hash, load
+
+    sources = program_files(args.file)
+    program = load(sources)  # refuse a program with errors before recording anything
+    check_entry(program, args.entry, [read_literal(text, program, program.package_of(args.entry)[0])
+                                      for text in args.args])
+    store = _store(args)
+    stored = store.put_sources(sources)
+    run_id = store.create_run(args.entry, list(args.args), stored, code_hash(sources))
+    if args.detach:
+        print(run_id)
+        return 0
+    run = wait_for(store, Executor(store), run_id, live=sys.stderr.isatty())
+    if run.status == "completed":
+        print(run.result)
+        return 0
+    print(run.error or f"the run ended {run.status}", file=sys.stderr)
+    return 1
+
+
+@_runtime_errors
+def _runs(args: argparse.Namespace) -> int:
+    store = _store(args)
+    runs = store.list_runs()
+    if args.format == "json":
+        json.dump([{"id": r.id, "entry": r.entry, "status": r.status, "result": r.result,
+                    "error": r.error} for r in runs], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for r in runs:
+        outcome = r.result if r.status == "completed" else (r.error or "").split("\n")[0]
+        print(f"{r.id}  {r.status:<9}  {r.entry}  {outcome}".rstrip())
+    return 0
+
+
+@_runtime_errors
+def _trace(args: argparse.Namespace) -> int:
+    from flowmetal.runtime.cli_support import print_events
+    store = _store(args)
+    run = store.find_run(args.run)
+    return print_events(store, run, as_json=args.format == "json", follow=args.follow)
+
+
+@_runtime_errors
+def _worker(args: argparse.Namespace) -> int:
+    from flowmetal.runtime.cli_support import work
+    return work(_store(args), once=args.once, lease=args.lease, poll=args.poll)
+
+
+@_runtime_errors
+def _replay(args: argparse.Namespace) -> int:
+    from flowmetal.runtime.replay import replay
+    store = _store(args)
+    result = replay(store, args.run, verify=args.verify)
+    for line in result.lines:
+        print(line)
+    if result.divergence:
+        print(f"flowmetal replay: diverges at {result.divergence}", file=sys.stderr)
+        return 1
+    if result.fault:
+        print(result.fault)
+    elif result.value is not None:
+        print(result.value)
+    if args.verify:
+        print(f"replay reproduces the run ({result.steps} steps)", file=sys.stderr)
+    return 0
+
+
+@_runtime_errors
+def _cancel(args: argparse.Namespace) -> int:
+    store = _store(args)
+    run = store.find_run(args.run)
+    outcome = store.request_cancel(run.id)
+    print(f"{run.id} {outcome}")
+    return 0
 
 
 def _command_parsers() -> dict[str, argparse.ArgumentParser]:
@@ -55,7 +171,7 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     check.add_argument("paths", nargs="+", metavar="PATH", help="a .flow file or a directory")
     check.add_argument("--format", choices=("human", "json"), default="human",
                        help="human-readable (default) or a JSON list of diagnostics")
-    check.set_defaults(run=_check)
+    check.set_defaults(handler=_check)
 
     lsp = argparse.ArgumentParser(
         prog="flowmetal lsp",
@@ -63,8 +179,52 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                     "stdin and stdout, or on a TCP port with --tcp.")
     lsp.add_argument("--tcp", type=int, metavar="PORT", help="listen on this TCP port instead of stdio")
     lsp.add_argument("--host", default="127.0.0.1", help="the address to listen on with --tcp (default 127.0.0.1)")
-    lsp.set_defaults(run=_lsp)
-    return {"check": check, "lsp": lsp}
+    lsp.set_defaults(handler=_lsp)
+
+    def with_store(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument("--store", help="the store: an SQLite path (default: $FLOWMETAL_STORE, "
+                                            "else ./.flowmetal/store.db)")
+        return parser
+
+    run = with_store(argparse.ArgumentParser(
+        prog="flowmetal run", description="Start a run of ENTRY (package/name, or name when the file has one "
+                                          "package) and drive it in this process until it ends; print its value."))
+    run.add_argument("file", metavar="FILE")
+    run.add_argument("entry", metavar="ENTRY")
+    run.add_argument("args", nargs="*", metavar="ARG", help="arguments, as Flowmetal literals")
+    run.add_argument("--detach", action="store_true", help="only record the run and print its id")
+    run.add_argument("--port", type=int, default=0, help="the callback server's port (default: any free port)")
+    run.set_defaults(handler=_run)
+
+    runs = with_store(argparse.ArgumentParser(prog="flowmetal runs", description="List the runs."))
+    runs.add_argument("--format", choices=("human", "json"), default="human")
+    runs.set_defaults(handler=_runs)
+
+    trace = with_store(argparse.ArgumentParser(prog="flowmetal trace", description="Print a run's log."))
+    trace.add_argument("run", metavar="RUN", help="a run id (or a unique prefix)")
+    trace.add_argument("--format", choices=("human", "json"), default="human")
+    trace.add_argument("--follow", action="store_true", help="keep printing as the run goes on")
+    trace.set_defaults(handler=_trace)
+
+    worker = with_store(argparse.ArgumentParser(prog="flowmetal worker",
+                                                description="Claim runnable runs and run them, repeatedly."))
+    worker.add_argument("--once", action="store_true", help="stop when no run is runnable")
+    worker.add_argument("--lease", type=float, default=30.0, help="seconds a claim lasts without a heartbeat")
+    worker.add_argument("--poll", type=float, default=0.2, help="seconds between looks for work")
+    worker.set_defaults(handler=_worker)
+
+    replay = with_store(argparse.ArgumentParser(prog="flowmetal replay",
+                                                description="Run a run again from its log alone."))
+    replay.add_argument("run", metavar="RUN")
+    replay.add_argument("--verify", action="store_true",
+                        help="check that replay reproduces the recorded steps and state")
+    replay.set_defaults(handler=_replay)
+
+    cancel = with_store(argparse.ArgumentParser(prog="flowmetal cancel", description="Cancel a run."))
+    cancel.add_argument("run", metavar="RUN")
+    cancel.set_defaults(handler=_cancel)
+    return {"check": check, "run": run, "runs": runs, "trace": trace, "worker": worker, "replay": replay,
+            "cancel": cancel, "lsp": lsp}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     top.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parsed = top.parse_args(argv)
     args = commands[parsed.command].parse_intermixed_args(parsed.args)
+    args.command_name = parsed.command
     try:
-        return args.run(args)
+        return args.handler(args)
     except BrokenPipeError:  # `flowmetal check ... | head`
         return 0
     except KeyboardInterrupt:

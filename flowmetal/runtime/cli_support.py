@@ -1,0 +1,165 @@
+"""What the runtime commands of the command line do, kept out of `flowmetal.cli`
+so that the command line stays a thin layer of argument parsing.
+
+- `program_files(FILE)`: a run's program is FILE and, from the `*.flow` files
+  beside it, those defining the packages it requires (transitively). Their
+  sources are stored with the run, so editing the files later changes nothing
+  in flight.
+- `wait_for`: drive one run in this process until it ends, sleeping until its
+  next timer; on a terminal, a live status line (the step, what it waits on,
+  for how long).
+- `print_events`: a run's log, human or JSON, optionally following it.
+- `work`: the worker loop.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from flowmetal.forms import lower
+from flowmetal.runtime.executor import Executor
+from flowmetal.runtime.store import Run, SQLiteStore
+from flowmetal.syntax import read
+
+FINAL = ("completed", "failed", "cancelled")
+
+
+def _packages(text: str, name: str) -> tuple[set[str], set[str]]:
+    module = lower(read(text, name))
+    defined = {p.name for p in module.packages}
+    required = {r.package for p in module.packages for r in p.requires}
+    return defined, required
+
+
+def program_files(file: str) -> dict[str, str]:
+    path = Path(file)
+    if not path.is_file():
+        raise OSError(f"{file}: no such file")
+    text = path.read_text(encoding="utf-8")
+    sources = {path.name: text}
+    defined, wanted = _packages(text, path.name)
+    neighbours = {}
+    for other in sorted(path.parent.glob("*.flow")):
+        if other.resolve() == path.resolve():
+            continue
+        try:
+            other_text = other.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        neighbours[other.name] = (other_text, *_packages(other_text, other.name))
+    missing = wanted - defined
+    while missing:
+        name = next((n for n, (_, d, _) in neighbours.items() if d & missing and n not in sources), None)
+        if name is None:
+            break
+        other_text, d, r = neighbours[name]
+        sources[name] = other_text
+        defined |= d
+        missing = (missing | r) - defined
+    return sources
+
+
+def check_entry(program, entry: str, args: list) -> None:
+    """Refuse a run that could not start: no such function, wrong arguments' number or types."""
+    from flowmetal.runtime.builtins import is_instance
+    from flowmetal.runtime.values import literal
+    from flowmetal.types import show
+    package, name = program.package_of(entry)
+    scope = program.scopes.get(package)
+    symbol = scope.decls.get(name) if scope else None
+    if symbol is None or symbol.kind != "function":
+        raise KeyError(f"no function `{name}` in package `{package}`")
+    params = symbol.sig.params
+    required = sum(1 for p in params if not p.optional)
+    if not required <= len(args) <= len(params):
+        takes = f"{required}" if required == len(params) else f"{required} to {len(params)}"
+        raise KeyError(f"`{name}` takes {takes} arguments, {len(args)} given")
+    for param, value in zip(params, args):
+        if not is_instance(value, param.type):
+            raise KeyError(f"argument `{param.name}` of `{name}` must be {show(param.type)}, "
+                           f"not {literal(value)}")
+
+
+def wait_for(store: SQLiteStore, executor: Executor, run_id: str, live: bool = False, poll: float = 0.05) -> Run:
+    started = time.monotonic()
+    shown = False
+    while True:
+        executor.run_once(run_id)
+        run = store.get_run(run_id)
+        if run.status in FINAL:
+            if shown:
+                sys.stderr.write("\r\x1b[K")
+            return run
+        if live:
+            sys.stderr.write("\r\x1b[K" + _status_line(store, run, time.monotonic() - started))
+            sys.stderr.flush()
+            shown = True
+        delay = poll
+        if run.status == "waiting" and run.wake_at is not None:
+            delay = max(0.0, min(run.wake_at - time.time(), 0.5))
+        time.sleep(delay)
+
+
+def _status_line(store: SQLiteStore, run: Run, elapsed: float) -> str:
+    events = store.events(run.id, max(0, run.next_seq - 5))
+    last = next((e for e in reversed(events) if e.kind == "step-requested"), None)
+    what = f"step {last.step}: {last.data.get('endpoint')}" if last else "starting"
+    waiting = ""
+    if run.status == "waiting" and run.wake_at:
+        waiting = f", wakes in {max(0.0, run.wake_at - time.time()):.1f}s"
+    return f"{run.id} {run.status} ({what}{waiting}) {elapsed:.1f}s"
+
+
+def print_events(store: SQLiteStore, run: Run, as_json: bool = False, follow: bool = False) -> int:
+    from flowmetal.runtime.program import load
+    sources = store.get_sources(run.program)
+    lines = {name: text.splitlines() for name, text in sources.items()}
+    main = next(iter(sources))
+    after = 0
+    collected = []
+    while True:
+        for event in store.events(run.id, after):
+            after = event.seq
+            record = {"seq": event.seq, "time": event.time, "kind": event.kind, "line": event.line,
+                      "step": event.step, **event.data}
+            if as_json:
+                collected.append(record)
+                continue
+            source = ""
+            if event.line:
+                text = lines[main][event.line - 1].strip() if event.line <= len(lines[main]) else ""
+                source = f"  | {event.line}: {text}"
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.time)) + f".{int(event.time * 1000) % 1000:03d}"
+            details = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in event.data.items()
+                               if k not in ("trace",))
+            step = f"#{event.step} " if event.step is not None else ""
+            print(f"{event.seq:>4} {stamp} {step}{event.kind} {details}{source}".rstrip())
+            for frame in event.data.get("trace", []):
+                print(f"       in {frame['package']}/{frame['function']}, line {frame['line']}")
+        current = store.get_run(run.id)
+        if not follow or current.status in FINAL:
+            break
+        sys.stdout.flush()
+        time.sleep(0.2)
+    if as_json:
+        json.dump(collected, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    del load
+    return 0
+
+
+def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: float = 0.2) -> int:
+    executor = Executor(store, lease=lease)
+    try:
+        while True:
+            progress = executor.run_once()
+            if progress is not None:
+                continue
+            if once:
+                return 0
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        return 130

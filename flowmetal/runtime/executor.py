@@ -1,0 +1,303 @@
+"""The executor: claims runs from the store and drives them, one durable step at a time.
+
+A run advances in a process that holds its *lease*. The executor loads the run's
+program (its stored sources, checked once per process and cached by code hash),
+restores the machine from the latest snapshot (or starts it), and runs it. At
+each endpoint call:
+
+    now!  log!  make-callback!   answered here, at once; the run goes on
+    with-timeout!                 sets a durable timer and runs the function under it
+    sleep!                        sets a durable timer; the run waits
+    get-callback!                 answered at once if the body came, else the run waits
+    any other endpoint            a pending step for a connector; the run waits
+
+Events are kept in memory while the run goes on and committed together, with a
+snapshot, when it must wait, finishes or fails (and every few hundred events).
+That is safe by the rule from Flowmetal's design: a step that failed to persist
+must not have had an effect outside the process. The steps answered here have
+none that is not recorded first: a callback's URL or a request leaves the
+process only through a step that waits, and every wait commits before it.
+Lost uncommitted work is simply done again from the last snapshot.
+
+Every commit checks that this worker still holds the lease (`LeaseLost`
+otherwise, and the work is dropped): two workers never advance one run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+
+from flowmetal.runtime.machine import Done, Fault, Machine, Wait
+from flowmetal.runtime.program import Program, ProgramError, load
+from flowmetal.runtime.store import LeaseLost, Run, SQLiteStore
+from flowmetal.runtime.values import Member, RecordValue, decode, encode, literal
+from flowmetal.runtime.literals import read_literal
+
+COMMIT_EVERY = 500        # events
+HEARTBEAT_EVERY = 5.0     # seconds
+TIMEOUT = Member("flowmetal.time", "timeout", "+timeout+")
+UNITS_MS = {"+milliseconds+": 1, "+seconds+": 1000, "+minutes+": 60_000, "+hours+": 3_600_000,
+            "+days+": 86_400_000}
+
+
+def duration_ms(value) -> int:
+    if not (isinstance(value, RecordValue) and value.record == "duration"):
+        raise Fault(f"expected a duration, not {literal(value)}")
+    num, unit = value.values
+    return int(num) * UNITS_MS[unit.name]
+
+
+def _result(value) -> str:
+    return json.dumps(encode(value), separators=(",", ":"))
+
+
+@dataclass
+class Progress:
+    """What one advance did: the run's status afterwards."""
+    run_id: str
+    status: str
+
+
+class Executor:
+    def __init__(self, store: SQLiteStore, worker: str | None = None, lease: float = 30.0,
+                 public_url: str | None = None) -> None:
+        self.store = store
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.lease = lease
+        self.public_url = (public_url or os.environ.get("FLOWMETAL_PUBLIC_URL") or "http://127.0.0.1:8700").rstrip("/")
+        self._programs: dict[str, Program] = {}
+
+    # -- programs --
+
+    def program(self, run: Run) -> Program:
+        program = self._programs.get(run.code_hash)
+        if program is None:
+            program = self._programs[run.code_hash] = load(self.store.get_sources(run.program))
+        return program
+
+    # -- the loop --
+
+    def run_once(self, run_id: str | None = None) -> Progress | None:
+        """Claim one runnable run (or the named one, if runnable) and advance it."""
+        run = self.store.claim(self.worker, self.lease, run_id=run_id)
+        if run is None:
+            return None
+        try:
+            return self.advance(run)
+        except LeaseLost:
+            return Progress(run.id, "lost")
+
+    def advance(self, run: Run) -> Progress:
+        driver = _Driver(self, run)
+        try:
+            return driver.go()
+        except _Cancel:  # asked for while the run was going: it stops at the next checkpoint
+            return driver.cancel()
+
+
+class _Driver:
+    def __init__(self, executor: Executor, run: Run) -> None:
+        self.ex = executor
+        self.store = executor.store
+        self.run = run
+        self.events: list[tuple] = []
+        self.extra: dict = {"steps": [], "timers": [], "callbacks": [], "completed_steps": [],
+                            "cancelled_steps": [], "fired_timers": []}
+        self.timeouts: list[list] = []  # [step, due] of the with-timeout! timers around the code
+        self.last_beat = time.monotonic()
+
+    def event(self, kind: str, step: int | None = None, line: int | None = None, **data) -> None:
+        self.events.append((kind, step, data, line))
+
+    def line(self, expr_id: int) -> int | None:
+        if expr_id is None or expr_id < 0:
+            return None
+        return self.program.exprs[expr_id].node.span.line
+
+    def commit(self, **kw) -> None:
+        extra = {k: v for k, v in self.extra.items() if v}
+        self.store.commit(self.run, self.ex.worker, self.events, **extra, **kw)
+        self.events = []
+        self.extra = {k: [] for k in self.extra}
+
+    # -- start or resume --
+
+    def go(self) -> Progress:
+        run = self.run
+        try:
+            self.program = self.ex.program(run)
+        except ProgramError as error:
+            self.event("run-failed", error=f"the program does not check: {error}")
+            self.commit(status="failed", error=str(error), release=True)
+            return Progress(run.id, "failed")
+        if self.store.cancel_requested(run.id):
+            return self.cancel()
+        state = self.store.snapshot(run.id)
+        machine: Machine
+        try:
+            if state is None:
+                machine = Machine(self.program)
+                package, _ = self.program.package_of(run.entry)
+                args = [read_literal(text, self.program, package) for text in run.args]
+                machine.start(run.entry, args)
+                outcome = None
+            else:
+                machine = Machine.restore(self.program, state["machine"])
+                self.timeouts = state.get("timeouts", [])
+                outcome = self.resume(machine, state["waiting"])
+                if outcome == "still-waiting":
+                    self.commit(status="waiting", wake_at=self.wake_at(state["waiting"]), release=True)
+                    return Progress(run.id, "waiting")
+            return self.drive(machine, outcome)
+        except Fault as fault:
+            return self.fail(fault)
+
+    def wake_at(self, waiting: dict) -> float | None:
+        times = [due for _, due in self.timeouts]
+        if waiting.get("kind") == "timer":
+            times.append(waiting["due"])
+        return min(times) if times else None
+
+    def resume(self, machine: Machine, waiting: dict):
+        """Give the machine what it waited for, if it came; else 'still-waiting'."""
+        now = time.time()
+        step = waiting["step"]
+        # A with-timeout! timer that fell due ends the wait inside it, innermost first.
+        for tstep, due in reversed(self.timeouts):
+            if due <= now and self.step_open(waiting):
+                self.event("timer-fired", step=tstep, timeout=True)
+                self.extra["fired_timers"].append(tstep)
+                self.extra["cancelled_steps"].append(step)
+                self.timeouts = [t for t in self.timeouts if t[0] != tstep]
+                if machine.expire_timeout(tstep, TIMEOUT):
+                    self.event("step-completed", step=tstep, result=literal(TIMEOUT))
+                    return None
+        if waiting["kind"] == "timer":
+            if waiting["due"] > now:
+                return "still-waiting"
+            self.event("timer-fired", step=step)
+            self.extra["fired_timers"].append(step)
+            self.event("step-completed", step=step, result="nil")
+            machine.resume(None)
+            return None
+        row = self.store.step(self.run.id, step)
+        if row is None or row["status"] != "completed":
+            return "still-waiting"
+        value = decode(json.loads(row["result"]))
+        self.event("step-completed", step=step, result=literal(value))
+        self.extra["completed_steps"].append((step, row["result"]))
+        machine.resume(value)
+        return None
+
+    def step_open(self, waiting: dict) -> bool:
+        if waiting["kind"] == "timer":
+            return waiting["due"] > time.time()
+        row = self.store.step(self.run.id, waiting["step"])
+        return row is None or row["status"] != "completed"
+
+    # -- running --
+
+    def drive(self, machine: Machine, outcome) -> Progress:
+        while True:
+            if outcome is None:
+                outcome = machine.run()
+            for tstep in machine.timeouts_done:  # a with-timeout! function finished in time
+                self.event("timer-cancelled", step=tstep)
+                self.extra["cancelled_steps"].append(tstep)
+                self.timeouts = [t for t in self.timeouts if t[0] != tstep]
+            machine.timeouts_done.clear()
+            if isinstance(outcome, Done):
+                text = literal(outcome.value)
+                self.event("run-completed", result=text)
+                self.commit(status="completed", result=text, release=True)
+                return Progress(self.run.id, "completed")
+            outcome = self.endpoint(machine, outcome)
+            if isinstance(outcome, Progress):
+                return outcome
+            if len(self.events) >= COMMIT_EVERY or time.monotonic() - self.last_beat > HEARTBEAT_EVERY:
+                self.checkpoint(machine)
+
+    def checkpoint(self, machine: Machine) -> None:
+        """Commit what is done so far with a snapshot, and renew the lease."""
+        if self.store.cancel_requested(self.run.id):
+            raise _Cancel()
+        self.commit(snapshot=None)
+        self.store.heartbeat(self.run.id, self.ex.worker, self.ex.lease)
+        self.last_beat = time.monotonic()
+
+    def endpoint(self, machine: Machine, wait: Wait):
+        """Answer or record one endpoint call. Returns the next outcome to handle (None: run
+        the machine on), or a Progress when the run now waits."""
+        step, name, line = wait.step, wait.name, self.line(wait.expr_id)
+        args_text = {k: literal(v) for k, v in wait.args.items()}
+        self.event("step-requested", step=step, line=line, endpoint=name, args=args_text,
+                   key=f"{self.run.id}:{step}")
+        if name == "flowmetal.time/now!":
+            value = int(time.time() * 1000)
+            self.event("step-completed", step=step, result=literal(value))
+            machine.resume(value)
+            return None
+        if name == "flowmetal.log/log!":
+            self.event("log", step=step, line=line, message=wait.args.get("message"))
+            self.event("step-completed", step=step, result="nil")
+            machine.resume(None)
+            return None
+        if name == "http.callback/make-callback!":
+            token = secrets.token_urlsafe(24)
+            value = RecordValue("http.callback", "callback", ("url",), (f"{self.ex.public_url}/callback/{token}",))
+            self.extra["callbacks"].append((token, step))
+            self.event("step-completed", step=step, result=literal(value))
+            machine.resume(value)
+            return None
+        if name == "flowmetal.time/with-timeout!":
+            due = time.time() + duration_ms(wait.args["d"]) / 1000
+            self.timeouts.append([step, due])
+            self.extra["timers"].append((step, due))
+            self.event("timer-set", step=step, line=line, due=due, timeout=True)
+            return machine.enter_timeout(step, wait.args["f"])
+        if name == "flowmetal.time/sleep!":
+            due = time.time() + duration_ms(wait.args["d"]) / 1000
+            self.extra["timers"].append((step, due))
+            self.event("timer-set", step=step, line=line, due=due)
+            return self.suspend(machine, {"step": step, "kind": "timer", "due": due})
+        if name == "http.callback/get-callback!":
+            cb = wait.args["cb"]
+            token = cb.values[0].rsplit("/", 1)[-1] if isinstance(cb, RecordValue) else str(cb)
+            row = self.store.callback(token)
+            if row is not None and row["delivered"] is not None:
+                self.event("step-completed", step=step, result=literal(row["body"]))
+                machine.resume(row["body"])
+                return None
+            self.extra["steps"].append((step, name, json.dumps({"token": token}), f"{self.run.id}:{step}"))
+            return self.suspend(machine, {"step": step, "kind": "step"})
+        # An endpoint implemented outside the interpreter: a connector will answer.
+        args_json = json.dumps({k: encode(v) for k, v in wait.args.items()})
+        self.extra["steps"].append((step, name, args_json, f"{self.run.id}:{step}"))
+        return self.suspend(machine, {"step": step, "kind": "step"})
+
+    def suspend(self, machine: Machine, waiting: dict) -> Progress:
+        state = {"machine": machine.snapshot(), "waiting": waiting, "timeouts": self.timeouts}
+        self.commit(snapshot=state, status="waiting", wake_at=self.wake_at(waiting), release=True)
+        # A step that was answered while we committed (a callback delivered, a connector
+        # quick to answer) woke the run already: `complete_step` sets its wake time.
+        return Progress(self.run.id, "waiting")
+
+    def fail(self, fault: Fault) -> Progress:
+        trace = [{"package": p, "function": f, "line": line} for p, f, line in fault.trace]
+        self.event("run-failed", error=fault.message, trace=trace)
+        self.commit(status="failed", error=fault.render(), release=True)
+        return Progress(self.run.id, "failed")
+
+    def cancel(self) -> Progress:
+        self.event("run-cancelled")
+        self.commit(status="cancelled", release=True)
+        return Progress(self.run.id, "cancelled")
+
+
+class _Cancel(Exception):
+    pass

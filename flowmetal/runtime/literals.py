@@ -1,0 +1,66 @@
+"""Reading values written as Flowmetal literals: a run's arguments on the command line.
+
+`read_literal("[+reboot+ 3]", program, "acme.jobs")` reads the text with the
+reader and turns the form into a value: numbers, strings, keywords, `nil`,
+`true`, `false`, vectors, maps, enum members and records (`(duration 3
++hours+)`), names resolved as they would be in that package. Anything else (a
+call, a symbol that is no member) is a clear error, not code to run.
+"""
+
+from __future__ import annotations
+
+from flowmetal.forms import literal_value
+from flowmetal.runtime.program import Program
+from flowmetal.runtime.values import Keyword, Member, RecordValue
+from flowmetal.syntax import Kind, Seq, Token, read
+
+
+class LiteralError(ValueError):
+    pass
+
+
+def read_literal(text: str, program: Program, package: str):
+    tree = read(text, "<argument>")
+    if tree.diagnostics:
+        d = tree.diagnostics[0]
+        raise LiteralError(f"argument {text!r}: {d.message}")
+    forms = tree.forms
+    if len(forms) != 1:
+        raise LiteralError(f"argument {text!r}: expected one value, found {len(forms)}")
+    return _value(forms[0], program, package, text)
+
+
+def _value(node, program: Program, package: str, text: str):
+    if type(node) is Token:
+        if node.kind is Kind.KEYWORD:
+            return Keyword(node.text[1:])
+        if node.kind in (Kind.INT, Kind.FLOAT, Kind.STRING, Kind.STRING3, Kind.NIL, Kind.TRUE, Kind.FALSE):
+            return literal_value(node)
+        if node.kind is Kind.SYMBOL:
+            symbol = _lookup(program, package, node.text)
+            if symbol is not None and symbol.kind == "member":
+                enum = symbol.type
+                return Member(enum.package, enum.name, symbol.name)
+            raise LiteralError(f"argument {text!r}: `{node.text}` is no enum member known in `{package}`")
+        raise LiteralError(f"argument {text!r}: `{node.text}` is not a literal")
+    assert type(node) is Seq
+    items = [_value(f, program, package, text) for f in node.forms[1:]] if node.kind is Kind.LIST else None
+    if node.kind is Kind.VECTOR:
+        return tuple(_value(f, program, package, text) for f in node.forms)
+    if node.kind is Kind.MAP:
+        values = [_value(f, program, package, text) for f in node.forms]
+        return {values[i]: values[i + 1] for i in range(0, len(values) - 1, 2)}
+    head = node.forms[0] if node.forms else None
+    if type(head) is Token and head.kind is Kind.SYMBOL:
+        symbol = _lookup(program, package, head.text)
+        if symbol is not None and symbol.kind == "constructor" and len(items) == len(symbol.record.fields):
+            record = symbol.record
+            return RecordValue(record.package, record.name, tuple(f for f, _ in record.fields), tuple(items))
+    raise LiteralError(f"argument {text!r}: only a record constructor may head a literal list")
+
+
+def _lookup(program: Program, package: str, name: str):
+    scope = program.scopes.get(package)
+    if scope is None:
+        return None
+    return program.workspace.program.lookup(name, scope)

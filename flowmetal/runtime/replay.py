@@ -1,0 +1,119 @@
+"""Replaying a run from its log alone, and verifying that replay reproduces it.
+
+The log records every step's request (endpoint and arguments) and result. A
+replay runs the program again from the start, answering each endpoint call
+with its recorded result instead of performing it, and so rebuilds the run's
+state without the store's snapshots. With `verify`, each request must be the
+one recorded, step for step, and the state where the run last stopped must be
+the stored snapshot's; the first difference is reported with its step number
+and source span (a stored source edited afterwards shows up this way).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from flowmetal.runtime.executor import TIMEOUT
+from flowmetal.runtime.literals import read_literal
+from flowmetal.runtime.machine import Done, Fault, Machine
+from flowmetal.runtime.program import load
+from flowmetal.runtime.store import SQLiteStore
+from flowmetal.runtime.values import literal
+
+
+@dataclass
+class Replay:
+    steps: int = 0
+    value: str | None = None       # the final value's literal, when the run ended
+    fault: str | None = None
+    divergence: str | None = None
+    lines: list[str] = field(default_factory=list)
+
+
+def replay(store: SQLiteStore, run_id: str, verify: bool = False) -> Replay:
+    run = store.find_run(run_id)
+    program = load(store.get_sources(run.program))
+    events = store.events(run.id)
+    requested = {e.step: e for e in events if e.kind == "step-requested"}
+    completed = {e.step: e for e in events if e.kind == "step-completed"}
+    out = Replay()
+    package, _ = program.package_of(run.entry)
+    machine = Machine(program)
+    machine.start(run.entry, [read_literal(a, program, package) for a in run.args])
+    timeouts: list[int] = []
+
+    def where(expr_id) -> str:
+        if expr_id is None or expr_id < 0:
+            return run.entry
+        span = program.exprs[expr_id].node.span
+        return f"{span.source.name}:{span.line}:{span.column}"
+
+    while True:
+        try:
+            outcome = machine.run()
+        except Fault as fault:
+            out.fault = fault.render()
+            break
+        timeouts = [t for t in timeouts if t not in machine.timeouts_done]
+        machine.timeouts_done.clear()
+        if isinstance(outcome, Done):
+            out.value = literal(outcome.value)
+            break
+        step = outcome.step
+        out.steps = step
+        args = {k: literal(v) for k, v in outcome.args.items()}
+        recorded = requested.get(step)
+        if recorded is None:
+            if run.status in ("completed", "failed") and verify:
+                out.divergence = (f"step {step} at {where(outcome.expr_id)}: replay calls `{outcome.name}`, "
+                                  f"which the log never recorded")
+            break
+        if recorded.data.get("endpoint") != outcome.name or (verify and recorded.data.get("args") != args):
+            out.divergence = (f"step {step} at {where(outcome.expr_id)}: the log recorded "
+                              f"`{recorded.data.get('endpoint')}` {json.dumps(recorded.data.get('args'))}, "
+                              f"replay calls `{outcome.name}` {json.dumps(args)}")
+            break
+        out.lines.append(f"step {step} {outcome.name} {' '.join(f'{k}={v}' for k, v in args.items())}")
+        if outcome.name == "flowmetal.time/with-timeout!":
+            timeouts.append(step)
+            follow = machine.enter_timeout(step, outcome.args["f"])
+            if follow is not None:
+                raise NotImplementedError  # pragma: no cover - enter_timeout only starts the function
+            continue
+        result = completed.get(step)
+        if result is None:
+            expired = next((t for t in reversed(timeouts) if completed.get(t) is not None
+                            and completed[t].data.get("result") == literal(TIMEOUT)), None)
+            if expired is not None:
+                timeouts.remove(expired)
+                machine.expire_timeout(expired, TIMEOUT)
+                continue
+            break  # the run waits here still
+        text = result.data.get("result")
+        machine.resume(_value(text, program, package))
+    if verify and out.divergence is None:
+        out.divergence = _compare_end(store, run, machine, out)
+    return out
+
+
+def _value(text: str, program, package: str):
+    try:
+        return read_literal(text, program, package)
+    except ValueError:
+        for scope in program.scopes.values():  # a record of another package (a callback)
+            try:
+                return read_literal(text, program, scope.name)
+            except ValueError:
+                continue
+        raise
+
+
+def _compare_end(store: SQLiteStore, run, machine: Machine, out: Replay) -> str | None:
+    if run.status == "completed" and out.value != run.result:
+        return f"the run completed with {run.result}, replay gives {out.value}"
+    if run.status == "waiting":
+        stored = store.snapshot(run.id)
+        if stored is not None and stored["machine"] != machine.snapshot():
+            return f"step {out.steps}: the state replay reaches differs from the stored snapshot"
+    return None
