@@ -612,6 +612,11 @@ class Checker:
     def call_value(self, e: Call, ftype: Type, env: Env, name: str | None) -> Type:
         """A call of a value (a local, a parameter, an expression): typed by its `fn?` type."""
         label = f"`{name}`" if name else "this function"
+        if isinstance(ftype, Union) and any(isinstance(m, FnOf) for m in ftype.members):
+            # One of several functions: checked loosely (gradual), typed by their results.
+            for arg in e.args:
+                self.infer(arg, env)
+            return join(m.ret for m in ftype.members if isinstance(m, FnOf))
         if ftype is ANY or (isinstance(ftype, FnOf) and ftype.params is None):
             for arg in e.args:
                 self.infer(arg, env)
@@ -937,9 +942,9 @@ def _ctors(t: Type) -> list[_Ctor] | None:
         elif isinstance(m, Record):
             out.append(_Ctor(("record", id(m)), m.name, tuple(ft for _, ft in m.fields)))
         elif m is BOOL:
-            out += [_Ctor(("lit", True), "true"), _Ctor(("lit", False), "false")]
+            out += [_Ctor(("lit", "true"), "true"), _Ctor(("lit", "false"), "false")]
         elif m is NIL:
-            out.append(_Ctor(("lit", None), "nil"))
+            out.append(_Ctor(("lit", "nil"), "nil"))
         else:
             return None
     return out
@@ -951,7 +956,11 @@ def _head(p: Pattern, checker: Checker) -> _Ctor | None:
     if kind is PInvalid:  # already reported: it catches nothing
         return _Ctor(("invalid", id(p)), "?")
     if kind is PLit:
-        return _Ctor(("lit", p.value if p.kind not in (Kind.KEYWORD,) else ":" + str(p.value)), p.node.text)
+        # By kind and text: `0` and `false`, `1` and `true` are different patterns
+        # (Python's own equality would take them for the same).
+        kind_name = {Kind.TRUE: "true", Kind.FALSE: "false", Kind.NIL: "nil"}.get(p.kind)
+        key = ("lit", kind_name) if kind_name else ("lit", p.kind.value, repr(p.value))
+        return _Ctor(key, p.node.text)
     if kind is PMember:
         symbol = checker.program.lookup(p.name, checker.scope)
         if symbol is not None and isinstance(symbol.type, Enum):

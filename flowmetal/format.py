@@ -12,7 +12,8 @@ What is kept
   own indentation, since it is part of the string).
 - Every comment, in order. A comment at the end of a line stays at the end of
   the line of the form it follows (`x ; why`); a comment on a line of its own
-  stays on a line of its own, indented like the forms around it. Trailing
+  stays on a line of its own, indented like the forms around it (one that
+  stood right after an opening bracket stays right after it). Trailing
   whitespace is trimmed from comments.
 - Blank lines between forms that start on lines of their own (top-level forms,
   definitions in a package, body forms, items of a broken vector...), at most
@@ -24,11 +25,11 @@ What is kept
 
 What is decided
 ---------------
-Lines are at most 80 columns where the atoms allow it (a long string is never
-cut). A form that fits on the rest of its line is written on one line, items
-separated by one space, unless it holds a comment or a multi-line string, or
-is a definition with a body. Otherwise it is broken, Lisp-style
-(like cljfmt or zprint with their defaults):
+Lines are at most 80 columns where the atoms allow it (a long string or
+comment is never cut). A form that fits on the rest of its line is written on
+one line, items separated by one space, unless it holds a comment or a
+multi-line string, or is a definition with a body. Otherwise it is broken,
+Lisp-style (like cljfmt or zprint with their defaults):
 
 - *Body forms* keep their head and their first special arguments on the first
   line and put the body on the following lines, indented by two:
@@ -40,29 +41,37 @@ is a definition with a body. Otherwise it is broken, Lisp-style
   vector was broken or it does not fit. `cond` takes its body two by two, a
   test and its value on one line. `defpackage`, `defn`, `defendpoint`,
   `defenum`, `defrecord` and `deftype` always put their body (docstring
-  included) on lines of their own; the expression forms may stand on one line
-  when they fit.
+  included) on lines of their own; the expression forms (`(if c a b)`,
+  `(fn [x] (* x 2))`, ...) stand on one line when they fit.
 - *Calls* put their first argument on the head's line and align the others
-  under it; when that would leave more arguments too wide for their line than
-  a two-space indent would (a long head), every argument goes on its own line
-  indented by two. A keyword argument stays with its value (`:data s`).
+  under it, unless every argument on a line of its own, indented by two, takes
+  fewer lines (a head longer than 20 characters hangs its arguments only when
+  that saves two lines). A keyword argument stays with its value (`:data s`).
 - *Vectors and maps* put one item per line, aligned one column after the
   bracket. Maps put one key and its value per line; `let` binding vectors one
   `name value` (or `name : TYPE value`) per line; parameter and field vectors
   one `name : TYPE :default EXPR` group per line. Anywhere, a lone `:` stays
-  with the type it annotates, and a keyword followed by a value stays with it.
-  Lists whose head is not a symbol are laid out like vectors.
-- Within such a group, a later item stays on the line when it fits there, goes
-  to the next line (indented two past the group) when it fits only there, and
-  hangs broken on the line otherwise.
-- Closing brackets gather on the last line. The one exception is a comment
-  that would end up in front of a closer: the last comment of a run of closers
-  moves behind them (`(f x)) ; why`), and when several comments end the same
-  run of closers, the inner ones keep their place and their closer goes on the
-  next line, under its opener. A comment line before a closer works the same
-  way.
-- No trailing whitespace; lines end with `\\n`; the text ends with exactly one
-  newline (an empty text stays empty).
+  with the type it annotates and a keyword with the value after it. Lists whose
+  head is not a symbol (data, patterns) are laid out like vectors.
+- Within such a group, a later item stays on the line when it fits there,
+  goes to the next line (indented two past the group) when it fits only there,
+  and otherwise hangs broken on the line, unless breaking it on the next line
+  takes fewer lines.
+- Closing brackets gather on the last line. The one exception: a comment that
+  follows the last form of a sequence moves out behind the closing brackets
+  (`(f x)) ; why`); when another comment already stands there, the inner one
+  keeps its place and its sequence's closer goes on the next line, under its
+  opener. After a comment line, too, the closer goes on the next line,
+  under its opener.
+- No trailing whitespace; lines end with `\\n` (carriage returns in the
+  whitespace go, tabs become spaces); the text ends with exactly one newline
+  (text with no forms and no comments becomes empty).
+
+Choices between two layouts compare the lines each takes and how far they run
+past column 80, so they look ahead; sequences of more than 300 tokens, and
+sequences already past the margin, are judged by widths alone to keep the time
+linear. No decision depends on the whitespace of the input (blank lines
+included), so formatting formatted text gives the same text.
 
 Text the reader could not read completely (an unclosed or stray bracket, an
 unterminated string, an invalid token: FM101, FM102, FM104, FM106) is not
@@ -71,10 +80,8 @@ is. Other syntax errors (a mismatched closer, an odd map, an invalid escape)
 do not hide the structure, so such text is formatted and keeps its errors.
 
 The formatter reads the tree once into a small layout tree (atoms as strings,
-with each sequence's one-line width computed bottom-up) and then lays it out
-in one pass, top-down and greedy: each decision looks only at the current
-column and at precomputed widths, so formatting takes time proportional to the
-size of the text, and formatting formatted text gives the same text.
+each sequence with its one-line width computed bottom-up) and then writes it
+in one pass, top-down.
 """
 
 from __future__ import annotations
@@ -93,9 +100,9 @@ WIDTH = 80
 BLOCKING_CODES = frozenset({"FM101", "FM102", "FM104", "FM106"})
 """Syntax errors after which the text is left alone: the tree does not say what was meant."""
 
-_INF = 1 << 40
+_INF = 1 << 40  # the width of what cannot stand on one line
 _TRIAL_SIZE = 300  # sequences of more tokens than this are not laid out two ways to compare
-_LONG_HEAD = 20  # a call's head longer than this prefers its arguments on lines of their own  # the width of what cannot stand on one line
+_LONG_HEAD = 20  # a call's head longer than this prefers its arguments on lines of their own
 
 # Body forms: how many arguments after the head stay on the head's line.
 _SPECIALS = {
@@ -380,19 +387,23 @@ def _groups(els: list[_El], idx: list[int], how: object) -> list[list[int]]:
 class _Writer:
     """Writes layout nodes, tracking the column, the lines written and how far they overflow.
 
-    Broken sequences are written by a writer of their own and remembered by
-    (box, column, tail, covered), so that trying a layout two ways costs each
-    nested sequence one writing per column it is tried at.
+    `tail` is how many columns must follow a node on its last line (closers,
+    a comma); `covered` says that the comment ending a node cannot move out
+    behind its closer. To compare two layouts, each is written by a trial
+    writer of its own; in trials the broken sequences inside are remembered by
+    (box, column, tail, covered), so each is written once per column it is
+    tried at. Outside trials everything is written straight out.
     """
 
-    __slots__ = ("out", "col", "line", "over", "cache")
+    __slots__ = ("out", "col", "line", "over", "cache", "trial")
 
-    def __init__(self, cache: dict, col: int = 0) -> None:
+    def __init__(self, cache: dict, col: int = 0, trial: bool = False) -> None:
         self.out: list[str] = []
         self.col = col
         self.line = 0
         self.over = 0  # columns past WIDTH, summed over the finished lines
         self.cache = cache
+        self.trial = trial  # writing one of several layouts, to compare them
 
     def put(self, text: str) -> None:
         self.out.append(text)
@@ -452,7 +463,10 @@ class _Writer:
         key = (node, col, tail, covered)
         done = self.cache.get(key)
         if done is None:
-            sub = _Writer(self.cache, col)
+            if not self.trial:  # written once: straight out
+                self.broken(node, tail, covered)
+                return
+            sub = _Writer(self.cache, col, True)
             sub.broken(node, tail, covered)
             done = self.cache[key] = ("".join(sub.out), sub.line, sub.over, sub.col)
         text, lines, over, end = done
@@ -467,7 +481,7 @@ class _Writer:
 
     def cost(self, node, col: int, tail: int, covered: bool) -> tuple[int, int]:
         """(overflow, lines) of writing `node` at `col`."""
-        sub = _Writer(self.cache, col)
+        sub = _Writer(self.cache, col, True)
         sub.emit(node, tail, covered)
         return sub.score(tail)
 
@@ -524,13 +538,13 @@ class _Writer:
                 else:
                     self.items(box, start, gid, hang_flow, hang, hang + 2, hang + 2, tail, covered, col)
                 return
-            hanging = _Writer(self.cache, self.col)
+            hanging = _Writer(self.cache, self.col, True)
             hanging.items(box, start, gid, hang_flow, hang, hang + 2, hang + 2, tail, covered, col)
             if not long_head and hanging.score(tail) == (0, len(groups) - 1):
                 self.absorb(hanging)  # one line per group: nothing can beat it
                 return
             gid[h] = -1
-            indented = _Writer(self.cache, self.col)
+            indented = _Writer(self.cache, self.col, True)
             indented.items(box, start, gid, flow, indent, indent + 2, indent + 2, tail, covered, col)
             over, lines = hanging.score(tail)
             if long_head:  # hangs only when that saves two lines
@@ -600,7 +614,7 @@ class _Writer:
                 self.nl(cont0 if g == first_gid else cont)
             elif flow[i]:
                 here = cont0 if g == first_gid else cont
-                self._place(box, i, here, item_tail, item_covered, tail, covered)
+                self._place(box, gid, i, here, item_tail, item_covered, tail, covered)
             else:
                 self.put(" ")
             prev_gid = g
@@ -622,7 +636,7 @@ class _Writer:
             self.nl(col)
         self.put(box.close)
 
-    def _place(self, box: _Box, i: int, here: int, tail: int, covered: bool,
+    def _place(self, box: _Box, gid: list[int], i: int, here: int, tail: int, covered: bool,
                box_tail: int, box_covered: bool) -> None:
         """Put form `i` of a group after a space, or on the next line at column `here`.
 
@@ -632,7 +646,7 @@ class _Writer:
         node = els[i].node
         width = _node_width(node, covered) + tail
         value = None
-        if _is_marker(node) and i + 1 < len(els) and els[i + 1].node is not None:
+        if _is_marker(node) and i + 1 < len(els) and els[i + 1].node is not None and gid[i + 1] == gid[i]:
             value = i + 1  # `: TYPE`, `:key value`: one unit
             v_tail, v_covered, _ = _placement(els[value], value == len(els) - 1, box_tail, box_covered)
             width = len(node) + tail + 1 + _node_width(els[value].node, v_covered) + v_tail

@@ -451,8 +451,9 @@ def _probe(ctor, match: Match):
     if key[0] == "record":
         return PRecord(node, Name(node.open, ctor.show), [PWild(node.open) for _ in ctor.fields])
     if key[0] == "lit":
-        kinds = {True: Kind.TRUE, False: Kind.FALSE, None: Kind.NIL}
-        return PLit(node.open, kinds[key[1]], key[1])
+        kinds = {"true": (Kind.TRUE, True), "false": (Kind.FALSE, False), "nil": (Kind.NIL, None)}
+        kind, value = kinds[key[1]]
+        return PLit(node.open, kind, value)
     return None
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 
 from flowmetal.runtime.values import (
-    FUNCTIONS, Keyword, Member, RecordValue, display, literal, type_name,
+    FUNCTIONS, Keyword, Member, RecordValue, display, key_value, literal, map_key, type_name,
 )
 from flowmetal.types import (
     ANY, BOOL, FLOAT, INT, JSON, KEYWORD, NIL, NUMBER, STR, Base, Enum, FnOf, ListOf, MapOf, Record, TVar,
@@ -42,7 +42,7 @@ def equal(a, b) -> bool:
     if isinstance(a, tuple):
         return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(equal(v, b[k]) for k, v in a.items())
+        return len(a) == len(b) and all(k in b and equal(v, b[k]) for k, v in a.items())
     if isinstance(a, RecordValue):
         return (a.package, a.record) == (b.package, b.record) and equal(a.values, b.values)
     return a == b
@@ -107,7 +107,7 @@ def _json(value):
     if isinstance(value, tuple):
         return [_json(v) for v in value]
     if isinstance(value, dict):
-        return {(_key(k)): _json(v) for k, v in value.items()}
+        return {(_key(key_value(k))): _json(v) for k, v in value.items()}
     if isinstance(value, RecordValue):
         if value.record == "callback" and value.fields == ("url",):
             return value.values[0]
@@ -178,12 +178,15 @@ def call(name: str, args: list):
         coll, key = args[0], args[1]
         default = args[2] if len(args) > 2 else None
         if isinstance(coll, dict):
-            for k, v in coll.items():
-                if equal(k, key):
-                    return v
-            return default
+            found = coll.get(map_key(key), _ABSENT) if _hashable(key) else _ABSENT
+            if found is _ABSENT:
+                for k, v in coll.items():
+                    if equal(key_value(k), key):
+                        return v
+                return default
+            return found
         if isinstance(coll, tuple):
-            if is_number(key) and isinstance(key, int) and 0 <= key < len(coll):
+            if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < len(coll):
                 return coll[key]
             return default
         if coll is None:
@@ -195,12 +198,16 @@ def call(name: str, args: list):
             m = {}
         if not isinstance(m, dict):
             raise _fault(f"`assoc` needs a map, not {literal(m)}")
-        out = {key: val for key, val in m.items() if not equal(key, k)}
-        out[k] = v
+        out = dict(m)
+        for existing in m:
+            if equal(key_value(existing), k):  # replace in place, keeping the key's position
+                out[existing] = v
+                return out
+        out[map_key(k)] = v
         return out
     if name == "keys":
         m = args[0] or {}
-        return tuple(m.keys())
+        return tuple(key_value(k) for k in m.keys())
     if name == "vals":
         m = args[0] or {}
         return tuple(m.values())
@@ -212,7 +219,7 @@ def call(name: str, args: list):
     if name == "hash-map":
         if len(args) % 2:
             raise _fault("`hash-map` takes keys and values in pairs")
-        return {args[i]: args[i + 1] for i in range(0, len(args), 2)}
+        return {map_key(args[i]): args[i + 1] for i in range(0, len(args), 2)}
     if name == "builtin-dumps":
         return json.dumps(_json(args[0]), ensure_ascii=False, separators=(",", ":"))
     if name == "builtin-loads":
@@ -274,3 +281,14 @@ def _is_json(value) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, (str, Keyword)) and _is_json(v) for k, v in value.items())
     return False
+
+
+_ABSENT = object()
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+        return True
+    except TypeError:
+        return False

@@ -36,7 +36,7 @@ from flowmetal.resolve import Symbol
 from flowmetal.runtime import builtins as rb
 from flowmetal.runtime.program import Program
 from flowmetal.runtime.values import (
-    BuiltinFn, Closure, GlobalFn, Keyword, Member, RecordValue, decode, encode, literal, type_name,
+    BuiltinFn, Closure, GlobalFn, Keyword, Member, RecordValue, decode, encode, literal, map_key, type_name,
 )
 from flowmetal.syntax import Kind
 from flowmetal.types import Enum, Record
@@ -219,7 +219,7 @@ class Machine:
             self.expr = e.clauses[0][0]
         elif kind is Logic:
             if not e.items:
-                self._give(e.op == "and")
+                self._give(True if e.op == "and" else None)
                 return
             stack.append((LOGIC, e, env, 0))
             self.expr = e.items[0]
@@ -396,7 +396,7 @@ class Machine:
                 stack.append(frame)
                 self.expr, self.env, self.mode_eval = e.items[len(items)], env, True
             else:
-                self.value = {items[k]: items[k + 1] for k in range(0, len(items) - 1, 2)}
+                self.value = {map_key(items[k]): items[k + 1] for k in range(0, len(items) - 1, 2)}
             return None
         if tag == BIND:
             _, owner, params, i, env, supplied, call_id = frame

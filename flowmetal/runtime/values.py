@@ -77,9 +77,62 @@ class BuiltinFn:
 FUNCTIONS = (Closure, GlobalFn, BuiltinFn)
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
+
+
 def _string(text: str) -> str:
-    out = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{out}"'
+    out = []
+    for c in text:
+        if c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+def _float(value: float) -> str:
+    """A float in the reader's syntax: digits on both sides of the point, a plain exponent."""
+    text = repr(value)
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        exponent = str(int(exponent))
+        return f"{mantissa}e{exponent}"
+    return text
+
+
+class MapKey:
+    """`true` and `false` as map keys: Python would take them for 1 and 0."""
+    __slots__ = ("value",)
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, MapKey) and other.value is self.value
+
+    def __hash__(self) -> int:
+        return hash(("bool-key", self.value))
+
+
+_TRUE_KEY, _FALSE_KEY = MapKey(True), MapKey(False)
+
+
+def map_key(key):
+    """The dict key a Flowmetal map uses for `key`."""
+    if key is True:
+        return _TRUE_KEY
+    if key is False:
+        return _FALSE_KEY
+    return key
+
+
+def key_value(key):
+    """The Flowmetal value of a dict key."""
+    return key.value if isinstance(key, MapKey) else key
 
 
 def literal(value) -> str:
@@ -92,14 +145,16 @@ def literal(value) -> str:
         return "false"
     if isinstance(value, str):
         return _string(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, int):
         return repr(value)
     if isinstance(value, Keyword):
         return f":{value.name}"
     if isinstance(value, tuple):
         return "[" + " ".join(literal(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + " ".join(f"{literal(k)} {literal(v)}" for k, v in value.items()) + "}"
+        return "{" + " ".join(f"{literal(key_value(k))} {literal(v)}" for k, v in value.items()) + "}"
     if isinstance(value, Member):
         return value.name
     if isinstance(value, RecordValue):
@@ -150,7 +205,7 @@ def encode(value, env_ref=None):
     if isinstance(value, tuple):
         return {"l": [encode(v, env_ref) for v in value]}
     if isinstance(value, dict):
-        return {"m": [[encode(k, env_ref), encode(v, env_ref)] for k, v in value.items()]}
+        return {"m": [[encode(key_value(k), env_ref), encode(v, env_ref)] for k, v in value.items()]}
     if isinstance(value, Keyword):
         return {"k": value.name}
     if isinstance(value, Member):
@@ -176,7 +231,7 @@ def decode(data, env_of=None):
     if tag == "l":
         return tuple(decode(v, env_of) for v in body)
     if tag == "m":
-        return {decode(k, env_of): decode(v, env_of) for k, v in body}
+        return {map_key(decode(k, env_of)): decode(v, env_of) for k, v in body}
     if tag == "k":
         return Keyword(body)
     if tag == "e":
