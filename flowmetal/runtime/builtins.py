@@ -90,11 +90,63 @@ def _arith(name: str, args):
     raise AssertionError(name)
 
 
+_ORDER = {"<": lambda a, b: a < b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
+
+
 def _compare(name: str, args) -> bool:
     _numbers(name, args)
-    ops = {"<": lambda a, b: a < b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
-    op = ops[name]
+    op = _ORDER[name]
     return all(op(a, b) for a, b in zip(args, args[1:]))
+
+
+def number2(name: str):
+    """A fast two-argument form of an arithmetic or comparison built-in (for compiled code)."""
+    return _NUMBER2[name]
+
+
+def _make_number2():
+    def slow(name):
+        return lambda a, b: call(name, [a, b])  # the general path reports the fault
+
+    def add(a, b, _slow=slow("+")):
+        if (type(a) is int or type(a) is float) and (type(b) is int or type(b) is float):
+            return a + b
+        return _slow(a, b)
+
+    def sub(a, b, _slow=slow("-")):
+        if (type(a) is int or type(a) is float) and (type(b) is int or type(b) is float):
+            return a - b
+        return _slow(a, b)
+
+    def mul(a, b, _slow=slow("*")):
+        if (type(a) is int or type(a) is float) and (type(b) is int or type(b) is float):
+            return a * b
+        return _slow(a, b)
+
+    def lt(a, b, _slow=slow("<")):
+        if (type(a) is int or type(a) is float) and (type(b) is int or type(b) is float):
+            return a < b
+        return _slow(a, b)
+
+    def gt(a, b, _slow=slow(">")):
+        if (type(a) is int or type(a) is float) and (type(b) is int or type(b) is float):
+            return a > b
+        return _slow(a, b)
+
+    def le(a, b, _slow=slow("<=")):
+        if (type(a) is int or type(a) is float) and (type(b) is int or type(b) is float):
+            return a <= b
+        return _slow(a, b)
+
+    def ge(a, b, _slow=slow(">=")):
+        if (type(a) is int or type(a) is float) and (type(b) is int or type(b) is float):
+            return a >= b
+        return _slow(a, b)
+
+    return {"+": add, "-": sub, "*": mul, "<": lt, ">": gt, "<=": le, ">=": ge}
+
+
+_NUMBER2 = _make_number2()
 
 
 def _json(value):
@@ -134,6 +186,13 @@ def _from_json(data):
 
 
 def call(name: str, args: list):
+    impl = _IMPL.get(name)
+    if impl is not None:
+        return impl(args)
+    return _call(name, args)
+
+
+def _call(name: str, args: list):
     if name in ("+", "-", "*", "/"):
         return _arith(name, args)
     if name in ("<", ">", "<=", ">="):
@@ -292,3 +351,19 @@ def _hashable(value) -> bool:
         return True
     except TypeError:
         return False
+
+
+def _table() -> dict:
+    table = {}
+    for op in ("+", "-", "*", "/"):
+        table[op] = (lambda op: lambda args: _arith(op, args))(op)
+    for op in ("<", ">", "<=", ">="):
+        table[op] = (lambda op: lambda args: _compare(op, args))(op)
+    table["="] = lambda args: all(equal(a, b) for a, b in zip(args, args[1:]))
+    table["not="] = lambda args: not all(equal(a, b) for a, b in zip(args, args[1:]))
+    table["not"] = lambda args: args[0] is None or args[0] is False
+    table["str"] = lambda args: "".join(display(a) for a in args)
+    return table
+
+
+_IMPL = _table()

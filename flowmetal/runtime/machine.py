@@ -109,6 +109,7 @@ class Machine:
         self.steps = 0               # endpoint calls made so far
         self.done = False
         self.fault_at = None         # the expression a fault concerns, for the trace
+        self._deep = False           # the fast path hit Python's recursion limit: stay on the machine
         self._plans: dict[int, tuple] = {}
 
     # -- starting and resuming --------------------------------------------------------------
@@ -535,7 +536,18 @@ class Machine:
 
     def _bind(self, owner, supplied: dict, call_id):
         _, package, name = owner
-        definition = self.program.functions[(package, name)]
+        key = (package, name)
+        if not self._deep:
+            compiler = _fast(self.program, key)
+            if compiler is not None:
+                try:
+                    self._give(compiler.call_pure(key, None, supplied))
+                    return None
+                except RecursionError:
+                    self._deep = True  # deeper than Python's stack: the machine from here on
+                except (NotPure, Fault, TypeError, ValueError, KeyError, IndexError):
+                    pass  # the machine runs the call again (it is pure), to fault with a trace
+        definition = self.program.functions[key]
         return self._bind_params(owner, definition.params, supplied, Env({}), call_id)
 
     def _bind_params(self, owner, params, supplied, env, call_id):
@@ -773,5 +785,27 @@ SCHEMA = {
     HMAP: "vvnL", HFILTER: "vvnL", HREDUCE: "vvn", TIMEOUT: "n",
 }
 
+
+def _fast(program: Program, key: tuple[str, str]):
+    """The compiler holding `key`'s fast path, or None when it has none (see `fast`)."""
+    from flowmetal.runtime.fast import Compiler, NotPure as _NotPure, pure_functions
+    state = program.__dict__.get("_fast")
+    if state is None:
+        state = program.__dict__["_fast"] = (pure_functions(program), Compiler(program, set()), {})
+    pure, compiler, usable = state
+    if key not in pure:
+        return None
+    ok = usable.get(key)
+    if ok is None:
+        try:
+            compiler.function(key)
+            ok = True
+        except _NotPure:
+            ok = False
+        usable[key] = ok
+    return compiler if ok else None
+
+
+from flowmetal.runtime.fast import NotPure  # noqa: E402  (fast imports this module's names lazily)
 
 __all__ = ["Machine", "Env", "Fault", "Wait", "Done", "Record", "Enum", "Invalid"]

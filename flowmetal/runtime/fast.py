@@ -1,0 +1,481 @@
+"""The fast path: pure functions compiled to Python closures.
+
+The machine can stop anywhere and be written to the store, and pays for that
+on every step. Most functions never need it: a function that calls no
+endpoint, directly or through the functions it calls, and calls no function
+value it was handed, cannot wait, so nothing can interrupt it. Such a
+*pure* function (found by a fixpoint over the program's call graph) is compiled
+once into a tree of Python closures and called directly, with Python's own
+stack: as fast as a tree-walking interpreter in Python gets.
+
+The machine stays the source of truth. It uses the fast path for a call of a
+pure function and falls back to itself when the fast path cannot finish:
+on `RecursionError` (recursion deeper than Python's stack: the machine's
+depth is bounded by memory only) and on a fault (the machine runs the call
+again, which is safe since it is pure, so that the fault has its Flowmetal
+stack trace). Results are the same values either way.
+"""
+
+from __future__ import annotations
+
+from flowmetal.forms import (
+    Call, Cond, Definition, Do, FnExpr, If, Let, Lit, Logic, MapLit, Match, Name, PBind, PInvalid, PLit,
+    PMember, PRecord, PWild, VectorLit, When,
+)
+from flowmetal.runtime import builtins as rb
+from flowmetal.runtime.program import Program
+from flowmetal.runtime.values import BuiltinFn, Closure, GlobalFn, Keyword, Member, RecordValue, map_key
+from flowmetal.syntax import Kind
+
+HIGHER_ORDER = {"map", "filter", "reduce"}
+
+
+class NotPure(Exception):
+    pass
+
+
+def pure_functions(program: Program) -> set[tuple[str, str]]:
+    """The (package, name) of every `defn` that can never wait on an endpoint."""
+    calls: dict[tuple[str, str], set] = {}
+    impure: set[tuple[str, str]] = set()
+    for key, definition in program.functions.items():
+        if definition.form != "defn":
+            if definition.form == "defendpoint":
+                impure.add(key)
+            continue
+        found: set = set()
+        try:
+            for e in _walk(definition):
+                _callees(program, e, found)
+        except NotPure:
+            impure.add(key)
+            continue
+        calls[key] = found
+    changed = True
+    while changed:
+        changed = False
+        for key, callees in calls.items():
+            if key not in impure and any(c in impure or c not in calls for c in callees):
+                impure.add(key)
+                changed = True
+    return {k for k in calls if k not in impure}
+
+
+def _walk(definition: Definition):
+    from flowmetal.runtime.program import _children
+    stack = list(definition.body) + [p.default for p in definition.params if p.default is not None]
+    while stack:
+        e = stack.pop()
+        yield e
+        stack.extend(_children(e))
+
+
+def _callees(program: Program, e, found: set) -> None:
+    if type(e) is not Call:
+        return
+    fn = e.fn
+    if type(fn) is FnExpr:
+        return  # its body is walked too
+    if type(fn) is not Name:
+        raise NotPure  # a computed function value: unknown
+    symbol = program.symbols.get(id(fn.node))
+    if symbol is None or symbol.kind in ("parameter", "local"):
+        raise NotPure
+    if symbol.kind == "builtin":
+        if symbol.name in HIGHER_ORDER:
+            f = e.args[0] if e.args else None
+            if type(f) is FnExpr:
+                return
+            if type(f) is Name:
+                s = program.symbols.get(id(f.node))
+                if s is not None and s.kind == "builtin" and s.name not in HIGHER_ORDER:
+                    return
+                if s is not None and s.kind == "function":
+                    found.add((s.package, s.name))
+                    return
+            raise NotPure
+        return
+    if symbol.kind == "endpoint":
+        raise NotPure
+    if symbol.kind == "function":
+        found.add((symbol.package, symbol.name))
+    elif symbol.kind == "constant":
+        raise NotPure  # evaluated by the machine, once
+    # constructors, accessors, predicates, members: pure
+
+
+class Compiler:
+    def __init__(self, program: Program, pure: set[tuple[str, str]]) -> None:
+        self.program = program
+        self.pure = pure
+        self.compiled: dict[tuple[str, str], tuple] = {}
+
+    def function(self, key: tuple[str, str]):
+        """(parameter names, defaults as closures, body closure) of a pure defn."""
+        found = self.compiled.get(key)
+        if found is None:
+            definition = self.program.functions[key]
+            self.compiled[key] = None  # recursion: filled below, looked up at call time
+            params = [p.name for p in definition.params]
+            defaults = [self.expr(p.default) if p.default is not None else None for p in definition.params]
+            found = self.compiled[key] = (params, defaults, self.body(definition.body))
+        return found
+
+    def call_pure(self, key, args: list | None, supplied: dict | None):
+        params, defaults, body = self.compiled.get(key) or self.function(key)
+        env = {}
+        for i, name in enumerate(params):
+            if supplied is not None:
+                value = supplied.get(name, _MISSING)
+            else:
+                value = args[i] if i < len(args) else _MISSING
+            if value is _MISSING:
+                value = defaults[i](env)
+            env[name] = value
+        return body(env)
+
+    # -- expressions --
+
+    def body(self, exprs):
+        parts = [self.expr(e) for e in exprs]
+        if not parts:
+            return lambda env: None
+        if len(parts) == 1:
+            return parts[0]
+
+        def run(env, parts=parts):
+            for part in parts[:-1]:
+                part(env)
+            return parts[-1](env)
+        return run
+
+    def expr(self, e):
+        kind = type(e)
+        if kind is Lit:
+            value = Keyword(e.value) if e.kind is Kind.KEYWORD else e.value
+            return lambda env: value
+        if kind is Name:
+            return self.name(e)
+        if kind is Call:
+            return self.call(e)
+        if kind is If:
+            test, then = self.expr(e.test), self.expr(e.then)
+            orelse = self.expr(e.orelse) if e.orelse is not None else (lambda env: None)
+            if e.negated:
+                then, orelse = orelse, then
+
+            def if_(env):
+                v = test(env)
+                return then(env) if v is not None and v is not False else orelse(env)
+            return if_
+        if kind is When:
+            test, body = self.expr(e.test), self.body(e.body)
+
+            def when(env):
+                v = test(env)
+                return body(env) if v is not None and v is not False else None
+            return when
+        if kind is Do:
+            return self.body(e.body)
+        if kind is Let:
+            bindings = [(b.name, self.expr(b.value)) for b in e.bindings]
+            body = self.body(e.body)
+
+            def let(env):
+                env = dict(env)
+                for name, value in bindings:
+                    env[name] = value(env)
+                return body(env)
+            return let
+        if kind is Cond:
+            clauses = [(self.expr(t), self.expr(r)) for t, r in e.clauses]
+            orelse = self.expr(e.orelse) if e.orelse is not None else (lambda env: None)
+
+            def cond(env):
+                for test, result in clauses:
+                    v = test(env)
+                    if v is not None and v is not False:
+                        return result(env)
+                return orelse(env)
+            return cond
+        if kind is Logic:
+            items = [self.expr(i) for i in e.items]
+            if e.op == "and":
+                def and_(env):
+                    v = True
+                    for item in items:
+                        v = item(env)
+                        if v is None or v is False:
+                            return v
+                    return v
+                return and_
+
+            def or_(env):
+                v = None
+                for item in items:
+                    v = item(env)
+                    if v is not None and v is not False:
+                        return v
+                return v
+            return or_
+        if kind is VectorLit:
+            items = [self.expr(i) for i in e.items]
+            return lambda env: tuple(item(env) for item in items)
+        if kind is MapLit:
+            items = [self.expr(i) for i in e.items]
+
+            def map_(env):
+                values = [item(env) for item in items]
+                return {map_key(values[k]): values[k + 1] for k in range(0, len(values) - 1, 2)}
+            return map_
+        if kind is FnExpr:
+            fn_id = self.program.expr_id(e)
+
+            def fn(env):
+                from flowmetal.runtime.machine import Env
+                return Closure(fn_id, Env(dict(env)), "fn")
+            return fn
+        if kind is Match:
+            return self.match(e)
+        raise NotPure
+
+    def name(self, e: Name):
+        symbol = self.program.symbols.get(id(e.node))
+        name = e.name
+        if symbol is None or symbol.kind in ("parameter", "local"):
+            def local(env):
+                return env[name]
+            return local
+        if symbol.kind == "member":
+            value = Member(symbol.type.package, symbol.type.name, symbol.name)
+        elif symbol.kind == "builtin":
+            value = BuiltinFn(symbol.name)
+        elif symbol.kind == "constant":
+            raise NotPure
+        else:
+            value = GlobalFn(symbol.package, symbol.name)
+        return lambda env: value
+
+    def call(self, e: Call):
+        fn = e.fn
+        args = [self.expr(a) for a in e.args]
+        if type(fn) is FnExpr:
+            raise NotPure  # rare; the machine handles it
+        symbol = self.program.symbols.get(id(fn.node))
+        kind = symbol.kind
+        if kind == "builtin":
+            name = symbol.name
+            if name in HIGHER_ORDER:
+                return self.higher_order(name, args)
+            if len(args) == 2 and name in ("+", "-", "*", "<", ">", "<=", ">="):
+                return self.binary(rb.number2(name), e.args[0], e.args[1], args)
+            if len(args) == 2 and name == "=":
+                equal = rb.equal
+                a, b = args
+                return lambda env: equal(a(env), b(env))
+            call = rb.call
+
+            def builtin(env):
+                return call(name, [a(env) for a in args])
+            return builtin
+        if kind == "function":
+            key = (symbol.package, symbol.name)
+            definition = symbol.definition
+            plan = _plan(definition.params, e.args)
+            if any(p is not None for p, _ in plan):
+                named = [(p, self.expr(x)) for p, x in plan]
+
+                def call_named(env, key=key):
+                    supplied = {}
+                    for i, (p, x) in enumerate(named):
+                        supplied[p if p is not None else definition.params[i].name] = x(env)
+                    return self.call_pure(key, None, supplied)
+                return call_named
+            params = definition.params
+            if len(args) == len(params):  # every parameter given by position: the common case
+                names = [p.name for p in params]
+                body_cell: list = []  # the callee's body, found at its first call (it may be this one)
+
+                def body_of():
+                    if not body_cell:
+                        body_cell.append((self.compiled.get(key) or self.function(key))[2])
+                    return body_cell[0]
+                if len(names) == 1:
+                    (name0,), (arg0,) = names, args
+
+                    def call1(env):
+                        body = body_cell[0] if body_cell else body_of()
+                        return body({name0: arg0(env)})
+                    return call1
+
+                def call_fn(env):
+                    body = body_cell[0] if body_cell else body_of()
+                    return body(dict(zip(names, [a(env) for a in args])))
+                return call_fn
+            call_pure = self.call_pure
+
+            def call_fn_defaults(env, key=key):
+                return call_pure(key, [a(env) for a in args], None)
+            return call_fn_defaults
+        if kind == "constructor":
+            record = symbol.record
+            fields = tuple(f for f, _ in record.fields)
+
+            def construct(env):
+                return RecordValue(record.package, record.name, fields, tuple(a(env) for a in args))
+            return construct
+        if kind == "accessor":
+            record, index = symbol.record, symbol.field_index
+            (arg,) = args
+
+            def access(env):
+                value = arg(env)
+                if not (isinstance(value, RecordValue) and value.record == record.name):
+                    raise NotPure  # the machine reports it properly
+                return value.values[index]
+            return access
+        if symbol.predicate_of is not None:
+            t = symbol.predicate_of
+            (arg,) = args
+            return lambda env: rb.is_instance(arg(env), t)
+        raise NotPure
+
+    def binary(self, op, x, y, compiled):
+        """`(op x y)`, specialised when an operand is a local or a literal: one call fewer each."""
+        kx, vx = self.operand(x)
+        ky, vy = self.operand(y)
+        a, b = compiled
+        if kx == "local" and ky == "const":
+            return lambda env: op(env[vx], vy)
+        if kx == "local" and ky == "local":
+            return lambda env: op(env[vx], env[vy])
+        if kx == "const" and ky == "local":
+            return lambda env: op(vx, env[vy])
+        if ky == "const":
+            return lambda env: op(a(env), vy)
+        if kx == "local":
+            return lambda env: op(env[vx], b(env))
+        return lambda env: op(a(env), b(env))
+
+    def operand(self, e):
+        if type(e) is Lit and e.kind in (Kind.INT, Kind.FLOAT):
+            return "const", e.value
+        if type(e) is Name:
+            symbol = self.program.symbols.get(id(e.node))
+            if symbol is None or symbol.kind in ("parameter", "local"):
+                return "local", e.name
+        return "expr", None
+
+    def higher_order(self, name: str, args):
+        f = args[0]
+
+        def apply(fn, values):
+            if type(fn) is BuiltinFn:
+                return rb.call(fn.name, values)
+            if type(fn) is GlobalFn:
+                return self.call_pure((fn.package, fn.name), values, None)
+            if type(fn) is Closure:
+                fexpr = self.program.exprs[fn.fn_id]
+                body = self._closure_body(fn.fn_id, fexpr)
+                env = dict(fn.env.vars)
+                for param, value in zip(fexpr.params, values):
+                    env[param.name] = value
+                return body(env)
+            raise NotPure
+
+        if name == "map":
+            coll = args[1]
+            return lambda env: tuple(apply(f(env), [x]) for x in rb.as_list(coll(env), "map"))
+        if name == "filter":
+            coll = args[1]
+
+            def filter_(env):
+                fn = f(env)
+                return tuple(x for x in rb.as_list(coll(env), "filter")
+                             if (lambda v: v is not None and v is not False)(apply(fn, [x])))
+            return filter_
+        init, coll = args[1], args[2]
+
+        def reduce_(env):
+            fn = f(env)
+            acc = init(env)
+            for x in rb.as_list(coll(env), "reduce"):
+                acc = apply(fn, [acc, x])
+            return acc
+        return reduce_
+
+    def _closure_body(self, fn_id: int, fexpr: FnExpr):
+        cache = self.__dict__.setdefault("_bodies", {})
+        body = cache.get(fn_id)
+        if body is None:
+            if any(p.default is not None for p in fexpr.params):
+                raise NotPure
+            body = cache[fn_id] = self.body(fexpr.body)
+        return body
+
+    def match(self, e: Match):
+        subject = self.expr(e.subject)
+        clauses = [(self.pattern(c.pattern), self.body(c.body)) for c in e.clauses]
+
+        def match(env):
+            value = subject(env)
+            for test, body in clauses:
+                bound: dict = {}
+                if test(value, bound):
+                    if bound:
+                        env = dict(env)
+                        env.update(bound)
+                    return body(env)
+            raise NotPure  # no clause fits: the machine reports the fault with its trace
+        return match
+
+    def pattern(self, p):
+        kind = type(p)
+        if kind is PWild:
+            return lambda v, b: True
+        if kind is PBind:
+            name = p.name
+
+            def bind(v, b):
+                b[name] = v
+                return True
+            return bind
+        if kind is PLit:
+            expected = Keyword(p.value) if p.kind is Kind.KEYWORD else p.value
+            equal = rb.equal
+            return lambda v, b: equal(v, expected)
+        if kind is PMember:
+            symbol = self.program.symbols.get(id(p.node))
+            member = Member(symbol.type.package, symbol.type.name, symbol.name)
+            return lambda v, b: v == member
+        if kind is PRecord:
+            symbol = self.program.symbols.get(id(p.ctor.node))
+            record = symbol.record
+            subs = [self.pattern(s) for s in p.args]
+
+            def rec(v, b):
+                return (isinstance(v, RecordValue) and v.record == record.name and v.package == record.package
+                        and len(v.values) == len(subs) and all(s(x, b) for s, x in zip(subs, v.values)))
+            return rec
+        if kind is PInvalid:
+            return lambda v, b: False
+        raise NotPure
+
+
+def _plan(params, args):
+    required = sum(1 for p in params if p.default is None)
+    plan = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if i >= required and type(a) is Lit and a.kind is Kind.KEYWORD and i + 1 < len(args):
+            break
+        plan.append((None, a))
+        i += 1
+    while i + 1 < len(args):
+        plan.append((args[i].value, args[i + 1]))
+        i += 2
+    return plan
+
+
+_MISSING = object()
