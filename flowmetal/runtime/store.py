@@ -278,14 +278,14 @@ class SQLiteStore:
                 conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, result, created, "
                              "completed) VALUES(?, ?, '', '', ?, 'applied', ?, ?, ?) ON CONFLICT(run_id, step) DO "
                              "UPDATE SET status='applied'", (run.id, step, f"{run.id}:{step}", result_json, now, now))
+            for step, due in timers:  # before cancellations: a timer may be set and cancelled at once
+                conn.execute("INSERT OR REPLACE INTO timers(run_id, step, due, status) VALUES(?,?,?,'set')",
+                             (run.id, step, due))
             for step in cancelled_steps:
                 conn.execute("UPDATE steps SET status='cancelled' WHERE run_id=? AND step=? AND status IN "
                              "('pending','claimed')", (run.id, step))
                 conn.execute("UPDATE timers SET status='cancelled' WHERE run_id=? AND step=? AND status='set'",
                              (run.id, step))
-            for step, due in timers:
-                conn.execute("INSERT OR REPLACE INTO timers(run_id, step, due, status) VALUES(?,?,?,'set')",
-                             (run.id, step, due))
             for step in fired_timers:
                 conn.execute("UPDATE timers SET status='fired' WHERE run_id=? AND step=?", (run.id, step))
             for token, step in callbacks:
