@@ -377,3 +377,22 @@ def test_the_server_also_listens_on_tcp(tmp_path):
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+async def test_formatting_lays_the_document_out_canonically(client: LanguageClient):
+    messy = "(defpackage acme.fmt\n     (defn   f [x : int?]   : int?\n  ;; keep me\n        (+ x\n 1)))\n"
+    uri = open_doc(client, WORKSPACE / "fmt.flow", messy)
+    await diagnostics(client, uri)
+    edits = await client.text_document_formatting_async(types.DocumentFormattingParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        options=types.FormattingOptions(tab_size=2, insert_spaces=True)))
+    (edit,) = edits
+    from flowmetal.format import format_text
+    assert edit.new_text == format_text(messy)
+    assert "  ;; keep me" in edit.new_text and format_text(edit.new_text) == edit.new_text
+    # A broken document is left alone.
+    broken = open_doc(client, WORKSPACE / "fmt-broken.flow", "(defpackage x (defn f [] 1)\n")
+    await diagnostics(client, broken, lambda d: len(d) > 0)
+    assert not await client.text_document_formatting_async(types.DocumentFormattingParams(
+        text_document=types.TextDocumentIdentifier(uri=broken),
+        options=types.FormattingOptions(tab_size=2, insert_spaces=True)))

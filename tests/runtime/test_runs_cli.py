@@ -145,3 +145,22 @@ def test_a_store_of_an_unknown_version_is_refused(workdir):
     result = flowmetal("runs", cwd=workdir)
     assert result.returncode == 2
     assert "schema version 99, written by a newer Flowmetal" in result.stderr
+
+
+def test_trace_follow_prints_events_as_the_run_goes_on(workdir):
+    import subprocess
+    import sys
+    write(workdir)
+    run_id = flowmetal("run", "demo.flow", "main", '"f"', "[]", "--detach", cwd=workdir).stdout.strip()
+    follower = subprocess.Popen([sys.executable, "-m", "flowmetal", "trace", run_id, "--follow"], cwd=workdir,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    assert follower.poll() is None  # still following: the run has not ended
+    flowmetal("worker", "--once", cwd=workdir)
+    time.sleep(0.3)
+    flowmetal("worker", "--once", cwd=workdir)
+    out, err = follower.communicate(timeout=30)
+    assert follower.returncode == 0, err
+    kinds = [line.split()[2] if not line.split()[2].startswith("#") else line.split()[3]
+             for line in out.splitlines() if line[:4].strip().isdigit()]
+    assert kinds[0] == "run-started" and kinds[-1] == "run-completed" and "timer-fired" in kinds
