@@ -151,7 +151,7 @@ class _Driver:
                 self.timeouts = state.get("timeouts", [])
                 outcome = self.resume(machine, state["waiting"])
                 if outcome == "still-waiting":
-                    self.commit(status="waiting", wake_at=self.wake_at(state["waiting"]), release=True)
+                    self.commit(status="waiting", wake_at=self.wake_at(state["waiting"] or {}), release=True)
                     return Progress(run.id, "waiting")
             return self.drive(machine, outcome)
         except Fault as fault:
@@ -166,6 +166,16 @@ class _Driver:
     def resume(self, machine: Machine, waiting: dict):
         """Give the machine what it waited for, if it came; else 'still-waiting'."""
         now = time.time()
+        if waiting is None:  # a checkpoint in the middle of running: go on from there
+            for tstep, due in reversed(self.timeouts):
+                if due <= now:
+                    self.event("timer-fired", step=tstep, timeout=True)
+                    self.extra["fired_timers"].append(tstep)
+                    self.timeouts = [t for t in self.timeouts if t[0] != tstep]
+                    if machine.expire_timeout(tstep, TIMEOUT):
+                        self.event("step-completed", step=tstep, result=literal(TIMEOUT))
+                        break
+            return None
         step = waiting["step"]
         # A with-timeout! timer that fell due ends the wait inside it, innermost first.
         for tstep, due in reversed(self.timeouts):
@@ -223,10 +233,11 @@ class _Driver:
                 self.checkpoint(machine)
 
     def checkpoint(self, machine: Machine) -> None:
-        """Commit what is done so far with a snapshot, and renew the lease."""
+        """Commit what is done so far with a snapshot of where the run is, and renew the
+        lease: a crash after this resumes here, not before the events just committed."""
         if self.store.cancel_requested(self.run.id):
             raise _Cancel()
-        self.commit(snapshot=None)
+        self.commit(snapshot={"machine": machine.snapshot(), "waiting": None, "timeouts": self.timeouts})
         self.store.heartbeat(self.run.id, self.ex.worker, self.ex.lease)
         self.last_beat = time.monotonic()
 

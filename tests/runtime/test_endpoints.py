@@ -120,3 +120,46 @@ def test_cancelling_a_waiting_run_cancels_its_steps_and_timers(store):
     assert statuses == {"cancelled"}
     assert store.request_cancel(run_id) == "cancelled"  # again: nothing changes
     assert Executor(store).run_once(run_id) is None
+
+
+LONG = """\
+(defpackage long
+  (require [flowmetal.time :refer [now!]])
+  (defn loop [n : int? acc : int?] : int?
+    (if (= n 0) acc (loop (- n 1) (+ acc (if (> (now!) 0) 1 0)))))
+  (defn main [] : int? (loop 300 0)))
+"""
+
+
+class _Died(Exception):
+    pass
+
+
+def test_a_worker_dying_after_a_checkpoint_resumes_from_it_not_from_the_start(tmp_path, monkeypatch):
+    from flowmetal.runtime import executor as ex
+    monkeypatch.setattr(ex, "COMMIT_EVERY", 50)
+    path = tmp_path / "store.db"
+    store = SQLiteStore(path)
+    sources = {"long.flow": LONG}
+    run_id = store.create_run("long/main", [], store.put_sources(sources), code_hash(sources))
+
+    class Dying(SQLiteStore):
+        beats = 0
+
+        def heartbeat(self, *args, **kwargs):
+            super().heartbeat(*args, **kwargs)
+            Dying.beats += 1
+            if Dying.beats == 3:  # after the third checkpoint's commit: the process "dies"
+                raise _Died()
+
+    with pytest.raises(_Died):
+        Executor(Dying(path), worker="doomed", lease=0.2).run_once(run_id)
+    committed = [e for e in store.events(run_id) if e.kind == "step-requested"]
+    assert len(committed) >= 60  # three checkpoints of work are in the log
+    time.sleep(0.3)  # the dead worker's lease runs out
+    assert drive(store, run_id, Executor(store, worker="heir", lease=5)) == "completed"
+    assert store.get_run(run_id).result == "300"
+    events = store.events(run_id)
+    requested = [e.step for e in events if e.kind == "step-requested"]
+    assert requested == list(range(1, 301))  # none requested twice: the heir went on from the checkpoint
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
