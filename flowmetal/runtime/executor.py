@@ -112,12 +112,37 @@ class _Driver:
         self.last_beat = time.monotonic()
 
     def event(self, kind: str, step: int | None = None, line: int | None = None, **data) -> None:
+        """Log an event. An event of a step without a line of its own gets its request's line."""
+        if step is not None:
+            if line is None:
+                line = self.step_line(step)
+            elif kind == "step-requested":
+                self.step_lines[step] = line
         self.events.append((kind, step, data, line))
+
+    def step_line(self, step: int) -> int | None:
+        lines = self.__dict__.setdefault("step_lines", {})
+        if step not in lines:
+            row = self.store.conn.execute("SELECT line FROM events WHERE run_id=? AND step=? AND "
+                                          "kind='step-requested'", (self.run.id, step)).fetchone()
+            lines[step] = row["line"] if row else None
+        return lines[step]
+
+    @property
+    def step_lines(self) -> dict:
+        return self.__dict__.setdefault("step_lines", {})
 
     def line(self, expr_id: int) -> int | None:
         if expr_id is None or expr_id < 0:
             return None
         return self.program.exprs[expr_id].node.span.line
+
+    def span(self, expr_id: int) -> str | None:
+        """Where an expression is: `file:line:column-end_line:end_column`."""
+        if expr_id is None or expr_id < 0:
+            return None
+        s = self.program.exprs[expr_id].node.span
+        return f"{s.source.name}:{s.line}:{s.column}-{s.end_line}:{s.end_column}"
 
     def commit(self, **kw) -> None:
         extra = {k: v for k, v in self.extra.items() if v}
@@ -247,7 +272,7 @@ class _Driver:
         step, name, line = wait.step, wait.name, self.line(wait.expr_id)
         args_text = {k: literal(v) for k, v in wait.args.items()}
         self.event("step-requested", step=step, line=line, endpoint=name, args=args_text,
-                   key=f"{self.run.id}:{step}")
+                   key=f"{self.run.id}:{step}", span=self.span(wait.expr_id))
         if name == "flowmetal.time/now!":
             value = int(time.time() * 1000)
             self.event("step-completed", step=step, result=literal(value))

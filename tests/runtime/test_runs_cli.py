@@ -85,6 +85,8 @@ def test_detach_then_a_worker_runs_it_and_the_trace_tells_everything(workdir):
     sleep = events[4]
     assert (sleep["endpoint"], sleep["args"], sleep["line"], sleep["key"]) == (
         "flowmetal.time/sleep!", {"d": "(duration 200 +milliseconds+)"}, 7, f"{run_id}:2")
+    assert sleep["span"] == "demo.flow:7:5-7:48"
+    assert [e["line"] for e in events if e["step"] == 2] == [7, 7, 7, 7]  # request, timer set and fired, result
     human = flowmetal("trace", run_id, "--store", store, cwd=workdir).stdout
     assert "| 7: (sleep! (make-duration 200 +milliseconds+))" in human
     assert events[-1]["result"] == '"done x 0"'
@@ -164,3 +166,19 @@ def test_trace_follow_prints_events_as_the_run_goes_on(workdir):
     kinds = [line.split()[2] if not line.split()[2].startswith("#") else line.split()[3]
              for line in out.splitlines() if line[:4].strip().isdigit()]
     assert kinds[0] == "run-started" and kinds[-1] == "run-completed" and "timer-fired" in kinds
+
+
+def test_on_a_terminal_run_shows_its_progress_live(workdir):
+    import shutil
+    import subprocess
+    import sys
+    if shutil.which("script") is None:
+        pytest.skip("no `script` to give the run a terminal")
+    write(workdir)
+    command = f'{sys.executable} -m flowmetal run demo.flow main \'"tty"\' \'[]\''
+    result = subprocess.run(["script", "-qec", command, "/dev/null"], cwd=workdir, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
+    screen = result.stdout
+    assert "waiting (step 2: flowmetal.time/sleep!, wakes in" in screen
+    assert screen.rstrip().endswith('"done tty 0"')
