@@ -221,6 +221,9 @@ class _Driver:
             machine.resume(None)
             return None
         row = self.store.step(self.run.id, step)
+        if row is not None and row["status"] == "failed":
+            endpoint = row["endpoint"]
+            raise Fault(f"`{endpoint}` failed: {row['error']}")
         if row is None or row["status"] != "completed":
             return "still-waiting"
         value = decode(json.loads(row["result"]))

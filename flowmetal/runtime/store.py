@@ -341,6 +341,44 @@ class SQLiteStore:
             conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
         return True
 
+    def claim_steps(self, endpoints: list[str], worker: str, lease: float, limit: int = 10) -> list[dict]:
+        """Claim pending (or lease-expired) step requests for the named endpoints, for a
+        connector: each as {run_id, step, endpoint, args (stored form), key}."""
+        now = time.time()
+        if not endpoints:
+            return []
+        marks = ",".join("?" for _ in endpoints)
+        with self.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT run_id, step, endpoint, args, key FROM steps WHERE endpoint IN ({marks}) AND "
+                f"(status='pending' OR (status='claimed' AND lease_until<?)) ORDER BY created LIMIT ?",
+                (*endpoints, now, limit)).fetchall()
+            for row in rows:
+                conn.execute("UPDATE steps SET status='claimed', claimed_by=?, lease_until=? WHERE run_id=? AND step=?",
+                             (worker, now + lease, row["run_id"], row["step"]))
+        return [{"run_id": r["run_id"], "step": r["step"], "endpoint": r["endpoint"], "args": json.loads(r["args"]),
+                 "key": r["key"]} for r in rows]
+
+    def pending_steps(self, endpoint: str | None = None) -> list[dict]:
+        query = "SELECT run_id, step, endpoint, args, key, status FROM steps WHERE status IN ('pending','claimed')"
+        params: tuple = ()
+        if endpoint is not None:
+            query += " AND endpoint=?"
+            params = (endpoint,)
+        return [dict(r) for r in self.conn.execute(query + " ORDER BY created", params).fetchall()]
+
+    def fail_step(self, run_id: str, step: int, error: str) -> bool:
+        """Record that an endpoint could not be performed (a connector's own failure, or a
+        result of the wrong type): the run fails with this error when it resumes. Once."""
+        now = time.time()
+        with self.transaction() as conn:
+            cur = conn.execute("UPDATE steps SET status='failed', error=?, completed=? WHERE run_id=? AND step=? "
+                               "AND status IN ('pending','claimed')", (error, now, run_id, step))
+            if cur.rowcount != 1:
+                return False
+            conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
+        return True
+
     def deliver_callback(self, token: str, body: str) -> str:
         """Deliver a callback body: 'delivered', 'duplicate' (a second delivery changes
         nothing) or 'unknown'. Completes the step waiting for it, if one is."""
