@@ -35,7 +35,7 @@ from flowmetal import diagnostics as d
 from flowmetal.builtins import Sig, SigParam
 from flowmetal.diagnostics import Diagnostic, Edit, Fix, Note
 from flowmetal.forms import (
-    Call, Clause, Cond, Definition, Do, Expr, FnExpr, If, Invalid, Let, Lit, Logic, MapLit, Match, Name,
+    split_arguments, Call, Clause, Cond, Definition, Do, Expr, FnExpr, If, Invalid, Let, Lit, Logic, MapLit, Match, Name,
     Param, Pattern, PBind, PInvalid, PLit, PMember, PRecord, PWild, VectorLit, When,
 )
 from flowmetal.resolve import BUILTIN_SYMBOLS, PackageScope, Program, Symbol
@@ -658,29 +658,23 @@ class Checker:
             params, rest, ret = sig.params, sig.rest, sig.ret
         # Positional arguments, then `:name value` pairs (only for parameters past the required ones).
         args = e.args
-        positional: list[Expr] = []
+        if rest is not None:  # a variadic built-in: every argument by position
+            positional, pairs = list(args), []
+        else:
+            positional, pairs = split_arguments(args, sig.required)
         named: list[tuple[Lit, Expr]] = []
-        i = 0
-        while i < len(args):
-            arg = args[i]
-            if (rest is None and i >= sig.required and type(arg) is Lit and arg.kind is Kind.KEYWORD
-                    and i + 1 < len(args)):
-                break
-            positional.append(arg)
-            i += 1
-        while i < len(args):
-            key = args[i]
+        for key, value in pairs:
             if type(key) is not Lit or key.kind is not Kind.KEYWORD:
                 self.report(d.WRONG_ARITY, key.node, f"expected a `:name` for the next argument of `{name}`: "
                                                       f"arguments by name come after those by position")
                 self.infer(key, env)
-                i += 1
+                if value is not None:
+                    self.infer(value, env)
                 continue
-            if i + 1 >= len(args):
+            if value is None:
                 self.report(d.WRONG_ARITY, key.node, f"`{key.node.text}` has no value")
-                break
-            named.append((key, args[i + 1]))
-            i += 2
+                continue
+            named.append((key, value))
         bound: dict[str, tuple[SigParam, Expr]] = {}
         extra: list[tuple[Type, Expr, str]] = []
         if rest is None and len(positional) > len(params):

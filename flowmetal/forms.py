@@ -276,6 +276,24 @@ LITERAL_KINDS = frozenset({Kind.INT, Kind.FLOAT, Kind.STRING, Kind.STRING3, Kind
 _ESCAPES = re.compile(r'\\(u[0-9a-fA-F]{4}|.)')
 
 
+def split_arguments(args: list, required: int) -> tuple[list, list]:
+    """A call's arguments: those by position, then `(keyword literal, value)` pairs.
+
+    The one rule (the checker, the evaluator and its fast path all use it):
+    arguments are positional until the first keyword literal, at a position at
+    or past the number of required parameters, that has a value after it; from
+    there on they come as `:name value` pairs.
+    """
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if i >= required and type(a) is Lit and a.kind is Kind.KEYWORD and i + 1 < len(args):
+            break
+        i += 1
+    return list(args[:i]), [(args[j], args[j + 1]) if j + 1 < len(args) else (args[j], None)
+                            for j in range(i, len(args), 2)]
+
+
 def string_value(tok: Token) -> str:
     """The text a string token stands for (escapes decoded; long strings verbatim)."""
     if tok.kind is Kind.STRING3:

@@ -19,7 +19,7 @@ stack trace). Results are the same values either way.
 from __future__ import annotations
 
 from flowmetal.forms import (
-    Call, Cond, Definition, Do, FnExpr, If, Let, Lit, Logic, MapLit, Match, Name, PBind, PInvalid, PLit,
+    split_arguments, Call, Cond, Definition, Do, FnExpr, If, Let, Lit, Logic, MapLit, Match, Name, PBind, PInvalid, PLit,
     PMember, PRecord, PWild, VectorLit, When,
 )
 from flowmetal.runtime import builtins as rb
@@ -463,19 +463,8 @@ class Compiler:
 
 
 def _plan(params, args):
-    required = sum(1 for p in params if p.default is None)
-    plan = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if i >= required and type(a) is Lit and a.kind is Kind.KEYWORD and i + 1 < len(args):
-            break
-        plan.append((None, a))
-        i += 1
-    while i + 1 < len(args):
-        plan.append((args[i].value, args[i + 1]))
-        i += 2
-    return plan
+    positional, named = split_arguments(args, sum(1 for p in params if p.default is None))
+    return [(None, a) for a in positional] + [(k.value, v) for k, v in named if v is not None]
 
 
 _MISSING = object()

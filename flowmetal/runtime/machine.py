@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flowmetal.forms import (
-    Call, Cond, Do, FnExpr, If, Invalid, Let, Lit, Logic, MapLit, Match, Name, PBind, PInvalid, PLit, PMember,
+    split_arguments, Call, Cond, Do, FnExpr, If, Invalid, Let, Lit, Logic, MapLit, Match, Name, PBind, PInvalid, PLit, PMember,
     PRecord, PWild, VectorLit, When,
 )
 from flowmetal.resolve import Symbol
@@ -449,17 +449,8 @@ class Machine:
         if params is None:
             plan = [(None, a) for a in args]
         else:
-            required = sum(1 for p in params if p.default is None)
-            i = 0
-            while i < len(args):
-                a = args[i]
-                if i >= required and type(a) is Lit and a.kind is Kind.KEYWORD and i + 1 < len(args):
-                    break
-                plan.append((None, a))
-                i += 1
-            while i + 1 < len(args):
-                plan.append((args[i].value, args[i + 1]))
-                i += 2
+            positional, named = split_arguments(args, sum(1 for p in params if p.default is None))
+            plan = [(None, a) for a in positional] + [(k.value, v) for k, v in named if v is not None]
         self._plans[key] = plan
         return plan
 
