@@ -25,10 +25,10 @@ from flowmetal.runtime.store import SQLiteStore
 PROGRAM = """\
 (defpackage bench.runs
   (require [flowmetal.time :refer [now! sleep! make-duration +hours+ +milliseconds+]])
-  (defn busy [n : int?] : int?
-    (if (= n 0) 0 (+ (if (> (now!) 0) 1 0) (busy (- n 1)))))
+  (defn busy [n : int? acc : int?] : int?
+    (if (= n 0) acc (busy (- n 1) (+ acc (if (> (now!) 0) 1 0)))))
   (defn main [steps : int? wait : int?] : int?
-    (let [done (busy steps)]
+    (let [done (busy steps 0)]
       (sleep! (make-duration wait +milliseconds+))
       done))
   (defn idle [] : nil?

@@ -44,6 +44,8 @@ _SUMMARIES = {
     "worker": "claim runnable runs from the store and run them",
     "replay": "run a run again from its log (--verify: check that it reproduces)",
     "cancel": "cancel a run",
+    "connector": "serve the @endpoint functions of a Python module from the store",
+    "serve": "the HTTP API, callbacks, workers and connectors in one process",
     "lsp": "run the language server (stdio, or --tcp PORT)",
 }
 
@@ -163,6 +165,37 @@ def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+@_runtime_errors
+def _connector(args: argparse.Namespace) -> int:
+    import logging
+    from flowmetal.connectors.sdk import ConnectorError, endpoints_of, load_module, run_connector
+    logging.basicConfig(level=logging.WARNING, format="flowmetal connector: %(message)s")
+    try:
+        module = load_module(args.module)
+        endpoints = endpoints_of(module)
+        if not endpoints:
+            raise ConnectorError(f"{args.module}: no @endpoint functions")
+        store = _store(args)
+        print(f"flowmetal connector: serving {', '.join(sorted(endpoints))} from {store.path}", file=sys.stderr,
+              flush=True)
+        run_connector(module, store, lease=args.lease, poll=args.poll)
+    except ConnectorError as error:
+        print(f"flowmetal connector: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+@_runtime_errors
+def _serve(args: argparse.Namespace) -> int:
+    import os
+    from flowmetal.server.serve import serve
+    public_url = args.public_url or os.environ.get("FLOWMETAL_PUBLIC_URL") or None
+    return serve(args.store, host=args.host, port=args.port, public_url=public_url,
+                 token=os.environ.get("FLOWMETAL_TOKEN") or None)
+
+
 def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     check = argparse.ArgumentParser(
         prog="flowmetal check",
@@ -223,8 +256,29 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     cancel = with_store(argparse.ArgumentParser(prog="flowmetal cancel", description="Cancel a run."))
     cancel.add_argument("run", metavar="RUN")
     cancel.set_defaults(handler=_cancel)
+
+    connector = with_store(argparse.ArgumentParser(
+        prog="flowmetal connector",
+        description="Import MODULE (a dotted module name, or a path to a .py file) and serve its "
+                    "@endpoint functions: claim the store's pending steps for them, call them, and record "
+                    "each result (checked against the endpoint's declared type), until interrupted."))
+    connector.add_argument("module", metavar="MODULE", help="a dotted module name or a path to a .py file")
+    connector.add_argument("--lease", type=float, default=30.0, help="seconds a claimed step is held")
+    connector.add_argument("--poll", type=float, default=0.1, help="seconds between looks for work")
+    connector.set_defaults(handler=_connector)
+    serve = with_store(argparse.ArgumentParser(
+        prog="flowmetal serve",
+        description="Serve the HTTP API (docs/http-api.md) and HTTP callbacks, and run workers and the HTTP "
+                    "request connector, in one process, until SIGINT or SIGTERM. When FLOWMETAL_TOKEN is "
+                    "set, API requests need `Authorization: Bearer <token>`."))
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8700, help="the port to listen on (default 8700; 0: any free port)")
+    serve.add_argument("--public-url", help="the URL callback URLs are built on (default: $FLOWMETAL_PUBLIC_URL, "
+                                            "else http://HOST:PORT)")
+    serve.set_defaults(handler=_serve)
     return {"check": check, "run": run, "runs": runs, "trace": trace, "worker": worker, "replay": replay,
-            "cancel": cancel, "lsp": lsp}
+            "cancel": cancel, "lsp": lsp, "connector": connector,
+            "serve": serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,9 @@ The loop alternates two modes: *eval* (an expression and an environment) and
 *apply* (a value returned to the frame on top of the stack). Calls bind
 parameters (positional, then `:name value`, then defaults evaluated in the
 callee's scope), push a `RET` frame (a stack-trace boundary) and evaluate the
-body. Higher-order built-ins (`map`, `filter`, `reduce`) are frames too, so a
+body. Tail calls replace the caller's `RET` frame (proper tail calls: a loop
+written as recursion runs in constant space; stack traces show the last call
+of a tail-calling chain). Higher-order built-ins (`map`, `filter`, `reduce`) are frames too, so a
 function they call may itself wait on an endpoint.
 
 An endpoint call stops the machine with a `Wait` holding the step number (the
@@ -166,9 +168,13 @@ class Machine:
         line = self._where_line()
         for frame in reversed(self.stack):
             if frame[0] == RET:
-                _, package, function, call_id = frame
+                _, package, function, call_id, tail = frame
                 out.append((package, function, line))
                 line = self.program.exprs[call_id].node.span.line if call_id is not None else 0
+                if tail is not None:  # the caller this frame replaced, by a tail call
+                    t_package, t_function, t_call = tail
+                    out.append((t_package, t_function, line))
+                    line = self.program.exprs[t_call].node.span.line if t_call is not None else 0
         return out
 
     def _where_line(self) -> int:
@@ -563,7 +569,7 @@ class Machine:
         if owner[0] == "fn":
             closure = owner[1]
             fexpr = self.program.exprs[closure.fn_id]
-            self.stack.append((RET, "", closure.name, call_id))
+            self._push_ret((RET, "", closure.name, call_id))
             self._body(fexpr.body, env)
             return None
         _, package, name = owner
@@ -572,9 +578,23 @@ class Machine:
             self.steps += 1
             args = {p.name: env.vars[p.name] for p in definition.params}
             return Wait(self.steps, package, name, args, call_id if call_id is not None else -1)
-        self.stack.append((RET, package, name, call_id))
+        self._push_ret((RET, package, name, call_id))
         self._body(definition.body, env)
         return None
+
+    def _push_ret(self, frame: tuple) -> None:
+        """Enter a function. A call in tail position (the caller has nothing left to do:
+        its own RET is on top) replaces the caller's frame, so loops written as
+        recursion run in constant space, and their snapshots stay small."""
+        stack = self.stack
+        if stack and stack[-1][0] == RET:
+            caller = stack[-1]
+            # Remember the caller it replaced, for the stack trace (a self-call in a
+            # loop keeps the outermost caller instead).
+            tail = caller[4] if caller[1:3] == frame[1:3] else [caller[1], caller[2], caller[3]]
+            stack[-1] = (*frame, tail)
+        else:
+            stack.append((*frame, None))
 
     # -- built-ins -------------------------------------------------------------------------------
 
@@ -771,7 +791,7 @@ class Machine:
 # v value, L list of values, D map of values, B body (expressions), P call plan,
 # O owner of parameters (a closure, or a definition), Q its parameters.
 SCHEMA = {
-    CALL: "XE", ARGS: "XEvPLn", BIND: "OQnEDn", RET: "nnn", BODY: "BEn", IF: "XE", WHEN: "XE",
+    CALL: "XE", ARGS: "XEvPLn", BIND: "OQnEDn", RET: "nnnn", BODY: "BEn", IF: "XE", WHEN: "XE",
     LET: "XEn", COND: "XEn", LOGIC: "XEn", MATCH: "XE", VEC: "XEL", MAP: "XEL",
     HMAP: "vvnL", HFILTER: "vvnL", HREDUCE: "vvn", TIMEOUT: "n",
 }

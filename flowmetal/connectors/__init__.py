@@ -1,0 +1,47 @@
+"""Connectors: endpoints implemented outside the interpreter (SPEC section 7).
+
+A run that calls an endpoint the executor cannot answer itself leaves a
+*pending step* in the store and waits. A connector is any process sharing the
+store that claims pending steps for the endpoint names it serves (with a lease,
+so a connector that dies mid-request gives its steps back), performs them, and
+records each result with `complete_step` (or `fail_step`); the store wakes the
+run and whichever worker claims it next resumes it with the result. The result
+is applied exactly once; the request may be performed more than once (after a
+crash, or a lease that ran out), which is why every step carries a stable
+idempotency key, `RUN:STEP`.
+
+    http_request.py  the HTTP request connector: `http.request/get! post! put! delete!`
+    sdk.py           Python connectors: `@endpoint("pkg/name!")` functions, run by
+                     `flowmetal connector MODULE`, their results checked against the
+                     endpoint's declared return type
+
+Both are loops over the store's narrow step interface (`claim_steps`,
+`complete_step`, `fail_step`) and hold no state of their own that a restart
+would lose: everything a connector knows is in the store.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def stopped(stop) -> bool:
+    """Whether a loop's `stop` says to end: None (never), a `threading.Event`, or a callable."""
+    if stop is None:
+        return False
+    is_set = getattr(stop, "is_set", None)
+    if is_set is not None:
+        return bool(is_set())
+    return bool(stop())
+
+
+def pause(stop, seconds: float) -> None:
+    """Sleep between looks for work, waking early when `stop` is an event that gets set."""
+    wait = getattr(stop, "wait", None)
+    if wait is not None:
+        wait(seconds)
+    else:
+        time.sleep(seconds)
+
+
+__all__ = ["stopped", "pause"]

@@ -1,0 +1,379 @@
+"""Python connectors: endpoints implemented as decorated Python functions (SPEC section 7).
+
+How a connector is written:
+
+    from flowmetal.connectors.sdk import endpoint
+
+    @endpoint("acme.billing/charge!")
+    def charge(amount, currency="EUR"):
+        return payments.charge(amount, currency)   # must fit the endpoint's declared type
+
+and run against a store with `flowmetal connector billing.py --store S` (a
+dotted module name works too). The program declares the endpoint, with its
+types, in a `defendpoint`:
+
+    (defendpoint charge! [amount : int? currency : str? :default "EUR"] : int?)
+
+How a step is handled: `run_connector` claims pending steps for the registered
+names (with a lease), calls the function with the step's arguments as keyword
+arguments (a parameter `card-number` arrives as `card_number`), and checks the
+value it returns against the endpoint's declared return type, read from the
+run's own program (loaded from its stored sources once per code hash, so a
+connector always checks against the version of the program the run is on):
+
+    a value of the declared type           complete_step: the run resumes with it
+    a value of another type                fail_step: the run fails, naming the endpoint,
+                                           the declared type and the value
+    an exception raised by the function    fail_step, likewise, with the exception
+
+Why check here: the type checker trusts a `defendpoint`'s declared type
+everywhere the result flows, so a connector returning something else would
+break the program's reasoning far from its cause. Refusing it at the boundary
+fails the run at the step that went wrong, with a message that names it.
+
+Values, both ways: nil/bool/int/float/str are Python's None/bool/int/float/str;
+lists and vectors arrive as tuples (return lists or tuples); maps are dicts,
+keyed by their Flowmetal keys (`Keyword` objects for `:kw`); records and enum
+members are the runtime's `RecordValue` and `Member` (re-exported here).
+
+Delivery is at least once: a connector that dies while a function runs leaves
+the step claimed until its lease runs out, and the function is called again
+for it (by this connector restarted, or another). The step's idempotency key
+(`RUN:STEP`, the same on every retry) is available to a function that asks for
+a `step` parameter, or any function through `current_step()`; pass it on to the
+service you call so it can refuse to act twice. The store applies one result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import importlib
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+from flowmetal.connectors import pause, stopped
+from flowmetal.runtime.builtins import is_instance
+from flowmetal.runtime.program import Program, ProgramError, load
+from flowmetal.runtime.values import (
+    FUNCTIONS, Keyword, Member, RecordValue, decode, encode, key_value, literal, map_key,
+)
+from flowmetal.types import ListOf, MapOf, Record, Type, Union, show
+
+log = logging.getLogger("flowmetal.connectors.sdk")
+
+_NAME = re.compile(r"^[^\s/\[\]{}()\"]+/[^\s/\[\]{}()\"]+$")
+
+
+class ConnectorError(Exception):
+    """A connector cannot start as asked (no such module, no endpoints): a message for the user."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """The step a function is called for: its run, number, endpoint and idempotency key."""
+    run_id: str
+    step: int
+    endpoint: str
+    key: str
+
+
+_current: contextvars.ContextVar[Step | None] = contextvars.ContextVar("flowmetal_step", default=None)
+
+
+def current_step() -> Step | None:
+    """The step being handled, inside an endpoint function (None elsewhere)."""
+    return _current.get()
+
+
+# -- registering ------------------------------------------------------------------------------------------
+
+REGISTRY: dict[str, Callable] = {}
+
+
+def endpoint(name: str) -> Callable[[Callable], Callable]:
+    """Register a function as the implementation of the endpoint `package/name!`.
+    The function is returned unchanged (it can still be called and tested directly)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"an endpoint name is `package/name!`, e.g. \"acme.billing/charge!\", not {name!r}")
+
+    def register(fn: Callable) -> Callable:
+        if not callable(fn):
+            raise TypeError(f"@endpoint({name!r}) decorates a function, not {fn!r}")
+        previous = REGISTRY.get(name)
+        if previous is not None and _where(previous) != _where(fn):
+            raise ValueError(f"`{name}` is implemented twice: by {_where(previous)} and by {_where(fn)}")
+        REGISTRY[name] = fn
+        fn.__flowmetal_endpoint__ = name
+        return fn
+    return register
+
+
+def _where(fn: Callable) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def load_module(target: str | ModuleType) -> ModuleType:
+    """A module by dotted name or by the path of a .py file (its folder joins `sys.path`,
+    so it can import its neighbours)."""
+    if isinstance(target, ModuleType):
+        return target
+    path = Path(target)
+    if target.endswith(".py") or os.sep in target or (os.altsep and os.altsep in target):
+        if not path.is_file():
+            raise ConnectorError(f"{target}: no such file")
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        name = path.stem
+        existing = sys.modules.get(name)
+        if existing is not None and Path(getattr(existing, "__file__", "") or "").resolve() == path.resolve():
+            return existing
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ConnectorError(f"{target}: not a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return module
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as error:
+        if error.name and target.startswith(error.name):
+            raise ConnectorError(f"no module named `{target}`") from error
+        raise
+
+
+def endpoints_of(module: ModuleType) -> dict[str, Callable]:
+    """The endpoints a module implements: its decorated functions, and those registered
+    while it was imported from modules it imports."""
+    found: dict[str, Callable] = {}
+    for value in vars(module).values():
+        name = getattr(value, "__flowmetal_endpoint__", None)
+        if isinstance(name, str) and callable(value):
+            found[name] = value
+    for name, fn in REGISTRY.items():
+        if getattr(fn, "__module__", None) == module.__name__:
+            found.setdefault(name, fn)
+    return found
+
+
+# -- values -----------------------------------------------------------------------------------------------
+
+def to_python(value):
+    """A Flowmetal value for a Python function: maps with plain keys (true/false as bools)."""
+    if isinstance(value, tuple):
+        return tuple(to_python(v) for v in value)
+    if isinstance(value, dict):
+        return {key_value(k): to_python(v) for k, v in value.items()}
+    return value
+
+
+def from_python(value):
+    """A function's result as a Flowmetal value: lists become tuples, map keys the runtime's keys."""
+    if isinstance(value, (list, tuple)):
+        return tuple(from_python(v) for v in value)
+    if isinstance(value, dict):
+        return {map_key(from_python(k)): from_python(v) for k, v in value.items()}
+    if isinstance(value, RecordValue):
+        return RecordValue(value.package, value.record, tuple(value.fields), tuple(from_python(v) for v in value.values))
+    return value
+
+
+def _flowmetal(value) -> bool:
+    """Whether a value (deeply) is one the store can hold as a result."""
+    if value is None or isinstance(value, (bool, int, float, str, Keyword, Member)):
+        return True
+    if isinstance(value, tuple):
+        return all(_flowmetal(v) for v in value)
+    if isinstance(value, dict):
+        return all(_flowmetal(key_value(k)) and _flowmetal(v) for k, v in value.items())
+    if isinstance(value, RecordValue):
+        return all(_flowmetal(v) for v in value.values)
+    return False
+
+
+def conforms(value, t: Type) -> bool:
+    """`is_instance`, and the elements of lists, the keys and values of maps and the fields
+    of records too: a result is checked all the way down, since the program trusts it so."""
+    if isinstance(t, Union):
+        return any(conforms(value, m) for m in t.members)
+    if not is_instance(value, t):
+        return False
+    if isinstance(t, ListOf):
+        return all(conforms(v, t.elem) for v in value)
+    if isinstance(t, MapOf):
+        return all(conforms(key_value(k), t.key) and conforms(v, t.val) for k, v in value.items())
+    if isinstance(t, Record) and t.fields:
+        if tuple(value.fields) != tuple(name for name, _ in t.fields):
+            return False
+        return all(conforms(v, ft) for v, (_, ft) in zip(value.values, t.fields))
+    return True
+
+
+def describe(value) -> str:
+    """A value for a message: its Flowmetal literal, or Python's repr when it has none."""
+    if _flowmetal(value) and not isinstance(value, FUNCTIONS):
+        text = literal(value)
+    else:
+        text = f"{value!r} (a Python {type(value).__name__}, which has no Flowmetal form)"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+# -- the connector ----------------------------------------------------------------------------------------
+
+def default_worker() -> str:
+    return f"connector:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _keyword_name(name: str) -> str:
+    return name.replace("-", "_")
+
+
+class Connector:
+    """Serves a set of `@endpoint` functions from a store: `run_once` for one batch, `serve` for a loop."""
+
+    def __init__(self, endpoints: dict[str, Callable], store, *, worker: str | None = None, lease: float = 30.0,
+                 limit: int = 10) -> None:
+        if not endpoints:
+            raise ConnectorError("no endpoints to serve: decorate functions with @endpoint(\"package/name!\")")
+        self.endpoints = dict(endpoints)
+        self.store = store
+        self.worker = worker or default_worker()
+        self.lease = lease
+        self.limit = limit
+        self._programs: dict[str, Program] = {}
+        self._failed_programs: dict[str, str] = {}
+        self.handled = 0
+
+    # -- the declared type --
+
+    def declared(self, run_id: str, endpoint_name: str) -> Type:
+        """The return type the run's program declares for an endpoint (raises `ConnectorError`)."""
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise ConnectorError(f"no run `{run_id}` in the store")
+        if run.code_hash in self._failed_programs:
+            raise ConnectorError(self._failed_programs[run.code_hash])
+        program = self._programs.get(run.code_hash)
+        if program is None:
+            try:
+                program = load(self.store.get_sources(run.program))
+            except ProgramError as error:
+                self._failed_programs[run.code_hash] = f"the run's program does not check: {error}"
+                raise ConnectorError(self._failed_programs[run.code_hash]) from error
+            self._programs[run.code_hash] = program
+        package, _, name = endpoint_name.rpartition("/")
+        scope = program.scopes.get(package)
+        symbol = scope.decls.get(name) if scope is not None else None
+        if symbol is None or symbol.kind != "endpoint" or symbol.sig is None:
+            raise ConnectorError(f"the run's program declares no endpoint `{endpoint_name}`")
+        return symbol.sig.ret
+
+    # -- one step --
+
+    def call(self, fn: Callable, step: Step, args: dict):
+        kwargs = {_keyword_name(name): to_python(value) for name, value in args.items()}
+        try:
+            accepts = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            accepts = {}
+        if "step" in accepts and "step" not in kwargs:
+            kwargs["step"] = step
+        token = _current.set(step)
+        try:
+            result = fn(**kwargs)
+            if inspect.isawaitable(result):
+                result = asyncio.run(_awaited(result))
+            return result
+        finally:
+            _current.reset(token)
+
+    def handle(self, claimed: dict) -> str:
+        """Perform one claimed step and record its outcome: 'completed', 'failed' or 'dropped'."""
+        name = claimed["endpoint"]
+        step = Step(claimed["run_id"], claimed["step"], name, claimed["key"])
+        fn = self.endpoints[name]
+        try:
+            args = {k: decode(v) for k, v in claimed["args"].items()}
+            declared = self.declared(step.run_id, name)
+        except (ConnectorError, ValueError, TypeError, KeyError) as error:
+            return self._fail(step, f"`{name}` cannot be performed by this connector: {error}")
+        try:
+            raw = self.call(fn, step, args)
+        except Exception as error:  # noqa: BLE001 - the function's failure fails the step, not the loop
+            where = ""
+            frames = traceback.extract_tb(error.__traceback__)
+            if frames:
+                where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
+            log.warning("`%s` raised for step %s of run %s", name, step.step, step.run_id, exc_info=True)
+            return self._fail(step, f"`{name}` raised {type(error).__name__}: {error}{where}")
+        value = from_python(raw)
+        if not _flowmetal(value) or not conforms(value, declared):
+            return self._fail(step, f"`{name}` returned {describe(value)}, which is not of its declared "
+                                    f"type {show(declared)}")
+        ok = self.store.complete_step(step.run_id, step.step, json.dumps(encode(value)))
+        self.handled += 1
+        return "completed" if ok else "dropped"
+
+    def _fail(self, step: Step, message: str) -> str:
+        ok = self.store.fail_step(step.run_id, step.step, message)
+        self.handled += 1
+        return "failed" if ok else "dropped"
+
+    # -- loops --
+
+    def run_once(self) -> int:
+        """Claim pending steps for the endpoints (up to `limit`) and handle them: how many."""
+        steps = self.store.claim_steps(sorted(self.endpoints), self.worker, self.lease, limit=self.limit)
+        for claimed in steps:
+            self.handle(claimed)
+        return len(steps)
+
+    def serve(self, poll: float = 0.1, stop=None) -> int:
+        """Handle steps until `stop` (a `threading.Event` or a callable) says to end: the steps handled."""
+        while not stopped(stop):
+            try:
+                if self.run_once() == 0:
+                    pause(stop, poll)
+            except Exception:  # noqa: BLE001 - the store was busy or gone for a moment: try again
+                log.exception("the connector could not reach the store; retrying")
+                pause(stop, poll)
+        return self.handled
+
+
+async def _awaited(awaitable):
+    return await awaitable
+
+
+def run_connector(module: str | ModuleType, store, *, worker: str | None = None, lease: float = 30.0,
+                  poll: float = 0.1, stop=None, limit: int = 10) -> int:
+    """Serve the `@endpoint` functions of a module (a module, a dotted name or a .py path) from
+    a store until `stop` says to end; returns the steps handled."""
+    loaded = load_module(module)
+    endpoints = endpoints_of(loaded)
+    if not endpoints:
+        raise ConnectorError(f"{getattr(loaded, '__file__', None) or loaded.__name__}: no @endpoint functions")
+    return Connector(endpoints, store, worker=worker, lease=lease, limit=limit).serve(poll=poll, stop=stop)
+
+
+__all__ = ["endpoint", "run_connector", "Connector", "ConnectorError", "Step", "current_step", "load_module",
+           "endpoints_of", "conforms", "to_python", "from_python", "Keyword", "Member", "RecordValue", "REGISTRY"]

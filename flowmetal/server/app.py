@@ -1,0 +1,619 @@
+"""The HTTP API and the callback endpoint of `flowmetal serve`, as an aiohttp application.
+
+`make_app(store_location)` builds the application; `flowmetal.server.serve`
+runs it together with the executor. Every route is described in
+docs/http-api.md and in the OpenAPI document (`flowmetal.server.openapi`).
+
+How it is built, and why:
+
+- One store connection, used from one thread. SQLite calls block, and a
+  connection must not run two transactions at once, so every store call is
+  sent to a single dedicated thread (`_Api.db`). The event loop never waits
+  on SQLite, and the store sees one caller at a time. Programs are checked
+  (`load`) on a second thread, so a slow check delays no store call.
+- Input is validated completely before anything is written: bodies are read
+  up to `MAX_BODY` bytes (413 beyond), parsed as strict JSON (no NaN, no
+  lone surrogates, bounded depth: 400 otherwise), every field checked (400),
+  programs, entries, arguments and step results checked (422), states
+  checked (404 unknown, 409 already done). Only then is the one store call
+  that makes the change issued, and the store's own once-only checks
+  (`complete_step`, `deliver_callback`) decide the races. So a 4xx answer
+  never leaves a trace in the store.
+- Errors are always JSON: `{"error": "..."}` naming the problem. A middleware
+  turns aiohttp's own answers (unknown route 404, wrong method 405) and any
+  unexpected exception into that shape; the latter is a 500 and a traceback
+  on stderr, never an answer to bad input.
+- Long polls (`/api/steps/claim` with `wait`) and the live event stream poll
+  the store every `POLL` seconds: another process sharing the store (a
+  `flowmetal worker`) changes it without telling this one.
+- When `FLOWMETAL_TOKEN` (or `token=`) is set, every `/api/` request must
+  carry `Authorization: Bearer <token>`. Callbacks are not under `/api/`:
+  their unguessable token is their authorisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import sys
+import time
+import traceback
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from aiohttp import web
+
+from flowmetal.runtime.store import SQLiteStore, StoreError, open_store
+
+MAX_BODY = 1024 * 1024          # bytes: request bodies above this are refused with 413
+POLL = 0.1                      # seconds between looks at the store in long polls and streams
+KEEPALIVE = 15.0                # seconds between comments on an idle event stream
+MAX_WAIT = 60.0                 # seconds: the longest long poll of /api/steps/claim
+MAX_LEASE = 3600.0              # seconds: the longest lease a connector may take on a step
+MAX_LIMIT = 100                 # steps one claim may return
+FINAL = ("completed", "failed", "cancelled")
+OPEN_STEP = ("pending", "claimed")
+
+TOKEN_KEY = web.AppKey("token", object)
+API_KEY = web.AppKey("api", object)
+
+
+class ApiError(Exception):
+    """An answer other than success: its status and the message naming the problem."""
+
+    def __init__(self, status: int, message: str, **extra) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def _error(status: int, message: str, headers: dict | None = None, **extra) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status, headers=headers)
+
+
+# -- reading requests --------------------------------------------------------------------------------
+
+async def read_body(request: web.Request) -> bytes:
+    """The request's body, at most MAX_BODY bytes (413 beyond, without reading it all)."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(413, f"the body is {request.content_length} bytes; the limit is {MAX_BODY} bytes (1 MiB)")
+    chunks, size = [], 0
+    while True:
+        chunk = await request.content.read(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(413, f"the body is over the limit of {MAX_BODY} bytes (1 MiB)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _no_constants(name: str):
+    raise ValueError(f"`{name}` is not JSON")
+
+
+def parse_json(raw: bytes):
+    """Strict JSON: UTF-8, no NaN or Infinity, no lone surrogates, nested at most MAX_DEPTH."""
+    from flowmetal.server.jsonvalues import JSONShapeError, check_json
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ApiError(400, f"the body is not UTF-8 text: {error.reason} at byte {error.start}") from None
+    if not text.strip():
+        raise ApiError(400, "malformed JSON: the body is empty; a JSON object is expected")
+    try:
+        data = json.loads(text, parse_constant=_no_constants)
+    except RecursionError:
+        raise ApiError(400, "malformed JSON: nested too deeply") from None
+    except ValueError as error:
+        raise ApiError(400, f"malformed JSON: {error}") from None
+    try:
+        check_json(data)
+    except JSONShapeError as error:
+        raise ApiError(400, str(error)) from None
+    return data
+
+
+async def json_object(request: web.Request, fields: dict[str, str]) -> dict:
+    """The body as a JSON object whose keys are all among `fields` (name -> what it is)."""
+    data = parse_json(await read_body(request))
+    if not isinstance(data, dict):
+        raise ApiError(400, f"the body must be a JSON object, not {_kind(data)}")
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        known = ", ".join(f"`{k}`" for k in fields)
+        raise ApiError(400, f"unknown field `{unknown[0]}` (this request takes {known})")
+    return data
+
+
+def _kind(data) -> str:
+    if data is None:
+        return "null"
+    if isinstance(data, bool):
+        return "a boolean"
+    if isinstance(data, (int, float)):
+        return "a number"
+    if isinstance(data, str):
+        return "a string"
+    if isinstance(data, list):
+        return "an array"
+    return "an object"
+
+
+def _number(data: dict, name: str, default: float, low: float, high: float, integer: bool = False) -> float:
+    value = data.get(name, default)
+    if value is None:
+        value = default
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok:
+        what = "an integer" if integer else "a number"
+        raise ApiError(400, f"`{name}` must be {what} from {low:g} to {high:g}, not {_kind(value)}")
+    if not low <= value <= high:
+        raise ApiError(400, f"`{name}` must be from {low:g} to {high:g}, not {value}")
+    return value
+
+
+def _path_text(request: web.Request, name: str, what: str) -> str:
+    """A path parameter, refused (404) when it is not text a store could hold."""
+    value = request.match_info[name]
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(404, f"no {what} with that name") from None
+    return value
+
+
+# -- the application ------------------------------------------------------------------------------
+
+class _Api:
+    def __init__(self, location: str, on_change: Callable[[], None] | None) -> None:
+        self.location = location
+        self.on_change = on_change or (lambda: None)
+        self.store_thread = ThreadPoolExecutor(1, thread_name_prefix="flowmetal-store")
+        self.check_thread = ThreadPoolExecutor(1, thread_name_prefix="flowmetal-check")
+        self.store: SQLiteStore | None = None
+        self.programs: OrderedDict[str, Any] = OrderedDict()
+        self.closing = False
+
+    def _store(self) -> SQLiteStore:
+        if self.store is None:
+            self.store = open_store(self.location)
+        return self.store
+
+    async def db(self, fn: Callable, *args):
+        """Call fn(store, *args) on the store's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.store_thread, lambda: fn(self._store(), *args))
+
+    async def check(self, fn: Callable, *args):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.check_thread, fn, *args)
+
+    def close(self) -> None:
+        self.closing = True
+
+        def shut() -> None:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+        self.store_thread.submit(shut).result()
+        self.store_thread.shutdown(wait=True)
+        self.check_thread.shutdown(wait=True)
+
+    # -- programs of runs, for checking step results --
+
+    async def program_of(self, run) -> Any:
+        """The run's program, loaded once per code hash (its sources read on the store's
+        thread, checked on the check thread)."""
+        from flowmetal.runtime.program import load
+        program = self.programs.get(run.code_hash)
+        if program is None:
+            sources = await self.db(SQLiteStore.get_sources, run.program)
+            program = await self.check(load, sources)
+            self.programs[run.code_hash] = program
+            while len(self.programs) > 32:
+                self.programs.popitem(last=False)
+        else:
+            self.programs.move_to_end(run.code_hash)
+        return program
+
+
+def make_app(location: str, *, token: str | None = None, on_change: Callable[[], None] | None = None
+             ) -> web.Application:
+    """The application over the store at `location` (an SQLite path). `token`: the bearer
+    token every `/api/` request must carry (None: no authorisation). `on_change` is called
+    after every change that may make a run runnable (a new run, a step's result, a callback,
+    a cancellation), to wake the executor."""
+    app = web.Application(middlewares=[_errors, _authorise], client_max_size=MAX_BODY)
+    api = _Api(location, on_change)
+    app[API_KEY] = api
+    app[TOKEN_KEY] = token or None
+
+    async def closing(app: web.Application) -> None:
+        api.closing = True
+
+    async def cleanup(app: web.Application) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, api.close)
+
+    app.on_shutdown.append(closing)
+    app.on_cleanup.append(cleanup)
+    app.router.add_post("/callback/{token}", callback)
+    app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_post("/api/runs", create_run)
+    app.router.add_get("/api/runs", list_runs)
+    app.router.add_get("/api/runs/{run_id}", get_run)
+    app.router.add_get("/api/runs/{run_id}/trace", trace)
+    app.router.add_get("/api/runs/{run_id}/events", events)
+    app.router.add_post("/api/runs/{run_id}/cancel", cancel)
+    app.router.add_post("/api/steps/claim", claim)
+    app.router.add_post(r"/api/steps/{run_id}/{step:[0-9]{1,18}}/complete", complete)
+    app.router.add_post(r"/api/steps/{run_id}/{step:[0-9]{1,18}}/fail", fail)
+    return app
+
+
+def begin_shutdown(app: web.Application) -> None:
+    """End the open event streams and long polls (within POLL seconds), before the server
+    waits for its handlers to finish."""
+    app[API_KEY].closing = True
+
+
+def _api(request: web.Request) -> _Api:
+    return request.app[API_KEY]
+
+
+@web.middleware
+async def _errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except ApiError as error:
+        headers = {"WWW-Authenticate": 'Bearer realm="flowmetal"'} if error.status == 401 else None
+        return _error(error.status, error.message, headers, **error.extra)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        if error.status == 404:
+            return _error(404, f"no route {request.path}: see /api/openapi.json for the API's routes")
+        if error.status == 405:
+            allowed = error.headers.get("Allow", "")
+            return _error(405, f"{request.method} is not allowed on {request.path} (allowed: {allowed})",
+                          {"Allow": allowed})
+        if error.status == 413:
+            return _error(413, f"the body is over the limit of {MAX_BODY} bytes (1 MiB)")
+        return _error(error.status, error.reason or "refused")
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as error:  # a fault of the server's own, never an answer to bad input
+        traceback.print_exc(file=sys.stderr)
+        return _error(500, f"internal error: {type(error).__name__}: {error}")
+
+
+@web.middleware
+async def _authorise(request: web.Request, handler):
+    expected = request.app[TOKEN_KEY]
+    if expected and (request.path == "/api" or request.path.startswith("/api/")):
+        given = request.headers.get("Authorization", "")
+        scheme, _, credential = given.partition(" ")
+        try:
+            ok = scheme.lower() == "bearer" and hmac.compare_digest(
+                credential.strip().encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
+        except (TypeError, UnicodeError):
+            ok = False
+        if not ok:
+            what = "no `Authorization: Bearer` token" if not given else "a wrong bearer token"
+            raise ApiError(401, f"this API needs `Authorization: Bearer <token>` (FLOWMETAL_TOKEN); "
+                                f"the request has {what}")
+    return await handler(request)
+
+
+# -- callbacks ------------------------------------------------------------------------------------------
+
+async def callback(request: web.Request) -> web.Response:
+    api = _api(request)
+    token = _path_text(request, "token", "callback")
+    raw = await read_body(request)
+    charset = request.charset or "utf-8"
+    try:
+        body = raw.decode(charset)
+        body.encode("utf-8")
+    except LookupError:
+        raise ApiError(415, f"unknown charset `{charset}`") from None
+    except UnicodeError:
+        raise ApiError(400, f"the body is not {charset} text") from None
+    outcome = await api.db(SQLiteStore.deliver_callback, token, body)
+    if outcome == "unknown":
+        raise ApiError(404, "no callback with this token (a callback URL is made by `make-callback!`)")
+    if outcome == "duplicate":
+        raise ApiError(409, "this callback was delivered already; a callback takes one delivery, "
+                            "and this second one changed nothing")
+    api.on_change()
+    return web.json_response({"status": "delivered"})
+
+
+# -- runs ---------------------------------------------------------------------------------------------------
+
+def _run_json(run, full: bool = False) -> dict:
+    out = {"id": run.id, "entry": run.entry, "status": run.status, "result": run.result, "error": run.error}
+    if full:
+        out.update({"args": run.args, "code_hash": run.code_hash, "created": run.created, "updated": run.updated})
+    return out
+
+
+def _event_json(event) -> dict:
+    return {"seq": event.seq, "time": event.time, "kind": event.kind, "step": event.step, "line": event.line,
+            **event.data}
+
+
+async def _run_or_404(api: _Api, run_id: str):
+    run = await api.db(SQLiteStore.get_run, run_id)
+    if run is None:
+        raise ApiError(404, f"no run `{run_id}`")
+    return run
+
+
+def _check_new_run(sources: dict[str, str], entry: str, args: list[str]):
+    """Check a program, its entry and its arguments as `flowmetal run` does (422 when refused)."""
+    from flowmetal.runtime.cli_support import check_entry
+    from flowmetal.runtime.literals import LiteralError, read_literal
+    from flowmetal.runtime.program import ProgramError, code_hash, load
+    try:
+        program = load(sources)
+    except ProgramError as error:
+        diagnostics = [f"{d.span.source.name}:{d.span.line}:{d.span.column}: {d.code}: {d.message}"
+                       for d in error.diagnostics]
+        raise ApiError(422, f"the program has errors: {diagnostics[0]}" + (
+            f" (and {len(diagnostics) - 1} more)" if len(diagnostics) > 1 else ""), diagnostics=diagnostics) from None
+    try:
+        package, _ = program.package_of(entry)
+        values = [read_literal(text, program, package) for text in args]
+        check_entry(program, entry, values)
+    except (KeyError, LiteralError, ValueError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        raise ApiError(422, f"cannot start `{entry}`: {message}") from None
+    return code_hash(sources)
+
+
+async def create_run(request: web.Request) -> web.Response:
+    api = _api(request)
+    data = await json_object(request, {"sources": "files", "entry": "name", "args": "literals"})
+    sources = data.get("sources")
+    if not isinstance(sources, dict) or not sources:
+        raise ApiError(400, "`sources` must be a non-empty object of file names to their text "
+                            "(`{\"name.flow\": \"(defpackage ...)\"}`)")
+    for name, text in sources.items():
+        if not name.strip():
+            raise ApiError(400, "`sources` has a file with an empty name")
+        if not isinstance(text, str):
+            raise ApiError(400, f"`sources`: the text of `{name}` must be a string, not {_kind(text)}")
+    entry = data.get("entry")
+    if not isinstance(entry, str) or not entry.strip():
+        raise ApiError(400, "`entry` must be the function to run, as `package/name` (or `name` when the "
+                            "program has one package)")
+    args = data.get("args", [])
+    if args is None:
+        args = []
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise ApiError(400, "`args` must be an array of strings, each a Flowmetal literal (`\"42\"`, "
+                            "`\"\\\"host-1\\\"\"`, `\"[+reboot+]\"`)")
+    code = await api.check(_check_new_run, sources, entry, args)
+
+    def store_run(store: SQLiteStore) -> str:
+        stored = store.put_sources(sources)
+        return store.create_run(entry, list(args), stored, code)
+    run_id = await api.db(store_run)
+    api.on_change()
+    return web.json_response({"id": run_id}, status=201, headers={"Location": f"/api/runs/{run_id}"})
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    runs = await _api(request).db(SQLiteStore.list_runs)
+    return web.json_response([_run_json(r) for r in runs])
+
+
+async def get_run(request: web.Request) -> web.Response:
+    run = await _run_or_404(_api(request), _path_text(request, "run_id", "run"))
+    return web.json_response(_run_json(run, full=True))
+
+
+def _after(request: web.Request) -> int:
+    text = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise ApiError(400, f"`after` (or Last-Event-ID) must be an event number, not {text[:40]!r}")
+    return int(text)
+
+
+async def trace(request: web.Request) -> web.Response:
+    api = _api(request)
+    run = await _run_or_404(api, _path_text(request, "run_id", "run"))
+    after = _after(request)
+    found = await api.db(SQLiteStore.events, run.id, after)
+    return web.json_response([_event_json(e) for e in found])
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """The run's events as server-sent events: those logged so far, then each as it is
+    committed, until the run has ended (a last `end` event gives its status)."""
+    api = _api(request)
+    run = await _run_or_404(api, _path_text(request, "run_id", "run"))
+    after = _after(request)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    last_write = time.monotonic()
+    try:
+        while True:
+            run = await api.db(SQLiteStore.get_run, run.id)
+            found = await api.db(SQLiteStore.events, run.id, after)
+            chunks = []
+            for event in found:
+                after = event.seq
+                chunks.append(f"id: {event.seq}\nevent: {event.kind}\ndata: "
+                              f"{json.dumps(_event_json(event), ensure_ascii=False)}\n\n")
+            if run.status in FINAL:
+                chunks.append(f"event: end\ndata: {json.dumps({'status': run.status})}\n\n")
+            if chunks:
+                await response.write("".join(chunks).encode("utf-8"))
+                last_write = time.monotonic()
+            if run.status in FINAL or api.closing:
+                break
+            if time.monotonic() - last_write > KEEPALIVE:
+                await response.write(b": keep-alive\n\n")
+                last_write = time.monotonic()
+            await asyncio.sleep(POLL)
+        await response.write_eof()
+    except (ConnectionResetError, ConnectionError):
+        pass
+    return response
+
+
+async def cancel(request: web.Request) -> web.Response:
+    api = _api(request)
+    run_id = _path_text(request, "run_id", "run")
+
+    def cancel_run(store: SQLiteStore):
+        run = store.get_run(run_id)
+        if run is None:
+            return None
+        if run.status in FINAL:
+            return run.status, False
+        return store.request_cancel(run_id), True
+    outcome = await api.db(cancel_run)
+    if outcome is None:
+        raise ApiError(404, f"no run `{run_id}`")
+    status, changed = outcome
+    if not changed:
+        raise ApiError(409, f"run `{run_id}` has ended already ({status}): there is nothing to cancel")
+    api.on_change()
+    return web.json_response({"id": run_id, "status": status}, status=200 if status == "cancelled" else 202)
+
+
+# -- steps, for connectors ---------------------------------------------------------------------------------
+
+def _step_json(row: dict) -> dict:
+    from flowmetal.runtime.values import decode, literal
+    from flowmetal.server.jsonvalues import to_json
+    args, literals = {}, {}
+    stored = row["args"] if isinstance(row["args"], dict) else {}
+    for name, data in stored.items():
+        try:
+            value = decode(data)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            args[name], literals[name] = data, None
+            continue
+        args[name], literals[name] = to_json(value), literal(value)
+    return {"run_id": row["run_id"], "step": row["step"], "endpoint": row["endpoint"], "key": row["key"],
+            "args": args, "literals": literals}
+
+
+async def claim(request: web.Request) -> web.Response:
+    api = _api(request)
+    data = await json_object(request, {"endpoints": "names", "lease": "seconds", "wait": "seconds",
+                                       "limit": "count", "worker": "name"})
+    endpoints = data.get("endpoints")
+    if (not isinstance(endpoints, list) or not endpoints or len(endpoints) > 100
+            or not all(isinstance(e, str) and e for e in endpoints)):
+        raise ApiError(400, "`endpoints` must be a non-empty array (at most 100) of endpoint names, as "
+                            "`package/name!`")
+    lease = _number(data, "lease", 30.0, 1.0, MAX_LEASE)
+    wait = _number(data, "wait", 0.0, 0.0, MAX_WAIT)
+    limit = int(_number(data, "limit", 10, 1, MAX_LIMIT, integer=True))
+    worker = data.get("worker")
+    if worker is None:
+        worker = f"http:{request.remote or 'client'}"
+    if not isinstance(worker, str) or not worker or len(worker) > 200:
+        raise ApiError(400, "`worker` must be a name for the claiming connector (1 to 200 characters)")
+    deadline = time.monotonic() + wait
+    while True:
+        steps = await api.db(SQLiteStore.claim_steps, list(endpoints), worker, lease, limit)
+        left = deadline - time.monotonic()
+        if steps or left <= 0 or api.closing:
+            break
+        await asyncio.sleep(min(POLL, left))
+    return web.json_response({"steps": [_step_json(s) for s in steps]})
+
+
+async def _open_step(api: _Api, run_id: str, step: int):
+    def look(store: SQLiteStore):
+        run = store.get_run(run_id)
+        return run, (dict(store.step(run_id, step) or {}) if run is not None else None)
+    run, row = await api.db(look)
+    if run is None:
+        raise ApiError(404, f"no run `{run_id}`")
+    if not row:
+        raise ApiError(404, f"run `{run_id}` has no step {step}")
+    if row["status"] not in OPEN_STEP:
+        status = {"applied": "completed"}.get(row["status"], row["status"])
+        raise ApiError(409, f"step {step} of run `{run_id}` is {status} already: it takes one result, and "
+                            f"this one changed nothing")
+    return run, row
+
+
+def _result_value(program, endpoint: str, data: dict):
+    """The step's result as a Flowmetal value of the endpoint's declared return type (422 if not)."""
+    from flowmetal.runtime.builtins import is_instance
+    from flowmetal.runtime.literals import LiteralError, read_literal
+    from flowmetal.runtime.values import literal
+    from flowmetal.server.jsonvalues import ConversionError, from_json
+    from flowmetal.types import ANY, show
+    package, _, name = endpoint.rpartition("/")
+    scope = program.scopes.get(package)
+    symbol = scope.decls.get(name) if scope else None
+    ret = symbol.sig.ret if symbol is not None and symbol.kind == "endpoint" and symbol.sig else ANY
+    try:
+        if "literal" in data:
+            value = read_literal(data["literal"], program, package if scope else next(iter(program.scopes)))
+        else:
+            value = from_json(data["result"], ret)
+    except (ConversionError, LiteralError) as error:
+        raise ApiError(422, f"`{endpoint}` returns {show(ret)}: {error}") from None
+    if not is_instance(value, ret):
+        raise ApiError(422, f"`{endpoint}` returns {show(ret)}, not {literal(value)}")
+    return value
+
+
+async def complete(request: web.Request) -> web.Response:
+    from flowmetal.runtime.values import encode
+    api = _api(request)
+    run_id, step = _path_text(request, "run_id", "run"), int(request.match_info["step"])
+    data = await json_object(request, {"result": "JSON", "literal": "text"})
+    if ("result" in data) == ("literal" in data):
+        raise ApiError(400, "give the step's value as `result` (JSON) or as `literal` (a Flowmetal literal), "
+                            "one of the two")
+    if "literal" in data and not isinstance(data["literal"], str):
+        raise ApiError(400, f"`literal` must be a string holding a Flowmetal literal, not {_kind(data['literal'])}")
+    run, row = await _open_step(api, run_id, step)
+    from flowmetal.runtime.program import ProgramError
+    try:
+        program = await api.program_of(run)
+    except (ProgramError, StoreError) as error:
+        raise ApiError(409, f"the program of run `{run_id}` cannot be loaded: {error}") from None
+    value = await api.check(_result_value, program, row["endpoint"], data)
+    stored = json.dumps(encode(value), separators=(",", ":"))
+    if not await api.db(SQLiteStore.complete_step, run_id, step, stored):
+        raise ApiError(409, f"step {step} of run `{run_id}` is no longer open (completed, failed or "
+                            f"cancelled meanwhile): this result changed nothing")
+    api.on_change()
+    return web.json_response({"run_id": run_id, "step": step, "status": "completed"})
+
+
+async def fail(request: web.Request) -> web.Response:
+    api = _api(request)
+    run_id, step = _path_text(request, "run_id", "run"), int(request.match_info["step"])
+    data = await json_object(request, {"error": "message"})
+    error = data.get("error")
+    if not isinstance(error, str) or not error.strip():
+        raise ApiError(400, "`error` must be a non-empty string saying why the endpoint failed")
+    await _open_step(api, run_id, step)
+    if not await api.db(SQLiteStore.fail_step, run_id, step, error):
+        raise ApiError(409, f"step {step} of run `{run_id}` is no longer open (completed, failed or "
+                            f"cancelled meanwhile): this failure changed nothing")
+    api.on_change()
+    return web.json_response({"run_id": run_id, "step": step, "status": "failed"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    from flowmetal.server.openapi import document
+    return web.json_response(document())

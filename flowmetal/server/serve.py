@@ -1,0 +1,197 @@
+"""`flowmetal serve`: the HTTP API, callbacks, executor and connectors in one process.
+
+What runs, and why this way:
+
+- The aiohttp application of `flowmetal.server.app` on `host:port`. Port 0
+  takes any free port; the address actually bound is printed, as
+  `flowmetal serve: listening on http://HOST:PORT`, once the socket is
+  listening (tests and scripts wait for that line).
+- An executor thread: `Executor(store, public_url=...).run_once()` in a loop,
+  on its own store connection. When no run is runnable it sleeps until the
+  store's `next_wake()` (the next timer) or `IDLE_POLL` seconds, whichever
+  comes first, and the API wakes it at once when it changes something that
+  may make a run runnable (a new run, a step's result, a callback). It polls
+  at all because other processes may share the store. A thread, not an
+  asyncio task: running a run is CPU work and SQLite calls block.
+- The HTTP request connector (`flowmetal.connectors.http_request`), when
+  that module is installed, with its own store connection.
+- SIGINT and SIGTERM stop it cleanly: no new requests, open event streams
+  and long polls end, the executor finishes the run it holds (a run is never
+  left mid-commit) and the connector stops; exit status 0. A `kill -9` loses
+  nothing either: every wait is committed before it is waited on, and a run
+  held when the process died is taken over once its lease expires.
+
+Callback URLs are `{public_url}/callback/{token}`; `public_url` is
+`--public-url`, else `FLOWMETAL_PUBLIC_URL`, else `http://HOST:PORT`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+
+from aiohttp import web
+
+from flowmetal.runtime.executor import Executor
+from flowmetal.runtime.store import open_store
+from flowmetal.server.app import begin_shutdown, make_app
+
+IDLE_POLL = 0.25     # seconds: the longest the executor sleeps without looking at the store
+ERROR_PAUSE = 1.0    # seconds: the pause after an unexpected error in the executor's loop
+
+
+class ExecutorThread(threading.Thread):
+    """Runs runnable runs until `stop` is set; `wake` cuts a sleep short."""
+
+    def __init__(self, location: str, public_url: str, stop: threading.Event, wake: threading.Event) -> None:
+        super().__init__(name="flowmetal-executor", daemon=True)
+        self.location = location
+        self.public_url = public_url
+        self.stop = stop
+        self.wake = wake
+
+    def run(self) -> None:
+        store = open_store(self.location)
+        executor = Executor(store, public_url=self.public_url)
+        try:
+            while not self.stop.is_set():
+                self.wake.clear()
+                try:
+                    progress = executor.run_once()
+                except Exception:  # a fault of the executor's own: report it and carry on
+                    traceback.print_exc(file=sys.stderr)
+                    self.stop.wait(ERROR_PAUSE)
+                    continue
+                if progress is not None:
+                    continue
+                delay = IDLE_POLL
+                try:
+                    wake_at = store.next_wake()
+                except Exception:
+                    wake_at = None
+                if wake_at is not None:
+                    delay = max(0.0, min(delay, wake_at - time.time()))
+                if delay > 0:
+                    self.wake.wait(delay)
+        finally:
+            store.close()
+
+
+def _request_connector():
+    """`serve_requests` of the HTTP request connector, or None when it is not installed."""
+    try:
+        from flowmetal.connectors.http_request import serve_requests
+    except ModuleNotFoundError as error:
+        if error.name and (error.name == "flowmetal.connectors" or error.name.startswith("flowmetal.connectors.")):
+            return None
+        raise
+    return serve_requests
+
+
+class _Connector:
+    """The HTTP request connector, run in this process (a thread, or a task when its
+    `serve_requests` is a coroutine function)."""
+
+    def __init__(self, location: str, worker: str) -> None:
+        self.location = location
+        self.worker = worker
+        self.thread: threading.Thread | None = None
+        self.task: asyncio.Task | None = None
+        self.stop_thread = threading.Event()
+        self.stop_task: asyncio.Event | None = None
+        self.store = None
+
+    def start(self, serve_requests) -> None:
+        if inspect.iscoroutinefunction(serve_requests):
+            self.store = open_store(self.location)
+            self.stop_task = asyncio.Event()
+            self.task = asyncio.get_running_loop().create_task(
+                serve_requests(self.store, worker=self.worker, stop=self.stop_task))
+            return
+
+        def run() -> None:
+            store = open_store(self.location)
+            try:
+                serve_requests(store, worker=self.worker, stop=self.stop_thread)
+            except Exception:
+                traceback.print_exc(file=sys.stderr)
+            finally:
+                store.close()
+        self.thread = threading.Thread(target=run, name="flowmetal-http-requests", daemon=True)
+        self.thread.start()
+
+    async def stop(self) -> None:
+        self.stop_thread.set()
+        if self.task is not None:
+            self.stop_task.set()
+            try:
+                await asyncio.wait_for(self.task, 10)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self.task.cancel()
+            except Exception:
+                traceback.print_exc(file=sys.stderr)
+            self.store.close()
+        if self.thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.thread.join, 10)
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def _serve(location: str, host: str, port: int, public_url: str | None, token: str | None) -> int:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    open_store(location).close()  # create or migrate the store, and refuse a bad one, before listening
+
+    stop = threading.Event()
+    wake = threading.Event()
+    app = make_app(location, token=token, on_change=wake.set)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, shutdown_timeout=5.0)
+    await site.start()
+    bound = port
+    server = getattr(site, "_server", None)
+    if server is not None and server.sockets:
+        bound = server.sockets[0].getsockname()[1]
+    url = _url(host, bound)
+    public = (public_url or os.environ.get("FLOWMETAL_PUBLIC_URL") or url).rstrip("/")
+
+    executor = ExecutorThread(location, public, stop, wake)
+    executor.start()
+    connector = None
+    # The HTTP request connector runs here when installed (flowmetal.connectors.http_request).
+    serve_requests = _request_connector()
+    if serve_requests is not None:
+        connector = _Connector(location, f"serve:{os.getpid()}:http")
+        connector.start(serve_requests)
+    print(f"flowmetal serve: listening on {url}", flush=True)
+    print(f"flowmetal serve: callbacks at {public}/callback/<token>; store {location}; "
+          f"HTTP request connector {'on' if connector else 'not installed'}", flush=True)
+
+    await stopping.wait()
+    print("flowmetal serve: stopping", flush=True)
+    stop.set()
+    wake.set()
+    begin_shutdown(app)
+    await runner.cleanup()
+    if connector is not None:
+        await connector.stop()
+    await loop.run_in_executor(None, executor.join, 30)
+    return 0
+
+
+def serve(location: str | None, host: str = "127.0.0.1", port: int = 8700, public_url: str | None = None,
+          token: str | None = None) -> int:
+    """Run the server until SIGINT or SIGTERM; the exit status."""
+    location = location or os.environ.get("FLOWMETAL_STORE") or os.path.join(".flowmetal", "store.db")
+    return asyncio.run(_serve(location, host, port, public_url, token))
