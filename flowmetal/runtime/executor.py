@@ -174,6 +174,7 @@ class _Driver:
             else:
                 machine = Machine.restore(self.program, state["machine"])
                 self.timeouts = state.get("timeouts", [])
+                self.step_lines.update({int(k): v for k, v in state.get("lines", {}).items()})
                 outcome = self.resume(machine, state["waiting"])
                 if outcome == "still-waiting":
                     self.commit(status="waiting", wake_at=self.wake_at(state["waiting"] or {}), release=True)
@@ -320,7 +321,9 @@ class _Driver:
         return self.suspend(machine, {"step": step, "kind": "step"})
 
     def suspend(self, machine: Machine, waiting: dict) -> Progress:
-        state = {"machine": machine.snapshot(), "waiting": waiting, "timeouts": self.timeouts}
+        active = [waiting["step"], *(t[0] for t in self.timeouts)]
+        lines = {str(step): self.step_lines.get(step) for step in active if self.step_lines.get(step)}
+        state = {"machine": machine.snapshot(), "waiting": waiting, "timeouts": self.timeouts, "lines": lines}
         self.commit(snapshot=state, status="waiting", wake_at=self.wake_at(waiting), release=True)
         # A step that was answered while we committed (a callback delivered, a connector
         # quick to answer) woke the run already: `complete_step` sets its wake time.

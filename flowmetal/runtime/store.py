@@ -35,7 +35,7 @@ import sqlite_utils
 
 from flowmetal.runtime.program import source_hash
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StoreError(Exception):
@@ -70,7 +70,12 @@ def _migration_1(db: sqlite_utils.Database) -> None:
                             "delivered": float}, pk="token", foreign_keys=[("run_id", "runs", "id")])
 
 
-MIGRATIONS = {1: _migration_1}
+def _migration_2(db: sqlite_utils.Database) -> None:
+    # Finding a step's events (its request's line) without reading the run's whole log.
+    db["events"].create_index(["run_id", "step"], index_name="events_by_step")
+
+
+MIGRATIONS = {1: _migration_1, 2: _migration_2}
 
 
 @dataclass
