@@ -1,0 +1,100 @@
+"""A small fake of the wilson job service, for running `examples/wilson.flow` end to end.
+
+    python examples/wilson_service.py [--port 8765]
+
+`POST /jobs` takes `{"host": ..., "stages": [...], "callbacks": [{"type": "http", "url": ...}]}`,
+answers 202 with the job's id, and a moment later POSTs the job's result to each
+callback URL: `{"host": ..., "stages": [...], "status": "done"}`. Requests with
+an `Idempotency-Key` already seen get the same job back and start nothing new,
+as a real service would; `GET /jobs` lists what was asked, with the keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+JOBS: dict[str, dict] = {}
+LOCK = threading.Lock()
+
+
+def _finish(job: dict, delay: float) -> None:
+    time.sleep(delay)
+    body = json.dumps({"host": job["host"], "stages": job["stages"], "status": "done"}).encode()
+    for callback in job["callbacks"]:
+        request = urllib.request.Request(callback["url"], data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=10).read()
+        except OSError as error:  # the run may be gone; a real service would retry
+            print(f"callback to {callback['url']} failed: {error}", flush=True)
+
+
+class Handler(BaseHTTPRequestHandler):
+    delay = 0.5
+
+    def do_POST(self) -> None:  # noqa: N802
+        if self.path != "/jobs":
+            self.send_error(404)
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            payload = json.loads(self.rfile.read(length) or b"{}")
+        except json.JSONDecodeError:
+            self.send_error(400, "the body is not JSON")
+            return
+        key = self.headers.get("Idempotency-Key") or f"anonymous-{time.time()}"
+        with LOCK:
+            job = JOBS.get(key)
+            fresh = job is None
+            if fresh:
+                job = JOBS[key] = {"id": f"job-{len(JOBS) + 1}", "key": key, "host": payload.get("host"),
+                                   "stages": payload.get("stages", []), "callbacks": payload.get("callbacks", [])}
+        if fresh:
+            threading.Thread(target=_finish, args=(job, self.delay), daemon=True).start()
+        answer = json.dumps({"job": job["id"]}).encode()
+        self.send_response(202)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def do_GET(self) -> None:  # noqa: N802
+        with LOCK:
+            answer = json.dumps(list(JOBS.values())).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+def serve(port: int = 8765, delay: float = 0.5) -> ThreadingHTTPServer:
+    Handler.delay = delay
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--delay", type=float, default=0.5, help="seconds before a job calls back")
+    args = parser.parse_args()
+    server = serve(args.port, args.delay)
+    print(f"fake wilson service on http://127.0.0.1:{server.server_port}/jobs", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
