@@ -25,6 +25,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("analysis", ["flowmetal.analysis"]),
     ("ide", ["flowmetal.ide", "flowmetal.format"]),
     ("runtime", ["flowmetal.runtime"]),
+    ("connectors", ["flowmetal.connectors"]),
+    ("server", ["flowmetal.server"]),
     ("tools", ["flowmetal.checking", "flowmetal.render"]),
     ("cli", ["flowmetal.cli", "flowmetal.__main__"]),
 ]

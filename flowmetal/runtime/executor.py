@@ -223,8 +223,7 @@ class _Driver:
             return None
         row = self.store.step(self.run.id, step)
         if row is not None and row["status"] == "failed":
-            endpoint = row["endpoint"]
-            raise Fault(f"`{endpoint}` failed: {row['error']}")
+            raise Fault(row["error"])  # the connector's message names the endpoint already
         if row is None or row["status"] != "completed":
             return "still-waiting"
         value = decode(json.loads(row["result"]))

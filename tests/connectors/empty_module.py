@@ -1,0 +1,3 @@
+"""A module with no endpoints, for the connector command's error message."""
+
+VALUE = 1
