@@ -1,6 +1,6 @@
 """A small fake of the wilson job service, for running `examples/wilson.flow` end to end.
 
-    python examples/wilson_service.py [--port 8765]
+    python examples/wilson_service.py [--port 8765] [--exit-after SECONDS]
 
 `POST /jobs` takes `{"host": ..., "stages": [...], "callbacks": [{"type": "http", "url": ...}]}`,
 answers 202 with the job's id, and a moment later POSTs the job's result to each
@@ -87,13 +87,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--delay", type=float, default=0.5, help="seconds before a job calls back")
+    parser.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
+                        help="stop by itself after this many seconds (for scripts)")
     args = parser.parse_args()
     server = serve(args.port, args.delay)
     print(f"fake wilson service on http://127.0.0.1:{server.server_port}/jobs", flush=True)
     try:
-        threading.Event().wait()
+        threading.Event().wait(args.exit_after)
     except KeyboardInterrupt:
-        server.shutdown()
+        pass
+    server.shutdown()
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 `read_literal("[+reboot+ 3]", program, "acme.jobs")` reads the text with the
 reader and turns the form into a value: numbers, strings, keywords, `nil`,
 `true`, `false`, vectors, maps, enum members and records (`(duration 3
-+hours+)`), names resolved as they would be in that package. Anything else (a
-call, a symbol that is no member) is a clear error, not code to run.
++hours+)`), names resolved as they would be in that package, or else by the
+one package of the program that defines them. Anything else (a call, a symbol
+that is no member) is a clear error, not code to run.
 """
 
 from __future__ import annotations
@@ -60,7 +61,11 @@ def _value(node, program: Program, package: str, text: str):
 
 
 def _lookup(program: Program, package: str, name: str):
+    """A name as the package sees it; else the one definition of it in the program
+    (so `(duration 3 +hours+)` reads even where `duration` is not referred)."""
     scope = program.scopes.get(package)
-    if scope is None:
-        return None
-    return program.workspace.program.lookup(name, scope)
+    found = program.workspace.program.lookup(name, scope) if scope is not None else None
+    if found is not None:
+        return found
+    candidates = [s.decls[name] for s in program.scopes.values() if name in s.decls]
+    return candidates[0] if len(candidates) == 1 else None
