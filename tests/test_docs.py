@@ -50,7 +50,7 @@ def _quick_start_commands() -> list[str]:
 def test_quick_start_is_two_commands_and_ci_runs_the_second():
     setup, test = _quick_start_commands()
     assert "venv" in setup and "pip install" in setup and "flowmetal check examples" in setup
-    assert "flowmetal run examples/hello.flow greet" in setup
+    assert "flowmetal run examples/wilson.flow job" in setup and "examples/wilson_service.py" in setup
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert re.search(rf"^(exec )?{re.escape(test)}$", ci, re.M), f".ci/run does not run {test!r}"
 
