@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.detach:
         print(run_id)
         return 0
-    from flowmetal.runtime.cli_support import InProcess
+    from flowmetal.server.local import InProcess
     with InProcess(store.path, args.port) as connectors:
         run = wait_for(store, Executor(store, public_url=connectors.public_url), run_id, live=sys.stderr.isatty())
     if run.status == "completed":

@@ -10,10 +10,6 @@ so that the command line stays a thin layer of argument parsing.
   for how long).
 - `print_events`: a run's log, human or JSON, optionally following it.
 - `work`: the worker loop.
-- `InProcess`: what `run` drives besides the run itself (SPEC section 6): the
-  HTTP callback server on `--port` (any free port by default) and the HTTP
-  request connector, in threads of this process, so that a program that
-  calls out and waits for its callback runs to its end with one command.
 """
 
 from __future__ import annotations
@@ -153,76 +149,6 @@ def print_events(store: SQLiteStore, run: Run, as_json: bool = False, follow: bo
         sys.stdout.write("\n")
     del load
     return 0
-
-
-class InProcess:
-    """The callback server and the HTTP request connector, for the length of a `run`."""
-
-    def __init__(self, location: str, port: int = 0) -> None:
-        import threading
-        self.location = location
-        self.port = port
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-        self.bound: int | None = None
-        self.error: BaseException | None = None
-        self.threads: list = []
-
-    def __enter__(self) -> "InProcess":
-        import threading
-        server = threading.Thread(target=self._server, name="flowmetal-callbacks", daemon=True)
-        server.start()
-        self.threads.append(server)
-        self.ready.wait(30)
-        if self.error is not None:
-            raise OSError(f"cannot listen for callbacks on port {self.port}: {self.error}")
-        try:
-            from flowmetal.connectors.http_request import serve_requests
-        except ImportError:  # pragma: no cover - the connector ships with the package
-            serve_requests = None
-        if serve_requests is not None:
-            from flowmetal.runtime.store import open_store
-
-            def connector() -> None:
-                serve_requests(open_store(self.location), worker=f"run:{time.time():.0f}:http", stop=self.stop)
-            thread = threading.Thread(target=connector, name="flowmetal-requests", daemon=True)
-            thread.start()
-            self.threads.append(thread)
-        return self
-
-    @property
-    def public_url(self) -> str:
-        import os
-        return (os.environ.get("FLOWMETAL_PUBLIC_URL") or f"http://127.0.0.1:{self.bound}").rstrip("/")
-
-    def _server(self) -> None:
-        import asyncio
-
-        async def main() -> None:
-            from aiohttp import web
-
-            from flowmetal.server.app import make_app
-            app = make_app(self.location)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", self.port)
-            try:
-                await site.start()
-            except OSError as error:
-                self.error = error
-                self.ready.set()
-                return
-            self.bound = site._server.sockets[0].getsockname()[1]
-            self.ready.set()
-            while not self.stop.is_set():
-                await asyncio.sleep(0.05)
-            await runner.cleanup()
-        asyncio.run(main())
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(10)
 
 
 def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: float = 0.2) -> int:
