@@ -29,7 +29,11 @@ def test_the_wheel_holds_one_grammar_and_every_package(wheel):
     grammar = zipfile.ZipFile(wheel).read("flowmetal/grammar/flowmetal.peg").decode()
     assert grammar == (ROOT / "grammar" / "flowmetal.peg").read_text(encoding="utf-8")
     assert "flowmetal/stdlib/flowmetal.time.flow" in names and "flowmetal/stdlib/http.request.flow" in names
-    for module in ["flowmetal/syntax/reader.py", "flowmetal/cli.py", "flowmetal_lsp/__init__.py"]:
+    packages = sorted(str(p.parent.relative_to(ROOT)) for p in (ROOT / "flowmetal").rglob("__init__.py"))
+    for package in packages:  # every package of the source tree is in the wheel
+        assert f"{package}/__init__.py" in names, package
+    for module in ["flowmetal/syntax/reader.py", "flowmetal/cli.py", "flowmetal_lsp/__init__.py",
+                   "flowmetal/runtime/machine.py", "flowmetal/server/app.py"]:
         assert module in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "flowmetal = flowmetal.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -11,6 +11,9 @@ Migrations are numbered and applied in order, each in its own transaction; the
 schema version lives in `meta`. A store written by a newer Flowmetal (a version
 this code does not know) is refused with a clear message, never guessed at.
 
+A `SQLiteStore` is one connection: use one per thread (every part of Flowmetal
+that runs in threads opens its own).
+
 Tables:
     sources    content-addressed program files (sha256 of the text)
     runs       one row a run: entry, arguments, program, status, lease, wake time, result
@@ -36,6 +39,8 @@ import sqlite_utils
 from flowmetal.runtime.program import source_hash
 
 SCHEMA_VERSION = 2
+# Endpoints the runtime itself answers: never handed to a connector.
+RUNTIME_ENDPOINTS = "('http.callback/get-callback!')"
 
 
 class StoreError(Exception):
@@ -356,6 +361,7 @@ class SQLiteStore:
         with self.transaction() as conn:
             rows = conn.execute(
                 f"SELECT run_id, step, endpoint, args, key FROM steps WHERE endpoint IN ({marks}) AND "
+                f"endpoint NOT IN {RUNTIME_ENDPOINTS} AND "
                 f"(status='pending' OR (status='claimed' AND lease_until<?)) ORDER BY created LIMIT ?",
                 (*endpoints, now, limit)).fetchall()
             for row in rows:

@@ -31,6 +31,7 @@ Unicode (a lone surrogate cannot be stored).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -278,7 +279,6 @@ def _mismatch(data, t: Type, where: str) -> ConversionError:
 
 
 def _brief(data) -> str:
-    import json
     if isinstance(data, dict):
         return "an object"
     if isinstance(data, list):
