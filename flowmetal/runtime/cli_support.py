@@ -152,10 +152,16 @@ def print_events(store: SQLiteStore, run: Run, as_json: bool = False, follow: bo
 
 
 def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: float = 0.2) -> int:
+    import traceback
     executor = Executor(store, lease=lease)
     try:
         while True:
-            progress = executor.run_once()
+            try:
+                progress = executor.run_once()
+            except Exception:  # a store error or a bug: say so, and go on with the next run
+                print(f"flowmetal worker: advancing a run failed:\n{traceback.format_exc()}", file=sys.stderr)
+                time.sleep(1.0)
+                continue
             if progress is not None:
                 continue
             if once:
