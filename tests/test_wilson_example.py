@@ -28,7 +28,7 @@ def test_the_wilson_job_runs_end_to_end(tmp_path):
         jobs = json.loads(urllib.request.urlopen(url).read())
     finally:
         service.shutdown()
-    (job,) = jobs
+    (job,) = [j for j in jobs if j["host"] == "host-1"]
     runs = json.loads(subprocess.run([sys.executable, "-m", "flowmetal", "runs", "--format", "json"], cwd=tmp_path,
                                      capture_output=True, text=True, timeout=60).stdout)
     (run,) = runs
@@ -39,3 +39,56 @@ def test_the_wilson_job_runs_end_to_end(tmp_path):
                                        cwd=tmp_path, capture_output=True, text=True, timeout=60).stdout)
     kinds = [e["kind"] for e in events]
     assert kinds.count("step-requested") == 5 and kinds[-1] == "run-completed"
+
+
+def test_wilson_under_serve_survives_kill_9_while_waiting_for_its_callback(tmp_path):
+    """`serve` posts the job (request connector), is killed -9 while the run waits for the
+    callback, and a new `serve` on the same store and port takes the callback: the run
+    completes once, and the service saw the one request, with one idempotency key."""
+    import time
+
+    import httpx
+
+    sys.path.insert(0, str(ROOT / "tests" / "server"))
+    from server_kit import Serve
+
+    service = wilson_service.serve(port=0, delay=4.0)  # calls back after the restart
+    url = f"http://127.0.0.1:{service.server_port}/jobs"
+    path = tmp_path / "store.db"
+    first = Serve(path).start()
+    second = None
+    try:
+        answer = httpx.post(first.url + "/api/runs", json={
+            "sources": {"wilson.flow": (ROOT / "examples" / "wilson.flow").read_text(encoding="utf-8")},
+            "entry": "com.twitter.wilson/job",
+            "args": ['"host-9"', "[+reinstall+]", "(duration 1 +hours+)", json.dumps(url)]}, timeout=30)
+        assert answer.status_code == 201, answer.text
+        run_id = answer.json()["id"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            events = httpx.get(f"{first.url}/api/runs/{run_id}/trace", timeout=10).json()
+            if any(e["kind"] == "step-requested" and e.get("endpoint") == "http.callback/get-callback!"
+                   for e in events):
+                break
+            time.sleep(0.05)
+        first.kill9()
+        second = Serve(path, port=first.port).start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            run = httpx.get(f"{second.url}/api/runs/{run_id}", timeout=10).json()
+            if run["status"] in ("completed", "failed"):
+                break
+            time.sleep(0.1)
+        assert (run["status"], run["result"]) == (
+            "completed", '{"host" "host-9" "stages" ["reinstall"] "status" "done"}'), run
+        events = httpx.get(f"{second.url}/api/runs/{run_id}/trace", timeout=10).json()
+        jobs = json.loads(urllib.request.urlopen(url).read())
+    finally:
+        service.shutdown()
+        if second is not None:
+            second.stop()
+    (job,) = [j for j in jobs if j["host"] == "host-9"]  # (the service's jobs are per process)
+    assert job["key"] == f"{run_id}:2"
+    requested = [e["step"] for e in events if e["kind"] == "step-requested"]
+    assert requested == sorted(set(requested))
+    assert [e["kind"] for e in events].count("run-completed") == 1
