@@ -478,8 +478,8 @@ def code_lens(ls: FlowmetalServer, params: types.CodeLensParams) -> list[types.C
 @server.command("flowmetal.run")
 def run_command(ls: FlowmetalServer, *args):
     from pygls.exceptions import JsonRpcRequestFailed
-    raise JsonRpcRequestFailed("running programs from the editor needs the durable runtime, which this "
-                               "installation does not have yet")
+    raise JsonRpcRequestFailed("running from the editor is not available yet: run it with "
+                               "`flowmetal run FILE ENTRY [ARG...]`")
 
 
 def main(tcp_port: int | None = None, host: str = "127.0.0.1") -> int:
