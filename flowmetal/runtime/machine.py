@@ -599,21 +599,13 @@ class Machine:
     # -- built-ins -------------------------------------------------------------------------------
 
     def _builtin(self, name: str, args: list):
-        if name == "map":
+        if name in ("map", "filter"):  # a frame walks the items, calling `f` on each in turn
             f, items = args
-            items = rb.as_list(items, "map")
+            items = rb.as_list(items, name)
             if not items:
                 self._give(())
                 return None
-            self.stack.append((HMAP, f, items, 0, []))
-            return self._call_value(f, [items[0]], None)
-        if name == "filter":
-            f, items = args
-            items = rb.as_list(items, "filter")
-            if not items:
-                self._give(())
-                return None
-            self.stack.append((HFILTER, f, items, 0, []))
+            self.stack.append((HMAP if name == "map" else HFILTER, f, items, 0, []))
             return self._call_value(f, [items[0]], None)
         if name == "reduce":
             f, init, items = args
