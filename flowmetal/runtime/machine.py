@@ -387,21 +387,14 @@ class Machine:
                     return None
             self.fault_at = e
             raise Fault(f"no match clause fits {literal(value)}")
-        if tag == VEC:
+        if tag == VEC or tag == MAP:  # gather the literal's items, in order
             _, e, env, items = frame
             items.append(value)
             if len(items) < len(e.items):
                 stack.append(frame)
                 self.expr, self.env, self.mode_eval = e.items[len(items)], env, True
-            else:
+            elif tag == VEC:
                 self.value = tuple(items)
-            return None
-        if tag == MAP:
-            _, e, env, items = frame
-            items.append(value)
-            if len(items) < len(e.items):
-                stack.append(frame)
-                self.expr, self.env, self.mode_eval = e.items[len(items)], env, True
             else:
                 self.value = {map_key(items[k]): items[k + 1] for k in range(0, len(items) - 1, 2)}
             return None
