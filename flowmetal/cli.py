@@ -85,18 +85,15 @@ def _runtime_errors(fn):
 
 @_runtime_errors
 def _run(args: argparse.Namespace) -> int:
-    from flowmetal.runtime.cli_support import check_entry, program_files, wait_for
-    from flowmetal.runtime.executor import Executor
-    from flowmetal.runtime.literals import read_literal
-    from flowmetal.runtime.program import code_hash, load
+    from pathlib import Path
 
+    from flowmetal.runtime.cli_support import prepare_run, program_files, record_run, wait_for
+    from flowmetal.runtime.executor import Executor
     sources = program_files(args.file)
-    program = load(sources)  # refuse a program with errors before recording anything
-    check_entry(program, args.entry, [read_literal(text, program, program.package_of(args.entry)[0])
-                                      for text in args.args])
+    code = prepare_run(sources, args.entry, list(args.args))  # refuse before touching the store
     store = _store(args)
-    stored = store.put_sources(sources)
-    run_id = store.create_run(args.entry, list(args.args), stored, code_hash(sources))
+    run_id = record_run(store, sources, args.entry, list(args.args), code,
+                        origin=str(Path(args.file).resolve().parent))
     if args.detach:
         print(run_id)
         return 0

@@ -38,7 +38,7 @@ from flowmetal.analysis import Workspace
 from flowmetal.diagnostics import Diagnostic, Severity
 from flowmetal.source import Source, Span
 
-from flowmetal_lsp import convert
+from flowmetal_lsp import convert, runs
 
 log = logging.getLogger("flowmetal.lsp")
 
@@ -166,7 +166,7 @@ def initialized(ls: FlowmetalServer, params: types.InitializedParams) -> None:
                 if any(part.startswith(".") or part == "node_modules" for part in path.relative_to(root).parts):
                     continue
                 name = str(path)
-                if name not in ls.open:
+                if name not in ls.open and not runs.runs_of(ls).is_stored_copy(name):
                     try:
                         ls.analysis.set_file(name, path.read_text(encoding="utf-8"))
                     except (OSError, UnicodeDecodeError):
@@ -174,11 +174,17 @@ def initialized(ls: FlowmetalServer, params: types.InitializedParams) -> None:
     except Exception:
         ls.report_failure("loading the workspace")
     ls.schedule_publish()
+    try:
+        runs.on_initialized(ls)
+    except Exception:
+        ls.report_failure("opening the store")
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: FlowmetalServer, params: types.DidOpenTextDocumentParams) -> None:
     name = ls.name_of(params.text_document.uri)
+    if runs.runs_of(ls).is_stored_copy(name):
+        return  # a run's stored code, shown read-only: not part of the workspace's program
     ls.open[name] = params.text_document.version
     ls.analysis.set_file(name, params.text_document.text)
     ls.schedule_publish()
@@ -187,6 +193,8 @@ def did_open(ls: FlowmetalServer, params: types.DidOpenTextDocumentParams) -> No
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: FlowmetalServer, params: types.DidChangeTextDocumentParams) -> None:
     name = ls.name_of(params.text_document.uri)
+    if runs.runs_of(ls).is_stored_copy(name):
+        return
     ls.open[name] = params.text_document.version
     try:
         for change in params.content_changes:
@@ -206,12 +214,15 @@ def did_change(ls: FlowmetalServer, params: types.DidChangeTextDocumentParams) -
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
 def did_change_configuration(ls: FlowmetalServer, params: types.DidChangeConfigurationParams) -> None:
-    """The server has no settings yet; accepting the notification keeps clients' logs quiet."""
+    """Settings `flowmetal.store` and `flowmetal.serve` (docs/lsp-protocol.md)."""
+    runs.on_configuration(ls, params.settings)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: FlowmetalServer, params: types.DidCloseTextDocumentParams) -> None:
     name = ls.name_of(params.text_document.uri)
+    if runs.runs_of(ls).is_stored_copy(name):
+        return
     ls.open.pop(name, None)
     ls.published.pop(name, None)
     path = Path(name)
@@ -461,25 +472,12 @@ def selection_range(ls: FlowmetalServer, params: types.SelectionRangeParams) -> 
     return out
 
 
-@server.feature(types.TEXT_DOCUMENT_CODE_LENS)
-@guarded
-def code_lens(ls: FlowmetalServer, params: types.CodeLensParams) -> list[types.CodeLens]:
-    name = ls.name_of(params.text_document.uri)
-    out = []
-    for symbol in ide.entry_functions(ls.analysis, name):
-        entry = f"{symbol.package}/{symbol.name}"
-        out.append(types.CodeLens(range=convert.range_of(symbol.node.span),
-                                  command=types.Command(title="▶ Run", command="flowmetal.run",
-                                                        arguments=[{"uri": params.text_document.uri,
-                                                                    "entry": entry, "args": []}])))
-    return out
+@server.feature(types.SHUTDOWN)
+def shutdown(ls: FlowmetalServer, params) -> None:
+    runs.on_shutdown(ls)
 
 
-@server.command("flowmetal.run")
-def run_command(ls: FlowmetalServer, *args):
-    from pygls.exceptions import JsonRpcRequestFailed
-    raise JsonRpcRequestFailed("running from the editor is not available yet: run it with "
-                               "`flowmetal run FILE ENTRY [ARG...]`")
+runs.register(server)
 
 
 def main(tcp_port: int | None = None, host: str = "127.0.0.1") -> int:

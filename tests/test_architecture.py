@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("runtime", ["flowmetal.runtime"]),
     ("connectors", ["flowmetal.connectors"]),
     ("server", ["flowmetal.server"]),
-    ("tools", ["flowmetal.checking", "flowmetal.render"]),
+    ("tools", ["flowmetal.checking", "flowmetal.render", "flowmetal.workbench"]),
     ("cli", ["flowmetal.cli", "flowmetal.__main__"]),
 ]
 PROTOCOL = ("pygls", "lsprotocol", "flowmetal_lsp", "lsp")

@@ -34,11 +34,18 @@ def _packages(text: str, name: str) -> tuple[set[str], set[str]]:
     return defined, required
 
 
-def program_files(file: str) -> dict[str, str]:
+def program_files(file: str, read=None) -> dict[str, str]:
+    """FILE and the files beside it that define the packages it requires. `read(path)` gives
+    a file's text (an editor passes its unsaved buffers); by default, the file on disk."""
     path = Path(file)
-    if not path.is_file():
-        raise OSError(f"{file}: no such file")
-    text = path.read_text(encoding="utf-8")
+    if read is None:
+        if not path.is_file():
+            raise OSError(f"{file}: no such file")
+        read = lambda p: p.read_text(encoding="utf-8")  # noqa: E731
+    try:
+        text = read(path)
+    except FileNotFoundError:
+        raise OSError(f"{file}: no such file") from None
     sources = {path.name: text}
     defined, wanted = _packages(text, path.name)
     neighbours = {}
@@ -46,7 +53,7 @@ def program_files(file: str) -> dict[str, str]:
         if other.resolve() == path.resolve():
             continue
         try:
-            other_text = other.read_text(encoding="utf-8")
+            other_text = read(other)
         except (OSError, UnicodeDecodeError):
             continue
         neighbours[other.name] = (other_text, *_packages(other_text, other.name))
@@ -60,6 +67,22 @@ def program_files(file: str) -> dict[str, str]:
         defined |= d
         missing = (missing | r) - defined
     return sources
+
+
+def prepare_run(sources: dict[str, str], entry: str, args: list[str]) -> str:
+    """Check a program, its entry and its arguments as a new run needs them: the code hash.
+    Raises `ProgramError`, `LiteralError` or `KeyError` when the run could not start."""
+    from flowmetal.runtime.literals import read_literal
+    from flowmetal.runtime.program import code_hash, load
+    program = load(sources)
+    check_entry(program, entry, [read_literal(text, program, program.package_of(entry)[0]) for text in args])
+    return code_hash(sources)
+
+
+def record_run(store: SQLiteStore, sources: dict[str, str], entry: str, args: list[str], code: str,
+               origin: str | None = None) -> str:
+    """Record a pending run of a prepared program (`prepare_run`): its id."""
+    return store.create_run(entry, list(args), store.put_sources(sources), code, origin=origin)
 
 
 def check_entry(program, entry: str, args: list) -> None:

@@ -166,13 +166,15 @@ class _Driver:
         machine: Machine
         try:
             if state is None:
-                machine = Machine(self.program)
+                machine = self.machine = Machine(self.program)
                 package, _ = self.program.package_of(run.entry)
                 args = [read_literal(text, self.program, package) for text in run.args]
                 machine.start(run.entry, args)
                 outcome = None
             else:
                 machine = Machine.restore(self.program, state["machine"])
+            self.machine = machine
+            if state is not None:
                 self.timeouts = state.get("timeouts", [])
                 self.step_lines.update({int(k): v for k, v in state.get("lines", {}).items()})
                 outcome = self.resume(machine, state["waiting"])
@@ -330,7 +332,11 @@ class _Driver:
 
     def fail(self, fault: Fault) -> Progress:
         trace = [{"package": p, "function": f, "line": line} for p, f, line in fault.trace]
-        self.event("run-failed", error=fault.message, trace=trace)
+        machine = getattr(self, "machine", None)
+        where = machine.where() if machine is not None else None
+        span = self.span(self.program.ids.get(id(where))) if where is not None else None
+        self.event("run-failed", line=self.line(self.program.ids.get(id(where))) if where is not None else None,
+                   error=fault.message, trace=trace, **({"span": span} if span else {}))
         self.commit(status="failed", error=fault.render(), release=True)
         return Progress(self.run.id, "failed")
 

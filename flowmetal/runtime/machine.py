@@ -111,6 +111,7 @@ class Machine:
         self.steps = 0               # endpoint calls made so far
         self.done = False
         self.fault_at = None         # the expression a fault concerns, for the trace
+        self.call_env: Env | None = None  # the caller's scope at the latest call: what a `Wait` was called from
         self._deep = False           # the fast path hit Python's recursion limit: stay on the machine
         self._plans: dict[int, tuple] = {}
 
@@ -178,14 +179,19 @@ class Machine:
         return out
 
     def _where_line(self) -> int:
+        where = self.where()
+        return where.node.span.line if where is not None else 0
+
+    def where(self):
+        """The expression the machine is at: being evaluated, faulting, or the innermost pending one."""
         if self.mode_eval and self.expr is not None:
-            return self.expr.node.span.line
+            return self.expr
         if self.fault_at is not None:
-            return self.fault_at.node.span.line
+            return self.fault_at
         for frame in reversed(self.stack):
             if len(frame) > 1 and hasattr(frame[1], "node"):
-                return frame[1].node.span.line
-        return 0
+                return frame[1]
+        return None
 
     # -- eval --------------------------------------------------------------------------------------
 
@@ -461,6 +467,7 @@ class Machine:
         return None
 
     def _call(self, fn, plan, values, e, env):
+        self.call_env = env  # kept for inspecting a run stopped at an endpoint (`runtime.inspect`)
         if any(name is not None for name, _ in plan):
             params = self._params_of(fn)
             supplied = {}
@@ -712,6 +719,7 @@ class Machine:
             "env": env_ref(self.env) if self.mode_eval else None,
             "value": None if self.mode_eval else enc(self.value),
             "steps": self.steps, "program": self.program.hash,
+            **({"call_env": env_ref(self.call_env)} if self.call_env is not None else {}),
         }
 
     @classmethod
@@ -769,6 +777,7 @@ class Machine:
         else:
             machine.value = decode(data["value"], env_of)
         machine.steps = data["steps"]
+        machine.call_env = env_of(data.get("call_env"))
         return machine
 
 

@@ -34,67 +34,98 @@ class Replay:
 def replay(store: SQLiteStore, run_id: str, verify: bool = False) -> Replay:
     run = store.find_run(run_id)
     program = load(store.get_sources(run.program))
-    events = store.events(run.id)
-    requested = {e.step: e for e in events if e.kind == "step-requested"}
-    completed = {e.step: e for e in events if e.kind == "step-completed"}
     out = Replay()
-    package, _ = program.package_of(run.entry)
-    machine = Machine(program)
-    machine.start(run.entry, [read_literal(a, program, package) for a in run.args])
-    timeouts: list[int] = []
+    walk = Walk(program, run, store.events(run.id), verify=verify)
+    for _ in walk:
+        pass
+    out.steps, out.value, out.fault, out.divergence, out.lines = (walk.steps, walk.value, walk.fault,
+                                                                  walk.divergence, walk.lines)
+    if verify and out.divergence is None:
+        out.divergence = _compare_end(store, run, walk.machine, out)
+    return out
 
-    def where(expr_id) -> str:
+
+class Walk:
+    """Runs a run's program again from its start, answering each endpoint call from the log.
+
+    Iterating yields each `Wait` *before* it is answered, with `machine` stopped at
+    that endpoint call: a point where the run's state can be inspected
+    (`runtime.inspect`). When iteration ends, `value`, `fault` or `divergence` say
+    why: the run's end, a fault (the machine is left where it faulted), or the log
+    disagreeing with the program; otherwise the run waits still at `steps`.
+    """
+
+    def __init__(self, program, run, events, verify: bool = False) -> None:
+        self.program, self.run, self.verify = program, run, verify
+        self.requested = {e.step: e for e in events if e.kind == "step-requested"}
+        self.completed = {e.step: e for e in events if e.kind == "step-completed"}
+        self.steps = 0
+        self.value: str | None = None
+        self.fault: str | None = None
+        self.fault_error: Fault | None = None
+        self.divergence: str | None = None
+        self.lines: list[str] = []
+        self.package, _ = program.package_of(run.entry)
+        self.machine = Machine(program)
+
+    def where(self, expr_id) -> str:
         if expr_id is None or expr_id < 0:
-            return run.entry
-        span = program.exprs[expr_id].node.span
+            return self.run.entry
+        span = self.program.exprs[expr_id].node.span
         return f"{span.source.name}:{span.line}:{span.column}"
 
-    while True:
+    def __iter__(self):
+        program, run, machine = self.program, self.run, self.machine
+        requested, completed = self.requested, self.completed
         try:
-            outcome = machine.run()
+            machine.start(run.entry, [read_literal(a, program, self.package) for a in run.args])
         except Fault as fault:
-            out.fault = fault.render()
-            break
-        timeouts = [t for t in timeouts if t not in machine.timeouts_done]
-        machine.timeouts_done.clear()
-        if isinstance(outcome, Done):
-            out.value = literal(outcome.value)
-            break
-        step = outcome.step
-        out.steps = step
-        args = {k: literal(v) for k, v in outcome.args.items()}
-        recorded = requested.get(step)
-        if recorded is None:
-            if run.status in ("completed", "failed") and verify:
-                out.divergence = (f"step {step} at {where(outcome.expr_id)}: replay calls `{outcome.name}`, "
-                                  f"which the log never recorded")
-            break
-        if recorded.data.get("endpoint") != outcome.name or (verify and recorded.data.get("args") != args):
-            out.divergence = (f"step {step} at {where(outcome.expr_id)}: the log recorded "
-                              f"`{recorded.data.get('endpoint')}` {json.dumps(recorded.data.get('args'))}, "
-                              f"replay calls `{outcome.name}` {json.dumps(args)}")
-            break
-        out.lines.append(f"step {step} {outcome.name} {' '.join(f'{k}={v}' for k, v in args.items())}")
-        if outcome.name == "flowmetal.time/with-timeout!":
-            timeouts.append(step)
-            follow = machine.enter_timeout(step, outcome.args["f"])
-            if follow is not None:
-                raise NotImplementedError  # pragma: no cover - enter_timeout only starts the function
-            continue
-        result = completed.get(step)
-        if result is None:
-            expired = next((t for t in reversed(timeouts) if completed.get(t) is not None
-                            and completed[t].data.get("result") == literal(TIMEOUT)), None)
-            if expired is not None:
-                timeouts.remove(expired)
-                machine.expire_timeout(expired, TIMEOUT)
+            self.fault, self.fault_error = fault.render(), fault
+            return
+        timeouts: list[int] = []
+        while True:
+            try:
+                outcome = machine.run()
+            except Fault as fault:
+                self.fault, self.fault_error = fault.render(), fault
+                return
+            timeouts = [t for t in timeouts if t not in machine.timeouts_done]
+            machine.timeouts_done.clear()
+            if isinstance(outcome, Done):
+                self.value = literal(outcome.value)
+                return
+            step = outcome.step
+            self.steps = step
+            args = {k: literal(v) for k, v in outcome.args.items()}
+            recorded = requested.get(step)
+            if recorded is None:
+                if run.status in ("completed", "failed") and self.verify:
+                    self.divergence = (f"step {step} at {self.where(outcome.expr_id)}: replay calls "
+                                       f"`{outcome.name}`, which the log never recorded")
+                return
+            if recorded.data.get("endpoint") != outcome.name or (self.verify and recorded.data.get("args") != args):
+                self.divergence = (f"step {step} at {self.where(outcome.expr_id)}: the log recorded "
+                                   f"`{recorded.data.get('endpoint')}` {json.dumps(recorded.data.get('args'))}, "
+                                   f"replay calls `{outcome.name}` {json.dumps(args)}")
+                return
+            yield outcome
+            self.lines.append(f"step {step} {outcome.name} {' '.join(f'{k}={v}' for k, v in args.items())}")
+            if outcome.name == "flowmetal.time/with-timeout!":
+                timeouts.append(step)
+                follow = machine.enter_timeout(step, outcome.args["f"])
+                if follow is not None:
+                    raise NotImplementedError  # pragma: no cover - enter_timeout only starts the function
                 continue
-            break  # the run waits here still
-        text = result.data.get("result")
-        machine.resume(_value(text, program, package))
-    if verify and out.divergence is None:
-        out.divergence = _compare_end(store, run, machine, out)
-    return out
+            result = completed.get(step)
+            if result is None:
+                expired = next((t for t in reversed(timeouts) if completed.get(t) is not None
+                                and completed[t].data.get("result") == literal(TIMEOUT)), None)
+                if expired is not None:
+                    timeouts.remove(expired)
+                    machine.expire_timeout(expired, TIMEOUT)
+                    continue
+                return  # the run waits here still
+            machine.resume(_value(result.data.get("result"), program, self.package))
 
 
 def _value(text: str, program, package: str):
@@ -114,6 +145,9 @@ def _compare_end(store: SQLiteStore, run, machine: Machine, out: Replay) -> str 
         return f"the run completed with {run.result}, replay gives {out.value}"
     if run.status == "waiting":
         stored = store.snapshot(run.id)
-        if stored is not None and stored["machine"] != machine.snapshot():
+        replayed = machine.snapshot()
+        if stored is not None and "call_env" not in stored["machine"]:  # written before it was kept
+            replayed.pop("call_env", None)
+        if stored is not None and stored["machine"] != replayed:
             return f"step {out.steps}: the state replay reaches differs from the stored snapshot"
     return None

@@ -201,7 +201,12 @@ class SQLiteStore:
     # -- runs ----------------------------------------------------------------------------------------
 
     def create_run(self, entry: str, args_literals: list[str], program: dict[str, str], code_hash: str,
-                   run_id: str | None = None) -> str:
+                   run_id: str | None = None, origin: str | None = None) -> str:
+        """Record a new pending run. `origin` is the directory its files were read from, kept in
+        its first event so that tools can show a run's code in the files it came from."""
+        started = {"entry": entry, "args": args_literals, "code": code_hash}
+        if origin is not None:
+            started["origin"] = origin
         run_id = run_id or uuid.uuid4().hex[:16]
         now = time.time()
         with self.transaction() as conn:
@@ -210,7 +215,7 @@ class SQLiteStore:
                          (run_id, entry, json.dumps(args_literals), json.dumps(program), code_hash, now, now))
             conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES(?, 1, ?, "
                          "'run-started', NULL, ?, NULL)",
-                         (run_id, now, json.dumps({"entry": entry, "args": args_literals, "code": code_hash})))
+                         (run_id, now, json.dumps(started)))
         return run_id
 
     def get_run(self, run_id: str) -> Run | None:

@@ -304,8 +304,11 @@ async def test_inlay_hints_folding_selection_and_code_lens(client: LanguageClien
     assert ranges[-1].start == types.Position(line=0, character=0)
     lenses = await client.text_document_code_lens_async(types.CodeLensParams(
         text_document=types.TextDocumentIdentifier(uri=uri)))
-    assert sorted(lens.command.arguments[0]["entry"] for lens in lenses) == [
+    runs = [lens for lens in lenses if lens.command.command == "flowmetal.run"]
+    assert sorted(lens.command.arguments[0]["entry"] for lens in runs) == [
         "acme.app/describe", "acme.app/light", "acme.app/main"]
+    traces = [lens.command.title for lens in lenses if lens.command.command == "flowmetal.showRuns"]
+    assert traces == ["Trace (0 runs)"] * 3
 
 
 async def test_positions_are_utf16_at_the_edge(client: LanguageClient):

@@ -1,0 +1,333 @@
+"""The runs of a workspace as an editor sees them: start, cancel, replay, list, trace, inspect, watch.
+
+The language server's run and trace features (docs/lsp-protocol.md) are thin
+protocol handlers over this module, which knows nothing of the protocol: it
+answers in plain data (`Run`, `inspect.TraceEvent`, `inspect.State`) with spans
+in the runs' stored sources, and the server turns those into positions.
+
+Same store, same runtime as the command line. A workbench works on one store
+(the workspace's `.flowmetal/store.db` unless configured otherwise), so runs
+started by `flowmetal run`, a `worker` or `serve` on that store show up here as
+they go, and runs started here are ordinary runs that any of them can drive.
+Who drives the runs started here:
+
+- with `serve_url` (a running `flowmetal serve` on the same store), new runs
+  are handed to it through its HTTP API (`POST /api/runs`), and cancelled
+  through it too; the serve's workers and connectors drive them;
+- otherwise the workbench hosts an *embedded worker*: a thread that claims
+  runnable runs from the store (any of them, as a `flowmetal worker` does),
+  with the HTTP callback server and the HTTP request connector of
+  `flowmetal run` (`server.local.InProcess`). It starts with the first run
+  started here, or at once when the store holds unfinished runs (a run that
+  slept while the editor was closed wakes when it opens again).
+
+Watching (`changes`): the store is shared with other processes, which tell
+this one nothing, so it is polled. `PRAGMA data_version` says in one cheap
+call whether anyone committed since the last look; only then are the runs
+updated recently read (`updated` within `WINDOW` seconds of the newest seen:
+a commit's time is taken before it waits for the write lock, at most the
+busy timeout) and compared with what was seen, and their new events read.
+A run is reported once for each change of its status or log.
+
+Threads: a `SQLiteStore` is one connection, so every method here must be
+called from one thread (the language server runs them on a single worker
+thread); the embedded worker has its own connections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flowmetal.runtime import inspect
+from flowmetal.runtime.program import Program, ProgramError, load
+from flowmetal.runtime.store import Run, SQLiteStore, StoreError, open_store
+
+FINAL = ("completed", "failed", "cancelled")
+WINDOW = 60.0          # seconds: how far before the newest change a late commit may be stamped
+LOOK_EVERY = 0.2       # seconds between looks at the store for changes
+
+
+class WorkbenchError(Exception):
+    """A request that cannot be carried out: a message naming the problem, nothing changed."""
+
+    def __init__(self, message: str, diagnostics: list | None = None) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics or []
+
+
+@dataclass
+class Changes:
+    runs: list[Run] = field(default_factory=list)                          # runs whose status or log changed
+    events: list[tuple[Run, inspect.TraceEvent]] = field(default_factory=list)   # new events, in order
+
+
+class Workbench:
+    def __init__(self, store: str | None = None, serve_url: str | None = None, token: str | None = None,
+                 root: str | None = None) -> None:
+        location = store or os.environ.get("FLOWMETAL_STORE") or os.path.join(".flowmetal", "store.db")
+        if root and not os.path.isabs(location) and "://" not in location:
+            location = os.path.join(root, location)
+        self.location = location
+        self.serve_url = serve_url.rstrip("/") if serve_url else None
+        self.token = token
+        self._store: SQLiteStore | None = None
+        self._programs: dict[str, Program] = {}
+        self._entries: dict[str, str] = {}
+        self._seen: dict[str, tuple[str, int]] = {}   # run id -> (status, next_seq) last reported
+        self._newest = 0.0
+        self._version: tuple[int, int] | None = None
+        self.worker: EmbeddedWorker | None = None
+
+    # -- the store --
+
+    @property
+    def store(self) -> SQLiteStore:
+        if self._store is None:
+            try:
+                self._store = open_store(self.location)
+            except (StoreError, OSError, ValueError) as error:
+                raise WorkbenchError(f"cannot open the store {self.location}: {error}") from None
+        return self._store
+
+    def exists(self) -> bool:
+        return self._store is not None or Path(self.location).is_file()
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- programs --
+
+    def program(self, run: Run) -> Program:
+        program = self._programs.get(run.code_hash)
+        if program is None:
+            try:
+                program = load(self.store.get_sources(run.program))
+            except ProgramError as error:  # stored by another version of the checker
+                raise WorkbenchError(f"run `{run.id}`: its stored program does not check here: {error}") from None
+            self._programs[run.code_hash] = program
+        return program
+
+    def sources(self, run: Run) -> dict[str, str]:
+        return self.store.get_sources(run.program)
+
+    def origin(self, run: Run) -> str | None:
+        """The directory the run's files were read from, when it was recorded."""
+        first = self.store.events(run.id, 0)[:1]
+        return first[0].data.get("origin") if first else None
+
+    def entry(self, run: Run) -> str:
+        """The run's entry as `package/name` (a run may have been started with `name` alone)."""
+        if "/" in run.entry:
+            return run.entry
+        found = self._entries.get(run.code_hash)
+        if found is None:
+            from flowmetal.runtime.cli_support import _packages
+            packages: set[str] = set()
+            for name, text in self.sources(run).items():
+                packages |= _packages(text, name)[0]
+            found = self._entries[run.code_hash] = next(iter(packages)) if len(packages) == 1 else ""
+        return f"{found}/{run.entry}" if found else run.entry
+
+    # -- actions --
+
+    def start(self, sources: dict[str, str], entry: str, args: list[str], origin: str | None = None) -> str:
+        """Check and record a run; the embedded worker (or the configured serve) drives it."""
+        from flowmetal.runtime.cli_support import prepare_run, record_run
+        from flowmetal.runtime.literals import LiteralError
+        try:
+            code = prepare_run(sources, entry, args)
+        except ProgramError as error:
+            raise WorkbenchError(f"the program has errors: nothing was run ({error})", error.diagnostics) from None
+        except (LiteralError, KeyError, ValueError) as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+            raise WorkbenchError(str(message)) from None
+        if self.serve_url:
+            return self._serve_start(sources, entry, args)
+        run_id = record_run(self.store, sources, entry, args, code, origin=origin)
+        self.ensure_worker()
+        return run_id
+
+    def cancel(self, run_id: str) -> str:
+        run = self.find(run_id)
+        if self.serve_url:
+            answer = self._serve("POST", f"/api/runs/{run.id}/cancel")
+            return str(answer.get("status") or answer.get("outcome") or "cancelling")
+        return self.store.request_cancel(run.id)
+
+    def replay(self, run_id: str, verify: bool = True):
+        from flowmetal.runtime.replay import replay
+        run = self.find(run_id)
+        return replay(self.store, run.id, verify=verify)
+
+    def ensure_worker(self) -> None:
+        if self.serve_url is None and (self.worker is None or not self.worker.alive()):
+            self.worker = EmbeddedWorker(self.location)
+            self.worker.start()
+
+    def resume_unfinished(self) -> bool:
+        """Start the embedded worker if the store holds runs that are not finished."""
+        if self.serve_url is not None or not self.exists():
+            return False
+        row = self.store.conn.execute("SELECT 1 FROM runs WHERE status NOT IN ('completed','failed','cancelled') "
+                                      "LIMIT 1").fetchone()
+        if row is not None:
+            self.ensure_worker()
+        return row is not None
+
+    # -- reading --
+
+    def find(self, run_id: str) -> Run:
+        if not isinstance(run_id, str) or not run_id:
+            raise WorkbenchError("`runId` must be a run's id")
+        try:
+            return self.store.find_run(run_id)
+        except StoreError as error:
+            raise WorkbenchError(str(error)) from None
+
+    def runs(self, entry: str | None = None) -> list[Run]:
+        if not self.exists():
+            return []
+        runs = self.store.list_runs()
+        if entry:
+            runs = [r for r in runs if self.entry(r) == entry or r.entry == entry]
+        return runs
+
+    def trace(self, run_id: str) -> tuple[Run, Program, list[inspect.TraceEvent]]:
+        run = self.find(run_id)
+        program = self.program(run)
+        return run, program, inspect.trace(program, run, self.store.events(run.id))
+
+    def state_at(self, run_id: str, seq: int) -> tuple[Run, Program, inspect.State]:
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            raise WorkbenchError(f"`seq` must be an event number (1 or more), not {json.dumps(seq)}")
+        run = self.find(run_id)
+        program = self.program(run)
+        try:
+            state = inspect.state_at(program, run, self.store.events(run.id), seq, self.store.snapshot(run.id))
+        except inspect.InspectError as error:
+            raise WorkbenchError(str(error)) from None
+        return run, program, state
+
+    # -- watching --
+
+    def changes(self) -> Changes:
+        """What changed in the store since the last call (nothing on the first: it takes stock)."""
+        out = Changes()
+        if not self.exists():
+            return out
+        store = self.store
+        # data_version: commits by other connections; total_changes: this one's own.
+        version = (store.conn.execute("PRAGMA data_version").fetchone()[0], store.conn.total_changes)
+        first = self._version is None
+        if version == self._version:
+            return out
+        self._version = version
+        rows = store.conn.execute("SELECT id, status, next_seq, updated FROM runs WHERE updated >= ?",
+                                  (self._newest - WINDOW,)).fetchall()
+        for row in rows:
+            self._newest = max(self._newest, row["updated"] or 0.0)
+            seen = self._seen.get(row["id"])
+            now = (row["status"], row["next_seq"])
+            if seen == now:
+                continue
+            self._seen[row["id"]] = now
+            if first:
+                continue
+            run = store.get_run(row["id"])
+            out.runs.append(run)
+            after = seen[1] - 1 if seen else 0
+            events = store.events(run.id, after)
+            if not events:
+                continue
+            try:
+                program = self.program(run)
+            except (WorkbenchError, StoreError):
+                continue
+            # Spans need the run's earlier requests: trace the events with those before them.
+            earlier = [e for e in store.events(run.id, 0) if e.seq <= after and e.kind == "step-requested"]
+            for traced in inspect.trace(program, run, earlier + events):
+                if traced.seq > after:
+                    out.events.append((run, traced))
+        return out
+
+    # -- a configured serve --
+
+    def _serve(self, method: str, path: str, body: dict | None = None) -> dict:
+        import httpx
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = httpx.request(method, self.serve_url + path, json=body, headers=headers, timeout=30.0)
+        except httpx.HTTPError as error:
+            raise WorkbenchError(f"cannot reach flowmetal serve at {self.serve_url}: {error}") from None
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        if response.status_code >= 400:
+            raise WorkbenchError(f"flowmetal serve at {self.serve_url} refused: "
+                                 f"{answer.get('error') if isinstance(answer, dict) else response.text}")
+        return answer if isinstance(answer, dict) else {}
+
+    def _serve_start(self, sources: dict[str, str], entry: str, args: list[str]) -> str:
+        answer = self._serve("POST", "/api/runs", {"sources": sources, "entry": entry, "args": list(args)})
+        run_id = answer.get("id")
+        if not isinstance(run_id, str):
+            raise WorkbenchError(f"flowmetal serve at {self.serve_url} answered without a run id")
+        return run_id
+
+
+class EmbeddedWorker:
+    """A worker thread with the callback server and request connector of `flowmetal run`."""
+
+    def __init__(self, location: str, poll: float = 0.05) -> None:
+        self.location = location
+        self.poll = poll
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.public_url: str | None = None
+        self.error: str | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="flowmetal-embedded-worker", daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _main(self) -> None:
+        import traceback
+
+        from flowmetal.runtime.executor import Executor
+        from flowmetal.server.local import InProcess
+        try:
+            store = open_store(self.location)
+            with InProcess(store.path, 0) as connectors:
+                self.public_url = connectors.public_url
+                executor = Executor(store, public_url=connectors.public_url)
+                while not self._stop.is_set():
+                    try:
+                        progress = executor.run_once()
+                    except Exception:  # a bug or a store error: say so, and go on with the next run
+                        self.error = traceback.format_exc()
+                        self._stop.wait(1.0)
+                        continue
+                    if progress is None:
+                        self._stop.wait(self.poll)
+            store.close()
+        except Exception:
+            self.error = traceback.format_exc()

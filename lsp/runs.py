@@ -1,0 +1,443 @@
+"""Running and tracing from the editor: the `flowmetal.*` commands, the `flowmetal/*` requests
+and notifications, and the Run / Trace code lenses (docs/lsp-protocol.md).
+
+Protocol glue over `flowmetal.workbench`, which does the work in plain data.
+Every workbench call runs on one worker thread (`_Runs.pool`): the store is an
+SQLite connection, used by one thread at a time, and a replay for
+`flowmetal/stateAt` must not stall the handling of keystrokes. A watcher task
+asks the workbench for changes every `LOOK_EVERY` seconds and sends them as
+`flowmetal/runUpdated` and `flowmetal/traceEvent` notifications; runs started
+from the command line or by `serve` on the same store come through the same way.
+
+Where a run's code is. Events and states carry spans in the run's stored
+sources. A stored file is shown as the workspace file it was read from when
+that file's text is still exactly the stored one; otherwise as a read-only copy
+written beside the store (`<store dir>/sources/<code hash>/<file>`), so a
+location always points at the code the run really ran. Those copies are not
+part of the workspace: opening one adds nothing to the analysis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.uris import from_fs_path, to_fs_path
+
+from flowmetal import ide
+from flowmetal.runtime.store import Run
+from flowmetal.source import Span
+from flowmetal.workbench import LOOK_EVERY, Workbench, WorkbenchError
+
+from flowmetal_lsp import convert
+
+RUN_UPDATED = "flowmetal/runUpdated"
+TRACE_EVENT = "flowmetal/traceEvent"
+FINAL = ("completed", "failed", "cancelled")
+
+
+class JsonRpcRequestFailed(JsonRpcException):
+    """LSP's RequestFailed: a valid request that could not be carried out (the message says why)."""
+    CODE = -32803
+    MESSAGE = "Request failed"
+
+
+def iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+def field(params, name: str, default=None):
+    """A field of a command's or custom request's parameters (a dict, or pygls' object)."""
+    if isinstance(params, (list, tuple)) and not hasattr(params, "_fields"):  # a command's positional arguments
+        params = params[0] if params else None
+    if params is None:
+        return default
+    if isinstance(params, dict):
+        return params.get(name, default)
+    value = getattr(params, name, default)  # pygls reads unknown params as named tuples, nested ones too
+    return _plain(value)
+
+
+def _plain(value):
+    if hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Runs:
+    """The server's workbench, its thread, its watcher, and the places of stored sources."""
+
+    def __init__(self, ls) -> None:
+        self.ls = ls
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowmetal-runs")
+        self.settings: dict = {}
+        self.bench: Workbench | None = None
+        self.watcher: asyncio.Task | None = None
+        self.counts: dict[str, int] = {}
+        self._origins: dict[str, str | None] = {}
+        self._uris: dict[tuple[str, str], str] = {}
+
+    # -- configuration --
+
+    def root(self) -> str | None:
+        for folder in self.ls.workspace.folders.values():
+            path = to_fs_path(folder.uri)
+            if path:
+                return path
+        root = self.ls.workspace.root_path
+        return root or None
+
+    def configure(self, settings: dict | None) -> None:
+        settings = settings if isinstance(settings, dict) else {}
+        if isinstance(settings.get("flowmetal"), dict):
+            settings = settings["flowmetal"]
+        wanted = {k: settings.get(k) for k in ("store", "serve", "token")}
+        if self.bench is not None and wanted == self.settings:
+            return
+        self.settings = wanted
+        old, self.bench = self.bench, Workbench(store=wanted["store"] or None, serve_url=wanted["serve"] or None,
+                                                token=wanted["token"] or None, root=self.root())
+        if old is not None:
+            self.pool.submit(old.close)
+        self._origins.clear()
+        self._uris.clear()
+
+    async def call(self, fn, *args):
+        """Run `fn(workbench, *args)` on the workbench's thread; its errors become request errors."""
+        if self.bench is None:
+            self.configure({})
+        bench = self.bench
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, lambda: fn(bench, *args))
+        except WorkbenchError as error:
+            raise JsonRpcRequestFailed(str(error)) from None
+
+    # -- watching --
+
+    def start_watching(self) -> None:
+        if self.watcher is None:
+            self.watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        first = True
+        while True:
+            try:
+                bench = self.bench
+                if bench is not None:
+                    if first:
+                        await loop.run_in_executor(self.pool, bench.resume_unfinished)
+                        first = False
+                    runs, events = await loop.run_in_executor(self.pool, self._changes, bench)
+                    for run in runs:
+                        self.ls.protocol.notify(RUN_UPDATED, run)
+                    for event in events:
+                        self.ls.protocol.notify(TRACE_EVENT, event)
+                    if runs:
+                        self._refresh_lenses()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.ls.report_failure("watching the runs")
+                await asyncio.sleep(1.0)
+            await asyncio.sleep(LOOK_EVERY)
+
+    def _changes(self, bench: Workbench) -> tuple[list[dict], list[dict]]:
+        changes = bench.changes()
+        runs = [self.run_json(bench, run) for run in changes.runs]
+        events = [{"runId": run.id, "event": self.event_json(bench, run, event)} for run, event in changes.events]
+        return runs, events
+
+    def _refresh_lenses(self) -> None:
+        capabilities = self.ls.client_capabilities
+        workspace = capabilities.workspace if capabilities else None
+        lens = workspace.code_lens if workspace else None
+        if lens is not None and lens.refresh_support:
+            try:
+                self.ls.workspace_code_lens_refresh(None)
+            except Exception:
+                pass
+
+    # -- plain data for the protocol (on the workbench's thread) --
+
+    def run_json(self, bench: Workbench, run: Run) -> dict:
+        origin = self.origin(bench, run)
+        sources = bench.store.get_sources(run.program)
+        main = next(iter(sources), None)
+        return {
+            "id": run.id, "entry": bench.entry(run), "args": run.args, "status": run.status,
+            "started": iso(run.created), "updated": iso(run.updated),
+            "ended": iso(run.updated) if run.status in FINAL else None,
+            "result": run.result, "error": run.error,
+            "uri": self.uri(bench, run, main) if main else None,
+            "origin": from_fs_path(os.path.join(origin, main)) if origin and main else None,
+        }
+
+    def origin(self, bench: Workbench, run: Run) -> str | None:
+        if run.id not in self._origins:
+            self._origins[run.id] = bench.origin(run)
+        return self._origins[run.id]
+
+    def uri(self, bench: Workbench, run: Run, name: str) -> str:
+        """Where the run's stored file `name` can be opened: the workspace file when its text is
+        the stored one, else a read-only copy of the stored text beside the store."""
+        key = (run.code_hash, name)
+        origin = self.origin(bench, run)
+        if origin:
+            candidate = Path(origin) / name
+            try:
+                if candidate.read_text(encoding="utf-8") == bench.sources(run)[name]:
+                    return from_fs_path(str(candidate))
+            except (OSError, UnicodeDecodeError, KeyError):
+                pass
+        if key not in self._uris:
+            self._uris[key] = from_fs_path(str(self.stored_copy(bench, run, name)))
+        return self._uris[key]
+
+    def stored_copy(self, bench: Workbench, run: Run, name: str) -> Path:
+        folder = Path(bench.location).resolve().parent / "sources" / run.code_hash[:16]
+        path = folder / name
+        text = bench.sources(run)[name]
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            folder.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+            path.write_text(text, encoding="utf-8")
+            path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        return path
+
+    def location(self, bench: Workbench, run: Run, span: Span | None) -> dict | None:
+        if span is None:
+            return None
+        rng = convert.range_of(span)
+        return {"uri": self.uri(bench, run, span.source.name),
+                "range": {"start": {"line": rng.start.line, "character": rng.start.character},
+                          "end": {"line": rng.end.line, "character": rng.end.character}}}
+
+    def event_json(self, bench: Workbench, run: Run, event) -> dict:
+        data = {k: v for k, v in event.data.items() if k != "span"}
+        return {"seq": event.seq, "time": iso(event.time), "kind": event.kind, "step": event.step,
+                "data": data, "location": self.location(bench, run, event.span)}
+
+    def state_json(self, bench: Workbench, run: Run, state) -> dict:
+        def bindings(items):
+            return [{"name": b.name, "type": b.type, "value": b.value} for b in items]
+        return {
+            "runId": run.id, "seq": state.seq, "kind": state.kind, "step": state.step,
+            "location": self.location(bench, run, state.span),
+            "bindings": bindings(state.bindings),
+            "stack": [{"function": f.function, "location": self.location(bench, run, f.span),
+                       "bindings": bindings(f.bindings)} for f in state.frames],
+            "result": state.result, "value": state.value, "error": state.error, "via": state.source,
+        }
+
+    def is_stored_copy(self, name: str) -> bool:
+        bench = self.bench
+        if bench is None:
+            return False
+        folder = Path(bench.location).resolve().parent / "sources"
+        try:
+            return Path(name).resolve().is_relative_to(folder)
+        except (OSError, ValueError):
+            return False
+
+
+def runs_of(ls) -> _Runs:
+    found = getattr(ls, "_runs", None)
+    if found is None:
+        found = ls._runs = _Runs(ls)
+    return found
+
+
+def _run_id(params) -> str:
+    run_id = field(params, "runId")
+    if not isinstance(run_id, str) or not run_id:
+        raise JsonRpcInvalidParams("`runId` must be a run's id (a string)")
+    return run_id
+
+
+def register(server) -> None:
+    """Add the run and trace features to the language server `server`."""
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls, params: types.InitializeParams) -> None:
+        runs_of(ls).settings = {}
+        runs_of(ls).pending_options = params.initialization_options
+
+    @server.command("flowmetal.run")
+    async def run_command(ls, *args):
+        """{uri, entry, args?}: start a run; answers {runId}."""
+        runs = runs_of(ls)
+        uri, entry, run_args = field(args, "uri"), field(args, "entry"), field(args, "args")
+        if not isinstance(uri, str) or not isinstance(entry, str) or not entry:
+            raise JsonRpcInvalidParams("flowmetal.run takes {uri, entry, args}: the file, the function to "
+                                       "run (`package/name`) and its arguments as Flowmetal literals")
+        name = ls.name_of(uri)
+        if run_args is None:
+            needed = [p for p in _params(ls, name, entry) if not p["optional"]]
+            if needed:
+                raise JsonRpcInvalidParams(
+                    f"`{entry}` takes arguments ({', '.join(p['name'] + ': ' + p['type'] for p in needed)}): "
+                    f"give them as `args`, Flowmetal literals such as \"\\\"host-1\\\"\" or \"[1 2]\"")
+            run_args = []
+        if not isinstance(run_args, list) or not all(isinstance(a, str) for a in run_args):
+            raise JsonRpcInvalidParams("`args` must be a list of strings, each a Flowmetal literal")
+        sources = _program(ls, name)
+        run_id = await runs.call(lambda bench: bench.start(sources, entry, list(run_args),
+                                                           origin=str(Path(name).parent)))
+        runs.start_watching()
+        return {"runId": run_id}
+
+    @server.command("flowmetal.cancel")
+    async def cancel_command(ls, *args):
+        """{runId}: cancel a run; answers {runId, status}."""
+        run_id = _run_id(args)
+        status = await runs_of(ls).call(lambda bench: bench.cancel(run_id))
+        return {"runId": run_id, "status": status}
+
+    @server.command("flowmetal.replay")
+    async def replay_command(ls, *args):
+        """{runId, verify?}: run a run again from its log; answers what replay found."""
+        run_id = _run_id(args)
+        verify = field(args, "verify", True)
+        result = await runs_of(ls).call(lambda bench: bench.replay(run_id, verify=bool(verify)))
+        return {"runId": run_id, "steps": result.steps, "value": result.value, "fault": result.fault,
+                "divergence": result.divergence, "lines": result.lines,
+                "reproduces": result.divergence is None if verify else None}
+
+    @server.command("flowmetal.showRuns")
+    async def show_runs_command(ls, *args):
+        """{entry?}: the runs of an entry (an editor opens its runs panel on it instead)."""
+        return await list_runs(ls, args)
+
+    @server.feature("flowmetal/runs")
+    async def list_runs(ls, params):
+        runs = runs_of(ls)
+        entry = field(params, "entry")
+        runs.start_watching()
+        return await runs.call(lambda bench: [runs.run_json(bench, r) for r in bench.runs(entry)])
+
+    @server.feature("flowmetal/trace")
+    async def trace(ls, params):
+        runs = runs_of(ls)
+        run_id = _run_id(params)
+        runs.start_watching()
+
+        def answer(bench: Workbench):
+            run, _, events = bench.trace(run_id)
+            return {"run": runs.run_json(bench, run), "events": [runs.event_json(bench, run, e) for e in events]}
+        return await runs.call(answer)
+
+    @server.feature("flowmetal/stateAt")
+    async def state_at(ls, params):
+        runs = runs_of(ls)
+        run_id, seq = _run_id(params), field(params, "seq")
+
+        def answer(bench: Workbench):
+            run, _, state = bench.state_at(run_id, seq)
+            return runs.state_json(bench, run, state)
+        return await runs.call(answer)
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
+    async def code_lens(ls, params: types.CodeLensParams) -> list[types.CodeLens]:
+        runs = runs_of(ls)
+        uri = params.text_document.uri
+        name = ls.name_of(uri)
+        out = []
+        entries = []
+        for symbol in ide.entry_functions(ls.analysis, name):
+            entry = f"{symbol.package}/{symbol.name}"
+            entries.append(entry)
+            described = [{"name": p.name, "type": _show(p.type), "optional": bool(p.optional)}
+                         for p in symbol.sig.params]
+            arguments: dict = {"uri": uri, "entry": entry, "params": described}
+            if not described:
+                arguments["args"] = []
+            title = "▶ Run…" if any(not p["optional"] for p in described) else "▶ Run"
+            out.append((symbol, types.Command(title=title, command="flowmetal.run", arguments=[arguments])))
+        try:
+            counts = await runs.call(lambda bench: _counts(bench, entries))
+        except JsonRpcRequestFailed:
+            counts = {}
+        lenses = []
+        for symbol, command in out:
+            rng = convert.range_of(symbol.node.span)
+            entry = command.arguments[0]["entry"]
+            lenses.append(types.CodeLens(range=rng, command=command))
+            n = counts.get(entry, 0)
+            lenses.append(types.CodeLens(range=rng, command=types.Command(
+                title=f"Trace ({n} run{'' if n == 1 else 's'})", command="flowmetal.showRuns",
+                arguments=[{"uri": uri, "entry": entry}])))
+        return lenses
+
+
+def on_initialized(ls) -> None:
+    runs = runs_of(ls)
+    runs.configure(getattr(runs, "pending_options", None) or {})
+    runs.start_watching()
+
+
+def on_configuration(ls, settings) -> None:
+    runs_of(ls).configure(settings)
+
+
+def on_shutdown(ls) -> None:
+    """Stop the embedded worker (its runs stay in the store, for any worker to go on with)."""
+    runs = runs_of(ls)
+    if runs.watcher is not None:
+        runs.watcher.cancel()
+        runs.watcher = None
+    if runs.bench is not None:
+        bench, runs.bench = runs.bench, None
+        runs.pool.submit(bench.close).result(30)
+
+
+def _counts(bench: Workbench, entries: list[str]) -> dict[str, int]:
+    wanted = set(entries)
+    out: dict[str, int] = {}
+    for run in bench.runs():
+        entry = bench.entry(run)
+        if entry in wanted:
+            out[entry] = out.get(entry, 0) + 1
+    return out
+
+
+def _show(t) -> str:
+    from flowmetal.types import show
+    return show(t)
+
+
+def _params(ls, name: str, entry: str) -> list[dict]:
+    package, _, function = entry.rpartition("/")
+    for symbol in ide.entry_functions(ls.analysis, name):
+        if symbol.name == function and (not package or symbol.package == package):
+            return [{"name": p.name, "type": _show(p.type), "optional": bool(p.optional)} for p in symbol.sig.params]
+    return []
+
+
+def _program(ls, name: str) -> dict[str, str]:
+    """The file and the files it needs, as the editor has them (unsaved changes included)."""
+    from flowmetal.runtime.cli_support import program_files
+
+    def read(path: Path) -> str:
+        key = str(path)
+        if key in ls.analysis.texts:
+            return ls.analysis.text(key)
+        return path.read_text(encoding="utf-8")
+    try:
+        return program_files(name, read=read)
+    except OSError as error:
+        raise JsonRpcRequestFailed(str(error)) from None
+
+
+__all__ = ["register", "on_initialized", "on_configuration", "on_shutdown", "runs_of"]
