@@ -361,9 +361,10 @@ def register(server) -> None:
             described = [{"name": p.name, "type": _show(p.type), "optional": bool(p.optional)}
                          for p in symbol.sig.params]
             arguments: dict = {"uri": uri, "entry": entry, "params": described}
-            if not described:
+            asks = any(not p["optional"] for p in described)
+            if not asks:
                 arguments["args"] = []
-            title = "▶ Run…" if any(not p["optional"] for p in described) else "▶ Run"
+            title = "▶ Run…" if asks else "▶ Run"
             out.append((symbol, types.Command(title=title, command="flowmetal.run", arguments=[arguments])))
         try:
             counts = await runs.call(lambda bench: _counts(bench, entries))
