@@ -81,6 +81,7 @@ class Workbench:
         self._seen: dict[str, tuple[str, int]] = {}   # run id -> (status, next_seq) last reported
         self._newest = 0.0
         self._version: tuple[int, int] | None = None
+        self._stocked = False
         self.worker: EmbeddedWorker | None = None
 
     # -- the store --
@@ -224,13 +225,14 @@ class Workbench:
         """What changed in the store since the last call (nothing on the first: it takes stock)."""
         out = Changes()
         if not self.exists():
+            self._stocked = True  # no store yet: every run that will appear is new
             return out
         store = self.store
         # data_version: commits by other connections; total_changes: this one's own.
         version = (store.conn.execute("PRAGMA data_version").fetchone()[0], store.conn.total_changes)
-        first = self._version is None
         if version == self._version:
             return out
+        first, self._stocked = not self._stocked, True
         self._version = version
         rows = store.conn.execute("SELECT id, status, next_seq, updated FROM runs WHERE updated >= ?",
                                   (self._newest - WINDOW,)).fetchall()

@@ -83,7 +83,7 @@ class _Runs:
         self.settings: dict = {}
         self.bench: Workbench | None = None
         self.watcher: asyncio.Task | None = None
-        self.counts: dict[str, int] = {}
+        self.known: set[str] = set()
         self._origins: dict[str, str | None] = {}
         self._uris: dict[tuple[str, str], str] = {}
 
@@ -143,7 +143,9 @@ class _Runs:
                         self.ls.protocol.notify(RUN_UPDATED, run)
                     for event in events:
                         self.ls.protocol.notify(TRACE_EVENT, event)
-                    if runs:
+                    new = {run["id"] for run in runs} - self.known
+                    if new:  # the Trace lenses count runs: only a new run changes them
+                        self.known |= new
                         self._refresh_lenses()
             except asyncio.CancelledError:
                 raise

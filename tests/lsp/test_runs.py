@@ -1,0 +1,406 @@
+"""Running and tracing from the editor, end to end (docs/lsp-protocol.md).
+
+`flowmetal lsp` over stdio with a real LSP client, on a scratch workspace
+holding tests/testdata/lsp_runs/jobs.flow and its store: the server's embedded
+worker runs the program, which sleeps, posts to a fake service on 127.0.0.1
+(a thread of this process) and waits for the service to call it back. The
+client receives the run's events live, reads its trace and its state at a
+middle step, cancels another run, and sees a run that `flowmetal run --detach`
+recorded (and a `flowmetal worker` drives) go by.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAM = ROOT / "tests" / "testdata" / "lsp_runs" / "jobs.flow"
+TEXT = PROGRAM.read_text(encoding="utf-8")
+ENV = {k: v for k, v in os.environ.items() if k not in ("FLOWMETAL_STORE", "FLOWMETAL_PUBLIC_URL", "FLOWMETAL_TOKEN")}
+
+
+# -- a fake service that calls back ------------------------------------------------------------
+
+class Service:
+    """POST / with {label, callback}: answers 202, then POSTs `done-<label>` to the callback."""
+
+    def __init__(self, delay: float = 0.3) -> None:
+        self.requests: list[dict] = []
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                service.requests.append({"body": body, "key": self.headers.get("Idempotency-Key")})
+                self.send_response(202)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+                threading.Thread(target=service.call_back, args=(body,), daemon=True).start()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.delay = delay
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def call_back(self, body: dict) -> None:
+        time.sleep(self.delay)
+        request = urllib.request.Request(body["callback"], data=f"done-{body['label']}".encode(), method="POST")
+        urllib.request.urlopen(request, timeout=10).read()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def service():
+    found = Service()
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    root = tmp_path / "ws"
+    root.mkdir()
+    shutil.copy(PROGRAM, root / "jobs.flow")
+    return root
+
+
+# -- the client ----------------------------------------------------------------------------------
+
+class Seen:
+    """The notifications the client received, and a way to wait for one."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict] = []
+        self.events: list[dict] = []
+        self.refreshes = 0
+        self.changed = asyncio.Event()
+
+    async def until(self, predicate, timeout: float = 30.0, what: str = "a notification"):
+        async def wait():
+            while True:
+                found = predicate()
+                if found:
+                    return found
+                self.changed.clear()
+                await self.changed.wait()
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no {what} in {timeout}s; runs seen: {self.runs[-5:]}, "
+                                 f"events seen: {[e['event']['kind'] for e in self.events]}") from None
+
+    def statuses(self, run_id: str) -> list[str]:
+        return [r["status"] for r in self.runs if r["id"] == run_id]
+
+    def kinds(self, run_id: str) -> list[str]:
+        return [e["event"]["kind"] for e in self.events if e["runId"] == run_id]
+
+
+def plain(value):
+    """pygls hands unknown params over as named tuples: make them dicts and lists again."""
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "flowmetal", "lsp"],
+                                              server_env=ENV))
+async def client(lsp_client: LanguageClient, workspace: Path):
+    watch(lsp_client)
+    await start_session(lsp_client, workspace)
+    yield
+    await lsp_client.shutdown_session()
+
+
+def watch(lsp_client: LanguageClient) -> Seen:
+    seen = Seen()
+
+    @lsp_client.feature("flowmetal/runUpdated")
+    def run_updated(ls, params):
+        seen.runs.append(plain(params))
+        seen.changed.set()
+
+    @lsp_client.feature("flowmetal/traceEvent")
+    def trace_event(ls, params):
+        seen.events.append(plain(params))
+        seen.changed.set()
+
+    @lsp_client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
+    def refresh(ls, params):
+        seen.refreshes += 1
+        return None
+
+    lsp_client.seen = seen
+    return seen
+
+
+async def start_session(lsp_client: LanguageClient, workspace: Path, options: dict | None = None) -> None:
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"),
+        root_uri=workspace.as_uri(), initialization_options=options,
+        workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="ws")]))
+    lsp_client.workspace = workspace
+
+
+@pytest.fixture
+def serve(workspace):
+    sys.path.insert(0, str(ROOT / "tests" / "server"))
+    from server_kit import Serve
+    store = workspace / ".flowmetal" / "store.db"
+    store.parent.mkdir()
+    running = Serve(store, cwd=workspace).start()
+    yield running
+    running.stop()
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "flowmetal", "lsp"],
+                                              server_env=ENV))
+async def served_client(lsp_client: LanguageClient, workspace: Path, serve):
+    watch(lsp_client)
+    await start_session(lsp_client, workspace, {"serve": serve.url})
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def command(client: LanguageClient, name: str, **arguments):
+    answer = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command=name, arguments=[arguments]))
+    return plain(answer)
+
+
+async def request(client: LanguageClient, method: str, **params):
+    return plain(await client.protocol.send_request_async(method, params))
+
+
+def line_of(needle: str) -> int:
+    """The 0-based line of `needle` in jobs.flow."""
+    return TEXT[:TEXT.index(needle)].count("\n")
+
+
+def flowmetal(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flowmetal", *args], cwd=cwd, env=ENV, capture_output=True,
+                          text=True, timeout=120)
+
+
+# -- the tests -------------------------------------------------------------------------------------
+
+async def test_run_from_the_editor_live_trace_and_state(client: LanguageClient, service: Service):
+    seen: Seen = client.seen
+    uri = (client.workspace / "jobs.flow").as_uri()
+    started = await command(client, "flowmetal.run", uri=uri, entry="acme.jobs/job",
+                            args=[json.dumps(service.url), '"build"'])
+    run_id = started["runId"]
+
+    # Live: the run goes by as it is driven, to its end, and each event arrives once, in order.
+    await seen.until(lambda: "completed" in seen.statuses(run_id), what="completion of the run")
+    await seen.until(lambda: "run-completed" in seen.kinds(run_id), what="run-completed event")
+    assert "waiting" in seen.statuses(run_id)
+    live = [e["event"] for e in seen.events if e["runId"] == run_id]
+    assert [e["seq"] for e in live] == list(range(1, len(live) + 1))
+    kinds = [e["kind"] for e in live]
+    assert kinds[0] == "run-started" and kinds[-1] == "run-completed"
+    assert {"timer-set", "timer-fired", "log"} <= set(kinds)
+    assert [e["data"].get("endpoint") for e in live if e["kind"] == "step-requested"] == [
+        "flowmetal.log/log!", "flowmetal.time/sleep!", "http.callback/make-callback!", "http.request/post!",
+        "http.callback/get-callback!", "flowmetal.log/log!"]
+    final = [r for r in seen.runs if r["id"] == run_id][-1]
+    assert final["result"] == '"build done-build"' and final["ended"] is not None
+    assert final["entry"] == "acme.jobs/job" and final["uri"] == uri
+    assert len(service.requests) == 1 and service.requests[0]["key"] == f"{run_id}:4"
+
+    # The trace: the same events as the live ones, each where its expression is.
+    trace = await request(client, "flowmetal/trace", runId=run_id)
+    assert trace["run"]["status"] == "completed"
+    assert [e["kind"] for e in trace["events"]] == kinds
+    by_kind = {}
+    for event in trace["events"]:
+        assert event["location"] is not None and event["location"]["uri"] == uri, event
+        by_kind.setdefault(event["kind"], event)
+    post = next(e for e in trace["events"] if e["data"].get("endpoint") == "http.request/post!")
+    assert post["location"]["range"]["start"] == {"line": line_of("(post! service"),
+                                                  "character": TEXT.splitlines()[line_of("(post! service")].index("(post!")}
+    assert by_kind["timer-set"]["location"]["range"]["start"]["line"] == line_of("(sleep! (make-duration 200")
+    assert by_kind["run-started"]["location"]["range"]["start"]["line"] == line_of("(defn job")
+
+    # The state at a middle step: stopped at the post!, with the job's bindings.
+    state = await request(client, "flowmetal/stateAt", runId=run_id, seq=post["seq"])
+    assert state["step"] == post["step"] and state["location"] == post["location"]
+    assert [f["function"] for f in state["stack"]] == ["acme.jobs/job"]
+    bindings = {b["name"]: b for b in state["bindings"]}
+    assert bindings["label"] == {"name": "label", "type": "str?", "value": '"build"'}
+    assert bindings["service"]["value"] == json.dumps(service.url)
+    assert bindings["callback"]["type"] == "callback?"
+    assert bindings["callback"]["value"].startswith('(callback "http://127.0.0.1:')
+    assert "answer" not in bindings  # bound by the post! itself: not yet
+    # ... and at the callback's result, a step later: `answer` is bound now.
+    got = next(e for e in trace["events"] if e["kind"] == "step-completed"
+               and e["step"] == post["step"] + 1)
+    later = await request(client, "flowmetal/stateAt", runId=run_id, seq=got["seq"])
+    assert later["result"] == '"done-build"'
+    assert {b["name"] for b in later["bindings"]} >= {"label", "service", "callback", "answer"}
+    end = await request(client, "flowmetal/stateAt", runId=run_id, seq=trace["events"][-1]["seq"])
+    assert end["value"] == '"build done-build"' and end["stack"] == []
+    start = await request(client, "flowmetal/stateAt", runId=run_id, seq=1)
+    assert [(b["name"], b["value"]) for b in start["bindings"]] == [("service", json.dumps(service.url)),
+                                                                    ("label", '"build"')]
+
+    # Replay from the log reproduces it; the runs list has it.
+    replayed = await command(client, "flowmetal.replay", runId=run_id)
+    assert replayed["reproduces"] is True and replayed["value"] == '"build done-build"'
+    runs = await request(client, "flowmetal/runs")
+    assert [(r["id"], r["status"]) for r in runs] == [(run_id, "completed")]
+
+    # The command line sees the same run in the same store.
+    listed = json.loads(flowmetal("runs", "--format", "json", cwd=client.workspace).stdout)
+    assert [(r["id"], r["status"]) for r in listed] == [(run_id, "completed")]
+
+    # The lens counts it.
+    lenses = await client.text_document_code_lens_async(types.CodeLensParams(
+        text_document=types.TextDocumentIdentifier(uri=uri)))
+    titles = {(lens.command.arguments[0]["entry"], lens.command.title) for lens in lenses}
+    assert ("acme.jobs/job", "Trace (1 run)") in titles and ("acme.jobs/nap", "Trace (0 runs)") in titles
+    assert ("acme.jobs/job", "▶ Run…") in titles and ("acme.jobs/hello", "▶ Run") in titles
+    assert seen.refreshes >= 1  # the editor was told to ask for the lenses again when the run appeared
+
+
+async def test_cancel_a_waiting_run(client: LanguageClient):
+    seen: Seen = client.seen
+    uri = (client.workspace / "jobs.flow").as_uri()
+    run_id = (await command(client, "flowmetal.run", uri=uri, entry="acme.jobs/nap", args=["60"]))["runId"]
+    await seen.until(lambda: "waiting" in seen.statuses(run_id), what="the nap to wait")
+    other = (await command(client, "flowmetal.run", uri=uri, entry="hello", args=[]))["runId"]
+    answer = await command(client, "flowmetal.cancel", runId=run_id)
+    assert answer == {"runId": run_id, "status": "cancelled"}
+    await seen.until(lambda: "run-cancelled" in seen.kinds(run_id), what="run-cancelled event")
+    await seen.until(lambda: "completed" in seen.statuses(other), what="the other run to complete")
+    runs = {r["id"]: r for r in await request(client, "flowmetal/runs")}
+    assert runs[run_id]["status"] == "cancelled" and runs[run_id]["ended"] is not None
+    assert runs[other]["status"] == "completed" and runs[other]["result"] == '"hello"'
+    state = await request(client, "flowmetal/stateAt", runId=run_id, seq=seen.kinds(run_id).index("timer-set") + 1)
+    assert [(b["name"], b["value"]) for b in state["bindings"]] == [("seconds", "60")]
+    # Cancelling again changes nothing and says how the run ended.
+    assert (await command(client, "flowmetal.cancel", runId=run_id))["status"] == "cancelled"
+
+
+async def test_a_detached_run_from_the_command_line_shows_up_live(client: LanguageClient):
+    seen: Seen = client.seen
+    await request(client, "flowmetal/runs")  # the server watches the store from its start
+    recorded = flowmetal("run", "--detach", "jobs.flow", "nap", "1", cwd=client.workspace)
+    assert recorded.returncode == 0, recorded.stderr
+    run_id = recorded.stdout.strip()
+    await seen.until(lambda: "pending" in seen.statuses(run_id), what="the detached run")
+    worker = subprocess.Popen([sys.executable, "-m", "flowmetal", "worker"], cwd=client.workspace, env=ENV,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        await seen.until(lambda: "completed" in seen.statuses(run_id), what="the worker to finish the run")
+        await seen.until(lambda: "run-completed" in seen.kinds(run_id), what="its run-completed event")
+    finally:
+        worker.kill()
+        worker.wait()
+    assert seen.kinds(run_id)[0] == "run-started"
+    update = [r for r in seen.runs if r["id"] == run_id][-1]
+    assert update["entry"] == "acme.jobs/nap" and update["result"] == "1"
+    assert update["origin"] == (client.workspace / "jobs.flow").as_uri()
+
+
+async def test_locations_point_at_the_stored_source_once_the_file_changed(client: LanguageClient):
+    seen: Seen = client.seen
+    path = client.workspace / "jobs.flow"
+    run_id = (await command(client, "flowmetal.run", uri=path.as_uri(), entry="hello", args=[]))["runId"]
+    await seen.until(lambda: "completed" in seen.statuses(run_id), what="the run to complete")
+    path.write_text(";; two new lines\n;; push everything down\n" + TEXT, encoding="utf-8")
+    trace = await request(client, "flowmetal/trace", runId=run_id)
+    location = trace["events"][0]["location"]
+    stored = Path(types.TextDocumentIdentifier(uri=location["uri"]).uri.removeprefix("file://"))
+    assert stored != path and stored.is_relative_to(client.workspace / ".flowmetal" / "sources")
+    assert stored.read_text(encoding="utf-8") == TEXT
+    assert not os.access(stored, os.W_OK) or os.geteuid() == 0
+    assert location["range"]["start"]["line"] == line_of("(defn hello")
+
+
+async def test_bad_requests_are_refused_with_a_message_and_record_nothing(client: LanguageClient):
+    uri = (client.workspace / "jobs.flow").as_uri()
+
+    async def refused(coro) -> str:
+        with pytest.raises(JsonRpcException) as caught:
+            await coro
+        return caught.value.message
+
+    message = await refused(command(client, "flowmetal.run", uri=uri, entry="acme.jobs/job"))
+    assert "service: str?" in message and "label: str?" in message
+    message = await refused(command(client, "flowmetal.run", uri=uri, entry="acme.jobs/nap", args=["1", "2"]))
+    assert "takes 1 arguments, 2 given" in message
+    message = await refused(command(client, "flowmetal.run", uri=uri, entry="acme.jobs/nap", args=['"one"']))
+    assert "`seconds`" in message and "int?" in message
+    message = await refused(command(client, "flowmetal.run", uri=uri, entry="acme.jobs/nope", args=[]))
+    assert "no function `nope`" in message
+    # An unsaved buffer with an error: the editor's text is what would run, so nothing runs.
+    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+        uri=uri, language_id="flowmetal", version=1, text=TEXT.replace('"hello"', "undefined-name"))))
+    message = await refused(command(client, "flowmetal.run", uri=uri, entry="hello", args=[]))
+    assert "the program has errors" in message and "undefined-name" in message
+    message = await refused(request(client, "flowmetal/trace", runId="no-such-run"))
+    assert "no run `no-such-run`" in message
+    message = await refused(request(client, "flowmetal/trace"))
+    assert "runId" in message
+    assert await request(client, "flowmetal/runs") == []
+    assert not (client.workspace / ".flowmetal" / "store.db").exists() or \
+        json.loads(flowmetal("runs", "--format", "json", cwd=client.workspace).stdout) == []
+
+
+async def test_state_at_an_event_the_run_does_not_have(client: LanguageClient):
+    seen: Seen = client.seen
+    uri = (client.workspace / "jobs.flow").as_uri()
+    run_id = (await command(client, "flowmetal.run", uri=uri, entry="hello", args=[]))["runId"]
+    await seen.until(lambda: "completed" in seen.statuses(run_id), what="the run to complete")
+    with pytest.raises(JsonRpcException) as caught:
+        await request(client, "flowmetal/stateAt", runId=run_id, seq=99)
+    assert "has no event 99: its events are 1 to 2" in caught.value.message
+    with pytest.raises(JsonRpcException) as caught:
+        await request(client, "flowmetal/stateAt", runId=run_id, seq="two")
+    assert "`seq` must be an event number" in caught.value.message
+
+
+async def test_with_a_serve_configured_runs_go_through_it(served_client: LanguageClient, serve):
+    client = served_client
+    seen: Seen = client.seen
+    uri = (client.workspace / "jobs.flow").as_uri()
+    run_id = (await command(client, "flowmetal.run", uri=uri, entry="acme.jobs/nap", args=["30"]))["runId"]
+    # The serve recorded it (through its API) and drives it: it waits on the serve's timer.
+    await seen.until(lambda: "waiting" in seen.statuses(run_id), what="the serve to run the nap")
+    with urllib.request.urlopen(f"{serve.url}/api/runs/{run_id}", timeout=10) as answer:
+        assert json.load(answer)["status"] == "waiting"
+    assert (await command(client, "flowmetal.cancel", runId=run_id))["status"] == "cancelled"
+    await seen.until(lambda: "cancelled" in seen.statuses(run_id), what="the cancellation")
+    other = (await command(client, "flowmetal.run", uri=uri, entry="hello", args=[]))["runId"]
+    await seen.until(lambda: "completed" in seen.statuses(other), what="the serve to complete a run")
+    trace = await request(client, "flowmetal/trace", runId=other)
+    assert [e["kind"] for e in trace["events"]] == ["run-started", "run-completed"]
+    # Recorded through the API, the run has no origin: its code is shown from the stored copy.
+    assert trace["run"]["origin"] is None
+    assert "/.flowmetal/sources/" in trace["events"][0]["location"]["uri"]
