@@ -189,7 +189,8 @@ def state_at(program: Program, run: Run, events: list[Event], seq: int, snapshot
     if walk.fault_error is not None:
         where = walk.machine.where()
         span = _stored(program, where.node.span) if where is not None else None
-        env = walk.machine.env if walk.machine.mode_eval else None
+        # Evaluating: the expression's scope; applying (a call, a match): the scope it was in.
+        env = walk.machine.env if walk.machine.mode_eval else walk.machine.call_env
         return State(seq, event.kind, step, span, _frames(program, walk.machine, env, span),
                      error=walk.fault)
     if walk.divergence:
@@ -232,6 +233,9 @@ def _frames(program: Program, machine: Machine, env: Env | None, span: Span | No
             continue
         if env is None:
             env = next((part for part in frame[1:] if isinstance(part, Env)), None)
+        if span is None:  # called from a built-in (`map`): the caller's pending expression
+            expr = frame[1] if len(frame) > 1 and hasattr(frame[1], "node") else None
+            span = _stored(program, expr.node.span) if expr is not None else None
     return frames
 
 

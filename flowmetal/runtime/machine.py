@@ -391,7 +391,7 @@ class Machine:
                 if self._matches(clause.pattern, value, bound):
                     self._body(clause.body, Env(bound, env) if bound else env)
                     return None
-            self.fault_at = e
+            self.fault_at, self.call_env = e, env  # where, and in what scope, for the trace and inspection
             raise Fault(f"no match clause fits {literal(value)}")
         if tag == VEC or tag == MAP:  # gather the literal's items, in order
             _, e, env, items = frame
