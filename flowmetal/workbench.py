@@ -82,6 +82,7 @@ class Workbench:
         self._newest = 0.0
         self._version: tuple[int, int] | None = None
         self._stocked = False
+        self._requests: dict[str, dict] = {}          # run id -> step -> span of its request (watching)
         self.worker: EmbeddedWorker | None = None
 
     # -- the store --
@@ -255,11 +256,16 @@ class Workbench:
                 program = self.program(run)
             except (WorkbenchError, StoreError):
                 continue
-            # Spans need the run's earlier requests: trace the events with those before them.
-            earlier = [e for e in store.events(run.id, 0) if e.seq <= after and e.kind == "step-requested"]
-            for traced in inspect.trace(program, run, earlier + events):
-                if traced.seq > after:
-                    out.events.append((run, traced))
+            # Events of a step take the span of its request, which may be in an earlier piece.
+            requests = self._requests.get(run.id)
+            if requests is None:
+                requests = self._requests[run.id] = {}
+                if after:
+                    earlier = store.events(run.id, 0, until=after, kind="step-requested")
+                    inspect.trace(program, run, earlier, requests)
+            out.events += [(run, traced) for traced in inspect.trace(program, run, events, requests)]
+            if run.status in FINAL:
+                self._requests.pop(run.id, None)
         return out
 
     # -- a configured serve --

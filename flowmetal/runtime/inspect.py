@@ -137,8 +137,11 @@ def _stored(program: Program, span: Span | None) -> Span | None:
 
 # -- the trace --------------------------------------------------------------------------------------
 
-def trace(program: Program, run: Run, events: list[Event]) -> list[TraceEvent]:
-    requests: dict[int, Span | None] = {}
+def trace(program: Program, run: Run, events: list[Event],
+          requests: dict[int, Span | None] | None = None) -> list[TraceEvent]:
+    """The events with their spans. `requests` (step -> span of its request) carries what
+    earlier events said across calls, for tracing a log piece by piece; it is updated."""
+    requests = {} if requests is None else requests
     out = []
     entry = entry_span(program, run)
     for event in events:

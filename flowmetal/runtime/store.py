@@ -331,8 +331,16 @@ class SQLiteStore:
         row = self.conn.execute("SELECT state FROM snapshots WHERE run_id=?", (run_id,)).fetchone()
         return json.loads(row["state"]) if row else None
 
-    def events(self, run_id: str, after: int = 0) -> list[Event]:
-        rows = self.conn.execute("SELECT * FROM events WHERE run_id=? AND seq>? ORDER BY seq", (run_id, after))
+    def events(self, run_id: str, after: int = 0, until: int | None = None, kind: str | None = None) -> list[Event]:
+        """The run's events after `after` (and up to `until`), of one `kind` if given, in order."""
+        query, params = "SELECT * FROM events WHERE run_id=? AND seq>?", [run_id, after]
+        if until is not None:
+            query += " AND seq<=?"
+            params.append(until)
+        if kind is not None:
+            query += " AND kind=?"
+            params.append(kind)
+        rows = self.conn.execute(query + " ORDER BY seq", params)
         return [Event(r["seq"], r["time"], r["kind"], r["step"], json.loads(r["data"] or "{}"), r["line"])
                 for r in rows.fetchall()]
 
