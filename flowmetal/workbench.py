@@ -297,7 +297,7 @@ class Workbench:
 class EmbeddedWorker:
     """A worker thread with the callback server and request connector of `flowmetal run`."""
 
-    def __init__(self, location: str, poll: float = 0.05) -> None:
+    def __init__(self, location: str, poll: float = 0.1) -> None:
         self.location = location
         self.poll = poll
         self._stop = threading.Event()
