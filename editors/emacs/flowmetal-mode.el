@@ -22,10 +22,27 @@
 ;;
 ;; To run a different server command, put your own entry for
 ;; `flowmetal-mode' at the front of `eglot-server-programs'.
+;;
+;; Running and tracing, over the same language server (the protocol is
+;; docs/lsp-protocol.md in the Flowmetal sources):
+;;
+;;   M-x flowmetal-run     (C-c C-r)  run the function at point, asking
+;;                                    for its arguments
+;;   M-x flowmetal-runs    (C-c C-l)  the runs of the store, live
+;;   M-x flowmetal-trace              one run's events, live; RET on an
+;;                                    event shows its code and the
+;;                                    program's state there
+;;
+;; The store and the `flowmetal serve' that drives the runs are the
+;; options `flowmetal-store' and `flowmetal-serve' (also as directory
+;; local variables), given to the server when it starts.
 
 ;;; Code:
 
 (require 'lisp-mode)
+(require 'cl-lib)
+(require 'subr-x)
+(require 'tabulated-list)
 
 (defgroup flowmetal nil
   "Editing Flowmetal source files."
@@ -255,6 +272,13 @@ at their head in `flowmetal-indent-specs'."
 
 ;;;; The mode
 
+(defvar flowmetal-mode-map
+  (let ((map (make-sparse-keymap)))
+    (define-key map (kbd "C-c C-r") #'flowmetal-run)
+    (define-key map (kbd "C-c C-l") #'flowmetal-runs)
+    map)
+  "Keymap for `flowmetal-mode'.")
+
 ;;;###autoload
 (define-derived-mode flowmetal-mode prog-mode "Flowmetal"
   "Major mode for editing Flowmetal, a durable Lisp.
@@ -283,11 +307,826 @@ language server (`flowmetal lsp'); start it with \\[eglot].
 ;;;; The language server
 
 (defvar eglot-server-programs)
+(defvar eglot-connect-hook)
+(defvar eglot--managed-mode)
+(defvar eglot--servers-by-project)
+
+(declare-function eglot-current-server "eglot" ())
+(declare-function eglot--major-modes "eglot" (server) t)
+(declare-function eglot--signal-textDocument/didChange "eglot" ())
+(declare-function eglot--lsp-position-to-point "eglot" (pos-plist &optional marker))
+(declare-function eglot--uri-to-path "eglot" (uri))
+(declare-function eglot--path-to-uri "eglot" (path))
+(declare-function eglot-uri-to-path "eglot" (uri))
+(declare-function eglot-path-to-uri "eglot" (path &rest args))
+(declare-function eglot--workspace-configuration-plist "eglot" (server &optional path))
+(declare-function jsonrpc-request "jsonrpc" (connection method params &rest args))
+(declare-function jsonrpc-notify "jsonrpc" (connection method params))
+(declare-function jsonrpc-running-p "jsonrpc" (connection))
+(declare-function pulse-momentary-highlight-region "pulse" (start end &optional face))
+
+(defcustom flowmetal-store nil
+  "The store of runs the language server works on: an SQLite path.
+A relative path is relative to the project's root.  nil leaves the
+choice to the server: $FLOWMETAL_STORE, else .flowmetal/store.db in
+the project, as the command line does when run from there."
+  :type '(choice (const :tag "The server's default" nil)
+                 (string :tag "SQLite path"))
+  :safe (lambda (value) (or (null value) (stringp value)))
+  :group 'flowmetal)
+
+(defcustom flowmetal-serve nil
+  "The URL of a running `flowmetal serve' on the same store, or nil.
+With a URL, runs started from Emacs are handed to that serve, which
+drives them; without one, the language server drives them itself."
+  :type '(choice (const :tag "None: the language server runs them" nil)
+                 (string :tag "URL"))
+  :safe (lambda (value) (or (null value) (stringp value)))
+  :group 'flowmetal)
+
+(defcustom flowmetal-token nil
+  "The `FLOWMETAL_TOKEN' of the serve named by `flowmetal-serve', or nil."
+  :type '(choice (const :tag "None" nil) (string :tag "Token"))
+  :group 'flowmetal)
+
+(defcustom flowmetal-request-timeout 60
+  "Seconds to wait for the language server's answer to a run request.
+Replaying a run, or finding the state at one of its events, runs the
+program again from its log, which can take a while."
+  :type 'number
+  :group 'flowmetal)
+
+(defvar flowmetal--server-settings (make-hash-table :test #'eq :weakness 'key)
+  "The settings each language server was started with.")
+
+(defun flowmetal-settings ()
+  "The run settings for the current buffer, as the server takes them."
+  (list :store flowmetal-store :serve flowmetal-serve :token flowmetal-token))
+
+(defun flowmetal-initialization-options (server)
+  "The `initializationOptions' for SERVER: the run settings.
+Called by eglot in the buffer that starts the server, so directory
+local values of `flowmetal-store' and `flowmetal-serve' apply."
+  (let ((settings (flowmetal-settings)))
+    (puthash server settings flowmetal--server-settings)
+    settings))
+
+(defun flowmetal--user-configured-p (server)
+  "Non-nil when the workspace configuration of SERVER has a `flowmetal' section."
+  (and (fboundp 'eglot--workspace-configuration-plist)
+       (plist-member (ignore-errors (eglot--workspace-configuration-plist server))
+                     :flowmetal)))
+
+(defun flowmetal--send-settings (server &optional settings)
+  "Send SERVER its run SETTINGS (default: those it started with).
+A `workspace/didChangeConfiguration' with no `flowmetal' section puts
+the server back on its defaults, and eglot sends one as it connects:
+this follows it with the settings the server was started with."
+  (let ((settings (or settings (gethash server flowmetal--server-settings))))
+    (when (and settings (not (flowmetal--user-configured-p server)))
+      (jsonrpc-notify server :workspace/didChangeConfiguration
+                      (list :settings (list :flowmetal settings))))))
+
+(defun flowmetal-apply-settings ()
+  "Send the current `flowmetal-store', `flowmetal-serve' and `flowmetal-token'.
+The language server switches to that store (and serve) at once."
+  (interactive)
+  (let ((server (flowmetal--server))
+        (settings (flowmetal-settings)))
+    (puthash server settings flowmetal--server-settings)
+    (flowmetal--send-settings server settings)
+    (message "Flowmetal: store %s, serve %s"
+             (or flowmetal-store "(default)") (or flowmetal-serve "none"))))
 
 ;;;###autoload
 (with-eval-after-load 'eglot
   (add-to-list 'eglot-server-programs
-               '(flowmetal-mode . ("flowmetal" "lsp"))))
+               '(flowmetal-mode . ("flowmetal" "lsp" :initializationOptions
+                                   flowmetal-initialization-options)))
+  (add-hook 'eglot-connect-hook #'flowmetal--send-settings t))
+
+;;;; Talking to the server
+
+(defvar-local flowmetal--server nil
+  "The language server of a runs, trace or state buffer.")
+
+(defun flowmetal--running-p (server)
+  "Non-nil when SERVER is a live connection."
+  (and server (fboundp 'jsonrpc-running-p) (jsonrpc-running-p server)))
+
+(defun flowmetal--flowmetal-server-p (server)
+  "Non-nil when SERVER is a live language server for `flowmetal-mode'."
+  (and (flowmetal--running-p server)
+       (memq 'flowmetal-mode (ignore-errors (eglot--major-modes server)))))
+
+(defun flowmetal--server ()
+  "The Flowmetal language server for the current buffer, or an error."
+  (or (and (flowmetal--running-p flowmetal--server) flowmetal--server)
+      (and (fboundp 'eglot-current-server)
+           (let ((server (eglot-current-server)))
+             (and (flowmetal--flowmetal-server-p server) server)))
+      (and (boundp 'eglot--servers-by-project)
+           (catch 'found
+             (maphash (lambda (_project servers)
+                        (dolist (server servers)
+                          (when (flowmetal--flowmetal-server-p server)
+                            (throw 'found server))))
+                      eglot--servers-by-project)
+             nil))
+      (user-error "No Flowmetal language server: visit a .flow file and start one with M-x eglot")))
+
+(defun flowmetal--request (server method params)
+  "Ask SERVER for METHOD with PARAMS; its refusal becomes a `user-error'."
+  (condition-case err
+      (jsonrpc-request server method params :timeout flowmetal-request-timeout)
+    (jsonrpc-error
+     (user-error "Flowmetal: %s"
+                 (or (alist-get 'jsonrpc-error-message (cdr err))
+                     (error-message-string err))))))
+
+(defun flowmetal--command (server command argument)
+  "Run the server COMMAND on SERVER with ARGUMENT, a plist; return its answer."
+  (flowmetal--request server :workspace/executeCommand
+                      (list :command command :arguments (vector argument))))
+
+(defun flowmetal--uri-to-path (uri)
+  "The file name of the `file:' URI."
+  (if (fboundp 'eglot-uri-to-path) (eglot-uri-to-path uri) (eglot--uri-to-path uri)))
+
+(defun flowmetal--buffer-uri ()
+  "The URI of the current buffer's file, as eglot sends it."
+  (let ((file (or buffer-file-name (user-error "This buffer visits no file"))))
+    (if (fboundp 'eglot-path-to-uri) (eglot-path-to-uri file) (eglot--path-to-uri file))))
+
+(defun flowmetal--point (position)
+  "The point in the current buffer of the LSP POSITION."
+  (eglot--lsp-position-to-point position))
+
+(defun flowmetal--flush-changes ()
+  "Send the server the buffer's edits it has not seen yet."
+  (when (and (bound-and-true-p eglot--managed-mode)
+             (fboundp 'eglot--signal-textDocument/didChange))
+    (eglot--signal-textDocument/didChange)))
+
+(defun flowmetal--list (value)
+  "VALUE, a JSON array (a vector) or nil, as a list."
+  (append value nil))
+
+(defun flowmetal--true-p (value)
+  "Non-nil when the JSON VALUE is true."
+  (eq value t))
+
+(defun flowmetal--newer-run (old new)
+  "Whichever of the Run plists OLD and NEW is the later news of a run.
+NEW, unless OLD was updated later."
+  (if (and old new
+           (string< (or (plist-get new :updated) "") (or (plist-get old :updated) "")))
+      old
+    (or new old)))
+
+(defun flowmetal--first-line (text)
+  "The first line of TEXT, with an ellipsis when there is more."
+  (if (and text (string-match "\n" text))
+      (concat (substring text 0 (match-beginning 0)) " …")
+    text))
+
+;;;; Running
+
+(defvar flowmetal-read-argument-function #'flowmetal-read-argument
+  "The function that reads one argument of a run.
+It is called with the parameter, a plist (:name NAME :type TYPE
+:optional OPTIONAL) from the language server, and the entry
+function's name, and returns the argument: the text of a Flowmetal
+literal, such as \"42\" or \"\\\"ann\\\"\".")
+
+(defun flowmetal-read-argument (param _entry)
+  "Read the Flowmetal literal for PARAM in the minibuffer."
+  (read-string (format "%s (%s): " (plist-get param :name) (plist-get param :type))))
+
+(defun flowmetal--run-lenses (server)
+  "The entry functions of the current buffer, from SERVER's code lenses.
+Each is a plist (:range RANGE :uri URI :entry ENTRY :params PARAMS),
+with :args ARGS when the function needs no arguments."
+  (flowmetal--flush-changes)
+  (let ((lenses (flowmetal--request server :textDocument/codeLens
+                                    (list :textDocument
+                                          (list :uri (flowmetal--buffer-uri))))))
+    (cl-loop for lens across lenses
+             for command = (plist-get lens :command)
+             when (equal (plist-get command :command) "flowmetal.run")
+             collect (append (list :range (plist-get lens :range))
+                             (aref (plist-get command :arguments) 0)))))
+
+(defun flowmetal--lens-at-point (lenses)
+  "The entry of LENSES whose function holds point; else ask which one."
+  (or (cl-find-if (lambda (lens)
+                    (let ((range (plist-get lens :range)))
+                      (<= (flowmetal--point (plist-get range :start))
+                          (point)
+                          (flowmetal--point (plist-get range :end)))))
+                  lenses)
+      (cond ((null lenses) (user-error "No function to run in this file"))
+            ((null (cdr lenses)) (car lenses))
+            (t (let ((entry (completing-read
+                             "Run: " (mapcar (lambda (lens) (plist-get lens :entry)) lenses)
+                             nil t)))
+                 (cl-find entry lenses :key (lambda (lens) (plist-get lens :entry))
+                          :test #'equal))))))
+
+(defun flowmetal--read-arguments (lens all)
+  "Read the arguments of the entry of LENS.
+The required ones; with ALL, then the optional ones up to the first
+left empty."
+  (let ((entry (plist-get lens :entry))
+        args)
+    (catch 'done
+      (dolist (param (flowmetal--list (plist-get lens :params)))
+        (let ((optional (flowmetal--true-p (plist-get param :optional))))
+          (when (and optional (not all))
+            (throw 'done nil))
+          (let ((value (funcall flowmetal-read-argument-function param entry)))
+            (when (and optional (string-empty-p (string-trim value)))
+              (throw 'done nil))
+            (push value args)))))
+    (nreverse args)))
+
+;;;###autoload
+(defun flowmetal-run (&optional all)
+  "Run the function at point (or one chosen) in a run of the store.
+Ask for its arguments, Flowmetal literals; with a prefix argument ALL,
+for its optional ones too.  The program is the file and the files it
+requires as they are in Emacs, unsaved changes included.  Show the
+run's trace as it goes, and return the run's id."
+  (interactive "P")
+  (unless (derived-mode-p 'flowmetal-mode)
+    (user-error "Not a Flowmetal buffer"))
+  (let* ((server (flowmetal--server))
+         (lens (flowmetal--lens-at-point (flowmetal--run-lenses server)))
+         (entry (plist-get lens :entry))
+         (args (if (and (plist-member lens :args) (not all))
+                   (flowmetal--list (plist-get lens :args))
+                 (flowmetal--read-arguments lens all)))
+         (answer (flowmetal--command server "flowmetal.run"
+                                     (list :uri (plist-get lens :uri)
+                                           :entry entry
+                                           :args (vconcat args))))
+         (run-id (plist-get answer :runId)))
+    (display-buffer (flowmetal--trace-open server run-id))
+    (message "Flowmetal: run %s of %s started" run-id entry)
+    run-id))
+
+;;;; Runs
+
+(defvar-local flowmetal--runs nil
+  "The runs shown in a runs buffer: Run plists, newest first.")
+
+(defvar-local flowmetal--runs-entry nil
+  "The entry function a runs buffer shows the runs of, or nil for all.")
+
+(defvar flowmetal-runs-mode-map
+  (let ((map (make-sparse-keymap)))
+    (define-key map (kbd "RET") #'flowmetal-runs-trace)
+    (define-key map "c" #'flowmetal-runs-cancel)
+    (define-key map "r" #'flowmetal-runs-replay)
+    map)
+  "Keymap for `flowmetal-runs-mode'.")
+
+(define-derived-mode flowmetal-runs-mode tabulated-list-mode "Flowmetal-Runs"
+  "The runs of a Flowmetal store, kept up to date by the language server.
+
+\\{flowmetal-runs-mode-map}"
+  :group 'flowmetal
+  (setq tabulated-list-format [("Id" 16 t)
+                               ("Entry" 24 t)
+                               ("Status" 10 t)
+                               ("Started" 24 t)
+                               ("Result / error" 0 nil)])
+  (setq tabulated-list-padding 1)
+  (add-hook 'tabulated-list-revert-hook #'flowmetal--runs-fetch nil t)
+  (tabulated-list-init-header))
+
+(defun flowmetal--run-outcome (run)
+  "What RUN came to: its result, its error's first line, or nothing yet."
+  (or (plist-get run :result)
+      (flowmetal--first-line (plist-get run :error))
+      ""))
+
+(defun flowmetal--runs-entries ()
+  "The rows of the runs buffer, from `flowmetal--runs'."
+  (mapcar (lambda (run)
+            (list (plist-get run :id)
+                  (vector (plist-get run :id)
+                          (plist-get run :entry)
+                          (propertize (plist-get run :status)
+                                      'face (flowmetal--status-face
+                                             (plist-get run :status)))
+                          (or (plist-get run :started) "")
+                          (flowmetal--run-outcome run))))
+          flowmetal--runs))
+
+(defun flowmetal--status-face (status)
+  "The face that shows a run's STATUS."
+  (pcase status
+    ("completed" 'success)
+    ("failed" 'error)
+    ("cancelled" 'shadow)
+    (_ 'warning)))
+
+(defun flowmetal--runs-fetch ()
+  "Read the runs again from the server."
+  (setq flowmetal--runs nil)
+  (let ((runs (flowmetal--request (flowmetal--server) :flowmetal/runs
+                                  (if flowmetal--runs-entry
+                                      (list :entry flowmetal--runs-entry)
+                                    (make-hash-table))))
+        (notified flowmetal--runs))
+    ;; Keep what was notified while the answer was on its way, when newer.
+    (setq flowmetal--runs
+          (mapcar (lambda (run)
+                    (flowmetal--newer-run
+                     (cl-find (plist-get run :id) notified
+                              :key (lambda (r) (plist-get r :id)) :test #'equal)
+                     run))
+                  (reverse (flowmetal--list runs))))
+    (dolist (run (reverse notified))
+      (unless (cl-find (plist-get run :id) flowmetal--runs
+                       :key (lambda (r) (plist-get r :id)) :test #'equal)
+        (push run flowmetal--runs))))
+  (setq tabulated-list-entries #'flowmetal--runs-entries))
+
+(defun flowmetal--runs-update (server run)
+  "Show RUN, new or changed, in the runs buffer of SERVER."
+  (let ((buffer (get-buffer "*flowmetal runs*")))
+    (when (and buffer (eq (buffer-local-value 'flowmetal--server buffer) server))
+      (with-current-buffer buffer
+        (when (or (null flowmetal--runs-entry)
+                  (equal flowmetal--runs-entry (plist-get run :entry)))
+          (let* ((id (plist-get run :id))
+                 (old (cl-position id flowmetal--runs
+                                   :key (lambda (r) (plist-get r :id)) :test #'equal)))
+            (if old
+                (setf (nth old flowmetal--runs)
+                      (flowmetal--newer-run (nth old flowmetal--runs) run))
+              (push run flowmetal--runs))
+            (tabulated-list-print t)))))))
+
+;;;###autoload
+(defun flowmetal-runs (&optional entry)
+  "List the runs of the store in the buffer *flowmetal runs*.
+With a prefix argument, only those of an ENTRY function (package/name).
+The list follows the store live: runs started here, from the command
+line or by a serve on the same store.
+\\<flowmetal-runs-mode-map>
+\\[flowmetal-runs-trace] shows a run's trace, \\[flowmetal-runs-cancel] cancels it,
+\\[flowmetal-runs-replay] replays it and \\[revert-buffer] reads the runs again."
+  (interactive
+   (list (and current-prefix-arg
+              (let ((entry (read-string "Runs of (package/name, empty for all): ")))
+                (and (not (string-empty-p entry)) entry)))))
+  (let ((server (flowmetal--server))
+        (buffer (get-buffer-create "*flowmetal runs*")))
+    (with-current-buffer buffer
+      (unless (derived-mode-p 'flowmetal-runs-mode)
+        (flowmetal-runs-mode))
+      (setq flowmetal--server server
+            flowmetal--runs-entry entry)
+      (flowmetal--runs-fetch)
+      (tabulated-list-print t))
+    (pop-to-buffer buffer)
+    buffer))
+
+(defun flowmetal--run-id-at-point ()
+  "The id of the run on this line, or an error."
+  (or (tabulated-list-get-id) (user-error "No run on this line")))
+
+(defun flowmetal-runs-trace ()
+  "Show the trace of the run on this line."
+  (interactive)
+  (pop-to-buffer (flowmetal--trace-open (flowmetal--server) (flowmetal--run-id-at-point))))
+
+(defun flowmetal--cancel (server run-id)
+  "Cancel the run RUN-ID on SERVER, and say what became of it."
+  (let ((answer (flowmetal--command server "flowmetal.cancel" (list :runId run-id))))
+    (message "Flowmetal: run %s %s" run-id (plist-get answer :status))
+    answer))
+
+(defun flowmetal-runs-cancel ()
+  "Cancel the run on this line."
+  (interactive)
+  (flowmetal--cancel (flowmetal--server) (flowmetal--run-id-at-point)))
+
+(defun flowmetal--replay (server run-id)
+  "Replay the run RUN-ID on SERVER from its log; say whether it reproduces."
+  (let ((answer (flowmetal--command server "flowmetal.replay" (list :runId run-id))))
+    (if (flowmetal--true-p (plist-get answer :reproduces))
+        (message "Flowmetal: run %s reproduces (%s steps): %s" run-id
+                 (plist-get answer :steps)
+                 (or (plist-get answer :value)
+                     (concat "fault " (flowmetal--first-line (plist-get answer :fault)))))
+      (message "Flowmetal: run %s does not reproduce: %s" run-id
+               (or (plist-get answer :divergence) "it diverges from its log")))
+    answer))
+
+(defun flowmetal-runs-replay ()
+  "Replay the run on this line from its log, and check that it reproduces."
+  (interactive)
+  (flowmetal--replay (flowmetal--server) (flowmetal--run-id-at-point)))
+
+;;;; Traces
+
+(defvar-local flowmetal--run-id nil
+  "The id of the run a trace buffer shows.")
+
+(defvar-local flowmetal--run nil
+  "The Run plist of a trace buffer.")
+
+(defvar-local flowmetal--seen nil
+  "The sequence numbers of the events shown in a trace buffer.")
+
+(defvar flowmetal-trace-mode-map
+  (let ((map (make-sparse-keymap)))
+    (define-key map (kbd "RET") #'flowmetal-trace-visit-event)
+    (define-key map "s" #'flowmetal-trace-show-state)
+    (define-key map "c" #'flowmetal-trace-cancel)
+    (define-key map "r" #'flowmetal-trace-replay)
+    (define-key map "n" #'next-line)
+    (define-key map "p" #'previous-line)
+    map)
+  "Keymap for `flowmetal-trace-mode'.")
+
+(define-derived-mode flowmetal-trace-mode special-mode "Flowmetal-Trace"
+  "The events of a Flowmetal run, one a line, as they are logged.
+
+\\{flowmetal-trace-mode-map}"
+  :group 'flowmetal
+  (setq-local revert-buffer-function #'flowmetal--trace-revert)
+  (setq-local truncate-lines t))
+
+(defun flowmetal--trace-buffer-name (run-id)
+  "The name of the trace buffer of RUN-ID."
+  (format "*flowmetal trace %s*" run-id))
+
+(defun flowmetal--trace-buffers (server run-id)
+  "The trace buffers of SERVER showing the run RUN-ID."
+  (cl-remove-if-not
+   (lambda (buffer)
+     (with-current-buffer buffer
+       (and (derived-mode-p 'flowmetal-trace-mode)
+            (eq flowmetal--server server)
+            flowmetal--run-id
+            (string-prefix-p flowmetal--run-id run-id))))
+   (buffer-list)))
+
+(defun flowmetal--trace-open (server run-id)
+  "The trace buffer of RUN-ID (an id or a unique prefix), read afresh."
+  (let* ((fresh (not (get-buffer (flowmetal--trace-buffer-name run-id))))
+         (buffer (get-buffer-create (flowmetal--trace-buffer-name run-id))))
+    (with-current-buffer buffer
+      (unless (derived-mode-p 'flowmetal-trace-mode)
+        (flowmetal-trace-mode))
+      (setq flowmetal--server server
+            flowmetal--run-id run-id)
+      (condition-case err
+          (flowmetal--trace-read)
+        (error (when fresh (kill-buffer buffer))
+               (signal (car err) (cdr err))))
+      ;; Known by a prefix of its id: go by the whole id from now on.
+      (let ((id (plist-get flowmetal--run :id)))
+        (unless (equal id run-id)
+          (let ((other (get-buffer (flowmetal--trace-buffer-name id))))
+            (if other
+                (progn (kill-buffer buffer)
+                       (setq buffer (flowmetal--trace-open server id)))
+              (setq flowmetal--run-id id)
+              (rename-buffer (flowmetal--trace-buffer-name id)))))))
+    buffer))
+
+(defun flowmetal--trace-read ()
+  "Read the whole trace of the current buffer's run and show it.
+Events notified while the answer is on its way are kept: each event
+is shown once, in order."
+  (let ((inhibit-read-only t))
+    (erase-buffer)
+    (setq flowmetal--seen (make-hash-table))
+    (setq flowmetal--run nil)
+    (flowmetal--trace-show-run))
+  (let ((trace (flowmetal--request flowmetal--server :flowmetal/trace
+                                   (list :runId flowmetal--run-id))))
+    (setq flowmetal--run (flowmetal--newer-run (plist-get trace :run) flowmetal--run))
+    (flowmetal--trace-show-run)
+    (mapc #'flowmetal--trace-add-event (plist-get trace :events))
+    (goto-char (point-min))))
+
+(defun flowmetal--trace-revert (&rest _)
+  "Read the trace again."
+  (flowmetal--trace-read))
+
+;;;###autoload
+(defun flowmetal-trace (run-id)
+  "Show the events of the run RUN-ID in a buffer, as they are logged.
+Interactively, choose among the runs of the store.
+\\<flowmetal-trace-mode-map>
+\\[flowmetal-trace-visit-event] on an event shows its code, and the state
+of the program there."
+  (interactive (list (flowmetal--read-run-id)))
+  (let ((buffer (flowmetal--trace-open (flowmetal--server) run-id)))
+    (pop-to-buffer buffer)
+    buffer))
+
+(defun flowmetal--read-run-id ()
+  "Read a run's id, offering the runs of the store, newest first."
+  (let* ((runs (reverse (flowmetal--list
+                         (flowmetal--request (flowmetal--server) :flowmetal/runs
+                                             (make-hash-table)))))
+         (table (mapcar (lambda (run)
+                          (cons (plist-get run :id)
+                                (format "  %s  %s  %s" (plist-get run :entry)
+                                        (plist-get run :status)
+                                        (or (plist-get run :started) ""))))
+                        runs))
+         (completion-extra-properties
+          (list :annotation-function (lambda (id) (cdr (assoc id table))))))
+    (completing-read "Trace of run: " table nil nil nil nil
+                     (or (and (derived-mode-p 'flowmetal-runs-mode) (tabulated-list-get-id))
+                         (caar table)))))
+
+(defun flowmetal--trace-show-run ()
+  "Show the run's summary at the top of the trace buffer."
+  (let* ((inhibit-read-only t)
+         (run flowmetal--run)
+         (end (or (next-single-property-change (point-min) 'flowmetal-summary)
+                  (point-min))))
+    (save-excursion
+      (delete-region (point-min) end)
+      (goto-char (point-min))
+      (let ((start (point)))
+        (if (null run)
+            (insert (format "Run %s\n\n" flowmetal--run-id))
+          (let ((status (plist-get run :status)))
+            (insert (format "Run %s  %s  %s\n" (plist-get run :id) (plist-get run :entry)
+                            (propertize status 'face (flowmetal--status-face status)))))
+          (insert (format "Arguments: %s\n"
+                          (let ((args (flowmetal--list (plist-get run :args))))
+                            (if args (string-join args " ") "(none)"))))
+          (insert (format "Started %s%s\n" (or (plist-get run :started) "")
+                          (if (plist-get run :ended)
+                              (format ", ended %s" (plist-get run :ended))
+                            "")))
+          (when (plist-get run :result)
+            (insert (format "Result: %s\n" (plist-get run :result))))
+          (when (plist-get run :error)
+            (insert (format "Error: %s\n" (plist-get run :error))))
+          (insert "\n")
+          (insert (propertize (format "%4s  %-24s  %-16s %s\n" "seq" "time" "kind" "details")
+                              'face 'bold)))
+        (put-text-property start (point) 'flowmetal-summary t)))))
+
+(defun flowmetal--data-details (data)
+  "DATA, the plist of an event's details, as `key=value' pairs."
+  (let (parts)
+    (while data
+      (let ((key (substring (symbol-name (pop data)) 1))
+            (value (pop data)))
+        (push (format "%s=%s" key (flowmetal--show-value value)) parts)))
+    (mapconcat #'identity (nreverse parts) " ")))
+
+(defun flowmetal--show-value (value)
+  "VALUE from the server's JSON, in a line of text."
+  (cond ((stringp value) (flowmetal--first-line value))
+        ((vectorp value) (mapconcat #'flowmetal--show-value value " "))
+        ((and (consp value) (keywordp (car value)))
+         (concat "{" (flowmetal--data-details value) "}"))
+        ((null value) "null")
+        ((eq value :json-false) "false")
+        (t (format "%s" value))))
+
+(defun flowmetal--event-details (event)
+  "What to say of EVENT after its kind."
+  (let ((data (plist-get event :data))
+        (step (plist-get event :step)))
+    (concat
+     (if step (format "#%s " step) "")
+     (pcase (plist-get event :kind)
+       ("run-started"
+        (format "%s %s" (plist-get data :entry)
+                (flowmetal--show-value (plist-get data :args))))
+       ("step-requested"
+        (let ((args (plist-get data :args)) parts)
+          (while args
+            (push (format "%s=%s" (substring (symbol-name (pop args)) 1)
+                          (flowmetal--show-value (pop args)))
+                  parts))
+          (string-join (cons (plist-get data :endpoint) (nreverse parts)) " ")))
+       ((or "step-completed" "run-completed")
+        (format "→ %s" (flowmetal--show-value (plist-get data :result))))
+       ("log" (flowmetal--show-value (plist-get data :message)))
+       ("timer-set"
+        (let ((due (plist-get data :due)))
+          (format "due %s" (if (numberp due)
+                               (format-time-string "%Y-%m-%dT%H:%M:%S.%3NZ" due t)
+                             (flowmetal--show-value due)))))
+       ("run-failed" (flowmetal--show-value (plist-get data :error)))
+       (_ (flowmetal--data-details data))))))
+
+(defun flowmetal--kind-face (kind)
+  "The face that shows an event of KIND."
+  (pcase kind
+    ("run-completed" 'success)
+    ("run-failed" 'error)
+    ("run-cancelled" 'warning)
+    ((or "step-requested" "run-started") 'font-lock-function-name-face)
+    ("log" 'font-lock-string-face)
+    (_ 'default)))
+
+(defun flowmetal--event-line (event)
+  "The line that shows EVENT in a trace buffer."
+  (let ((kind (plist-get event :kind)))
+    (propertize
+     (format "%4d  %-24s  %s %s\n" (plist-get event :seq) (or (plist-get event :time) "")
+             (propertize (format "%-16s" kind) 'face (flowmetal--kind-face kind))
+             (flowmetal--event-details event))
+     'flowmetal-event event)))
+
+(defun flowmetal--trace-add-event (event)
+  "Show EVENT in the current trace buffer, in order, unless it is there."
+  (let ((seq (plist-get event :seq)))
+    (unless (gethash seq flowmetal--seen)
+      (puthash seq t flowmetal--seen)
+      (let ((inhibit-read-only t))
+        (save-excursion
+          (goto-char (point-max))
+          (while (let ((before (and (> (point) (point-min))
+                                    (get-text-property (1- (point)) 'flowmetal-event))))
+                   (and before (> (plist-get before :seq) seq)))
+            (forward-line -1))
+          (insert (flowmetal--event-line event)))))))
+
+(defun flowmetal--event-at-point ()
+  "The event on this line, or an error."
+  (or (get-text-property (line-beginning-position) 'flowmetal-event)
+      (user-error "No event on this line")))
+
+(defun flowmetal--visit-location (location)
+  "Show the code at LOCATION (a URI and an LSP range) and put point there.
+Return the buffer."
+  (let* ((path (flowmetal--uri-to-path (plist-get location :uri)))
+         (buffer (or (find-file-noselect path)
+                     (user-error "Cannot open %s" path)))
+         (range (plist-get location :range)))
+    (pop-to-buffer buffer)
+    (let ((start (flowmetal--point (plist-get range :start)))
+          (end (flowmetal--point (plist-get range :end))))
+      (goto-char start)
+      (when (and (not noninteractive) (require 'pulse nil t))
+        (pulse-momentary-highlight-region start end)))
+    buffer))
+
+(defun flowmetal-trace-visit-event ()
+  "Go to the code of the event on this line, and show the state there.
+The code is the one the run ran: the workspace file when it has not
+changed since, else a read-only copy of the run's stored source."
+  (interactive)
+  (let ((event (flowmetal--event-at-point))
+        (server (flowmetal--server))
+        (run-id flowmetal--run-id))
+    (let ((location (plist-get event :location)))
+      (if location
+          (flowmetal--visit-location location)
+        (message "Flowmetal: this event has no place in the code")))
+    (flowmetal--show-state server run-id (plist-get event :seq))))
+
+(defun flowmetal-trace-show-state ()
+  "Show the state of the program at the event on this line."
+  (interactive)
+  (flowmetal--show-state (flowmetal--server) flowmetal--run-id
+                         (plist-get (flowmetal--event-at-point) :seq)))
+
+(defun flowmetal-trace-cancel ()
+  "Cancel the run of this trace."
+  (interactive)
+  (flowmetal--cancel (flowmetal--server) flowmetal--run-id))
+
+(defun flowmetal-trace-replay ()
+  "Replay the run of this trace from its log, and check that it reproduces."
+  (interactive)
+  (flowmetal--replay (flowmetal--server) flowmetal--run-id))
+
+;;;; States
+
+(defvar flowmetal-state-mode-map
+  (let ((map (make-sparse-keymap)))
+    (define-key map (kbd "RET") #'flowmetal-state-visit-frame)
+    (define-key map "n" #'next-line)
+    (define-key map "p" #'previous-line)
+    map)
+  "Keymap for `flowmetal-state-mode'.")
+
+(define-derived-mode flowmetal-state-mode special-mode "Flowmetal-State"
+  "The state of a Flowmetal run at one of its events.
+
+\\{flowmetal-state-mode-map}"
+  :group 'flowmetal)
+
+(defun flowmetal--location-label (location)
+  "LOCATION as FILE:LINE:COLUMN (1-based)."
+  (if (null location)
+      ""
+    (let ((start (plist-get (plist-get location :range) :start)))
+      (format "%s:%d:%d" (file-name-nondirectory
+                          (flowmetal--uri-to-path (plist-get location :uri)))
+              (1+ (plist-get start :line)) (1+ (plist-get start :character))))))
+
+(defun flowmetal--insert-bindings (bindings)
+  "Insert BINDINGS, one `name : type = value' a line."
+  (dolist (binding (flowmetal--list bindings))
+    (insert (format "  %s : %s = %s\n"
+                    (plist-get binding :name)
+                    (or (plist-get binding :type) "?")
+                    (plist-get binding :value)))))
+
+(defun flowmetal--show-state (server run-id seq)
+  "Show the state of the run RUN-ID at its event SEQ in *flowmetal state*."
+  (let ((state (flowmetal--request server :flowmetal/stateAt
+                                   (list :runId run-id :seq seq)))
+        (buffer (get-buffer-create "*flowmetal state*")))
+    (with-current-buffer buffer
+      (unless (derived-mode-p 'flowmetal-state-mode)
+        (flowmetal-state-mode))
+      (setq flowmetal--server server)
+      (let ((inhibit-read-only t))
+        (erase-buffer)
+        (insert (format "Run %s at event %s: %s%s (via %s)\n"
+                        (plist-get state :runId) (plist-get state :seq)
+                        (plist-get state :kind)
+                        (if (plist-get state :step)
+                            (format ", step %s" (plist-get state :step))
+                          "")
+                        (plist-get state :via)))
+        (let ((fields (cl-remove-if-not
+                       (lambda (field) (plist-get state (car field)))
+                       '((:result . "Result") (:value . "Value") (:error . "Error")))))
+          (when fields
+            (insert "\n")
+            (dolist (field fields)
+              (insert (format "%s: %s\n" (cdr field) (plist-get state (car field)))))))
+        (let ((stack (flowmetal--list (plist-get state :stack))))
+          (if stack
+              (dolist (frame stack)
+                (insert "\n")
+                (insert (propertize (format "%s  %s\n" (plist-get frame :function)
+                                            (flowmetal--location-label
+                                             (plist-get frame :location)))
+                                    'face 'bold
+                                    'flowmetal-location (plist-get frame :location)))
+                (flowmetal--insert-bindings (plist-get frame :bindings)))
+            (when (flowmetal--list (plist-get state :bindings))
+              (insert "\nBindings\n")
+              (flowmetal--insert-bindings (plist-get state :bindings))))))
+      (goto-char (point-min)))
+    (display-buffer buffer)
+    state))
+
+(defun flowmetal-state-visit-frame ()
+  "Go to where the function on this line is in its call."
+  (interactive)
+  (let ((location (save-excursion
+                    (beginning-of-line)
+                    (while (and (not (get-text-property (point) 'flowmetal-location))
+                                (not (bobp)))
+                      (forward-line -1))
+                    (get-text-property (point) 'flowmetal-location))))
+    (if location
+        (flowmetal--visit-location location)
+      (user-error "No place in the code for this"))))
+
+;;;; Notifications
+
+(defun flowmetal--on-trace-event (server run-id event)
+  "Show EVENT of the run RUN-ID, notified by SERVER, in its trace buffers."
+  (dolist (buffer (flowmetal--trace-buffers server run-id))
+    (with-current-buffer buffer
+      (when flowmetal--seen
+        (flowmetal--trace-add-event event)))))
+
+(defun flowmetal--on-run-updated (server run)
+  "Show RUN, changed as SERVER notified, in the runs and trace buffers."
+  (let ((id (plist-get run :id)))
+    (dolist (buffer (flowmetal--trace-buffers server id))
+      (with-current-buffer buffer
+        (setq flowmetal--run (flowmetal--newer-run flowmetal--run run))
+        (flowmetal--trace-show-run)))
+    (flowmetal--runs-update server run)))
+
+(with-eval-after-load 'eglot
+  (cl-defmethod eglot-handle-notification
+    (server (_method (eql flowmetal/traceEvent)) &key runId event &allow-other-keys)
+    "Show a run's new EVENT (of run RUNID) in its trace buffers."
+    (flowmetal--on-trace-event server runId event))
+
+  (cl-defmethod eglot-handle-notification
+    (server (_method (eql flowmetal/runUpdated)) &rest run)
+    "Show a new or changed RUN in the runs and trace buffers."
+    (flowmetal--on-run-updated server run)))
 
 (provide 'flowmetal-mode)
 

@@ -290,6 +290,7 @@ a while.\"\"\"
         (require 'eglot nil t))))
 
 (defvar eglot-server-programs)
+(defvar eglot-connect-hook)
 
 (ert-deftest flowmetal-mode-registers-language-server ()
   (let ((have-eglot (flowmetal-test--load-eglot)))
@@ -297,7 +298,33 @@ a while.\"\"\"
       (skip-unless have-eglot))
     (should have-eglot)
     (should (equal (alist-get 'flowmetal-mode eglot-server-programs)
-                   '("flowmetal" "lsp")))))
+                   '("flowmetal" "lsp" :initializationOptions
+                     flowmetal-initialization-options)))
+    ;; The run settings go to the server as it starts, and again after
+    ;; eglot's own `workspace/didChangeConfiguration'.
+    (should (memq #'flowmetal--send-settings eglot-connect-hook))
+    (let ((flowmetal-store "state/runs.db")
+          (flowmetal-serve "http://127.0.0.1:8765")
+          (flowmetal-token nil))
+      (should (equal (flowmetal-initialization-options 'a-server)
+                     '(:store "state/runs.db" :serve "http://127.0.0.1:8765"
+                       :token nil))))
+    ;; Directory-local settings are safe for strings, not for other values.
+    (should (safe-local-variable-p 'flowmetal-store "other.db"))
+    (should-not (safe-local-variable-p 'flowmetal-store '(eval danger)))
+    (should-not (safe-local-variable-p 'flowmetal-token "secret"))))
+
+(ert-deftest flowmetal-mode-run-keys ()
+  (with-temp-buffer
+    (flowmetal-mode)
+    (should (eq (key-binding (kbd "C-c C-r")) #'flowmetal-run))
+    (should (eq (key-binding (kbd "C-c C-l")) #'flowmetal-runs))))
+
+(ert-deftest flowmetal-mode-run-refuses-other-buffers ()
+  ;; The run command works on Flowmetal buffers only, before any server talk.
+  (with-temp-buffer
+    (fundamental-mode)
+    (should-error (flowmetal-run) :type 'user-error)))
 
 (provide 'flowmetal-mode-test)
 

@@ -1,0 +1,220 @@
+;;; eglot-runs-test.el --- Running and tracing from Emacs, against the real server  -*- lexical-binding: t; -*-
+
+;;; Commentary:
+
+;; End-to-end test of the run and trace commands of flowmetal-mode:
+;; real Emacs, real eglot, real `flowmetal lsp', a real run driven by
+;; the server's embedded worker.  Run by tests/editors/test_emacs_runs.py,
+;; which sets up
+;;
+;;   FLOWMETAL_PYTHON        a Python that can run `-m flowmetal lsp'
+;;   FLOWMETAL_LSP_TEST_DIR  an empty scratch directory
+;;
+;; and runs:
+;;
+;;   emacs --batch -Q -l editors/emacs/flowmetal-mode.el \
+;;         -l tests/editors/eglot-runs-test.el -f ert-run-tests-batch-and-exit
+;;
+;; The program (written below into the scratch directory) logs, sleeps
+;; 300 ms and answers 2n + 1.  The server is told to keep its runs in
+;; state/runs.db (the `flowmetal-store' option, sent as
+;; initializationOptions); the Python side checks afterwards that the
+;; run is recorded there.
+
+;;; Code:
+
+(require 'ert)
+(require 'cl-lib)
+(require 'flowmetal-mode)
+
+(eval-and-compile
+  (defun flowmetal-runs-test--load-eglot ()
+    "Load eglot, from Emacs itself or from the system's ELPA packages."
+    (or (require 'eglot nil t)
+        (progn
+          (require 'package)
+          (let ((package-directory-list
+                 (append package-directory-list
+                         '("/usr/share/emacs/site-lisp/elpa"))))
+            (package-activate-all))
+          (require 'eglot nil t))))
+
+  (unless (flowmetal-runs-test--load-eglot)
+    (error "eglot is not available (apt-get install -y elpa-eglot)")))
+
+(defconst flowmetal-runs-test--program
+  ";; Log, nap a little, and answer.
+
+(defpackage demo.nap
+  (require [flowmetal.log :refer [log!]]
+           [flowmetal.time :refer [sleep! make-duration +milliseconds+]])
+
+  (defn nap [n : int?] : int?
+    \"Log, nap for 300 ms, and answer twice `n`, plus one.\"
+    (log! (str \"napping with \" n))
+    (let [twice (* n 2)]
+      (sleep! (make-duration 300 +milliseconds+))
+      (+ twice 1))))
+"
+  "The program to run.  The `sleep!' call is on line 11.")
+
+(defconst flowmetal-runs-test--store "state/runs.db"
+  "Where the server is told to keep its runs, relative to the project.")
+
+(defun flowmetal-runs-test--env (name)
+  "The value of the environment variable NAME, which must be set."
+  (or (getenv name) (error "%s is not set" name)))
+
+(defun flowmetal-runs-test--wait (predicate timeout)
+  "Pump process output until PREDICATE is non-nil or TIMEOUT seconds pass.
+Return the last value of PREDICATE."
+  (let ((deadline (+ (float-time) timeout))
+        value)
+    (while (and (not (setq value (funcall predicate)))
+                (< (float-time) deadline))
+      (accept-process-output nil 0.05))
+    value))
+
+(defun flowmetal-runs-test--line-with (buffer &rest needles)
+  "The first line of BUFFER holding all of NEEDLES, as (TEXT . START), or nil."
+  (with-current-buffer buffer
+    (save-excursion
+      (goto-char (point-min))
+      (catch 'found
+        (while (not (eobp))
+          (let ((line (buffer-substring-no-properties (line-beginning-position)
+                                                      (line-end-position))))
+            (when (cl-every (lambda (needle) (string-search needle line)) needles)
+              (throw 'found (cons line (line-beginning-position)))))
+          (forward-line 1))
+        nil))))
+
+(defun flowmetal-runs-test--contact ()
+  "The server command of the registered contact, run with this Python.
+Keeps the rest of the registration (the initializationOptions)."
+  (let* ((registered (alist-get 'flowmetal-mode eglot-server-programs))
+         (options (cl-position-if #'keywordp registered)))
+    (should options)
+    (append (list (flowmetal-runs-test--env "FLOWMETAL_PYTHON") "-m" "flowmetal" "lsp")
+            (nthcdr options registered))))
+
+(ert-deftest flowmetal-runs-eglot-run-trace-and-state ()
+  "Run a function from its buffer; follow it live; go to an event; see the state."
+  (let* ((dir (file-name-as-directory
+               (expand-file-name "runs" (flowmetal-runs-test--env "FLOWMETAL_LSP_TEST_DIR"))))
+         (file (expand-file-name "nap.flow" dir))
+         (eglot-sync-connect t)
+         (eglot-connect-timeout 30)
+         (eglot-autoshutdown nil)
+         (notified-kinds nil)
+         (record (lambda (_server run-id event)
+                   (push (cons run-id (plist-get event :kind)) notified-kinds)))
+         buf server)
+    (make-directory dir t)
+    (with-temp-file file (insert flowmetal-runs-test--program))
+    (setq buf (find-file-noselect file))
+    (advice-add 'flowmetal--on-trace-event :before record)
+    (unwind-protect
+        (with-current-buffer buf
+          (should (eq major-mode 'flowmetal-mode))
+          (let ((flowmetal-store flowmetal-runs-test--store))
+            (eglot '(flowmetal-mode) (cons 'transient dir) 'eglot-lsp-server
+                   (flowmetal-runs-test--contact) "flowmetal"))
+          (should (eglot-managed-p))
+          (setq server (eglot-current-server))
+          ;; The runs buffer is open before the run exists: the run comes
+          ;; to it by notifications only.
+          (let ((runs-buffer (save-window-excursion (flowmetal-runs))))
+            (should (buffer-live-p runs-buffer))
+            (should-not (flowmetal-runs-test--line-with runs-buffer "demo.nap/nap"))
+            ;; Run the function at point; the argument comes from the reader.
+            (goto-char (point-min))
+            (search-forward "(defn nap")
+            (let* ((asked nil)
+                   (flowmetal-read-argument-function
+                    (lambda (param entry)
+                      (push (list (plist-get param :name) (plist-get param :type) entry) asked)
+                      "20"))
+                   (run-id (save-window-excursion (flowmetal-run)))
+                   (trace (get-buffer (format "*flowmetal trace %s*" run-id))))
+              (message "run %s" run-id)
+              (should (equal asked '(("n" "int?" "demo.nap/nap"))))
+              (should (and (stringp run-id) (> (length run-id) 0)))
+              (should (buffer-live-p trace))
+              ;; The whole run comes into the trace buffer as it goes.
+              (should (flowmetal-runs-test--wait
+                       (lambda () (flowmetal-runs-test--line-with trace "run-completed"))
+                       30))
+              (message "trace:\n%s" (with-current-buffer trace (buffer-string)))
+              ;; ... and its end came by a `flowmetal/traceEvent' notification.
+              (should (member (cons run-id "run-completed") notified-kinds))
+              (should (flowmetal-runs-test--line-with trace "run-completed" "→ 41"))
+              (should (flowmetal-runs-test--line-with trace "log" "napping with 20"))
+              ;; The summary follows `flowmetal/runUpdated'.
+              (should (flowmetal-runs-test--wait
+                       (lambda () (flowmetal-runs-test--line-with trace "Result: 41"))
+                       10))
+              (should (flowmetal-runs-test--line-with trace run-id "demo.nap/nap" "completed"))
+              ;; The runs buffer has the run, completed, with its result.
+              (should (flowmetal-runs-test--wait
+                       (lambda () (flowmetal-runs-test--line-with
+                                   runs-buffer run-id "demo.nap/nap" "completed" "41"))
+                       10))
+              (message "runs:\n%s" (with-current-buffer runs-buffer (buffer-string)))
+              ;; Read again (g), it is still there, once.
+              (with-current-buffer runs-buffer
+                (revert-buffer)
+                (should (flowmetal-runs-test--line-with runs-buffer run-id "completed" "41"))
+                (should (= 1 (how-many (regexp-quote run-id) (point-min) (point-max))))
+                ;; Replay it (r): it reproduces.  Cancel it (c): it had ended.
+                (goto-char (cdr (flowmetal-runs-test--line-with runs-buffer run-id)))
+                (should (equal (tabulated-list-get-id) run-id))
+                (let ((replay (flowmetal-runs-replay)))
+                  (should (eq (plist-get replay :reproduces) t))
+                  (should (equal (plist-get replay :value) "41")))
+                (should (equal (plist-get (flowmetal-runs-cancel) :status) "completed")))
+              ;; RET on the `sleep!' step's request: the endpoint call, line 11.
+              (let ((event-line (flowmetal-runs-test--line-with
+                                 trace "step-requested" "flowmetal.time/sleep!"))
+                    landed)
+                (should event-line)
+                (save-window-excursion
+                  (with-current-buffer trace
+                    (goto-char (cdr event-line))
+                    (flowmetal-trace-visit-event)
+                    (setq landed (list (current-buffer) (line-number-at-pos)
+                                       (buffer-substring-no-properties
+                                        (point) (line-end-position))))))
+                (message "landed on line %s: %s" (nth 1 landed) (nth 2 landed))
+                (should (eq (nth 0 landed) buf))
+                (should (= (nth 1 landed) 11))
+                (should (string-prefix-p "(sleep! (make-duration 300 +milliseconds+))"
+                                         (nth 2 landed))))
+              ;; The state there: the entry function, its parameter and its `let'.
+              (let ((state (get-buffer "*flowmetal state*")))
+                (should (buffer-live-p state))
+                (message "state:\n%s" (with-current-buffer state (buffer-string)))
+                (should (flowmetal-runs-test--line-with state "step-requested" "step 2"))
+                (should (flowmetal-runs-test--line-with state "demo.nap/nap" "nap.flow:11:7"))
+                (should (flowmetal-runs-test--line-with state "n : int? = 20"))
+                (should (with-current-buffer state
+                          (goto-char (point-min))
+                          (re-search-forward "^  twice : [^=\n]+ = 40$" nil t)))))))
+      (advice-remove 'flowmetal--on-trace-event record)
+      ;; Shut the server down, then show the JSON-RPC exchange, for when the
+      ;; test fails.
+      (when server
+        (let ((events (jsonrpc-events-buffer server)))
+          (unwind-protect
+              (eglot-shutdown server nil nil t)
+            (with-current-buffer events
+              (message "--- eglot events (last 6000 characters) ---\n%s"
+                       (buffer-substring-no-properties
+                        (max (point-min) (- (point-max) 6000)) (point-max))))
+            (kill-buffer events))))
+      (with-current-buffer buf (set-buffer-modified-p nil))
+      (kill-buffer buf))))
+
+(provide 'eglot-runs-test)
+
+;;; eglot-runs-test.el ends here
