@@ -97,9 +97,18 @@ class _Runs:
         root = self.ls.workspace.root_path
         return root or None
 
-    def configure(self, settings: dict | None) -> None:
+    def configure(self, settings: dict | None, changed: bool = False) -> None:
+        """Settings from `initializationOptions`, or (`changed`) from `didChangeConfiguration`:
+        there, only a `flowmetal` section changes anything (clients send empty settings
+        as a signal to pull configuration), and the keys it gives override the others."""
+        settings = _plain(settings) if settings is not None else {}
         settings = settings if isinstance(settings, dict) else {}
-        if isinstance(settings.get("flowmetal"), dict):
+        if changed:
+            section = settings.get("flowmetal")
+            if not isinstance(section, dict) or not any(k in section for k in ("store", "serve", "token")):
+                return
+            settings = {**self.settings, **{k: section[k] for k in ("store", "serve", "token") if k in section}}
+        elif isinstance(settings.get("flowmetal"), dict):
             settings = settings["flowmetal"]
         wanted = {k: settings.get(k) for k in ("store", "serve", "token")}
         if self.bench is not None and wanted == self.settings:
@@ -391,7 +400,7 @@ def on_initialized(ls) -> None:
 
 
 def on_configuration(ls, settings) -> None:
-    runs_of(ls).configure(settings)
+    runs_of(ls).configure(settings, changed=True)
 
 
 def on_shutdown(ls) -> None:

@@ -112,6 +112,7 @@ class Machine:
         self.done = False
         self.fault_at = None         # the expression a fault concerns, for the trace
         self.call_env: Env | None = None  # the caller's scope at the latest call: what a `Wait` was called from
+        self.call_expr = None             # the latest call expression
         self._deep = False           # the fast path hit Python's recursion limit: stay on the machine
         self._plans: dict[int, tuple] = {}
 
@@ -188,6 +189,8 @@ class Machine:
             return self.expr
         if self.fault_at is not None:
             return self.fault_at
+        if self.call_expr is not None:
+            return self.call_expr
         for frame in reversed(self.stack):
             if len(frame) > 1 and hasattr(frame[1], "node"):
                 return frame[1]
@@ -467,7 +470,9 @@ class Machine:
         return None
 
     def _call(self, fn, plan, values, e, env):
-        self.call_env = env  # kept for inspecting a run stopped at an endpoint (`runtime.inspect`)
+        # Where the latest call is, and in what scope: for the stack trace of a fault inside
+        # a built-in, and for inspecting a run stopped at an endpoint (`runtime.inspect`).
+        self.call_env, self.call_expr = env, e
         if any(name is not None for name, _ in plan):
             params = self._params_of(fn)
             supplied = {}

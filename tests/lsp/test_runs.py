@@ -404,3 +404,33 @@ async def test_with_a_serve_configured_runs_go_through_it(served_client: Languag
     # Recorded through the API, the run has no origin: its code is shown from the stored copy.
     assert trace["run"]["origin"] is None
     assert "/.flowmetal/sources/" in trace["events"][0]["location"]["uri"]
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "flowmetal", "lsp"],
+                                              server_env=ENV))
+async def configured_client(lsp_client: LanguageClient, workspace: Path):
+    watch(lsp_client)
+    await start_session(lsp_client, workspace, {"store": "state/runs.db"})
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_the_store_setting_and_configuration_changes(configured_client: LanguageClient):
+    client = configured_client
+    seen: Seen = client.seen
+    uri = (client.workspace / "jobs.flow").as_uri()
+    # Clients send empty settings after initializing (a signal to pull them): that changes nothing.
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={}))
+    first = (await command(client, "flowmetal.run", uri=uri, entry="hello", args=[]))["runId"]
+    await seen.until(lambda: "completed" in seen.statuses(first), what="the first run")
+    listed = json.loads(flowmetal("runs", "--format", "json", "--store", "state/runs.db", cwd=client.workspace).stdout)
+    assert [r["id"] for r in listed] == [first]
+    assert not (client.workspace / ".flowmetal" / "store.db").exists()
+    # A `flowmetal` section moves the editor to another store.
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"flowmetal": {"store": "other.db"}}))
+    second = (await command(client, "flowmetal.run", uri=uri, entry="hello", args=[]))["runId"]
+    await seen.until(lambda: "completed" in seen.statuses(second), what="the second run")
+    assert [r["id"] for r in await request(client, "flowmetal/runs")] == [second]
+    listed = json.loads(flowmetal("runs", "--format", "json", "--store", "other.db", cwd=client.workspace).stdout)
+    assert [r["id"] for r in listed] == [second]

@@ -45,6 +45,11 @@ PROGRAM = """\
           m (* n 3)]
       (get-callback! cb)))
 
+  (defn divide [n : int?] : int?
+    (let [z (- n n)]
+      (log! "dividing")
+      (+ 1 (mod n z))))
+
   (defn broken [n : int?] : int?
     (let [k (+ n 1)]
       (log! "about to fail")
@@ -174,3 +179,14 @@ def test_the_start_and_the_end(store):
     assert last.value == '"hey!"' and last.frames == []
     with pytest.raises(inspect.InspectError, match=f"has no event {len(events) + 1}: its events are 1 to"):
         state(store, run_id, len(events) + 1)
+
+
+def test_a_fault_inside_a_built_in_is_at_its_call(store):
+    run_id = start(store, "insp/divide", "4")
+    run = drive(store, run_id)
+    assert run.status == "failed"
+    assert "line 0" not in run.error and "in insp/divide, line 32" in run.error, run.error
+    run, program, events = look(store, run_id)
+    assert inspect.trace(program, run, events)[-1].span.text == "(mod n z)"
+    at = state(store, run_id, events[-1].seq)
+    assert at.span.text == "(mod n z)" and named(at.bindings) == {"n": ("int?", "4"), "z": ("int?", "0")}
