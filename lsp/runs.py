@@ -86,6 +86,7 @@ class _Runs:
         self.known: set[str] = set()
         self._origins: dict[str, str | None] = {}
         self._uris: dict[tuple[str, str], str] = {}
+        self._texts: dict[str, tuple[tuple[int, int], str]] = {}
 
     # -- configuration --
 
@@ -207,13 +208,22 @@ class _Runs:
         if origin:
             candidate = Path(origin) / name
             try:
-                if candidate.read_text(encoding="utf-8") == bench.sources(run)[name]:
+                if self._disk_text(candidate) == bench.sources(run)[name]:
                     return from_fs_path(str(candidate))
             except (OSError, UnicodeDecodeError, KeyError):
                 pass
         if key not in self._uris:
             self._uris[key] = from_fs_path(str(self.stored_copy(bench, run, name)))
         return self._uris[key]
+
+    def _disk_text(self, path: Path) -> str:
+        """A file's text on disk, read again only when it changed (a list of runs asks often)."""
+        info = path.stat()
+        key = (info.st_mtime_ns, info.st_size)
+        cached = self._texts.get(str(path))
+        if cached is None or cached[0] != key:
+            cached = self._texts[str(path)] = (key, path.read_text(encoding="utf-8"))
+        return cached[1]
 
     def stored_copy(self, bench: Workbench, run: Run, name: str) -> Path:
         folder = Path(bench.location).resolve().parent / "sources" / run.code_hash[:16]
