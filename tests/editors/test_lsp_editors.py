@@ -13,6 +13,15 @@ directory (FLOWMETAL_LSP_TEST_DIR), of
   `norm` in app.flow shows its signature and docstring from lib.flow, and
   go-to-definition lands in lib.flow.
 
+Emacs also runs a function from the editor (eglot-runs-test.el, in
+FLOWMETAL_LSP_TEST_DIR/runs): `flowmetal-run` on a function that logs, sleeps
+300 ms and answers; the trace buffer filled live by `flowmetal/traceEvent` up
+to `run-completed`; the runs buffer kept up to date by `flowmetal/runUpdated`;
+replay and cancel from it; an event's location and the state there
+(`flowmetal/stateAt`). The Emacs side sets `flowmetal-store` (sent as
+initializationOptions); this side reads that store with the command line and
+finds the run there, completed.
+
 The checks live in the editor scripts (eglot-lsp-test.el, nvim-lsp-test.lua);
 these tests assert on the editors' exit status and show their output (with
 the JSON-RPC exchange, for Emacs) when they fail.
@@ -23,6 +32,7 @@ in CI (CI=true), where a missing editor is a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
@@ -36,6 +46,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODE = pathlib.Path("editors/emacs/flowmetal-mode.el")
 ERT = pathlib.Path("tests/editors/eglot-lsp-test.el")
+RUNS_ERT = pathlib.Path("tests/editors/eglot-runs-test.el")
 NVIM_SCRIPT = pathlib.Path("tests/editors/nvim-lsp-test.lua")
 BROKEN = ROOT / "tests" / "editors" / "data" / "naptime.flow"
 WORKSPACE = ROOT / "tests" / "testdata" / "lsp"
@@ -111,12 +122,17 @@ def _run(command: list[str], env: dict[str, str]) -> tuple[int, str]:
     return proc.returncode, output
 
 
-def test_emacs_eglot_diagnostics_hover_and_definition(scratch):
+def _emacs_with_eglot(env: dict[str, str]) -> str:
     emacs = _require_tool("emacs", "emacs-nox elpa-eglot")
-    probe = subprocess.run([emacs, "--batch", "-Q", "--eval", EGLOT_PROBE], env=scratch,
+    probe = subprocess.run([emacs, "--batch", "-Q", "--eval", EGLOT_PROBE], env=env,
                            capture_output=True, text=True, timeout=TIMEOUT)
     if probe.returncode != 0:
         _missing("eglot is not available to Emacs (apt-get install -y elpa-eglot)")
+    return emacs
+
+
+def test_emacs_eglot_diagnostics_hover_and_definition(scratch):
+    emacs = _emacs_with_eglot(scratch)
     status, output = _run([emacs, "--batch", "-Q", "-l", str(MODE), "-l", str(ERT),
                            "-f", "ert-run-tests-batch-and-exit"], scratch)
     assert status == 0, output
@@ -132,3 +148,26 @@ def test_neovim_lsp_diagnostics_hover_and_definition(scratch):
     assert lines and lines[-1] == "PASSED", output
     assert not any(line.startswith("FAIL") for line in lines), output
     assert sum(line.startswith("ok ") for line in lines) >= 20, output
+
+
+def test_emacs_runs_a_function_and_follows_its_trace(scratch):
+    emacs = _emacs_with_eglot(scratch)
+    status, output = _run([emacs, "--batch", "-Q", "-l", str(MODE), "-l", str(RUNS_ERT),
+                           "-f", "ert-run-tests-batch-and-exit"], scratch)
+    assert status == 0, output
+    ran = re.search(r"Ran (\d+) tests?, (\d+) results? as expected, (\d+) unexpected", output)
+    assert ran and ran.group(1) == ran.group(2) == "1" and ran.group(3) == "0", output
+    run_id = re.search(r"^run ([0-9a-f]+)$", output, re.MULTILINE)
+    assert run_id, output
+
+    # The run is in the store Emacs configured, not in the default one.
+    store = pathlib.Path(scratch["FLOWMETAL_LSP_TEST_DIR"]) / "runs" / "state" / "runs.db"
+    assert store.is_file(), output
+    listed = subprocess.run([sys.executable, "-m", "flowmetal", "runs", "--store", str(store),
+                             "--format", "json"], env=scratch, capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    assert listed.returncode == 0, listed.stderr
+    runs = {run["id"]: run for run in json.loads(listed.stdout)}
+    assert run_id.group(1) in runs, listed.stdout
+    run = runs[run_id.group(1)]
+    assert (run["entry"], run["status"], run["result"]) == ("demo.nap/nap", "completed", "41"), run
