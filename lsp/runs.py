@@ -111,7 +111,9 @@ class _Runs:
             settings = {**self.settings, **{k: section[k] for k in ("store", "serve", "token") if k in section}}
         elif isinstance(settings.get("flowmetal"), dict):
             settings = settings["flowmetal"]
-        wanted = {k: settings.get(k) for k in ("store", "serve", "token")}
+        # Each a non-empty string, or unset (anything else is ignored: the default applies).
+        wanted = {k: v.strip() if isinstance(v, str) and v.strip() else None
+                  for k, v in ((k, settings.get(k)) for k in ("store", "serve", "token"))}
         if self.bench is not None and wanted == self.settings:
             return
         self.settings = wanted
@@ -119,6 +121,9 @@ class _Runs:
                                                 token=wanted["token"] or None, root=self.root())
         if old is not None:
             self.pool.submit(old.close)
+        # Take stock of the store now, before any request can add a run: the watcher then
+        # reports every run that appears from here on (the pool runs calls in order).
+        self.pool.submit(self.bench.changes)
         self._origins.clear()
         self._uris.clear()
 
@@ -140,14 +145,14 @@ class _Runs:
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
-        first = True
+        resumed = None
         while True:
             try:
                 bench = self.bench
                 if bench is not None:
-                    if first:
+                    if bench is not resumed:  # a store newly looked at: go on with its unfinished runs
                         await loop.run_in_executor(self.pool, bench.resume_unfinished)
-                        first = False
+                        resumed = bench
                     runs, events = await loop.run_in_executor(self.pool, self._changes, bench)
                     for run in runs:
                         self.ls.protocol.notify(RUN_UPDATED, run)
