@@ -154,11 +154,17 @@ class _Runs:
                         await loop.run_in_executor(self.pool, bench.resume_unfinished)
                         resumed = bench
                     runs, events = await loop.run_in_executor(self.pool, self._changes, bench)
+                    # A new run is announced before its events; a known run's new status after
+                    # them, so a client that sees `completed` has every event already.
+                    new = {run["id"] for run in runs} - self.known
                     for run in runs:
-                        self.ls.protocol.notify(RUN_UPDATED, run)
+                        if run["id"] in new:
+                            self.ls.protocol.notify(RUN_UPDATED, run)
                     for event in events:
                         self.ls.protocol.notify(TRACE_EVENT, event)
-                    new = {run["id"] for run in runs} - self.known
+                    for run in runs:  # (a run new and ended at once is announced both times)
+                        if run["id"] not in new or run["status"] in FINAL:
+                            self.ls.protocol.notify(RUN_UPDATED, run)
                     if new:  # the Trace lenses count runs: only a new run changes them
                         self.known |= new
                         self._refresh_lenses()

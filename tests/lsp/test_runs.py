@@ -404,6 +404,14 @@ async def test_with_a_serve_configured_runs_go_through_it(served_client: Languag
     # Recorded through the API, the run has no origin: its code is shown from the stored copy.
     assert trace["run"]["origin"] is None
     assert "/.flowmetal/sources/" in trace["events"][0]["location"]["uri"]
+    # A run another client starts through the serve's API shows up too, live.
+    body = json.dumps({"sources": {"jobs.flow": TEXT}, "entry": "acme.jobs/nap", "args": ["0"]}).encode()
+    posted = urllib.request.Request(f"{serve.url}/api/runs", data=body, method="POST",
+                                    headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(posted, timeout=10) as answer:
+        third = json.load(answer)["id"]
+    await seen.until(lambda: "completed" in seen.statuses(third), what="the run started through the API")
+    assert seen.kinds(third)[0] == "run-started" and seen.kinds(third)[-1] == "run-completed"
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "flowmetal", "lsp"],
