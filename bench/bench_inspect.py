@@ -4,7 +4,8 @@
   a 1,000-step run (the workbench replays the log up to that step), against the
   time the executor took to run the whole run. Replay answers each step from
   the log with no commits, so it should cost less than running did. Target:
-  <= 1x.
+  <= 1x. The state of the step after it (stepping forward: the kept replay
+  goes on) is reported beside it.
 - `trace-10k`: the time to answer `flowmetal/trace` for a run whose log holds
   10,000 events (read, with the source span of every event), against reading
   the same events from the store alone. Target: <= 3x.
@@ -56,7 +57,7 @@ def _waiting_run(folder: Path, name: str, steps: int) -> tuple[Path, str, float]
 def run(quick: bool = False) -> list[dict]:
     folder = Path(tempfile.mkdtemp(prefix="flowmetal-bench-inspect-"))
     steps = 100 if quick else 1_000
-    states, runs = [], []
+    states, runs, nexts = [], [], []
     for i in range(1 if quick else 5):
         path, run_id, ran = _waiting_run(folder, f"state-{i}.db", steps)
         bench = Workbench(str(path))
@@ -68,8 +69,13 @@ def run(quick: bool = False) -> list[dict]:
         states.append(time.perf_counter() - start)
         runs.append(ran)
         assert state.source == "replay" and state.step == steps // 2
+        following = next(e.seq for e in bench.store.events(run_id) if e.step == steps // 2 + 1)
+        start = time.perf_counter()
+        _, _, state = bench.state_at(run_id, following)  # stepping forward: the replay goes on
+        nexts.append(time.perf_counter() - start)
+        assert state.step == steps // 2 + 1
         bench.close()
-    state_time, run_time = statistics.median(states), statistics.median(runs)
+    state_time, run_time, next_time = statistics.median(states), statistics.median(runs), statistics.median(nexts)
 
     big = 1_000 if quick else 10_000
     path, run_id, _ = _waiting_run(folder, "trace.db", big // 3)  # three events a step
@@ -90,7 +96,8 @@ def run(quick: bool = False) -> list[dict]:
         {"name": "state-at-mid", "value": state_time, "reference": run_time, "ratio": state_time / run_time,
          "target": 1.0, "unit": "x running",
          "detail": f"state at step {steps // 2} of {steps}: {state_time * 1000:.1f} ms; running the {steps} "
-                   f"steps took {run_time * 1000:.1f} ms (median)"},
+                   f"steps took {run_time * 1000:.1f} ms; the next step's state then {next_time * 1000:.2f} ms "
+                   f"(median)"},
         {"name": f"trace-{len(events) // 1000}k" if len(events) >= 1000 else "trace", "value": trace_time,
          "reference": read_time, "ratio": trace_time / read_time, "target": 3.0, "unit": "x reading",
          "detail": f"trace of {len(events)} events with spans {trace_time * 1000:.1f} ms; reading them "

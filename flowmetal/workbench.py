@@ -82,6 +82,7 @@ class Workbench:
         self._newest = 0.0
         self._version: tuple[int, int] | None = None
         self._stocked = False
+        self._replays = inspect.Replays()              # stepping forward through a run goes on from here
         self._requests: dict[str, dict] = {}          # run id -> step -> span of its request (watching)
         self.worker: EmbeddedWorker | None = None
 
@@ -215,7 +216,8 @@ class Workbench:
         run = self.find(run_id)
         program = self.program(run)
         try:
-            state = inspect.state_at(program, run, self.store.events(run.id), seq, self.store.snapshot(run.id))
+            state = inspect.state_at(program, run, self.store.events(run.id), seq, self.store.snapshot(run.id),
+                                     self._replays)
         except inspect.InspectError as error:
             raise WorkbenchError(str(error)) from None
         return run, program, state

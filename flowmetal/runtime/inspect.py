@@ -18,7 +18,9 @@ from the files as they are now.
   the log (`replay.Walk`): evaluation between steps is deterministic, so
   running the program again and answering each endpoint call with its
   recorded result reaches exactly the state the run had. The cost of a replay
-  grows with the step number, not with the time the run took.
+  grows with the step number, not with the time the run took; `Replays` keeps
+  replays between questions, so stepping forward through a run costs only the
+  steps in between.
 
 Types: a binding's static type where the checker knows it (parameters and
 annotated or inferred locals), else the type of its runtime value.
@@ -161,7 +163,40 @@ def trace(program: Program, run: Run, events: list[Event],
 
 # -- the state at an event ----------------------------------------------------------------------------
 
-def state_at(program: Program, run: Run, events: list[Event], seq: int, snapshot: dict | None = None) -> State:
+class Replays:
+    """Replays kept between questions about the same runs, so that stepping forward through
+    a run costs the steps in between, not a replay from its start each time. A question
+    about an earlier step, or about a run whose log has grown, starts a replay afresh."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep = keep
+        self._walks: dict[str, tuple] = {}   # run id -> (walk, its iterator, the wait it is at, log length)
+
+    def walk_to(self, program: Program, run: Run, events: list[Event], step: int):
+        """A `Walk` stopped at step `step`'s endpoint call, and that `Wait`; or the walk
+        ended (finished, faulted, diverged, or the log ends first; `step` None: walk to
+        the end) and None."""
+        kept = self._walks.pop(run.id, None)
+        if kept is not None:
+            walk, steps, at, length = kept
+            if walk.program is not program or length != len(events) or at is None or (
+                    step is not None and at.step > step):
+                kept = None
+        if kept is None:
+            walk = Walk(program, run, events)
+            steps, at = iter(walk), None
+        while at is None or step is None or at.step < step:  # step None: to the walk's end
+            at = next(steps, None)
+            if at is None:
+                break
+        self._walks[run.id] = (walk, steps, at, len(events))
+        while len(self._walks) > self.keep:
+            self._walks.pop(next(iter(self._walks)))
+        return walk, at if at is not None and at.step == step else None
+
+
+def state_at(program: Program, run: Run, events: list[Event], seq: int, snapshot: dict | None = None,
+             replays: Replays | None = None) -> State:
     event = next((e for e in events if e.seq == seq), None)
     if event is None:
         last = events[-1].seq if events else 0
@@ -183,12 +218,11 @@ def state_at(program: Program, run: Run, events: list[Event], seq: int, snapshot
         span = _request_span(program, events, step)
         return State(seq, event.kind, step, span, _frames(program, machine, machine.call_env, span),
                      result=results.get(step), source="snapshot")
-    walk = Walk(program, run, events)
-    for wait in walk:
-        if wait.step == step:
-            span = _stored(program, program.exprs[wait.expr_id].node.span) if wait.expr_id >= 0 else None
-            return State(seq, event.kind, step, span, _frames(program, walk.machine, walk.machine.call_env, span),
-                         result=results.get(step))
+    walk, wait = (replays or Replays()).walk_to(program, run, events, step)
+    if wait is not None:
+        span = _stored(program, program.exprs[wait.expr_id].node.span) if wait.expr_id >= 0 else None
+        return State(seq, event.kind, step, span, _frames(program, walk.machine, walk.machine.call_env, span),
+                     result=results.get(step))
     if walk.fault_error is not None:
         where = walk.machine.where()
         span = _stored(program, where.node.span) if where is not None else None

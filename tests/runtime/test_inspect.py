@@ -190,3 +190,19 @@ def test_a_fault_inside_a_built_in_is_at_its_call(store):
     assert inspect.trace(program, run, events)[-1].span.text == "(mod n z)"
     at = state(store, run_id, events[-1].seq)
     assert at.span.text == "(mod n z)" and named(at.bindings) == {"n": ("int?", "4"), "z": ("int?", "0")}
+
+
+def test_stepping_through_a_run_with_kept_replays_gives_the_states_of_fresh_replays(store):
+    run_id = start(store, "insp/each", '["a" "b" "c"]')
+    drive(store, run_id)
+    run, program, events = look(store, run_id)
+
+    def shape(found: inspect.State):
+        return (found.step, found.result, found.span and found.span.text,
+                [(f.function, f.span and f.span.text, named(f.bindings)) for f in found.frames])
+    fresh = [shape(inspect.state_at(program, run, events, e.seq)) for e in events]
+    replays = inspect.Replays()
+    order = [e.seq for e in events] + [3, 2, len(events) - 1]   # forward, then back
+    kept = {seq: shape(inspect.state_at(program, run, events, seq, None, replays)) for seq in order}
+    assert [kept[e.seq] for e in events] == fresh
+    assert len({s[0] for s in fresh if s[0] is not None}) == 4  # four log! steps went by
