@@ -2,10 +2,14 @@
 
 The extension holds no language logic: a TextMate grammar highlights, and
 the Flowmetal language server (`flowmetal lsp`, over stdio) does the rest.
-So these tests check the manifest, the language configuration and the
-grammar statically, then, with node and npm, tokenize Flowmetal text with
-VS Code's own TextMate engine (vscode-textmate + vscode-oniguruma) and
-activate extension.js against a stand-in `vscode` module.
+It also runs and traces programs from the editor, over the protocol of
+docs/lsp-protocol.md: the Run lens's arguments, the Flowmetal side bar's Runs
+and State views, and the run actions. So these tests check the manifest, the
+language configuration and the grammar statically, then, with node and npm,
+tokenize Flowmetal text with VS Code's own TextMate engine (vscode-textmate +
+vscode-oniguruma), activate extension.js against a stand-in `vscode` module
+(tests/editors/vscode_stub.js), and drive its run and trace features with a
+stand-in language client playing the server's side (vscode_runs.js).
 
 The npm packages go into editors/vscode/.test-cache/ (git-ignored; set
 FLOWMETAL_VSCODE_TEST_CACHE to put them elsewhere). Without node or npm the
@@ -18,6 +22,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -87,11 +92,80 @@ def test_manifest_declares_language_grammar_and_configuration():
     assert "vscode-languageclient" in manifest["dependencies"]
 
 
+def test_manifest_contributes_the_runs_side_bar():
+    # (Opening a contributed view activates the extension: VS Code 1.74 and later
+    # generate `onView:` activation events from `views`.)
+    manifest = _manifest()
+    assert int(re.search(r"1\.(\d+)", manifest["engines"]["vscode"]).group(1)) >= 74
+    contributes = manifest["contributes"]
+
+    [container] = contributes["viewsContainers"]["activitybar"]
+    assert container["id"] == "flowmetal"
+    assert container["title"] == "Flowmetal"
+    assert (EXT / container["icon"]).is_file()
+    assert "<svg" in (EXT / container["icon"]).read_text(encoding="utf-8")
+    views = {view["id"]: view["name"] for view in contributes["views"]["flowmetal"]}
+    assert views == {"flowmetal.runs": "Runs", "flowmetal.state": "State"}
+
+    commands = {c["command"]: c for c in contributes["commands"]}
+    for name in ("flowmetal.runs.refresh", "flowmetal.runs.cancel", "flowmetal.runs.replay",
+                 "flowmetal.runs.showAll", "flowmetal.runs.showEvent", "flowmetal.openLocation"):
+        assert commands[name]["title"], name
+    for name in ("flowmetal.runs.refresh", "flowmetal.runs.cancel", "flowmetal.runs.replay"):
+        assert commands[name]["icon"].startswith("$("), name
+    # The server's own commands are registered by the language client: the
+    # manifest must not claim them, or VS Code would find them twice.
+    for name in ("flowmetal.run", "flowmetal.cancel", "flowmetal.replay", "flowmetal.showRuns"):
+        assert name not in commands
+
+    menus = contributes["menus"]
+    inline = {m["command"]: m["when"] for m in menus["view/item/context"] if m["group"].startswith("inline")}
+    assert "viewItem == flowmetalRun.active" in inline["flowmetal.runs.cancel"]  # only runs that can stop
+    assert "flowmetalRun" in inline["flowmetal.runs.replay"]
+    context = {m["command"] for m in menus["view/item/context"] if not m["group"].startswith("inline")}
+    assert context == {"flowmetal.runs.cancel", "flowmetal.runs.replay", "flowmetal.runs.refresh"}
+    for item in menus["view/item/context"] + menus["view/title"]:
+        assert "view == flowmetal.runs" in item["when"]
+    title = {m["command"]: m["when"] for m in menus["view/title"]}
+    assert "flowmetal.runsFiltered" in title["flowmetal.runs.showAll"]
+    assert "flowmetal.runs.refresh" in title
+    hidden = {m["command"] for m in menus["commandPalette"] if m["when"] == "false"}
+    assert {"flowmetal.runs.showEvent", "flowmetal.openLocation"} <= hidden
+
+
+def test_manifest_declares_run_settings():
+    settings = _manifest()["contributes"]["configuration"]["properties"]
+    for name in ("flowmetal.store", "flowmetal.serve", "flowmetal.token"):
+        assert settings[name]["type"] == "string", name
+        assert settings[name]["default"] == "", name
+        assert settings[name]["markdownDescription"], name
+    assert "FLOWMETAL_STORE" in settings["flowmetal.store"]["markdownDescription"]
+    assert "flowmetal serve" in settings["flowmetal.serve"]["markdownDescription"]
+
+
+def test_extension_speaks_only_the_documented_protocol():
+    """Every `flowmetal/...` method the extension uses is in docs/lsp-protocol.md, and it uses them all."""
+    doc = (ROOT / "docs" / "lsp-protocol.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`(flowmetal/\w+)`", doc))
+    assert {"flowmetal/runs", "flowmetal/trace", "flowmetal/stateAt",
+            "flowmetal/runUpdated", "flowmetal/traceEvent"} <= documented
+    source = "\n".join(p.read_text(encoding="utf-8") for p in sorted(EXT.glob("*.js")))
+    used = set(re.findall(r"'(flowmetal/\w+)'", source))
+    assert used == documented
+    server_commands = set(re.findall(r"^\| `(flowmetal\.\w+)`", doc, re.M))
+    assert server_commands == {"flowmetal.run", "flowmetal.cancel", "flowmetal.replay", "flowmetal.showRuns"}
+    for command in server_commands:
+        assert f"'{command}'" in source, command
+
+
 def test_extension_uses_languageclient_over_stdio():
     source = (EXT / "extension.js").read_text(encoding="utf-8")
     assert "require('vscode-languageclient/node')" in source
-    assert "TransportKind.stdio" in source
+    # Stdio without naming it: with `transport: TransportKind.stdio`,
+    # vscode-languageclient appends `--stdio`, which `flowmetal lsp` refuses.
+    assert "transport:" not in source
     assert "language: 'flowmetal'" in source
+    assert "configurationSection: 'flowmetal'" in source
 
 
 def test_language_configuration():
@@ -277,15 +351,18 @@ def test_tokenize_does_not_split_symbols(tokens):
         assert not any(_has(scopes, p) for p in ("keyword", "constant", "variable")), (text, scopes)
 
 
-def test_activation_starts_language_server(node_cache):
+def _node_script(node_cache, script):
     node, cache = node_cache
     result = subprocess.run(
-        [node, str(HERE / "vscode_activate.js"), str(cache), str(EXT)],
+        [node, str(HERE / script), str(cache), str(EXT)],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    stdio = report["transportKinds"]["stdio"]
+    return json.loads(result.stdout)
+
+
+def test_activation_starts_language_server(node_cache):
+    report = _node_script(node_cache, "vscode_activate.js")
     events = report["events"]
 
     def between(start, end=None):
@@ -297,33 +374,389 @@ def test_activation_starts_language_server(node_cache):
     def kinds(evs):
         return [e["kind"] for e in evs]
 
-    # Activation: the restart command, then one client for flowmetal documents.
+    # Activation: the commands and the side bar's views, then one client for
+    # flowmetal documents, which lists the runs once started.
     activation = between("activate", "change server settings")
-    assert {"kind": "registerCommand", "name": "flowmetal.restartServer"} in activation
+    registered = {e["name"] for e in activation if e["kind"] == "registerCommand"}
+    assert registered == {"flowmetal.restartServer", "flowmetal.runs.refresh", "flowmetal.runs.cancel",
+                          "flowmetal.runs.replay", "flowmetal.runs.showAll", "flowmetal.runs.showEvent",
+                          "flowmetal.openLocation"}
+    assert [e["id"] for e in activation if e["kind"] == "createTreeView"] == ["flowmetal.runs", "flowmetal.state"]
     [create] = [e for e in activation if e["kind"] == "create"]
     assert create["id"] == "flowmetal"
     for mode in ("run", "debug"):
-        assert create["serverOptions"][mode] == {"command": "flowmetal", "args": ["lsp"], "transport": stdio}
-    assert {"scheme": "file", "language": "flowmetal"} in create["clientOptions"]["documentSelector"]
-    assert kinds(activation)[-2:] == ["start", "subscriptions"]
+        assert create["serverOptions"][mode] == {"command": "flowmetal", "args": ["lsp"]}
+    options = create["clientOptions"]
+    assert {"scheme": "file", "language": "flowmetal"} in options["documentSelector"]
+    # The run settings, trimmed, unset ones null; and kept in step with the server.
+    assert options["initializationOptions"] == {"store": "runs/store.db", "serve": "http://127.0.0.1:8080",
+                                                "token": None}
+    assert options["synchronize"] == {"configurationSection": "flowmetal"}
+    assert options["revealOutputChannelOn"] == report["revealOutputChannelOn"]["Never"]
+    assert kinds(activation)[-3:] == ["start", "request", "subscriptions"]
+    assert activation[-2]["method"] == "flowmetal/runs"
+    assert activation[-1]["count"] >= 10
 
-    # Changing the server settings restarts the server with them.
+    # Changing the server settings restarts the server with them (and the token changed with them).
     changed = between("change server settings", "change other settings")
-    assert kinds(changed) == ["settings", "stop", "create", "start"]
+    assert kinds(changed) == ["settings", "stop", "create", "start", "request"]
     assert changed[2]["serverOptions"]["run"] == {
         "command": "/opt/flowmetal/bin/flowmetal",
         "args": ["lsp", "--log-level", "debug"],
-        "transport": stdio,
     }
+    assert changed[2]["clientOptions"]["initializationOptions"]["token"] == "secret"
+    assert changed[4] == {"kind": "request", "client": 2, "method": "flowmetal/runs", "params": {}}
 
     # Other settings leave it alone; the command restarts it.
     assert kinds(between("change other settings", "restart command")) == ["settings"]
-    assert kinds(between("restart command", "server fails to start")) == ["stop", "create", "start"]
+    assert kinds(between("restart command", "server fails to start")) == ["stop", "create", "start", "request"]
 
-    # A server that cannot start is reported, naming the command and the setting.
+    # A server that cannot start is reported, naming the command and the setting; no runs are asked for.
     failed = between("server fails to start", "deactivate")
     assert kinds(failed) == ["stop", "create", "start", "error"]
     assert "/opt/flowmetal/bin/flowmetal lsp --log-level debug" in failed[-1]["message"]
     assert "flowmetal.server.path" in failed[-1]["message"]
 
     assert kinds(between("deactivate")) == ["stop"]
+
+
+# ------------------------------------------------- running and tracing (vscode_runs.js)
+
+RUN_MAIN, RUN_NAP, RUN_FAILED, RUN_NEW = "1956a58dc5864667", "2b7e0c11aa004d2e", "3d3d3d3d3d3d3d3d", "c0ffee00c0ffee00"
+
+
+@pytest.fixture(scope="module")
+def runs_report(node_cache):
+    return _node_script(node_cache, "vscode_runs.js")
+
+
+def _kinds(events, *wanted):
+    return [e for e in events if e["kind"] in wanted]
+
+
+def _node(tree, run_id):
+    [found] = [node for node in tree if node["id"] == f"run:{run_id}"]
+    return found
+
+
+def test_runs_view_lists_the_runs_at_start(runs_report):
+    start = runs_report["activate"]
+    assert start["views"] == ["flowmetal.runs", "flowmetal.state"]
+    assert start["stateMessage"].startswith("Select an event")
+    nap, main = start["runs"]  # newest first
+    assert (nap["label"], main["label"]) == ("demo/nap", "demo/main")
+    assert nap["description"].startswith("waiting · ")
+    assert main["description"].startswith("running · ")
+    assert nap["icon"] == "watch" and main["icon"] == "sync~spin"
+    assert main["contextValue"] == "flowmetalRun.active"
+    assert main["collapsible"] == 1  # collapsed: its trace is read when it opens
+    assert f"run {RUN_MAIN}" in main["tooltip"] and 'demo/main "ann" 3' in main["tooltip"]
+
+
+def test_run_lens_asks_for_the_arguments_and_selects_the_new_run(runs_report):
+    run = runs_report["runAsks"]
+    boxes = _kinds(run["events"], "inputBox")
+    assert [b["prompt"] for b in boxes] == ["who : str?", "n : int?"]
+    assert [b["title"] for b in boxes] == ["Run demo/main (1/2)", "Run demo/main (2/2)"]
+    assert "Flowmetal literal" in boxes[0]["placeHolder"]
+    assert "needs a value" in boxes[0]["validateEmpty"]  # a required parameter
+    assert boxes[0].get("validateTyped") is None
+    [call] = run["nextCalls"]
+    assert call["command"] == "flowmetal.run"
+    [arg] = call["args"]
+    assert arg["uri"] == "file:///work/demo.flow" and arg["entry"] == "demo/main"
+    assert arg["args"] == ['"ann"', "3"]  # as typed, trimmed
+    assert run["answer"] == {"runId": RUN_NEW}
+
+    # Then: the new run read, the side bar opened, the run selected and expanded.
+    after = [e for e in run["events"] if e["kind"] != "inputBox"]
+    assert after[0] == {"kind": "request", "client": 1, "method": "flowmetal/trace", "params": {"runId": RUN_NEW}}
+    assert {"kind": "executeCommand", "name": "workbench.view.extension.flowmetal", "args": []} in after
+    [reveal] = _kinds(after, "reveal")
+    assert reveal["view"] == "flowmetal.runs"
+    assert reveal["element"] == {"kind": "run", "id": RUN_NEW}
+    assert reveal["options"]["select"] is True and reveal["options"]["expand"]
+    assert run["selection"] == [{"kind": "run", "id": RUN_NEW}]
+    assert run["runs"][0]["id"] == f"run:{RUN_NEW}"
+    assert run["runs"][0]["description"].startswith("pending")
+
+
+def test_run_lens_escape_cancels(runs_report):
+    run = runs_report["runEscaped"]
+    assert run["nextCalls"] == []
+    assert run["answer"] is None
+    assert [e["kind"] for e in run["events"]] == ["inputBox", "inputBox"]  # no request, no message
+
+
+def test_run_lens_optional_parameter_left_empty(runs_report):
+    run = runs_report["runOptional"]
+    boxes = _kinds(run["events"], "inputBox")
+    assert boxes[0]["prompt"] == "steps : [restart-step?]"
+    assert boxes[1]["prompt"].startswith("host : str? (optional")
+    assert boxes[1].get("validateEmpty") is None  # empty is allowed
+    assert run["nextCalls"][0]["args"][0]["args"] == ["[+reboot+]"]
+
+
+def test_run_lens_with_arguments_asks_nothing(runs_report):
+    run = runs_report["runNoParams"]
+    assert run["events"] == []
+    assert run["nextCalls"] == [{"command": "flowmetal.run", "args": [
+        {"uri": "file:///work/demo.flow", "entry": "demo/hello", "params": [], "args": []}]}]
+
+
+def test_run_refused_by_the_server_shows_its_message(runs_report):
+    run = runs_report["runRefused"]
+    assert run["answer"] is None
+    [error] = _kinds(run["events"], "error")
+    assert error["message"] == "Flowmetal: argument `who` of `main` must be str?, not 3"
+    assert not _kinds(run["events"], "reveal", "request")
+
+
+def test_runs_view_follows_notifications(runs_report):
+    live = runs_report["live"]
+    assert live["delivered"] == [True, True, True]
+    # A known run changed: that item is refreshed; a new one: the list is.
+    assert live["changes"] == [RUN_NAP, "root"]
+    tree = live["runs"]
+    assert tree[0]["id"] == f"run:{RUN_FAILED}"  # the newest on top
+    assert tree[0]["description"].startswith("failed")
+    assert tree[0]["icon"] == "error" and tree[0]["iconColor"] == "testing.iconFailed"
+    assert "no such host: nowhere" in tree[0]["tooltip"]
+    nap = _node(tree, RUN_NAP)
+    assert nap["description"].startswith("completed")
+    assert nap["icon"] == "pass" and nap["contextValue"] == "flowmetalRun.ended"
+
+    # Opening a run reads its trace; an event notified before that is not kept twice.
+    requests = _kinds(live["events"], "request")
+    assert requests[0] == {"kind": "request", "client": 1, "method": "flowmetal/trace", "params": {"runId": RUN_MAIN}}
+    events = _node(live["expanded"], RUN_MAIN)["children"]
+    assert [e["label"] for e in events] == ["#1 run-started", "#2 step-requested", "#3 step-completed",
+                                            "#4 step-requested"]
+    assert events[0]["description"] == 'demo/main "ann" 3'
+    assert events[1]["description"] == 'flowmetal.log/log! message="hi ann"'
+    assert events[2]["description"] == "→ nil"
+    assert events[3]["description"] == "flowmetal.time/sleep! d=(duration 10 +milliseconds+)"
+    assert "key: 1956a58dc5864667:2" in events[3]["tooltip"]
+    assert events[3]["command"] == {"command": "flowmetal.runs.showEvent",
+                                    "arguments": [{"kind": "event", "runId": RUN_MAIN, "seq": 4}]}
+
+    # Then new events of it come in (one it has already is not added again), and its status changes.
+    after = _node(live["afterEvents"], RUN_MAIN)
+    labels = [e["label"] for e in after["children"]]
+    assert labels == ["#1 run-started", "#2 step-requested", "#3 step-completed", "#4 step-requested", "#5 log"]
+    assert after["children"][4]["description"] == "slept"
+    assert after["description"].startswith("completed")
+    # Redrawn for the new event and the new status, not for the event it had.
+    assert live["changesAfterEvents"] == [RUN_MAIN] * 2
+    # A run not opened yet is not read because of its events.
+    assert _node(live["afterEvents"], RUN_NAP).get("children") is None
+    assert len(requests) == 1
+
+
+def test_events_notified_while_the_trace_is_read_are_kept(runs_report):
+    failed = _node(runs_report["raced"], RUN_FAILED)
+    assert [e["label"] for e in failed["children"]] == ["#1 run-started", "#2 step-requested", "#3 run-failed"]
+    assert failed["children"][2]["description"] == "no such host: nowhere"
+    # The run as the trace read it was older than the notified failure.
+    assert failed["description"].startswith("failed")
+
+
+def test_clicking_an_event_opens_its_source_and_shows_the_state(runs_report):
+    shown = runs_report["showEvent"]
+    [opened] = _kinds(shown["events"], "showTextDocument")
+    assert opened["uri"] == "file:///work/demo.flow"
+    assert opened["options"]["selection"] == {"start": {"line": 5, "character": 6}, "end": {"line": 5, "character": 47}}
+    assert opened["options"]["preserveFocus"] is True  # the Runs view keeps the keyboard
+    [asked] = _kinds(shown["events"], "request")
+    assert asked["method"] == "flowmetal/stateAt"
+    assert asked["params"] == {"runId": RUN_MAIN, "seq": 4}
+
+    state = shown["state"]
+    assert [node["label"] for node in state] == ["result = nil", "demo/helper", "demo/main"]
+    helper, main = state[1], state[2]
+    assert [b["label"] for b in helper["children"]] == ["n : int? = 3", "twice : int? = 6"]
+    assert [b["label"] for b in main["children"]] == ['who : str? = "ann"', "n : int? = 3"]
+    assert helper["description"] == "demo.flow:6 (here)"
+    assert main["description"] == "demo.flow:10"
+    assert helper["collapsible"] == 2  # expanded
+    assert shown["description"] == "demo/main #4 step-requested (replay)"
+    assert shown.get("message") is None
+
+    # A frame goes to where it is.
+    [frame] = _kinds(shown["frameEvents"], "showTextDocument")
+    assert frame["options"]["selection"]["start"] == {"line": 9, "character": 7}
+    assert frame["options"]["preserveFocus"] is False
+
+
+def test_selecting_an_event_shows_it_once(runs_report):
+    # A click selects the item and runs its command: one request, one editor.
+    clicked = runs_report["selectAndClick"]["events"]
+    assert [e["params"] for e in _kinds(clicked, "request")] == [{"runId": RUN_MAIN, "seq": 2}]
+    assert len(_kinds(clicked, "showTextDocument")) == 1
+    # Selecting another event (the arrow keys) shows that one.
+    after = runs_report["selectNext"]
+    assert [e["params"] for e in _kinds(after["events"], "request")] == [{"runId": RUN_MAIN, "seq": 4}]
+    assert after["description"] == "demo/main #4 step-requested (replay)"
+
+
+def test_an_event_without_state_says_why(runs_report):
+    none = runs_report["noState"]
+    assert none["state"] == []
+    assert none["message"] == "No state at #5: run 1956a58dc5864667 has events 1 to 4, not 5"
+    assert _kinds(none["events"], "request")[0]["params"] == {"runId": RUN_MAIN, "seq": 5}
+
+
+def test_trace_lens_opens_the_runs_of_its_entry(runs_report):
+    show = runs_report["showRuns"]
+    assert show["nextCalls"] == []  # answered here, not by the server
+    assert [run["id"] for run in show["answer"]] == [RUN_NAP, RUN_FAILED]
+    assert {run["label"] for run in show["runs"]} == {"demo/nap"}
+    assert len(show["runs"]) == 2
+    assert show["description"] == "demo/nap"
+    names = [(e["name"], e["args"]) for e in show["events"] if e["kind"] == "executeCommand"]
+    assert ("setContext", ["flowmetal.runsFiltered", True]) in names
+    assert ("workbench.view.extension.flowmetal", []) in names
+
+    every = runs_report["showAll"]
+    assert len(every["runs"]) == 4
+    assert every["description"] == ""
+    assert {"kind": "executeCommand", "name": "setContext", "args": ["flowmetal.runsFiltered", False]} in every["events"]
+
+    assert runs_report["showRunsNone"]["answer"] == []
+    assert runs_report["showRunsNone"]["message"] == "No runs of demo/never yet."
+
+
+def test_other_server_commands_go_through(runs_report):
+    through = runs_report["passThrough"]
+    assert through["nextCalls"] == [{"command": "flowmetal.cancel", "args": [{"runId": RUN_NAP}]}]
+    assert through["answer"] == {"runId": RUN_NAP, "status": "completed"}
+
+
+def test_cancel_and_replay_actions(runs_report):
+    cancel = runs_report["cancel"]
+    [request] = _kinds(cancel["events"], "request")
+    assert request["params"] == {"command": "flowmetal.cancel", "arguments": [{"runId": RUN_NAP}]}
+    [info] = _kinds(cancel["events"], "info")
+    assert info["message"] == "Flowmetal: run 2b7e0c11 stops at its next checkpoint."
+
+    replay = runs_report["replay"]
+    [request] = _kinds(replay["events"], "request")
+    assert request["params"] == {"command": "flowmetal.replay", "arguments": [{"runId": RUN_MAIN}]}
+    [info] = _kinds(replay["events"], "info")
+    assert info["message"] == "Flowmetal: run 1956a58d (demo/main) reproduces (2 steps replayed, value 7)."
+    assert not _kinds(replay["events"], "warning", "showOutput")
+
+    diverges = runs_report["replayDiverges"]
+    [warning] = _kinds(diverges["events"], "warning")
+    assert warning["message"].startswith("Flowmetal: run 2b7e0c11 (demo/nap) does not reproduce: step 1 at demo.flow:4")
+    assert warning["items"] == ["Show Steps"]
+    assert _kinds(diverges["events"], "showOutput")  # the answer "Show Steps" shows them
+    [channel] = runs_report["replayOutput"]
+    assert "  step 2 flowmetal.time/sleep! d=(duration 10 +milliseconds+)" in channel["lines"]
+    assert channel["lines"][-1].startswith("  diverges: step 1")
+
+
+def test_settings_change_lists_the_runs_again(runs_report):
+    changed = runs_report["settingsChanged"]
+    assert changed["sent"] == [["flowmetal"]]  # the client's notification goes first
+    assert [e.get("method") for e in changed["events"]] == ["flowmetal/runs"]
+
+
+def test_refresh_reads_runs_and_open_traces_again(runs_report):
+    refresh = runs_report["refresh"]
+    assert refresh["requests"] == ["flowmetal/runs", "flowmetal/trace"]
+    # The runs are the server's: those it no longer lists are gone.
+    assert [node["id"] for node in refresh["runs"]] == [f"run:{RUN_NAP}", f"run:{RUN_MAIN}"]
+    assert len(_node(refresh["runs"], RUN_MAIN)["children"]) == 4
+
+
+def test_restart_listens_to_the_new_server_only(runs_report):
+    restart = runs_report["restart"]
+    assert restart["clients"] == 2
+    assert restart["oldDelivers"] is False
+    assert restart["newDelivers"] is True
+    assert restart["runs"][0]["label"] == "demo/late"
+    assert not any(node["id"] == "run:feedfeedfeedfeed" for node in restart["runs"])
+
+
+# ------------------------------------------- against the real server (vscode_real_server.js)
+
+DEMO = '''\
+(defpackage demo
+  (require [flowmetal.log :refer [log!]]
+           [flowmetal.time :refer [sleep! make-duration +milliseconds+]])
+  (defn helper [n : int?] : int?
+    (let [twice (* n 2)]
+      (sleep! (make-duration 10 +milliseconds+))
+      twice))
+  (defn main [who : str? n : int?] : int?
+    (log! (str "hi " who))
+    (+ (helper n) 1)))
+'''
+
+
+def test_run_and_trace_against_the_language_server(node_cache, tmp_path):
+    """The extension with `python -m flowmetal lsp`: Run lens, live run, trace, state, replay, Trace lens."""
+    node, cache = node_cache
+    (tmp_path / "demo.flow").write_text(DEMO, encoding="utf-8")
+    result = subprocess.run(
+        [node, str(HERE / "vscode_real_server.js"), str(cache), str(EXT), str(tmp_path), sys.executable],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    uri = (tmp_path / "demo.flow").as_uri()
+
+    # The server's commands the language client registers (and so passes through the middleware).
+    assert {"flowmetal.run", "flowmetal.showRuns", "flowmetal.cancel", "flowmetal.replay"} <= set(
+        report["serverCommands"])
+    assert report["start"]["runs"] == []
+    assert report["start"]["message"].startswith("No runs yet")
+    lens = report["lens"]
+    assert lens["title"] == "▶ Run…"
+    assert [p["name"] for p in lens["arguments"][0]["params"]] == ["who", "n"]
+
+    # Escaping the first box runs nothing; a wrong argument shows the server's refusal.
+    assert report["escaped"]["answer"] is None
+    assert [e["kind"] for e in report["escaped"]["events"]] == ["inputBox"]
+    [refusal] = _kinds(report["refused"]["events"], "error")
+    assert "argument `who` of `main` must be str?" in refusal["message"]
+
+    # The run: asked for, selected, followed live to its end.
+    run = report["run"]
+    run_id = run["answer"]["runId"]
+    assert [b["prompt"] for b in _kinds(run["events"], "inputBox")] == ["who : str?", "n : int?"]
+    assert run["selection"] == [{"kind": "run", "id": run_id}]
+    node_ = run["node"]
+    assert node_["description"].startswith("completed") and node_["icon"] == "pass"
+    labels = [e["label"].split(" ", 1)[1] for e in node_["children"]]
+    assert labels[0] == "run-started" and labels[-1] == "run-completed"
+    assert node_["children"][0]["description"] == 'demo/main "ann" 3'
+    assert any(e["description"].startswith("flowmetal.time/sleep! d=(duration 10 +milliseconds+)")
+               for e in node_["children"])
+    # A timer's due time, which the log holds in seconds since the epoch, as a time of day.
+    [timer] = [e for e in node_["children"] if e["label"].endswith("timer-set")]
+    assert re.fullmatch(r"due (\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d", timer["description"]), timer
+    assert report["notified"]["flowmetal/traceEvent"] >= 1
+    assert report["notified"]["flowmetal/runUpdated"] >= 1
+    # The store is the one the settings name.
+    assert (tmp_path / "runs" / "store.db").is_file()
+
+    # The state at the sleep! call.
+    state = report["state"]
+    [opened] = _kinds(state["events"], "showTextDocument")
+    assert opened["uri"] == uri
+    assert opened["options"]["selection"]["start"]["line"] == 5  # the sleep! line
+    helper, main = state["tree"]
+    assert (helper["label"], main["label"]) == ("demo/helper", "demo/main")
+    assert [b["label"] for b in helper["children"]] == ["n : int? = 3", "twice : int? = 6"]
+    assert [b["label"] for b in main["children"]] == ['who : str? = "ann"', "n : int? = 3"]
+    assert report["endState"]["tree"][0]["label"] == "value = 7"
+
+    [info] = _kinds(report["replay"]["events"], "info")
+    assert "reproduces (2 steps replayed, value 7)" in info["message"]
+
+    shown = report["showRuns"]
+    assert [r["id"] for r in shown["answer"]] == [run_id]
+    assert [r["id"] for r in shown["runs"]] == [f"run:{run_id}"]
+    assert shown["description"] == "demo/main"

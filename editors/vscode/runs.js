@@ -1,0 +1,741 @@
+// Running and tracing Flowmetal programs from VS Code: the Run lens's
+// arguments, the "Runs" and "State" views of the Flowmetal side bar, and the
+// run actions (cancel, replay, refresh).
+//
+// Everything shown comes from the language server, through the protocol of
+// docs/lsp-protocol.md: the `flowmetal/runs`, `flowmetal/trace` and
+// `flowmetal/stateAt` requests, the `flowmetal/runUpdated` and
+// `flowmetal/traceEvent` notifications, and the `flowmetal.*` commands. Nothing
+// here reads Flowmetal: arguments are passed on as the user typed them, and
+// values are shown as the server wrote them.
+'use strict';
+
+const vscode = require('vscode');
+
+const RUNS_VIEW = 'flowmetal.runs';
+const STATE_VIEW = 'flowmetal.state';
+const CONTAINER_COMMAND = 'workbench.view.extension.flowmetal';
+const FILTERED_CONTEXT = 'flowmetal.runsFiltered';
+
+const ACTIVE = new Set(['pending', 'running', 'waiting']);
+
+// Codicon and theme colour of each run status.
+const STATUS_ICONS = {
+  pending: ['clock'],
+  running: ['sync~spin'],
+  waiting: ['watch'],
+  completed: ['pass', 'testing.iconPassed'],
+  failed: ['error', 'testing.iconFailed'],
+  cancelled: ['circle-slash', 'disabledForeground'],
+};
+
+const EVENT_ICONS = {
+  'run-started': 'play',
+  'step-requested': 'arrow-right',
+  'step-completed': 'check',
+  'timer-set': 'watch',
+  'timer-fired': 'bell',
+  'timer-cancelled': 'bell-slash',
+  log: 'output',
+  'run-completed': 'pass',
+  'run-failed': 'error',
+  'run-cancelled': 'circle-slash',
+};
+
+const NO_STATE = 'Select an event of a run to see the run\'s state there.';
+
+// ------------------------------------------------------------------ formatting
+
+function errorMessage(err) {
+  return err && err.message ? err.message : String(err);
+}
+
+function shortId(id) {
+  return String(id).slice(0, 8);
+}
+
+function firstLine(text) {
+  return String(text == null ? '' : text).split('\n', 1)[0];
+}
+
+function shown(value) {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+// A time (ISO 8601, or milliseconds since the epoch) as the local time of
+// day, with the date when it is not today.
+function clock(when, now = new Date()) {
+  if (when == null || when === '') return '';
+  const t = new Date(when);
+  if (Number.isNaN(t.getTime())) return String(when);
+  const pad = (n) => String(n).padStart(2, '0');
+  const time = `${pad(t.getHours())}:${pad(t.getMinutes())}:${pad(t.getSeconds())}`;
+  if (t.toDateString() === now.toDateString()) return time;
+  return `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())} ${time}`;
+}
+
+function formatArgs(args) {
+  if (Array.isArray(args)) return args.map(shown).join(' ');
+  if (args && typeof args === 'object') {
+    return Object.entries(args).map(([name, value]) => `${name}=${shown(value)}`).join(' ');
+  }
+  return args == null ? '' : shown(args);
+}
+
+// The one-line summary of an event: what was called, logged or answered.
+function describeEvent(event) {
+  const data = event.data || {};
+  switch (event.kind) {
+    case 'run-started':
+      return [data.entry, formatArgs(data.args)].filter(Boolean).join(' ');
+    case 'step-requested':
+      return [data.endpoint, formatArgs(data.args)].filter(Boolean).join(' ');
+    case 'step-completed':
+    case 'run-completed':
+      return data.result == null ? '' : `→ ${firstLine(shown(data.result))}`;
+    case 'log':
+      return firstLine(data.message);
+    case 'timer-set':
+      return data.due == null ? '' : `due ${typeof data.due === 'number' ? clock(data.due * 1000) : shown(data.due)}`;
+    case 'run-failed':
+      return firstLine(data.error);
+    default:
+      return '';
+  }
+}
+
+function eventTooltip(event) {
+  const lines = [`#${event.seq} ${event.kind}` + (event.step != null ? ` (step ${event.step})` : '')];
+  if (event.time) lines.push(event.time);
+  for (const [key, value] of Object.entries(event.data || {})) {
+    lines.push(`${key}: ${typeof value === 'string' ? value : JSON.stringify(value, null, 2)}`);
+  }
+  return lines.join('\n');
+}
+
+function runTooltip(run) {
+  const lines = [`${run.entry} ${formatArgs(run.args)}`.trim(), `run ${run.id}`, `status: ${run.status}`];
+  if (run.started) lines.push(`started: ${run.started}`);
+  if (run.ended) lines.push(`ended: ${run.ended}`);
+  if (run.result != null) lines.push(`result: ${run.result}`);
+  if (run.error != null) lines.push(`error: ${run.error}`);
+  if (run.origin) lines.push(`from: ${run.origin}`);
+  return lines.join('\n');
+}
+
+function statusIcon(status) {
+  const [icon, color] = STATUS_ICONS[status] || ['circle-outline'];
+  return color ? new vscode.ThemeIcon(icon, new vscode.ThemeColor(color)) : new vscode.ThemeIcon(icon);
+}
+
+function toRange(range) {
+  return new vscode.Range(range.start.line, range.start.character, range.end.line, range.end.character);
+}
+
+// "demo.flow:12" for a location.
+function place(location) {
+  if (!location || !location.uri) return '';
+  const name = decodeURIComponent(String(location.uri).split('/').pop() || '');
+  return location.range ? `${name}:${location.range.start.line + 1}` : name;
+}
+
+// ------------------------------------------------------------------ arguments
+
+// Asks for the arguments of `entry`, one input box per parameter. A required
+// parameter needs a value; an empty optional one takes its default, and so do
+// the ones after it. Answers the arguments (Flowmetal literals, as typed), or
+// undefined when the user escapes.
+async function askArguments(entry, params) {
+  const values = [];
+  for (let i = 0; i < params.length; i++) {
+    const param = params[i] || {};
+    const optional = Boolean(param.optional);
+    const more = i < params.length - 1;
+    let prompt = `${param.name} : ${param.type}`;
+    if (optional) {
+      prompt += more ? ' (optional: leave empty for its default and the defaults after it)'
+        : ' (optional: leave empty for its default)';
+    }
+    const value = await vscode.window.showInputBox({
+      title: `Run ${entry} (${i + 1}/${params.length})`,
+      prompt,
+      placeHolder: 'a Flowmetal literal, such as "host-1", 42 or [+reboot+]',
+      ignoreFocusOut: true,
+      validateInput: (text) =>
+        !optional && !String(text).trim() ? `\`${param.name}\` needs a value: a Flowmetal literal` : undefined,
+    });
+    if (value === undefined) return undefined;
+    const text = value.trim();
+    if (!text && optional) break;
+    values.push(text);
+  }
+  return values;
+}
+
+// ------------------------------------------------------------------ the State view
+
+function leaf(label, options = {}) {
+  const item = new vscode.TreeItem(label, vscode.TreeItemCollapsibleState.None);
+  Object.assign(item, options);
+  return { item, children: [] };
+}
+
+function bindingElement(binding) {
+  const typed = binding.type ? `${binding.name} : ${binding.type}` : binding.name;
+  const label = `${typed} = ${binding.value}`;
+  return leaf(label, { tooltip: label, iconPath: new vscode.ThemeIcon('symbol-variable'), contextValue: 'flowmetalBinding' });
+}
+
+function openCommand(location) {
+  return location && location.uri
+    ? { command: 'flowmetal.openLocation', title: 'Go to Source', arguments: [location] }
+    : undefined;
+}
+
+function frameElement(frame, innermost) {
+  const bindings = (frame.bindings || []).map(bindingElement);
+  const item = new vscode.TreeItem(
+    frame.function,
+    bindings.length ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None
+  );
+  item.description = place(frame.location) + (innermost ? ' (here)' : '');
+  item.tooltip = `${frame.function}\n${place(frame.location)}`;
+  item.iconPath = new vscode.ThemeIcon('symbol-function');
+  item.contextValue = 'flowmetalFrame';
+  item.command = openCommand(frame.location);
+  return { item, children: bindings };
+}
+
+// The items of a State: the fault, value and step result first, then the call
+// stack, innermost first, each frame with its bindings.
+function stateElements(state) {
+  const out = [];
+  if (state.error != null) {
+    out.push(leaf(`error: ${firstLine(state.error)}`, {
+      tooltip: String(state.error), iconPath: new vscode.ThemeIcon('error'), contextValue: 'flowmetalError',
+    }));
+  }
+  if (state.value != null) {
+    out.push(leaf(`value = ${state.value}`, {
+      tooltip: `the run's value: ${state.value}`, iconPath: new vscode.ThemeIcon('symbol-constant'),
+    }));
+  }
+  if (state.result != null) {
+    out.push(leaf(`result = ${state.result}`, {
+      tooltip: `the step's result: ${state.result}`, iconPath: new vscode.ThemeIcon('symbol-constant'),
+    }));
+  }
+  const stack = state.stack || [];
+  if (stack.length) {
+    stack.forEach((frame, i) => out.push(frameElement(frame, i === 0)));
+  } else {
+    for (const binding of state.bindings || []) out.push(bindingElement(binding));
+  }
+  return out;
+}
+
+class StateTree {
+  constructor() {
+    this.changed = new vscode.EventEmitter();
+    this.onDidChangeTreeData = this.changed.event;
+    this.roots = [];
+    this.state = undefined;
+  }
+
+  show(state) {
+    this.state = state;
+    this.roots = state ? stateElements(state) : [];
+    this.changed.fire(undefined);
+  }
+
+  getTreeItem(element) {
+    return element.item;
+  }
+
+  getChildren(element) {
+    return element ? element.children : this.roots;
+  }
+}
+
+// ------------------------------------------------------------------ the Runs view
+
+class RunsPanel {
+  constructor(context) {
+    this.client = undefined;
+    this.clientDisposables = [];
+    this.runs = new Map(); // run id -> Run
+    this.order = []; // run ids, oldest first (as the server lists them)
+    this.events = new Map(); // run id -> Map(seq -> Event), for runs whose trace is read or being read
+    this.loaded = new Set(); // run ids whose whole trace is in `events`
+    this.loading = new Map(); // run id -> the promise reading its trace
+    this.runElements = new Map();
+    this.eventElements = new Map();
+    this.filter = undefined; // show only the runs of this entry
+    this.listed = false;
+    this.listError = undefined;
+    this.stateTicket = 0;
+    this.output = undefined;
+
+    this.changed = new vscode.EventEmitter();
+    this.onDidChangeTreeData = this.changed.event;
+    this.stateTree = new StateTree();
+    this.runsView = vscode.window.createTreeView(RUNS_VIEW, { treeDataProvider: this, showCollapseAll: true });
+    this.stateView = vscode.window.createTreeView(STATE_VIEW, { treeDataProvider: this.stateTree });
+    this.stateView.message = NO_STATE;
+    this.shown = undefined; // the event the State view is for: {runId, seq, at, done}
+
+    context.subscriptions.push(
+      this.runsView,
+      this.stateView,
+      // Selecting an event (a click, or the arrow keys) shows it too.
+      this.runsView.onDidChangeSelection((event) => {
+        const selected = event.selection || [];
+        if (selected.length === 1 && selected[0].kind === 'event') this.showEvent(selected[0]);
+      }),
+      this.changed,
+      this.stateTree.changed,
+      vscode.commands.registerCommand('flowmetal.runs.refresh', (element) => this.refreshCommand(element)),
+      vscode.commands.registerCommand('flowmetal.runs.cancel', (element) => this.cancel(element)),
+      vscode.commands.registerCommand('flowmetal.runs.replay', (element) => this.replay(element)),
+      vscode.commands.registerCommand('flowmetal.runs.showAll', () => this.setFilter(undefined)),
+      vscode.commands.registerCommand('flowmetal.runs.showEvent', (element) => this.showEvent(element)),
+      vscode.commands.registerCommand('flowmetal.openLocation', (location) => this.openLocation(location, false)),
+      { dispose: () => this.dispose() }
+    );
+  }
+
+  // -- the language client --
+
+  // Listens to `client`'s run notifications (call before it starts, so that
+  // none is missed; `refresh` once it has).
+  attach(client) {
+    this.detach();
+    this.client = client;
+    this.clientDisposables = [
+      client.onNotification('flowmetal/runUpdated', (run) => this.runUpdated(run)),
+      client.onNotification('flowmetal/traceEvent', (params) => this.traceEvent(params)),
+    ];
+  }
+
+  detach(client) {
+    if (client !== undefined && client !== this.client) return;
+    for (const disposable of this.clientDisposables) {
+      if (disposable && typeof disposable.dispose === 'function') disposable.dispose();
+    }
+    this.clientDisposables = [];
+    this.client = undefined;
+  }
+
+  request(method, params) {
+    if (!this.client) return Promise.reject(new Error('the Flowmetal language server is not running'));
+    return this.client.sendRequest(method, params);
+  }
+
+  execute(command, arg) {
+    return this.request('workspace/executeCommand', { command, arguments: [arg] });
+  }
+
+  // The language client's middleware for the server's commands: `flowmetal.run`
+  // asks for missing arguments and shows the new run; `flowmetal.showRuns`
+  // opens the Runs view on an entry instead of going to the server.
+  executeCommand(command, args, next) {
+    if (command === 'flowmetal.run') return this.run(args, next);
+    if (command === 'flowmetal.showRuns') return this.showRuns(args && args[0]);
+    return next(command, args);
+  }
+
+  async run(args, next) {
+    const list = Array.isArray(args) ? args : [];
+    const arg = list[0] && typeof list[0] === 'object' ? list[0] : undefined;
+    let call = list;
+    if (arg && !Array.isArray(arg.args)) {
+      const values = await askArguments(arg.entry, Array.isArray(arg.params) ? arg.params : []);
+      if (values === undefined) return undefined; // escaped: nothing runs
+      call = [{ ...arg, args: values }, ...list.slice(1)];
+    }
+    let answer;
+    try {
+      answer = await next('flowmetal.run', call);
+    } catch (err) {
+      vscode.window.showErrorMessage(`Flowmetal: ${errorMessage(err)}`);
+      return undefined;
+    }
+    if (answer && answer.runId) await this.revealRun(answer.runId);
+    return answer;
+  }
+
+  async showRuns(arg) {
+    const entry = arg && typeof arg.entry === 'string' && arg.entry ? arg.entry : undefined;
+    this.setFilter(entry);
+    if (!this.listed) await this.refresh();
+    await this.revealPanel();
+    return this.visibleIds().reverse().map((id) => this.runs.get(id));
+  }
+
+  // -- the model --
+
+  async refresh() {
+    const client = this.client;
+    if (!client) return;
+    let runs;
+    try {
+      runs = await client.sendRequest('flowmetal/runs', {});
+    } catch (err) {
+      if (client !== this.client) return;
+      this.listError = `Could not list the runs: ${errorMessage(err)}`;
+      this.updateMessage();
+      return;
+    }
+    if (client !== this.client) return;
+    const fresh = new Map();
+    for (const run of Array.isArray(runs) ? runs : []) {
+      if (!run || !run.id) continue;
+      const known = this.runs.get(run.id);
+      // A notification may have brought a newer state of it while the list was on its way.
+      fresh.set(run.id, known && (known.updated || '') > (run.updated || '') ? known : run);
+    }
+    this.runs = fresh;
+    this.order = [...fresh.keys()];
+    this.events.clear();
+    this.loaded.clear();
+    this.loading.clear();
+    this.listed = true;
+    this.listError = undefined;
+    this.updateMessage();
+    this.changed.fire(undefined);
+  }
+
+  // Adds or updates a run; answers whether it is new. A run read with its
+  // trace may be older than what a notification brought meanwhile: the newer wins.
+  mergeRun(run) {
+    if (!run || !run.id) return false;
+    const known = this.runs.get(run.id);
+    if (!known || (known.updated || '') <= (run.updated || '')) this.runs.set(run.id, run);
+    if (!known) this.order.push(run.id);
+    return !known;
+  }
+
+  runUpdated(run) {
+    if (!run || !run.id) return;
+    const known = this.runs.get(run.id);
+    if (known && JSON.stringify(known) === JSON.stringify(run)) return; // nothing to redraw
+    const added = this.mergeRun(run);
+    this.updateMessage();
+    this.changed.fire(added ? undefined : this.runElement(run.id));
+  }
+
+  traceEvent(params) {
+    const runId = params && params.runId;
+    const event = params && params.event;
+    if (!runId || !event || typeof event.seq !== 'number') return;
+    const events = this.events.get(runId);
+    if (!events) return; // not read yet: `flowmetal/trace` brings it all when the run is opened
+    if (events.has(event.seq)) return; // read with the trace already
+    events.set(event.seq, event);
+    if (this.loaded.has(runId) && this.runs.has(runId)) this.changed.fire(this.runElement(runId));
+  }
+
+  loadTrace(runId) {
+    if (this.loading.has(runId)) return this.loading.get(runId);
+    const events = new Map();
+    this.events.set(runId, events); // events notified meanwhile go here too
+    this.loaded.delete(runId);
+    const reading = (async () => {
+      try {
+        const answer = await this.request('flowmetal/trace', { runId });
+        if (this.events.get(runId) !== events) return; // refreshed meanwhile
+        for (const event of (answer && answer.events) || []) events.set(event.seq, event);
+        if (answer && answer.run) this.mergeRun(answer.run);
+        this.loaded.add(runId);
+      } catch (err) {
+        if (this.events.get(runId) === events) this.events.delete(runId);
+        throw err;
+      } finally {
+        if (this.loading.get(runId) === reading) this.loading.delete(runId);
+      }
+    })();
+    this.loading.set(runId, reading);
+    return reading;
+  }
+
+  visibleIds() {
+    const ids = this.order.filter((id) => !this.filter || (this.runs.get(id) || {}).entry === this.filter);
+    return ids.reverse(); // newest first
+  }
+
+  setFilter(entry) {
+    this.filter = entry || undefined;
+    this.runsView.description = this.filter || '';
+    vscode.commands.executeCommand('setContext', FILTERED_CONTEXT, Boolean(this.filter));
+    this.updateMessage();
+    this.changed.fire(undefined);
+  }
+
+  updateMessage() {
+    let message;
+    if (this.listError) {
+      message = this.listError;
+    } else if (this.listed && this.visibleIds().length === 0) {
+      message = this.filter
+        ? `No runs of ${this.filter} yet.`
+        : 'No runs yet. Run a function with the ▶ Run lens above its defn.';
+    }
+    this.runsView.message = message;
+  }
+
+  runElement(id) {
+    let element = this.runElements.get(id);
+    if (!element) {
+      element = { kind: 'run', id };
+      this.runElements.set(id, element);
+    }
+    return element;
+  }
+
+  eventElement(runId, seq) {
+    let byRun = this.eventElements.get(runId);
+    if (!byRun) {
+      byRun = new Map();
+      this.eventElements.set(runId, byRun);
+    }
+    let element = byRun.get(seq);
+    if (!element) {
+      element = { kind: 'event', runId, seq };
+      byRun.set(seq, element);
+    }
+    return element;
+  }
+
+  event(element) {
+    const events = element && this.events.get(element.runId);
+    return events ? events.get(element.seq) : undefined;
+  }
+
+  // -- TreeDataProvider --
+
+  getTreeItem(element) {
+    if (element.kind === 'run') {
+      const run = this.runs.get(element.id) || { id: element.id, entry: shortId(element.id), status: '' };
+      const item = new vscode.TreeItem(run.entry || shortId(run.id), vscode.TreeItemCollapsibleState.Collapsed);
+      item.id = `run:${run.id}`;
+      item.description = [run.status, clock(run.started)].filter(Boolean).join(' · ');
+      item.tooltip = runTooltip(run);
+      item.iconPath = statusIcon(run.status);
+      item.contextValue = ACTIVE.has(run.status) ? 'flowmetalRun.active' : 'flowmetalRun.ended';
+      return item;
+    }
+    if (element.kind === 'event') {
+      const event = this.event(element) || { seq: element.seq, kind: '' };
+      const item = new vscode.TreeItem(`#${event.seq} ${event.kind}`, vscode.TreeItemCollapsibleState.None);
+      item.id = `event:${element.runId}:${element.seq}`;
+      item.description = describeEvent(event);
+      item.tooltip = eventTooltip(event);
+      item.iconPath = new vscode.ThemeIcon(EVENT_ICONS[event.kind] || 'circle-small');
+      item.contextValue = 'flowmetalEvent';
+      item.command = { command: 'flowmetal.runs.showEvent', title: 'Show the State Here', arguments: [element] };
+      return item;
+    }
+    const item = new vscode.TreeItem(element.text, vscode.TreeItemCollapsibleState.None);
+    item.iconPath = new vscode.ThemeIcon('warning');
+    return item;
+  }
+
+  async getChildren(element) {
+    if (!element) return this.visibleIds().map((id) => this.runElement(id));
+    if (element.kind !== 'run') return [];
+    if (!this.loaded.has(element.id)) {
+      try {
+        await this.loadTrace(element.id);
+      } catch (err) {
+        return [{ kind: 'message', runId: element.id, text: `Could not read the trace: ${errorMessage(err)}` }];
+      }
+    }
+    const events = this.events.get(element.id);
+    if (!events) return [];
+    return [...events.keys()].sort((a, b) => a - b).map((seq) => this.eventElement(element.id, seq));
+  }
+
+  getParent(element) {
+    return element.kind === 'run' ? undefined : this.runElement(element.runId);
+  }
+
+  // -- showing --
+
+  async revealPanel() {
+    try {
+      await vscode.commands.executeCommand(CONTAINER_COMMAND);
+    } catch (_) {
+      // No side bar (or no such command): the views still update.
+    }
+  }
+
+  // Shows a run just started: reads it, opens the Runs view and selects it.
+  async revealRun(runId) {
+    if (!this.loaded.has(runId)) {
+      try {
+        await this.loadTrace(runId);
+      } catch (_) {
+        // Its first `flowmetal/runUpdated` brings it.
+      }
+    }
+    const run = this.runs.get(runId);
+    if (this.filter && run && run.entry !== this.filter) this.setFilter(undefined);
+    this.updateMessage();
+    this.changed.fire(undefined);
+    await this.revealPanel();
+    if (!run) return;
+    try {
+      await this.runsView.reveal(this.runElement(runId), { select: true, focus: false, expand: true });
+    } catch (_) {
+      // The view is hidden: nothing to select.
+    }
+  }
+
+  async openLocation(location, preserveFocus = true) {
+    if (!location || !location.uri) return;
+    const options = { preserveFocus, preview: true };
+    if (location.range) options.selection = toRange(location.range);
+    try {
+      await vscode.window.showTextDocument(vscode.Uri.parse(location.uri), options);
+    } catch (err) {
+      vscode.window.showErrorMessage(`Flowmetal: could not open ${location.uri} (${errorMessage(err)})`);
+    }
+  }
+
+  // An event clicked or selected: its source in an editor, and the run's state
+  // there in the State view. A click both selects and runs the item's command:
+  // the second, right after the first, is the same one.
+  showEvent(element) {
+    const event = this.event(element);
+    if (!event) return Promise.resolve(undefined);
+    const last = this.shown;
+    if (last && last.runId === element.runId && last.seq === event.seq && Date.now() - last.at < 1000) {
+      return last.done;
+    }
+    const shown = { runId: element.runId, seq: event.seq, at: Date.now() };
+    shown.done = this.readState(element, event);
+    this.shown = shown;
+    return shown.done;
+  }
+
+  async readState(element, event) {
+    const ticket = ++this.stateTicket;
+    const run = this.runs.get(element.runId) || { entry: shortId(element.runId) };
+    const title = `${run.entry} #${event.seq} ${event.kind}`;
+    const opening = this.openLocation(event.location);
+    this.stateTree.show(undefined);
+    this.stateView.description = title;
+    this.stateView.message = `Reading the state at #${event.seq}…`;
+    let state;
+    try {
+      state = await this.request('flowmetal/stateAt', { runId: element.runId, seq: event.seq });
+    } catch (err) {
+      if (ticket === this.stateTicket) this.stateView.message = `No state at #${event.seq}: ${errorMessage(err)}`;
+      await opening;
+      return undefined;
+    }
+    if (ticket === this.stateTicket) {
+      this.stateTree.show(state);
+      this.stateView.description = state && state.via ? `${title} (${state.via})` : title;
+      this.stateView.message = this.stateTree.roots.length ? undefined : 'Nothing is bound here.';
+    }
+    await opening;
+    return state;
+  }
+
+  clearState() {
+    this.stateTicket++;
+    this.shown = undefined;
+    this.stateTree.show(undefined);
+    this.stateView.description = '';
+    this.stateView.message = NO_STATE;
+  }
+
+  // -- run actions --
+
+  // The run an action is for: the item it was invoked on, else the selected one.
+  runIdOf(element) {
+    const target = element || (this.runsView.selection || [])[0];
+    if (!target) return undefined;
+    return target.kind === 'run' ? target.id : target.runId;
+  }
+
+  async refreshCommand(element) {
+    const runId = element ? this.runIdOf(element) : undefined;
+    if (!runId) {
+      this.clearState();
+      await this.refresh();
+      return;
+    }
+    try {
+      await this.loadTrace(runId);
+    } catch (err) {
+      vscode.window.showErrorMessage(`Flowmetal: ${errorMessage(err)}`);
+    }
+    this.changed.fire(this.runElement(runId));
+  }
+
+  async cancel(element) {
+    const runId = this.runIdOf(element);
+    if (!runId) return undefined;
+    let answer;
+    try {
+      answer = await this.execute('flowmetal.cancel', { runId });
+    } catch (err) {
+      vscode.window.showErrorMessage(`Flowmetal: ${errorMessage(err)}`);
+      return undefined;
+    }
+    const status = answer && answer.status;
+    const what = status === 'cancelling' ? 'stops at its next checkpoint'
+      : status === 'cancelled' ? 'is cancelled'
+        : `had ended already (${status})`;
+    vscode.window.showInformationMessage(`Flowmetal: run ${shortId(runId)} ${what}.`);
+    return answer;
+  }
+
+  async replay(element) {
+    const runId = this.runIdOf(element);
+    if (!runId) return undefined;
+    const run = this.runs.get(runId);
+    const name = `run ${shortId(runId)}${run ? ` (${run.entry})` : ''}`;
+    let answer;
+    try {
+      answer = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Window, title: `Replaying ${name}` },
+        () => this.execute('flowmetal.replay', { runId })
+      );
+    } catch (err) {
+      vscode.window.showErrorMessage(`Flowmetal: ${errorMessage(err)}`);
+      return undefined;
+    }
+    if (!answer) return undefined;
+    const steps = `${answer.steps} step${answer.steps === 1 ? '' : 's'} replayed`;
+    const outcome = answer.fault != null ? `, fault: ${firstLine(answer.fault)}`
+      : answer.value != null ? `, value ${answer.value}` : '';
+    this.replayReport(name, answer);
+    const show = 'Show Steps';
+    const chosen = answer.divergence
+      ? await vscode.window.showWarningMessage(
+        `Flowmetal: ${name} does not reproduce: ${answer.divergence}`, show)
+      : await vscode.window.showInformationMessage(
+        `Flowmetal: ${name} reproduces (${steps}${outcome}).`, show);
+    if (chosen === show && this.output) this.output.show(true);
+    return answer;
+  }
+
+  replayReport(name, answer) {
+    if (!this.output) this.output = vscode.window.createOutputChannel('Flowmetal Runs');
+    this.output.appendLine(`Replay of ${name}:`);
+    for (const line of answer.lines || []) this.output.appendLine(`  ${line}`);
+    if (answer.value != null) this.output.appendLine(`  value ${answer.value}`);
+    if (answer.fault != null) this.output.appendLine(`  fault ${answer.fault}`);
+    this.output.appendLine(answer.divergence ? `  diverges: ${answer.divergence}` : '  reproduces the log');
+  }
+
+  dispose() {
+    this.detach();
+    if (this.output) this.output.dispose();
+  }
+}
+
+module.exports = { RunsPanel, askArguments, describeEvent, stateElements };

@@ -1,0 +1,208 @@
+"""The Flowmetal extension in VS Code itself: code-server, driven by headless Chromium.
+
+The extension is packaged (`vsce package`), installed into code-server, and
+used on a workspace holding a small program, as a user would
+(vscode_code_server.js, with playwright-core): the Run lens of a function with
+parameters, its argument boxes, the run followed live in the Runs view, an
+event clicked for its source and its state in the State view, Replay from
+the run's inline button, the Trace lens and Show All Runs. The server is the
+real one, `python -m flowmetal lsp` with this Python.
+
+Skipped unless code-server and Chromium are installed: code-server as
+$FLOWMETAL_CODE_SERVER (the executable) or under
+editors/vscode/.test-cache/code-server/ (tests/editors/install_code_server.sh
+puts it there), Chromium as $CHROME or /usr/bin/chromium (Debian's
+`chromium`). With them, the test installs playwright-core and @vscode/vsce
+with npm into editors/vscode/.test-cache/e2e/ once. The test takes about
+half a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXT = ROOT / "editors" / "vscode"
+HERE = pathlib.Path(__file__).resolve().parent
+CACHE = pathlib.Path(os.environ.get("FLOWMETAL_VSCODE_TEST_CACHE", EXT / ".test-cache"))
+E2E_PACKAGES = {"playwright-core": "1.65.1", "@vscode/vsce": "3.9.2"}
+
+DEMO = '''\
+(defpackage demo
+  (require [flowmetal.log :refer [log!]]
+           [flowmetal.time :refer [sleep! make-duration +milliseconds+]])
+  (defn helper [n : int?] : int?
+    (let [twice (* n 2)]
+      (sleep! (make-duration 10 +milliseconds+))
+      twice))
+  (defn main [who : str? n : int?] : int?
+    (log! (str "hi " who))
+    (+ (helper n) 1))
+  (defn hello [] : str?
+    "hello"))
+'''
+
+
+def _code_server() -> str | None:
+    given = os.environ.get("FLOWMETAL_CODE_SERVER")
+    if given:
+        return given if os.access(given, os.X_OK) else None
+    found = CACHE / "code-server" / "node_modules" / ".bin" / "code-server"
+    return str(found) if found.exists() else None
+
+
+def _chrome() -> str | None:
+    chrome = os.environ.get("CHROME", "/usr/bin/chromium")
+    return chrome if os.access(chrome, os.X_OK) else None
+
+
+pytestmark = pytest.mark.skipif(
+    not (_code_server() and _chrome() and shutil.which("node") and shutil.which("npm")),
+    reason="code-server or chromium is not installed (tests/editors/install_code_server.sh, apt-get install chromium)",
+)
+
+
+def _npm(*args, cwd, timeout=600):
+    result = subprocess.run(["npm", *args, "--no-audit", "--no-fund"], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout, env=dict(os.environ, npm_config_update_notifier="false"))
+    assert result.returncode == 0, f"npm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.fixture(scope="module")
+def e2e_modules():
+    """node_modules with playwright-core and @vscode/vsce."""
+    where = CACHE / "e2e"
+    where.mkdir(parents=True, exist_ok=True)
+    manifest = {"name": "flowmetal-vscode-e2e", "private": True, "dependencies": E2E_PACKAGES}
+    stamp = where / ".installed.json"
+    if not (stamp.is_file() and json.loads(stamp.read_text()) == manifest):
+        (where / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        _npm("install", cwd=where)
+        stamp.write_text(json.dumps(manifest))
+    return where / "node_modules"
+
+
+@pytest.fixture(scope="module")
+def vsix(e2e_modules, tmp_path_factory):
+    """The extension packaged as users get it."""
+    stage = tmp_path_factory.mktemp("vsix") / "flowmetal"
+    shutil.copytree(EXT, stage, ignore=shutil.ignore_patterns("node_modules", ".test-cache", "*.vsix"))
+    _npm("install", "--omit=dev", cwd=stage)
+    out = stage.parent / "flowmetal.vsix"
+    result = subprocess.run(
+        [str(e2e_modules / ".bin" / "vsce"), "package", "--allow-missing-repository", "--skip-license", "-o", str(out)],
+        cwd=stage, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def code_server(vsix, tmp_path):
+    """code-server on a scratch workspace with the extension installed: (url, workspace)."""
+    home = tmp_path / "home"
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+               XDG_DATA_HOME=str(home / ".local" / "share"), XDG_CACHE_HOME=str(home / ".cache"),
+               XDG_STATE_HOME=str(home / ".local" / "state"))
+    for name in ("FLOWMETAL_STORE", "FLOWMETAL_PUBLIC_URL", "FLOWMETAL_TOKEN"):
+        env.pop(name, None)
+    home.mkdir()
+    workspace = tmp_path / "ws"
+    (workspace / ".vscode").mkdir(parents=True)
+    (workspace / "demo.flow").write_text(DEMO, encoding="utf-8")
+    (workspace / ".vscode" / "settings.json").write_text(json.dumps({
+        "flowmetal.server.path": sys.executable,
+        "flowmetal.server.args": ["-m", "flowmetal", "lsp"],
+        "flowmetal.store": "runs/store.db",
+    }))
+    user = tmp_path / "user-data"
+    (user / "User").mkdir(parents=True)
+    (user / "User" / "settings.json").write_text(json.dumps({
+        "workbench.startupEditor": "none", "telemetry.telemetryLevel": "off", "workbench.tips.enabled": False,
+    }))
+    port = _free_port()
+    config = tmp_path / "code-server.yaml"
+    config.write_text(f"bind-addr: 127.0.0.1:{port}\nauth: none\ncert: false\n")
+    common = [_code_server(), "--config", str(config), "--user-data-dir", str(user),
+              "--extensions-dir", str(tmp_path / "extensions")]
+    installed = subprocess.run(common + ["--install-extension", str(vsix)], env=env, capture_output=True,
+                               text=True, timeout=120)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    log = open(tmp_path / "code-server.log", "w")
+    proc = subprocess.Popen(common + ["--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
+                                      str(workspace)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "code-server.log").read_text()
+                assert time.monotonic() < deadline, "code-server did not start"
+                time.sleep(0.2)
+        yield url, workspace
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # code-server, its extension host, the language server
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        log.close()
+
+
+def test_run_and_trace_in_vscode(code_server, e2e_modules, tmp_path):
+    url, workspace = code_server
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    result = subprocess.run(
+        ["node", str(HERE / "vscode_code_server.js"), str(e2e_modules), url, str(workspace), str(shots)],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, CHROME=_chrome()),
+    )
+    report = json.loads(result.stdout) if result.stdout.startswith("{") else {"steps": [], "error": result.stderr}
+    assert result.returncode == 0 and report["error"] is None, (
+        f"{report['error']}\nsteps: {json.dumps(report['steps'], ensure_ascii=False, indent=1)}\n"
+        f"screenshots in {shots}\n{result.stderr[-2000:]}")
+    steps = {step["name"]: step for step in report["steps"]}
+
+    assert steps["lenses"]["lenses"].count("▶ Run…") == 2  # helper and main take arguments
+    assert "▶ Run" in steps["lenses"]["lenses"]  # hello does not
+    boxes = steps["arguments"]["boxes"]
+    assert [box["title"] for box in boxes] == ["Run demo/main (1/2)", "Run demo/main (2/2)"]
+    assert boxes[0]["prompt"].startswith("who : str?") and boxes[1]["prompt"].startswith("n : int?")
+
+    rows = steps["runs"]["rows"]
+    assert rows[0].startswith("demo/main") and "completed" in rows[0]
+    assert rows[1] == '#1 run-starteddemo/main "ann" 3'
+    assert rows[-1] == "#9 run-completed→ 7"
+    assert any("flowmetal.time/sleep!" in row for row in rows)
+
+    state = steps["state"]["rows"]
+    assert state == ["demo/helperdemo.flow:6 (here)", "n : int? = 3", "twice : int? = 6",
+                     "demo/maindemo.flow:10", 'who : str? = "ann"', "n : int? = 3"]
+    assert steps["state"]["selected"] >= 1  # the sleep! call is selected in the editor
+
+    assert "reproduces (2 steps replayed, value 7)" in steps["replay"]["message"]
+    assert steps["traceLens"]["header"].split() == ["RUNS", "demo/main"]
+    assert "showAll" in steps
+    assert (workspace / "runs" / "store.db").is_file()  # the store the settings name

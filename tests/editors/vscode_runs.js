@@ -1,0 +1,324 @@
+// Drives the VS Code extension's run and trace features outside VS Code, with
+// the stand-in `vscode` module and language client of vscode_stub.js playing
+// the Flowmetal language server's side of docs/lsp-protocol.md: the Run lens's
+// arguments (asked through input boxes, passed on by the client middleware),
+// the Runs view built from `flowmetal/runs` and `flowmetal/trace` and kept up
+// to date by `flowmetal/runUpdated` and `flowmetal/traceEvent`, the State view
+// filled from `flowmetal/stateAt`, and the run actions.
+//
+// Usage: node vscode_runs.js CACHE_DIR EXTENSION_DIR
+// Prints JSON: {"<step>": {...what was seen...}, ..., "events": [...]}; the
+// pytest side checks it.
+'use strict';
+
+const path = require('path');
+const { install, render } = require('./vscode_stub');
+
+const [cacheDir, extensionDir] = process.argv.slice(2);
+const env = install(cacheDir, extensionDir);
+const { record, commands, views } = env;
+
+const FILE = 'file:///work/demo.flow';
+const at = (line, start, end) => ({
+  uri: FILE,
+  range: { start: { line, character: start }, end: { line, character: end } },
+});
+
+const RUN_MAIN = {
+  id: '1956a58dc5864667', entry: 'demo/main', args: ['"ann"', '3'], status: 'running',
+  started: '2026-11-28T12:25:39.792Z', updated: '2026-11-28T12:25:39.900Z', ended: null,
+  result: null, error: null, uri: FILE, origin: FILE,
+};
+const RUN_NAP = {
+  id: '2b7e0c11aa004d2e', entry: 'demo/nap', args: ['5'], status: 'waiting',
+  started: '2026-11-28T12:26:00.000Z', updated: '2026-11-28T12:26:00.100Z', ended: null,
+  result: null, error: null, uri: FILE, origin: FILE,
+};
+const MAIN_EVENTS = [
+  { seq: 1, time: '2026-11-28T12:25:39.792Z', kind: 'run-started', step: null,
+    data: { entry: 'demo/main', args: ['"ann"', '3'], code: 'f4d6', origin: '/work' }, location: at(7, 8, 12) },
+  { seq: 2, time: '2026-11-28T12:25:39.800Z', kind: 'step-requested', step: 1,
+    data: { endpoint: 'flowmetal.log/log!', args: { message: '"hi ann"' }, key: '1956a58dc5864667:1' },
+    location: at(8, 4, 25) },
+  { seq: 3, time: '2026-11-28T12:25:39.810Z', kind: 'step-completed', step: 1, data: { result: 'nil' },
+    location: at(8, 4, 25) },
+  { seq: 4, time: '2026-11-28T12:25:39.820Z', kind: 'step-requested', step: 2,
+    data: { endpoint: 'flowmetal.time/sleep!', args: { d: '(duration 10 +milliseconds+)' }, key: '1956a58dc5864667:2' },
+    location: at(5, 6, 47) },
+];
+const STATE_AT_4 = {
+  runId: RUN_MAIN.id, seq: 4, kind: 'step-requested', step: 2, location: at(5, 6, 47),
+  bindings: [{ name: 'n', type: 'int?', value: '3' }, { name: 'twice', type: 'int?', value: '6' }],
+  stack: [
+    { function: 'demo/helper', location: at(5, 6, 47),
+      bindings: [{ name: 'n', type: 'int?', value: '3' }, { name: 'twice', type: 'int?', value: '6' }] },
+    { function: 'demo/main', location: at(9, 7, 17),
+      bindings: [{ name: 'who', type: 'str?', value: '"ann"' }, { name: 'n', type: 'int?', value: '3' }] },
+  ],
+  result: 'nil', value: null, error: null, via: 'replay',
+};
+
+class ResponseError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+// The fake server's answers.
+const traces = {
+  [RUN_MAIN.id]: () => ({ run: RUN_MAIN, events: MAIN_EVENTS }),
+};
+let pendingTrace; // resolves a `flowmetal/trace` answer held back
+env.respond = (client, method, params) => {
+  switch (method) {
+    case 'flowmetal/runs':
+      return [RUN_MAIN, RUN_NAP];
+    case 'flowmetal/trace': {
+      const answer = traces[params.runId];
+      if (answer === 'hold') return new Promise((resolve) => { pendingTrace = resolve; });
+      if (!answer) throw new ResponseError(-32803, `no run ${params.runId}`);
+      return answer();
+    }
+    case 'flowmetal/stateAt':
+      if (params.seq === 4) return STATE_AT_4;
+      throw new ResponseError(-32803, `run ${params.runId} has events 1 to 4, not ${params.seq}`);
+    case 'workspace/executeCommand':
+      if (params.command === 'flowmetal.cancel') return { runId: params.arguments[0].runId, status: 'cancelling' };
+      if (params.command === 'flowmetal.replay') {
+        const diverges = params.arguments[0].runId === RUN_NAP.id;
+        return {
+          runId: params.arguments[0].runId, steps: 2, value: diverges ? null : '7', fault: null,
+          divergence: diverges ? 'step 1 at demo.flow:4: replay calls flowmetal.time/sleep!, the log recorded http.request/post!' : null,
+          lines: ['step 1 flowmetal.log/log! message="hi ann"', 'step 2 flowmetal.time/sleep! d=(duration 10 +milliseconds+)'],
+          reproduces: !diverges,
+        };
+      }
+      return null;
+    default:
+      return null;
+  }
+};
+
+const report = {};
+const since = (mark) => env.events.slice(mark);
+const runsView = () => views['flowmetal.runs'];
+const stateView = () => views['flowmetal.state'];
+const client = () => env.clients[env.clients.length - 1];
+const expandAll = (_, item) => item.collapsibleState === env.vscode.TreeItemCollapsibleState.Expanded;
+const runs = () => render(runsView().provider);
+// The Runs view with the runs of `ids` expanded (which reads their traces).
+const runsExpanded = (...ids) => render(runsView().provider, undefined, (element) => ids.includes(element.id));
+
+// The trees' change notices: a run id, or "root".
+const changes = [];
+
+// Calls the middleware as vscode-languageclient does for a server command,
+// with `next` standing for the request to the server.
+async function middleware(command, args, nextAnswer) {
+  const calls = [];
+  const next = async (name, nextArgs) => {
+    calls.push({ command: name, args: nextArgs });
+    if (nextAnswer instanceof Error) throw nextAnswer;
+    return nextAnswer;
+  };
+  const answer = await client().clientOptions.middleware.executeCommand(command, args, next);
+  return { answer: answer === undefined ? null : answer, nextCalls: calls };
+}
+
+async function main() {
+  const extension = require(path.resolve(extensionDir, env.manifest.main));
+  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p) };
+  await extension.activate(context);
+  runsView().provider.onDidChangeTreeData((element) => changes.push(element ? element.id || element.kind : 'root'));
+
+  report.activate = {
+    clientOptions: client().clientOptions,
+    views: Object.keys(views),
+    runs: await runs(),
+    stateMessage: stateView().message,
+  };
+
+  // ▶ Run… on a function with required parameters: asks for them, in order.
+  let mark = env.events.length;
+  traces.c0ffee00c0ffee00 = () => ({
+    run: { ...RUN_MAIN, id: 'c0ffee00c0ffee00', status: 'pending', started: '2026-11-28T12:30:00.000Z',
+      updated: '2026-11-28T12:30:00.000Z' },
+    events: [MAIN_EVENTS[0]],
+  });
+  const lens = {
+    uri: FILE, entry: 'demo/main',
+    params: [{ name: 'who', type: 'str?', optional: false }, { name: 'n', type: 'int?', optional: false }],
+  };
+  env.inputAnswers.push('"ann"', ' 3 ');
+  report.runAsks = await middleware('flowmetal.run', [lens], { runId: 'c0ffee00c0ffee00' });
+  report.runAsks.events = since(mark);
+  report.runAsks.runs = await runs();
+  report.runAsks.selection = runsView().selection;
+
+  // Escape at the second parameter: nothing runs.
+  mark = env.events.length;
+  env.inputAnswers.push('"bob"', undefined);
+  report.runEscaped = await middleware('flowmetal.run', [lens], { runId: 'never' });
+  report.runEscaped.events = since(mark);
+
+  // An optional parameter left empty takes its default (and is not passed).
+  mark = env.events.length;
+  env.inputAnswers.push('[+reboot+]', '');
+  report.runOptional = await middleware('flowmetal.run', [{
+    uri: FILE, entry: 'demo/restart',
+    params: [{ name: 'steps', type: '[restart-step?]', optional: false },
+      { name: 'host', type: 'str?', optional: true }],
+  }], null);
+  report.runOptional.events = since(mark);
+
+  // ▶ Run on a function without required parameters: no questions.
+  mark = env.events.length;
+  report.runNoParams = await middleware('flowmetal.run', [{ uri: FILE, entry: 'demo/hello', params: [], args: [] }], null);
+  report.runNoParams.events = since(mark);
+
+  // The server refuses: its message is shown.
+  mark = env.events.length;
+  env.inputAnswers.push('3', '"ann"');
+  report.runRefused = await middleware('flowmetal.run', [lens], new ResponseError(
+    -32803, 'argument `who` of `main` must be str?, not 3'));
+  report.runRefused.events = since(mark);
+
+  // Live updates: a run changes status, a new run appears, events come in.
+  mark = env.events.length;
+  changes.length = 0;
+  const delivered = [];
+  delivered.push(client().notify('flowmetal/runUpdated', { ...RUN_NAP, status: 'completed', result: '5',
+    updated: '2026-11-28T12:26:05.000Z', ended: '2026-11-28T12:26:05.000Z' }));
+  delivered.push(client().notify('flowmetal/runUpdated', { ...RUN_NAP, id: '3d3d3d3d3d3d3d3d', status: 'failed',
+    error: 'no such host: nowhere\n  at demo/nap', started: '2026-11-28T12:40:00.000Z',
+    updated: '2026-11-28T12:40:01.000Z', ended: '2026-11-28T12:40:01.000Z' }));
+  // An event of a run whose trace is not read yet: `flowmetal/trace` will bring it.
+  delivered.push(client().notify('flowmetal/traceEvent', { runId: RUN_NAP.id, event: MAIN_EVENTS[0] }));
+  report.live = { delivered, changes: [...changes], runs: await runs() };
+  changes.length = 0;
+  report.live.expanded = await runsExpanded(RUN_MAIN.id);
+  // The next event of the (now read) run, and one it already has.
+  client().notify('flowmetal/traceEvent', { runId: RUN_MAIN.id, event: {
+    seq: 5, time: '2026-11-28T12:25:39.830Z', kind: 'log', step: 3,
+    data: { message: 'slept\nwell' }, location: at(6, 4, 20) } });
+  client().notify('flowmetal/traceEvent', { runId: RUN_MAIN.id, event: MAIN_EVENTS[3] });
+  client().notify('flowmetal/runUpdated', { ...RUN_MAIN, status: 'completed', result: '7',
+    updated: '2026-11-28T12:25:40.000Z', ended: '2026-11-28T12:25:40.000Z' });
+  report.live.afterEvents = await runsExpanded(RUN_MAIN.id);
+  report.live.changesAfterEvents = [...changes];
+  report.live.events = since(mark);
+
+  // Events that come while the trace is being read are kept.
+  traces['3d3d3d3d3d3d3d3d'] = 'hold';
+  const reading = runsExpanded('3d3d3d3d3d3d3d3d');
+  await new Promise((resolve) => setImmediate(resolve));
+  client().notify('flowmetal/traceEvent', { runId: '3d3d3d3d3d3d3d3d', event: {
+    seq: 3, time: '2026-11-28T12:40:01.000Z', kind: 'run-failed', step: 1,
+    data: { error: 'no such host: nowhere\n  at demo/nap', trace: [] }, location: at(3, 4, 30) } });
+  // Its run as the trace read it, older than the failure notified meanwhile.
+  pendingTrace({ run: { ...RUN_NAP, id: '3d3d3d3d3d3d3d3d', status: 'running', started: '2026-11-28T12:40:00.000Z',
+    updated: '2026-11-28T12:40:00.500Z' }, events: [
+    { seq: 1, time: '2026-11-28T12:40:00.000Z', kind: 'run-started', step: null,
+      data: { entry: 'demo/nap', args: ['5'] }, location: at(3, 8, 11) },
+    { seq: 2, time: '2026-11-28T12:40:00.500Z', kind: 'step-requested', step: 1,
+      data: { endpoint: 'http.request/get!', args: { url: '"http://nowhere"' } }, location: at(3, 4, 30) },
+  ] });
+  await reading;
+  report.raced = await runsExpanded('3d3d3d3d3d3d3d3d');
+
+  // Clicking an event: its source, and the state there.
+  mark = env.events.length;
+  const [mainRun] = (await runsExpanded(RUN_MAIN.id)).filter((node) => node.id === `run:${RUN_MAIN.id}`);
+  const sleep = mainRun.children.find((node) => node.label === '#4 step-requested');
+  await env.vscode.commands.executeCommand(sleep.command.command, ...sleep.command.arguments);
+  report.showEvent = {
+    events: since(mark),
+    state: await render(stateView().provider, undefined, expandAll),
+    description: stateView().description,
+    message: stateView().message,
+  };
+  // A click selects the item and runs its command: the state is read once.
+  mark = env.events.length;
+  const hello = mainRun.children.find((node) => node.label === '#2 step-requested');
+  runsView().select([hello.command.arguments[0]]);
+  await env.vscode.commands.executeCommand(hello.command.command, ...hello.command.arguments);
+  report.selectAndClick = { events: since(mark) };
+  // The arrow keys: selecting the next event shows it.
+  mark = env.events.length;
+  runsView().select([sleep.command.arguments[0]]);
+  await new Promise((resolve) => setImmediate(resolve));
+  report.selectNext = { events: since(mark), description: stateView().description };
+  // A frame of the state goes to its source.
+  mark = env.events.length;
+  const main = report.showEvent.state.find((node) => node.label === 'demo/main');
+  await env.vscode.commands.executeCommand(main.command.command, ...main.command.arguments);
+  report.showEvent.frameEvents = since(mark);
+
+  // An event the server has no state for: the State view says why.
+  mark = env.events.length;
+  const log = mainRun.children.find((node) => node.label === '#5 log');
+  await env.vscode.commands.executeCommand(log.command.command, ...log.command.arguments);
+  report.noState = { events: since(mark), state: await render(stateView().provider), message: stateView().message };
+
+  // The Trace lens: the Runs view on that entry's runs, without asking the server.
+  mark = env.events.length;
+  report.showRuns = await middleware('flowmetal.showRuns', [{ uri: FILE, entry: 'demo/nap' }], 'from the server');
+  report.showRuns.events = since(mark);
+  report.showRuns.runs = await runs();
+  report.showRuns.description = runsView().description;
+  mark = env.events.length;
+  await commands['flowmetal.runs.showAll']();
+  report.showAll = { events: since(mark), runs: await runs(), description: runsView().description };
+  report.showRunsNone = await middleware('flowmetal.showRuns', [{ uri: FILE, entry: 'demo/never' }], null);
+  report.showRunsNone.message = runsView().message;
+  await commands['flowmetal.runs.showAll']();
+
+  // Other server commands go on to the server untouched.
+  report.passThrough = await middleware('flowmetal.cancel', [{ runId: RUN_NAP.id }], { runId: RUN_NAP.id, status: 'completed' });
+
+  // Run actions.
+  const napElement = { kind: 'run', id: RUN_NAP.id };
+  const mainElement = { kind: 'run', id: RUN_MAIN.id };
+  mark = env.events.length;
+  report.cancel = { answer: await commands['flowmetal.runs.cancel'](napElement), events: since(mark) };
+  mark = env.events.length;
+  report.replay = { answer: await commands['flowmetal.runs.replay'](mainElement), events: since(mark) };
+  mark = env.events.length;
+  env.messageAnswers.push('Show Steps');
+  report.replayDiverges = { answer: await commands['flowmetal.runs.replay'](napElement), events: since(mark) };
+  report.replayOutput = env.outputs.map((channel) => ({ name: channel.name, lines: channel.lines }));
+
+  // Changed settings (another store, say): the server gets them, the runs are listed again.
+  mark = env.events.length;
+  const sent = [];
+  await client().clientOptions.middleware.workspace.didChangeConfiguration(['flowmetal'], async (sections) => {
+    sent.push(sections);
+  });
+  report.settingsChanged = { sent, events: since(mark) };
+
+  // Refresh: the runs listed again, the expanded ones read again.
+  mark = env.events.length;
+  await commands['flowmetal.runs.refresh']();
+  report.refresh = { events: since(mark), runs: await runsExpanded(RUN_MAIN.id) };
+  report.refresh.requests = since(mark).filter((e) => e.kind === 'request').map((e) => e.method);
+
+  // After a restart, only the new client's notifications count.
+  const old = client();
+  await commands['flowmetal.restartServer']();
+  report.restart = {
+    clients: env.clients.length,
+    oldDelivers: old.notify('flowmetal/runUpdated', { ...RUN_NAP, id: 'feedfeedfeedfeed' }),
+    newDelivers: client().notify('flowmetal/runUpdated', { ...RUN_NAP, id: 'beefbeefbeefbeef', entry: 'demo/late' }),
+  };
+  report.restart.runs = await runs();
+
+  await extension.deactivate();
+  report.events = env.events;
+  process.stdout.write(JSON.stringify(report));
+}
+
+main().catch((err) => {
+  console.error(err && err.stack ? err.stack : err);
+  process.exit(1);
+});

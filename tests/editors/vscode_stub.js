@@ -1,0 +1,320 @@
+// A stand-in for the `vscode` module and for vscode-languageclient's
+// LanguageClient, enough to load the VS Code extension outside VS Code and
+// watch what it does: the commands it registers, the views it fills, the
+// input boxes and messages it shows, the editors it opens, the clients it
+// creates and the requests they send.
+//
+// install(cacheDir, extensionDir) hooks `require` so that the extension gets
+// these stand-ins, and answers an object to drive and inspect them.
+'use strict';
+
+const path = require('path');
+const Module = require('module');
+
+function install(cacheDir, extensionDir) {
+  const manifest = require(path.resolve(extensionDir, 'package.json'));
+  const events = [];
+  const record = (event) => {
+    events.push(JSON.parse(JSON.stringify(event)));
+  };
+
+  // Settings: the defaults come from the manifest, as in VS Code.
+  const userSettings = {};
+  const defaults = {};
+  for (const [key, spec] of Object.entries(manifest.contributes.configuration.properties)) {
+    defaults[key] = spec.default;
+  }
+  const configListeners = [];
+  const commands = {};
+  const views = {};
+  const clients = [];
+
+  // Answers the stand-in gives, in order, to showInputBox and to the message boxes.
+  const inputAnswers = [];
+  const messageAnswers = [];
+
+  class EventEmitter {
+    constructor() {
+      this.listeners = [];
+      this.event = (listener) => {
+        this.listeners.push(listener);
+        return { dispose: () => { this.listeners = this.listeners.filter((l) => l !== listener); } };
+      };
+    }
+    fire(value) {
+      for (const listener of [...this.listeners]) listener(value);
+    }
+    dispose() {
+      this.listeners = [];
+    }
+  }
+
+  class TreeItem {
+    constructor(label, collapsibleState) {
+      this.label = label;
+      this.collapsibleState = collapsibleState;
+    }
+  }
+
+  class ThemeColor {
+    constructor(id) {
+      this.id = id;
+    }
+  }
+
+  class ThemeIcon {
+    constructor(id, color) {
+      this.id = id;
+      this.color = color;
+    }
+  }
+
+  class Range {
+    constructor(startLine, startCharacter, endLine, endCharacter) {
+      this.start = { line: startLine, character: startCharacter };
+      this.end = { line: endLine, character: endCharacter };
+    }
+  }
+
+  const Uri = {
+    parse(text) {
+      return { scheme: String(text).split(':', 1)[0], toString: () => String(text), toJSON: () => String(text) };
+    },
+  };
+
+  function createTreeView(id, options) {
+    const selectionChanged = new EventEmitter();
+    const view = {
+      id,
+      onDidChangeSelection: selectionChanged.event,
+      // What a click or the arrow keys do to the selection.
+      select(elements) {
+        view.selection = elements;
+        selectionChanged.fire({ selection: elements });
+      },
+      provider: options.treeDataProvider,
+      options,
+      message: undefined,
+      description: undefined,
+      selection: [],
+      reveals: [],
+      async reveal(element, revealOptions) {
+        view.reveals.push({ element, options: revealOptions });
+        record({ kind: 'reveal', view: id, element, options: revealOptions });
+        if (revealOptions && revealOptions.select) view.selection = [element];
+      },
+      dispose() {},
+    };
+    views[id] = view;
+    record({ kind: 'createTreeView', id, showCollapseAll: Boolean(options.showCollapseAll) });
+    return view;
+  }
+
+  function message(level) {
+    return (text, ...items) => {
+      record({ kind: level, message: text, items });
+      return Promise.resolve(messageAnswers.length ? messageAnswers.shift() : undefined);
+    };
+  }
+
+  const outputs = [];
+
+  const vscode = {
+    EventEmitter,
+    TreeItem,
+    TreeItemCollapsibleState: { None: 0, Collapsed: 1, Expanded: 2 },
+    ThemeIcon,
+    ThemeColor,
+    Range,
+    Uri,
+    ProgressLocation: { SourceControl: 1, Window: 10, Notification: 15 },
+    workspace: {
+      getConfiguration(section) {
+        return {
+          get(key, fallback) {
+            const full = `${section}.${key}`;
+            if (full in userSettings) return userSettings[full];
+            if (full in defaults) return defaults[full];
+            return fallback;
+          },
+        };
+      },
+      onDidChangeConfiguration(listener) {
+        configListeners.push(listener);
+        return { dispose() {} };
+      },
+    },
+    commands: {
+      registerCommand(name, fn) {
+        if (name in commands) throw new Error(`command '${name}' already exists`);
+        commands[name] = fn;
+        record({ kind: 'registerCommand', name });
+        return { dispose() { delete commands[name]; } };
+      },
+      executeCommand(name, ...args) {
+        record({ kind: 'executeCommand', name, args });
+        return Promise.resolve(commands[name] ? commands[name](...args) : undefined);
+      },
+    },
+    window: {
+      showErrorMessage: message('error'),
+      showWarningMessage: message('warning'),
+      showInformationMessage: message('info'),
+      showInputBox(options) {
+        const answer = inputAnswers.length ? inputAnswers.shift() : undefined;
+        record({
+          kind: 'inputBox',
+          title: options.title,
+          prompt: options.prompt,
+          placeHolder: options.placeHolder,
+          // What the box says to an empty answer, and to a typed one.
+          validateEmpty: options.validateInput ? options.validateInput('') : undefined,
+          validateTyped: options.validateInput ? options.validateInput('1') : undefined,
+          answer,
+        });
+        return Promise.resolve(answer);
+      },
+      createTreeView,
+      showTextDocument(uri, options) {
+        record({ kind: 'showTextDocument', uri: String(uri), options });
+        return Promise.resolve({});
+      },
+      createOutputChannel(name) {
+        const channel = {
+          name,
+          lines: [],
+          appendLine(line) { channel.lines.push(line); },
+          show() { record({ kind: 'showOutput', name }); },
+          dispose() {},
+        };
+        outputs.push(channel);
+        return channel;
+      },
+      withProgress(options, task) {
+        record({ kind: 'progress', title: options.title });
+        return Promise.resolve(task({ report() {} }, { isCancellationRequested: false }));
+      },
+    },
+  };
+
+  // The real vscode-languageclient needs a `vscode` module only to load: any
+  // class will do for that.
+  const loadOnlyVscode = new Proxy({}, {
+    get: (_, key) => (key === '__esModule' ? false : typeof key === 'string' ? class {} : undefined),
+  });
+  const originalLoad = Module._load;
+  let loadingRealClient = false;
+  Module._load = function load(request, parent, isMain) {
+    if (request === 'vscode') return loadingRealClient ? loadOnlyVscode : vscode;
+    if (request === 'vscode-languageclient/node' && !loadingRealClient) return fakeClientModule;
+    return originalLoad.call(this, request, parent, isMain);
+  };
+  loadingRealClient = true;
+  const realClient = Module.createRequire(path.join(path.resolve(cacheDir), 'package.json'))(
+    'vscode-languageclient/node'
+  );
+  loadingRealClient = false;
+  for (const name of ['LanguageClient', 'TransportKind', 'RevealOutputChannelOn']) {
+    if (realClient[name] === undefined) throw new Error(`vscode-languageclient/node exports no ${name}`);
+  }
+  const requireFromCache = Module.createRequire(path.join(path.resolve(cacheDir), 'package.json'));
+
+  // How fake clients answer requests: a function (client, method, params) -> answer
+  // (or a promise of it); by default, no runs.
+  const env = {
+    manifest,
+    events,
+    record,
+    commands,
+    views,
+    clients,
+    outputs,
+    userSettings,
+    inputAnswers,
+    messageAnswers,
+    realClient,
+    requireFromCache,
+    vscode,
+    failNextStart: false,
+    respond: (client, method) => (method === 'flowmetal/runs' ? [] : null),
+    async changeSettings(changes) {
+      Object.assign(userSettings, changes);
+      const keys = Object.keys(changes);
+      const event = {
+        affectsConfiguration: (section) => keys.some((key) => key === section || key.startsWith(`${section}.`)),
+      };
+      record({ kind: 'settings', keys });
+      for (const listener of configListeners) await listener(event);
+    },
+  };
+
+  class FakeLanguageClient {
+    constructor(id, name, serverOptions, clientOptions) {
+      this.n = clients.length + 1;
+      this.clientOptions = clientOptions;
+      this.handlers = {};
+      clients.push(this);
+      record({ kind: 'create', client: this.n, id, name, serverOptions, clientOptions });
+    }
+    async start() {
+      record({ kind: 'start', client: this.n });
+      if (env.failNextStart) {
+        env.failNextStart = false;
+        throw new Error('spawn flowmetal ENOENT');
+      }
+    }
+    async stop() {
+      record({ kind: 'stop', client: this.n });
+    }
+    onNotification(method, handler) {
+      this.handlers[method] = handler;
+      return { dispose: () => { if (this.handlers[method] === handler) delete this.handlers[method]; } };
+    }
+    // What the server would send: calls the handler the extension registered, if any.
+    notify(method, params) {
+      const handler = this.handlers[method];
+      if (handler) handler(params);
+      return Boolean(handler);
+    }
+    async sendRequest(method, params) {
+      record({ kind: 'request', client: this.n, method, params });
+      return env.respond(this, method, params);
+    }
+  }
+  env.FakeLanguageClient = FakeLanguageClient;
+  // The client class the extension gets: the fake above, unless a script sets
+  // env.LanguageClient before it loads the extension.
+  const fakeClientModule = {
+    get LanguageClient() { return env.LanguageClient || FakeLanguageClient; },
+    TransportKind: realClient.TransportKind,
+    RevealOutputChannelOn: realClient.RevealOutputChannelOn,
+  };
+
+  return env;
+}
+
+// A plain picture of a tree view's items, as VS Code would show them: the
+// children of `element` (the roots without it), each with its own children
+// when `expand(element, item)` says so.
+async function render(provider, element, expand = () => false) {
+  const out = [];
+  for (const child of (await provider.getChildren(element)) || []) {
+    const item = await provider.getTreeItem(child);
+    const node = {
+      label: item.label,
+      description: item.description,
+      tooltip: item.tooltip,
+      id: item.id,
+      icon: item.iconPath && item.iconPath.id,
+      iconColor: item.iconPath && item.iconPath.color ? item.iconPath.color.id : undefined,
+      contextValue: item.contextValue,
+      collapsible: item.collapsibleState,
+      command: item.command ? { command: item.command.command, arguments: item.command.arguments } : undefined,
+    };
+    if (expand(child, item)) node.children = await render(provider, child, expand);
+    out.push(JSON.parse(JSON.stringify(node)));
+  }
+  return out;
+}
+
+module.exports = { install, render };
