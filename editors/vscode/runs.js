@@ -419,9 +419,12 @@ class RunsPanel {
     if (!run || !run.id) return;
     const known = this.runs.get(run.id);
     if (known && JSON.stringify(known) === JSON.stringify(run)) return; // nothing to redraw
+    const moved = !known || known.status !== run.status;
     const added = this.mergeRun(run);
     this.updateMessage();
-    this.changed.fire(added ? undefined : this.runElement(run.id));
+    // A new status redraws the whole list: VS Code may drop an element's own refresh
+    // that comes while the list is being redrawn, and leave a run shown as pending.
+    this.changed.fire(added || moved ? undefined : this.runElement(run.id));
   }
 
   traceEvent(params) {

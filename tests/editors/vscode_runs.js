@@ -188,6 +188,8 @@ async function main() {
   mark = env.events.length;
   changes.length = 0;
   const delivered = [];
+  // Still waiting, logged more: only its item is redrawn.
+  delivered.push(client().notify('flowmetal/runUpdated', { ...RUN_NAP, updated: '2026-11-28T12:26:03.000Z' }));
   delivered.push(client().notify('flowmetal/runUpdated', { ...RUN_NAP, status: 'completed', result: '5',
     updated: '2026-11-28T12:26:05.000Z', ended: '2026-11-28T12:26:05.000Z' }));
   delivered.push(client().notify('flowmetal/runUpdated', { ...RUN_NAP, id: '3d3d3d3d3d3d3d3d', status: 'failed',
