@@ -125,7 +125,7 @@ class Workbench:
 
     def origin(self, run: Run) -> str | None:
         """The directory the run's files were read from, when it was recorded."""
-        first = self.store.events(run.id, 0)[:1]
+        first = self.store.events(run.id, 0, until=1)
         return first[0].data.get("origin") if first else None
 
     def entry(self, run: Run) -> str:
@@ -134,10 +134,10 @@ class Workbench:
             return run.entry
         found = self._entries.get(run.code_hash)
         if found is None:
-            from flowmetal.runtime.cli_support import _packages
+            from flowmetal.runtime.cli_support import file_packages
             packages: set[str] = set()
             for name, text in self.sources(run).items():
-                packages |= _packages(text, name)[0]
+                packages |= file_packages(text, name)[0]
             found = self._entries[run.code_hash] = next(iter(packages)) if len(packages) == 1 else ""
         return f"{found}/{run.entry}" if found else run.entry
 
@@ -162,6 +162,8 @@ class Workbench:
 
     def cancel(self, run_id: str) -> str:
         run = self.find(run_id)
+        if run.status in FINAL:  # nothing to cancel: say how it ended, as the command line does
+            return run.status
         if self.serve_url:
             answer = self._serve("POST", f"/api/runs/{run.id}/cancel")
             return str(answer.get("status") or answer.get("outcome") or "cancelling")
@@ -181,11 +183,10 @@ class Workbench:
         """Start the embedded worker if the store holds runs that are not finished."""
         if self.serve_url is not None or not self.exists():
             return False
-        row = self.store.conn.execute("SELECT 1 FROM runs WHERE status NOT IN ('completed','failed','cancelled') "
-                                      "LIMIT 1").fetchone()
-        if row is not None:
+        unfinished = self.store.has_unfinished_runs()
+        if unfinished:
             self.ensure_worker()
-        return row is not None
+        return unfinished
 
     # -- reading --
 

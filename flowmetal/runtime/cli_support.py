@@ -27,7 +27,8 @@ from flowmetal.syntax import read
 FINAL = ("completed", "failed", "cancelled")
 
 
-def _packages(text: str, name: str) -> tuple[set[str], set[str]]:
+def file_packages(text: str, name: str) -> tuple[set[str], set[str]]:
+    """The packages a file defines, and those it requires."""
     module = lower(read(text, name))
     defined = {p.name for p in module.packages}
     required = {r.package for p in module.packages for r in p.requires}
@@ -47,7 +48,7 @@ def program_files(file: str, read=None) -> dict[str, str]:
     except FileNotFoundError:
         raise OSError(f"{file}: no such file") from None
     sources = {path.name: text}
-    defined, wanted = _packages(text, path.name)
+    defined, wanted = file_packages(text, path.name)
     neighbours = {}
     for other in sorted(path.parent.glob("*.flow")):
         if other.resolve() == path.resolve():
@@ -56,7 +57,7 @@ def program_files(file: str, read=None) -> dict[str, str]:
             other_text = read(other)
         except (OSError, UnicodeDecodeError):
             continue
-        neighbours[other.name] = (other_text, *_packages(other_text, other.name))
+        neighbours[other.name] = (other_text, *file_packages(other_text, other.name))
     missing = wanted - defined
     while missing:
         name = next((n for n, (_, d, _) in neighbours.items() if d & missing and n not in sources), None)

@@ -235,6 +235,11 @@ class SQLiteStore:
     def list_runs(self) -> list[Run]:
         return [_run(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, id").fetchall()]
 
+    def has_unfinished_runs(self) -> bool:
+        row = self.conn.execute("SELECT 1 FROM runs WHERE status NOT IN ('completed','failed','cancelled') "
+                                "LIMIT 1").fetchone()
+        return row is not None
+
     def claim(self, worker: str, lease: float, now: float | None = None, run_id: str | None = None) -> Run | None:
         """Take a runnable run: new, woken (timer due or step completed), or whose lease expired."""
         now = time.time() if now is None else now
