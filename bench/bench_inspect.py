@@ -4,8 +4,9 @@
   a 1,000-step run (the workbench replays the log up to that step), against the
   time the executor took to run the whole run. Replay answers each step from
   the log with no commits, so it should cost less than running did. Target:
-  <= 1x. The state of the step after it (stepping forward: the kept replay
-  goes on) is reported beside it.
+  <= 1x. The states of the step after it (stepping forward: the kept replay
+  goes on) and of two steps back (from the nearest checkpoint) are reported
+  beside it.
 - `trace-10k`: the time to answer `flowmetal/trace` for a run whose log holds
   10,000 events (read, with the source span of every event), against reading
   the same events from the store alone. Target: <= 3x.
@@ -57,7 +58,7 @@ def _waiting_run(folder: Path, name: str, steps: int) -> tuple[Path, str, float]
 def run(quick: bool = False) -> list[dict]:
     folder = Path(tempfile.mkdtemp(prefix="flowmetal-bench-inspect-"))
     steps = 100 if quick else 1_000
-    states, runs, nexts = [], [], []
+    states, runs, nexts, backs = [], [], [], []
     for i in range(1 if quick else 5):
         path, run_id, ran = _waiting_run(folder, f"state-{i}.db", steps)
         bench = Workbench(str(path))
@@ -74,8 +75,14 @@ def run(quick: bool = False) -> list[dict]:
         _, _, state = bench.state_at(run_id, following)  # stepping forward: the replay goes on
         nexts.append(time.perf_counter() - start)
         assert state.step == steps // 2 + 1
+        earlier = next(e.seq for e in bench.store.events(run_id) if e.step == steps // 2 - 1)
+        start = time.perf_counter()
+        _, _, state = bench.state_at(run_id, earlier)  # stepping back: from the nearest checkpoint
+        backs.append(time.perf_counter() - start)
+        assert state.step == steps // 2 - 1
         bench.close()
-    state_time, run_time, next_time = statistics.median(states), statistics.median(runs), statistics.median(nexts)
+    state_time, run_time = statistics.median(states), statistics.median(runs)
+    next_time, back_time = statistics.median(nexts), statistics.median(backs)
 
     big = 1_000 if quick else 10_000
     path, run_id, _ = _waiting_run(folder, "trace.db", big // 3)  # three events a step
@@ -96,8 +103,8 @@ def run(quick: bool = False) -> list[dict]:
         {"name": "state-at-mid", "value": state_time, "reference": run_time, "ratio": state_time / run_time,
          "target": 1.0, "unit": "x running",
          "detail": f"state at step {steps // 2} of {steps}: {state_time * 1000:.1f} ms; running the {steps} "
-                   f"steps took {run_time * 1000:.1f} ms; the next step's state then {next_time * 1000:.2f} ms "
-                   f"(median)"},
+                   f"steps took {run_time * 1000:.1f} ms; then the next step's state {next_time * 1000:.1f} ms, "
+                   f"two steps back {back_time * 1000:.1f} ms (median)"},
         {"name": f"trace-{len(events) // 1000}k" if len(events) >= 1000 else "trace", "value": trace_time,
          "reference": read_time, "ratio": trace_time / read_time, "target": 3.0, "unit": "x reading",
          "detail": f"trace of {len(events)} events with spans {trace_time * 1000:.1f} ms; reading them "

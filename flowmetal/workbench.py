@@ -82,6 +82,7 @@ class Workbench:
         self._newest = 0.0
         self._version: tuple[int, int] | None = None
         self._stocked = False
+        self._logs: dict[str, tuple[int, list]] = {}  # run id -> (its next seq, its events)
         self._replays = inspect.Replays()              # stepping forward through a run goes on from here
         self._requests: dict[str, dict] = {}          # run id -> step -> span of its request (watching)
         self.worker: EmbeddedWorker | None = None
@@ -217,11 +218,20 @@ class Workbench:
         run = self.find(run_id)
         program = self.program(run)
         try:
-            state = inspect.state_at(program, run, self.store.events(run.id), seq, self.store.snapshot(run.id),
-                                     self._replays)
+            state = inspect.state_at(program, run, self._log(run), seq, self.store.snapshot(run.id), self._replays)
         except inspect.InspectError as error:
             raise WorkbenchError(str(error)) from None
         return run, program, state
+
+    def _log(self, run: Run) -> list:
+        """The run's events, read again only when it has logged more (stepping through a
+        run asks for the same log again and again)."""
+        kept = self._logs.get(run.id)
+        if kept is None or kept[0] != run.next_seq:
+            kept = self._logs[run.id] = (run.next_seq, self.store.events(run.id))
+            while len(self._logs) > 4:
+                self._logs.pop(next(iter(self._logs)))
+        return kept[1]
 
     # -- watching --
 

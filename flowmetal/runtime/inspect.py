@@ -164,13 +164,35 @@ def trace(program: Program, run: Run, events: list[Event],
 # -- the state at an event ----------------------------------------------------------------------------
 
 class Replays:
-    """Replays kept between questions about the same runs, so that stepping forward through
-    a run costs the steps in between, not a replay from its start each time. A question
-    about an earlier step, or about a run whose log has grown, starts a replay afresh."""
+    """Replays kept between questions about the same runs, so that stepping through a run
+    costs the steps in between, not a replay from its start each time.
 
-    def __init__(self, keep: int = 4) -> None:
+    Stepping forward goes on with the kept replay. Stepping back starts again from the
+    nearest checkpoint before the step (the machine's state, taken every `every` steps
+    as replays go by), so going back costs at most `every` steps. A run whose log has
+    grown since is replayed afresh."""
+
+    def __init__(self, keep: int = 4, every: int = 50) -> None:
         self.keep = keep
+        self.every = every
         self._walks: dict[str, tuple] = {}   # run id -> (walk, its iterator, the wait it is at, log length)
+        self._checkpoints: dict[str, tuple[int, dict[int, dict]]] = {}  # run id -> (log length, step -> state)
+
+    def _new_walk(self, program: Program, run: Run, events: list[Event], step: int | None) -> Walk:
+        length, saved = self._checkpoints.pop(run.id, (len(events), {}))
+        if length != len(events):
+            saved = {}
+        self._checkpoints[run.id] = (len(events), saved)
+        while len(self._checkpoints) > self.keep:
+            self._checkpoints.pop(next(iter(self._checkpoints)))
+        before = [s for s in saved if step is None or s < step]
+        walk = Walk(program, run, events, start_from=saved[max(before)] if before else None)
+
+        def keep(walk: Walk, answered: int) -> None:
+            if answered % self.every == 0 and answered not in saved:
+                saved[answered] = walk.checkpoint()
+        walk.on_step = keep
+        return walk
 
     def walk_to(self, program: Program, run: Run, events: list[Event], step: int):
         """A `Walk` stopped at step `step`'s endpoint call, and that `Wait`; or the walk
@@ -183,7 +205,7 @@ class Replays:
                     step is not None and at.step > step):
                 kept = None
         if kept is None:
-            walk = Walk(program, run, events)
+            walk = self._new_walk(program, run, events, step)
             steps, at = iter(walk), None
         while at is None or step is None or at.step < step:  # step None: to the walk's end
             at = next(steps, None)

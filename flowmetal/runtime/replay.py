@@ -55,8 +55,15 @@ class Walk:
     disagreeing with the program; otherwise the run waits still at `steps`.
     """
 
-    def __init__(self, program, run, events, verify: bool = False) -> None:
+    def __init__(self, program, run, events, verify: bool = False, start_from: dict | None = None) -> None:
+        """`start_from`: a `checkpoint` an earlier walk of the same log took, to go on from
+        there instead of from the run's start."""
         self.program, self.run, self.verify = program, run, verify
+        self.start_from = start_from
+        # Called as `on_step(walk, step)` each time a step has been answered and the
+        # machine is about to run on: where `checkpoint()` can be taken.
+        self.on_step = None
+        self.timeouts: list[int] = []
         self.requested = {e.step: e for e in events if e.kind == "step-requested"}
         self.completed = {e.step: e for e in events if e.kind == "step-completed"}
         self.steps = 0
@@ -74,16 +81,29 @@ class Walk:
         span = self.program.exprs[expr_id].node.span
         return f"{span.source.name}:{span.line}:{span.column}"
 
+    def checkpoint(self) -> dict:
+        """The walk's state between two steps, for another walk to start from."""
+        return {"machine": self.machine.snapshot(), "timeouts": list(self.timeouts), "steps": self.steps}
+
     def __iter__(self):
-        program, run, machine = self.program, self.run, self.machine
+        program, run = self.program, self.run
         requested, completed = self.requested, self.completed
-        try:
-            machine.start(run.entry, [read_literal(a, program, self.package) for a in run.args])
-        except Fault as fault:
-            self.fault, self.fault_error = fault.render(), fault
-            return
-        timeouts: list[int] = []
+        if self.start_from is not None:
+            machine = self.machine = Machine.restore(program, self.start_from["machine"])
+            self.timeouts, self.steps = list(self.start_from["timeouts"]), self.start_from["steps"]
+        else:
+            machine = self.machine
+            try:
+                machine.start(run.entry, [read_literal(a, program, self.package) for a in run.args])
+            except Fault as fault:
+                self.fault, self.fault_error = fault.render(), fault
+                return
+        timeouts = self.timeouts
+        answered = None
         while True:
+            if answered is not None and self.on_step is not None:
+                self.timeouts = timeouts
+                self.on_step(self, answered)
             try:
                 outcome = machine.run()
             except Fault as fault:
@@ -109,6 +129,7 @@ class Walk:
                                    f"replay calls `{outcome.name}` {json.dumps(args)}")
                 return
             yield outcome
+            answered = step
             self.lines.append(f"step {step} {outcome.name} {' '.join(f'{k}={v}' for k, v in args.items())}")
             if outcome.name == "flowmetal.time/with-timeout!":
                 timeouts.append(step)

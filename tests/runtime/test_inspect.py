@@ -193,7 +193,7 @@ def test_a_fault_inside_a_built_in_is_at_its_call(store):
 
 
 def test_stepping_through_a_run_with_kept_replays_gives_the_states_of_fresh_replays(store):
-    run_id = start(store, "insp/each", '["a" "b" "c"]')
+    run_id = start(store, "insp/each", '["a" "b" "c" "d" "e" "f" "g"]')
     drive(store, run_id)
     run, program, events = look(store, run_id)
 
@@ -201,8 +201,36 @@ def test_stepping_through_a_run_with_kept_replays_gives_the_states_of_fresh_repl
         return (found.step, found.result, found.span and found.span.text,
                 [(f.function, f.span and f.span.text, named(f.bindings)) for f in found.frames])
     fresh = [shape(inspect.state_at(program, run, events, e.seq)) for e in events]
-    replays = inspect.Replays()
-    order = [e.seq for e in events] + [3, 2, len(events) - 1]   # forward, then back
-    kept = {seq: shape(inspect.state_at(program, run, events, seq, None, replays)) for seq in order}
-    assert [kept[e.seq] for e in events] == fresh
-    assert len({s[0] for s in fresh if s[0] is not None}) == 4  # four log! steps went by
+    assert len({s[0] for s in fresh if s[0] is not None}) == 8  # eight log! steps went by
+    replays = inspect.Replays(every=2)
+    seqs = [e.seq for e in events]
+    forward = [shape(inspect.state_at(program, run, events, seq, None, replays)) for seq in seqs]
+    assert forward == fresh
+    backward = [shape(inspect.state_at(program, run, events, seq, None, replays)) for seq in reversed(seqs)]
+    assert backward == fresh[::-1]
+    # Going back started from a checkpoint taken on the way, not from the run's start.
+    inspect.state_at(program, run, events, seqs[-3], None, replays)
+    inspect.state_at(program, run, events, seqs[-6], None, replays)
+    walk = replays._walks[run_id][0]
+    assert walk.start_from is not None and walk.start_from["steps"] >= 2
+
+
+@pytest.mark.parametrize("entry, args, until", [
+    ("insp/patient", [], ("completed",)),          # a with-timeout! that fires, across checkpoints
+    ("insp/broken", ["5"], ("failed",)),           # a fault at the end
+    ("insp/waits", ["2"], ("waiting",)),           # still waiting
+])
+def test_checkpoints_every_step_change_no_state(store, entry, args, until):
+    run_id = start(store, entry, *args)
+    drive(store, run_id, until=until)
+    run, program, events = look(store, run_id)
+
+    def shape(found: inspect.State):
+        return (found.step, found.result, found.error, found.span and found.span.text,
+                [(f.function, named(f.bindings)) for f in found.frames])
+    fresh = [shape(inspect.state_at(program, run, events, e.seq)) for e in events]
+    replays = inspect.Replays(every=1)
+    seqs = [e.seq for e in events]
+    for order in (seqs, seqs[::-1], seqs):
+        got = [shape(inspect.state_at(program, run, events, seq, None, replays)) for seq in order]
+        assert got == [fresh[seq - 1] for seq in order]
