@@ -259,10 +259,14 @@ class Workbench:
             self._seen[row["id"]] = now
             if first:
                 continue
+            # The run may have moved on since the row was read: report it as it is now, with
+            # the events up to that point exactly (the next look starts from there: each
+            # event is reported once).
             run = store.get_run(row["id"])
+            self._seen[row["id"]] = (run.status, run.next_seq)
             out.runs.append(run)
             after = seen[1] - 1 if seen else 0
-            events = store.events(run.id, after)
+            events = store.events(run.id, after, until=run.next_seq - 1)
             if not events:
                 continue
             try:

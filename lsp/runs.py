@@ -165,8 +165,11 @@ class _Runs:
                     for run in runs:  # (a run new and ended at once is announced both times)
                         if run["id"] not in new or run["status"] in FINAL:
                             self.ls.protocol.notify(RUN_UPDATED, run)
-                    if new:  # the Trace lenses count runs: only a new run changes them
-                        self.known |= new
+                    self.known |= new
+                    # The Trace lenses count runs: a new run changes them. Asked again when a
+                    # run ends, too: editors do not always act on a refresh (VS Code may drop
+                    # one that comes while it is asking for the lenses already).
+                    if new or any(run["status"] in FINAL for run in runs):
                         self._refresh_lenses()
             except asyncio.CancelledError:
                 raise
