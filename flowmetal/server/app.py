@@ -246,6 +246,7 @@ def make_app(location: str, *, token: str | None = None, on_change: Callable[[],
     app.router.add_post("/api/runs", create_run)
     app.router.add_get("/api/runs", list_runs)
     app.router.add_get("/api/runs/{run_id}", get_run)
+    app.router.add_get("/api/runs/{run_id}/sources", get_sources)
     app.router.add_get("/api/runs/{run_id}/trace", trace)
     app.router.add_get("/api/runs/{run_id}/events", events)
     app.router.add_post("/api/runs/{run_id}/cancel", cancel)
@@ -336,7 +337,8 @@ async def callback(request: web.Request) -> web.Response:
 # -- runs ---------------------------------------------------------------------------------------------------
 
 def _run_json(run, full: bool = False) -> dict:
-    out = {"id": run.id, "entry": run.entry, "status": run.status, "result": run.result, "error": run.error}
+    out = {"id": run.id, "entry": run.entry, "status": run.status, "result": run.result, "error": run.error,
+           "updated": run.updated, "last_seq": run.next_seq - 1}
     if full:
         out.update({"args": run.args, "code_hash": run.code_hash, "created": run.created, "updated": run.updated})
     return out
@@ -416,6 +418,13 @@ async def list_runs(request: web.Request) -> web.Response:
 async def get_run(request: web.Request) -> web.Response:
     run = await _run_or_404(_api(request), _path_text(request, "run_id", "run"))
     return web.json_response(_run_json(run, full=True))
+
+
+async def get_sources(request: web.Request) -> web.Response:
+    """The exact program a run runs: its files' names and texts, as stored with it."""
+    api = _api(request)
+    run = await _run_or_404(api, _path_text(request, "run_id", "run"))
+    return web.json_response(await api.db(SQLiteStore.get_sources, run.program))
 
 
 def _after(request: web.Request) -> int:

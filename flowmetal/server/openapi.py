@@ -86,6 +86,8 @@ SCHEMAS = {
                        "enum": ["pending", "running", "waiting", "completed", "failed", "cancelled"]},
             "result": {"type": ["string", "null"], "description": "The value, as a Flowmetal literal"},
             "error": {"type": ["string", "null"], "description": "Why the run failed, with its stack trace"},
+            "updated": {"type": "number", "description": "Unix time of its latest change"},
+            "last_seq": {"type": "integer", "description": "The `seq` of its latest event"},
         },
     },
     "RunDetail": {
@@ -194,6 +196,12 @@ def document() -> dict:
         "/api/runs/{run_id}": {"get": {
             "operationId": "getRun", "summary": "One run", "parameters": [_run_id()],
             "responses": {"200": _json("RunDetail", "The run"), **_errors(401, 404)},
+        }},
+        "/api/runs/{run_id}/sources": {"get": {
+            "operationId": "getSources", "summary": "The program a run runs, as stored with it",
+            "parameters": [_run_id()],
+            "responses": {"200": _json({"type": "object", "additionalProperties": {"type": "string"}},
+                                       "Its files: each name to its text"), **_errors(401, 404)},
         }},
         "/api/runs/{run_id}/trace": {"get": {
             "operationId": "getTrace", "summary": "A run's log", "parameters": [_run_id(), _after()],
