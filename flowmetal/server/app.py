@@ -336,12 +336,10 @@ async def callback(request: web.Request) -> web.Response:
 
 # -- runs ---------------------------------------------------------------------------------------------------
 
-def _run_json(run, full: bool = False) -> dict:
-    out = {"id": run.id, "entry": run.entry, "status": run.status, "result": run.result, "error": run.error,
-           "updated": run.updated, "last_seq": run.next_seq - 1}
-    if full:
-        out.update({"args": run.args, "code_hash": run.code_hash, "created": run.created, "updated": run.updated})
-    return out
+def _run_json(run) -> dict:
+    return {"id": run.id, "entry": run.entry, "status": run.status, "result": run.result, "error": run.error,
+            "args": run.args, "code_hash": run.code_hash, "created": run.created, "updated": run.updated,
+            "last_seq": run.next_seq - 1}
 
 
 def _event_json(event) -> dict:
@@ -417,7 +415,7 @@ async def list_runs(request: web.Request) -> web.Response:
 
 async def get_run(request: web.Request) -> web.Response:
     run = await _run_or_404(_api(request), _path_text(request, "run_id", "run"))
-    return web.json_response(_run_json(run, full=True))
+    return web.json_response(_run_json(run))
 
 
 async def get_sources(request: web.Request) -> web.Response:

@@ -86,17 +86,12 @@ SCHEMAS = {
                        "enum": ["pending", "running", "waiting", "completed", "failed", "cancelled"]},
             "result": {"type": ["string", "null"], "description": "The value, as a Flowmetal literal"},
             "error": {"type": ["string", "null"], "description": "Why the run failed, with its stack trace"},
+            "args": {"type": "array", "items": {"type": "string"}, "description": "Flowmetal literals"},
+            "code_hash": {"type": "string"},
+            "created": {"type": "number", "description": "Unix time"},
             "updated": {"type": "number", "description": "Unix time of its latest change"},
             "last_seq": {"type": "integer", "description": "The `seq` of its latest event"},
         },
-    },
-    "RunDetail": {
-        "allOf": [_ref("Run"), {"type": "object", "properties": {
-            "args": {"type": "array", "items": {"type": "string"}},
-            "code_hash": {"type": "string"},
-            "created": {"type": "number", "description": "Unix time"},
-            "updated": {"type": "number", "description": "Unix time"},
-        }}],
     },
     "Event": {
         "type": "object", "required": ["seq", "time", "kind", "step", "line"], "additionalProperties": True,
@@ -195,7 +190,7 @@ def document() -> dict:
         },
         "/api/runs/{run_id}": {"get": {
             "operationId": "getRun", "summary": "One run", "parameters": [_run_id()],
-            "responses": {"200": _json("RunDetail", "The run"), **_errors(401, 404)},
+            "responses": {"200": _json("Run", "The run"), **_errors(401, 404)},
         }},
         "/api/runs/{run_id}/sources": {"get": {
             "operationId": "getSources", "summary": "The program a run runs, as stored with it",

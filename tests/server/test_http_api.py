@@ -130,9 +130,11 @@ async def test_callback_errors(api):
 async def test_a_run_is_created_listed_and_read(api):
     run_id = await api.start("shop/buy", ['"tea"', "3"])
     status, runs, _ = await api.call("GET", "/api/runs")
-    assert status == 200 and [{k: v for k, v in r.items() if k != "updated"} for r in runs] == [
-        {"id": run_id, "entry": "shop/buy", "status": "pending", "result": None, "error": None, "last_seq": 1}]
-    assert runs[0]["updated"] == api.store.get_run(run_id).updated
+    stored = api.store.get_run(run_id)
+    assert status == 200 and runs == [
+        {"id": run_id, "entry": "shop/buy", "status": "pending", "result": None, "error": None,
+         "args": ['"tea"', "3"], "code_hash": stored.code_hash, "created": stored.created,
+         "updated": stored.updated, "last_seq": 1}]
     status, sources, _ = await api.call("GET", f"/api/runs/{run_id}/sources")
     assert status == 200 and sources == SOURCES
     assert (await api.call("GET", "/api/runs/nope/sources"))[0] == 404
