@@ -11,9 +11,11 @@ started by `flowmetal run`, a `worker` or `serve` on that store show up here as
 they go, and runs started here are ordinary runs that any of them can drive.
 Who drives the runs started here:
 
-- with `serve_url` (a running `flowmetal serve` on the same store), new runs
-  are handed to it through its HTTP API (`POST /api/runs`), and cancelled
-  through it too; the serve's workers and connectors drive them;
+- with `serve_url` (a running `flowmetal serve`, here or on another machine),
+  everything goes through its HTTP API: new runs are handed to it (`POST
+  /api/runs`) and cancelled through it, its workers and connectors drive them,
+  and runs, logs and programs are read from it (`server.remote.RemoteStore`,
+  which has no snapshots: states come from replaying the log);
 - otherwise the workbench hosts an *embedded worker*: a thread that claims
   runnable runs from the store (any of them, as a `flowmetal worker` does),
   with the HTTP callback server and the HTTP request connector of
@@ -23,7 +25,8 @@ Who drives the runs started here:
 
 Watching (`changes`): the store is shared with other processes, which tell
 this one nothing, so it is polled. `PRAGMA data_version` says in one cheap
-call whether anyone committed since the last look; only then are the runs
+call whether anyone committed since the last look (a serve is asked for its
+runs every time); only then are the runs
 updated recently read (`updated` within `WINDOW` seconds of the newest seen:
 a commit's time is taken before it waits for the write lock, at most the
 busy timeout) and compared with what was seen, and their new events read.
@@ -90,8 +93,13 @@ class Workbench:
     # -- the store --
 
     @property
-    def store(self) -> SQLiteStore:
+    def store(self):
+        """The store: the SQLite file, or the configured serve read through its API."""
         if self._store is None:
+            if self.serve_url:
+                from flowmetal.server.remote import RemoteStore
+                self._store = RemoteStore(self.serve_url, self.token)
+                return self._store
             try:
                 self._store = open_store(self.location)
             except (StoreError, OSError, ValueError) as error:
@@ -99,7 +107,7 @@ class Workbench:
         return self._store
 
     def exists(self) -> bool:
-        return self._store is not None or Path(self.location).is_file()
+        return self.serve_url is not None or self._store is not None or Path(self.location).is_file()
 
     def close(self) -> None:
         if self.worker is not None:
@@ -243,27 +251,25 @@ class Workbench:
             return out
         store = self.store
         # data_version: commits by other connections; total_changes: this one's own.
-        version = (store.conn.execute("PRAGMA data_version").fetchone()[0], store.conn.total_changes)
-        if version == self._version:
+        version = store.change_token()
+        if version is not None and version == self._version:
             return out
         first, self._stocked = not self._stocked, True
         self._version = version
-        rows = store.conn.execute("SELECT id, status, next_seq, updated FROM runs WHERE updated >= ?",
-                                  (self._newest - WINDOW,)).fetchall()
-        for row in rows:
-            self._newest = max(self._newest, row["updated"] or 0.0)
-            seen = self._seen.get(row["id"])
-            now = (row["status"], row["next_seq"])
+        for run_id, status, next_seq, updated in store.run_versions(self._newest - WINDOW):
+            self._newest = max(self._newest, updated)
+            seen = self._seen.get(run_id)
+            now = (status, next_seq)
             if seen == now:
                 continue
-            self._seen[row["id"]] = now
+            self._seen[run_id] = now
             if first:
                 continue
             # The run may have moved on since the row was read: report it as it is now, with
             # the events up to that point exactly (the next look starts from there: each
             # event is reported once).
-            run = store.get_run(row["id"])
-            self._seen[row["id"]] = (run.status, run.next_seq)
+            run = store.get_run(run_id)
+            self._seen[run_id] = (run.status, run.next_seq)
             out.runs.append(run)
             after = seen[1] - 1 if seen else 0
             events = store.events(run.id, after, until=run.next_seq - 1)

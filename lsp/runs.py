@@ -31,7 +31,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.uris import from_fs_path, to_fs_path
 
 from flowmetal import ide
-from flowmetal.runtime.store import Run
+from flowmetal.runtime.store import Run, StoreError
 from flowmetal.source import Span
 from flowmetal.workbench import LOOK_EVERY, Workbench, WorkbenchError
 
@@ -84,6 +84,7 @@ class _Runs:
         self.bench: Workbench | None = None
         self.watcher: asyncio.Task | None = None
         self.known: set[str] = set()
+        self._last_error: str | None = None
         self._origins: dict[str, str | None] = {}
         self._uris: dict[tuple[str, str], str] = {}
         self._texts: dict[str, tuple[tuple[int, int], str]] = {}
@@ -134,7 +135,7 @@ class _Runs:
         bench = self.bench
         try:
             return await asyncio.get_running_loop().run_in_executor(self.pool, lambda: fn(bench, *args))
-        except WorkbenchError as error:
+        except (WorkbenchError, StoreError) as error:
             raise JsonRpcRequestFailed(str(error)) from None
 
     # -- watching --
@@ -173,6 +174,12 @@ class _Runs:
                         self._refresh_lenses()
             except asyncio.CancelledError:
                 raise
+            except StoreError as error:  # the store or serve is unreachable: say so once, go on looking
+                if str(error) != self._last_error:
+                    self._last_error = str(error)
+                    self.ls.window_log_message(types.LogMessageParams(
+                        type=types.MessageType.Warning, message=f"flowmetal: watching the runs: {error}"))
+                await asyncio.sleep(1.0)
             except Exception:
                 self.ls.report_failure("watching the runs")
                 await asyncio.sleep(1.0)

@@ -235,6 +235,16 @@ class SQLiteStore:
     def list_runs(self) -> list[Run]:
         return [_run(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, id").fetchall()]
 
+    def change_token(self) -> tuple[int, int]:
+        """A value that changes whenever anything was committed to the store, by any process:
+        `PRAGMA data_version` for other connections' commits, `total_changes` for this one's."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes
+
+    def run_versions(self, since: float) -> list[tuple[str, str, int, float]]:
+        """(id, status, next_seq, updated) of the runs updated at or after `since`."""
+        rows = self.conn.execute("SELECT id, status, next_seq, updated FROM runs WHERE updated >= ?", (since,))
+        return [(r["id"], r["status"], r["next_seq"], r["updated"] or 0.0) for r in rows.fetchall()]
+
     def has_unfinished_runs(self) -> bool:
         row = self.conn.execute("SELECT 1 FROM runs WHERE status NOT IN ('completed','failed','cancelled') "
                                 "LIMIT 1").fetchone()

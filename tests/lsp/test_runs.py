@@ -168,12 +168,13 @@ async def start_session(lsp_client: LanguageClient, workspace: Path, options: di
 
 
 @pytest.fixture
-def serve(workspace):
+def serve(tmp_path):
+    """A serve with a store of its own, which the editor cannot open: it reads through the API."""
     sys.path.insert(0, str(ROOT / "tests" / "server"))
     from server_kit import Serve
-    store = workspace / ".flowmetal" / "store.db"
+    store = tmp_path / "elsewhere" / "store.db"
     store.parent.mkdir()
-    running = Serve(store, cwd=workspace).start()
+    running = Serve(store, cwd=store.parent).start()
     yield running
     running.stop()
 
@@ -395,12 +396,20 @@ async def test_with_a_serve_configured_runs_go_through_it(served_client: Languag
     await seen.until(lambda: "waiting" in seen.statuses(run_id), what="the serve to run the nap")
     with urllib.request.urlopen(f"{serve.url}/api/runs/{run_id}", timeout=10) as answer:
         assert json.load(answer)["status"] == "waiting"
+    # Read through the serve's API (its store is not the editor's to open): no snapshots there,
+    # so the state where it waits comes from replaying its log.
+    trace = await request(client, "flowmetal/trace", runId=run_id)
+    timer = next(e for e in trace["events"] if e["kind"] == "timer-set")
+    state = await request(client, "flowmetal/stateAt", runId=run_id, seq=timer["seq"])
+    assert state["via"] == "replay" and [(b["name"], b["value"]) for b in state["bindings"]] == [("seconds", "30")]
     assert (await command(client, "flowmetal.cancel", runId=run_id))["status"] == "cancelled"
     await seen.until(lambda: "cancelled" in seen.statuses(run_id), what="the cancellation")
     other = (await command(client, "flowmetal.run", uri=uri, entry="hello", args=[]))["runId"]
     await seen.until(lambda: "completed" in seen.statuses(other), what="the serve to complete a run")
     trace = await request(client, "flowmetal/trace", runId=other)
     assert [e["kind"] for e in trace["events"]] == ["run-started", "run-completed"]
+    assert (await command(client, "flowmetal.replay", runId=other))["reproduces"] is True
+    assert not (client.workspace / ".flowmetal" / "store.db").exists()
     # Recorded through the API, the run has no origin: its code is shown from the stored copy.
     assert trace["run"]["origin"] is None
     assert "/.flowmetal/sources/" in trace["events"][0]["location"]["uri"]

@@ -1,0 +1,120 @@
+"""A running `flowmetal serve`, read through its HTTP API as if it were a store.
+
+For tools that look into runs (`flowmetal.workbench`, under the language
+server) when the store is not theirs to open: the serve may be on another
+machine. `RemoteStore` answers the reading half of `SQLiteStore`'s interface
+(runs, their events, their programs) from `GET /api/runs`, `GET
+/api/runs/{id}`, `GET /api/runs/{id}/trace` and `GET /api/runs/{id}/sources`;
+it changes nothing (runs are started and cancelled through the API by the
+caller). It has no snapshots: a run's state is rebuilt by replaying its log.
+
+A run's program is named, as in the store, by the content hashes of its
+files; they are computed here from the texts the serve sends, which are
+fetched once for each program (the code hash). Every failure is a
+`StoreError` naming the serve and the problem.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from flowmetal.runtime.program import source_hash
+from flowmetal.runtime.store import Event, Run, StoreError
+
+EVENT_FIELDS = ("seq", "time", "kind", "step", "line")
+
+
+class RemoteStore:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.path = self.url
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._programs: dict[str, dict[str, str]] = {}   # code hash -> file name -> source hash
+        self._texts: dict[str, str] = {}                 # source hash -> text
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _get(self, path: str, params: dict | None = None, missing: str | None = None):
+        try:
+            response = self.client.get(path, params=params)
+        except httpx.HTTPError as error:
+            raise StoreError(f"cannot reach flowmetal serve at {self.url}: {error}") from None
+        if response.status_code == 404 and missing is not None:
+            raise StoreError(missing)
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("error")
+            except (ValueError, AttributeError):
+                message = response.text[:200]
+            raise StoreError(f"flowmetal serve at {self.url} answered {response.status_code}: {message}")
+        try:
+            return response.json()
+        except ValueError:
+            raise StoreError(f"flowmetal serve at {self.url} answered {path} with something not JSON") from None
+
+    # -- runs --
+
+    def _run(self, data: dict) -> Run:
+        code = data.get("code_hash") or ""
+        program = self._programs.get(code)
+        if program is None:
+            sources = self._get(f"/api/runs/{data['id']}/sources", missing=f"no run `{data['id']}` at {self.url}")
+            program = {}
+            for name, text in sources.items():
+                digest = source_hash(text)
+                self._texts[digest] = text
+                program[name] = digest
+            self._programs[code] = program
+        return Run(data["id"], data["entry"], list(data.get("args") or []), dict(program), code, data["status"],
+                   data.get("result"), data.get("error"), data.get("created") or 0.0, data.get("updated") or 0.0,
+                   None, None, None, int(data.get("last_seq") or 0) + 1, False)
+
+    def get_run(self, run_id: str) -> Run | None:
+        try:
+            return self._run(self._get(f"/api/runs/{run_id}", missing=""))
+        except StoreError as error:
+            if str(error) == "":
+                return None
+            raise
+
+    def find_run(self, run_id: str) -> Run:
+        """A run by its whole id (the API takes no prefixes)."""
+        return self._run(self._get(f"/api/runs/{run_id}", missing=f"no run `{run_id}` at {self.url}"))
+
+    def list_runs(self) -> list[Run]:
+        return [self._run(data) for data in self._get("/api/runs")]
+
+    def has_unfinished_runs(self) -> bool:
+        return False  # the serve drives its runs
+
+    # -- what changed --
+
+    def change_token(self) -> None:
+        return None  # nothing tells cheaply whether anything changed: look every time
+
+    def run_versions(self, since: float) -> list[tuple[str, str, int, float]]:
+        return [(d["id"], d["status"], int(d.get("last_seq") or 0) + 1, d.get("updated") or 0.0)
+                for d in self._get("/api/runs") if (d.get("updated") or 0.0) >= since]
+
+    # -- logs and programs --
+
+    def events(self, run_id: str, after: int = 0, until: int | None = None, kind: str | None = None) -> list[Event]:
+        out = []
+        for data in self._get(f"/api/runs/{run_id}/trace", {"after": str(after)},
+                              missing=f"no run `{run_id}` at {self.url}"):
+            event = Event(data["seq"], data["time"], data["kind"], data.get("step"),
+                          {k: v for k, v in data.items() if k not in EVENT_FIELDS}, data.get("line"))
+            if (until is None or event.seq <= until) and (kind is None or event.kind == kind):
+                out.append(event)
+        return out
+
+    def get_sources(self, program: dict[str, str]) -> dict[str, str]:
+        try:
+            return {name: self._texts[digest] for name, digest in program.items()}
+        except KeyError:
+            raise StoreError(f"the program of this run was not read from {self.url}") from None
+
+    def snapshot(self, run_id: str) -> None:
+        return None
