@@ -336,7 +336,7 @@ the project, as the command line does when run from there."
   :group 'flowmetal)
 
 (defcustom flowmetal-serve nil
-  "The URL of a running `flowmetal serve' on the same store, or nil.
+  "The URL of a running `flowmetal serve', here or elsewhere, or nil.
 With a URL, runs started from Emacs are handed to that serve, which
 drives them; without one, the language server drives them itself."
   :type '(choice (const :tag "None: the language server runs them" nil)

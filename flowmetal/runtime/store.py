@@ -232,8 +232,12 @@ class SQLiteStore:
             raise StoreError(f"`{prefix}` names more than one run: give more of its id")
         return _run(rows[0])
 
-    def list_runs(self) -> list[Run]:
-        return [_run(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, id").fetchall()]
+    def list_runs(self, since: float | None = None) -> list[Run]:
+        """Every run, oldest first; or those updated at or after `since`."""
+        if since is None:
+            return [_run(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, id").fetchall()]
+        rows = self.conn.execute("SELECT * FROM runs WHERE updated >= ? ORDER BY created, id", (since,))
+        return [_run(r) for r in rows.fetchall()]
 
     def change_token(self) -> tuple[int, int]:
         """A value that changes whenever anything was committed to the store, by any process:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import math
 import sys
 import time
 import traceback
@@ -409,7 +410,16 @@ async def create_run(request: web.Request) -> web.Response:
 
 
 async def list_runs(request: web.Request) -> web.Response:
-    runs = await _api(request).db(SQLiteStore.list_runs)
+    since = None
+    if "since" in request.query:
+        text = request.query["since"]
+        try:
+            since = float(text)
+        except ValueError:
+            since = None
+        if since is None or not math.isfinite(since):
+            raise ApiError(400, f"`since` must be a Unix time (seconds), not {text[:40]!r}")
+    runs = await _api(request).db(SQLiteStore.list_runs, since)
     return web.json_response([_run_json(r) for r in runs])
 
 

@@ -184,8 +184,10 @@ def document() -> dict:
             },
             "get": {
                 "operationId": "listRuns", "summary": "List the runs",
+                "parameters": [{"name": "since", "in": "query", "required": False, "schema": {"type": "number"},
+                                "description": "Only the runs changed at or after this Unix time"}],
                 "responses": {"200": _json({"type": "array", "items": _ref("Run")}, "The runs, oldest first"),
-                              **_errors(401)},
+                              **_errors(400, 401)},
             },
         },
         "/api/runs/{run_id}": {"get": {

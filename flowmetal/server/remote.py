@@ -96,7 +96,7 @@ class RemoteStore:
 
     def run_versions(self, since: float) -> list[tuple[str, str, int, float]]:
         return [(d["id"], d["status"], int(d.get("last_seq") or 0) + 1, d.get("updated") or 0.0)
-                for d in self._get("/api/runs") if (d.get("updated") or 0.0) >= since]
+                for d in self._get("/api/runs", {"since": repr(float(since))})]
 
     # -- logs and programs --
 

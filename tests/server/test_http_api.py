@@ -135,6 +135,13 @@ async def test_a_run_is_created_listed_and_read(api):
         {"id": run_id, "entry": "shop/buy", "status": "pending", "result": None, "error": None,
          "args": ['"tea"', "3"], "code_hash": stored.code_hash, "created": stored.created,
          "updated": stored.updated, "last_seq": 1}]
+    status, recent, _ = await api.call("GET", f"/api/runs?since={stored.updated}")
+    assert status == 200 and [r["id"] for r in recent] == [run_id]
+    status, recent, _ = await api.call("GET", f"/api/runs?since={stored.updated + 1}")
+    assert status == 200 and recent == []
+    for bad in ("soon", "nan", "inf"):
+        status, body, _ = await api.call("GET", f"/api/runs?since={bad}")
+        assert status == 400 and "`since` must be a Unix time" in body["error"]
     status, sources, _ = await api.call("GET", f"/api/runs/{run_id}/sources")
     assert status == 200 and sources == SOURCES
     assert (await api.call("GET", "/api/runs/nope/sources"))[0] == 404
