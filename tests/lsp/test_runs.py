@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "tests" / "testdata" / "lsp_runs" / "jobs.flow"
 TEXT = PROGRAM.read_text(encoding="utf-8")
 ENV = {k: v for k, v in os.environ.items() if k not in ("FLOWMETAL_STORE", "FLOWMETAL_PUBLIC_URL", "FLOWMETAL_TOKEN")}
+TOKEN = "editor-s3cret"                 # the serve's FLOWMETAL_TOKEN: every API call must carry it
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 # -- a fake service that calls back ------------------------------------------------------------
@@ -174,7 +176,7 @@ def serve(tmp_path):
     from server_kit import Serve
     store = tmp_path / "elsewhere" / "store.db"
     store.parent.mkdir()
-    running = Serve(store, cwd=store.parent).start()
+    running = Serve(store, cwd=store.parent, env={"FLOWMETAL_TOKEN": TOKEN}).start()
     yield running
     running.stop()
 
@@ -183,7 +185,7 @@ def serve(tmp_path):
                                               server_env=ENV))
 async def served_client(lsp_client: LanguageClient, workspace: Path, serve):
     watch(lsp_client)
-    await start_session(lsp_client, workspace, {"serve": serve.url})
+    await start_session(lsp_client, workspace, {"serve": serve.url, "token": TOKEN})
     yield
     await lsp_client.shutdown_session()
 
@@ -394,7 +396,8 @@ async def test_with_a_serve_configured_runs_go_through_it(served_client: Languag
     run_id = (await command(client, "flowmetal.run", uri=uri, entry="acme.jobs/nap", args=["30"]))["runId"]
     # The serve recorded it (through its API) and drives it: it waits on the serve's timer.
     await seen.until(lambda: "waiting" in seen.statuses(run_id), what="the serve to run the nap")
-    with urllib.request.urlopen(f"{serve.url}/api/runs/{run_id}", timeout=10) as answer:
+    asked = urllib.request.Request(f"{serve.url}/api/runs/{run_id}", headers=AUTH)
+    with urllib.request.urlopen(asked, timeout=10) as answer:
         assert json.load(answer)["status"] == "waiting"
     # Read through the serve's API (its store is not the editor's to open): no snapshots there,
     # so the state where it waits comes from replaying its log.
@@ -416,7 +419,7 @@ async def test_with_a_serve_configured_runs_go_through_it(served_client: Languag
     # A run another client starts through the serve's API shows up too, live.
     body = json.dumps({"sources": {"jobs.flow": TEXT}, "entry": "acme.jobs/nap", "args": ["0"]}).encode()
     posted = urllib.request.Request(f"{serve.url}/api/runs", data=body, method="POST",
-                                    headers={"Content-Type": "application/json"})
+                                    headers={"Content-Type": "application/json", **AUTH})
     with urllib.request.urlopen(posted, timeout=10) as answer:
         third = json.load(answer)["id"]
     await seen.until(lambda: "run-completed" in seen.kinds(third) and seen.statuses(third)[-1:] == ["completed"],
