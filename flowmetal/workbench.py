@@ -254,9 +254,10 @@ class Workbench:
         version = store.change_token()
         if version is not None and version == self._version:
             return out
+        versions = store.run_versions(self._newest - WINDOW)  # (may fail: then nothing is taken as seen)
         first, self._stocked = not self._stocked, True
         self._version = version
-        for run_id, status, next_seq, updated in store.run_versions(self._newest - WINDOW):
+        for run_id, status, next_seq, updated in versions:
             self._newest = max(self._newest, updated)
             seen = self._seen.get(run_id)
             now = (status, next_seq)
