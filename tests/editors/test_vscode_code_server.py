@@ -38,20 +38,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 CACHE = pathlib.Path(os.environ.get("FLOWMETAL_VSCODE_TEST_CACHE", EXT / ".test-cache"))
 E2E_PACKAGES = {"playwright-core": "1.65.1", "@vscode/vsce": "3.9.2"}
 
-DEMO = '''\
-(defpackage demo
-  (require [flowmetal.log :refer [log!]]
-           [flowmetal.time :refer [sleep! make-duration +milliseconds+]])
-  (defn helper [n : int?] : int?
-    (let [twice (* n 2)]
-      (sleep! (make-duration 10 +milliseconds+))
-      twice))
-  (defn main [who : str? n : int?] : int?
-    (log! (str "hi " who))
-    (+ (helper n) 1))
-  (defn hello [] : str?
-    "hello"))
-'''
+DEMO = (HERE / "data" / "demo.flow").read_text(encoding="utf-8")
 
 
 def _code_server() -> str | None:

@@ -683,18 +683,7 @@ def test_restart_listens_to_the_new_server_only(runs_report):
 
 # ------------------------------------------- against the real server (vscode_real_server.js)
 
-DEMO = '''\
-(defpackage demo
-  (require [flowmetal.log :refer [log!]]
-           [flowmetal.time :refer [sleep! make-duration +milliseconds+]])
-  (defn helper [n : int?] : int?
-    (let [twice (* n 2)]
-      (sleep! (make-duration 10 +milliseconds+))
-      twice))
-  (defn main [who : str? n : int?] : int?
-    (log! (str "hi " who))
-    (+ (helper n) 1)))
-'''
+DEMO = (HERE / "data" / "demo.flow").read_text(encoding="utf-8")
 
 
 def test_run_and_trace_against_the_language_server(node_cache, tmp_path):
