@@ -26,18 +26,9 @@
 (require 'flowmetal-mode)
 
 (eval-and-compile
-  (defun flowmetal-lsp-test--load-eglot ()
-    "Load eglot, from Emacs itself or from the system's ELPA packages."
-    (or (require 'eglot nil t)
-        (progn
-          (require 'package)
-          (let ((package-directory-list
-                 (append package-directory-list
-                         '("/usr/share/emacs/site-lisp/elpa"))))
-            (package-activate-all))
-          (require 'eglot nil t))))
-
-  (unless (flowmetal-lsp-test--load-eglot)
+  (load (expand-file-name "eglot-load.el" (file-name-directory (or load-file-name buffer-file-name)))
+        nil t)
+  (unless (flowmetal-test-load-eglot)
     (error "eglot is not available (apt-get install -y elpa-eglot)")))
 
 (require 'flymake)
