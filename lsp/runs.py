@@ -33,6 +33,7 @@ from pygls.uris import from_fs_path, to_fs_path
 from flowmetal import ide
 from flowmetal.runtime.store import Run, StoreError
 from flowmetal.source import Span
+from flowmetal.types import show
 from flowmetal.workbench import LOOK_EVERY, Workbench, WorkbenchError
 
 from flowmetal_lsp import convert
@@ -400,8 +401,7 @@ def register(server) -> None:
         for symbol in ide.entry_functions(ls.analysis, name):
             entry = f"{symbol.package}/{symbol.name}"
             entries.append(entry)
-            described = [{"name": p.name, "type": _show(p.type), "optional": bool(p.optional)}
-                         for p in symbol.sig.params]
+            described = _describe(symbol)
             arguments: dict = {"uri": uri, "entry": entry, "params": described}
             asks = any(not p["optional"] for p in described)
             if not asks:
@@ -455,16 +455,16 @@ def _counts(bench: Workbench, entries: list[str]) -> dict[str, int]:
     return out
 
 
-def _show(t) -> str:
-    from flowmetal.types import show
-    return show(t)
+def _describe(symbol) -> list[dict]:
+    """An entry function's parameters, for a client to ask for the arguments."""
+    return [{"name": p.name, "type": show(p.type), "optional": bool(p.optional)} for p in symbol.sig.params]
 
 
 def _params(ls, name: str, entry: str) -> list[dict]:
     package, _, function = entry.rpartition("/")
     for symbol in ide.entry_functions(ls.analysis, name):
         if symbol.name == function and (not package or symbol.package == package):
-            return [{"name": p.name, "type": _show(p.type), "optional": bool(p.optional)} for p in symbol.sig.params]
+            return _describe(symbol)
     return []
 
 
