@@ -40,7 +40,8 @@ from flowmetal.runtime.program import source_hash
 
 SCHEMA_VERSION = 2
 # Endpoints the runtime itself answers: never handed to a connector.
-RUNTIME_ENDPOINTS = "('http.callback/get-callback!')"
+CALLBACK_WAIT = "http.callback/get-callback!"
+RUNTIME_ENDPOINTS = f"('{CALLBACK_WAIT}')"
 
 
 class StoreError(Exception):
@@ -305,9 +306,12 @@ class SQLiteStore:
                              (run.id, seq, data.pop("_time", now) if isinstance(data, dict) else now, kind, step,
                               json.dumps(data), line))
                 seq += 1
+            woken = False
             for step, endpoint, args, key in steps:
                 conn.execute("INSERT OR IGNORE INTO steps(run_id, step, endpoint, args, key, status, created) "
                              "VALUES(?,?,?,?,?,'pending',?)", (run.id, step, endpoint, args, key, now))
+                if endpoint == CALLBACK_WAIT:
+                    woken |= self._meet_delivery(conn, run.id, step, json.loads(args)["token"], now)
             for step, result_json in completed_steps:
                 conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, result, created, "
                              "completed) VALUES(?, ?, '', '', ?, 'applied', ?, ?, ?) ON CONFLICT(run_id, step) DO "
@@ -335,7 +339,8 @@ class SQLiteStore:
                 params.append(status)
             if status is not None or release:
                 sets.append("wake_at=?")
-                params.append(wake_at)
+                # A callback that was delivered before this wait was recorded wakes the run at once.
+                params.append(now if woken and status == "waiting" else wake_at)
             if result is not None:
                 sets.append("result=?")
                 params.append(result)
@@ -423,25 +428,49 @@ class SQLiteStore:
         return True
 
     def deliver_callback(self, token: str, body: str) -> str:
-        """Deliver a callback body: 'delivered', 'duplicate' (a second delivery changes
-        nothing) or 'unknown'. Completes the step waiting for it, if one is."""
+        """Deliver a callback body, once. The outcome:
+
+            delivered   it completed the run's wait for it (the run wakes)
+            kept        the run is not waiting for it now (it has not asked yet, or its last wait
+                        timed out): the body is kept for the run's next `get-callback!` on it
+            gone        the run has ended: the body is not used, and not recorded
+            duplicate   a body was delivered already: this one changes nothing
+            unknown     no such callback
+
+        Delivery and waiting meet in one transaction whichever comes first: a wait recorded
+        after the delivery finds the body (`commit` completes it), so no wake-up is lost."""
         now = time.time()
         with self.transaction() as conn:
-            row = conn.execute("SELECT * FROM callbacks WHERE token=?", (token,)).fetchone()
+            row = conn.execute("SELECT c.run_id, c.delivered, r.status FROM callbacks c JOIN runs r ON "
+                               "r.id=c.run_id WHERE c.token=?", (token,)).fetchone()
             if row is None:
                 return "unknown"
             if row["delivered"] is not None:
                 return "duplicate"
+            if row["status"] in ("completed", "failed", "cancelled"):
+                return "gone"
             conn.execute("UPDATE callbacks SET body=?, delivered=? WHERE token=?", (body, now, token))
-            waiting = conn.execute("SELECT step FROM steps WHERE run_id=? AND endpoint='http.callback/get-callback!' "
-                                   "AND status='pending' AND json_extract(args, '$.token')=?",
-                                   (row["run_id"], token)).fetchall()
+            waiting = conn.execute("SELECT step FROM steps WHERE run_id=? AND endpoint=? AND status='pending' "
+                                   "AND json_extract(args, '$.token')=?",
+                                   (row["run_id"], CALLBACK_WAIT, token)).fetchall()
             for w in waiting:
                 conn.execute("UPDATE steps SET status='completed', result=?, completed=? WHERE run_id=? AND step=?",
                              (json.dumps(body), now, row["run_id"], w["step"]))
             if waiting:
                 conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, row["run_id"]))
-        return "delivered"
+        return "delivered" if waiting else "kept"
+
+    @staticmethod
+    def _meet_delivery(conn, run_id: str, step: int, token: str, now: float) -> bool:
+        """Inside a commit that records a wait for a callback: complete the wait at once when
+        its body is already there (delivered after the executor looked, before it committed)."""
+        row = conn.execute("SELECT body FROM callbacks WHERE token=? AND run_id=? AND delivered IS NOT NULL",
+                           (token, run_id)).fetchone()
+        if row is None:
+            return False
+        cur = conn.execute("UPDATE steps SET status='completed', result=?, completed=? WHERE run_id=? AND step=? "
+                           "AND status='pending'", (json.dumps(row["body"]), now, run_id, step))
+        return cur.rowcount == 1
 
     def callback(self, token: str):
         return self.conn.execute("SELECT * FROM callbacks WHERE token=?", (token,)).fetchone()

@@ -331,7 +331,14 @@ async def callback(request: web.Request) -> web.Response:
     if outcome == "duplicate":
         raise ApiError(409, "this callback was delivered already; a callback takes one delivery, "
                             "and this second one changed nothing")
+    if outcome == "gone":
+        raise ApiError(410, "the run this callback belongs to has ended; the body was not used and nothing "
+                            "was recorded")
     api.on_change()
+    if outcome == "kept":
+        # Accepted, but nothing waits for it yet (or the last wait timed out): say so.
+        return web.json_response({"status": "kept", "note": "the run is not waiting for this callback now; "
+                                  "the body is kept for its next `get-callback!` on it"}, status=202)
     return web.json_response({"status": "delivered"})
 
 

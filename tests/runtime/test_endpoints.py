@@ -29,6 +29,17 @@ PROGRAM = """\
       (log! (callback-url cb))
       (with-timeout! (make-duration 60000 +milliseconds+)
         (fn [] (get-callback! cb)))))
+  (defn posted [] : str?
+    (let [cb (make-callback!)]
+      (log! (callback-url cb))
+      (sleep! (make-duration 1 +milliseconds+))  ; a wait: the URL is committed, as when it is posted
+      (get-callback! cb)))
+  (defn twice [] : str?
+    (let [cb (make-callback!)]
+      (log! (callback-url cb))
+      (with-timeout! (make-duration 200 +milliseconds+) (fn [] (get-callback! cb)))
+      (sleep! (make-duration 300 +milliseconds+))
+      (get-callback! cb)))
   (defn nap [] : int?
     (sleep! (make-duration 200 +milliseconds+))
     (let [t (now!)] (if (> t 0) 1 0))))
@@ -81,8 +92,60 @@ def test_with_timeout_gives_timeout_and_abandons_the_wait(store):
     waits = store.conn.execute("SELECT status FROM steps WHERE run_id=? AND endpoint='http.callback/get-callback!'",
                                (run_id,)).fetchall()
     assert [w["status"] for w in waits] == ["cancelled"]
-    assert store.deliver_callback(token_of(store, run_id), "late") == "delivered"
+    # The run has ended: a late delivery is refused as unused and changes nothing.
+    assert store.deliver_callback(token_of(store, run_id), "late") == "gone"
     assert store.get_run(run_id).result == "+timeout+"
+    assert store.callback(token_of(store, run_id))["delivered"] is None
+
+
+def test_a_body_delivered_between_the_executors_look_and_its_commit_still_wakes_the_run(tmp_path):
+    # The executor looks the callback up, finds no body, and records its wait; a delivery from
+    # another process lands exactly in between. Delivery and wait must still meet.
+    store = SQLiteStore(tmp_path / "store.db")
+    other = SQLiteStore(tmp_path / "store.db")
+    run_id = start(store, "ep/posted")
+    executor = Executor(store)
+    executor.run_once(run_id)
+    assert store.get_run(run_id).status == "waiting"  # the nap; the callback's URL is out
+    time.sleep(0.01)
+    looked = []
+
+    def look_then_deliver(token):
+        row = SQLiteStore.callback(store, token)
+        assert row["delivered"] is None
+        looked.append(other.deliver_callback(token, "in between"))
+        return row
+    store.callback = look_then_deliver
+    executor.run_once(run_id)
+    assert looked == ["kept"]  # nothing waited yet when it came
+    run = store.get_run(run_id)
+    assert run.status == "waiting" and run.wake_at is not None  # woken, not waiting forever
+    del store.callback
+    assert drive(store, run_id) == "completed"
+    assert store.get_run(run_id).result == json.dumps("in between")
+
+
+def test_a_body_delivered_after_a_wait_timed_out_is_kept_for_the_next_wait(store):
+    run_id = start(store, "ep/twice")
+    Executor(store).run_once(run_id)
+    token = token_of(store, run_id)
+    deadline = time.monotonic() + 10
+    while not [e for e in store.events(run_id) if e.kind == "timer-fired"]:  # the first wait timed out
+        Executor(store).run_once(run_id)
+        time.sleep(0.02)
+        assert time.monotonic() < deadline
+    assert store.deliver_callback(token, "second time lucky") == "kept"
+    assert drive(store, run_id) == "completed"
+    assert store.get_run(run_id).result == json.dumps("second time lucky")
+
+
+def test_a_delivery_to_a_cancelled_run_is_refused_and_recorded_nowhere(store):
+    run_id = start(store, "ep/answered")
+    Executor(store).run_once(run_id)
+    token = token_of(store, run_id)
+    assert store.request_cancel(run_id) == "cancelled"
+    assert store.deliver_callback(token, "too late") == "gone"
+    assert store.callback(token)["delivered"] is None
 
 
 def test_a_callback_completes_the_wait_once_and_a_second_delivery_is_refused(store):
