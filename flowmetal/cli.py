@@ -13,6 +13,7 @@ import json
 import sys
 
 from flowmetal import __version__
+from flowmetal.terminal import shown
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -78,7 +79,7 @@ def _runtime_errors(fn):
             raise
         except (StoreError, LiteralError, KeyError, OSError) as error:
             message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            print(f"flowmetal {args.command_name}: error: {message}", file=sys.stderr)
+            print(shown(f"flowmetal {args.command_name}: error: {message}"), file=sys.stderr)
             return 2
     return wrapper
 
@@ -101,9 +102,9 @@ def _run(args: argparse.Namespace) -> int:
     with InProcess(store.path, args.port) as connectors:
         run = wait_for(store, Executor(store, public_url=connectors.public_url), run_id, live=sys.stderr.isatty())
     if run.status == "completed":
-        print(run.result)
+        print(shown(run.result))
         return 0
-    print(run.error or f"the run ended {run.status}", file=sys.stderr)
+    print(shown(run.error or f"the run ended {run.status}", keep_lines=True), file=sys.stderr)
     return 1
 
 
@@ -118,7 +119,7 @@ def _runs(args: argparse.Namespace) -> int:
         return 0
     for r in runs:
         outcome = r.result if r.status == "completed" else (r.error or "").split("\n")[0]
-        print(f"{r.id}  {r.status:<9}  {r.entry}  {outcome}".rstrip())
+        print(shown(f"{r.id}  {r.status:<9}  {r.entry}  {outcome}".rstrip()))
     return 0
 
 
@@ -142,14 +143,14 @@ def _replay(args: argparse.Namespace) -> int:
     store = _store(args)
     result = replay(store, args.run, verify=args.verify)
     for line in result.lines:
-        print(line)
+        print(shown(line))
     if result.divergence:
-        print(f"flowmetal replay: diverges at {result.divergence}", file=sys.stderr)
+        print(shown(f"flowmetal replay: diverges at {result.divergence}"), file=sys.stderr)
         return 1
     if result.fault:
-        print(result.fault)
+        print(shown(result.fault, keep_lines=True))
     elif result.value is not None:
-        print(result.value)
+        print(shown(result.value))
     if args.verify:
         print(f"replay reproduces the run ({result.steps} steps)", file=sys.stderr)
     return 0

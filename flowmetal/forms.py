@@ -301,7 +301,10 @@ def string_value(tok: Token) -> str:
     def unescape(m: re.Match) -> str:
         e = m.group(1)
         return chr(int(e[1:], 16)) if e[0] == "u" and len(e) == 5 else {"n": "\n", "t": "\t"}.get(e, e)
-    return _ESCAPES.sub(unescape, tok.text[1:-1])
+    text = _ESCAPES.sub(unescape, tok.text[1:-1])
+    if any("\ud800" <= c <= "\udfff" for c in text):  # a surrogate pair stands for one character
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def doc_text(tok: Token) -> str:

@@ -5,7 +5,8 @@ the source line, and a caret under the span (to the end of the line when the
 span runs on), then each note the same way. `as_json` gives the records that
 `flowmetal check --format json` prints (SPEC section 6): 1-based lines and
 columns counted in code points, `end_column` just past the span's last
-character.
+character. Text from the program is shown with its control characters
+escaped (`flowmetal.terminal`), so a source file cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 
 from flowmetal.diagnostics import Diagnostic
 from flowmetal.source import Span
+from flowmetal.terminal import shown
 
 
 def _excerpt(span: Span) -> list[str]:
@@ -21,24 +23,26 @@ def _excerpt(span: Span) -> list[str]:
     text = span.source.line_text(line)
     start = span.column - 1
     end = span.end_column - 1 if span.end_line == line else len(text)
-    width = max(1, min(end, len(text)) - start)
-    # Keep tabs in the margin so the caret lines up in any terminal.
-    margin = "".join(c if c == "\t" else " " for c in text[:start])
+    end = max(start + 1, min(end, len(text)))
+    # Control characters are shown escaped (`shown`), and the caret is placed under what is
+    # shown. Tabs are kept in the margin so the caret lines up in any terminal.
+    before, under = shown(text[:start]), shown(text[start:end])
+    margin = "".join(c if c == "\t" else " " for c in before)
     gutter = f"{line:>5} | "
-    return [f"{gutter}{text}", f"{' ' * (len(gutter) - 2)}| {margin}{'^' * width}"]
+    return [f"{gutter}{shown(text)}", f"{' ' * (len(gutter) - 2)}| {margin}{'^' * max(1, len(under))}"]
 
 
 def human(diag: Diagnostic) -> str:
     span = diag.span
-    lines = [f"{span.source.name}:{span.line}:{span.column}: {diag.severity}: {diag.code}: {diag.message}"]
+    lines = [shown(f"{span.source.name}:{span.line}:{span.column}: {diag.severity}: {diag.code}: {diag.message}")]
     lines += _excerpt(span)
     for note in diag.notes:
         n = note.span
-        lines.append(f"{n.source.name}:{n.line}:{n.column}: note: {note.message}")
+        lines.append(shown(f"{n.source.name}:{n.line}:{n.column}: note: {note.message}"))
         if n.start < len(n.source.text):
             lines += _excerpt(n)
     if diag.fix is not None:
-        lines.append(f"      = fix: {diag.fix.message}")
+        lines.append(shown(f"      = fix: {diag.fix.message}"))
     return "\n".join(lines)
 
 

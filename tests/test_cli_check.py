@@ -106,6 +106,14 @@ def test_bytes_that_are_not_utf8_are_reported_at_their_place(tree):
     assert "not valid UTF-8" in record["message"] and "0xe9" in record["message"]
 
 
+def test_a_file_saved_with_a_byte_order_mark_checks_and_runs(tmp_path):
+    (tmp_path / "bom.flow").write_bytes(b"\xef\xbb\xbf(defpackage bom\n  (defn f [] : int? 41))\n")
+    checked = flowmetal("check", "bom.flow", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout
+    ran = flowmetal("run", "bom.flow", "f", "--store", str(tmp_path / "s.db"), cwd=tmp_path)
+    assert ran.returncode == 0 and ran.stdout == "41\n", ran.stderr
+
+
 def test_bad_usage_exits_2_with_usage(tree):
     result = flowmetal("check", cwd=tree)
     assert result.returncode == 2 and "usage: flowmetal check" in result.stderr

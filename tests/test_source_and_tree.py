@@ -46,6 +46,16 @@ def test_commas_are_whitespace():
     assert [t.text for t in vector.items if t.kind is Kind.WS] == [", ", ","]
 
 
+def test_a_byte_order_mark_opening_the_text_is_whitespace_and_nowhere_else():
+    tree = read("\ufeff(a b)")
+    assert tree.diagnostics == [] and print_tree(tree.items) == "\ufeff(a b)"
+    assert [n.kind for n in tree.items] == [Kind.WS, Kind.LIST]
+    broken = read("\ufeff(a b))")  # the reader's recovery path keeps it too
+    assert [d.code for d in broken.diagnostics] == ["FM102"]
+    inside = read("(a \ufeffb)")
+    assert [d.code for d in inside.diagnostics] == ["FM106"]
+
+
 def test_trivia_is_kept_and_printing_gives_the_text_back():
     text = "  ; leading\n(a ,, b ; trailing\n  [c {d e}])\n\n"
     tree = read(text)

@@ -181,8 +181,20 @@ def _from_json(data):
     if isinstance(data, list):
         return tuple(_from_json(v) for v in data)
     if isinstance(data, dict):
-        return {k: _from_json(v) for k, v in data.items()}
+        return {_text(k): _from_json(v) for k, v in data.items()}
+    if isinstance(data, str):
+        return _text(data)
     return data
+
+
+def _text(text: str) -> str:
+    """JSON text that is Unicode: a lone surrogate escape (`"\\ud800"`) stands for no character,
+    and a value holding one could be neither stored nor printed."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"a lone surrogate `\\u{ord(text[error.start]):04x}` is not a character") from None
+    return text
 
 
 def call(name: str, args: list):

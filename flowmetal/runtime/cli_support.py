@@ -23,6 +23,7 @@ from flowmetal.forms import lower
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.store import Run, SQLiteStore
 from flowmetal.syntax import read
+from flowmetal.terminal import shown
 
 FINAL = ("completed", "failed", "cancelled")
 
@@ -160,9 +161,9 @@ def print_events(store: SQLiteStore, run: Run, as_json: bool = False, follow: bo
             details = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in event.data.items()
                                if k not in ("trace",))
             step = f"#{event.step} " if event.step is not None else ""
-            print(f"{event.seq:>4} {stamp} {step}{event.kind} {details}{source}".rstrip())
+            print(shown(f"{event.seq:>4} {stamp} {step}{event.kind} {details}{source}".rstrip()))
             for frame in event.data.get("trace", []):
-                print(f"       in {frame['package']}/{frame['function']}, line {frame['line']}")
+                print(shown(f"       in {frame['package']}/{frame['function']}, line {frame['line']}"))
         current = store.get_run(run.id)
         if not follow or current.status in FINAL:
             break

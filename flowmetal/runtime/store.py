@@ -84,6 +84,16 @@ def _migration_2(db: sqlite_utils.Database) -> None:
 MIGRATIONS = {1: _migration_1, 2: _migration_2}
 
 
+def _storable(text: str) -> str:
+    """Text SQLite can hold: a lone surrogate (which no value should carry, but a message might
+    quote) is written as its `\\uXXXX` escape instead of making the commit, and the run, fail."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 @dataclass
 class Run:
     id: str
@@ -343,10 +353,10 @@ class SQLiteStore:
                 params.append(now if woken and status == "waiting" else wake_at)
             if result is not None:
                 sets.append("result=?")
-                params.append(result)
+                params.append(_storable(result))
             if error is not None:
                 sets.append("error=?")
-                params.append(error)
+                params.append(_storable(error))
             if release:
                 sets += ["owner=NULL", "lease_until=NULL"]
             conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id=?", (*params, run.id))

@@ -85,7 +85,7 @@ def _string(text: str) -> str:
     for c in text:
         if c in _ESCAPES:
             out.append(_ESCAPES[c])
-        elif ord(c) < 0x20 or ord(c) == 0x7F:
+        elif ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) < 0xE000:  # surrogates: see `loads`
             out.append(f"\\u{ord(c):04x}")
         else:
             out.append(c)

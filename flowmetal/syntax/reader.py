@@ -78,6 +78,27 @@ _LITERAL_SYMBOLS = {"nil": Kind.NIL, "true": Kind.TRUE, "false": Kind.FALSE}
 _ESCAPE = re.compile(r'\\(u[0-9a-fA-F]{4}|["\\nt])|\\(u[0-9a-fA-F]{0,3}|.?)')
 
 
+def _surrogate(m: re.Match | None) -> str | None:
+    """'high' or 'low' for a `\\uXXXX` escape of a UTF-16 surrogate, else None."""
+    if m is None or m.group(1) is None or m.group(1)[0] != "u":
+        return None
+    code = int(m.group(1)[1:], 16)
+    return "high" if 0xD800 <= code < 0xDC00 else "low" if 0xDC00 <= code < 0xE000 else None
+
+
+def _lone_surrogate(escapes: list[re.Match], i: int) -> bool:
+    """Whether escape `i` is a surrogate that is not half of an adjacent high-low pair (a pair
+    stands for one character, as in JSON; a lone half stands for none and cannot be stored)."""
+    kind = _surrogate(escapes[i])
+    if kind == "high":
+        after = escapes[i + 1] if i + 1 < len(escapes) else None
+        return not (after is not None and after.start() == escapes[i].end() and _surrogate(after) == "low")
+    if kind == "low":
+        before = escapes[i - 1] if i > 0 else None
+        return not (before is not None and before.end() == escapes[i].start() and _surrogate(before) == "high")
+    return False
+
+
 def read(text: str, name: str = "<input>") -> Tree:
     """Read a whole text. Never raises; problems come back as diagnostics."""
     return read_source(Source(text, name))
@@ -159,7 +180,13 @@ class _Reader:
         return seq
 
     def _check_escapes(self, at: int, text: str) -> None:
-        for m in _ESCAPE.finditer(text, 1, len(text) - 1):
+        escapes = list(_ESCAPE.finditer(text, 1, len(text) - 1))
+        for i, m in enumerate(escapes):
+            if m.group(1) is not None and _lone_surrogate(escapes, i):
+                span = self.source.span(at + m.start(), at + m.end())
+                self._report(d.INVALID_ESCAPE, span,
+                             f"invalid escape `{m.group()}`: a lone UTF-16 surrogate is not a character; write "
+                             f"the character itself, or a high surrogate followed by a low one")
             if m.group(2) is not None:
                 bad = m.group()
                 span = self.source.span(at + m.start(), at + m.end())
