@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import sys
 
 from flowmetal import __version__
@@ -56,9 +58,9 @@ def _lsp(args: argparse.Namespace) -> int:
     return serve(tcp_port=args.tcp, host=args.host)
 
 
-def _store(args: argparse.Namespace):
+def _store(args: argparse.Namespace, readonly: bool = False):
     from flowmetal.runtime.store import open_store
-    return open_store(args.store)
+    return open_store(args.store, readonly=readonly)
 
 
 def _runtime_errors(fn):
@@ -66,7 +68,7 @@ def _runtime_errors(fn):
     def wrapper(args: argparse.Namespace) -> int:
         from flowmetal.runtime.literals import LiteralError
         from flowmetal.runtime.program import ProgramError
-        from flowmetal.runtime.store import StoreError
+        from flowmetal.runtime.store import StoreError, describe_error
         try:
             return fn(args)
         except ProgramError as error:
@@ -77,6 +79,10 @@ def _runtime_errors(fn):
             return 2
         except BrokenPipeError:
             raise
+        except sqlite3.Error as error:  # the store's file failed under us (damaged, full, unwritable)
+            location = getattr(args, "store", None) or os.environ.get("FLOWMETAL_STORE") or ".flowmetal/store.db"
+            print(shown(f"flowmetal {args.command_name}: error: {describe_error(location, error)}"), file=sys.stderr)
+            return 2
         except (StoreError, LiteralError, KeyError, OSError) as error:
             message = error.args[0] if isinstance(error, KeyError) and error.args else error
             print(shown(f"flowmetal {args.command_name}: error: {message}"), file=sys.stderr)
@@ -110,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
 
 @_runtime_errors
 def _runs(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _store(args, readonly=True)
     runs = store.list_runs()
     if args.format == "json":
         json.dump([{"id": r.id, "entry": r.entry, "status": r.status, "result": r.result,
@@ -126,7 +132,7 @@ def _runs(args: argparse.Namespace) -> int:
 @_runtime_errors
 def _trace(args: argparse.Namespace) -> int:
     from flowmetal.runtime.cli_support import print_events
-    store = _store(args)
+    store = _store(args, readonly=True)
     run = store.find_run(args.run)
     return print_events(store, run, as_json=args.format == "json", follow=args.follow)
 
@@ -140,7 +146,7 @@ def _worker(args: argparse.Namespace) -> int:
 @_runtime_errors
 def _replay(args: argparse.Namespace) -> int:
     from flowmetal.runtime.replay import replay
-    store = _store(args)
+    store = _store(args, readonly=True)
     result = replay(store, args.run, verify=args.verify)
     for line in result.lines:
         print(shown(line))

@@ -114,7 +114,20 @@ class Run:
 
 
 def _run(row) -> Run:
-    return Run(row["id"], row["entry"], json.loads(row["args"] or "[]"), json.loads(row["program"]),
+    try:
+        return _run_of(row)
+    except (ValueError, TypeError, KeyError) as error:
+        raise StoreError(f"the store's record of run `{row['id']}` is malformed ({error}); it cannot be "
+                         f"read") from None
+
+
+def _run_of(row) -> Run:
+    program, args = json.loads(row["program"]), json.loads(row["args"] or "[]")
+    if not (isinstance(program, dict) and all(isinstance(v, str) for v in program.values())):
+        raise ValueError("its program is not a map of file names to source hashes")
+    if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
+        raise ValueError("its arguments are not a list of literals")
+    return Run(row["id"], row["entry"], args, program,
                row["code_hash"], row["status"], row["result"], row["error"], row["created"], row["updated"],
                row["owner"], row["lease_until"], row["wake_at"], row["next_seq"], bool(row["cancel_requested"]))
 
@@ -129,9 +142,53 @@ class Event:
     line: int | None
 
 
+def _event(run_id: str, row) -> Event:
+    try:
+        data = json.loads(row["data"] or "{}")
+        if not isinstance(data, dict):
+            raise ValueError("its data is not an object")
+    except ValueError as error:
+        raise StoreError(f"the store's event {row['seq']} of run `{run_id}` is malformed ({error}); it cannot "
+                         f"be read") from None
+    return Event(row["seq"], row["time"], row["kind"], row["step"], data, row["line"])
+
+
 class SQLiteStore:
-    def __init__(self, path: str | os.PathLike, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str | os.PathLike, synchronous: str = "FULL", readonly: bool = False) -> None:
+        """Open (and create or migrate) the store at `path`. `readonly`: only read it: a store
+        that does not exist is an error, nothing is created or migrated, and a store on a
+        read-only file or file system can be read. Any fault of the file (not a database,
+        truncated, corrupt, unwritable) is a `StoreError` naming the file, never a traceback."""
         self.path = str(path)
+        self.readonly = readonly
+        try:
+            self.conn = self._connect(synchronous)
+            self.db = sqlite_utils.Database(self.conn)
+            if readonly:
+                self._check_readable()
+            else:
+                self._migrate()
+        except sqlite3.Error as error:
+            raise StoreError(describe_error(self.path, error)) from None
+
+    def _connect(self, synchronous: str) -> sqlite3.Connection:
+        if self.readonly:
+            if self.path == ":memory:" or not Path(self.path).is_file():
+                raise StoreError(f"no store at {self.path} (read-only commands never create one; check "
+                                 f"--store or FLOWMETAL_STORE)")
+            uri = Path(self.path).resolve().as_uri()
+            try:
+                conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                # A WAL store in a folder this process cannot write (no `-shm` file can be made):
+                # read it as it is on disk.
+                conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30, isolation_level=None,
+                                       check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout=30000")
+            return conn
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -140,9 +197,16 @@ class SQLiteStore:
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA foreign_keys=ON")
-        self.conn = conn
-        self.db = sqlite_utils.Database(conn)
-        self._migrate()
+        return conn
+
+    def _check_readable(self) -> None:
+        current = self.version()
+        if current == 0 or "runs" not in self.db.table_names():
+            raise StoreError(f"{self.path}: not a Flowmetal store (an SQLite file without its tables)")
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: this store has schema version {current}, written by a newer "
+                             f"Flowmetal; this one knows versions up to {SCHEMA_VERSION}. Upgrade Flowmetal "
+                             f"to use it (nothing was changed).")
 
     # -- schema ---------------------------------------------------------------------------------
 
@@ -363,7 +427,12 @@ class SQLiteStore:
 
     def snapshot(self, run_id: str) -> dict | None:
         row = self.conn.execute("SELECT state FROM snapshots WHERE run_id=?", (run_id,)).fetchone()
-        return json.loads(row["state"]) if row else None
+        if row is None:
+            return None
+        try:
+            return json.loads(row["state"])
+        except ValueError as error:
+            raise StoreError(f"the store's snapshot of run `{run_id}` is malformed ({error})") from None
 
     def events(self, run_id: str, after: int = 0, until: int | None = None, kind: str | None = None) -> list[Event]:
         """The run's events after `after` (and up to `until`), of one `kind` if given, in order."""
@@ -375,8 +444,7 @@ class SQLiteStore:
             query += " AND kind=?"
             params.append(kind)
         rows = self.conn.execute(query + " ORDER BY seq", params)
-        return [Event(r["seq"], r["time"], r["kind"], r["step"], json.loads(r["data"] or "{}"), r["line"])
-                for r in rows.fetchall()]
+        return [_event(run_id, r) for r in rows.fetchall()]
 
     # -- steps, timers, callbacks ----------------------------------------------------------------------
 
@@ -511,9 +579,27 @@ class SQLiteStore:
         return bool(row and row["cancel_requested"])
 
 
-def open_store(location: str | None = None) -> SQLiteStore:
-    """The store named by `--store`, else `FLOWMETAL_STORE`, else `./.flowmetal/store.db`."""
+def describe_error(path: str, error: sqlite3.Error) -> str:
+    """One line saying what is wrong with the store's file, and what to do."""
+    text = str(error)
+    if "not a database" in text:
+        return f"{path}: not a Flowmetal store (the file is not an SQLite database)"
+    if "malformed" in text or isinstance(error, sqlite3.DatabaseError) and "corrupt" in text:
+        return f"{path}: the store is damaged ({text}); restore it from a backup"
+    folder = os.path.dirname(os.path.abspath(path))
+    unwritable = os.path.exists(path) and not (os.access(path, os.W_OK) and os.access(folder, os.W_OK))
+    if "readonly" in text or "read-only" in text or unwritable:
+        return (f"{path}: the store is read-only ({text}); commands that only read it (runs, trace, "
+                f"replay) work, others need write access")
+    if "unable to open" in text:
+        return f"{path}: the store cannot be opened ({text}): check the path and its permissions"
+    return f"{path}: the store cannot be used: {text}"
+
+
+def open_store(location: str | None = None, readonly: bool = False) -> SQLiteStore:
+    """The store named by `--store`, else `FLOWMETAL_STORE`, else `./.flowmetal/store.db`.
+    `readonly`: for commands that only read (see `SQLiteStore`)."""
     location = location or os.environ.get("FLOWMETAL_STORE") or os.path.join(".flowmetal", "store.db")
     if location.startswith(("postgresql://", "postgres://")):
         raise StoreError("PostgreSQL stores are not available in this version; use an SQLite path")
-    return SQLiteStore(location)
+    return SQLiteStore(location, readonly=readonly)
