@@ -16,8 +16,11 @@ idempotency key, `RUN:STEP`.
                      endpoint's declared return type
 
 Both are loops over the store's narrow step interface (`claim_steps`,
-`complete_step`, `fail_step`) and hold no state of their own that a restart
-would lose: everything a connector knows is in the store.
+`complete_step`, `fail_step`; the HTTP request connector, whose requests can
+be slow, also renews its leases while they are in flight and records under
+its claim: `renew_step_leases`, `complete_claimed_step`, `fail_claimed_step`)
+and hold no state of their own that a restart would lose: everything a
+connector knows is in the store.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """The HTTP request connector: performs `http.request/get! post! put! delete!` for runs.
 
-How: a loop claims pending steps of the four endpoints from the store (with a
-lease), sends each request with httpx on a small thread pool, and records the
-answer with `complete_step` as an `http.request` value:
+How: the connector's thread claims pending steps of the four endpoints from the
+store (with a lease), hands each to an asyncio loop running in a thread of its
+own, where one httpx client sends it, and records the answer with
+`complete_claimed_step` as an `http.request` value:
 
     2xx answer                      (response status headers body)
     any other status                (response-error (response status headers body))
+    a body over MAX_BODY            (response-error (response status headers "why"))
     the host name does not resolve  (dns-error "message")
     refused, reset, timed out, TLS  (connection-error "message")
 
@@ -16,26 +18,55 @@ an error value, and the run goes on. Redirects are not followed: a 3xx is a
 `response-error` whose headers hold the `location`, and the program decides.
 Response header names are lower-cased; repeated headers are joined with ", ".
 
+Limits, so that no service can exhaust the connector:
+
+- Bodies: a response body is streamed and kept up to `MAX_BODY` (10 MiB, after
+  content decoding). A larger one is not read further (a `Content-Length` over
+  the limit is not read at all) and the result is a `response-error` holding
+  the answer's status and headers (header blocks are bounded by httpcore, at
+  100 KiB) and, as its body, a message naming the size and the limit.
+- Time: `DEFAULT_TIMEOUT` bounds each phase (10 s to connect, 120 s without a
+  byte read or written); `TOTAL_TIMEOUT` (300 s) bounds the whole exchange,
+  body included, so a server trickling bytes cannot hold a request forever.
+  Either is a `connection-error` saying "timed out".
+- Concurrency: up to `DEFAULT_CONCURRENCY` (64) requests in flight, each a
+  coroutine, not a thread: slow services hold their own requests, never the
+  others'. The connector claims no more steps than it can send at once, so a
+  claimed step is always being sent.
+- Leases: a step is claimed for `lease` seconds (30) and the lease is renewed
+  every `lease / 3` seconds while its request is in flight
+  (`renew_step_leases`), so a slow answer is never sent again by another
+  connector meanwhile. A step no longer ours at a renewal (its run was
+  cancelled, or our lease lapsed, say while the store was locked, and another
+  connector claimed it) has its request abandoned.
+
 Delivery is at least once, application exactly once. Every request carries
 `Idempotency-Key: RUN:STEP`, the step's key from the store, so the same key is
 sent on every retry of one step: when a connector dies after sending but before
 recording, the step's lease runs out, another connector (or this one,
 restarted) claims it again and sends it again with the same key, and the
-server can recognise it. The store applies the first recorded result and
-ignores any later one (`complete_step` returns False).
+server can recognise it. Recording is fenced by the claim: only the connector
+holding a step's claim records its result (`complete_claimed_step`), and the
+store applies a step's result once. Stopping, the connector waits up to
+`grace` seconds (5) for the requests in flight, then abandons the rest and
+gives their steps back (`release_steps`) for the next connector to send.
 
-Only the loop's thread touches the store; the pool's threads only talk HTTP.
+Only the connector's thread touches the store (SQLite calls block, and a busy
+store must not stall requests in flight); the loop's thread only talks HTTP.
 Arguments arrive in stored form (`values.encode`) and are decoded here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import socket
 import secrets
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 import httpx
 
@@ -50,8 +81,13 @@ ENDPOINTS = {
     "http.request/delete!": "DELETE",
 }
 KEY_HEADER = "Idempotency-Key"
-DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
-DEFAULT_THREADS = 8
+MiB = 1024 * 1024
+MAX_BODY = 10 * MiB                                  # the largest response body kept, in bytes
+DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)  # per phase: connect, and each read or write
+TOTAL_TIMEOUT = 300.0                                # seconds for a whole exchange, body included
+DEFAULT_CONCURRENCY = 64                             # requests in flight at once
+DEFAULT_LEASE = 30.0                                 # seconds a claim lasts without renewal
+SHUTDOWN_GRACE = 5.0                                 # seconds to finish requests in flight when stopping
 
 log = logging.getLogger("flowmetal.connectors.http_request")
 
@@ -63,17 +99,36 @@ _DNS_WORDS = ("name or service not known", "nodename nor servname", "no address 
 
 # -- values -----------------------------------------------------------------------------------------------
 
-def response_value(answer: httpx.Response) -> RecordValue:
-    """`(response status headers body)` of an answer: header names lower-cased, body as text."""
-    headers = {name.lower(): ", ".join(answer.headers.get_list(name)) for name in answer.headers.keys()}
-    return RecordValue(PACKAGE, "response", ("status", "headers", "body"), (answer.status_code, headers, answer.text))
+def _headers(answer: httpx.Response) -> dict[str, str]:
+    return {name.lower(): ", ".join(answer.headers.get_list(name)) for name in answer.headers.keys()}
 
 
-def result_value(answer: httpx.Response) -> RecordValue:
+def response_value(answer: httpx.Response, body: str | None = None) -> RecordValue:
+    """`(response status headers body)` of an answer: header names lower-cased, body as text
+    (`body`, when the answer was streamed; else the answer's own, read)."""
+    text = answer.text if body is None else body
+    return RecordValue(PACKAGE, "response", ("status", "headers", "body"), (answer.status_code, _headers(answer), text))
+
+
+def result_value(answer: httpx.Response, body: str | None = None) -> RecordValue:
     """A 2xx answer as a `response`, any other as a `response-error` holding it."""
-    response = response_value(answer)
+    response = response_value(answer, body)
     if 200 <= answer.status_code < 300:
         return response
+    return RecordValue(PACKAGE, "response-error", ("response",), (response,))
+
+
+def too_large_value(answer: httpx.Response, limit: int, declared: int | None = None) -> RecordValue:
+    """The `response-error` for an answer whose body is over `limit` bytes: its status and
+    headers as they came, and for a body the reason it was not kept."""
+    if declared is not None:
+        size = f"its Content-Length is {declared} bytes; it was not read"
+    else:
+        size = f"more than {limit} bytes arrived; reading stopped there"
+    message = (f"the response body is larger than the HTTP request connector's limit of {limit} bytes "
+               f"({limit / MiB:g} MiB): {size}")
+    response = RecordValue(PACKAGE, "response", ("status", "headers", "body"),
+                           (answer.status_code, _headers(answer), message))
     return RecordValue(PACKAGE, "response-error", ("response",), (response,))
 
 
@@ -95,7 +150,8 @@ def _causes(error: BaseException):
             continue
         seen.add(id(e))
         yield e
-        todo += [e.__cause__, e.__context__, *(a for a in e.args if isinstance(a, BaseException))]
+        todo += [e.__cause__, e.__context__, *(a for a in e.args if isinstance(a, BaseException)),
+                 *getattr(e, "exceptions", ())]
 
 
 def _is_dns(error: BaseException) -> bool:
@@ -105,9 +161,21 @@ def _is_dns(error: BaseException) -> bool:
     return isinstance(error, httpx.ConnectError) and any(w in text for w in _DNS_WORDS)
 
 
+def _system_reason(error: BaseException) -> str | None:
+    """What the operating system said, when the error comes from a failed system call: the
+    asyncio transport words it "Connect call failed", and only the errno says "refused"."""
+    for e in _causes(error):
+        if isinstance(e, OSError) and isinstance(e.errno, int) and e.errno > 0:
+            return os.strerror(e.errno)
+    return None
+
+
 def failure_value(error: Exception, method: str, url: str) -> RecordValue:
     """The error value for a request that got no answer."""
     detail = str(error).strip() or type(error).__name__
+    reason = _system_reason(error)
+    if reason and reason.lower() not in detail.lower():
+        detail = f"{detail}: {reason}"
     if isinstance(error, httpx.TimeoutException):
         return connection_error(f"{method} {url}: timed out ({type(error).__name__}: {detail})")
     if _is_dns(error):
@@ -156,17 +224,44 @@ def request_of(endpoint: str, args: dict) -> tuple[str, str, str | None, dict[st
     return method, url, data, plain
 
 
-def perform(client: httpx.Client, endpoint: str, args: dict, key: str) -> RecordValue:
-    """Send one step's request and return its `http.request` value. Raises only `BadRequest`."""
+def _declared_length(answer: httpx.Response) -> int | None:
+    try:
+        return int(answer.headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+async def _read(answer: httpx.Response, limit: int) -> RecordValue:
+    """The value of a streamed answer, reading at most `limit` bytes of its body (and one chunk)."""
+    declared = _declared_length(answer)
+    if declared is not None and declared > limit:
+        return too_large_value(answer, limit, declared)
+    body = bytearray()
+    async for chunk in answer.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            return too_large_value(answer, limit)
+    return result_value(answer, body.decode(answer.encoding or "utf-8", errors="replace"))
+
+
+async def perform(client: httpx.AsyncClient, endpoint: str, args: dict, key: str, *,
+                  total: float = TOTAL_TIMEOUT, max_body: int = MAX_BODY) -> RecordValue:
+    """Send one step's request and return its `http.request` value. Raises only `BadRequest`
+    (and `CancelledError` when cancelled)."""
     method, url, data, headers = request_of(endpoint, args)
+    deadline = asyncio.timeout(total)
     try:
         sent = httpx.Headers(headers)
         sent[KEY_HEADER] = key  # replaces any spelling of it the program gave: the step's key is the key
-        answer = client.request(method, url, content=data.encode("utf-8") if data is not None else None,
-                                headers=sent)
+        async with deadline:
+            async with client.stream(method, url, content=data.encode("utf-8") if data is not None else None,
+                                     headers=sent) as answer:
+                return await _read(answer, max_body)
     except Exception as error:  # noqa: BLE001 - every failure of the request is a value
+        if deadline.expired():
+            return connection_error(f"{method} {url}: timed out: no whole answer within {total:g} s, "
+                                    f"the HTTP request connector's limit for one request")
         return failure_value(error, method, url)
-    return result_value(answer)
 
 
 # -- the connector ----------------------------------------------------------------------------------------
@@ -175,31 +270,72 @@ def default_worker() -> str:
     return f"http-request:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+class _Sender:
+    """An asyncio loop in a thread of its own and the one httpx client its requests share;
+    coroutines are submitted from the connector's thread and come back as futures."""
+
+    def __init__(self, timeout: httpx.Timeout, concurrency: int) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="flowmetal-http", daemon=True)
+        self.thread.start()
+        self.client = self.submit(self._client(timeout, concurrency)).result()
+
+    @staticmethod
+    async def _client(timeout: httpx.Timeout, concurrency: int) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=timeout, follow_redirects=False,
+                                 limits=httpx.Limits(max_connections=concurrency))
+
+    def submit(self, coroutine) -> Future:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def close(self) -> None:
+        async def shutdown() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.client.aclose()
+        try:
+            self.submit(shutdown()).result(30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(30)
+            if not self.thread.is_alive():
+                self.loop.close()
+
+
 class RequestConnector:
     """Claims `http.request` steps and performs them; `run_once` for one batch, `serve` for a loop.
 
-    The store is used from the calling thread only; requests run on a pool of
-    `threads` threads sharing one httpx client.
+    The store is used from the calling thread only; up to `concurrency` requests are in
+    flight at once on the sender's loop. `lease`, `timeout`, `total`, `max_body` and
+    `grace` are the limits of the module's docstring.
     """
 
-    def __init__(self, store, *, worker: str | None = None, lease: float = 30.0,
-                 timeout: httpx.Timeout = DEFAULT_TIMEOUT, threads: int = DEFAULT_THREADS,
-                 client: httpx.Client | None = None) -> None:
+    def __init__(self, store, *, worker: str | None = None, lease: float = DEFAULT_LEASE,
+                 timeout: httpx.Timeout = DEFAULT_TIMEOUT, total: float = TOTAL_TIMEOUT,
+                 concurrency: int = DEFAULT_CONCURRENCY, max_body: int = MAX_BODY,
+                 grace: float = SHUTDOWN_GRACE) -> None:
+        if lease <= 0 or total <= 0:
+            raise ValueError(f"the lease ({lease}) and the total timeout ({total}) must be positive seconds")
         self.store = store
         self.worker = worker or default_worker()
         self.lease = lease
-        self.threads = max(1, threads)
-        self._own_client = client is None
-        self.client = client or httpx.Client(timeout=timeout, follow_redirects=False,
-                                             limits=httpx.Limits(max_connections=self.threads * 2))
-        self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="flowmetal-http")
+        self.renew_every = lease / 3  # two renewals can fail before the lease lapses
+        self.total = total
+        self.max_body = max_body
+        self.grace = grace
+        self.concurrency = max(1, concurrency)
+        self.sender = _Sender(timeout, self.concurrency)
         self.in_flight: dict[Future, dict] = {}
+        self.renewed = time.monotonic()
         self.handled = 0
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
-        if self._own_client:
-            self.client.close()
+        try:
+            self.give_back()
+        finally:
+            self.sender.close()
 
     def __enter__(self) -> "RequestConnector":
         return self
@@ -207,81 +343,129 @@ class RequestConnector:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- claiming, performing, recording --
+    # -- claiming, renewing, recording --
 
     def claim(self, limit: int) -> int:
         if limit <= 0:
             return 0
         steps = self.store.claim_steps(list(ENDPOINTS), self.worker, self.lease, limit=limit)
+        if steps and not self.in_flight:
+            self.renewed = time.monotonic()  # the claim itself set the leases
         for step in steps:
-            self.in_flight[self.pool.submit(perform, self.client, step["endpoint"], step["args"], step["key"])] = step
+            coroutine = perform(self.sender.client, step["endpoint"], step["args"], step["key"],
+                                total=self.total, max_body=self.max_body)
+            self.in_flight[self.sender.submit(coroutine)] = step
         return len(steps)
+
+    def renew(self) -> None:
+        """Extend the leases of the steps in flight; abandon the requests of those no longer ours."""
+        keys = {future: (step["run_id"], step["step"]) for future, step in self.in_flight.items()}
+        held = self.store.renew_step_leases(self.worker, list(keys.values()), self.lease)
+        self.renewed = time.monotonic()
+        for future, (run_id, number) in keys.items():
+            if (run_id, number) not in held and future in self.in_flight:
+                del self.in_flight[future]
+                future.cancel()
+                self.handled += 1
+                log.info("step %s of run %s is no longer this connector's (cancelled, done, or claimed by "
+                         "another after the lease ran out): its request is abandoned", number, run_id)
 
     def record(self, future: Future) -> None:
         step = self.in_flight.pop(future)
+        run_id, number = step["run_id"], step["step"]
         try:
             value = future.result()
         except BadRequest as error:
-            log.warning("step %s of run %s: %s", step["step"], step["run_id"], error)
-            self.store.fail_step(step["run_id"], step["step"], str(error))
+            log.warning("step %s of run %s: %s", number, run_id, error)
+            recorded = self.store.fail_claimed_step(run_id, number, self.worker, str(error))
         except Exception as error:  # noqa: BLE001 - a fault of this connector still ends the step
-            log.exception("step %s of run %s: the connector failed", step["step"], step["run_id"])
-            self.store.complete_step(step["run_id"], step["step"], json.dumps(encode(
+            log.exception("step %s of run %s: the connector failed", number, run_id)
+            recorded = self.store.complete_claimed_step(run_id, number, self.worker, json.dumps(encode(
                 connection_error(f"the request could not be sent: {type(error).__name__}: {error}"))))
         else:
-            if not self.store.complete_step(step["run_id"], step["step"], json.dumps(encode(value))):
-                # Cancelled meanwhile, or recorded by another connector that claimed it after our
-                # lease ran out: the first result stands.
-                log.info("step %s of run %s was no longer pending; its result is dropped",
-                         step["step"], step["run_id"])
+            recorded = self.store.complete_claimed_step(run_id, number, self.worker, json.dumps(encode(value)))
+        if not recorded:
+            # Cancelled meanwhile, or claimed by another connector after our lease ran out: that
+            # claim's result is the one recorded.
+            log.info("step %s of run %s is no longer this connector's; its result is dropped", number, run_id)
         self.handled += 1
 
-    def run_once(self) -> int:
-        """Claim what is pending (up to the pool's size), perform it, record it: how many steps."""
-        before = self.handled
-        self.claim(self.threads - len(self.in_flight))
-        while self.in_flight:
-            done, _ = wait(list(self.in_flight), return_when=FIRST_COMPLETED)
+    def collect(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for answers, recording those that come; renew the
+        leases when they are due."""
+        due = self.renewed + self.renew_every - time.monotonic()
+        if self.in_flight:
+            done, _ = wait(list(self.in_flight), timeout=max(0.0, min(timeout, due)), return_when=FIRST_COMPLETED)
             for future in done:
                 self.record(future)
+        if self.in_flight and time.monotonic() >= self.renewed + self.renew_every:
+            self.renew()
+
+    def give_back(self) -> None:
+        """Abandon the requests in flight and release their steps for another connector."""
+        if not self.in_flight:
+            return
+        keys = [(step["run_id"], step["step"]) for step in self.in_flight.values()]
+        for future in self.in_flight:
+            future.cancel()
+        self.in_flight.clear()
+        try:
+            released = self.store.release_steps(self.worker, keys)
+        except Exception:  # noqa: BLE001 - their leases run out instead, and they are sent again
+            log.exception("the steps in flight could not be given back; they are taken again when their leases end")
+        else:
+            log.info("gave back %d step(s) whose requests were still in flight", released)
+
+    # -- loops --
+
+    def run_once(self) -> int:
+        """Claim what is pending (up to `concurrency`), perform it, record it: how many steps."""
+        before = self.handled
+        self.claim(self.concurrency - len(self.in_flight))
+        while self.in_flight:
+            self.collect(self.renew_every)
         return self.handled - before
 
     def serve(self, poll: float = 0.1, stop=None) -> int:
-        """Claim, perform and record until `stop` is set; keeps the pool busy as answers come.
-        Finishes and records the requests in flight before returning. Returns the steps handled."""
+        """Claim, perform and record until `stop` is set, claiming more as answers come. Then
+        waits up to `grace` seconds for the requests in flight and gives the rest back. Returns
+        the steps handled."""
         while not stopped(stop):
             try:
-                claimed = self.claim(self.threads - len(self.in_flight))
+                claimed = self.claim(self.concurrency - len(self.in_flight))
                 if self.in_flight:
-                    done, _ = wait(list(self.in_flight), timeout=poll, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        self.record(future)
+                    self.collect(poll)
                 elif not claimed:
                     pause(stop, poll)
             except Exception:  # noqa: BLE001 - the store was busy or gone for a moment: try again
                 log.exception("the HTTP request connector could not reach the store; retrying")
                 pause(stop, poll)
-        for future in list(self.in_flight):
+        deadline = time.monotonic() + self.grace
+        while self.in_flight and time.monotonic() < deadline:
             try:
-                self.record(future)
-            except Exception:  # noqa: BLE001 - the step's lease runs out and it is sent again
+                self.collect(deadline - time.monotonic())
+            except Exception:  # noqa: BLE001 - what is left is given back below
                 log.exception("a request in flight could not be recorded at shutdown")
+                break
+        self.give_back()
         return self.handled
 
 
-def run_once(store, *, worker: str | None = None, lease: float = 30.0, timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-             threads: int = DEFAULT_THREADS) -> int:
-    """Claim the pending `http.request` steps (up to `threads`), perform and record them: how many."""
-    with RequestConnector(store, worker=worker, lease=lease, timeout=timeout, threads=threads) as connector:
+def run_once(store, *, worker: str | None = None, **limits) -> int:
+    """Claim the pending `http.request` steps (up to `concurrency`), perform and record them:
+    how many. `limits` are `RequestConnector`'s (lease, timeout, total, concurrency, max_body)."""
+    with RequestConnector(store, worker=worker, **limits) as connector:
         return connector.run_once()
 
 
-def serve_requests(store, *, worker: str | None = None, lease: float = 30.0, poll: float = 0.1, stop=None,
-                   timeout: httpx.Timeout = DEFAULT_TIMEOUT, threads: int = DEFAULT_THREADS) -> int:
-    """The connector's loop, until `stop` (a `threading.Event` or a callable) says to end; the steps handled."""
-    with RequestConnector(store, worker=worker, lease=lease, timeout=timeout, threads=threads) as connector:
+def serve_requests(store, *, worker: str | None = None, poll: float = 0.1, stop=None, **limits) -> int:
+    """The connector's loop, until `stop` (a `threading.Event` or a callable) says to end; the
+    steps handled. `limits` are `RequestConnector`'s (lease, timeout, total, concurrency,
+    max_body, grace)."""
+    with RequestConnector(store, worker=worker, **limits) as connector:
         return connector.serve(poll=poll, stop=stop)
 
 
-__all__ = ["ENDPOINTS", "KEY_HEADER", "DEFAULT_TIMEOUT", "RequestConnector", "run_once", "serve_requests",
-           "perform", "request_of", "response_value", "result_value", "failure_value", "BadRequest"]
+__all__ = ["ENDPOINTS", "KEY_HEADER", "MAX_BODY", "DEFAULT_TIMEOUT", "TOTAL_TIMEOUT", "DEFAULT_CONCURRENCY",
+           "DEFAULT_LEASE", "SHUTDOWN_GRACE", "RequestConnector", "run_once", "serve_requests", "perform",
+           "request_of", "response_value", "result_value", "too_large_value", "failure_value", "BadRequest"]

@@ -578,6 +578,58 @@ class SQLiteStore:
         row = self.conn.execute("SELECT cancel_requested FROM runs WHERE id=?", (run_id,)).fetchone()
         return bool(row and row["cancel_requested"])
 
+    # -- claimed steps: leases renewed, results fenced by the claim ------------------------------------
+    # A connector that holds a step's claim keeps it alive while the request is in flight and
+    # records the result only while the claim is still its own: a step whose lease lapsed and
+    # was claimed (and sent) by another connector is that connector's to record.
+
+    def renew_step_leases(self, worker: str, steps: list[tuple[str, int]], lease: float) -> set[tuple[str, int]]:
+        """Extend to now + `lease` the leases `worker` holds on `steps` ((run_id, step) pairs),
+        in one transaction; the pairs still claimed by `worker`. A step missing from the answer
+        was completed, cancelled, or claimed by another worker after this one's lease ran out."""
+        if not steps:
+            return set()
+        now = time.time()
+        held = set()
+        with self.transaction() as conn:
+            for run_id, step in steps:
+                cur = conn.execute("UPDATE steps SET lease_until=? WHERE run_id=? AND step=? AND status='claimed' "
+                                   "AND claimed_by=?", (now + lease, run_id, step, worker))
+                if cur.rowcount == 1:
+                    held.add((run_id, step))
+        return held
+
+    def complete_claimed_step(self, run_id: str, step: int, worker: str, result_json: str) -> bool:
+        """`complete_step` fenced by the claim: records the result only while `worker` holds the
+        step's claim (its lease may have run out, as long as nobody claimed the step since).
+        False, changing nothing, otherwise. Wakes the run."""
+        return self._finish_claimed(run_id, step, worker, "status='completed', result=?", result_json)
+
+    def fail_claimed_step(self, run_id: str, step: int, worker: str, error: str) -> bool:
+        """`fail_step` fenced by the claim, as `complete_claimed_step`."""
+        return self._finish_claimed(run_id, step, worker, "status='failed', error=?", error)
+
+    def _finish_claimed(self, run_id: str, step: int, worker: str, sets: str, text: str) -> bool:
+        now = time.time()
+        with self.transaction() as conn:
+            cur = conn.execute(f"UPDATE steps SET {sets}, completed=? WHERE run_id=? AND step=? AND status='claimed' "
+                               "AND claimed_by=?", (text, now, run_id, step, worker))
+            if cur.rowcount != 1:
+                return False
+            conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
+        return True
+
+    def release_steps(self, worker: str, steps: list[tuple[str, int]]) -> int:
+        """Give back steps `worker` claimed but will not finish (it is stopping): pending again at
+        once, for any connector to claim, instead of after their leases run out. How many."""
+        released = 0
+        with self.transaction() as conn:
+            for run_id, step in steps:
+                released += conn.execute("UPDATE steps SET status='pending', claimed_by=NULL, lease_until=NULL "
+                                         "WHERE run_id=? AND step=? AND status='claimed' AND claimed_by=?",
+                                         (run_id, step, worker)).rowcount
+        return released
+
 
 def describe_error(path: str, error: sqlite3.Error) -> str:
     """One line saying what is wrong with the store's file, and what to do."""

@@ -6,6 +6,7 @@ applied once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -186,8 +187,10 @@ def test_a_step_reclaimed_after_its_connector_died_is_sent_again_with_the_same_k
     assert store.get_run(run_id).status == "waiting"
     # A connector claims the step, sends the request, and dies before recording the answer.
     (claimed,) = store.claim_steps(list(ENDPOINTS), "doomed", lease=0.3)
-    with httpx.Client(timeout=FAST) as client:
-        perform(client, claimed["endpoint"], claimed["args"], claimed["key"])
+    async def send() -> None:
+        async with httpx.AsyncClient(timeout=FAST) as client:
+            await perform(client, claimed["endpoint"], claimed["args"], claimed["key"])
+    asyncio.run(send())
     # While its lease holds, nobody else takes the step.
     assert run_once(store, worker="heir", timeout=FAST) == 0
     time.sleep(0.4)
