@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sqlite3
 import sys
@@ -174,23 +175,40 @@ def _cancel(args: argparse.Namespace) -> int:
 @_runtime_errors
 def _connector(args: argparse.Namespace) -> int:
     import logging
+    import signal
+    import threading
     from flowmetal.connectors.sdk import ConnectorError, endpoints_of, load_module, run_connector
     logging.basicConfig(level=logging.WARNING, format="flowmetal connector: %(message)s")
+    # SIGINT and SIGTERM end the loop rather than the process, so that the steps claimed but
+    # not finished are given back for the next connector instead of waiting out their leases.
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum, frame) -> None:
+        received.append(signum)
+        stop.set()
+
     try:
         module = load_module(args.module)
         endpoints = endpoints_of(module)
         if not endpoints:
             raise ConnectorError(f"{args.module}: no @endpoint functions")
         store = _store(args)
-        print(f"flowmetal connector: serving {', '.join(sorted(endpoints))} from {store.path}", file=sys.stderr,
-              flush=True)
-        run_connector(module, store, lease=args.lease, poll=args.poll)
+        previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            print(f"flowmetal connector: serving {', '.join(sorted(endpoints))} from {store.path}", file=sys.stderr,
+                  flush=True)
+            run_connector(module, store, lease=args.lease, poll=args.poll, stop=stop, concurrency=args.concurrency,
+                          grace=args.grace)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     except ConnectorError as error:
         print(f"flowmetal connector: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    return 0
+    return 128 + received[0] if received else 0
 
 
 @_runtime_errors
@@ -200,6 +218,23 @@ def _serve(args: argparse.Namespace) -> int:
     public_url = args.public_url or os.environ.get("FLOWMETAL_PUBLIC_URL") or None
     return serve(args.store, host=args.host, port=args.port, public_url=public_url,
                  token=os.environ.get("FLOWMETAL_TOKEN") or None)
+
+
+def _number(kind, least: float, above: bool):
+    """An argparse type: a finite number of `kind` above `least` (or at least `least`)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not {'a whole number' if kind is int else 'a number'}: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+        if value <= least if above else value < least:
+            raise argparse.ArgumentTypeError(f"must be {'above' if above else 'at least'} {least:g}, not {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _command_parsers() -> dict[str, argparse.ArgumentParser]:
@@ -266,11 +301,22 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     connector = with_store(argparse.ArgumentParser(
         prog="flowmetal connector",
         description="Import MODULE (a dotted module name, or a path to a .py file) and serve its "
-                    "@endpoint functions: claim the store's pending steps for them, call them, and record "
-                    "each result (checked against the endpoint's declared type), until interrupted."))
+                    "@endpoint functions: claim the store's pending steps for them, call them (up to "
+                    "--concurrency at once, renewing each step's lease while its function runs), and record "
+                    "each result (checked against the endpoint's declared type) while the claim is still "
+                    "this connector's. SIGINT or SIGTERM stops it: the steps whose functions have not "
+                    "returned within --grace seconds are given back for the next connector."))
     connector.add_argument("module", metavar="MODULE", help="a dotted module name or a path to a .py file")
-    connector.add_argument("--lease", type=float, default=30.0, help="seconds a claimed step is held")
-    connector.add_argument("--poll", type=float, default=0.1, help="seconds between looks for work")
+    connector.add_argument("--lease", type=_number(float, 0, above=True), default=30.0,
+                           help="seconds a claim lasts without renewal; renewed every third of that while "
+                                "the step's function runs (default 30)")
+    connector.add_argument("--concurrency", type=_number(int, 1, above=False), default=16,
+                           help="functions running at once, each on a thread (default 16)")
+    connector.add_argument("--grace", type=_number(float, 0, above=False), default=5.0,
+                           help="seconds to let running functions finish on SIGINT or SIGTERM before their "
+                                "steps are given back (default 5)")
+    connector.add_argument("--poll", type=_number(float, 0, above=True), default=0.1,
+                           help="seconds between looks for work")
     connector.set_defaults(handler=_connector)
     serve = with_store(argparse.ArgumentParser(
         prog="flowmetal serve",

@@ -15,12 +15,13 @@ idempotency key, `RUN:STEP`.
                      `flowmetal connector MODULE`, their results checked against the
                      endpoint's declared return type
 
-Both are loops over the store's narrow step interface (`claim_steps`,
-`complete_step`, `fail_step`; the HTTP request connector, whose requests can
-be slow, also renews its leases while they are in flight and records under
-its claim: `renew_step_leases`, `complete_claimed_step`, `fail_claimed_step`)
-and hold no state of their own that a restart would lose: everything a
-connector knows is in the store.
+Both are loops over the store's narrow step interface: `claim_steps`, then,
+while a request or function is in flight, `renew_step_leases`, so a slow one is
+not performed again by another connector meanwhile; results are recorded only
+under the claim (`complete_claimed_step`, `fail_claimed_step`), and steps left
+unfinished when a connector stops are given back (`release_steps`). They hold
+no state of their own that a restart would lose: everything a connector knows
+is in the store.
 """
 
 from __future__ import annotations

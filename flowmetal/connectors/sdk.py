@@ -21,10 +21,10 @@ value it returns against the endpoint's declared return type, read from the
 run's own program (loaded from its stored sources once per code hash, so a
 connector always checks against the version of the program the run is on):
 
-    a value of the declared type           complete_step: the run resumes with it
-    a value of another type                fail_step: the run fails, naming the endpoint,
-                                           the declared type and the value
-    an exception raised by the function    fail_step, likewise, with the exception
+    a value of the declared type           complete_claimed_step: the run resumes with it
+    a value of another type                fail_claimed_step: the run fails, naming the
+                                           endpoint, the declared type and the value
+    an exception raised by the function    fail_claimed_step, likewise, with the exception
 
 Why check here: the type checker trusts a `defendpoint`'s declared type
 everywhere the result flows, so a connector returning something else would
@@ -36,9 +36,28 @@ lists and vectors arrive as tuples (return lists or tuples); maps are dicts,
 keyed by their Flowmetal keys (`Keyword` objects for `:kw`); records and enum
 members are the runtime's `RecordValue` and `Member` (re-exported here).
 
+How functions run: up to `concurrency` (16) at once, each on a thread of the
+connector's pool (an `async def` function runs its own event loop there), so a
+slow function holds its own thread and never the others'. The connector claims
+no more steps than it has threads, so a claimed step is always being performed.
+Its own thread alone uses the store (an SQLite connection serves one thread at
+a time): it claims, renews every lease/3 seconds the leases of the steps whose
+functions are running (`renew_step_leases`; the lease is 30 s by default), and
+records results under the claim (`complete_claimed_step`, `fail_claimed_step`).
+So a function slower than the lease is not called again by another connector
+meanwhile, and a step that is no longer ours when its function returns (its run
+was cancelled, or our lease lapsed, say while the store was locked, and another
+connector claimed it) has its result dropped, with a log line. (A running Python
+function cannot be stopped from outside: it runs on until it returns or its
+process exits.)
+
 Delivery is at least once: a connector that dies while a function runs leaves
 the step claimed until its lease runs out, and the function is called again
-for it (by this connector restarted, or another). The step's idempotency key
+for it (by this connector restarted, or another). Stopping (SIGINT or SIGTERM
+for `flowmetal connector`, `stop` for `serve`), the connector waits up to
+`grace` seconds (5) for the functions running, records what they return, and
+gives the other steps back (`release_steps`), so the next connector performs
+them at once rather than when their leases run out. The step's idempotency key
 (`RUN:STEP`, the same on every retry) is available to a function that asks for
 a `step` parameter, or any function through `current_step()`; pass it on to the
 service you call so it can refuse to act twice. The store applies one result.
@@ -54,11 +73,15 @@ import inspect
 import json
 import logging
 import os
+import queue
 import re
 import secrets
 import socket
 import sys
+import threading
+import time
 import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -240,6 +263,11 @@ def describe(value) -> str:
 
 # -- the connector ----------------------------------------------------------------------------------------
 
+DEFAULT_LEASE = 30.0        # seconds a claim lasts without renewal
+DEFAULT_CONCURRENCY = 16    # endpoint functions running at once, each on a thread of its own
+SHUTDOWN_GRACE = 5.0        # seconds to let running functions finish when stopping
+
+
 def default_worker() -> str:
     return f"connector:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
@@ -248,21 +276,97 @@ def _keyword_name(name: str) -> str:
     return name.replace("-", "_")
 
 
-class Connector:
-    """Serves a set of `@endpoint` functions from a store: `run_once` for one batch, `serve` for a loop."""
+class _Pool:
+    """Up to `size` threads calling endpoint functions, started as they are needed; `submit`
+    gives a future. Daemon threads: a Python function cannot be stopped from outside, and one
+    that never returns must not keep a stopping connector alive (its step is given back)."""
 
-    def __init__(self, endpoints: dict[str, Callable], store, *, worker: str | None = None, lease: float = 30.0,
-                 limit: int = 10) -> None:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, fn: Callable, *args) -> Future:
+        future: Future = Future()
+        self.queue.put((future, fn, args))
+        if len(self.threads) < self.size:
+            thread = threading.Thread(target=self._work, name=f"flowmetal-endpoint-{len(self.threads) + 1}",
+                                      daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as error:  # noqa: BLE001 - handed to the thread that records it
+                future.set_exception(error)
+
+    def close(self) -> None:
+        """Let the idle threads end (busy ones end when their function returns)."""
+        for _ in self.threads:
+            self.queue.put(None)
+        self.threads = []
+
+
+@dataclass
+class _Flight:
+    """A claimed step whose function is running: `lost` once a renewal found the claim gone."""
+    step: Step
+    future: Future
+    lost: bool = False
+
+
+class Connector:
+    """Serves a set of `@endpoint` functions from a store: `run_once` for one batch, `serve` for a loop.
+
+    The store is used from the calling thread only (claiming, renewing, recording); the
+    functions run on up to `concurrency` threads of the connector's pool, so a slow one holds
+    its own thread, never the others'. `close` (or leaving a `with`) gives back the steps
+    still running and lets the pool's idle threads end.
+    """
+
+    def __init__(self, endpoints: dict[str, Callable], store, *, worker: str | None = None,
+                 lease: float = DEFAULT_LEASE, concurrency: int = DEFAULT_CONCURRENCY,
+                 grace: float = SHUTDOWN_GRACE) -> None:
         if not endpoints:
             raise ConnectorError("no endpoints to serve: decorate functions with @endpoint(\"package/name!\")")
+        if not lease > 0:
+            raise ConnectorError(f"the lease must be a positive number of seconds, not {lease}")
+        if concurrency < 1:
+            raise ConnectorError(f"the concurrency must be at least 1, not {concurrency}")
         self.endpoints = dict(endpoints)
         self.store = store
         self.worker = worker or default_worker()
         self.lease = lease
-        self.limit = limit
+        self.renew_every = lease / 3  # two renewals can fail before the lease lapses
+        self.concurrency = concurrency
+        self.grace = grace
+        self.pool = _Pool(concurrency)
+        self.in_flight: dict[tuple[str, int], _Flight] = {}
+        self.renewed = time.monotonic()
         self._programs: dict[str, Program] = {}
         self._failed_programs: dict[str, str] = {}
         self.handled = 0
+
+    def close(self) -> None:
+        try:
+            self.give_back()
+        finally:
+            self.pool.close()
+
+    def __enter__(self) -> "Connector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- the declared type --
 
@@ -288,7 +392,7 @@ class Connector:
             raise ConnectorError(f"the run's program declares no endpoint `{endpoint_name}`")
         return symbol.sig.ret
 
-    # -- one step --
+    # -- one step, on a thread of the pool --
 
     def call(self, fn: Callable, step: Step, args: dict):
         kwargs = {_keyword_name(name): to_python(value) for name, value in args.items()}
@@ -307,56 +411,164 @@ class Connector:
         finally:
             _current.reset(token)
 
-    def handle(self, claimed: dict) -> str:
-        """Perform one claimed step and record its outcome: 'completed', 'failed' or 'dropped'."""
-        name = claimed["endpoint"]
-        step = Step(claimed["run_id"], claimed["step"], name, claimed["key"])
-        fn = self.endpoints[name]
-        try:
-            args = {k: decode(v) for k, v in claimed["args"].items()}
-            declared = self.declared(step.run_id, name)
-        except (ConnectorError, ValueError, TypeError, KeyError) as error:
-            return self._fail(step, f"`{name}` cannot be performed by this connector: {error}")
+    def perform(self, fn: Callable, step: Step, args: dict, declared: Type) -> tuple[str, str]:
+        """Call the function and judge its result: ("complete", stored value) or ("fail", message).
+        Touches no store: it runs on a pool thread."""
         try:
             raw = self.call(fn, step, args)
-        except Exception as error:  # noqa: BLE001 - the function's failure fails the step, not the loop
+        except BaseException as error:  # noqa: BLE001 - the function's failure fails the step, not the loop
             where = ""
             frames = traceback.extract_tb(error.__traceback__)
             if frames:
                 where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
-            log.warning("`%s` raised for step %s of run %s", name, step.step, step.run_id, exc_info=True)
-            return self._fail(step, f"`{name}` raised {type(error).__name__}: {error}{where}")
+            log.warning("`%s` raised for step %s of run %s", step.endpoint, step.step, step.run_id, exc_info=True)
+            return "fail", f"`{step.endpoint}` raised {type(error).__name__}: {error}{where}"
         value = from_python(raw)
         if not _flowmetal(value) or not conforms(value, declared):
-            return self._fail(step, f"`{name}` returned {describe(value)}, which is not of its declared "
-                                    f"type {show(declared)}")
-        ok = self.store.complete_step(step.run_id, step.step, json.dumps(encode(value)))
-        self.handled += 1
-        return "completed" if ok else "dropped"
+            return "fail", (f"`{step.endpoint}` returned {describe(value)}, which is not of its declared "
+                            f"type {show(declared)}")
+        return "complete", json.dumps(encode(value))
 
-    def _fail(self, step: Step, message: str) -> str:
-        ok = self.store.fail_step(step.run_id, step.step, message)
+    # -- claiming, renewing, recording: on the connector's thread --
+
+    def capacity(self) -> int:
+        return self.concurrency - len(self.in_flight)
+
+    def claim(self, limit: int) -> int:
+        """Claim up to `limit` pending steps and start their functions: how many were claimed."""
+        if limit <= 0:
+            return 0
+        steps = self.store.claim_steps(sorted(self.endpoints), self.worker, self.lease, limit=limit)
+        if steps and not self.in_flight:
+            self.renewed = time.monotonic()  # the claim itself set the leases
+        for claimed in steps:
+            key = (claimed["run_id"], claimed["step"])
+            flight = self.in_flight.get(key)
+            if flight is not None:
+                # Our lease lapsed (the store was locked past it) and this connector took the
+                # step again: its function is still running, and its result is ours to record.
+                flight.lost = False
+                continue
+            self.start(claimed)
+        return len(steps)
+
+    def start(self, claimed: dict) -> None:
+        name = claimed["endpoint"]
+        step = Step(claimed["run_id"], claimed["step"], name, claimed["key"])
+        try:
+            args = {k: decode(v) for k, v in claimed["args"].items()}
+            declared = self.declared(step.run_id, name)
+        except (ConnectorError, ValueError, TypeError, KeyError) as error:
+            self._record(step, "fail", f"`{name}` cannot be performed by this connector: {error}")
+            return
+        future = self.pool.submit(self.perform, self.endpoints[name], step, args, declared)
+        self.in_flight[(step.run_id, step.step)] = _Flight(step, future)
+
+    def renew(self) -> None:
+        """Extend the leases of the steps whose functions are running; note those no longer ours."""
+        keys = [key for key, flight in self.in_flight.items() if not flight.lost]
+        held = self.store.renew_step_leases(self.worker, keys, self.lease)
+        self.renewed = time.monotonic()
+        for key in keys:
+            if key not in held:
+                flight = self.in_flight[key]
+                flight.lost = True
+                log.warning("step %s of run %s (`%s`) is no longer this connector's (its run was cancelled, or "
+                            "another connector claimed it after the lease ran out): the function's result will "
+                            "be dropped", key[1], key[0], flight.step.endpoint)
+
+    def record(self, key: tuple[str, int]) -> str:
+        """Record the outcome of a step whose function returned: 'completed', 'failed' or 'dropped'.
+        The step leaves `in_flight` only once recorded, so a store fault is retried."""
+        flight = self.in_flight[key]
+        try:
+            outcome, text = flight.future.result()
+        except BaseException as error:  # noqa: BLE001 - a fault of the connector itself still ends the step
+            outcome, text = "fail", f"`{flight.step.endpoint}` could not be performed: {type(error).__name__}: {error}"
+        result = self._record(flight.step, outcome, text)
+        del self.in_flight[key]
+        return result
+
+    def _record(self, step: Step, outcome: str, text: str) -> str:
+        if outcome == "complete":
+            recorded = self.store.complete_claimed_step(step.run_id, step.step, self.worker, text)
+        else:
+            recorded = self.store.fail_claimed_step(step.run_id, step.step, self.worker, text)
         self.handled += 1
-        return "failed" if ok else "dropped"
+        if not recorded:
+            # Cancelled meanwhile, or claimed by another connector after our lease ran out: that
+            # claim's result is the one recorded.
+            log.warning("step %s of run %s (`%s`) is no longer this connector's (its run was cancelled, or another "
+                        "connector claimed it); the function's result is dropped", step.step, step.run_id,
+                        step.endpoint)
+            return "dropped"
+        return "completed" if outcome == "complete" else "failed"
+
+    def collect(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for functions to return, recording what they return;
+        renew the leases when they are due."""
+        if self.in_flight:
+            due = self.renewed + self.renew_every - time.monotonic()
+            futures = {flight.future: key for key, flight in self.in_flight.items()}
+            done, _ = wait(futures, timeout=max(0.0, min(timeout, due)), return_when=FIRST_COMPLETED)
+            for future in done:
+                self.record(futures[future])
+        if self.in_flight and time.monotonic() >= self.renewed + self.renew_every:
+            self.renew()
+
+    def give_back(self) -> int:
+        """Release the steps whose functions have not returned, for another connector to
+        perform at once (their functions go on; whatever they return is not recorded)."""
+        if not self.in_flight:
+            return 0
+        keys = list(self.in_flight)
+        for flight in self.in_flight.values():
+            flight.future.cancel()
+        self.in_flight.clear()
+        try:
+            released = self.store.release_steps(self.worker, keys)
+        except Exception:  # noqa: BLE001 - their leases run out instead, and they are performed again
+            log.exception("the steps still running could not be given back; they are taken again when "
+                          "their leases end")
+            return 0
+        if released:
+            log.warning("gave back %d step(s) whose functions had not returned, for the next connector", released)
+        return released
 
     # -- loops --
 
     def run_once(self) -> int:
-        """Claim pending steps for the endpoints (up to `limit`) and handle them: how many."""
-        steps = self.store.claim_steps(sorted(self.endpoints), self.worker, self.lease, limit=self.limit)
-        for claimed in steps:
-            self.handle(claimed)
-        return len(steps)
+        """Claim what is pending (up to `concurrency`), perform it, record it: how many steps."""
+        before = self.handled
+        self.claim(self.capacity())
+        while self.in_flight:
+            self.collect(self.renew_every)
+        return self.handled - before
 
     def serve(self, poll: float = 0.1, stop=None) -> int:
-        """Handle steps until `stop` (a `threading.Event` or a callable) says to end: the steps handled."""
-        while not stopped(stop):
-            try:
-                if self.run_once() == 0:
+        """Claim, perform and record until `stop` (a `threading.Event` or a callable) says to
+        end, claiming more as functions return. Then waits up to `grace` seconds for the
+        functions still running and gives the rest of their steps back. The steps handled."""
+        try:
+            while not stopped(stop):
+                try:
+                    claimed = self.claim(self.capacity())
+                    if self.in_flight:
+                        self.collect(poll)
+                    elif not claimed:
+                        pause(stop, poll)
+                except Exception:  # noqa: BLE001 - the store was busy or gone for a moment: try again
+                    log.exception("the connector could not reach the store; retrying")
                     pause(stop, poll)
-            except Exception:  # noqa: BLE001 - the store was busy or gone for a moment: try again
-                log.exception("the connector could not reach the store; retrying")
-                pause(stop, poll)
+            deadline = time.monotonic() + self.grace
+            while self.in_flight and time.monotonic() < deadline:
+                try:
+                    self.collect(deadline - time.monotonic())
+                except Exception:  # noqa: BLE001 - what is left is given back below
+                    log.exception("a step could not be recorded while stopping")
+                    break
+        finally:
+            self.close()
         return self.handled
 
 
@@ -364,16 +576,20 @@ async def _awaited(awaitable):
     return await awaitable
 
 
-def run_connector(module: str | ModuleType, store, *, worker: str | None = None, lease: float = 30.0,
-                  poll: float = 0.1, stop=None, limit: int = 10) -> int:
+def run_connector(module: str | ModuleType, store, *, worker: str | None = None, lease: float = DEFAULT_LEASE,
+                  poll: float = 0.1, stop=None, concurrency: int = DEFAULT_CONCURRENCY,
+                  grace: float = SHUTDOWN_GRACE) -> int:
     """Serve the `@endpoint` functions of a module (a module, a dotted name or a .py path) from
-    a store until `stop` says to end; returns the steps handled."""
+    a store until `stop` says to end; returns the steps handled. `lease`, `concurrency` and
+    `grace` are as in the module's docstring."""
     loaded = load_module(module)
     endpoints = endpoints_of(loaded)
     if not endpoints:
         raise ConnectorError(f"{getattr(loaded, '__file__', None) or loaded.__name__}: no @endpoint functions")
-    return Connector(endpoints, store, worker=worker, lease=lease, limit=limit).serve(poll=poll, stop=stop)
+    connector = Connector(endpoints, store, worker=worker, lease=lease, concurrency=concurrency, grace=grace)
+    return connector.serve(poll=poll, stop=stop)
 
 
-__all__ = ["endpoint", "run_connector", "Connector", "ConnectorError", "Step", "current_step", "load_module",
+__all__ = ["endpoint", "run_connector", "Connector", "ConnectorError", "DEFAULT_LEASE", "DEFAULT_CONCURRENCY",
+           "SHUTDOWN_GRACE", "Step", "current_step", "load_module",
            "endpoints_of", "conforms", "to_python", "from_python", "Keyword", "Member", "RecordValue", "REGISTRY"]
