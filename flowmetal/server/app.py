@@ -23,6 +23,10 @@ How it is built, and why:
   turns aiohttp's own answers (unknown route 404, wrong method 405) and any
   unexpected exception into that shape; the latter is a 500 and a traceback
   on stderr, never an answer to bad input.
+- `POST /api/runs` with an `Idempotency-Key` starts one run however often it
+  is retried: the key, the request's fingerprint and the run id are stored
+  (`SQLiteStore.record_run_key`) before the run is, and a retry answers 200
+  with the same run (422 when the key came with another request).
 - Long polls (`/api/steps/claim` with `wait`) and the live event stream poll
   the store every `POLL` seconds: another process sharing the store (a
   `flowmetal worker`) changes it without telling this one.
@@ -34,12 +38,15 @@ How it is built, and why:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import math
+import sqlite3
 import sys
 import time
 import traceback
+import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -57,6 +64,8 @@ MAX_LIMIT = 100                 # steps one claim may return
 FINAL = ("completed", "failed", "cancelled")
 OPEN_STEP = ("pending", "claimed")
 
+MAX_KEY = 255                   # characters of an Idempotency-Key
+
 TOKEN_KEY = web.AppKey("token", object)
 API_KEY = web.AppKey("api", object)
 
@@ -73,6 +82,11 @@ class ApiError(Exception):
 
 def _error(status: int, message: str, headers: dict | None = None, **extra) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status, headers=headers)
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # -- reading requests --------------------------------------------------------------------------------
@@ -377,8 +391,34 @@ def _check_new_run(sources: dict[str, str], entry: str, args: list[str]):
     return code_hash(sources)
 
 
+def _idempotency_key(request: web.Request) -> str | None:
+    """The request's `Idempotency-Key`: 1 to MAX_KEY printable ASCII characters (400 otherwise)."""
+    given = request.headers.getall("Idempotency-Key", [])
+    if not given:
+        return None
+    if len(given) > 1:
+        raise ApiError(400, "the request has more than one `Idempotency-Key` header; give one")
+    key = given[0]
+    if not 1 <= len(key) <= MAX_KEY or not all(" " <= c <= "~" for c in key):
+        raise ApiError(400, f"`Idempotency-Key` must be 1 to {MAX_KEY} printable ASCII characters, not "
+                            f"{len(key)} characters {_clip(repr(key), 60)}")
+    return key
+
+
+def fingerprint(sources: dict, entry: str, args: list) -> str:
+    """What a request asks for, as a hash: a retry must ask for the same."""
+    text = json.dumps({"sources": sources, "entry": entry, "args": args}, sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _created(run_id: str, first: bool) -> web.Response:
+    return web.json_response({"id": run_id}, status=201 if first else 200, headers={"Location": f"/api/runs/{run_id}"})
+
+
 async def create_run(request: web.Request) -> web.Response:
     api = _api(request)
+    key = _idempotency_key(request)
     data = await json_object(request, {"sources": "files", "entry": "name", "args": "literals"})
     sources = data.get("sources")
     if not isinstance(sources, dict) or not sources:
@@ -399,14 +439,46 @@ async def create_run(request: web.Request) -> web.Response:
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ApiError(400, "`args` must be an array of strings, each a Flowmetal literal (`\"42\"`, "
                             "`\"\\\"host-1\\\"\"`, `\"[+reboot+]\"`)")
+    asked = fingerprint(sources, entry, args) if key is not None else None
+
+    def same_request(recorded: tuple[str, str]) -> str:
+        run_id, was = recorded
+        if was != asked:
+            raise ApiError(422, f"the Idempotency-Key `{key}` was used for another request (which started run "
+                                f"`{run_id}`): a retry must repeat its request exactly; a new request takes a "
+                                f"new key")
+        return run_id
+
+    if key is not None:
+        def look(store: SQLiteStore):
+            recorded = store.run_key(key)
+            return recorded, recorded is not None and store.get_run(recorded[0]) is not None
+        recorded, exists = await api.db(look)
+        if recorded is not None:
+            run_id = same_request(recorded)
+            if exists:
+                return _created(run_id, first=False)
     code = await api.check(_check_new_run, sources, entry, args)
 
-    def store_run(store: SQLiteStore) -> str:
+    def store_run(store: SQLiteStore) -> tuple[str, bool]:
+        """The run's id, and whether this request created it."""
+        run_id = None
+        if key is not None:
+            # The key first: a retry after a crash between the two creates the run it names.
+            run_id = same_request(store.record_run_key(key, asked, uuid.uuid4().hex[:16]))
+            if store.get_run(run_id) is not None:
+                return run_id, False
         stored = store.put_sources(sources)
-        return store.create_run(entry, list(args), stored, code)
-    run_id = await api.db(store_run)
-    api.on_change()
-    return web.json_response({"id": run_id}, status=201, headers={"Location": f"/api/runs/{run_id}"})
+        try:
+            return store.create_run(entry, list(args), stored, code, run_id=run_id), True
+        except sqlite3.IntegrityError:
+            if run_id is None or store.get_run(run_id) is None:
+                raise
+            return run_id, False  # another process created it meanwhile, for the same key
+    run_id, first = await api.db(store_run)
+    if first:
+        api.on_change()
+    return _created(run_id, first)
 
 
 async def list_runs(request: web.Request) -> web.Response:
