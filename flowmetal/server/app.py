@@ -20,9 +20,13 @@ How it is built, and why:
   (`complete_step`, `deliver_callback`) decide the races. So a 4xx answer
   never leaves a trace in the store.
 - Errors are always JSON: `{"error": "..."}` naming the problem. A middleware
-  turns aiohttp's own answers (unknown route 404, wrong method 405) and any
-  unexpected exception into that shape; the latter is a 500 and a traceback
-  on stderr, never an answer to bad input.
+  turns aiohttp's own answers (unknown route 404, wrong method 405, 413) and
+  any unexpected exception into that shape; `make_runner` does the same for
+  what aiohttp answers before the application sees a request (a malformed
+  request line or header: 400). An unexpected exception is a fault of the
+  server's own, never an answer to bad input: a 500 with an error id, and
+  one line on stderr with the same id (the whole traceback too when
+  `FLOWMETAL_DEBUG=1`), so a client's report can be matched to the log.
 - `POST /api/runs` with an `Idempotency-Key` starts one run however often it
   is retried: the key, the request's fingerprint and the run id are stored
   (`SQLiteStore.record_run_key`) before the run is, and a retry answers 200
@@ -42,6 +46,7 @@ import hashlib
 import hmac
 import json
 import math
+import os
 import sqlite3
 import sys
 import time
@@ -52,6 +57,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from flowmetal.runtime.store import SQLiteStore, StoreError, open_store
 
@@ -281,6 +287,42 @@ def _api(request: web.Request) -> _Api:
     return request.app[API_KEY]
 
 
+def _http_error(request: web.BaseRequest, error: web.HTTPException) -> web.Response:
+    """aiohttp's own error answer as JSON."""
+    if error.status == 404:
+        return _error(404, f"no route {request.path}: see /api/openapi.json for the API's routes")
+    if error.status == 405:
+        allowed = error.headers.get("Allow", "")
+        return _error(405, f"{request.method} is not allowed on {request.path} (allowed: {allowed})",
+                      {"Allow": allowed})
+    if error.status == 413:
+        return _error(413, f"the body is over the limit of {MAX_BODY} bytes (1 MiB)")
+    return _error(error.status, error.reason or "refused")
+
+
+def _debug() -> bool:
+    return os.environ.get("FLOWMETAL_DEBUG", "") not in ("", "0")
+
+
+def internal_error(request: web.BaseRequest | None, error: BaseException | None) -> web.Response:
+    """A fault of the server's own: one line on stderr naming it under a new error id (the
+    whole traceback too with FLOWMETAL_DEBUG=1), and a 500 giving the client that id."""
+    error_id = uuid.uuid4().hex[:12]
+    where = ""
+    if error is not None and error.__traceback__ is not None:
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        where = f" at {os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
+    what = f"{type(error).__name__}: {_clip(error)}" if error is not None else "unknown"
+    route = f"{request.method} {_clip(request.path, 100)}" if request is not None else "a request"
+    print(f"flowmetal serve: internal error {error_id} answering {route}: {what}{where}"
+          + ("" if _debug() or error is None else " (FLOWMETAL_DEBUG=1 logs the traceback)"),
+          file=sys.stderr, flush=True)
+    if _debug() and error is not None:
+        traceback.print_exception(error, file=sys.stderr)
+    return _error(500, f"internal error {error_id}: a fault of the server's own; its log says more under "
+                       f"this id", id=error_id)
+
+
 @web.middleware
 async def _errors(request: web.Request, handler):
     try:
@@ -291,20 +333,58 @@ async def _errors(request: web.Request, handler):
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        if error.status == 404:
-            return _error(404, f"no route {request.path}: see /api/openapi.json for the API's routes")
-        if error.status == 405:
-            allowed = error.headers.get("Allow", "")
-            return _error(405, f"{request.method} is not allowed on {request.path} (allowed: {allowed})",
-                          {"Allow": allowed})
-        if error.status == 413:
-            return _error(413, f"the body is over the limit of {MAX_BODY} bytes (1 MiB)")
-        return _error(error.status, error.reason or "refused")
+        return _http_error(request, error)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception as error:  # a fault of the server's own, never an answer to bad input
-        traceback.print_exc(file=sys.stderr)
-        return _error(500, f"internal error: {type(error).__name__}: {error}")
+        return internal_error(request, error)
+
+
+class _JsonErrorsHandler(RequestHandler):
+    """aiohttp's connection handler, answering in JSON what it answers itself: a request
+    it cannot parse (400) and a fault outside the application (500)."""
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # the answer is on its way: nothing can be said
+            raise ConnectionError("the answer was sent already; cannot send an error after it")
+        if status >= 500:
+            response = internal_error(request, exc)
+            if status != 500:
+                response.set_status(status)
+        else:
+            response = _error(status, f"malformed HTTP request: {_clip(message or exc or 'unreadable')}")
+        response.force_close()
+        return response
+
+
+class _JsonErrorsServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonErrorsHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        app_handler = server.request_handler
+
+        async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            try:
+                return await app_handler(request)
+            except web.HTTPException as error:  # raised outside the middlewares (an unknown `Expect`)
+                if error.status < 400:
+                    raise
+                return _http_error(request, error)
+        server.request_handler = handle
+        server.__class__ = _JsonErrorsServer
+        return server
+
+
+def make_runner(app: web.Application, **kwargs) -> web.AppRunner:
+    """An `AppRunner` for `app` whose every error answer is JSON, those aiohttp gives before
+    the application sees the request included. aiohttp has no hook for these, so its
+    connection handler is subclassed here (tests/server/test_serve_errors.py pins the answers)."""
+    return _Runner(app, **kwargs)
 
 
 @web.middleware

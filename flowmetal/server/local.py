@@ -57,9 +57,9 @@ class InProcess:
         async def main() -> None:
             from aiohttp import web
 
-            from flowmetal.server.app import make_app
+            from flowmetal.server.app import make_app, make_runner
             app = make_app(self.location)
-            runner = web.AppRunner(app, access_log=None)
+            runner = make_runner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", self.port)
             try:

@@ -40,7 +40,7 @@ from aiohttp import web
 
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.store import open_store
-from flowmetal.server.app import begin_shutdown, make_app
+from flowmetal.server.app import begin_shutdown, make_app, make_runner
 
 IDLE_POLL = 0.25     # seconds: the longest the executor sleeps without looking at the store
 ERROR_PAUSE = 1.0    # seconds: the pause after an unexpected error in the executor's loop
@@ -155,7 +155,7 @@ async def _serve(location: str, host: str, port: int, public_url: str | None, to
     stop = threading.Event()
     wake = threading.Event()
     app = make_app(location, token=token, on_change=wake.set)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    runner = make_runner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, shutdown_timeout=5.0)
     await site.start()

@@ -1,6 +1,7 @@
 """Helpers for the server's tests: a program that uses callbacks, timers and a connector
-endpoint; the whole store as data (to show a refused request changed nothing); and
-`flowmetal serve` as a real process on a free port."""
+endpoint; the whole store as data (to show a refused request changed nothing);
+`flowmetal serve` as a real process on a free port; and a request to it that must be
+refused."""
 
 from __future__ import annotations
 
@@ -125,3 +126,16 @@ class Serve:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate(timeout=10)
+
+
+def refused(serve: Serve, method: str, path: str, status: int, says: str, **kw) -> dict:
+    """The request is answered `status` with a JSON error containing `says`, and the store is
+    as it was."""
+    before = store_state(serve.store)
+    response = httpx.request(method, serve.url + path, timeout=30, **kw)
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    error = response.json()["error"]
+    assert says in error, error
+    assert store_state(serve.store) == before
+    return response.json()
