@@ -27,6 +27,11 @@ How it is built, and why:
   server's own, never an answer to bad input: a 500 with an error id, and
   one line on stderr with the same id (the whole traceback too when
   `FLOWMETAL_DEBUG=1`), so a client's report can be matched to the log.
+- Web pages are kept out (`flowmetal.server.addresses`): a request whose
+  `Host` does not name this server is refused (421: DNS rebinding), as is
+  one whose `Origin` is another site's (403: CSRF), on every route; and an
+  `/api/` request with a body must say `Content-Type: application/json`
+  (415), which a web page cannot send to another site without asking first.
 - `POST /api/runs` with an `Idempotency-Key` starts one run however often it
   is retried: the key, the request's fingerprint and the run id are stored
   (`SQLiteStore.record_run_key`) before the run is, and a retry answers 200
@@ -60,6 +65,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from flowmetal.runtime.store import SQLiteStore, StoreError, open_store
+from flowmetal.server.addresses import Served
 
 MAX_BODY = 1024 * 1024          # bytes: request bodies above this are refused with 413
 POLL = 0.1                      # seconds between looks at the store in long polls and streams
@@ -74,6 +80,7 @@ MAX_KEY = 255                   # characters of an Idempotency-Key
 
 TOKEN_KEY = web.AppKey("token", object)
 API_KEY = web.AppKey("api", object)
+SERVED_KEY = web.AppKey("served", Served)
 
 
 class ApiError(Exception):
@@ -243,16 +250,18 @@ class _Api:
         return program
 
 
-def make_app(location: str, *, token: str | None = None, on_change: Callable[[], None] | None = None
-             ) -> web.Application:
+def make_app(location: str, *, token: str | None = None, on_change: Callable[[], None] | None = None,
+             host: str | None = None, public_url: str | None = None) -> web.Application:
     """The application over the store at `location` (an SQLite path). `token`: the bearer
     token every `/api/` request must carry (None: no authorisation). `on_change` is called
     after every change that may make a run runnable (a new run, a step's result, a callback,
-    a cancellation), to wake the executor."""
-    app = web.Application(middlewares=[_errors, _authorise], client_max_size=MAX_BODY)
+    a cancellation), to wake the executor. `host` (the name it listens on) and `public_url`
+    are names, besides the address a request arrives at, that `Host` and `Origin` may give."""
+    app = web.Application(middlewares=[_errors, _same_site, _authorise, _json_bodies], client_max_size=MAX_BODY)
     api = _Api(location, on_change)
     app[API_KEY] = api
     app[TOKEN_KEY] = token or None
+    app[SERVED_KEY] = Served(host, public_url)
 
     async def closing(app: web.Application) -> None:
         api.closing = True
@@ -340,6 +349,47 @@ async def _errors(request: web.Request, handler):
         return internal_error(request, error)
 
 
+def _local(request: web.Request) -> tuple | None:
+    """(address, port) the request's connection arrived at."""
+    transport = request.transport
+    return transport.get_extra_info("sockname") if transport is not None else None
+
+
+@web.middleware
+async def _same_site(request: web.Request, handler):
+    """Refuse requests for another name (DNS rebinding) and from other sites' pages (CSRF)."""
+    served, local = request.app[SERVED_KEY], _local(request)
+    host = request.headers.getall("Host", [])
+    if len(host) > 1 or not served.host_ok(host[0] if host else None, local):
+        given = ", ".join(_clip(h, 100) for h in host)
+        raise ApiError(421, f"the Host header `{given}` does not name this server, which answers to "
+                            f"{served.describe(local)}: another name is how DNS rebinding reaches a server (to "
+                            f"reach it under another name, make that name its --public-url)")
+    origin = request.headers.getall("Origin", [])
+    if origin and (len(origin) > 1 or not served.origin_ok(origin[0], local)):
+        given = ", ".join(_clip(o, 100) for o in origin)
+        raise ApiError(403, f"the Origin header `{given}` is not this server's origin "
+                            f"({served.describe(local)}): requests from other sites' web pages are refused")
+    return await handler(request)
+
+
+def _is_api(request: web.Request) -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+@web.middleware
+async def _json_bodies(request: web.Request, handler):
+    """An `/api/` request with a body must say it is JSON (UTF-8)."""
+    if _is_api(request) and request.body_exists and request.match_info.http_exception is None:
+        given = request.headers.get("Content-Type")
+        charset = (request.charset or "utf-8").lower()
+        if request.content_type != "application/json" or given is None or charset not in ("utf-8", "utf8"):
+            what = f"`{_clip(given, 100)}`" if given is not None else "no Content-Type"
+            raise ApiError(415, f"this API takes JSON bodies: send `Content-Type: application/json` "
+                                f"(UTF-8); the request has {what}")
+    return await handler(request)
+
+
 class _JsonErrorsHandler(RequestHandler):
     """aiohttp's connection handler, answering in JSON what it answers itself: a request
     it cannot parse (400) and a fault outside the application (500)."""
@@ -390,7 +440,7 @@ def make_runner(app: web.Application, **kwargs) -> web.AppRunner:
 @web.middleware
 async def _authorise(request: web.Request, handler):
     expected = request.app[TOKEN_KEY]
-    if expected and (request.path == "/api" or request.path.startswith("/api/")):
+    if expected and _is_api(request):
         given = request.headers.get("Authorization", "")
         scheme, _, credential = given.partition(" ")
         try:

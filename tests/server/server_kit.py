@@ -74,13 +74,16 @@ def free_port() -> int:
 class Serve:
     """`flowmetal serve` as a process: started on a port, waited for, stopped or killed."""
 
-    def __init__(self, store: Path, port: int | None = None, env: dict | None = None, cwd: Path | None = None):
+    def __init__(self, store: Path, port: int | None = None, env: dict | None = None, cwd: Path | None = None,
+                 args: list[str] = (), host: str | None = None):
         self.store = store
         self.port = port or free_port()
         self.env = env or {}
         self.cwd = cwd or store.parent
+        self.args = [*(["--host", host] if host else []), *args]
+        self.listening = f"http://{host or '127.0.0.1'}:{self.port}"
         self.proc: subprocess.Popen | None = None
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://127.0.0.1:{self.port}"  # always reached on loopback
 
     def start(self, timeout: float = 20.0) -> "Serve":
         env = {**os.environ, **self.env}
@@ -89,13 +92,13 @@ class Serve:
             if name not in self.env:
                 env.pop(name, None)
         self.proc = subprocess.Popen([sys.executable, "-m", "flowmetal", "serve", "--store", str(self.store),
-                                      "--port", str(self.port)], cwd=self.cwd, env=env,
+                                      "--port", str(self.port), *self.args], cwd=self.cwd, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if "listening on" not in line:
             self.proc.kill()
             raise AssertionError(f"serve did not start: {line!r} {self.proc.stderr.read()}")
-        assert line.strip().endswith(self.url), line
+        assert line.strip().endswith(self.listening), line
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
