@@ -214,10 +214,14 @@ def _connector(args: argparse.Namespace) -> int:
 @_runtime_errors
 def _serve(args: argparse.Namespace) -> int:
     import os
-    from flowmetal.server.serve import serve
+    from flowmetal.server.serve import ServeError, serve
     public_url = args.public_url or os.environ.get("FLOWMETAL_PUBLIC_URL") or None
-    return serve(args.store, host=args.host, port=args.port, public_url=public_url,
-                 token=os.environ.get("FLOWMETAL_TOKEN") or None)
+    try:
+        return serve(args.store, host=args.host, port=args.port, public_url=public_url,
+                     token=os.environ.get("FLOWMETAL_TOKEN") or None, insecure_no_token=args.insecure_no_token)
+    except ServeError as error:
+        print(f"flowmetal serve: error: {error}", file=sys.stderr)
+        return 2
 
 
 def _number(kind, least: float, above: bool):
@@ -322,11 +326,17 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
         prog="flowmetal serve",
         description="Serve the HTTP API (docs/http-api.md) and HTTP callbacks, and run workers and the HTTP "
                     "request connector, in one process, until SIGINT or SIGTERM. When FLOWMETAL_TOKEN is "
-                    "set, API requests need `Authorization: Bearer <token>`."))
-    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+                    "set, API requests need `Authorization: Bearer <token>`; an address other than loopback "
+                    "needs it."))
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on (default 127.0.0.1; another than loopback needs "
+                            "FLOWMETAL_TOKEN, and 0.0.0.0 or :: a --public-url)")
     serve.add_argument("--port", type=int, default=8700, help="the port to listen on (default 8700; 0: any free port)")
     serve.add_argument("--public-url", help="the URL callback URLs are built on (default: $FLOWMETAL_PUBLIC_URL, "
                                             "else http://HOST:PORT)")
+    serve.add_argument("--insecure-no-token", action="store_true",
+                       help="listen on an address other than loopback without FLOWMETAL_TOKEN: anyone who "
+                            "reaches it can start, read and cancel runs")
     serve.set_defaults(handler=_serve)
     return {"check": check, "run": run, "runs": runs, "trace": trace, "worker": worker, "replay": replay,
             "cancel": cancel, "lsp": lsp, "connector": connector,

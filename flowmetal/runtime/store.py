@@ -22,6 +22,7 @@ Tables:
     steps      endpoint calls: request, idempotency key, status, result (exactly once)
     timers     durable timers of `sleep!` and `with-timeout!`
     callbacks  callback tokens, and the body delivered to each (once)
+    run_keys   Idempotency-Keys of run creation: key -> the request's fingerprint and its run
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import sqlite_utils
 
 from flowmetal.runtime.program import source_hash
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Endpoints the runtime itself answers: never handed to a connector.
 CALLBACK_WAIT = "http.callback/get-callback!"
 RUNTIME_ENDPOINTS = f"('{CALLBACK_WAIT}')"
@@ -81,7 +82,14 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["run_id", "step"], index_name="events_by_step")
 
 
-MIGRATIONS = {1: _migration_1, 2: _migration_2}
+def _migration_3(db: sqlite_utils.Database) -> None:
+    # A retried `POST /api/runs` with the same Idempotency-Key starts one run. No foreign key:
+    # the key is recorded just before its run, which a crash in between may leave for the retry.
+    db["run_keys"].create({"key": str, "fingerprint": str, "run_id": str, "created": float}, pk="key",
+                          not_null={"fingerprint", "run_id"}, if_not_exists=True)
+
+
+MIGRATIONS = {1: _migration_1, 2: _migration_2, 3: _migration_3}
 
 
 def _storable(text: str) -> str:
@@ -577,6 +585,25 @@ class SQLiteStore:
     def cancel_requested(self, run_id: str) -> bool:
         row = self.conn.execute("SELECT cancel_requested FROM runs WHERE id=?", (run_id,)).fetchone()
         return bool(row and row["cancel_requested"])
+
+    # -- idempotency keys of run creation ------------------------------------------------------------
+    # A key is recorded with the run id it will name *before* the run is created (`create_run`
+    # with that id): a retry finds the key, and creates the run itself if a crash came between.
+
+    def run_key(self, key: str) -> tuple[str, str] | None:
+        """(run id, request fingerprint) recorded for an idempotency key, or None."""
+        row = self.conn.execute("SELECT run_id, fingerprint FROM run_keys WHERE key=?", (key,)).fetchone()
+        return (row["run_id"], row["fingerprint"]) if row else None
+
+    def record_run_key(self, key: str, fingerprint: str, run_id: str) -> tuple[str, str]:
+        """Record that `key` names the request `fingerprint` and the run `run_id`, unless the
+        key is recorded already (by another process meanwhile); the (run id, fingerprint)
+        recorded for it either way."""
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO run_keys(key, fingerprint, run_id, created) VALUES(?,?,?,?)",
+                         (key, fingerprint, run_id, time.time()))
+            row = conn.execute("SELECT run_id, fingerprint FROM run_keys WHERE key=?", (key,)).fetchone()
+        return row["run_id"], row["fingerprint"]
 
     # -- claimed steps: leases renewed, results fenced by the claim ------------------------------------
     # A connector that holds a step's claim keeps it alive while the request is in flight and

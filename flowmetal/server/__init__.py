@@ -2,6 +2,8 @@
 
 - `flowmetal.server.app`: the aiohttp application (`make_app`): callbacks
   (`POST /callback/{token}`) and the JSON API under `/api/`.
+- `flowmetal.server.addresses`: the `Host` and `Origin` a server answers to,
+  and the addresses and public URLs it may run on.
 - `flowmetal.server.jsonvalues`: Flowmetal values to plain JSON and back, the
   conversion connectors in other languages see.
 - `flowmetal.server.openapi`: the OpenAPI document of the API (also

@@ -20,9 +20,22 @@ How it is built, and why:
   (`complete_step`, `deliver_callback`) decide the races. So a 4xx answer
   never leaves a trace in the store.
 - Errors are always JSON: `{"error": "..."}` naming the problem. A middleware
-  turns aiohttp's own answers (unknown route 404, wrong method 405) and any
-  unexpected exception into that shape; the latter is a 500 and a traceback
-  on stderr, never an answer to bad input.
+  turns aiohttp's own answers (unknown route 404, wrong method 405, 413) and
+  any unexpected exception into that shape; `make_runner` does the same for
+  what aiohttp answers before the application sees a request (a malformed
+  request line or header: 400). An unexpected exception is a fault of the
+  server's own, never an answer to bad input: a 500 with an error id, and
+  one line on stderr with the same id (the whole traceback too when
+  `FLOWMETAL_DEBUG=1`), so a client's report can be matched to the log.
+- Web pages are kept out (`flowmetal.server.addresses`): a request whose
+  `Host` does not name this server is refused (421: DNS rebinding), as is
+  one whose `Origin` is another site's (403: CSRF), on every route; and an
+  `/api/` request with a body must say `Content-Type: application/json`
+  (415), which a web page cannot send to another site without asking first.
+- `POST /api/runs` with an `Idempotency-Key` starts one run however often it
+  is retried: the key, the request's fingerprint and the run id are stored
+  (`SQLiteStore.record_run_key`) before the run is, and a retry answers 200
+  with the same run (422 when the key came with another request).
 - Long polls (`/api/steps/claim` with `wait`) and the live event stream poll
   the store every `POLL` seconds: another process sharing the store (a
   `flowmetal worker`) changes it without telling this one.
@@ -34,19 +47,25 @@ How it is built, and why:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import math
+import os
+import sqlite3
 import sys
 import time
 import traceback
+import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from flowmetal.runtime.store import SQLiteStore, StoreError, open_store
+from flowmetal.server.addresses import Served
 
 MAX_BODY = 1024 * 1024          # bytes: request bodies above this are refused with 413
 POLL = 0.1                      # seconds between looks at the store in long polls and streams
@@ -57,8 +76,11 @@ MAX_LIMIT = 100                 # steps one claim may return
 FINAL = ("completed", "failed", "cancelled")
 OPEN_STEP = ("pending", "claimed")
 
+MAX_KEY = 255                   # characters of an Idempotency-Key
+
 TOKEN_KEY = web.AppKey("token", object)
 API_KEY = web.AppKey("api", object)
+SERVED_KEY = web.AppKey("served", Served)
 
 
 class ApiError(Exception):
@@ -73,6 +95,11 @@ class ApiError(Exception):
 
 def _error(status: int, message: str, headers: dict | None = None, **extra) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status, headers=headers)
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # -- reading requests --------------------------------------------------------------------------------
@@ -223,16 +250,18 @@ class _Api:
         return program
 
 
-def make_app(location: str, *, token: str | None = None, on_change: Callable[[], None] | None = None
-             ) -> web.Application:
+def make_app(location: str, *, token: str | None = None, on_change: Callable[[], None] | None = None,
+             host: str | None = None, public_url: str | None = None) -> web.Application:
     """The application over the store at `location` (an SQLite path). `token`: the bearer
     token every `/api/` request must carry (None: no authorisation). `on_change` is called
     after every change that may make a run runnable (a new run, a step's result, a callback,
-    a cancellation), to wake the executor."""
-    app = web.Application(middlewares=[_errors, _authorise], client_max_size=MAX_BODY)
+    a cancellation), to wake the executor. `host` (the name it listens on) and `public_url`
+    are names, besides the address a request arrives at, that `Host` and `Origin` may give."""
+    app = web.Application(middlewares=[_errors, _same_site, _authorise, _json_bodies], client_max_size=MAX_BODY)
     api = _Api(location, on_change)
     app[API_KEY] = api
     app[TOKEN_KEY] = token or None
+    app[SERVED_KEY] = Served(host, public_url)
 
     async def closing(app: web.Application) -> None:
         api.closing = True
@@ -267,6 +296,42 @@ def _api(request: web.Request) -> _Api:
     return request.app[API_KEY]
 
 
+def _http_error(request: web.BaseRequest, error: web.HTTPException) -> web.Response:
+    """aiohttp's own error answer as JSON."""
+    if error.status == 404:
+        return _error(404, f"no route {request.path}: see /api/openapi.json for the API's routes")
+    if error.status == 405:
+        allowed = error.headers.get("Allow", "")
+        return _error(405, f"{request.method} is not allowed on {request.path} (allowed: {allowed})",
+                      {"Allow": allowed})
+    if error.status == 413:
+        return _error(413, f"the body is over the limit of {MAX_BODY} bytes (1 MiB)")
+    return _error(error.status, error.reason or "refused")
+
+
+def _debug() -> bool:
+    return os.environ.get("FLOWMETAL_DEBUG", "") not in ("", "0")
+
+
+def internal_error(request: web.BaseRequest | None, error: BaseException | None) -> web.Response:
+    """A fault of the server's own: one line on stderr naming it under a new error id (the
+    whole traceback too with FLOWMETAL_DEBUG=1), and a 500 giving the client that id."""
+    error_id = uuid.uuid4().hex[:12]
+    where = ""
+    if error is not None and error.__traceback__ is not None:
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        where = f" at {os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
+    what = f"{type(error).__name__}: {_clip(error)}" if error is not None else "unknown"
+    route = f"{request.method} {_clip(request.path, 100)}" if request is not None else "a request"
+    print(f"flowmetal serve: internal error {error_id} answering {route}: {what}{where}"
+          + ("" if _debug() or error is None else " (FLOWMETAL_DEBUG=1 logs the traceback)"),
+          file=sys.stderr, flush=True)
+    if _debug() and error is not None:
+        traceback.print_exception(error, file=sys.stderr)
+    return _error(500, f"internal error {error_id}: a fault of the server's own; its log says more under "
+                       f"this id", id=error_id)
+
+
 @web.middleware
 async def _errors(request: web.Request, handler):
     try:
@@ -277,26 +342,105 @@ async def _errors(request: web.Request, handler):
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        if error.status == 404:
-            return _error(404, f"no route {request.path}: see /api/openapi.json for the API's routes")
-        if error.status == 405:
-            allowed = error.headers.get("Allow", "")
-            return _error(405, f"{request.method} is not allowed on {request.path} (allowed: {allowed})",
-                          {"Allow": allowed})
-        if error.status == 413:
-            return _error(413, f"the body is over the limit of {MAX_BODY} bytes (1 MiB)")
-        return _error(error.status, error.reason or "refused")
+        return _http_error(request, error)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception as error:  # a fault of the server's own, never an answer to bad input
-        traceback.print_exc(file=sys.stderr)
-        return _error(500, f"internal error: {type(error).__name__}: {error}")
+        return internal_error(request, error)
+
+
+def _local(request: web.Request) -> tuple | None:
+    """(address, port) the request's connection arrived at."""
+    transport = request.transport
+    return transport.get_extra_info("sockname") if transport is not None else None
+
+
+@web.middleware
+async def _same_site(request: web.Request, handler):
+    """Refuse requests for another name (DNS rebinding) and from other sites' pages (CSRF)."""
+    served, local = request.app[SERVED_KEY], _local(request)
+    host = request.headers.getall("Host", [])
+    if len(host) > 1 or not served.host_ok(host[0] if host else None, local):
+        given = ", ".join(_clip(h, 100) for h in host)
+        raise ApiError(421, f"the Host header `{given}` does not name this server, which answers to "
+                            f"{served.describe(local)}: another name is how DNS rebinding reaches a server (to "
+                            f"reach it under another name, make that name its --public-url)")
+    origin = request.headers.getall("Origin", [])
+    if origin and (len(origin) > 1 or not served.origin_ok(origin[0], local)):
+        given = ", ".join(_clip(o, 100) for o in origin)
+        raise ApiError(403, f"the Origin header `{given}` is not this server's origin "
+                            f"({served.describe(local)}): requests from other sites' web pages are refused")
+    return await handler(request)
+
+
+def _is_api(request: web.Request) -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+@web.middleware
+async def _json_bodies(request: web.Request, handler):
+    """An `/api/` request with a body must say it is JSON (UTF-8)."""
+    if _is_api(request) and request.body_exists and request.match_info.http_exception is None:
+        given = request.headers.get("Content-Type")
+        charset = (request.charset or "utf-8").lower()
+        if request.content_type != "application/json" or given is None or charset not in ("utf-8", "utf8"):
+            what = f"`{_clip(given, 100)}`" if given is not None else "no Content-Type"
+            raise ApiError(415, f"this API takes JSON bodies: send `Content-Type: application/json` "
+                                f"(UTF-8); the request has {what}")
+    return await handler(request)
+
+
+class _JsonErrorsHandler(RequestHandler):
+    """aiohttp's connection handler, answering in JSON what it answers itself: a request
+    it cannot parse (400) and a fault outside the application (500)."""
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # the answer is on its way: nothing can be said
+            raise ConnectionError("the answer was sent already; cannot send an error after it")
+        if status >= 500:
+            response = internal_error(request, exc)
+            if status != 500:
+                response.set_status(status)
+        else:
+            response = _error(status, f"malformed HTTP request: {_clip(message or exc or 'unreadable')}")
+        response.force_close()
+        return response
+
+
+class _JsonErrorsServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonErrorsHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        app_handler = server.request_handler
+
+        async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            try:
+                return await app_handler(request)
+            except web.HTTPException as error:  # raised outside the middlewares (an unknown `Expect`)
+                if error.status < 400:
+                    raise
+                return _http_error(request, error)
+        server.request_handler = handle
+        server.__class__ = _JsonErrorsServer
+        return server
+
+
+def make_runner(app: web.Application, **kwargs) -> web.AppRunner:
+    """An `AppRunner` for `app` whose every error answer is JSON, those aiohttp gives before
+    the application sees the request included. aiohttp has no hook for these, so its
+    connection handler is subclassed here (tests/server/test_serve_errors.py pins the answers)."""
+    return _Runner(app, **kwargs)
 
 
 @web.middleware
 async def _authorise(request: web.Request, handler):
     expected = request.app[TOKEN_KEY]
-    if expected and (request.path == "/api" or request.path.startswith("/api/")):
+    if expected and _is_api(request):
         given = request.headers.get("Authorization", "")
         scheme, _, credential = given.partition(" ")
         try:
@@ -384,8 +528,34 @@ def _check_new_run(sources: dict[str, str], entry: str, args: list[str]):
     return code_hash(sources)
 
 
+def _idempotency_key(request: web.Request) -> str | None:
+    """The request's `Idempotency-Key`: 1 to MAX_KEY printable ASCII characters (400 otherwise)."""
+    given = request.headers.getall("Idempotency-Key", [])
+    if not given:
+        return None
+    if len(given) > 1:
+        raise ApiError(400, "the request has more than one `Idempotency-Key` header; give one")
+    key = given[0]
+    if not 1 <= len(key) <= MAX_KEY or not all(" " <= c <= "~" for c in key):
+        raise ApiError(400, f"`Idempotency-Key` must be 1 to {MAX_KEY} printable ASCII characters, not "
+                            f"{len(key)} characters {_clip(repr(key), 60)}")
+    return key
+
+
+def fingerprint(sources: dict, entry: str, args: list) -> str:
+    """What a request asks for, as a hash: a retry must ask for the same."""
+    text = json.dumps({"sources": sources, "entry": entry, "args": args}, sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _created(run_id: str, first: bool) -> web.Response:
+    return web.json_response({"id": run_id}, status=201 if first else 200, headers={"Location": f"/api/runs/{run_id}"})
+
+
 async def create_run(request: web.Request) -> web.Response:
     api = _api(request)
+    key = _idempotency_key(request)
     data = await json_object(request, {"sources": "files", "entry": "name", "args": "literals"})
     sources = data.get("sources")
     if not isinstance(sources, dict) or not sources:
@@ -406,14 +576,46 @@ async def create_run(request: web.Request) -> web.Response:
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ApiError(400, "`args` must be an array of strings, each a Flowmetal literal (`\"42\"`, "
                             "`\"\\\"host-1\\\"\"`, `\"[+reboot+]\"`)")
+    asked = fingerprint(sources, entry, args) if key is not None else None
+
+    def same_request(recorded: tuple[str, str]) -> str:
+        run_id, was = recorded
+        if was != asked:
+            raise ApiError(422, f"the Idempotency-Key `{key}` was used for another request (which started run "
+                                f"`{run_id}`): a retry must repeat its request exactly; a new request takes a "
+                                f"new key")
+        return run_id
+
+    if key is not None:
+        def look(store: SQLiteStore):
+            recorded = store.run_key(key)
+            return recorded, recorded is not None and store.get_run(recorded[0]) is not None
+        recorded, exists = await api.db(look)
+        if recorded is not None:
+            run_id = same_request(recorded)
+            if exists:
+                return _created(run_id, first=False)
     code = await api.check(_check_new_run, sources, entry, args)
 
-    def store_run(store: SQLiteStore) -> str:
+    def store_run(store: SQLiteStore) -> tuple[str, bool]:
+        """The run's id, and whether this request created it."""
+        run_id = None
+        if key is not None:
+            # The key first: a retry after a crash between the two creates the run it names.
+            run_id = same_request(store.record_run_key(key, asked, uuid.uuid4().hex[:16]))
+            if store.get_run(run_id) is not None:
+                return run_id, False
         stored = store.put_sources(sources)
-        return store.create_run(entry, list(args), stored, code)
-    run_id = await api.db(store_run)
-    api.on_change()
-    return web.json_response({"id": run_id}, status=201, headers={"Location": f"/api/runs/{run_id}"})
+        try:
+            return store.create_run(entry, list(args), stored, code, run_id=run_id), True
+        except sqlite3.IntegrityError:
+            if run_id is None or store.get_run(run_id) is None:
+                raise
+            return run_id, False  # another process created it meanwhile, for the same key
+    run_id, first = await api.db(store_run)
+    if first:
+        api.on_change()
+    return _created(run_id, first)
 
 
 async def list_runs(request: web.Request) -> web.Response:

@@ -4,6 +4,10 @@ The HTTP callback server on `--port` (any free port by default) and the HTTP
 request connector, in threads of this process for the length of one run, so
 that a program that calls out and waits for its callback runs to its end with
 one command. The same application and connector as `flowmetal serve`.
+
+It listens on 127.0.0.1 only; callback URLs are built on
+`FLOWMETAL_PUBLIC_URL` when set (checked as `serve` checks `--public-url`:
+never `0.0.0.0`), else on `http://127.0.0.1:PORT`.
 """
 
 from __future__ import annotations
@@ -23,9 +27,19 @@ class InProcess:
         self.bound: int | None = None
         self.error: BaseException | None = None
         self.threads: list = []
+        self.given_url: str | None = None
 
     def __enter__(self) -> "InProcess":
+        import os
         import threading
+
+        from flowmetal.server.addresses import AddressError, check_public_url
+        self.given_url = os.environ.get("FLOWMETAL_PUBLIC_URL") or None
+        if self.given_url:
+            try:
+                self.given_url = check_public_url(self.given_url)
+            except AddressError as error:
+                raise OSError(f"FLOWMETAL_PUBLIC_URL: {error}") from None
         server = threading.Thread(target=self._server, name="flowmetal-callbacks", daemon=True)
         server.start()
         self.threads.append(server)
@@ -48,8 +62,7 @@ class InProcess:
 
     @property
     def public_url(self) -> str:
-        import os
-        return (os.environ.get("FLOWMETAL_PUBLIC_URL") or f"http://127.0.0.1:{self.bound}").rstrip("/")
+        return self.given_url or f"http://127.0.0.1:{self.bound}"
 
     def _server(self) -> None:
         import asyncio
@@ -57,9 +70,9 @@ class InProcess:
         async def main() -> None:
             from aiohttp import web
 
-            from flowmetal.server.app import make_app
-            app = make_app(self.location)
-            runner = web.AppRunner(app, access_log=None)
+            from flowmetal.server.app import make_app, make_runner
+            app = make_app(self.location, host="127.0.0.1", public_url=self.given_url)
+            runner = make_runner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", self.port)
             try:

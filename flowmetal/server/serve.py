@@ -23,6 +23,14 @@ What runs, and why this way:
 
 Callback URLs are `{public_url}/callback/{token}`; `public_url` is
 `--public-url`, else `FLOWMETAL_PUBLIC_URL`, else `http://HOST:PORT`.
+
+Safe by default (`check_listen`, before anything listens): an address other
+than loopback needs `FLOWMETAL_TOKEN`, or else `--insecure-no-token`, which
+is said loudly on stderr; a wildcard address (`0.0.0.0`, `::`) needs a
+public URL, since callback URLs must name an address callers can reach, and
+`http://0.0.0.0:PORT` is none. Guessing one (127.0.0.1, or the machine's
+name) would give URLs that work from some callers and silently not from
+others, so the server refuses and says which option to give.
 """
 
 from __future__ import annotations
@@ -40,7 +48,8 @@ from aiohttp import web
 
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.store import open_store
-from flowmetal.server.app import begin_shutdown, make_app
+from flowmetal.server.addresses import AddressError, check_public_url, is_wildcard, needs_token, url_of
+from flowmetal.server.app import begin_shutdown, make_app, make_runner
 
 IDLE_POLL = 0.25     # seconds: the longest the executor sleeps without looking at the store
 ERROR_PAUSE = 1.0    # seconds: the pause after an unexpected error in the executor's loop
@@ -141,8 +150,29 @@ class _Connector:
             await asyncio.get_running_loop().run_in_executor(None, self.thread.join, 10)
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+class ServeError(Exception):
+    """The server cannot start as asked: the message names the problem and the fix."""
+
+
+def check_listen(host: str, public_url: str | None, token: str | None, insecure_no_token: bool = False
+                 ) -> str | None:
+    """Refuse an unsafe address (ServeError); the public URL, checked, or None."""
+    shown = host or "every address"
+    if needs_token(host) and not token and not insecure_no_token:
+        raise ServeError(f"refusing to listen on {shown} without a token: anyone who can reach that address "
+                         f"could start, read and cancel runs. Set FLOWMETAL_TOKEN to a secret (clients then send "
+                         f"`Authorization: Bearer <token>`), or listen on 127.0.0.1, or pass --insecure-no-token "
+                         f"to accept the risk")
+    if public_url:
+        try:
+            return check_public_url(public_url)
+        except AddressError as error:
+            raise ServeError(str(error)) from None
+    if is_wildcard(host):
+        raise ServeError(f"--host {shown} listens on every address, so callback URLs cannot be built on it: give "
+                         f"--public-url (or FLOWMETAL_PUBLIC_URL), the URL callers reach this server at, as "
+                         f"`--public-url http://flows.example.com:8700`")
+    return None
 
 
 async def _serve(location: str, host: str, port: int, public_url: str | None, token: str | None) -> int:
@@ -154,8 +184,8 @@ async def _serve(location: str, host: str, port: int, public_url: str | None, to
 
     stop = threading.Event()
     wake = threading.Event()
-    app = make_app(location, token=token, on_change=wake.set)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    app = make_app(location, token=token, on_change=wake.set, host=host, public_url=public_url)
+    runner = make_runner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, shutdown_timeout=5.0)
     await site.start()
@@ -163,8 +193,8 @@ async def _serve(location: str, host: str, port: int, public_url: str | None, to
     server = getattr(site, "_server", None)
     if server is not None and server.sockets:
         bound = server.sockets[0].getsockname()[1]
-    url = _url(host, bound)
-    public = (public_url or os.environ.get("FLOWMETAL_PUBLIC_URL") or url).rstrip("/")
+    url = url_of(host or "0.0.0.0", bound)
+    public = public_url or url
 
     executor = ExecutorThread(location, public, stop, wake)
     executor.start()
@@ -191,7 +221,13 @@ async def _serve(location: str, host: str, port: int, public_url: str | None, to
 
 
 def serve(location: str | None, host: str = "127.0.0.1", port: int = 8700, public_url: str | None = None,
-          token: str | None = None) -> int:
-    """Run the server until SIGINT or SIGTERM; the exit status."""
+          token: str | None = None, insecure_no_token: bool = False) -> int:
+    """Run the server until SIGINT or SIGTERM; the exit status. ServeError, before anything
+    listens, when the address is unsafe or the public URL unusable (`check_listen`)."""
     location = location or os.environ.get("FLOWMETAL_STORE") or os.path.join(".flowmetal", "store.db")
+    public_url = check_listen(host, public_url or os.environ.get("FLOWMETAL_PUBLIC_URL"), token, insecure_no_token)
+    if needs_token(host) and not token:
+        print(f"flowmetal serve: WARNING: listening on {host or 'every address'} with NO TOKEN "
+              f"(--insecure-no-token): anyone who can reach it can start, read and cancel runs; set "
+              f"FLOWMETAL_TOKEN to require one", file=sys.stderr, flush=True)
     return asyncio.run(_serve(location, host, port, public_url, token))

@@ -1,6 +1,7 @@
 """Helpers for the server's tests: a program that uses callbacks, timers and a connector
-endpoint; the whole store as data (to show a refused request changed nothing); and
-`flowmetal serve` as a real process on a free port."""
+endpoint; the whole store as data (to show a refused request changed nothing);
+`flowmetal serve` as a real process on a free port; and a request to it that must be
+refused."""
 
 from __future__ import annotations
 
@@ -73,13 +74,16 @@ def free_port() -> int:
 class Serve:
     """`flowmetal serve` as a process: started on a port, waited for, stopped or killed."""
 
-    def __init__(self, store: Path, port: int | None = None, env: dict | None = None, cwd: Path | None = None):
+    def __init__(self, store: Path, port: int | None = None, env: dict | None = None, cwd: Path | None = None,
+                 args: list[str] = (), host: str | None = None):
         self.store = store
         self.port = port or free_port()
         self.env = env or {}
         self.cwd = cwd or store.parent
+        self.args = [*(["--host", host] if host else []), *args]
+        self.listening = f"http://{host or '127.0.0.1'}:{self.port}"
         self.proc: subprocess.Popen | None = None
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://127.0.0.1:{self.port}"  # always reached on loopback
 
     def start(self, timeout: float = 20.0) -> "Serve":
         env = {**os.environ, **self.env}
@@ -88,13 +92,13 @@ class Serve:
             if name not in self.env:
                 env.pop(name, None)
         self.proc = subprocess.Popen([sys.executable, "-m", "flowmetal", "serve", "--store", str(self.store),
-                                      "--port", str(self.port)], cwd=self.cwd, env=env,
+                                      "--port", str(self.port), *self.args], cwd=self.cwd, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if "listening on" not in line:
             self.proc.kill()
             raise AssertionError(f"serve did not start: {line!r} {self.proc.stderr.read()}")
-        assert line.strip().endswith(self.url), line
+        assert line.strip().endswith(self.listening), line
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -125,3 +129,16 @@ class Serve:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate(timeout=10)
+
+
+def refused(serve: Serve, method: str, path: str, status: int, says: str, **kw) -> dict:
+    """The request is answered `status` with a JSON error containing `says`, and the store is
+    as it was."""
+    before = store_state(serve.store)
+    response = httpx.request(method, serve.url + path, timeout=30, **kw)
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    error = response.json()["error"]
+    assert says in error, error
+    assert store_state(serve.store) == before
+    return response.json()

@@ -4,7 +4,8 @@ random methods, paths (real run ids and step numbers among them), headers and bo
 
 Whatever comes in: never a 5xx; every error is a JSON object with an `error` string; a
 refused request (4xx) leaves every row of every table as it was; without the right bearer
-token nothing under /api/ is answered but 401."""
+token nothing under /api/ is answered but 401; a body that does not say it is JSON is
+never taken (415)."""
 
 from __future__ import annotations
 
@@ -127,8 +128,11 @@ BODIES = st.one_of(
     RUN_BODIES, CLAIM_BODIES, COMPLETE_BODIES, FAIL_BODIES,
     st.sampled_from([b"{", b"NaN", b'{"a": Infinity}', b'"\\ud800"', b"[" * 300, b"\xff\xfe"]),
 )
-CONTENT_TYPES = st.sampled_from([None, "application/json", "text/plain; charset=latin-1", "text/plain; charset=nope",
-                                 "application/x-www-form-urlencoded"])
+JSON_TYPES = ["application/json", "application/json; charset=utf-8", "Application/JSON; charset=UTF-8"]
+CONTENT_TYPES = st.sampled_from(JSON_TYPES * 3 + [None, "text/plain; charset=latin-1", "text/plain; charset=nope",
+                                                  "application/x-www-form-urlencoded",
+                                                  "application/json; charset=latin-1"])
+KEYS = st.sampled_from([None] * 6 + ["retry-1", "retry-2", "", "x" * 256, "tab\there"]) | header_text
 
 
 @st.composite
@@ -166,6 +170,9 @@ def requests(draw, world: World):
     content_type = draw(CONTENT_TYPES)
     if content_type:
         headers["Content-Type"] = content_type
+    key = draw(KEYS)
+    if key is not None:
+        headers["Idempotency-Key"] = key
     return method, path, headers, body, auth
 
 
@@ -185,11 +192,13 @@ def test_no_request_gets_a_5xx_or_changes_the_store_when_refused(world, data):
         assert store_state(world.path) == before, (method, path, body, status, error)
     if auth != "right" and path.startswith("/api"):
         assert status == 401, (method, path, status)
+    elif path.startswith("/api/") and body and headers.get("Content-Type") not in JSON_TYPES:
+        assert status in (404, 405, 415), (method, path, headers, status)
 
 
 def test_the_fuzzer_reaches_successes_of_every_kind(world):
     """The strategies are not all noise: valid requests of each kind succeed here too."""
-    ok = {"Authorization": f"Bearer {TOKEN}"}
+    ok = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     world.refresh()
     status, _, raw = world.request("POST", "/api/runs", ok, json.dumps({"sources": SOURCES, "entry": "hook"}).encode())
     assert status == 201

@@ -32,6 +32,8 @@ class Harness:
 
     async def call(self, method: str, path: str, **kw):
         headers = {**self.headers, **kw.pop("headers", {})}
+        if "data" in kw and path.startswith("/api/"):  # raw bytes, said to be JSON as the API asks
+            headers.setdefault("Content-Type", "application/json")
         response = await self.client.request(method, path, headers=headers, **kw)
         text = await response.text()
         return response.status, (json.loads(text) if text and response.content_type == "application/json"

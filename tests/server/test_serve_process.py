@@ -275,7 +275,7 @@ def test_kill_9_while_runs_wait_for_a_callback_and_sleep_then_a_new_serve_finish
     try:
         api = Api(second)
         # A callback delivered while its run sleeps is kept, and returned when the run asks.
-        assert httpx.post(nap_url, content="early").status_code == 200
+        assert httpx.post(nap_url, content="early").status_code == 202
         assert httpx.post(hook_url, content="late").status_code == 200
         assert httpx.post(hook_url, content="late again").status_code == 409
         results = {r: api.finished(r) for r in (hooked, napping, sleeper)}
