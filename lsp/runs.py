@@ -511,14 +511,19 @@ def _params(ls, name: str, entry: str) -> list[dict]:
 
 
 def _program(ls, name: str) -> dict[str, str]:
-    """The file and the files it needs, as the editor has them (unsaved changes included)."""
+    """The file and the files it needs, as the editor has them (unsaved changes included): open
+    documents and the workspace's `.flow` files, never another file of the disk."""
     from flowmetal.runtime.cli_support import program_files
 
     def read(path: Path) -> str:
         key = str(path)
         if key in ls.analysis.texts:
             return ls.analysis.text(key)
-        return path.read_text(encoding="utf-8")
+        text = ls.disk_text(key)
+        if text is None:
+            raise OSError(f"{key} is neither open in the editor nor a .flow file of the workspace: "
+                          f"nothing was run")
+        return text
     try:
         return program_files(name, read=read)
     except OSError as error:
