@@ -256,7 +256,9 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
         description="Run the Flowmetal language server. It speaks the Language Server Protocol on "
                     "stdin and stdout, or on a TCP port with --tcp.")
     lsp.add_argument("--tcp", type=int, metavar="PORT", help="listen on this TCP port instead of stdio")
-    lsp.add_argument("--host", default="127.0.0.1", help="the address to listen on with --tcp (default 127.0.0.1)")
+    lsp.add_argument("--host", default="127.0.0.1",
+                     help="the address to listen on with --tcp: a loopback address only, as the server has no "
+                          "authentication (127.0.0.1, ::1 or localhost; default 127.0.0.1)")
     lsp.set_defaults(handler=_lsp)
 
     def with_store(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

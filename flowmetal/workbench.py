@@ -17,11 +17,23 @@ Who drives the runs started here:
   and runs, logs and programs are read from it (`server.remote.RemoteStore`,
   which has no snapshots: states come from replaying the log);
 - otherwise the workbench hosts an *embedded worker*: a thread that claims
-  runnable runs from the store (any of them, as a `flowmetal worker` does),
-  with the HTTP callback server and the HTTP request connector of
-  `flowmetal run` (`server.local.InProcess`). It starts with the first run
-  started here, or at once when the store holds unfinished runs (a run that
-  slept while the editor was closed wakes when it opens again).
+  runnable runs from the store, with the HTTP callback server and the HTTP
+  request connector of `flowmetal run` (`server.local.InProcess`). It starts
+  with the first run started here, or, in a trusted store, at once when the
+  store holds unfinished runs (a run that slept while the editor was closed
+  wakes when it opens again).
+
+Trust. A store can come with the files the editor opens (a cloned repository
+may hold `.flowmetal/store.db` with runs waiting in it), and driving a run
+means doing what its program says: sending its HTTP requests, among others.
+So the workbench is *untrusted* unless told otherwise (`trusted`): its
+embedded worker then claims only the runs started through this workbench
+(`store.claim(..., run_id=...)` for each), fires only their timers, and its
+request connector performs only their steps; the other runs are read and
+shown, never advanced (`blocked` says why). Trusted, it drives every runnable
+run of the store, as `flowmetal worker` does. The set of runs started here
+lives in this process only: nothing in the store, which may have been written
+by anyone, can widen it.
 
 Watching (`changes`): the store is shared with other processes, which tell
 this one nothing, so it is polled. `PRAGMA data_version` says in one cheap
@@ -69,9 +81,13 @@ class Changes:
     events: list[tuple[Run, inspect.TraceEvent]] = field(default_factory=list)   # new events, in order
 
 
+BLOCKED = ("the store is not trusted: the editor drives only the runs started from it, so this one waits "
+           "(trust the store to have the editor run it, or run `flowmetal worker` on it)")
+
+
 class Workbench:
     def __init__(self, store: str | None = None, serve_url: str | None = None, token: str | None = None,
-                 root: str | None = None) -> None:
+                 root: str | None = None, trusted: bool = False) -> None:
         location = store or os.environ.get("FLOWMETAL_STORE") or os.path.join(".flowmetal", "store.db")
         if root and not os.path.isabs(location) and "://" not in location:
             location = os.path.join(root, location)
@@ -89,6 +105,34 @@ class Workbench:
         self._replays = inspect.Replays()              # stepping forward through a run goes on from here
         self._requests: dict[str, dict] = {}          # run id -> step -> span of its request (watching)
         self.worker: EmbeddedWorker | None = None
+        self.trusted = bool(trusted)
+        self._started: set[str] = set()               # the runs started here (the embedded worker's, untrusted)
+        self._started_lock = threading.Lock()
+
+    # -- trust --
+
+    def set_trusted(self, trusted: bool) -> None:
+        """Trust the store (its worker drives every run from now on) or stop trusting it (only the
+        runs started here, from the next one it claims)."""
+        self.trusted = bool(trusted)
+        if self.trusted:
+            self.resume_unfinished()
+
+    def drivable(self) -> frozenset[str] | None:
+        """The runs the embedded worker may advance: None for all of them (trusted), else those
+        started here. Called from the worker's threads."""
+        if self.trusted:
+            return None
+        with self._started_lock:
+            return frozenset(self._started)
+
+    def blocked(self, run: Run) -> str | None:
+        """Why the editor does not drive `run`, when it waits for that: an untrusted store's run
+        that was not started here."""
+        if self.serve_url is not None or self.trusted or run.status in FINAL:
+            return None
+        with self._started_lock:
+            return None if run.id in self._started else BLOCKED
 
     # -- the store --
 
@@ -166,6 +210,8 @@ class Workbench:
         if self.serve_url:
             return self._serve_start(sources, entry, args)
         run_id = record_run(self.store, sources, entry, args, code, origin=origin)
+        with self._started_lock:
+            self._started.add(run_id)
         self.ensure_worker()
         return run_id
 
@@ -185,12 +231,13 @@ class Workbench:
 
     def ensure_worker(self) -> None:
         if self.serve_url is None and (self.worker is None or not self.worker.alive()):
-            self.worker = EmbeddedWorker(self.location)
+            self.worker = EmbeddedWorker(self.location, runs=self.drivable)
             self.worker.start()
 
     def resume_unfinished(self) -> bool:
-        """Start the embedded worker if the store holds runs that are not finished."""
-        if self.serve_url is not None or not self.exists():
+        """In a trusted store, start the embedded worker if the store holds runs that are not
+        finished (untrusted, it starts with the first run started here)."""
+        if self.serve_url is not None or not self.trusted or not self.exists():
             return False
         unfinished = self.store.has_unfinished_runs()
         if unfinished:
@@ -319,11 +366,17 @@ class Workbench:
 
 
 class EmbeddedWorker:
-    """A worker thread with the callback server and request connector of `flowmetal run`."""
+    """A worker thread with the callback server and request connector of `flowmetal run`.
 
-    def __init__(self, location: str, poll: float = 0.1) -> None:
+    `runs()`, asked before each round, names the runs it may advance and whose steps its
+    connector may perform: None for any run of the store, else only those.
+    """
+
+    def __init__(self, location: str, poll: float = 0.1, runs=None) -> None:
         self.location = location
         self.poll = poll
+        self.runs = runs or (lambda: None)
+        self._ended: set[str] = set()   # runs of `runs()` known to have ended: not claimed again
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.public_url: str | None = None
@@ -348,12 +401,12 @@ class EmbeddedWorker:
         from flowmetal.server.local import InProcess
         try:
             store = open_store(self.location)
-            with InProcess(store.path, 0) as connectors:
+            with InProcess(store.path, 0, runs=self.runs) as connectors:
                 self.public_url = connectors.public_url
                 executor = Executor(store, public_url=connectors.public_url)
                 while not self._stop.is_set():
                     try:
-                        progress = executor.run_once()
+                        progress = self._round(executor, store)
                     except Exception:  # a bug or a store error: say so, and go on with the next run
                         self.error = traceback.format_exc()
                         self._stop.wait(1.0)
@@ -363,3 +416,19 @@ class EmbeddedWorker:
             store.close()
         except Exception:
             self.error = traceback.format_exc()
+
+    def _round(self, executor, store):
+        """Advance a runnable run: any one (`runs()` is None), else each of those named that is."""
+        allowed = self.runs()
+        if allowed is None:
+            return executor.run_once()
+        progress = None
+        for run_id in sorted(allowed - self._ended):
+            advanced = executor.run_once(run_id)
+            if advanced is not None:
+                progress = advanced
+                continue
+            run = store.get_run(run_id)
+            if run is None or run.status in FINAL:
+                self._ended.add(run_id)
+        return progress

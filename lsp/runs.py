@@ -15,6 +15,16 @@ that file's text is still exactly the stored one; otherwise as a read-only copy
 written beside the store (`<store dir>/sources/<code hash>/<file>`), so a
 location always points at the code the run really ran. Those copies are not
 part of the workspace: opening one adds nothing to the analysis.
+
+Trust. Unless the client says the store is trusted (`trusted` in
+`initializationOptions`, or the `flowmetal.trust` command, sent on the user's
+behalf), the workbench drives only the runs started from this editor: a store
+that came with a cloned repository runs nothing by being opened. Trust is
+never read from `workspace/didChangeConfiguration`, because project files can
+write that section (Emacs directory variables set `eglot-workspace-configuration`
+without asking, VS Code workspace settings), and it is dropped when the
+settings move the editor to another store or serve: it was given for the one
+in use.
 """
 
 from __future__ import annotations
@@ -82,6 +92,7 @@ class _Runs:
         self.ls = ls
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowmetal-runs")
         self.settings: dict = {}
+        self.trusted = False
         self.bench: Workbench | None = None
         self.watcher: asyncio.Task | None = None
         self.known: set[str] = set()
@@ -116,11 +127,18 @@ class _Runs:
         # Each a non-empty string, or unset (anything else is ignored: the default applies).
         wanted = {k: v.strip() if isinstance(v, str) and v.strip() else None
                   for k, v in ((k, settings.get(k)) for k in ("store", "serve", "token"))}
+        if not changed:  # trust: only from the client at the start (then `flowmetal.trust`)
+            self.trusted = settings.get("trusted") is True
         if self.bench is not None and wanted == self.settings:
+            if self.bench.trusted != self.trusted:
+                self.pool.submit(self.bench.set_trusted, self.trusted)
             return
+        if changed:
+            self.trusted = False  # given for the store in use, not for the next one
         self.settings = wanted
         old, self.bench = self.bench, Workbench(store=wanted["store"] or None, serve_url=wanted["serve"] or None,
-                                                token=wanted["token"] or None, root=self.root())
+                                                token=wanted["token"] or None, root=self.root(),
+                                                trusted=self.trusted)
         if old is not None:
             self.pool.submit(old.close)
         # Take stock of the store now, before any request can add a run: the watcher then
@@ -132,7 +150,7 @@ class _Runs:
     async def call(self, fn, *args):
         """Run `fn(workbench, *args)` on the workbench's thread; its errors become request errors."""
         if self.bench is None:
-            self.configure({})
+            self.configure(getattr(self, "pending_options", None) or {})
         bench = self.bench
         try:
             return await asyncio.get_running_loop().run_in_executor(self.pool, lambda: fn(bench, *args))
@@ -215,7 +233,15 @@ class _Runs:
             "result": run.result, "error": run.error,
             "uri": self.uri(bench, run, main) if main else None,
             "origin": from_fs_path(os.path.join(origin, main)) if origin and main else None,
+            "blocked": bench.blocked(run),
         }
+
+    def trust(self, bench: Workbench, trusted: bool) -> list[dict]:
+        """Trust the store (or not): the unfinished runs, whose `blocked` it changes."""
+        bench.set_trusted(trusted)
+        if bench.serve_url is not None:
+            return []
+        return [self.run_json(bench, run) for run in bench.runs() if run.status not in FINAL]
 
     def origin(self, bench: Workbench, run: Run) -> str | None:
         if run.id not in self._origins:
@@ -340,6 +366,22 @@ def register(server) -> None:
                                                            origin=str(Path(name).parent)))
         runs.start_watching()
         return {"runId": run_id}
+
+    @server.command("flowmetal.trust")
+    async def trust_command(ls, *args):
+        """{trusted}: whether the editor drives every run of the store or only those started from
+        it; answers {trusted}. Each unfinished run is notified again (its `blocked` changes)."""
+        trusted = field(args, "trusted")
+        if not isinstance(trusted, bool):
+            raise JsonRpcInvalidParams("flowmetal.trust takes {trusted}: true to have the editor run every run "
+                                       "of the store, false for only the runs started from the editor")
+        runs = runs_of(ls)
+        if runs.bench is None:  # (before `initialized`: the workbench it would have)
+            runs.configure(getattr(runs, "pending_options", None) or {})
+        runs.trusted = trusted
+        for run in await runs.call(lambda bench: runs.trust(bench, trusted)):
+            ls.protocol.notify(RUN_UPDATED, run)
+        return {"trusted": trusted}
 
     @server.command("flowmetal.cancel")
     async def cancel_command(ls, *args):
@@ -469,14 +511,19 @@ def _params(ls, name: str, entry: str) -> list[dict]:
 
 
 def _program(ls, name: str) -> dict[str, str]:
-    """The file and the files it needs, as the editor has them (unsaved changes included)."""
+    """The file and the files it needs, as the editor has them (unsaved changes included): open
+    documents and the workspace's `.flow` files, never another file of the disk."""
     from flowmetal.runtime.cli_support import program_files
 
     def read(path: Path) -> str:
         key = str(path)
         if key in ls.analysis.texts:
             return ls.analysis.text(key)
-        return path.read_text(encoding="utf-8")
+        text = ls.disk_text(key)
+        if text is None:
+            raise OSError(f"{key} is neither open in the editor nor a .flow file of the workspace: "
+                          f"nothing was run")
+        return text
     try:
         return program_files(name, read=read)
     except OSError as error:

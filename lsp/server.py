@@ -19,13 +19,29 @@ analysis and nothing stale reaches the editor.
 Robustness. A handler that fails answers its request with an error and logs
 the traceback (`window/logMessage`); the server carries on. Nothing a client
 sends makes it exit, short of `exit`.
+
+What it reads. A URI from the client never makes the server read a file of its
+choosing: the text it answers about is either a document the client opened
+(its text came from the client) or a `.flow` file inside a workspace folder
+(after symbolic links are resolved), read by `disk_text`. Anything else is a
+file the server does not hold: hover, formatting, folding and the rest answer
+as for an empty document, and `flowmetal.run` refuses it. The read-only copies
+of runs' sources under `<store dir>/sources/` are shown by the editor and never
+read into the analysis. Over `--tcp` (no authentication: any local process can
+connect) the server listens on loopback only, takes one client at a time, and
+drops a connection that sends anything but LSP headers (an HTTP request from a
+web page, say).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
+import re
+import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -97,6 +113,84 @@ class FlowmetalServer(LanguageServer):
     def location(self, span: Span) -> types.Location:
         return types.Location(uri=self.uri_of(span.source.name), range=convert.range_of(span))
 
+    # -- files on disk --
+
+    def folders(self) -> list[Path]:
+        """The workspace folders (else the root), symbolic links resolved."""
+        paths = [to_fs_path(folder.uri) for folder in self.workspace.folders.values()]
+        if not paths and self.workspace.root_path:
+            paths = [self.workspace.root_path]
+        out = []
+        for path in paths:
+            try:
+                if path:
+                    out.append(Path(path).resolve())
+            except (OSError, RuntimeError, ValueError):
+                continue
+        return out
+
+    def in_workspace(self, name: str) -> bool:
+        """Whether `name` is a `.flow` file inside a workspace folder, links resolved: the only
+        files the server reads from disk."""
+        try:
+            path = Path(name)
+            if not path.is_absolute() or path.suffix != ".flow":
+                return False
+            real = path.resolve()
+            return real.suffix == ".flow" and real.is_file() and any(real.is_relative_to(f) for f in self.folders())
+        except (OSError, RuntimeError, ValueError):
+            return False
+
+    def disk_text(self, name: str) -> str | None:
+        """The text on disk of a `.flow` file of the workspace; None for any other file."""
+        if not self.in_workspace(name):
+            return None
+        try:
+            return Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    # -- TCP --
+
+    def start_tcp(self, host: str, port: int) -> None:
+        """Listen on `host:port` (loopback only) for one client at a time, whose messages must
+        carry LSP headers only; the server ends when that client's connection does."""
+        from pygls.io_ import run_async
+        if not is_loopback(host):
+            raise ValueError(f"{host} is not a loopback address")
+        self._stop_event = stop_event = threading.Event()
+        busy = False
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal busy
+            if busy:  # the connection in use is the only one
+                writer.close()
+                return
+            headers = _LspHeaders(reader)
+            try:
+                first = await headers.peek_valid()
+            except (ConnectionError, asyncio.IncompleteReadError):
+                first = False
+            if not first or busy:
+                log.warning("flowmetal lsp: a connection that does not speak LSP was closed")
+                writer.close()
+                return
+            busy = True
+            self.protocol.set_writer(writer)  # type: ignore[arg-type]
+            await run_async(stop_event=stop_event, reader=headers, protocol=self.protocol, logger=log,
+                            error_handler=self.report_server_error)
+            self.shutdown()
+
+        async def serve() -> None:
+            self._server = await asyncio.start_server(connection, host, port)
+            async with self._server:
+                await self._server.serve_forever()
+
+        try:
+            asyncio.run(serve())
+        except asyncio.CancelledError:
+            pass
+
     # -- diagnostics --
 
     def schedule_publish(self) -> None:
@@ -138,6 +232,46 @@ class FlowmetalServer(LanguageServer):
             pass
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only: `localhost`, or an address in 127.0.0.0/8 or ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _LspHeaders:
+    """A connection's reader that ends the stream at the first header line that is not one of
+    LSP's (`Content-Length`, `Content-Type`): pygls skips lines it does not know, so an HTTP
+    request that a web page sends to the port would otherwise be read as a message."""
+
+    HEADER = re.compile(rb"(?i:content-length: *\d+|content-type: *[^\r\n]*)\r?\n|\r?\n")
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._first: bytes | None = None
+
+    async def peek_valid(self) -> bool:
+        """Read the first line: whether it is an LSP header (it is then given to the first readline)."""
+        self._first = await self._reader.readline()
+        return bool(self._first) and self._first.strip() != b"" and bool(self.HEADER.fullmatch(self._first))
+
+    async def readline(self) -> bytes:
+        if self._first is not None:
+            line, self._first = self._first, None
+        else:
+            line = await self._reader.readline()
+        if line and not self.HEADER.fullmatch(line):
+            log.warning("flowmetal lsp: not an LSP header: %r; the connection is closed", line[:80])
+            return b""
+        return line
+
+    async def readexactly(self, n: int) -> bytes:
+        return await self._reader.readexactly(n)
+
+
 server = FlowmetalServer()
 
 
@@ -166,11 +300,11 @@ def initialized(ls: FlowmetalServer, params: types.InitializedParams) -> None:
                 if any(part.startswith(".") or part == "node_modules" for part in path.relative_to(root).parts):
                     continue
                 name = str(path)
+                # (A link out of the workspace, or to another kind of file, is not read: disk_text.)
                 if name not in ls.open and not runs.runs_of(ls).is_stored_copy(name):
-                    try:
-                        ls.analysis.set_file(name, path.read_text(encoding="utf-8"))
-                    except (OSError, UnicodeDecodeError):
-                        continue
+                    text = ls.disk_text(name)
+                    if text is not None:
+                        ls.analysis.set_file(name, text)
     except Exception:
         ls.report_failure("loading the workspace")
     ls.schedule_publish()
@@ -207,8 +341,9 @@ def did_change(ls: FlowmetalServer, params: types.DidChangeTextDocumentParams) -
                 ls.analysis.set_file(name, change.text)
     except Exception:
         ls.report_failure("applying a change")
-        doc = ls.workspace.get_text_document(params.text_document.uri)
-        ls.analysis.set_file(name, doc.source)  # fall back on the protocol layer's copy
+        doc = ls.workspace.text_documents.get(params.text_document.uri)
+        if doc is not None:  # fall back on the protocol layer's copy (of an open document: never the disk)
+            ls.analysis.set_file(name, doc.source)
     ls.schedule_publish()
 
 
@@ -225,12 +360,10 @@ def did_close(ls: FlowmetalServer, params: types.DidCloseTextDocumentParams) -> 
         return
     ls.open.pop(name, None)
     ls.published.pop(name, None)
-    path = Path(name)
-    if path.is_file():
-        try:
-            ls.analysis.set_file(name, path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
-            ls.analysis.remove_file(name)
+    # A workspace file goes back to its text on disk; any other document leaves the analysis.
+    text = ls.disk_text(name)
+    if text is not None:
+        ls.analysis.set_file(name, text)
     else:
         ls.analysis.remove_file(name)
     ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
@@ -483,6 +616,10 @@ runs.register(server)
 def main(tcp_port: int | None = None, host: str = "127.0.0.1") -> int:
     logging.basicConfig(level=logging.WARNING)
     if tcp_port is not None:
+        if not is_loopback(host):
+            print(f"flowmetal lsp: error: --host {host} is not a loopback address: the language server has no "
+                  f"authentication, so it listens on 127.0.0.1, ::1 or localhost only", file=sys.stderr)
+            return 2
         server.start_tcp(host, tcp_port)
     else:
         server.start_io()

@@ -36,6 +36,11 @@
 ;; The store and the `flowmetal serve' that drives the runs are the
 ;; options `flowmetal-store' and `flowmetal-serve' (also as directory
 ;; local variables), given to the server when it starts.
+;;
+;; A store can come with a cloned repository, holding runs someone else
+;; left there: the server drives only the runs started from Emacs unless
+;; the store is in `flowmetal-trusted-stores' (M-x flowmetal-trust-store
+;; adds the current one).  The others are listed, marked as not run here.
 
 ;;; Code:
 
@@ -320,6 +325,9 @@ language server (`flowmetal lsp'); start it with \\[eglot].
 (declare-function eglot-uri-to-path "eglot" (uri))
 (declare-function eglot-path-to-uri "eglot" (path &rest args))
 (declare-function eglot--workspace-configuration-plist "eglot" (server &optional path))
+(declare-function eglot--project "eglot" (server) t)
+(declare-function project-root "project" (project))
+(declare-function jsonrpc-async-request "jsonrpc" (connection method params &rest args))
 (declare-function jsonrpc-request "jsonrpc" (connection method params &rest args))
 (declare-function jsonrpc-notify "jsonrpc" (connection method params))
 (declare-function jsonrpc-running-p "jsonrpc" (connection))
@@ -338,11 +346,30 @@ the project, as the command line does when run from there."
 (defcustom flowmetal-serve nil
   "The URL of a running `flowmetal serve', here or elsewhere, or nil.
 With a URL, runs started from Emacs are handed to that serve, which
-drives them; without one, the language server drives them itself."
+drives them; without one, the language server drives them itself.
+As a directory local variable it is taken without asking only for a
+serve on this machine (a project's files should not send your runs
+elsewhere)."
   :type '(choice (const :tag "None: the language server runs them" nil)
                  (string :tag "URL"))
-  :safe (lambda (value) (or (null value) (stringp value)))
+  :safe (lambda (value)
+          (or (null value)
+              (and (stringp value)
+                   (string-match-p "\\`https?://\\(127\\.0\\.0\\.1\\|localhost\\|\\[::1\\]\\)\\(:[0-9]+\\)?/?\\'"
+                                   value))))
   :group 'flowmetal)
+
+(defcustom flowmetal-trusted-stores nil
+  "The stores whose runs the language server may drive: files or directories.
+The server always drives the runs started from Emacs.  The other runs of
+a store (a cloned repository can come with a store holding runs, whose
+programs send HTTP requests) are driven only when the store is one of
+these files, or inside one of these directories.  Trust is yours to
+give: this is never taken from directory local variables."
+  :type '(repeat (file :tag "Store file or directory"))
+  :group 'flowmetal)
+
+(put 'flowmetal-trusted-stores 'risky-local-variable t)
 
 (defcustom flowmetal-token nil
   "The `FLOWMETAL_TOKEN' of the serve named by `flowmetal-serve', or nil."
@@ -363,13 +390,42 @@ program again from its log, which can take a while."
   "The run settings for the current buffer, as the server takes them."
   (list :store flowmetal-store :serve flowmetal-serve :token flowmetal-token))
 
+(defun flowmetal--store-file (settings root)
+  "The store file of the run SETTINGS (see `flowmetal-settings'), or nil.
+nil with a serve (the serve drives its runs).  A relative path is
+relative to ROOT, the project's root, as the server takes it."
+  (unless (plist-get settings :serve)
+    (expand-file-name (or (plist-get settings :store) (getenv "FLOWMETAL_STORE") ".flowmetal/store.db")
+                      root)))
+
+(defun flowmetal-store-trusted-p (store)
+  "Non-nil when the file STORE is, or is inside, one of `flowmetal-trusted-stores'."
+  (and store
+       (let ((file (file-truename (expand-file-name store))))
+         (cl-some (lambda (trusted)
+                    (let ((place (file-truename (expand-file-name trusted))))
+                      (or (string= (directory-file-name place) file)
+                          (file-in-directory-p file place))))
+                  flowmetal-trusted-stores))))
+
 (defun flowmetal-initialization-options (server)
-  "The `initializationOptions' for SERVER: the run settings.
-Called by eglot in the buffer that starts the server, so directory
-local values of `flowmetal-store' and `flowmetal-serve' apply."
+  "The `initializationOptions' for SERVER: the run settings, and trust.
+Called by eglot in the buffer that starts the server, with
+`default-directory' at the project's root, so directory local values
+of `flowmetal-store' and `flowmetal-serve' apply."
   (let ((settings (flowmetal-settings)))
     (puthash server settings flowmetal--server-settings)
-    settings))
+    (append settings (list :trusted (if (flowmetal-store-trusted-p
+                                         (flowmetal--store-file settings default-directory))
+                                        t
+                                      :json-false)))))
+
+(defun flowmetal--send-trust (server trusted)
+  "Tell SERVER whether its store is TRUSTED (the `flowmetal.trust' command)."
+  (jsonrpc-async-request server :workspace/executeCommand
+                         (list :command "flowmetal.trust"
+                               :arguments (vector (list :trusted (if trusted t :json-false))))
+                         :success-fn #'ignore))
 
 (defun flowmetal--user-configured-p (server)
   "Non-nil when the workspace configuration of SERVER has a `flowmetal' section."
@@ -389,14 +445,40 @@ this follows it with the settings the server was started with."
 
 (defun flowmetal-apply-settings ()
   "Send the current `flowmetal-store', `flowmetal-serve' and `flowmetal-token'.
-The language server switches to that store (and serve) at once."
+The language server switches to that store (and serve) at once, and
+is told whether that store is in `flowmetal-trusted-stores'."
   (interactive)
-  (let ((server (flowmetal--server))
-        (settings (flowmetal-settings)))
+  (let* ((server (flowmetal--server))
+         (settings (flowmetal-settings))
+         (trusted (flowmetal-store-trusted-p (flowmetal--store-file settings (flowmetal--root server)))))
     (puthash server settings flowmetal--server-settings)
     (flowmetal--send-settings server settings)
-    (message "Flowmetal: store %s, serve %s"
-             (or flowmetal-store "(default)") (or flowmetal-serve "none"))))
+    ;; After the settings: moving to another store drops the trust given before.
+    (flowmetal--send-trust server trusted)
+    (message "Flowmetal: store %s%s, serve %s"
+             (or flowmetal-store "(default)") (if trusted " (trusted)" "")
+             (or flowmetal-serve "none"))))
+
+(defun flowmetal--root (server)
+  "The project root of SERVER, where relative store paths start."
+  (or (ignore-errors (project-root (eglot--project server))) default-directory))
+
+(defun flowmetal-trust-store ()
+  "Trust the store of the current buffer's language server, after asking.
+Adds it to `flowmetal-trusted-stores' for this session (customize that
+option to keep it), and has the server drive every run of the store,
+not only those started from Emacs."
+  (interactive)
+  (let* ((server (flowmetal--server))
+         (store (or (flowmetal--store-file (gethash server flowmetal--server-settings)
+                                           (flowmetal--root server))
+                    (user-error "Flowmetal: a serve drives the runs: there is no store to trust here"))))
+    (when (yes-or-no-p (format "Let Flowmetal run every run of %s, whoever left it there? "
+                               (abbreviate-file-name store)))
+      (add-to-list 'flowmetal-trusted-stores store)
+      (flowmetal--send-trust server t)
+      (message "Flowmetal: %s is trusted for this session (customize `flowmetal-trusted-stores' to keep it)"
+               (abbreviate-file-name store)))))
 
 ;;;###autoload
 (with-eval-after-load 'eglot
@@ -606,9 +688,12 @@ run's trace as it goes, and return the run's id."
   (tabulated-list-init-header))
 
 (defun flowmetal--run-outcome (run)
-  "What RUN came to: its result, its error's first line, or nothing yet."
+  "What RUN came to: its result, its error's first line, or nothing yet.
+For a run the server does not drive, why it waits."
   (or (plist-get run :result)
       (flowmetal--first-line (plist-get run :error))
+      (and (plist-get run :blocked)
+           (propertize (concat "not run here: " (plist-get run :blocked)) 'face 'shadow))
       ""))
 
 (defun flowmetal--runs-entries ()
@@ -876,6 +961,8 @@ of the program there."
             (insert (format "Result: %s\n" (plist-get run :result))))
           (when (plist-get run :error)
             (insert (format "Error: %s\n" (plist-get run :error))))
+          (when (plist-get run :blocked)
+            (insert (format "Not run here: %s\n" (plist-get run :blocked))))
           (insert "\n")
           (insert (propertize (format "%4s  %-24s  %-16s %s\n" "seq" "time" "kind" "details")
                               'face 'bold)))

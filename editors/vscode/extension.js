@@ -11,6 +11,7 @@ const { RunsPanel } = require('./runs');
 
 let client;
 let panel;
+let ready = false; // the client in `client` has started
 
 function serverCommand() {
   const config = vscode.workspace.getConfiguration('flowmetal');
@@ -30,6 +31,27 @@ function runSettings() {
   return { store: setting('store'), serve: setting('serve'), token: setting('token') };
 }
 
+// Trust. A workspace's store may hold runs someone else left there (a cloned
+// repository can ship one): the server drives them only when VS Code trusts
+// the workspace, as it says at the start (`trusted` in initializationOptions)
+// and with `flowmetal.trust` when the user grants trust later. Trust never
+// travels with the settings, which a workspace's own settings file can write.
+async function grantTrust(running) {
+  await running.sendRequest('workspace/executeCommand', { command: 'flowmetal.trust', arguments: [{ trusted: true }] });
+}
+
+// Changed run settings go to the server as a `flowmetal` section
+// (workspace/didChangeConfiguration), these keys only. The server drops trust
+// when they move it to another store: it is given again for the new one.
+async function sendRunSettings() {
+  const running = client;
+  if (!running || !ready) return;
+  await running.sendNotification('workspace/didChangeConfiguration', { settings: { flowmetal: runSettings() } });
+  if (vscode.workspace.isTrusted) await grantTrust(running);
+  // Another store (or serve) holds other runs.
+  if (client === running) await panel.refresh();
+}
+
 async function startClient() {
   const { command, args } = serverCommand();
   // No `transport`: the server is spawned with its stdio as the connection. Given
@@ -37,34 +59,23 @@ async function startClient() {
   // which `flowmetal lsp` does not take.
   const executable = { command, args };
   const serverOptions = { run: executable, debug: executable };
-  let started;
-  let ready = false;
   const clientOptions = {
     documentSelector: [
       { scheme: 'file', language: 'flowmetal' },
       { scheme: 'untitled', language: 'flowmetal' },
     ],
-    initializationOptions: runSettings(),
-    // The whole `flowmetal` section goes to the server (workspace/didChangeConfiguration)
-    // at start and on every change; it reads `store`, `serve` and `token` from it.
-    synchronize: { configurationSection: 'flowmetal' },
+    // The run settings, and whether the workspace is trusted; later changes of
+    // the settings are sent by sendRunSettings.
+    initializationOptions: { ...runSettings(), trusted: vscode.workspace.isTrusted === true },
     // Failed requests are logged in the output channel; the run commands show
     // the server's own message instead of a generic notification.
     revealOutputChannelOn: RevealOutputChannelOn.Never,
     middleware: {
       executeCommand: (name, commandArgs, next) => panel.executeCommand(name, commandArgs, next),
-      workspace: {
-        didChangeConfiguration: async (sections, next) => {
-          // The first one goes with the start, which lists the runs itself.
-          const changed = ready;
-          await next(sections);
-          // Another store (or serve) holds other runs.
-          if (changed && client === started) await panel.refresh();
-        },
-      },
     },
   };
-  started = client = new LanguageClient('flowmetal', 'Flowmetal Language Server', serverOptions, clientOptions);
+  ready = false;
+  const started = client = new LanguageClient('flowmetal', 'Flowmetal Language Server', serverOptions, clientOptions);
   panel.attach(started);
   try {
     await started.start();
@@ -77,13 +88,20 @@ async function startClient() {
     );
     return;
   }
+  if (client !== started) return;
   ready = true;
-  if (client === started) await panel.refresh();
+  // Settings changed, or trust granted, while it was starting.
+  const given = clientOptions.initializationOptions;
+  const now = runSettings();
+  if (Object.keys(now).some((key) => now[key] !== given[key])) return sendRunSettings();
+  if (vscode.workspace.isTrusted === true && !given.trusted) await grantTrust(started);
+  await panel.refresh();
 }
 
 async function stopClient() {
   const running = client;
   client = undefined;
+  ready = false;
   if (running) {
     if (panel) panel.detach(running);
     try {
@@ -107,7 +125,13 @@ async function activate(context) {
       if (event.affectsConfiguration('flowmetal.server')) {
         return restartClient();
       }
+      if (['flowmetal.store', 'flowmetal.serve', 'flowmetal.token'].some((key) => event.affectsConfiguration(key))) {
+        return sendRunSettings();
+      }
       return undefined;
+    }),
+    vscode.workspace.onDidGrantWorkspaceTrust(async () => {
+      if (client && ready) await grantTrust(client);
     })
   );
   await startClient();

@@ -120,6 +120,7 @@ function runTooltip(run) {
   if (run.result != null) lines.push(`result: ${run.result}`);
   if (run.error != null) lines.push(`error: ${run.error}`);
   if (run.origin) lines.push(`from: ${run.origin}`);
+  if (run.blocked) lines.push(`not run here: ${run.blocked}`);
   return lines.join('\n');
 }
 
@@ -521,9 +522,10 @@ class RunsPanel {
       const run = this.runs.get(element.id) || { id: element.id, entry: shortId(element.id), status: '' };
       const item = new vscode.TreeItem(run.entry || shortId(run.id), vscode.TreeItemCollapsibleState.Collapsed);
       item.id = `run:${run.id}`;
-      item.description = [run.status, clock(run.started)].filter(Boolean).join(' · ');
+      // A run the server does not drive (an untrusted workspace's store) says so.
+      item.description = [run.status, run.blocked ? 'not trusted' : '', clock(run.started)].filter(Boolean).join(' · ');
       item.tooltip = runTooltip(run);
-      item.iconPath = statusIcon(run.status);
+      item.iconPath = run.blocked ? new vscode.ThemeIcon('lock') : statusIcon(run.status);
       item.contextValue = ACTIVE.has(run.status) ? 'flowmetalRun.active' : 'flowmetalRun.ended';
       return item;
     }

@@ -32,6 +32,7 @@ import os
 import sqlite3
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -474,19 +475,25 @@ class SQLiteStore:
             conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
         return True
 
-    def claim_steps(self, endpoints: list[str], worker: str, lease: float, limit: int = 10) -> list[dict]:
+    def claim_steps(self, endpoints: list[str], worker: str, lease: float, limit: int = 10,
+                    runs: Collection[str] | None = None) -> list[dict]:
         """Claim pending (or lease-expired) step requests for the named endpoints, for a
-        connector: each as {run_id, step, endpoint, args (stored form), key}."""
+        connector: each as {run_id, step, endpoint, args (stored form), key}. With `runs`,
+        only the steps of those runs."""
         now = time.time()
-        if not endpoints:
+        if not endpoints or (runs is not None and not runs):
             return []
         marks = ",".join("?" for _ in endpoints)
+        of_runs, run_ids = "", ()
+        if runs is not None:
+            run_ids = tuple(runs)
+            of_runs = f"run_id IN ({','.join('?' for _ in run_ids)}) AND "
         with self.transaction() as conn:
             rows = conn.execute(
                 f"SELECT run_id, step, endpoint, args, key FROM steps WHERE endpoint IN ({marks}) AND "
-                f"endpoint NOT IN {RUNTIME_ENDPOINTS} AND "
+                f"endpoint NOT IN {RUNTIME_ENDPOINTS} AND {of_runs}"
                 f"(status='pending' OR (status='claimed' AND lease_until<?)) ORDER BY created LIMIT ?",
-                (*endpoints, now, limit)).fetchall()
+                (*endpoints, *run_ids, now, limit)).fetchall()
             for row in rows:
                 conn.execute("UPDATE steps SET status='claimed', claimed_by=?, lease_until=? WHERE run_id=? AND step=?",
                              (worker, now + lease, row["run_id"], row["step"]))

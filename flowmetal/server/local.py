@@ -8,6 +8,10 @@ one command. The same application and connector as `flowmetal serve`.
 It listens on 127.0.0.1 only; callback URLs are built on
 `FLOWMETAL_PUBLIC_URL` when set (checked as `serve` checks `--public-url`:
 never `0.0.0.0`), else on `http://127.0.0.1:PORT`.
+
+The language server's embedded worker uses it too, and may narrow what the
+connector does to the steps of some runs (`runs`): an untrusted store's other
+runs are never advanced by the editor (flowmetal.workbench).
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import time
 class InProcess:
     """The callback server and the HTTP request connector, for the length of a `run`."""
 
-    def __init__(self, location: str, port: int = 0) -> None:
+    def __init__(self, location: str, port: int = 0, runs=None) -> None:
         import threading
         self.location = location
         self.port = port
+        self.runs = runs  # () -> the runs whose steps the connector may perform (None: any), or None
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.bound: int | None = None
@@ -54,7 +59,10 @@ class InProcess:
             from flowmetal.runtime.store import open_store
 
             def connector() -> None:
-                serve_requests(open_store(self.location), worker=f"run:{time.time():.0f}:http", stop=self.stop)
+                store = open_store(self.location)
+                if self.runs is not None:
+                    store = StepsOf(store, self.runs)
+                serve_requests(store, worker=f"run:{time.time():.0f}:http", stop=self.stop)
             thread = threading.Thread(target=connector, name="flowmetal-requests", daemon=True)
             thread.start()
             self.threads.append(thread)
@@ -94,3 +102,16 @@ class InProcess:
             thread.join(10)
 
 
+class StepsOf:
+    """The store as a connector sees it, narrowed to the steps of the runs `runs()` names
+    (asked at each claim; None: every run's)."""
+
+    def __init__(self, store, runs) -> None:
+        self._store = store
+        self._runs = runs
+
+    def claim_steps(self, endpoints, worker, lease, limit=10, **options):
+        return self._store.claim_steps(endpoints, worker, lease, limit, runs=self._runs(), **options)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)

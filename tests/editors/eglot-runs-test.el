@@ -16,7 +16,9 @@
 ;;         -l tests/editors/eglot-runs-test.el -f ert-run-tests-batch-and-exit
 ;;
 ;; The program (written below into the scratch directory) logs, sleeps
-;; 300 ms and answers 2n + 1.  The server is told to keep its runs in
+;; 300 ms and answers 2n + 1.  A second test finds a run of it that the
+;; command line left in a project's store: not driven (the store is not
+;; trusted) until `flowmetal-trust-store'.  The server is told to keep its runs in
 ;; state/runs.db (the `flowmetal-store' option, sent as
 ;; initializationOptions); the Python side checks afterwards that the
 ;; run is recorded there.
@@ -203,6 +205,55 @@ Keeps the rest of the registration (the initializationOptions)."
                        (buffer-substring-no-properties
                         (max (point-min) (- (point-max) 6000)) (point-max))))
             (kill-buffer events))))
+      (with-current-buffer buf (set-buffer-modified-p nil))
+      (kill-buffer buf))))
+
+(ert-deftest flowmetal-runs-eglot-untrusted-store-until-trusted ()
+  "A run left in the project's store waits, marked, until the user trusts the store."
+  (let* ((dir (file-name-as-directory
+               (expand-file-name "shipped" (flowmetal-runs-test--env "FLOWMETAL_LSP_TEST_DIR"))))
+         (file (expand-file-name "nap.flow" dir))
+         (eglot-sync-connect t)
+         (eglot-connect-timeout 30)
+         (eglot-autoshutdown nil)
+         (flowmetal-trusted-stores nil)
+         buf server run-id)
+    (make-directory dir t)
+    (with-temp-file file (insert flowmetal-runs-test--program))
+    ;; Someone else recorded a run in the project's store (the default one).
+    (with-temp-buffer
+      (let ((default-directory dir))
+        (should (eq 0 (call-process (flowmetal-runs-test--env "FLOWMETAL_PYTHON") nil t nil
+                                    "-m" "flowmetal" "run" "--detach" "nap.flow" "nap" "5"))))
+      (setq run-id (string-trim (buffer-string))))
+    (message "shipped run %s" run-id)
+    (setq buf (find-file-noselect file))
+    (unwind-protect
+        (with-current-buffer buf
+          (eglot '(flowmetal-mode) (cons 'transient dir) 'eglot-lsp-server
+                 (flowmetal-runs-test--contact) "flowmetal")
+          (should (eglot-managed-p))
+          (setq server (eglot-current-server))
+          (let ((runs-buffer (save-window-excursion (flowmetal-runs))))
+            ;; Listed, pending, saying why; and still pending after the server's looks.
+            (should (flowmetal-runs-test--line-with runs-buffer run-id "pending" "not run here"))
+            (sleep-for 1.0)
+            (with-current-buffer runs-buffer (revert-buffer))
+            (message "runs:\n%s" (with-current-buffer runs-buffer (buffer-string)))
+            (should (flowmetal-runs-test--line-with runs-buffer run-id "pending" "not run here"))
+            ;; Trusted (after asking): it runs, live.
+            (let ((asked nil))
+              (cl-letf (((symbol-function 'yes-or-no-p)
+                         (lambda (prompt) (setq asked prompt) t)))
+                (flowmetal-trust-store))
+              (should (string-match-p "\\.flowmetal/store\\.db" asked)))
+            (should (member (expand-file-name ".flowmetal/store.db" dir) flowmetal-trusted-stores))
+            (should (flowmetal-runs-test--wait
+                     (lambda () (flowmetal-runs-test--line-with runs-buffer run-id "completed" "11"))
+                     30))
+            (should-not (flowmetal-runs-test--line-with runs-buffer run-id "not run here"))))
+      (when server
+        (eglot-shutdown server nil nil t))
       (with-current-buffer buf (set-buffer-modified-p nil))
       (kill-buffer buf))))
 

@@ -300,11 +300,64 @@ a while.\"\"\"
           (flowmetal-token nil))
       (should (equal (flowmetal-initialization-options 'a-server)
                      '(:store "state/runs.db" :serve "http://127.0.0.1:8765"
-                       :token nil))))
+                       :token nil :trusted :json-false))))
     ;; Directory-local settings are safe for strings, not for other values.
     (should (safe-local-variable-p 'flowmetal-store "other.db"))
     (should-not (safe-local-variable-p 'flowmetal-store '(eval danger)))
-    (should-not (safe-local-variable-p 'flowmetal-token "secret"))))
+    (should-not (safe-local-variable-p 'flowmetal-token "secret"))
+    ;; A project's files may name a serve on this machine, not one elsewhere.
+    (should (safe-local-variable-p 'flowmetal-serve "http://127.0.0.1:8700"))
+    (should (safe-local-variable-p 'flowmetal-serve "http://localhost:8700/"))
+    (should-not (safe-local-variable-p 'flowmetal-serve "http://evil.example:8700"))
+    (should-not (safe-local-variable-p 'flowmetal-serve "http://127.0.0.1.evil.example/"))))
+
+(ert-deftest flowmetal-mode-trust-is-the-users-to-give ()
+  (let* ((dir (file-name-as-directory (make-temp-file "flowmetal-trust" t)))
+         (mine (expand-file-name "mine/" dir))
+         (theirs (expand-file-name "theirs/" dir))
+         (default-directory mine)
+         (flowmetal-store nil)
+         (flowmetal-serve nil)
+         (flowmetal-token nil)
+         (process-environment (cons "FLOWMETAL_STORE" process-environment)))
+    (unwind-protect
+        (progn
+          (make-directory mine t)
+          (make-directory theirs t)
+          ;; Nothing is trusted until the user says so.
+          (let ((flowmetal-trusted-stores nil))
+            (should (eq (plist-get (flowmetal-initialization-options 'a-server) :trusted) :json-false)))
+          ;; A listed directory trusts the stores inside it; a listed file, that store.
+          (let ((flowmetal-trusted-stores (list mine)))
+            (should (eq (plist-get (flowmetal-initialization-options 'a-server) :trusted) t))
+            (should (flowmetal-store-trusted-p (expand-file-name ".flowmetal/store.db" mine)))
+            (should-not (flowmetal-store-trusted-p (expand-file-name ".flowmetal/store.db" theirs)))
+            (let ((flowmetal-store "../theirs/store.db"))
+              (should (eq (plist-get (flowmetal-initialization-options 'a-server) :trusted) :json-false))))
+          (let ((flowmetal-trusted-stores (list (expand-file-name "theirs/store.db" dir)))
+                (flowmetal-store "../theirs/store.db"))
+            (should (eq (plist-get (flowmetal-initialization-options 'a-server) :trusted) t)))
+          ;; With a serve, the serve drives the runs: there is no store to trust.
+          (let ((flowmetal-trusted-stores (list dir))
+                (flowmetal-serve "http://127.0.0.1:8700"))
+            (should (eq (plist-get (flowmetal-initialization-options 'a-server) :trusted) :json-false)))
+          ;; Directory local variables cannot grant it.
+          (should (risky-local-variable-p 'flowmetal-trusted-stores))
+          (should-not (safe-local-variable-p 'flowmetal-trusted-stores (list dir))))
+      (delete-directory dir t))))
+
+(ert-deftest flowmetal-mode-runs-say-why-they-wait ()
+  (with-temp-buffer
+    (flowmetal-runs-mode)
+    (setq flowmetal--runs
+          (list (list :id "b10c" :entry "demo/nap" :status "pending" :started "t"
+                      :blocked "the store is not trusted")
+                (list :id "d0ne" :entry "demo/nap" :status "completed" :started "t"
+                      :result "5")))
+    (let ((rows (flowmetal--runs-entries)))
+      (should (equal (substring-no-properties (aref (cadr (assoc "b10c" rows)) 4))
+                     "not run here: the store is not trusted"))
+      (should (equal (aref (cadr (assoc "d0ne" rows)) 4) "5")))))
 
 (ert-deftest flowmetal-mode-run-keys ()
   (with-temp-buffer

@@ -20,7 +20,9 @@ to `run-completed`; the runs buffer kept up to date by `flowmetal/runUpdated`;
 replay and cancel from it; an event's location and the state there
 (`flowmetal/stateAt`). The Emacs side sets `flowmetal-store` (sent as
 initializationOptions); this side reads that store with the command line and
-finds the run there, completed.
+finds the run there, completed. And a run the command line left in a project's
+store is listed as not run here, stays pending, and runs once the user trusts
+the store (`flowmetal-trust-store`).
 
 The checks live in the editor scripts (eglot-lsp-test.el, nvim-lsp-test.lua);
 these tests assert on the editors' exit status and show their output (with
@@ -146,7 +148,7 @@ def test_neovim_lsp_diagnostics_hover_and_definition(scratch):
 
 
 def test_emacs_runs_a_function_and_follows_its_trace(scratch):
-    output = _run_ert(RUNS_ERT, scratch, tests=1)
+    output = _run_ert(RUNS_ERT, scratch, tests=2)
     run_id = re.search(r"^run ([0-9a-f]+)$", output, re.MULTILINE)
     assert run_id, output
 

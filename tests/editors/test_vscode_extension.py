@@ -115,7 +115,7 @@ def test_manifest_contributes_the_runs_side_bar():
         assert commands[name]["icon"].startswith("$("), name
     # The server's own commands are registered by the language client: the
     # manifest must not claim them, or VS Code would find them twice.
-    for name in ("flowmetal.run", "flowmetal.cancel", "flowmetal.replay", "flowmetal.showRuns"):
+    for name in ("flowmetal.run", "flowmetal.cancel", "flowmetal.replay", "flowmetal.showRuns", "flowmetal.trust"):
         assert name not in commands
 
     menus = contributes["menus"]
@@ -131,6 +131,17 @@ def test_manifest_contributes_the_runs_side_bar():
     assert "flowmetal.runs.refresh" in title
     hidden = {m["command"] for m in menus["commandPalette"] if m["when"] == "false"}
     assert {"flowmetal.runs.showEvent", "flowmetal.openLocation"} <= hidden
+
+
+def test_manifest_limits_what_an_untrusted_workspace_can_do():
+    untrusted = _manifest()["capabilities"]["untrustedWorkspaces"]
+    assert untrusted["supported"] == "limited"
+    assert "store" in untrusted["description"]
+    # A workspace's own settings could otherwise pick the command VS Code runs, or the store and serve.
+    settings = _manifest()["contributes"]["configuration"]["properties"]
+    assert set(untrusted["restrictedConfigurations"]) == {
+        "flowmetal.server.path", "flowmetal.server.args", "flowmetal.store", "flowmetal.serve", "flowmetal.token"}
+    assert set(untrusted["restrictedConfigurations"]) <= set(settings)
 
 
 def test_manifest_declares_run_settings():
@@ -153,7 +164,8 @@ def test_extension_speaks_only_the_documented_protocol():
     used = set(re.findall(r"'(flowmetal/\w+)'", source))
     assert used == documented
     server_commands = set(re.findall(r"^\| `(flowmetal\.\w+)`", doc, re.M))
-    assert server_commands == {"flowmetal.run", "flowmetal.cancel", "flowmetal.replay", "flowmetal.showRuns"}
+    assert server_commands == {"flowmetal.run", "flowmetal.cancel", "flowmetal.replay", "flowmetal.showRuns",
+                               "flowmetal.trust"}
     for command in server_commands:
         assert f"'{command}'" in source, command
 
@@ -165,7 +177,6 @@ def test_extension_uses_languageclient_over_stdio():
     # vscode-languageclient appends `--stdio`, which `flowmetal lsp` refuses.
     assert "transport:" not in source
     assert "language: 'flowmetal'" in source
-    assert "configurationSection: 'flowmetal'" in source
 
 
 def test_language_configuration():
@@ -376,7 +387,7 @@ def test_activation_starts_language_server(node_cache):
 
     # Activation: the commands and the side bar's views, then one client for
     # flowmetal documents, which lists the runs once started.
-    activation = between("activate", "change server settings")
+    activation = between("activate", "change run settings")
     registered = {e["name"] for e in activation if e["kind"] == "registerCommand"}
     assert registered == {"flowmetal.restartServer", "flowmetal.runs.refresh", "flowmetal.runs.cancel",
                           "flowmetal.runs.replay", "flowmetal.runs.showAll", "flowmetal.runs.showEvent",
@@ -388,14 +399,35 @@ def test_activation_starts_language_server(node_cache):
         assert create["serverOptions"][mode] == {"command": "flowmetal", "args": ["lsp"]}
     options = create["clientOptions"]
     assert {"scheme": "file", "language": "flowmetal"} in options["documentSelector"]
-    # The run settings, trimmed, unset ones null; and kept in step with the server.
+    # The run settings, trimmed, unset ones null, and the workspace's trust (not yet given).
     assert options["initializationOptions"] == {"store": "runs/store.db", "serve": "http://127.0.0.1:8080",
-                                                "token": None}
-    assert options["synchronize"] == {"configurationSection": "flowmetal"}
+                                                "token": None, "trusted": False}
+    # No section synchronized wholesale: a workspace's settings file could put `trusted` in it.
+    assert "synchronize" not in options
     assert options["revealOutputChannelOn"] == report["revealOutputChannelOn"]["Never"]
     assert kinds(activation)[-3:] == ["start", "request", "subscriptions"]
     assert activation[-2]["method"] == "flowmetal/runs"
     assert activation[-1]["count"] >= 10
+
+    # Changed run settings go to the server (these keys only), and the runs are listed again.
+    changed = between("change run settings", "grant trust")
+    assert kinds(changed) == ["settings", "notification", "request"]
+    assert changed[1]["method"] == "workspace/didChangeConfiguration"
+    assert changed[1]["params"] == {"settings": {"flowmetal": {
+        "store": "other/store.db", "serve": "http://127.0.0.1:8080", "token": None}}}
+    assert changed[2]["method"] == "flowmetal/runs"
+
+    # Trust granted: the server is told, with its command.
+    granted = between("grant trust", "change run settings, trusted")
+    assert kinds(granted) == ["trust", "request"]
+    assert granted[1]["method"] == "workspace/executeCommand"
+    assert granted[1]["params"] == {"command": "flowmetal.trust", "arguments": [{"trusted": True}]}
+    # ... and again after settings that may have moved it to another store (which drops trust).
+    again = between("change run settings, trusted", "change server settings")
+    assert kinds(again) == ["settings", "notification", "request", "request"]
+    assert again[1]["params"]["settings"]["flowmetal"]["serve"] is None
+    assert [e["method"] for e in again[2:]] == ["workspace/executeCommand", "flowmetal/runs"]
+    assert again[2]["params"]["command"] == "flowmetal.trust"
 
     # Changing the server settings restarts the server with them (and the token changed with them).
     changed = between("change server settings", "change other settings")
@@ -405,6 +437,7 @@ def test_activation_starts_language_server(node_cache):
         "args": ["lsp", "--log-level", "debug"],
     }
     assert changed[2]["clientOptions"]["initializationOptions"]["token"] == "secret"
+    assert changed[2]["clientOptions"]["initializationOptions"]["trusted"] is True
     assert changed[4] == {"kind": "request", "client": 2, "method": "flowmetal/runs", "params": {}}
 
     # Other settings leave it alone; the command restarts it.
@@ -659,9 +692,21 @@ def test_cancel_and_replay_actions(runs_report):
 
 
 def test_settings_change_lists_the_runs_again(runs_report):
-    changed = runs_report["settingsChanged"]
-    assert changed["sent"] == [["flowmetal"]]  # the client's notification goes first
-    assert [e.get("method") for e in changed["events"]] == ["flowmetal/runs"]
+    changed = runs_report["settingsChanged"]["events"]
+    # The server is told first (the workspace is not trusted here: no trust to give again).
+    assert [(e["kind"], e.get("method")) for e in changed] == [
+        ("settings", None), ("notification", "workspace/didChangeConfiguration"), ("request", "flowmetal/runs")]
+    assert changed[1]["params"]["settings"]["flowmetal"]["store"] == "other.db"
+
+
+def test_a_run_the_server_does_not_drive_says_why(runs_report):
+    blocked = _node(runs_report["blocked"]["runs"], "b10cb10cb10cb10c")
+    assert blocked["description"].startswith("pending · not trusted")
+    assert blocked["icon"] == "lock"
+    assert "not run here: the store is not trusted" in blocked["tooltip"]
+    unblocked = _node(runs_report["blocked"]["unblocked"], "b10cb10cb10cb10c")
+    assert "not trusted" not in unblocked["description"] and unblocked["icon"] == "clock"
+    assert "not run here" not in unblocked["tooltip"]
 
 
 def test_refresh_reads_runs_and_open_traces_again(runs_report):
@@ -719,7 +764,9 @@ def test_run_and_trace_against_the_language_server(node_cache, tmp_path):
     assert [b["prompt"] for b in _kinds(run["events"], "inputBox")] == ["who : str?", "n : int?"]
     assert run["selection"] == [{"kind": "run", "id": run_id}]
     node_ = run["node"]
+    # (The stand-in workspace is not trusted: a run started from the editor runs all the same.)
     assert node_["description"].startswith("completed") and node_["icon"] == "pass"
+    assert "not run here" not in node_["tooltip"]
     labels = [e["label"].split(" ", 1)[1] for e in node_["children"]]
     assert labels[0] == "run-started" and labels[-1] == "run-completed"
     assert node_["children"][0]["description"] == 'demo/main "ann" 3'

@@ -1,7 +1,8 @@
 // Loads the VS Code extension's extension.js outside VS Code, with a stand-in
 // `vscode` module (vscode_stub.js), and records how it starts the Flowmetal
 // language server: command, arguments, transport, document selector, run
-// settings, restarts on settings changes, the restart command, and the
+// settings (sent again when they change), workspace trust (at the start, and
+// granted later), restarts on settings changes, the restart command, and the
 // message shown when the server cannot start.
 //
 // Usage: node vscode_activate.js CACHE_DIR EXTENSION_DIR
@@ -26,6 +27,15 @@ async function main() {
   record({ kind: 'step', name: 'activate' });
   await extension.activate(context);
   record({ kind: 'subscriptions', count: context.subscriptions.length });
+
+  record({ kind: 'step', name: 'change run settings' });
+  await env.changeSettings({ 'flowmetal.store': 'other/store.db' });
+
+  record({ kind: 'step', name: 'grant trust' });
+  await env.grantTrust();
+
+  record({ kind: 'step', name: 'change run settings, trusted' });
+  await env.changeSettings({ 'flowmetal.serve': '' });
 
   record({ kind: 'step', name: 'change server settings' });
   await env.changeSettings({

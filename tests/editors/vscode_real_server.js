@@ -69,16 +69,14 @@ class StdioLanguageClient {
       initializationOptions: this.clientOptions.initializationOptions,
     });
     connection.sendNotification('initialized', {});
-    // What `synchronize.configurationSection` sends: the whole section.
-    const section = this.clientOptions.synchronize.configurationSection;
-    const config = env.vscode.workspace.getConfiguration(section);
-    connection.sendNotification('workspace/didChangeConfiguration', {
-      settings: { [section]: { store: config.get('store'), serve: config.get('serve'), token: config.get('token') } },
-    });
   }
 
   sendRequest(method, params) {
     return this.connection.sendRequest(method, params);
+  }
+
+  sendNotification(method, params) {
+    return this.connection.sendNotification(method, params);
   }
 
   // What the language client does for a server command VS Code runs.

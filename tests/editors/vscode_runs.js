@@ -293,11 +293,8 @@ async function main() {
 
   // Changed settings (another store, say): the server gets them, the runs are listed again.
   mark = env.events.length;
-  const sent = [];
-  await client().clientOptions.middleware.workspace.didChangeConfiguration(['flowmetal'], async (sections) => {
-    sent.push(sections);
-  });
-  report.settingsChanged = { sent, events: since(mark) };
+  await env.changeSettings({ 'flowmetal.store': 'other.db' });
+  report.settingsChanged = { events: since(mark) };
 
   // Refresh: the runs listed again, the expanded ones read again.
   mark = env.events.length;
@@ -314,6 +311,14 @@ async function main() {
     newDelivers: client().notify('flowmetal/runUpdated', { ...RUN_NAP, id: 'beefbeefbeefbeef', entry: 'demo/late' }),
   };
   report.restart.runs = await runs();
+
+  // A run the server does not drive (an untrusted store's) says so, until it is unblocked.
+  const blocked = { ...RUN_NAP, id: 'b10cb10cb10cb10c', status: 'pending', updated: '2026-11-28T13:00:00.000Z',
+    blocked: 'the store is not trusted: the editor drives only the runs started from it' };
+  client().notify('flowmetal/runUpdated', blocked);
+  report.blocked = { runs: await runs() };
+  client().notify('flowmetal/runUpdated', { ...blocked, blocked: null });
+  report.blocked.unblocked = await runs();
 
   await extension.deactivate();
   report.events = env.events;

@@ -25,6 +25,7 @@ function install(cacheDir, extensionDir) {
     defaults[key] = spec.default;
   }
   const configListeners = [];
+  const trustListeners = [];
   const commands = {};
   const views = {};
   const clients = [];
@@ -143,6 +144,12 @@ function install(cacheDir, extensionDir) {
         configListeners.push(listener);
         return { dispose() {} };
       },
+      // Workspace trust: not trusted until a script calls env.grantTrust().
+      isTrusted: false,
+      onDidGrantWorkspaceTrust(listener) {
+        trustListeners.push(listener);
+        return { dispose() {} };
+      },
     },
     commands: {
       registerCommand(name, fn) {
@@ -246,6 +253,11 @@ function install(cacheDir, extensionDir) {
       record({ kind: 'settings', keys });
       for (const listener of configListeners) await listener(event);
     },
+    async grantTrust() {
+      vscode.workspace.isTrusted = true;
+      record({ kind: 'trust' });
+      for (const listener of trustListeners) await listener();
+    },
   };
 
   class FakeLanguageClient {
@@ -279,6 +291,9 @@ function install(cacheDir, extensionDir) {
     async sendRequest(method, params) {
       record({ kind: 'request', client: this.n, method, params });
       return env.respond(this, method, params);
+    }
+    async sendNotification(method, params) {
+      record({ kind: 'notification', client: this.n, method, params });
     }
   }
   env.FakeLanguageClient = FakeLanguageClient;
