@@ -74,6 +74,9 @@ def _runtime_errors(fn):
             return fn(args)
         except ProgramError as error:
             from flowmetal import render
+            if not error.diagnostics:  # refused before reading (a bad file name)
+                print(f"flowmetal {args.command_name}: error: {error}: nothing was run", file=sys.stderr)
+                return 2
             for diag in error.diagnostics:
                 print(render.human(diag), file=sys.stderr)
             print(f"flowmetal {args.command_name}: the program has errors: nothing was run", file=sys.stderr)

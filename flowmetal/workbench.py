@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flowmetal.runtime import inspect
-from flowmetal.runtime.program import Program, ProgramError, load
+from flowmetal.runtime.program import Program, ProgramError, ProgramNameError, load
 from flowmetal.runtime.store import Run, SQLiteStore, StoreError, open_store
 
 FINAL = ("completed", "failed", "cancelled")
@@ -177,9 +177,13 @@ class Workbench:
         return self.store.get_sources(run.program)
 
     def origin(self, run: Run) -> str | None:
-        """The directory the run's files were read from, when it was recorded."""
+        """The directory the run's files were read from, when it was recorded (an absolute path;
+        anything else in the store is no directory)."""
         first = self.store.events(run.id, 0, until=1)
-        return first[0].data.get("origin") if first else None
+        origin = first[0].data.get("origin") if first else None
+        if not isinstance(origin, str) or not os.path.isabs(origin) or "\0" in origin:
+            return None
+        return origin
 
     def entry(self, run: Run) -> str:
         """The run's entry as `package/name` (a run may have been started with `name` alone)."""
@@ -189,7 +193,11 @@ class Workbench:
         if found is None:
             from flowmetal.runtime.cli_support import file_packages
             packages: set[str] = set()
-            for name, text in self.sources(run).items():
+            try:
+                sources = self.sources(run)
+            except StoreError:  # a program that cannot be read: the entry as recorded
+                return run.entry
+            for name, text in sources.items():
                 packages |= file_packages(text, name)[0]
             found = self._entries[run.code_hash] = next(iter(packages)) if len(packages) == 1 else ""
         return f"{found}/{run.entry}" if found else run.entry
@@ -202,6 +210,8 @@ class Workbench:
         from flowmetal.runtime.literals import LiteralError
         try:
             code = prepare_run(sources, entry, args)
+        except ProgramNameError as error:
+            raise WorkbenchError(f"{error}: nothing was run") from None
         except ProgramError as error:
             raise WorkbenchError(f"the program has errors: nothing was run ({error})", error.diagnostics) from None
         except (LiteralError, KeyError, ValueError) as error:

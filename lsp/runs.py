@@ -25,13 +25,17 @@ write that section (Emacs directory variables set `eglot-workspace-configuration
 without asking, VS Code workspace settings), and it is dropped when the
 settings move the editor to another store or serve: it was given for the one
 in use.
+
+Stored file names come from the store or a serve, which anyone may have
+written: they are checked when read (the store refuses a bad name), a path is
+made from one only inside its folder (`flowmetal.filenames.inside`), and a copy
+is written only as a new file (`flowmetal.filenames.write_new`), never over a
+file it did not write: a location that cannot be shown that way is left out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,7 +44,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.uris import from_fs_path, to_fs_path
 
-from flowmetal import ide
+from flowmetal import filenames, ide
+from flowmetal.runtime.program import code_hash
 from flowmetal.runtime.store import Run, StoreError
 from flowmetal.source import Span
 from flowmetal.types import show
@@ -224,15 +229,19 @@ class _Runs:
 
     def run_json(self, bench: Workbench, run: Run) -> dict:
         origin = self.origin(bench, run)
-        sources = bench.store.get_sources(run.program)
+        try:
+            sources = bench.store.get_sources(run.program)
+        except StoreError:  # (a bad file name): listed, without its files; its trace says why
+            sources = {}
         main = next(iter(sources), None)
+        read_from = filenames.inside(origin, main) if origin and main else None
         return {
             "id": run.id, "entry": bench.entry(run), "args": run.args, "status": run.status,
             "started": iso(run.created), "updated": iso(run.updated),
             "ended": iso(run.updated) if run.status in FINAL else None,
             "result": run.result, "error": run.error,
             "uri": self.uri(bench, run, main) if main else None,
-            "origin": from_fs_path(os.path.join(origin, main)) if origin and main else None,
+            "origin": from_fs_path(str(read_from)) if read_from else None,
             "blocked": bench.blocked(run),
         }
 
@@ -248,20 +257,26 @@ class _Runs:
             self._origins[run.id] = bench.origin(run)
         return self._origins[run.id]
 
-    def uri(self, bench: Workbench, run: Run, name: str) -> str:
+    def uri(self, bench: Workbench, run: Run, name: str) -> str | None:
         """Where the run's stored file `name` can be opened: the workspace file when its text is
-        the stored one, else a read-only copy of the stored text beside the store."""
-        key = (run.code_hash, name)
+        the stored one, else a read-only copy of the stored text beside the store; None when
+        neither can be (no such stored file, or its copy's place is taken)."""
+        try:
+            sources = bench.sources(run)
+        except StoreError:  # a program the store refuses to give back (a bad file name)
+            return None
+        key = (code_hash(sources), name)  # the texts' own hash: a stored code hash is just a string
         origin = self.origin(bench, run)
-        if origin:
-            candidate = Path(origin) / name
+        candidate = filenames.inside(origin, name) if origin else None
+        if candidate is not None:
             try:
-                if self._disk_text(candidate) == bench.sources(run)[name]:
+                if self._disk_text(candidate) == sources[name]:
                     return from_fs_path(str(candidate))
             except (OSError, UnicodeDecodeError, KeyError):
                 pass
         if key not in self._uris:
-            self._uris[key] = from_fs_path(str(self.stored_copy(bench, run, name)))
+            path = self.stored_copy(sources, key[0], Path(bench.location), name)
+            self._uris[key] = from_fs_path(str(path)) if path is not None else None
         return self._uris[key]
 
     def _disk_text(self, path: Path) -> str:
@@ -273,23 +288,29 @@ class _Runs:
             cached = self._texts[str(path)] = (key, path.read_text(encoding="utf-8"))
         return cached[1]
 
-    def stored_copy(self, bench: Workbench, run: Run, name: str) -> Path:
-        folder = Path(bench.location).resolve().parent / "sources" / run.code_hash[:16]
-        path = folder / name
-        text = bench.sources(run)[name]
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+    def stored_copy(self, sources: dict[str, str], digest: str, store: Path, name: str) -> Path | None:
+        """The read-only copy of the stored file `name` of a program (`sources`, whose code
+        hash is `digest`) beside the store, written when missing; None when `name` is no file
+        of the program or the copy cannot be made (a symlink on the way, another file in its
+        place: left as they are)."""
+        text = sources.get(name)
+        if text is None or filenames.problem(name) is not None:
+            return None
+        folder = store.resolve().parent
+        try:
             folder.mkdir(parents=True, exist_ok=True)
-            if path.exists():
-                path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-            path.write_text(text, encoding="utf-8")
-            path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        return path
+            return filenames.write_new(folder, f"sources/{digest[:16]}/{name}", text)
+        except (filenames.FileNameError, OSError):
+            return None
 
     def location(self, bench: Workbench, run: Run, span: Span | None) -> dict | None:
         if span is None:
             return None
+        uri = self.uri(bench, run, span.source.name)
+        if uri is None:
+            return None
         rng = convert.range_of(span)
-        return {"uri": self.uri(bench, run, span.source.name),
+        return {"uri": uri,
                 "range": {"start": {"line": rng.start.line, "character": rng.start.character},
                           "end": {"line": rng.end.line, "character": rng.end.character}}}
 

@@ -90,6 +90,7 @@ from typing import Callable
 from flowmetal.connectors import pause, stopped
 from flowmetal.runtime.builtins import is_instance
 from flowmetal.runtime.program import Program, ProgramError, load
+from flowmetal.runtime.store import StoreError
 from flowmetal.runtime.values import (
     FUNCTIONS, Keyword, Member, RecordValue, decode, encode, key_value, literal, map_key,
 )
@@ -381,8 +382,9 @@ class Connector:
         if program is None:
             try:
                 program = load(self.store.get_sources(run.program))
-            except ProgramError as error:
-                self._failed_programs[run.code_hash] = f"the run's program does not check: {error}"
+            except (ProgramError, StoreError) as error:
+                why = "does not check" if isinstance(error, ProgramError) else "cannot be read"
+                self._failed_programs[run.code_hash] = f"the run's program {why}: {error}"
                 raise ConnectorError(self._failed_programs[run.code_hash]) from error
             self._programs[run.code_hash] = program
         package, _, name = endpoint_name.rpartition("/")

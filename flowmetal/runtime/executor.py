@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from flowmetal.runtime.machine import Done, Fault, Machine, Wait
 from flowmetal.runtime.program import Program, ProgramError, load
-from flowmetal.runtime.store import LeaseLost, Run, SQLiteStore
+from flowmetal.runtime.store import LeaseLost, Run, SQLiteStore, StoreError
 from flowmetal.runtime.values import Member, RecordValue, decode, encode, literal
 from flowmetal.runtime.literals import read_literal
 
@@ -158,6 +158,10 @@ class _Driver:
             self.program = self.ex.program(run)
         except ProgramError as error:
             self.event("run-failed", error=f"the program does not check: {error}")
+            self.commit(status="failed", error=str(error), release=True)
+            return Progress(run.id, "failed")
+        except StoreError as error:  # a stored program that cannot be read (a bad file name): never will be
+            self.event("run-failed", error=f"the program cannot be read: {error}")
             self.commit(status="failed", error=str(error), release=True)
             return Progress(run.id, "failed")
         if self.store.cancel_requested(run.id):

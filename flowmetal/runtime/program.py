@@ -6,7 +6,9 @@ expressions in order), so the same sources always give the same ids, in any
 process. That is what lets a suspended run be resumed elsewhere: its state
 holds ids and values, never Python objects.
 
-`load` refuses a program with errors, with their diagnostics.
+`load` refuses a program with errors, with their diagnostics, and a program
+with a file name that is not a plain relative name (`flowmetal.filenames`):
+tools turn those names into paths.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from flowmetal import filenames
 from flowmetal.analysis import Workspace
 from flowmetal.diagnostics import Diagnostic
 from flowmetal.forms import (
@@ -33,6 +36,14 @@ class ProgramError(Exception):
         more = f" (and {len(diagnostics) - 1} more)" if len(diagnostics) > 1 else ""
         super().__init__(f"{first.span.source.name}:{first.span.line}:{first.span.column}: "
                          f"{first.code}: {first.message}{more}")
+
+
+class ProgramNameError(ProgramError):
+    """A file of the program has a bad name: refused before reading any of it (no diagnostics)."""
+
+    def __init__(self, message: str) -> None:
+        self.diagnostics = []
+        Exception.__init__(self, message)
 
 
 def source_hash(text: str) -> str:
@@ -74,6 +85,11 @@ class Program:
 
 
 def load(sources: dict[str, str]) -> Program:
+    for name in sources:
+        try:
+            filenames.check(name)
+        except filenames.FileNameError as error:
+            raise ProgramNameError(str(error)) from None
     workspace = Workspace()
     for name, text in sources.items():
         workspace.set_file(name, text)
@@ -148,4 +164,4 @@ def _children(e: Expr) -> list[Expr]:
     return []
 
 
-__all__ = ["Program", "ProgramError", "load", "source_hash", "code_hash", "Name"]
+__all__ = ["Program", "ProgramError", "ProgramNameError", "load", "source_hash", "code_hash", "Name"]

@@ -264,7 +264,14 @@ class SQLiteStore:
     # -- programs ----------------------------------------------------------------------------------
 
     def put_sources(self, sources: dict[str, str]) -> dict[str, str]:
-        """Store a program's files, content-addressed; their names -> hashes."""
+        """Store a program's files, content-addressed; their names -> hashes. Each name must be
+        a plain relative file name (`flowmetal.filenames`): nothing is stored otherwise."""
+        from flowmetal import filenames
+        for name in sources:
+            why = filenames.problem(name)
+            if why is not None:
+                raise StoreError(f"bad file name {filenames.shown(name)} in a program to store: {why} "
+                                 f"(nothing was stored)")
         out = {}
         with self.transaction() as conn:
             for name, text in sources.items():
@@ -274,6 +281,18 @@ class SQLiteStore:
         return out
 
     def get_sources(self, program: dict[str, str]) -> dict[str, str]:
+        """A run's program (`Run.program`: names -> hashes): names -> texts. A store may come
+        from anywhere (one shipped in a repository): a name that is not a plain relative file
+        name (`flowmetal.filenames`), which tools would turn into a path outside the program's
+        folder, is refused."""
+        from flowmetal import filenames
+        if not isinstance(program, dict) or not all(isinstance(d, str) for d in program.values()):
+            raise StoreError(f"{self.path}: a run's program is not a map of file names to source hashes")
+        for name in program:
+            why = filenames.problem(name)
+            if why is not None:
+                raise StoreError(f"{self.path}: a run's program has a bad file name {filenames.shown(name)}: "
+                                 f"{why}; it is not read")
         out = {}
         for name, digest in program.items():
             row = self.conn.execute("SELECT text FROM sources WHERE hash=?", (digest,)).fetchone()

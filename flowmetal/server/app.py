@@ -64,6 +64,7 @@ from typing import Any, Callable
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from flowmetal import filenames
 from flowmetal.runtime.store import SQLiteStore, StoreError, open_store
 from flowmetal.server.addresses import Served
 
@@ -510,9 +511,11 @@ def _check_new_run(sources: dict[str, str], entry: str, args: list[str]):
     """Check a program, its entry and its arguments as `flowmetal run` does (422 when refused)."""
     from flowmetal.runtime.cli_support import check_entry
     from flowmetal.runtime.literals import LiteralError, read_literal
-    from flowmetal.runtime.program import ProgramError, code_hash, load
+    from flowmetal.runtime.program import ProgramError, ProgramNameError, code_hash, load
     try:
         program = load(sources)
+    except ProgramNameError as error:
+        raise ApiError(400, f"`sources`: {error}") from None
     except ProgramError as error:
         diagnostics = [f"{d.span.source.name}:{d.span.line}:{d.span.column}: {d.code}: {d.message}"
                        for d in error.diagnostics]
@@ -562,8 +565,9 @@ async def create_run(request: web.Request) -> web.Response:
         raise ApiError(400, "`sources` must be a non-empty object of file names to their text "
                             "(`{\"name.flow\": \"(defpackage ...)\"}`)")
     for name, text in sources.items():
-        if not name.strip():
-            raise ApiError(400, "`sources` has a file with an empty name")
+        why = filenames.problem(name)
+        if why is not None:  # names become paths in tools that show a run's code
+            raise ApiError(400, f"`sources`: bad file name {filenames.shown(name)}: {why}")
         if not isinstance(text, str):
             raise ApiError(400, f"`sources`: the text of `{name}` must be a string, not {_kind(text)}")
     entry = data.get("entry")
@@ -641,7 +645,11 @@ async def get_sources(request: web.Request) -> web.Response:
     """The exact program a run runs: its files' names and texts, as stored with it."""
     api = _api(request)
     run = await _run_or_404(api, _path_text(request, "run_id", "run"))
-    return web.json_response(await api.db(SQLiteStore.get_sources, run.program))
+    try:
+        sources = await api.db(SQLiteStore.get_sources, run.program)
+    except StoreError as error:
+        raise ApiError(409, f"the program of run `{run.id}` cannot be read: {error}") from None
+    return web.json_response(sources)
 
 
 def _after(request: web.Request) -> int:

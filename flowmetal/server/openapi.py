@@ -33,7 +33,8 @@ def _errors(*codes: int) -> dict:
         400: "Malformed JSON, or a field missing or of the wrong kind",
         401: "FLOWMETAL_TOKEN is set and the request lacks `Authorization: Bearer <token>`",
         404: "No such run, step or callback",
-        409: "Already done: a second result for one step, a second delivery of one callback, a run that has ended",
+        409: "Already done: a second result for one step, a second delivery of one callback, a run that has "
+             "ended; or a run whose stored program cannot be read (a bad file name)",
         413: "The body is over 1 MiB",
         415: "The body's charset is unknown",
         422: "Well-formed, but refused: a program with errors, a bad entry or argument, a result of the wrong type",
@@ -69,7 +70,9 @@ SCHEMAS = {
         "type": "object", "required": ["sources", "entry"], "additionalProperties": False,
         "properties": {
             "sources": {"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1,
-                        "description": "The program: file names to their text"},
+                        "description": "The program: file names to their text. A name is relative: `a.flow` "
+                                       "or `dir/a.flow`, without `.` or `..` parts, `\\`, `:` or control "
+                                       "characters"},
             "entry": {"type": "string", "description": "`package/name` of a `defn`, or `name` when the "
                                                        "program has one package"},
             "args": {"type": "array", "items": {"type": "string"}, "default": [],
@@ -198,7 +201,7 @@ def document() -> dict:
             "operationId": "getSources", "summary": "The program a run runs, as stored with it",
             "parameters": [_run_id()],
             "responses": {"200": _json({"type": "object", "additionalProperties": {"type": "string"}},
-                                       "Its files: each name to its text"), **_errors(401, 404)},
+                                       "Its files: each name to its text"), **_errors(401, 404, 409)},
         }},
         "/api/runs/{run_id}/trace": {"get": {
             "operationId": "getTrace", "summary": "A run's log", "parameters": [_run_id(), _after()],

@@ -11,13 +11,17 @@ caller). It has no snapshots: a run's state is rebuilt by replaying its log.
 A run's program is named, as in the store, by the content hashes of its
 files; they are computed here from the texts the serve sends, which are
 fetched once for each program (the code hash). Every failure is a
-`StoreError` naming the serve and the problem.
+`StoreError` naming the serve and the problem. A serve is no more trusted than
+a store file: a program whose file names are not plain relative names
+(`flowmetal.filenames`) is refused when it is read (`get_sources`), as the
+store refuses it.
 """
 
 from __future__ import annotations
 
 import httpx
 
+from flowmetal import filenames
 from flowmetal.runtime.program import source_hash
 from flowmetal.runtime.store import Event, Run, StoreError
 
@@ -61,6 +65,9 @@ class RemoteStore:
         program = self._programs.get(code)
         if program is None:
             sources = self._get(f"/api/runs/{data['id']}/sources", missing=f"no run `{data['id']}` at {self.url}")
+            if not isinstance(sources, dict) or not all(isinstance(t, str) for t in sources.values()):
+                raise StoreError(f"flowmetal serve at {self.url} answered the program of run `{data['id']}` "
+                                 f"with something other than file names and texts")
             program = {}
             for name, text in sources.items():
                 digest = source_hash(text)
@@ -111,6 +118,11 @@ class RemoteStore:
         return out
 
     def get_sources(self, program: dict[str, str]) -> dict[str, str]:
+        for name in program:
+            why = filenames.problem(name)
+            if why is not None:
+                raise StoreError(f"flowmetal serve at {self.url}: a run's program has a bad file name "
+                                 f"{filenames.shown(name)}: {why}; it is not read")
         try:
             return {name: self._texts[digest] for name, digest in program.items()}
         except KeyError:

@@ -455,3 +455,93 @@ async def test_the_store_setting_and_configuration_changes(configured_client: La
     assert [r["id"] for r in await request(client, "flowmetal/runs")] == [second]
     listed = json.loads(flowmetal("runs", "--format", "json", "--store", "other.db", cwd=client.workspace).stdout)
     assert [r["id"] for r in listed] == [second]
+
+
+# -- a store that came with the workspace, holding names no Flowmetal would write ------------------
+
+SHIPPED = [
+    # (a file name in the shipped store, the file a stored copy of it would have been, from tmp_path)
+    ("../../../../victim.flow", "victim.flow"),
+    ("../../../../created.flow", "created.flow"),
+    ("sub/../../../../../created-too.flow", "created-too.flow"),
+    ("{tmp}/absolute.flow", "absolute.flow"),
+]
+
+
+@pytest.fixture
+def shipped(tmp_path, workspace):
+    """The workspace's store, as a repository might ship it: runs whose programs have bad
+    file names; a run whose code hash is a path; a stored copy's place taken by another
+    file; a copy's folder that is a symlink. Taken as a picture of tmp_path before any server."""
+    from bad_stores import write_run
+    from flowmetal.runtime.program import code_hash
+    store = workspace / ".flowmetal" / "store.db"
+    store.parent.mkdir()
+    (tmp_path / "victim.flow").write_text("precious", encoding="utf-8")
+    (tmp_path / "elsewhere").mkdir()
+    found = {"bad": []}
+    for name, _ in SHIPPED:
+        found["bad"].append(write_run(store, {name.format(tmp=tmp_path): TEXT + ";; x\n"}, origin=str(workspace)))
+    texts = {kind: TEXT + f";; the {kind} version\n" for kind in ("good", "planted", "linked")}
+    found["good"] = write_run(store, {"jobs.flow": texts["good"]}, code_hash="../../../escape", origin=str(workspace))
+    found["planted"] = write_run(store, {"jobs.flow": texts["planted"]}, origin=str(workspace))
+    found["linked"] = write_run(store, {"jobs.flow": texts["linked"]}, origin=str(workspace))
+    sources = store.parent / "sources"
+    (sources / code_hash({"jobs.flow": texts["planted"]})[:16]).mkdir(parents=True)
+    (sources / code_hash({"jobs.flow": texts["planted"]})[:16] / "jobs.flow").write_text("planted", encoding="utf-8")
+    (sources / code_hash({"jobs.flow": texts["linked"]})[:16]).symlink_to(tmp_path / "elsewhere")
+    found["copy"] = sources / code_hash({"jobs.flow": texts["good"]})[:16] / "jobs.flow"
+    found["texts"] = texts
+    found["store"] = store
+    from bad_stores import files_under
+    found["before"] = files_under(tmp_path)
+    return found
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "flowmetal", "lsp"],
+                                              server_env=ENV))
+async def shipped_client(lsp_client: LanguageClient, workspace: Path, shipped):
+    watch(lsp_client)
+    await start_session(lsp_client, workspace)
+    lsp_client.shipped = shipped
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_a_shipped_store_with_bad_file_names_writes_nothing_outside_its_sources(shipped_client, tmp_path):
+    from bad_stores import files_under, write_run
+    client = shipped_client
+    shipped = client.shipped
+    runs = {r["id"]: r for r in await request(client, "flowmetal/runs")}
+    assert set(shipped["bad"]) | {shipped["good"], shipped["planted"], shipped["linked"]} <= set(runs)
+    for run_id in shipped["bad"]:  # listed, without a place for their code
+        assert runs[run_id]["uri"] is None and runs[run_id]["origin"] is None
+        with pytest.raises(JsonRpcException) as caught:
+            await request(client, "flowmetal/trace", runId=run_id)
+        assert "bad file name" in caught.value.message
+    # A good name: its copy is beside the store, in the folder its texts' hash names
+    # (not the stored code hash, a path here).
+    assert runs[shipped["good"]]["uri"] == shipped["copy"].as_uri()
+    assert shipped["copy"].read_text(encoding="utf-8") == shipped["texts"]["good"]
+    trace = await request(client, "flowmetal/trace", runId=shipped["good"])
+    assert trace["events"][0]["location"]["uri"] == shipped["copy"].as_uri()
+    # Another file in a copy's place, a copy's folder that is a symlink: no location, nothing written.
+    for kind in ("planted", "linked"):
+        assert runs[shipped[kind]]["uri"] is None
+        trace = await request(client, "flowmetal/trace", runId=shipped[kind])
+        assert [e["location"] for e in trace["events"]] == [None]
+    # A run that appears while the editor is open goes by the watcher, which writes nothing either.
+    late = write_run(shipped["store"], {"../../../../late.flow": TEXT}, origin=str(client.workspace))
+    await client.seen.until(lambda: late in [r["id"] for r in client.seen.runs], what="the late run")
+    assert {r["uri"] for r in client.seen.runs if r["id"] == late} == {None}
+
+    after = files_under(tmp_path)
+    changed = sorted(k for k in set(shipped["before"]) | set(after) if shipped["before"].get(k) != after.get(k))
+    copies = "ws/.flowmetal/sources/"
+    assert all(k.startswith(copies) or k.startswith("ws/.flowmetal/store.db") for k in changed), changed
+    assert [k for k in changed if k.startswith(copies)] == [shipped["copy"].relative_to(tmp_path).as_posix()]
+    assert (tmp_path / "victim.flow").read_text(encoding="utf-8") == "precious"
+    for _, target in SHIPPED[1:]:
+        assert not (tmp_path / target).exists()
+    assert not (tmp_path / "late.flow").exists() and not (tmp_path / "escape").exists()
+    assert list((tmp_path / "elsewhere").iterdir()) == []
