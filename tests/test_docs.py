@@ -67,3 +67,11 @@ def test_the_readme_example_is_what_check_prints():
     result = subprocess.run([sys.executable, "-m", "flowmetal", "check", "broken.flow"], cwd=cli,
                             capture_output=True, text=True, timeout=60)
     assert result.stdout + result.stderr == shown_output
+
+
+def test_every_test_the_security_model_names_exists():
+    text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`(tests/[\w/.-]+)`", text))
+    assert len(named) >= 10
+    missing = [path for path in sorted(named) if not (ROOT / path).exists()]
+    assert missing == [], f"docs/security.md names tests that do not exist: {missing}"
