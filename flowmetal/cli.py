@@ -102,6 +102,12 @@ def _run(args: argparse.Namespace) -> int:
     from flowmetal.runtime.executor import Executor
     sources = program_files(args.file)
     code = prepare_run(sources, args.entry, list(args.args))  # refuse before touching the store
+    if not args.detach and os.environ.get("FLOWMETAL_PUBLIC_URL"):  # and before recording a run it can't drive
+        from flowmetal.server.addresses import AddressError, check_public_url
+        try:
+            check_public_url(os.environ["FLOWMETAL_PUBLIC_URL"])
+        except AddressError as error:
+            raise OSError(f"FLOWMETAL_PUBLIC_URL: {error}; nothing was run") from None
     store = _store(args)
     run_id = record_run(store, sources, args.entry, list(args.args), code,
                         origin=str(Path(args.file).resolve().parent))

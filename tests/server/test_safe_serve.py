@@ -120,6 +120,7 @@ def test_flowmetal_run_builds_no_callback_url_on_a_wildcard(tmp_path):
                             env={**environ, "FLOWMETAL_PUBLIC_URL": "http://0.0.0.0:8700"})
     assert result.returncode == 2, result.stderr
     assert "FLOWMETAL_PUBLIC_URL" in result.stderr and "names no machine" in result.stderr
+    assert not (tmp_path / "s.db").exists()  # refused before a run was recorded
 
 
 def test_insecure_no_token_listens_on_every_address_and_says_so(tmp_path):
