@@ -168,6 +168,8 @@ async def test_creating_a_run_refuses_bad_requests(api):
     await api.refused("POST", post, 400, "`sources`", json={**good, "sources": {}})
     await api.refused("POST", post, 400, "text of `shop.flow` must be a string", json={**good, "sources": {"shop.flow": 1}})
     await api.refused("POST", post, 400, "`entry`", json={"sources": SOURCES})
+    await api.refused("POST", post, 400, "`entry`", json={**good, "entry": " \t\n"})
+    await api.refused("POST", post, 400, "empty name", json={**good, "sources": {" ": SOURCES["shop.flow"]}})
     await api.refused("POST", post, 400, "`args`", json={**good, "args": "3"})
     await api.refused("POST", post, 400, "`args`", json={**good, "args": [3]})
     await api.refused("POST", post, 400, "malformed JSON", data=b'{"sources": NaN}')
@@ -203,6 +205,11 @@ async def test_unknown_runs_and_routes(api):
     assert "GET" in body["error"] and "POST" in body["error"]
     run_id = await api.start("shop/hook")
     await api.refused("GET", f"/api/runs/{run_id}/trace?after=x", 400, "`after`")
+    await api.refused("GET", f"/api/runs/{run_id}/trace?after=", 400, "`after`")
+    await api.refused("GET", f"/api/runs/{run_id}/trace?after=1", 400, "`Last-Event-ID`",
+                      headers={"Last-Event-ID": ""})
+    # The header is the one that counts, but a malformed `after` beside it is refused all the same.
+    await api.refused("GET", f"/api/runs/{run_id}/trace?after=-1", 400, "`after`", headers={"Last-Event-ID": "1"})
     await api.refused("GET", f"/api/runs/{run_id[:4]}", 404, "no run")  # ids are whole, not prefixes
 
 
@@ -273,11 +280,15 @@ async def test_step_requests_refuse_bad_input(api):
     await api.refused("POST", claim, 400, "`endpoints`", json={"endpoints": []})
     await api.refused("POST", claim, 400, "`endpoints`", json={"endpoints": "shop/price!"})
     await api.refused("POST", claim, 400, "`endpoints`", json={"endpoints": [1]})
+    for name in ("", "price!", "shop/", "/price!", "shop/price! ", "shop/pri ce!", "shop/\nprice!"):
+        await api.refused("POST", claim, 400, "not an endpoint name", json={"endpoints": ["shop/price!", name]})
     await api.refused("POST", claim, 400, "`lease`", json={"endpoints": ["shop/price!"], "lease": 0})
     await api.refused("POST", claim, 400, "`lease`", json={"endpoints": ["shop/price!"], "lease": "30"})
     await api.refused("POST", claim, 400, "`wait`", json={"endpoints": ["shop/price!"], "wait": 61})
     await api.refused("POST", claim, 400, "`wait`", json={"endpoints": ["shop/price!"], "wait": True})
     await api.refused("POST", claim, 400, "`limit`", json={"endpoints": ["shop/price!"], "limit": 1.5})
+    status, body, _ = await api.call("POST", claim, json={"endpoints": ["x/y!"], "limit": 5.0, "lease": None})
+    assert (status, body) == (200, {"steps": []})  # 5.0 is an integer in JSON
     await api.refused("POST", claim, 400, "`worker`", json={"endpoints": ["shop/price!"], "worker": ""})
     await api.refused("POST", claim, 400, "unknown field `endpoint`", json={"endpoint": ["shop/price!"]})
     await api.refused("POST", claim, 400, "malformed JSON", data=b"{endpoints: []}")
