@@ -508,7 +508,10 @@ async def cancel(request: web.Request) -> web.Response:
             return None
         if run.status in FINAL:
             return run.status, False
-        return store.request_cancel(run_id), True
+        # The run may have ended since that look (a worker in another connection): then the
+        # store answers how it ended, and nothing was cancelled.
+        status = store.request_cancel(run_id)
+        return status, status in ("cancelled", "cancelling")
     outcome = await api.db(cancel_run)
     if outcome is None:
         raise ApiError(404, f"no run `{run_id}`")

@@ -222,6 +222,27 @@ async def test_cancel(api):
     await api.refused("POST", f"/api/runs/{run_id}/cancel", 409, "ended already")
 
 
+async def test_cancelling_a_run_that_ends_meanwhile_says_how_it_ended(api, monkeypatch):
+    """A worker in another connection fails the run between the handler's look at it and the
+    cancel: the answer is 409 with how it ended, not 202 with a status no cancel has."""
+    run_id = await api.start("shop/pings")
+    assert api.advance(run_id) == "waiting"
+    request_cancel = SQLiteStore.request_cancel
+
+    def ended_first(store, run):
+        other = SQLiteStore(api.path)
+        assert other.fail_step(run, 1, "the pinger is down")
+        executor = Executor(other, public_url="http://callbacks.test")
+        for _ in range(20):
+            executor.run_once(run)
+        assert other.get_run(run).status == "failed"
+        other.close()
+        return request_cancel(store, run)
+    monkeypatch.setattr(SQLiteStore, "request_cancel", ended_first)
+    status, body, _ = await api.call("POST", f"/api/runs/{run_id}/cancel")
+    assert status == 409 and "ended already (failed)" in body["error"], (status, body)
+
+
 # -- steps -------------------------------------------------------------------------------------------------
 
 async def test_a_connector_claims_and_completes_a_step(api):
