@@ -18,8 +18,11 @@ inside a repository, or read from a remote serve). A name such as `../../x` or
 The rule: a plain relative name, `file.flow` or `dir/file.flow`. Segments are
 separated by `/`; none is empty, `.` or `..`, or made only of dots and spaces
 (Windows trims those to nothing); no `\\`, no `:` (drive letters, Windows
-streams), no control characters; at most `MAX_SEGMENT` bytes of UTF-8 a
-segment and `MAX_NAME` in all (the limits of common file systems).
+streams), no control characters; at most `MAX_SEGMENT` characters a segment
+and `MAX_NAME` in all (the limits of common file systems, counted in
+characters so that the HTTP API's schema can state the rule exactly:
+`NAME_PATTERN`). A name a file system still cannot hold is only a copy that
+cannot be written.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ from pathlib import Path
 
 MAX_SEGMENT = 255
 MAX_NAME = 1024
+# The rule as a regular expression, for the OpenAPI document (with `maxLength` MAX_NAME): segments
+# of allowed characters, none made only of dots and spaces (which also rules out `.` and `..`).
+_SEGMENT = rf"(?![. ]*(?:/|$))[^/\\:\x00-\x1f\x7f-\x9f\u2028\u2029]{{1,{MAX_SEGMENT}}}"
+NAME_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
 _UNSAFE = {"\\": "a backslash", ":": "a colon (a drive letter or a Windows stream)"}
 
 
@@ -52,10 +59,10 @@ def problem(name: object) -> str | None:
     """Why `name` is not a program's file name, or None when it is one."""
     if not isinstance(name, str):
         return "a file name must be a string"
-    if not name.strip():
+    if not name:
         return "a file name must not be empty"
-    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME:
-        return f"a file name may be at most {MAX_NAME} bytes long"
+    if len(name) > MAX_NAME:
+        return f"a file name may be at most {MAX_NAME} characters long"
     if name.startswith("/"):
         return "a file name must be relative, not start with `/`"
     for char in name:
@@ -73,8 +80,8 @@ def problem(name: object) -> str | None:
             return "a file name must not have an empty segment (`//`, or a trailing `/`)"
         if not segment.strip(". "):
             return "a file name must not have a segment of only dots and spaces"
-        if len(segment.encode("utf-8")) > MAX_SEGMENT:
-            return f"each part of a file name between `/` may be at most {MAX_SEGMENT} bytes long"
+        if len(segment) > MAX_SEGMENT:
+            return f"each part of a file name between `/` may be at most {MAX_SEGMENT} characters long"
     return None
 
 

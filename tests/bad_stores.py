@@ -28,13 +28,13 @@ BAD_NAMES = [
     ("a\\..\\x.flow", "backslash"),
     ("C:x.flow", "colon"),
     ("x\0.flow", "control characters"),
-    ("x" * 5000, "at most 1024 bytes"),
+    ("x" * 5000, "at most 1024 characters"),
     ("", "empty"),
     ("a//x.flow", "empty segment"),
     ("./x.flow", "`.` segment"),
     ("dir/", "empty segment"),
     ("x\n.flow", "control characters"),
-    ("x" * 256 + "/a.flow", "at most 255 bytes"),
+    ("x" * 256 + "/a.flow", "at most 255 characters"),
 ]
 GOOD_NAMES = ["a.flow", "dir/a.flow", "deep/er/a b.flow", "élan.flow", "<input>.flow", "x" * 255]
 

@@ -8,9 +8,12 @@ a file only as a new one: never through a symlink, never over another file.
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bad_stores import BAD_NAMES, GOOD_NAMES
 from flowmetal import filenames
@@ -106,3 +109,12 @@ def test_write_new_refuses_a_bad_name(tmp_path, name, says):
         filenames.write_new(folder, name, "(text)")
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     assert os.listdir(folder) == []
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab. /\\:é\x00\x85\u2028\u00a0")), max_size=12)
+       | st.text(max_size=300))
+def test_the_openapi_pattern_states_exactly_the_rule(name):
+    # The HTTP API's schema and the server must agree on every name (schemathesis relies on it).
+    by_pattern = re.fullmatch(filenames.NAME_PATTERN, name) is not None and len(name) <= filenames.MAX_NAME
+    assert by_pattern == (filenames.problem(name) is None), name

@@ -53,6 +53,7 @@ import json
 import math
 import os
 import sqlite3
+import re
 import sys
 import time
 import traceback
@@ -75,6 +76,10 @@ MAX_WAIT = 60.0                 # seconds: the longest long poll of /api/steps/c
 MAX_LEASE = 3600.0              # seconds: the longest lease a connector may take on a step
 MAX_LIMIT = 100                 # steps one claim may return
 FINAL = ("completed", "failed", "cancelled")
+# Patterns the handlers check and the OpenAPI document states (`flowmetal.server.openapi`). Blanks are
+# spelled out, not `\s`, which means other characters in Python than in JSON Schema's regexes.
+NOT_BLANK = r"[^ \t\n\r\f\v]"                          # found in a text that is not all blanks
+ENDPOINT_NAME = r"[^ \t\n\r\f\v]+/[^ \t\n\r\f\v/]+"     # a whole endpoint name: `package/name`
 OPEN_STEP = ("pending", "claimed")
 
 MAX_KEY = 255                   # characters of an Idempotency-Key
@@ -177,7 +182,8 @@ def _number(data: dict, name: str, default: float, low: float, high: float, inte
     value = data.get(name, default)
     if value is None:
         value = default
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    # An integer may be written 5.0: JSON does not tell the two apart, and JSON Schema's `integer` allows it.
+    ok = isinstance(value, (int, float)) and (not integer or isinstance(value, int) or value.is_integer())
     if isinstance(value, bool) or not ok:
         what = "an integer" if integer else "a number"
         raise ApiError(400, f"`{name}` must be {what} from {low:g} to {high:g}, not {_kind(value)}")
@@ -571,7 +577,7 @@ async def create_run(request: web.Request) -> web.Response:
         if not isinstance(text, str):
             raise ApiError(400, f"`sources`: the text of `{name}` must be a string, not {_kind(text)}")
     entry = data.get("entry")
-    if not isinstance(entry, str) or not entry.strip():
+    if not isinstance(entry, str) or not re.search(NOT_BLANK, entry):
         raise ApiError(400, "`entry` must be the function to run, as `package/name` (or `name` when the "
                             "program has one package)")
     args = data.get("args", [])
@@ -653,10 +659,16 @@ async def get_sources(request: web.Request) -> web.Response:
 
 
 def _after(request: web.Request) -> int:
-    text = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise ApiError(400, f"`after` (or Last-Event-ID) must be an event number, not {text[:40]!r}")
-    return int(text)
+    """The event number to start after: the `Last-Event-ID` header if given, else `?after=`, else 0.
+    Each, when given, must be 1 to 18 digits (an empty one too is refused)."""
+    after = 0
+    for name, given in (("after", request.query), ("Last-Event-ID", request.headers)):
+        if name in given:
+            text = given[name]
+            if not text.isascii() or not text.isdigit() or len(text) > 18:
+                raise ApiError(400, f"`{name}` must be an event number (1 to 18 digits), not {text[:40]!r}")
+            after = int(text)
+    return after
 
 
 async def trace(request: web.Request) -> web.Response:
@@ -713,7 +725,10 @@ async def cancel(request: web.Request) -> web.Response:
             return None
         if run.status in FINAL:
             return run.status, False
-        return store.request_cancel(run_id), True
+        # The run may have ended since that look (a worker in another connection): then the
+        # store answers how it ended, and nothing was cancelled.
+        status = store.request_cancel(run_id)
+        return status, status in ("cancelled", "cancelling")
     outcome = await api.db(cancel_run)
     if outcome is None:
         raise ApiError(404, f"no run `{run_id}`")
@@ -748,9 +763,14 @@ async def claim(request: web.Request) -> web.Response:
                                        "limit": "count", "worker": "name"})
     endpoints = data.get("endpoints")
     if (not isinstance(endpoints, list) or not endpoints or len(endpoints) > 100
-            or not all(isinstance(e, str) and e for e in endpoints)):
+            or not all(isinstance(e, str) for e in endpoints)):
         raise ApiError(400, "`endpoints` must be a non-empty array (at most 100) of endpoint names, as "
                             "`package/name!`")
+    for name in endpoints:
+        # A name no endpoint can have would be waited for in vain: say so instead.
+        if not re.fullmatch(ENDPOINT_NAME, name):
+            raise ApiError(400, f"`endpoints`: {name[:80]!r} is not an endpoint name, `package/name` "
+                                f"without spaces (as `shop/price!`)")
     lease = _number(data, "lease", 30.0, 1.0, MAX_LEASE)
     wait = _number(data, "wait", 0.0, 0.0, MAX_WAIT)
     limit = int(_number(data, "limit", 10, 1, MAX_LIMIT, integer=True))
@@ -838,7 +858,7 @@ async def fail(request: web.Request) -> web.Response:
     run_id, step = _path_text(request, "run_id", "run"), int(request.match_info["step"])
     data = await json_object(request, {"error": "message"})
     error = data.get("error")
-    if not isinstance(error, str) or not error.strip():
+    if not isinstance(error, str) or not re.search(NOT_BLANK, error):
         raise ApiError(400, "`error` must be a non-empty string saying why the endpoint failed")
     await _open_step(api, run_id, step)
     if not await api.db(SQLiteStore.fail_step, run_id, step, error):

@@ -170,6 +170,8 @@ async def test_creating_a_run_refuses_bad_requests(api):
     await api.refused("POST", post, 400, "`sources`", json={**good, "sources": {}})
     await api.refused("POST", post, 400, "text of `shop.flow` must be a string", json={**good, "sources": {"shop.flow": 1}})
     await api.refused("POST", post, 400, "`entry`", json={"sources": SOURCES})
+    await api.refused("POST", post, 400, "`entry`", json={**good, "entry": " \t\n"})
+    await api.refused("POST", post, 400, "only dots and spaces", json={**good, "sources": {" ": SOURCES["shop.flow"]}})
     await api.refused("POST", post, 400, "`args`", json={**good, "args": "3"})
     await api.refused("POST", post, 400, "`args`", json={**good, "args": [3]})
     await api.refused("POST", post, 400, "malformed JSON", data=b'{"sources": NaN}')
@@ -205,6 +207,11 @@ async def test_unknown_runs_and_routes(api):
     assert "GET" in body["error"] and "POST" in body["error"]
     run_id = await api.start("shop/hook")
     await api.refused("GET", f"/api/runs/{run_id}/trace?after=x", 400, "`after`")
+    await api.refused("GET", f"/api/runs/{run_id}/trace?after=", 400, "`after`")
+    await api.refused("GET", f"/api/runs/{run_id}/trace?after=1", 400, "`Last-Event-ID`",
+                      headers={"Last-Event-ID": ""})
+    # The header is the one that counts, but a malformed `after` beside it is refused all the same.
+    await api.refused("GET", f"/api/runs/{run_id}/trace?after=-1", 400, "`after`", headers={"Last-Event-ID": "1"})
     await api.refused("GET", f"/api/runs/{run_id[:4]}", 404, "no run")  # ids are whole, not prefixes
 
 
@@ -215,6 +222,27 @@ async def test_cancel(api):
     assert (status, body) == (200, {"id": run_id, "status": "cancelled"})
     assert api.store.get_run(run_id).status == "cancelled"
     await api.refused("POST", f"/api/runs/{run_id}/cancel", 409, "ended already")
+
+
+async def test_cancelling_a_run_that_ends_meanwhile_says_how_it_ended(api, monkeypatch):
+    """A worker in another connection fails the run between the handler's look at it and the
+    cancel: the answer is 409 with how it ended, not 202 with a status no cancel has."""
+    run_id = await api.start("shop/pings")
+    assert api.advance(run_id) == "waiting"
+    request_cancel = SQLiteStore.request_cancel
+
+    def ended_first(store, run):
+        other = SQLiteStore(api.path)
+        assert other.fail_step(run, 1, "the pinger is down")
+        executor = Executor(other, public_url="http://callbacks.test")
+        for _ in range(20):
+            executor.run_once(run)
+        assert other.get_run(run).status == "failed"
+        other.close()
+        return request_cancel(store, run)
+    monkeypatch.setattr(SQLiteStore, "request_cancel", ended_first)
+    status, body, _ = await api.call("POST", f"/api/runs/{run_id}/cancel")
+    assert status == 409 and "ended already (failed)" in body["error"], (status, body)
 
 
 # -- steps -------------------------------------------------------------------------------------------------
@@ -275,11 +303,15 @@ async def test_step_requests_refuse_bad_input(api):
     await api.refused("POST", claim, 400, "`endpoints`", json={"endpoints": []})
     await api.refused("POST", claim, 400, "`endpoints`", json={"endpoints": "shop/price!"})
     await api.refused("POST", claim, 400, "`endpoints`", json={"endpoints": [1]})
+    for name in ("", "price!", "shop/", "/price!", "shop/price! ", "shop/pri ce!", "shop/\nprice!"):
+        await api.refused("POST", claim, 400, "not an endpoint name", json={"endpoints": ["shop/price!", name]})
     await api.refused("POST", claim, 400, "`lease`", json={"endpoints": ["shop/price!"], "lease": 0})
     await api.refused("POST", claim, 400, "`lease`", json={"endpoints": ["shop/price!"], "lease": "30"})
     await api.refused("POST", claim, 400, "`wait`", json={"endpoints": ["shop/price!"], "wait": 61})
     await api.refused("POST", claim, 400, "`wait`", json={"endpoints": ["shop/price!"], "wait": True})
     await api.refused("POST", claim, 400, "`limit`", json={"endpoints": ["shop/price!"], "limit": 1.5})
+    status, body, _ = await api.call("POST", claim, json={"endpoints": ["x/y!"], "limit": 5.0, "lease": None})
+    assert (status, body) == (200, {"steps": []})  # 5.0 is an integer in JSON
     await api.refused("POST", claim, 400, "`worker`", json={"endpoints": ["shop/price!"], "worker": ""})
     await api.refused("POST", claim, 400, "unknown field `endpoint`", json={"endpoint": ["shop/price!"]})
     await api.refused("POST", claim, 400, "malformed JSON", data=b"{endpoints: []}")
