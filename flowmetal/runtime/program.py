@@ -52,7 +52,13 @@ def source_hash(text: str) -> str:
 
 def code_hash(sources: dict[str, str]) -> str:
     """One hash for a whole program: its files' names and contents."""
-    return hashlib.sha256(json.dumps(sorted((n, source_hash(t)) for n, t in sources.items())).encode()).hexdigest()
+    return stored_code_hash({n: source_hash(t) for n, t in sources.items()})
+
+
+def stored_code_hash(program: dict[str, str]) -> str:
+    """`code_hash` of a stored program (file names to their sources' hashes), computed from it
+    rather than taken on trust: what tools cache a run's program under."""
+    return hashlib.sha256(json.dumps(sorted(program.items())).encode()).hexdigest()
 
 
 @dataclass
@@ -164,4 +170,4 @@ def _children(e: Expr) -> list[Expr]:
     return []
 
 
-__all__ = ["Program", "ProgramError", "ProgramNameError", "load", "source_hash", "code_hash", "Name"]
+__all__ = ["Program", "ProgramError", "ProgramNameError", "load", "source_hash", "code_hash", "stored_code_hash", "Name"]

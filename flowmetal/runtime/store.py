@@ -38,7 +38,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from flowmetal.runtime.program import source_hash
+from flowmetal.runtime.program import source_hash, stored_code_hash
 
 SCHEMA_VERSION = 3
 # Endpoints the runtime itself answers: never handed to a connector.
@@ -137,7 +137,9 @@ def _run_of(row) -> Run:
     if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
         raise ValueError("its arguments are not a list of literals")
     return Run(row["id"], row["entry"], args, program,
-               row["code_hash"], row["status"], row["result"], row["error"], row["created"], row["updated"],
+               # From the program itself, not the column: a crafted row naming another run's hash must
+               # not be taken for that run's program by anything that caches programs by hash.
+               stored_code_hash(program), row["status"], row["result"], row["error"], row["created"], row["updated"],
                row["owner"], row["lease_until"], row["wake_at"], row["next_seq"], bool(row["cancel_requested"]))
 
 

@@ -111,3 +111,18 @@ def test_a_read_only_store_is_read_and_writes_are_refused_clearly(tmp_path, good
     (tmp_path / "s.flow").write_text(PROGRAM)
     one_clear_line(on_read_only("run", "s.flow", "f", "--store", str(path)), "read-only")
     assert sorted(os.listdir(folder)) == ["store.db"]
+
+
+def test_a_row_naming_another_runs_code_hash_still_runs_its_own_program(tmp_path):
+    # Programs are cached by code hash: a crafted row that claims another program's hash must
+    # run (and show) its own program, not be taken for the cached one.
+    store = SQLiteStore(tmp_path / "store.db")
+    honest = {"s.flow": PROGRAM}
+    first = store.create_run("s/f", [], store.put_sources(honest), code_hash(honest))
+    other = {"s.flow": PROGRAM.replace("41", "7")}
+    crafted = store.create_run("s/f", [], store.put_sources(other), code_hash(honest))
+    assert store.get_run(crafted).code_hash == code_hash(other)
+    executor = Executor(store)
+    executor.run_once(first)
+    executor.run_once(crafted)
+    assert (store.get_run(first).result, store.get_run(crafted).result) == ("41", "7")
