@@ -471,6 +471,17 @@ class SQLiteStore:
         row = self.conn.execute("SELECT cancel_requested FROM runs WHERE id=?", (run_id,)).fetchone()
         return bool(row and row["cancel_requested"])
 
+    # -- sharing executors between runs ----------------------------------------------------------------
+
+    def others_runnable(self, run_id: str, now: float | None = None) -> bool:
+        """Whether a run other than `run_id` could be claimed now (as `claim` would find it):
+        a run that computes for long makes way for it."""
+        now = time.time() if now is None else now
+        row = self.conn.execute("SELECT 1 FROM runs WHERE id<>? AND (status='pending' OR (status='waiting' AND "
+                                "wake_at IS NOT NULL AND wake_at<=?) OR (status='running' AND lease_until<?)) "
+                                "LIMIT 1", (run_id, now, now)).fetchone()
+        return row is not None
+
 
 def open_store(location: str | None = None) -> SQLiteStore:
     """The store named by `--store`, else `FLOWMETAL_STORE`, else `./.flowmetal/store.db`."""
