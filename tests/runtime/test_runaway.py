@@ -220,3 +220,15 @@ def test_a_recursion_without_end_fails_the_run_with_a_clear_fault(tmp_path):
     failed = events[-1]
     assert failed["error"].startswith("call stack too deep")
     assert len(failed["trace"]) == TRACE_KEEP and failed["trace_omitted"] == MAX_DEPTH - TRACE_KEEP
+
+
+def test_bad_settings_are_named_not_guessed(tmp_path):
+    refused = flowmetal("worker", "--once", "--lease", "0", "--store", str(tmp_path / "store.db"), cwd=tmp_path)
+    assert refused.returncode == 2 and "--lease: must be a number of seconds above 0, not 0" in refused.stderr
+    with Serve(tmp_path / "store.db", env={"FLOWMETAL_EXECUTORS": "lots"}) as serve:
+        api = Api(serve)
+        run_id = api.start("runaway/quick", "1")
+        assert until(lambda: api.run(run_id)["status"] == "completed")
+        code, _, err = serve.stop()
+    assert code == 0
+    assert "FLOWMETAL_EXECUTORS must be a whole number from 1 to 64, not 'lots'; running 4 executors" in err
