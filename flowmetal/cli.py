@@ -147,6 +147,17 @@ def _trace(args: argparse.Namespace) -> int:
     return print_events(store, run, as_json=args.format == "json", follow=args.follow)
 
 
+def _positive(text: str) -> float:
+    """A number of seconds above zero (for the worker's options)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
+    return value
+
+
 @_runtime_errors
 def _worker(args: argparse.Namespace) -> int:
     from flowmetal.runtime.cli_support import work
@@ -295,11 +306,14 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     trace.add_argument("--follow", action="store_true", help="keep printing as the run goes on")
     trace.set_defaults(handler=_trace)
 
-    worker = with_store(argparse.ArgumentParser(prog="flowmetal worker",
-                                                description="Claim runnable runs and run them, repeatedly."))
+    worker = with_store(argparse.ArgumentParser(
+        prog="flowmetal worker",
+        description="Claim runnable runs and run them, repeatedly. On SIGTERM or SIGINT the run in hand is "
+                    "checkpointed and released for any worker, and the worker exits."))
     worker.add_argument("--once", action="store_true", help="stop when no run is runnable")
-    worker.add_argument("--lease", type=float, default=30.0, help="seconds a claim lasts without a heartbeat")
-    worker.add_argument("--poll", type=float, default=0.2, help="seconds between looks for work")
+    worker.add_argument("--lease", type=_positive, default=30.0,
+                        help="seconds a claim lasts without a heartbeat (renewed every third of it)")
+    worker.add_argument("--poll", type=_positive, default=0.2, help="seconds between looks for work")
     worker.set_defaults(handler=_worker)
 
     replay = with_store(argparse.ArgumentParser(prog="flowmetal replay",

@@ -177,20 +177,35 @@ def print_events(store: SQLiteStore, run: Run, as_json: bool = False, follow: bo
 
 
 def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: float = 0.2) -> int:
+    """Claim and advance runs until stopped: SIGTERM (exit 0) or SIGINT (exit 130) makes the
+    run in hand commit a checkpoint and go back to the queue first (`Executor`'s `stop`)."""
+    import signal
+    import threading
     import traceback
-    executor = Executor(store, lease=lease)
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum, frame) -> None:
+        received.append(signum)
+        stop.set()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    executor = Executor(store, lease=lease, stop=stop)
     try:
-        while True:
+        while not stop.is_set():
             try:
                 progress = executor.run_once()
             except Exception:  # a store error or a bug: say so, and go on with the next run
                 print(f"flowmetal worker: advancing a run failed:\n{traceback.format_exc()}", file=sys.stderr)
-                time.sleep(1.0)
+                stop.wait(1.0)
                 continue
             if progress is not None:
                 continue
             if once:
                 return 0
-            time.sleep(poll)
-    except KeyboardInterrupt:
-        return 130
+            stop.wait(poll)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 130 if received and received[0] == signal.SIGINT else 0

@@ -21,6 +21,22 @@ Lost uncommitted work is simply done again from the last snapshot.
 
 Every commit checks that this worker still holds the lease (`LeaseLost`
 otherwise, and the work is dropped): two workers never advance one run.
+
+A run that computes without waiting cannot hold its worker for good: the
+machine runs in slices (`SLICE` units of work, a few milliseconds), and at most
+every `LOOK_EVERY` seconds, between slices or from inside a long pure call (the
+machine's `pause` hook), the driver looks around:
+
+    a cancel was asked for        the run ends `cancelled`
+    the executor is stopping      a checkpoint, and the run is released (`pending`)
+    `TIME_SLICE` of CPU spent     released too, if another run is runnable (behind it
+      and another run waits         in the queue); a worker given one run keeps it
+    the lease is a third gone     renewed (a heartbeat), so no other worker takes the run
+    `CHECKPOINT_EVERY` elapsed    a checkpoint (a snapshot: a crash resumes from here);
+                                  never inside a pure call, and rarer when snapshots are slow
+
+A snapshot larger than `MAX_SNAPSHOT` (or one that cannot be written) fails the
+run with a clear error instead of an unstorable commit.
 """
 
 from __future__ import annotations
@@ -29,17 +45,23 @@ import json
 import os
 import secrets
 import socket
+import threading
 import time
 from dataclasses import dataclass
 
-from flowmetal.runtime.machine import Done, Fault, Machine, Wait
+from flowmetal.runtime.machine import Done, Fault, Machine, Slice, Wait
 from flowmetal.runtime.program import Program, ProgramError, load
 from flowmetal.runtime.store import LeaseLost, Run, SQLiteStore, StoreError
 from flowmetal.runtime.values import Member, RecordValue, decode, encode, literal
 from flowmetal.runtime.literals import read_literal
 
 COMMIT_EVERY = 500        # events
-HEARTBEAT_EVERY = 5.0     # seconds
+HEARTBEAT_EVERY = 5.0     # seconds at most between lease renewals (a third of the lease when shorter)
+SLICE = 20_000            # units of work (machine transitions, fast-path calls) between looks at the clock
+LOOK_EVERY = 0.05         # seconds between looks at the store (cancel, lease, queue) while a run computes
+TIME_SLICE = 0.3          # seconds of CPU a run keeps its executor while other runs wait
+CHECKPOINT_EVERY = 5.0    # seconds between checkpoints of a run that computes (at least 10x a snapshot's cost)
+MAX_SNAPSHOT = 256 << 20  # bytes: the largest state a run may store (SQLite's own limit is 1e9)
 TIMEOUT = Member("flowmetal.time", "timeout", "+timeout+")
 UNITS_MS = {"+milliseconds+": 1, "+seconds+": 1000, "+minutes+": 60_000, "+hours+": 3_600_000,
             "+days+": 86_400_000}
@@ -50,6 +72,10 @@ def duration_ms(value) -> int:
         raise Fault(f"expected a duration, not {literal(value)}")
     num, unit = value.values
     return int(num) * UNITS_MS[unit.name]
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MiB" if n >= 1 << 20 else f"{n / 1024:.0f} KiB"
 
 
 def _result(value) -> str:
@@ -64,11 +90,15 @@ class Progress:
 
 
 class Executor:
+    """Drives runs on one store connection, in one thread. `stop`, once set, makes the run
+    in hand commit a checkpoint and go back to the queue (within `LOOK_EVERY` seconds)."""
+
     def __init__(self, store: SQLiteStore, worker: str | None = None, lease: float = 30.0,
-                 public_url: str | None = None) -> None:
+                 public_url: str | None = None, stop: threading.Event | None = None) -> None:
         self.store = store
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.lease = lease
+        self.stop = stop
         self.public_url = (public_url or os.environ.get("FLOWMETAL_PUBLIC_URL") or "http://127.0.0.1:8700").rstrip("/")
         self._programs: dict[str, Program] = {}
 
@@ -83,17 +113,19 @@ class Executor:
     # -- the loop --
 
     def run_once(self, run_id: str | None = None) -> Progress | None:
-        """Claim one runnable run (or the named one, if runnable) and advance it."""
+        """Claim one runnable run (or the named one, if runnable) and advance it. Any run
+        claimed is shared: after its time slice it makes way for other runnable runs; the
+        named one is kept until it waits or ends."""
         run = self.store.claim(self.worker, self.lease, run_id=run_id)
         if run is None:
             return None
         try:
-            return self.advance(run)
+            return self.advance(run, share=run_id is None)
         except LeaseLost:
             return Progress(run.id, "lost")
 
-    def advance(self, run: Run) -> Progress:
-        driver = _Driver(self, run)
+    def advance(self, run: Run, share: bool = False) -> Progress:
+        driver = _Driver(self, run, share)
         try:
             return driver.go()
         except _Cancel:  # asked for while the run was going: it stops at the next checkpoint
@@ -101,7 +133,7 @@ class Executor:
 
 
 class _Driver:
-    def __init__(self, executor: Executor, run: Run) -> None:
+    def __init__(self, executor: Executor, run: Run, share: bool = False) -> None:
         self.ex = executor
         self.store = executor.store
         self.run = run
@@ -109,7 +141,13 @@ class _Driver:
         self.extra: dict = {"steps": [], "timers": [], "callbacks": [], "completed_steps": [],
                             "cancelled_steps": [], "fired_timers": []}
         self.timeouts: list[list] = []  # [step, due] of the with-timeout! timers around the code
-        self.last_beat = time.monotonic()
+        now = time.monotonic()
+        self.share = share               # make way for other runs after a time slice
+        self.last_beat = now
+        self.beat_every = min(HEARTBEAT_EVERY, executor.lease / 3)
+        self.next_look = now + LOOK_EVERY
+        self.next_checkpoint = now + CHECKPOINT_EVERY
+        self.cpu_start = time.thread_time()
 
     def event(self, kind: str, step: int | None = None, line: int | None = None, **data) -> None:
         """Log an event. An event of a step without a line of its own gets its request's line."""
@@ -249,12 +287,17 @@ class _Driver:
     def drive(self, machine: Machine, outcome) -> Progress:
         while True:
             if outcome is None:
-                outcome = machine.run()
+                outcome = machine.run(SLICE, self.pause)
             for tstep in machine.timeouts_done:  # a with-timeout! function finished in time
                 self.event("timer-cancelled", step=tstep)
                 self.extra["cancelled_steps"].append(tstep)
                 self.timeouts = [t for t in self.timeouts if t[0] != tstep]
             machine.timeouts_done.clear()
+            if isinstance(outcome, Slice):
+                outcome = self.between(machine)
+                if outcome is not None:
+                    return outcome
+                continue
             if isinstance(outcome, Done):
                 text = literal(outcome.value)
                 self.event("run-completed", result=text)
@@ -263,17 +306,86 @@ class _Driver:
             outcome = self.endpoint(machine, outcome)
             if isinstance(outcome, Progress):
                 return outcome
-            if len(self.events) >= COMMIT_EVERY or time.monotonic() - self.last_beat > HEARTBEAT_EVERY:
-                self.checkpoint(machine)
+            if outcome is None:  # answered here: the run goes on
+                if len(self.events) >= COMMIT_EVERY:
+                    self.checkpoint(machine)
+                stopped = self.between(machine)
+                if stopped is not None:
+                    return stopped
+
+    # -- between slices --
+
+    def between(self, machine: Machine) -> Progress | None:
+        """Look around, at most every `LOOK_EVERY` seconds (and at once when stopping):
+        None to run on, or the Progress of a run that stopped here."""
+        now = time.monotonic()
+        stopping = self.ex.stop is not None and self.ex.stop.is_set()
+        if not stopping and now < self.next_look:
+            return None
+        self.next_look = now + LOOK_EVERY
+        if self.store.cancel_requested(self.run.id):
+            return self.cancel()
+        if stopping or self.make_way():
+            return self.release(machine)
+        if now >= self.next_checkpoint:
+            self.checkpoint(machine)
+        elif now - self.last_beat >= self.beat_every:
+            self.beat()
+        return None
+
+    def pause(self, resumable: bool = True) -> bool:
+        """The machine's hook inside a long pure call or constant: keep the lease, and say
+        whether it must stop here so that `between` can act. A pure call stopped is made
+        again by the machine, which keeps its progress (`resumable`); a constant's work
+        would be lost, so only a cancel or a shutdown stops one, never sharing."""
+        now = time.monotonic()
+        if self.ex.stop is not None and self.ex.stop.is_set():
+            return True
+        if now < self.next_look:
+            return False
+        self.next_look = now + LOOK_EVERY
+        if self.store.cancel_requested(self.run.id) or (resumable and self.make_way()):
+            self.next_look = now  # `between` acts on it at once
+            return True
+        if now - self.last_beat >= self.beat_every:
+            self.beat()
+        return False
+
+    def make_way(self) -> bool:
+        """Whether this run's time slice is over and another run is waiting for an executor."""
+        return (self.share and time.thread_time() - self.cpu_start >= TIME_SLICE
+                and self.store.others_runnable(self.run.id))
+
+    def beat(self) -> None:
+        self.store.heartbeat(self.run.id, self.ex.worker, self.ex.lease)
+        self.last_beat = time.monotonic()
 
     def checkpoint(self, machine: Machine) -> None:
         """Commit what is done so far with a snapshot of where the run is, and renew the
         lease: a crash after this resumes here, not before the events just committed."""
         if self.store.cancel_requested(self.run.id):
             raise _Cancel()
-        self.commit(snapshot={"machine": machine.snapshot(), "waiting": None, "timeouts": self.timeouts})
-        self.store.heartbeat(self.run.id, self.ex.worker, self.ex.lease)
-        self.last_beat = time.monotonic()
+        started = time.monotonic()
+        self.commit(snapshot=self.state(machine, None))
+        self.beat()
+        self.next_checkpoint = self.last_beat + max(CHECKPOINT_EVERY, 10 * (self.last_beat - started))
+
+    def release(self, machine: Machine) -> Progress:
+        """Checkpoint and put the run back in the queue, behind the runs runnable now."""
+        self.commit(snapshot=self.state(machine, None), status="pending", wake_at=time.time(), release=True)
+        return Progress(self.run.id, "pending")
+
+    def state(self, machine: Machine, waiting: dict | None, **more) -> dict:
+        """The run's snapshot, refused (a `Fault`: the run fails) when it cannot be stored."""
+        try:
+            state = {"machine": machine.snapshot(), "waiting": waiting, "timeouts": self.timeouts, **more}
+            size = len(json.dumps(state, separators=(",", ":")))
+        except (ValueError, RecursionError, OverflowError) as error:
+            raise Fault(f"the run's state cannot be stored: {error}") from None
+        if size > MAX_SNAPSHOT:
+            raise Fault(f"the run's state is too large to store: {_size(size)}, more than the limit of "
+                        f"{_size(MAX_SNAPSHOT)}")
+        return state
 
     def endpoint(self, machine: Machine, wait: Wait):
         """Answer or record one endpoint call. Returns the next outcome to handle (None: run
@@ -328,7 +440,7 @@ class _Driver:
     def suspend(self, machine: Machine, waiting: dict) -> Progress:
         active = [waiting["step"], *(t[0] for t in self.timeouts)]
         lines = {str(step): self.step_lines.get(step) for step in active if self.step_lines.get(step)}
-        state = {"machine": machine.snapshot(), "waiting": waiting, "timeouts": self.timeouts, "lines": lines}
+        state = self.state(machine, waiting, lines=lines)
         self.commit(snapshot=state, status="waiting", wake_at=self.wake_at(waiting), release=True)
         # A step that was answered while we committed (a callback delivered, a connector
         # quick to answer) woke the run already: `complete_step` sets its wake time.
@@ -340,7 +452,8 @@ class _Driver:
         where = machine.where() if machine is not None else None
         span = self.span(self.program.ids.get(id(where))) if where is not None else None
         self.event("run-failed", line=self.line(self.program.ids.get(id(where))) if where is not None else None,
-                   error=fault.message, trace=trace, **({"span": span} if span else {}))
+                   error=fault.message, trace=trace, **({"span": span} if span else {}),
+                   **({"trace_omitted": fault.omitted} if fault.omitted else {}))
         self.commit(status="failed", error=fault.render(), release=True)
         return Progress(self.run.id, "failed")
 

@@ -11,12 +11,26 @@ stack: as fast as a tree-walking interpreter in Python gets.
 The machine stays the source of truth. It uses the fast path for a call of a
 pure function and falls back to itself when the fast path cannot finish:
 on `RecursionError` (recursion deeper than Python's stack: the machine's
-depth is bounded by memory only) and on a fault (the machine runs the call
+depth is bounded by its own, larger, limit) and on a fault (the machine runs the call
 again, which is safe since it is pure, so that the fault has its Flowmetal
 stack trace). Results are the same values either way.
+
+Compiled code can be stopped: every call it makes (and every item a `map`,
+`filter` or `reduce` goes through) spends one unit of the budget the machine
+gives it (`begin`). Counting must cost next to nothing, so a call takes a token
+from a deque (`pop`, one call into C; `try` is free in Python 3.11) and only
+every `CHUNK` calls, when the tokens run out, does `empty` do the sums. When the
+call's allowance is spent, `pause()` (the driver's hook) either lets it go on
+with a new budget or stops it with `OutOfFuel`; the machine then makes the call
+itself, from its start. Stopping throws the call's work away, so the driver
+stops a call only when it must (a cancel, a shutdown, other runs waiting),
+never just to look around: it does that (renewing its lease) inside `pause()`.
 """
 
 from __future__ import annotations
+
+from collections import deque
+from itertools import repeat
 
 from flowmetal.forms import (
     split_arguments, Call, Cond, Definition, Do, FnExpr, If, Let, Lit, Logic, MapLit, Match, Name, PBind, PInvalid, PLit,
@@ -28,10 +42,16 @@ from flowmetal.runtime.values import BuiltinFn, Closure, GlobalFn, Keyword, Memb
 from flowmetal.syntax import Kind
 
 HIGHER_ORDER = {"map", "filter", "reduce"}
+UNLIMITED = (1 << 30) - 1  # the allowance of a call made without a budget (never looked at)
+CHUNK = 4096               # tokens put in at a time: the budget is looked at every CHUNK calls
 
 
 class NotPure(Exception):
     pass
+
+
+class OutOfFuel(Exception):
+    """The budget was spent inside compiled code and `pause()` asked it to stop."""
 
 
 def pure_functions(program: Program) -> set[tuple[str, str]]:
@@ -109,6 +129,37 @@ class Compiler:
         self.program = program
         self.pure = pure
         self.compiled: dict[tuple[str, str], tuple] = {}
+        self.tokens: deque = deque()  # one taken a call; the compiled closures hold its `pop`
+        self.take = self.tokens.pop
+        self.allowance = 0            # units the current call may spend before `pause` is asked
+        self.budget: int | None = None
+        self.pause = None
+        self._start = 0
+        self._refills = 0
+
+    def begin(self, allowance: int, budget: int | None, pause) -> None:
+        """Before a call: it may spend `allowance` units, then `budget` more each time
+        `pause()` lets it go on (no budget: no limit)."""
+        self.allowance, self.budget, self.pause = allowance, budget, pause
+        self._start, self._refills = len(self.tokens), 0
+
+    def spent(self) -> int:
+        """Units spent since `begin`."""
+        return self._start + CHUNK * self._refills - len(self.tokens)
+
+    def left(self) -> int:
+        """Units of the allowance left (below zero: overspent, by less than `CHUNK`)."""
+        return self.allowance - self.spent()
+
+    def empty(self) -> None:
+        """No token left: go on (more tokens), or stop (`OutOfFuel`) when the allowance is
+        spent and `pause()` does not let the call go on."""
+        if self.budget is not None and self.spent() >= self.allowance:
+            if self.pause is None or self.pause(True):
+                raise OutOfFuel
+            self.allowance = self.spent() + self.budget  # a new slice, inside the call
+        self._refills += 1
+        self.tokens.extend(repeat(None, CHUNK))
 
     def function(self, key: tuple[str, str]):
         """(parameter names, defaults as closures, body closure) of a pure defn."""
@@ -122,6 +173,10 @@ class Compiler:
         return found
 
     def call_pure(self, key, args: list | None, supplied: dict | None):
+        try:
+            self.take()
+        except IndexError:
+            self.empty()
         params, defaults, body = self.compiled.get(key) or self.function(key)
         env = {}
         for i, name in enumerate(params):
@@ -300,15 +355,24 @@ class Compiler:
                     if not body_cell:
                         body_cell.append((self.compiled.get(key) or self.function(key))[2])
                     return body_cell[0]
+                take, empty = self.take, self.empty
                 if len(names) == 1:
                     (name0,), (arg0,) = names, args
 
                     def call1(env):
+                        try:
+                            take()
+                        except IndexError:
+                            empty()
                         body = body_cell[0] if body_cell else body_of()
                         return body({name0: arg0(env)})
                     return call1
 
                 def call_fn(env):
+                    try:
+                        take()
+                    except IndexError:
+                        empty()
                     body = body_cell[0] if body_cell else body_of()
                     return body(dict(zip(names, [a(env) for a in args])))
                 return call_fn
@@ -368,12 +432,17 @@ class Compiler:
 
     def higher_order(self, name: str, args):
         f = args[0]
+        take, empty = self.take, self.empty
 
         def apply(fn, values):
+            try:
+                take()  # one unit an item, whatever the function
+            except IndexError:
+                empty()
             if type(fn) is BuiltinFn:
                 return rb.call(fn.name, values)
             if type(fn) is GlobalFn:
-                return self.call_pure((fn.package, fn.name), values, None)
+                return self.call_pure((fn.package, fn.name), values, None)  # spends its own unit too
             if type(fn) is Closure:
                 fexpr = self.program.exprs[fn.fn_id]
                 body = self._closure_body(fn.fn_id, fexpr)

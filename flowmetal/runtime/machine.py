@@ -7,7 +7,7 @@ an explicit list of frames, each a tuple of a tag and plain parts (expressions,
 environments, values, numbers). `snapshot()` turns the whole state into JSON-able
 data (expressions by id, environments by a shared table, values by
 `values.encode`), and `Machine.restore` rebuilds it. Recursion depth is bounded
-by memory, not by Python's recursion limit.
+by `MAX_DEPTH`, not by Python's recursion limit.
 
 The loop alternates two modes: *eval* (an expression and an environment) and
 *apply* (a value returned to the frame on top of the stack). Calls bind
@@ -24,11 +24,28 @@ idempotency key's second half), the endpoint and its arguments; the driver
 with the result. `with-timeout!` is the one endpoint that runs code: the driver
 calls `enter_timeout`, which applies the function under a `TIMEOUT` frame, and
 `expire_timeout` unwinds to that frame with `+timeout+` when the timer wins.
+
+A run must never hold its worker for good, so `run(budget)` can stop anywhere:
+after `budget` units of work (a machine transition or a call made by the fast
+path is one unit) it returns a `Slice`, in a state that can be snapshotted or
+run on. A pure call handed to the fast path (`flowmetal.runtime.fast`) spends
+from the same budget; when it is spent inside that call, the `pause` hook
+decides whether the call goes on (the driver renewed its lease, nothing asks it
+to stop) or stops there: the machine then makes the call itself, from its start
+(it is pure, so nothing is done twice that shows), and the slice ends. A
+constant (`def`) is computed by a machine of its own, in slices too.
+
+Memory is bounded too: at most `MAX_DEPTH` calls in progress (tail calls do not
+count: they replace their caller); one more is the fault "call stack too deep",
+and a fault's stack trace keeps only its innermost `TRACE_KEEP` calls.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from itertools import islice, repeat
+from operator import length_hint
 
 from flowmetal.forms import (
     split_arguments, Call, Cond, Do, FnExpr, If, Invalid, Let, Lit, Logic, MapLit, Match, Name, PBind, PInvalid, PLit, PMember,
@@ -42,6 +59,9 @@ from flowmetal.runtime.values import (
 )
 from flowmetal.syntax import Kind
 from flowmetal.types import Enum, Record
+
+MAX_DEPTH = 150_000   # calls in progress at once (non-tail); docs/language.md
+TRACE_KEEP = 20       # the innermost calls a fault's stack trace keeps
 
 # Frame tags.
 CALL, ARGS, BIND, RET, BODY, IF, LET, COND, LOGIC, MATCH, VEC, MAP, HMAP, HFILTER, HREDUCE, TIMEOUT, WHEN = range(17)
@@ -64,17 +84,25 @@ class Env:
 
 
 class Fault(Exception):
-    """A runtime fault: the run fails, with a Flowmetal stack trace."""
+    """A runtime fault: the run fails, with a Flowmetal stack trace (innermost call first;
+    `omitted` outer calls left out)."""
 
     def __init__(self, message: str, trace: list[tuple[str, str, int]] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.trace = trace or []
+        self.omitted = 0
+
+    def set_trace(self, trace: list[tuple[str, str, int]]) -> None:
+        """The stack trace, trimmed to its innermost `TRACE_KEEP` calls."""
+        self.trace, self.omitted = trace[:TRACE_KEEP], max(0, len(trace) - TRACE_KEEP)
 
     def render(self) -> str:
         lines = [f"fault: {self.message}"]
         for package, function, line in self.trace:
             lines.append(f"  in {package}/{function}, line {line}")
+        if self.omitted:
+            lines.append(f"  ... and {self.omitted} more calls")
         return "\n".join(lines)
 
 
@@ -97,7 +125,22 @@ class Done:
     value: object
 
 
+class Slice:
+    """The machine spent its budget: its state is whole (snapshot it, or run it again)."""
+
+    def __repr__(self) -> str:
+        return "Slice()"
+
+
+SLICE = Slice()
+
+
+class _SliceOver(Exception):
+    """`pause` stopped the computation of a constant (see `_constant`)."""
+
+
 MISSING = object()
+_FAST = object()  # `_bind`'s answer when the call is for the fast path: `run` makes it
 
 
 class Machine:
@@ -115,6 +158,10 @@ class Machine:
         self.call_expr = None             # the latest call expression
         self._deep = False           # the fast path hit Python's recursion limit: stay on the machine
         self._plans: dict[int, tuple] = {}
+        self.depth = 0               # calls in progress: RET frames on the stack
+        self._budget: int | None = None
+        self._pause = None
+        self._fast_call_args = None  # the call `_bind` left for `run` to make on the fast path
 
     # -- starting and resuming --------------------------------------------------------------
 
@@ -132,7 +179,7 @@ class Machine:
         missing = [p.name for p in params[len(args):] if p.default is None]
         if missing:
             raise Fault(f"`{name}` needs {', '.join(missing)}")
-        self._bind(("def", package, name), supplied, None)
+        self._settle(self._bind(("def", package, name), supplied, None))
 
     def resume(self, value) -> None:
         """Continue after a `Wait` with the endpoint's result."""
@@ -141,11 +188,17 @@ class Machine:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    def run(self):
-        """Run until the machine finishes (`Done`) or waits (`Wait`); raises `Fault`."""
+    def run(self, budget: int | None = None, pause=None):
+        """Run until the machine finishes (`Done`), waits (`Wait`) or, given a `budget`, has
+        spent it (`Slice`: run again to go on). `pause(resumable)` is asked, inside a pure
+        call or a constant longer than the budget, whether to stop there (True) or go on;
+        `resumable` is False when stopping loses the work (a constant). Raises `Fault`."""
         stack = self.stack
+        # One tick a transition: an iterator of Nones counts without making an int each time.
+        ticks = repeat(None) if budget is None else repeat(None, budget)
+        self._budget, self._pause = budget, pause
         try:
-            while True:
+            for _ in ticks:
                 if self.mode_eval:
                     self._eval(self.expr, self.env)
                     continue
@@ -155,13 +208,24 @@ class Machine:
                 frame = stack.pop()
                 outcome = self._apply(frame, self.value)
                 if outcome is not None:
+                    if outcome is _FAST:
+                        self._fast_call(ticks)
+                        continue
                     return outcome
+            return SLICE
+        except _SliceOver:  # raised before the transition changed anything: it is made again later
+            return SLICE
         except Fault as fault:
             if not fault.trace:
-                fault.trace = self.trace()
+                fault.set_trace(self.trace())
             raise
         except RecursionError:  # a value nested too deep to print or compare
-            raise Fault("a value is nested too deep", self.trace()) from None
+            fault = Fault("a value is nested too deep")
+            fault.set_trace(self.trace())
+            raise fault from None
+        except MemoryError:
+            self.stack.clear()  # give the memory back before anything else
+            raise Fault("out of memory") from None
 
     def trace(self) -> list[tuple[str, str, int]]:
         """The Flowmetal stack trace, innermost function first: each function with the
@@ -300,7 +364,11 @@ class Machine:
             definition = self.program.functions[key]
             inner = Machine(self.program)
             inner.expr, inner.env, inner.mode_eval = definition.value, Env({}), True
-            outcome = inner.run()
+            # Its state is not part of this machine's: stopping it loses its work, so `pause`
+            # is told so (only a cancel or a shutdown stops it) and it goes on otherwise.
+            while isinstance(outcome := inner.run(self._budget, self._pause), Slice):
+                if self._pause is not None and self._pause(False):
+                    raise _SliceOver()
             if not isinstance(outcome, Done):
                 raise Fault(f"the constant `{symbol.name}` calls an endpoint: constants must be pure")
             cache[key] = outcome.value
@@ -334,6 +402,7 @@ class Machine:
             self.expr, self.env, self.mode_eval = body[i], env, True
             return None
         if tag == RET:
+            self.depth -= 1
             return None  # the value passes through: the function returned
         if tag == IF:
             _, e, env = frame
@@ -542,15 +611,47 @@ class Machine:
         if not self._deep:
             compiler = _fast(self.program, key)
             if compiler is not None:
-                try:
-                    self._give(compiler.call_pure(key, None, supplied))
-                    return None
-                except RecursionError:
-                    self._deep = True  # deeper than Python's stack: the machine from here on
-                except (NotPure, Fault, TypeError, ValueError, KeyError, IndexError):
-                    pass  # the machine runs the call again (it is pure), to fault with a trace
-        definition = self.program.functions[key]
+                self._fast_call_args = (compiler, key, owner, supplied, call_id)
+                return _FAST  # `run` makes the call, with what is left of its budget
+        return self._slow_bind(owner, supplied, call_id)
+
+    def _slow_bind(self, owner, supplied: dict, call_id):
+        definition = self.program.functions[(owner[1], owner[2])]
         return self._bind_params(owner, definition.params, supplied, Env({}), call_id)
+
+    def _settle(self, outcome):
+        """`outcome` of a call made outside `run`: a call left for the fast path is made by
+        the machine instead (only `run` has the budget to make it with)."""
+        if outcome is _FAST:
+            _, _, owner, supplied, call_id = self._fast_call_args
+            self._fast_call_args = None
+            return self._slow_bind(owner, supplied, call_id)
+        return outcome
+
+    def _fast_call(self, ticks) -> None:
+        """Make the call `_bind` left for the fast path, spending from `ticks` (what is left
+        of the budget) what it spent."""
+        compiler, key, owner, supplied, call_id = self._fast_call_args
+        self._fast_call_args = None
+        budget = self._budget
+        left = UNLIMITED if budget is None else length_hint(ticks)
+        compiler.begin(left, budget, self._pause)
+        try:
+            value = compiler.call_pure(key, None, supplied)
+        except OutOfFuel:  # asked to stop inside it: the machine makes the call, next slice
+            self._slow_bind(owner, supplied, call_id)
+            compiler.allowance = compiler.spent()  # nothing left: the slice ends
+        except RecursionError:
+            self._deep = True  # deeper than Python's stack: the machine from here on
+            self._slow_bind(owner, supplied, call_id)
+        except (NotPure, Fault, TypeError, ValueError, KeyError, IndexError):
+            self._slow_bind(owner, supplied, call_id)  # run again (it is pure), to fault with a trace
+        else:
+            self._give(value)
+        if budget is not None:
+            spent = min(left, left - compiler.left())  # the call's own slices (`pause`) are not this one's
+            if spent > 0:
+                next(islice(ticks, spent - 1, spent), None)  # spend it: an exhausted budget ends the slice
 
     def _bind_params(self, owner, params, supplied, env, call_id):
         return self._bind_from(owner, params, 0, env, supplied, call_id)
@@ -599,6 +700,9 @@ class Machine:
             tail = caller[4] if caller[1:3] == frame[1:3] else [caller[1], caller[2], caller[3]]
             stack[-1] = (*frame, tail)
         else:
+            if self.depth >= MAX_DEPTH:
+                raise Fault(f"call stack too deep: more than {MAX_DEPTH} frames (a recursion that does not end?)")
+            self.depth += 1
             stack.append((*frame, None))
 
     # -- built-ins -------------------------------------------------------------------------------
@@ -661,13 +765,14 @@ class Machine:
     def enter_timeout(self, step: int, fn) -> object:
         """Apply `fn` under a TIMEOUT frame for step `step` (the driver set its timer)."""
         self.stack.append((TIMEOUT, step))
-        return self._invoke(fn, [], None, None)
+        return self._settle(self._invoke(fn, [], None, None))
 
     def expire_timeout(self, step: int, value) -> bool:
         """Unwind to step `step`'s TIMEOUT frame and return `value` there; False if it is gone."""
         for i in range(len(self.stack) - 1, -1, -1):
             frame = self.stack[i]
             if frame[0] == TIMEOUT and frame[1] == step:
+                self.depth -= sum(1 for f in self.stack[i:] if f[0] == RET)
                 del self.stack[i:]
                 self._give(value)
                 return True
@@ -775,6 +880,8 @@ class Machine:
             owner = part("O", rest[0]) if schema[0] == "O" else None
             parts = [owner if k == "O" else part(k, v, owner) for k, v in zip(schema, rest)]
             machine.stack.append((tag, *parts))
+            if tag == RET:
+                machine.depth += 1
         machine.mode_eval = data["mode_eval"]
         if machine.mode_eval:
             machine.expr = exprs[data["expr"]]
@@ -797,11 +904,16 @@ SCHEMA = {
 
 
 def _fast(program: Program, key: tuple[str, str]):
-    """The compiler holding `key`'s fast path, or None when it has none (see `fast`)."""
+    """The compiler holding `key`'s fast path, or None when it has none (see `fast`). One
+    compiler per program and thread: a compiler holds the budget of the call it makes."""
     from flowmetal.runtime.fast import Compiler, NotPure as _NotPure, pure_functions
-    state = program.__dict__.get("_fast")
+    states = program.__dict__.get("_fast")
+    if states is None:
+        states = program.__dict__.setdefault("_fast", {})
+    thread = threading.get_ident()
+    state = states.get(thread)
     if state is None:
-        state = program.__dict__["_fast"] = (pure_functions(program), Compiler(program, set()), {})
+        state = states[thread] = (pure_functions(program), Compiler(program, set()), {})
     pure, compiler, usable = state
     if key not in pure:
         return None
@@ -816,6 +928,6 @@ def _fast(program: Program, key: tuple[str, str]):
     return compiler if ok else None
 
 
-from flowmetal.runtime.fast import NotPure  # noqa: E402  (fast imports this module's names lazily)
+from flowmetal.runtime.fast import UNLIMITED, NotPure, OutOfFuel  # noqa: E402  (fast imports this module lazily)
 
-__all__ = ["Machine", "Env", "Fault", "Wait", "Done", "Record", "Enum", "Invalid"]
+__all__ = ["Machine", "Env", "Fault", "Wait", "Done", "Slice", "Record", "Enum", "Invalid"]

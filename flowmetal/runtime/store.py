@@ -614,6 +614,17 @@ class SQLiteStore:
         row = self.conn.execute("SELECT cancel_requested FROM runs WHERE id=?", (run_id,)).fetchone()
         return bool(row and row["cancel_requested"])
 
+    # -- sharing executors between runs ----------------------------------------------------------------
+
+    def others_runnable(self, run_id: str, now: float | None = None) -> bool:
+        """Whether a run other than `run_id` could be claimed now (as `claim` would find it):
+        a run that computes for long makes way for it."""
+        now = time.time() if now is None else now
+        row = self.conn.execute("SELECT 1 FROM runs WHERE id<>? AND (status='pending' OR (status='waiting' AND "
+                                "wake_at IS NOT NULL AND wake_at<=?) OR (status='running' AND lease_until<?)) "
+                                "LIMIT 1", (run_id, now, now)).fetchone()
+        return row is not None
+
     # -- idempotency keys of run creation ------------------------------------------------------------
     # A key is recorded with the run id it will name *before* the run is created (`create_run`
     # with that id): a retry finds the key, and creates the run itself if a crash came between.

@@ -6,18 +6,22 @@ What runs, and why this way:
   takes any free port; the address actually bound is printed, as
   `flowmetal serve: listening on http://HOST:PORT`, once the socket is
   listening (tests and scripts wait for that line).
-- An executor thread: `Executor(store, public_url=...).run_once()` in a loop,
-  on its own store connection. When no run is runnable it sleeps until the
-  store's `next_wake()` (the next timer) or `IDLE_POLL` seconds, whichever
-  comes first, and the API wakes it at once when it changes something that
-  may make a run runnable (a new run, a step's result, a callback). It polls
-  at all because other processes may share the store. A thread, not an
-  asyncio task: running a run is CPU work and SQLite calls block.
+- Executor threads (`Executors`: 4, or `FLOWMETAL_EXECUTORS`), each running
+  `Executor(store, public_url=..., stop=...).run_once()` in a loop on its own
+  store connection. When no run is runnable one sleeps until the store's
+  `next_wake()` (the next timer) or `IDLE_POLL` seconds, whichever comes
+  first, and the API wakes them at once when it changes something that may
+  make a run runnable (a new run, a step's result, a callback). They poll at
+  all because other processes may share the store. Threads, not asyncio
+  tasks: running a run is CPU work and SQLite calls block. A run that computes
+  for long makes way for waiting runs after its time slice (see
+  `flowmetal.runtime.executor`), so a few runaway runs cannot starve the rest.
 - The HTTP request connector (`flowmetal.connectors.http_request`), when
   that module is installed, with its own store connection.
 - SIGINT and SIGTERM stop it cleanly: no new requests, open event streams
-  and long polls end, the executor finishes the run it holds (a run is never
-  left mid-commit) and the connector stops; exit status 0. A `kill -9` loses
+  and long polls end, each executor commits a checkpoint of the run it holds
+  and releases it (runnable again by any worker; never left mid-commit), and
+  the connector stops; exit status 0. A `kill -9` loses
   nothing either: every wait is committed before it is waited on, and a run
   held when the process died is taken over once its lease expires.
 
@@ -55,19 +59,48 @@ IDLE_POLL = 0.25     # seconds: the longest the executor sleeps without looking 
 ERROR_PAUSE = 1.0    # seconds: the pause after an unexpected error in the executor's loop
 
 
-class ExecutorThread(threading.Thread):
-    """Runs runnable runs until `stop` is set; `wake` cuts a sleep short."""
+EXECUTORS = 4        # executor threads, unless FLOWMETAL_EXECUTORS says otherwise
+MAX_EXECUTORS = 64
 
-    def __init__(self, location: str, public_url: str, stop: threading.Event, wake: threading.Event) -> None:
-        super().__init__(name="flowmetal-executor", daemon=True)
+
+class Executors:
+    """Executor threads, each with its own store connection, running runnable runs until
+    `stop` is set (then each releases the run it holds: see `Executor`); `wake` cuts their
+    sleeps short. How many: `count`, else `FLOWMETAL_EXECUTORS`, else `EXECUTORS`."""
+
+    def __init__(self, location: str, public_url: str, stop: threading.Event, wake: threading.Event,
+                 count: int | None = None) -> None:
         self.location = location
         self.public_url = public_url
         self.stop = stop
         self.wake = wake
+        self.count = count or self._configured()
+        self.threads = [threading.Thread(target=self._loop, name=f"flowmetal-executor-{i + 1}", daemon=True)
+                        for i in range(self.count)]
 
-    def run(self) -> None:
+    @staticmethod
+    def _configured() -> int:
+        text = os.environ.get("FLOWMETAL_EXECUTORS", "").strip()
+        if not text:
+            return EXECUTORS
+        if text.isdigit() and 1 <= int(text) <= MAX_EXECUTORS:
+            return int(text)
+        print(f"flowmetal serve: FLOWMETAL_EXECUTORS must be a whole number from 1 to {MAX_EXECUTORS}, "
+              f"not {text!r}; running {EXECUTORS} executors", file=sys.stderr, flush=True)
+        return EXECUTORS
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def _loop(self) -> None:
         store = open_store(self.location)
-        executor = Executor(store, public_url=self.public_url)
+        executor = Executor(store, public_url=self.public_url, stop=self.stop)
         try:
             while not self.stop.is_set():
                 self.wake.clear()
@@ -196,7 +229,7 @@ async def _serve(location: str, host: str, port: int, public_url: str | None, to
     url = url_of(host or "0.0.0.0", bound)
     public = public_url or url
 
-    executor = ExecutorThread(location, public, stop, wake)
+    executor = Executors(location, public, stop, wake)
     executor.start()
     connector = None
     # The HTTP request connector runs here when installed (flowmetal.connectors.http_request).
