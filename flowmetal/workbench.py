@@ -413,7 +413,7 @@ class EmbeddedWorker:
             store = open_store(self.location)
             with InProcess(store.path, 0, runs=self.runs) as connectors:
                 self.public_url = connectors.public_url
-                executor = Executor(store, public_url=connectors.public_url)
+                executor = Executor(store, public_url=connectors.public_url, stop=self._stop)
                 while not self._stop.is_set():
                     try:
                         progress = self._round(executor, store)

@@ -12,14 +12,21 @@ and source span (a stored source edited afterwards shows up this way).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 
 from flowmetal.runtime.executor import TIMEOUT
 from flowmetal.runtime.literals import read_literal
-from flowmetal.runtime.machine import Done, Fault, Machine
+from flowmetal.runtime.machine import Done, Fault, Machine, Slice
 from flowmetal.runtime.program import load
 from flowmetal.runtime.store import SQLiteStore
 from flowmetal.runtime.values import literal
+
+
+# How long a replay computes past its log's last step (see `Walk._run_past_log`), and the
+# budget of each slice there.
+PAST_LOG_SECONDS = 10.0
+SLICE_BUDGET = 100_000
 
 
 @dataclass
@@ -40,7 +47,7 @@ def replay(store: SQLiteStore, run_id: str, verify: bool = False) -> Replay:
         pass
     out.steps, out.value, out.fault, out.divergence, out.lines = (walk.steps, walk.value, walk.fault,
                                                                   walk.divergence, walk.lines)
-    if verify and out.divergence is None:
+    if verify and out.divergence is None and not walk.stopped_past_log:
         out.divergence = _compare_end(store, run, walk.machine, out)
     return out
 
@@ -72,8 +79,27 @@ class Walk:
         self.fault_error: Fault | None = None
         self.divergence: str | None = None
         self.lines: list[str] = []
+        self.stopped_past_log = False
         self.package, _ = program.package_of(run.entry)
         self.machine = Machine(program)
+
+    def _run_past_log(self, machine: Machine):
+        """Run on past the log's last step, where the log no longer says how far the run got: a
+        run cancelled, released or still going while it computed may compute for ever. So
+        this runs in slices for at most PAST_LOG_SECONDS, then stops (None) with a line
+        saying so; a run that ended with a fault there still gets to it in that time."""
+        deadline = time.monotonic() + PAST_LOG_SECONDS
+        def pause(resumable: bool = True) -> bool:
+            return time.monotonic() > deadline
+        while True:
+            outcome = machine.run(SLICE_BUDGET, pause)
+            if not isinstance(outcome, Slice):
+                return outcome
+            if time.monotonic() > deadline:
+                self.stopped_past_log = True
+                self.lines.append(f"replay stops {PAST_LOG_SECONDS:g}s past the log's last step: the run "
+                                  f"computed on there ({self.run.status}), and its log says no more")
+                return None
 
     def where(self, expr_id) -> str:
         if expr_id is None or expr_id < 0:
@@ -100,12 +126,18 @@ class Walk:
                 return
         timeouts = self.timeouts
         answered = None
+        last_recorded = max(requested, default=0)
         while True:
             if answered is not None and self.on_step is not None:
                 self.timeouts = timeouts
                 self.on_step(self, answered)
             try:
-                outcome = machine.run()
+                if run.status != "completed" and (answered or 0) >= last_recorded:
+                    outcome = self._run_past_log(machine)
+                    if outcome is None:
+                        return
+                else:
+                    outcome = machine.run()
             except Fault as fault:
                 self.fault, self.fault_error = fault.render(), fault
                 return

@@ -146,3 +146,33 @@ def test_a_state_too_large_to_store_fails_the_run(tmp_path, monkeypatch):
     assert "the run's state is too large to store" in run.error and "more than the limit of 64 KiB" in run.error
     assert store.events(large)[-1].kind == "run-failed"
     assert store.snapshot(large) is None  # nothing unstorable was written
+
+
+def test_replaying_a_run_cancelled_while_it_computed_stops_past_its_log(tmp_path, monkeypatch):
+    # Its log ends in the middle of a computation without end: replay (and the editor's
+    # state at an event, which walks the same way) stops after a while instead of looping.
+    import threading
+
+    from flowmetal.runtime import replay as replay_module
+    monkeypatch.setattr(replay_module, "PAST_LOG_SECONDS", 0.5)
+    store = SQLiteStore(tmp_path / "store.db")
+    sources = {"spin.flow": "(defpackage spin (defn spin [n : int?] : int? (spin (+ n 1))))\n"}
+    run_id = store.create_run("spin/spin", ["0"], store.put_sources(sources), code_hash(sources))
+    worker = threading.Thread(target=lambda: Executor(SQLiteStore(tmp_path / "store.db")).run_once(run_id))
+    worker.start()
+    while store.get_run(run_id).status != "running":
+        pass
+    assert store.request_cancel(run_id) == "cancelling"
+    worker.join(30)
+    assert not worker.is_alive() and store.get_run(run_id).status == "cancelled"
+    result = replay_module.replay(store, run_id, verify=True)
+    assert result.divergence is None and result.value is None and result.fault is None
+    assert "past the log's last step" in result.lines[-1]
+    from flowmetal.runtime.inspect import state_at
+    events = store.events(run_id)
+    state = state_at(program_of(store, run_id), store.get_run(run_id), events, events[-1].seq)
+    assert state.kind == "run-cancelled"
+
+
+def program_of(store, run_id):
+    return load(store.get_sources(store.get_run(run_id).program))
