@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 
+from flowmetal.runtime.faults import Fault
 from flowmetal.runtime.values import (
     FUNCTIONS, Keyword, Member, RecordValue, display, key_value, literal, map_key, type_name,
 )
@@ -23,11 +24,6 @@ from flowmetal.types import (
     ANY, BOOL, FLOAT, INT, JSON, KEYWORD, NIL, NUMBER, STR, Base, Enum, FnOf, ListOf, MapOf, Record, TVar,
     Type, Union,
 )
-
-
-def _fault(message: str):
-    from flowmetal.runtime.machine import Fault
-    return Fault(message)
 
 
 def is_number(v) -> bool:
@@ -53,13 +49,13 @@ def as_list(value, where: str) -> tuple:
         return value
     if value is None:
         return ()
-    raise _fault(f"`{where}` needs a list, not {literal(value)}")
+    raise Fault(f"`{where}` needs a list, not {literal(value)}")
 
 
 def _numbers(name: str, args) -> None:
     for a in args:
         if not is_number(a):
-            raise _fault(f"`{name}` needs numbers, not {literal(a)} (a {type_name(a)})")
+            raise Fault(f"`{name}` needs numbers, not {literal(a)} (a {type_name(a)})")
 
 
 def _arith(name: str, args):
@@ -84,7 +80,7 @@ def _arith(name: str, args):
         out = float(args[0])
         for a in args[1:]:
             if a == 0:
-                raise _fault("division by zero")
+                raise Fault("division by zero")
             out /= a
         return out
     raise AssertionError(name)
@@ -164,7 +160,7 @@ def _json(value):
         if value.record == "callback" and value.fields == ("url",):
             return value.values[0]
         return {f: _json(v) for f, v in zip(value.fields, value.values)}
-    raise _fault(f"{literal(value)} has no JSON form")
+    raise Fault(f"{literal(value)} has no JSON form")
 
 
 def _key(k) -> str:
@@ -213,7 +209,7 @@ def _call(name: str, args: list):
         a, b = args
         _numbers("mod", args)
         if b == 0:
-            raise _fault("division by zero")
+            raise Fault("division by zero")
         return a % b
     if name == "=":
         return all(equal(a, b) for a, b in zip(args, args[1:]))
@@ -230,7 +226,7 @@ def _call(name: str, args: list):
             return 0
         if isinstance(coll, (tuple, dict, str)):
             return len(coll)
-        raise _fault(f"`count` needs a list, map or string, not {literal(coll)}")
+        raise Fault(f"`count` needs a list, map or string, not {literal(coll)}")
     if name == "first":
         items = as_list(args[0], "first")
         return items[0] if items else None
@@ -262,13 +258,13 @@ def _call(name: str, args: list):
             return default
         if coll is None:
             return default
-        raise _fault(f"`get` needs a map or a list, not {literal(coll)}")
+        raise Fault(f"`get` needs a map or a list, not {literal(coll)}")
     if name == "assoc":
         m, k, v = args
         if m is None:
             m = {}
         if not isinstance(m, dict):
-            raise _fault(f"`assoc` needs a map, not {literal(m)}")
+            raise Fault(f"`assoc` needs a map, not {literal(m)}")
         out = dict(m)
         for existing in m:
             if equal(key_value(existing), k):  # replace in place, keeping the key's position
@@ -289,7 +285,7 @@ def _call(name: str, args: list):
         return tuple(args)
     if name == "hash-map":
         if len(args) % 2:
-            raise _fault("`hash-map` takes keys and values in pairs")
+            raise Fault("`hash-map` takes keys and values in pairs")
         return {map_key(args[i]): args[i + 1] for i in range(0, len(args), 2)}
     if name == "builtin-dumps":
         return json.dumps(_json(args[0]), ensure_ascii=False, separators=(",", ":"))
@@ -297,12 +293,12 @@ def _call(name: str, args: list):
         try:
             return _from_json(json.loads(args[0]))
         except (TypeError, ValueError) as error:
-            raise _fault(f"`loads` was given text that is not JSON: {error}") from None
+            raise Fault(f"`loads` was given text that is not JSON: {error}") from None
     from flowmetal.builtins import BUILTINS
     builtin = BUILTINS.get(name)
     if builtin is not None and builtin.predicate_of is not None:
         return is_instance(args[0], builtin.predicate_of)
-    raise _fault(f"no built-in `{name}`")
+    raise Fault(f"no built-in `{name}`")
 
 
 def is_instance(value, t: Type) -> bool:

@@ -38,7 +38,7 @@ from flowmetal.forms import (
 )
 from flowmetal.runtime import builtins as rb
 from flowmetal.runtime.program import Program
-from flowmetal.runtime.values import BuiltinFn, Closure, GlobalFn, Keyword, Member, RecordValue, map_key
+from flowmetal.runtime.values import BuiltinFn, Closure, Env, GlobalFn, Keyword, Member, RecordValue, map_key
 from flowmetal.syntax import Kind
 
 HIGHER_ORDER = {"map", "filter", "reduce"}
@@ -287,7 +287,6 @@ class Compiler:
             fn_id = self.program.expr_id(e)
 
             def fn(env):
-                from flowmetal.runtime.machine import Env
                 return Closure(fn_id, Env(dict(env)), "fn")
             return fn
         if kind is Match:

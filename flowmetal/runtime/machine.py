@@ -53,57 +53,19 @@ from flowmetal.forms import (
 )
 from flowmetal.resolve import Symbol
 from flowmetal.runtime import builtins as rb
+from flowmetal.runtime.fast import UNLIMITED, Compiler, NotPure, OutOfFuel, pure_functions
+from flowmetal.runtime.faults import TRACE_KEEP, Fault  # noqa: F401  (TRACE_KEEP: the bound named above)
 from flowmetal.runtime.program import Program
 from flowmetal.runtime.values import (
-    BuiltinFn, Closure, GlobalFn, Keyword, Member, RecordValue, decode, encode, literal, map_key, type_name,
+    BuiltinFn, Closure, Env, GlobalFn, Keyword, Member, RecordValue, decode, encode, literal, map_key, type_name,
 )
 from flowmetal.syntax import Kind
 from flowmetal.types import Enum, Record
 
 MAX_DEPTH = 150_000   # calls in progress at once (non-tail); docs/language.md
-TRACE_KEEP = 20       # the innermost calls a fault's stack trace keeps
 
 # Frame tags.
 CALL, ARGS, BIND, RET, BODY, IF, LET, COND, LOGIC, MATCH, VEC, MAP, HMAP, HFILTER, HREDUCE, TIMEOUT, WHEN = range(17)
-
-
-class Env:
-    __slots__ = ("vars", "parent")
-
-    def __init__(self, vars: dict, parent: "Env | None" = None) -> None:
-        self.vars = vars
-        self.parent = parent
-
-    def lookup(self, name: str):
-        env = self
-        while env is not None:
-            if name in env.vars:
-                return env.vars[name]
-            env = env.parent
-        raise KeyError(name)
-
-
-class Fault(Exception):
-    """A runtime fault: the run fails, with a Flowmetal stack trace (innermost call first;
-    `omitted` outer calls left out)."""
-
-    def __init__(self, message: str, trace: list[tuple[str, str, int]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.trace = trace or []
-        self.omitted = 0
-
-    def set_trace(self, trace: list[tuple[str, str, int]]) -> None:
-        """The stack trace, trimmed to its innermost `TRACE_KEEP` calls."""
-        self.trace, self.omitted = trace[:TRACE_KEEP], max(0, len(trace) - TRACE_KEEP)
-
-    def render(self) -> str:
-        lines = [f"fault: {self.message}"]
-        for package, function, line in self.trace:
-            lines.append(f"  in {package}/{function}, line {line}")
-        if self.omitted:
-            lines.append(f"  ... and {self.omitted} more calls")
-        return "\n".join(lines)
 
 
 @dataclass
@@ -906,7 +868,6 @@ SCHEMA = {
 def _fast(program: Program, key: tuple[str, str]):
     """The compiler holding `key`'s fast path, or None when it has none (see `fast`). One
     compiler per program and thread: a compiler holds the budget of the call it makes."""
-    from flowmetal.runtime.fast import Compiler, NotPure as _NotPure, pure_functions
     states = program.__dict__.get("_fast")
     if states is None:
         states = program.__dict__.setdefault("_fast", {})
@@ -922,12 +883,10 @@ def _fast(program: Program, key: tuple[str, str]):
         try:
             compiler.function(key)
             ok = True
-        except _NotPure:
+        except NotPure:
             ok = False
         usable[key] = ok
     return compiler if ok else None
 
-
-from flowmetal.runtime.fast import UNLIMITED, NotPure, OutOfFuel  # noqa: E402  (fast imports this module lazily)
 
 __all__ = ["Machine", "Env", "Fault", "Wait", "Done", "Slice", "Record", "Enum", "Invalid"]

@@ -77,6 +77,24 @@ class BuiltinFn:
 FUNCTIONS = (Closure, GlobalFn, BuiltinFn)
 
 
+class Env:
+    """The names a closure or a call sees: its own, then its parent's (a chain of scopes)."""
+
+    __slots__ = ("vars", "parent")
+
+    def __init__(self, vars: dict, parent: "Env | None" = None) -> None:
+        self.vars = vars
+        self.parent = parent
+
+    def lookup(self, name: str):
+        env = self
+        while env is not None:
+            if name in env.vars:
+                return env.vars[name]
+            env = env.parent
+        raise KeyError(name)
+
+
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
 
 

@@ -68,18 +68,12 @@ from aiohttp.web_protocol import RequestHandler
 from flowmetal import filenames
 from flowmetal.runtime.store import SQLiteStore, StoreError, open_store
 from flowmetal.server.addresses import Served
+from flowmetal.server.bounds import ENDPOINT_NAME, MAX_LEASE, MAX_LIMIT, MAX_WAIT, NOT_BLANK
 
 MAX_BODY = 1024 * 1024          # bytes: request bodies above this are refused with 413
 POLL = 0.1                      # seconds between looks at the store in long polls and streams
 KEEPALIVE = 15.0                # seconds between comments on an idle event stream
-MAX_WAIT = 60.0                 # seconds: the longest long poll of /api/steps/claim
-MAX_LEASE = 3600.0              # seconds: the longest lease a connector may take on a step
-MAX_LIMIT = 100                 # steps one claim may return
 FINAL = ("completed", "failed", "cancelled")
-# Patterns the handlers check and the OpenAPI document states (`flowmetal.server.openapi`). Blanks are
-# spelled out, not `\s`, which means other characters in Python than in JSON Schema's regexes.
-NOT_BLANK = r"[^ \t\n\r\f\v]"                          # found in a text that is not all blanks
-ENDPOINT_NAME = r"[^ \t\n\r\f\v]+/[^ \t\n\r\f\v/]+"     # a whole endpoint name: `package/name`
 OPEN_STEP = ("pending", "claimed")
 
 MAX_KEY = 255                   # characters of an Idempotency-Key

@@ -35,7 +35,7 @@ import json
 import sys
 
 from flowmetal import __version__, filenames
-from flowmetal.server.app import ENDPOINT_NAME, MAX_LEASE, MAX_LIMIT, MAX_WAIT, NOT_BLANK
+from flowmetal.server.bounds import ENDPOINT_NAME, MAX_LEASE, MAX_LIMIT, MAX_WAIT, NOT_BLANK
 
 # An Idempotency-Key of `POST /api/runs`: 1 to 255 printable ASCII characters, no blank at either
 # end (HTTP drops those).

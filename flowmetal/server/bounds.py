@@ -1,0 +1,17 @@
+"""The bounds and patterns of the HTTP API that the handlers (`app`) enforce and
+the OpenAPI document (`openapi`) states.
+
+Kept apart from both so that the two read the same numbers and patterns, and
+the document can be built without the application (and the application serve
+the document) with imports in one direction only.
+"""
+
+from __future__ import annotations
+
+MAX_WAIT = 60.0                 # seconds: the longest long poll of /api/steps/claim
+MAX_LEASE = 3600.0              # seconds: the longest lease a connector may take on a step
+MAX_LIMIT = 100                 # steps one claim may return
+# Patterns: blanks are spelled out, not `\s`, which means other characters in Python than in JSON
+# Schema's regexes.
+NOT_BLANK = r"[^ \t\n\r\f\v]"                          # found in a text that is not all blanks
+ENDPOINT_NAME = r"[^ \t\n\r\f\v]+/[^ \t\n\r\f\v/]+"     # a whole endpoint name: `package/name`
