@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from flowmetal.analysis import Workspace, standard_modules
+from flowmetal.lang.analysis import Workspace, standard_modules
 
 import programs
 

@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from flowmetal.ide.workbench import Workbench
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.program import code_hash
 from flowmetal.runtime.store import SQLiteStore
-from flowmetal.workbench import Workbench
 
 PROGRAM = """\
 (defpackage bench.inspect

@@ -15,7 +15,7 @@ import ast
 import statistics
 import time
 
-from flowmetal.syntax import read
+from flowmetal.lang.syntax import read
 
 import programs
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from flowmetal.source import Source, Span
+from flowmetal.lang.source import Source, Span
 
 
 def _utf16_len(text: str) -> int:

@@ -1,7 +1,7 @@
 """Running and tracing from the editor: the `flowmetal.*` commands, the `flowmetal/*` requests
 and notifications, and the Run / Trace code lenses (docs/lsp-protocol.md).
 
-Protocol glue over `flowmetal.workbench`, which does the work in plain data.
+Protocol glue over `flowmetal.ide.workbench`, which does the work in plain data.
 Every workbench call runs on one worker thread (`_Runs.pool`): the store is an
 SQLite connection, used by one thread at a time, and a replay for
 `flowmetal/stateAt` must not stall the handling of keystrokes. A watcher task
@@ -28,8 +28,8 @@ in use.
 
 Stored file names come from the store or a serve, which anyone may have
 written: they are checked when read (the store refuses a bad name), a path is
-made from one only inside its folder (`flowmetal.filenames.inside`), and a copy
-is written only as a new file (`flowmetal.filenames.write_new`), never over a
+made from one only inside its folder (`flowmetal.lang.filenames.inside`), and a copy
+is written only as a new file (`flowmetal.lang.filenames.write_new`), never over a
 file it did not write: a location that cannot be shown that way is left out.
 """
 
@@ -44,12 +44,13 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.uris import from_fs_path, to_fs_path
 
-from flowmetal import filenames, ide
+from flowmetal.ide import features
+from flowmetal.ide.workbench import LOOK_EVERY, Workbench, WorkbenchError
+from flowmetal.lang import filenames
+from flowmetal.lang.source import Span
+from flowmetal.lang.types import show
 from flowmetal.runtime.program import code_hash
 from flowmetal.runtime.store import Run, StoreError
-from flowmetal.source import Span
-from flowmetal.types import show
-from flowmetal.workbench import LOOK_EVERY, Workbench, WorkbenchError
 
 from flowmetal_lsp import convert
 
@@ -461,7 +462,7 @@ def register(server) -> None:
         name = ls.name_of(uri)
         out = []
         entries = []
-        for symbol in ide.entry_functions(ls.analysis, name):
+        for symbol in features.entry_functions(ls.analysis, name):
             entry = f"{symbol.package}/{symbol.name}"
             entries.append(entry)
             described = _describe(symbol)
@@ -525,7 +526,7 @@ def _describe(symbol) -> list[dict]:
 
 def _params(ls, name: str, entry: str) -> list[dict]:
     package, _, function = entry.rpartition("/")
-    for symbol in ide.entry_functions(ls.analysis, name):
+    for symbol in features.entry_functions(ls.analysis, name):
         if symbol.name == function and (not package or symbol.package == package):
             return _describe(symbol)
     return []
@@ -534,7 +535,7 @@ def _params(ls, name: str, entry: str) -> list[dict]:
 def _program(ls, name: str) -> dict[str, str]:
     """The file and the files it needs, as the editor has them (unsaved changes included): open
     documents and the workspace's `.flow` files, never another file of the disk."""
-    from flowmetal.runtime.cli_support import program_files
+    from flowmetal.runtime.driving import program_files
 
     def read(path: Path) -> str:
         key = str(path)

@@ -1,4 +1,4 @@
-"""The Flowmetal language server: thin pygls handlers over `flowmetal.ide` and the analysis.
+"""The Flowmetal language server: thin pygls handlers over `flowmetal.ide.features` and the analysis.
 
 Each handler converts the request's positions (UTF-16, see `convert`) into
 code-point offsets, asks the plain-data layer, and converts the answer back.
@@ -49,10 +49,11 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
-from flowmetal import __version__, ide
-from flowmetal.analysis import Workspace
-from flowmetal.diagnostics import Diagnostic, Severity
-from flowmetal.source import Source, Span
+from flowmetal import __version__
+from flowmetal.ide import features
+from flowmetal.lang.analysis import Workspace
+from flowmetal.lang.diagnostics import Diagnostic, Severity
+from flowmetal.lang.source import Source, Span
 
 from flowmetal_lsp import convert, runs
 
@@ -376,7 +377,7 @@ def did_close(ls: FlowmetalServer, params: types.DidCloseTextDocumentParams) -> 
 @guarded
 def hover(ls: FlowmetalServer, params: types.HoverParams) -> types.Hover | None:
     name, offset = ls.offset(params.text_document.uri, params.position)
-    found = ide.hover(ls.analysis, name, offset)
+    found = features.hover(ls.analysis, name, offset)
     if found is None:
         return None
     return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=found.markdown),
@@ -410,7 +411,7 @@ def references(ls: FlowmetalServer, params: types.ReferenceParams) -> list[types
 @guarded
 def prepare_rename(ls: FlowmetalServer, params: types.PrepareRenameParams):
     name, offset = ls.offset(params.text_document.uri, params.position)
-    span = ide.prepare_rename(ls.analysis, name, offset)
+    span = features.prepare_rename(ls.analysis, name, offset)
     if span is None:
         return None
     return types.PrepareRenamePlaceholder(range=convert.range_of(span), placeholder=span.text)
@@ -421,8 +422,8 @@ def prepare_rename(ls: FlowmetalServer, params: types.PrepareRenameParams):
 def rename(ls: FlowmetalServer, params: types.RenameParams) -> types.WorkspaceEdit | None:
     name, offset = ls.offset(params.text_document.uri, params.position)
     try:
-        edits = ide.rename(ls.analysis, name, offset, params.new_name)
-    except ide.RenameError as error:
+        edits = features.rename(ls.analysis, name, offset, params.new_name)
+    except features.RenameError as error:
         from pygls.exceptions import JsonRpcInvalidParams
         raise JsonRpcInvalidParams(str(error)) from None
     return workspace_edit(ls, edits)
@@ -439,13 +440,13 @@ def workspace_edit(ls: FlowmetalServer, edits: dict[str, list[tuple[Span, str]]]
 def document_symbol(ls: FlowmetalServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
     name = ls.name_of(params.text_document.uri)
 
-    def convert_item(item: ide.OutlineItem) -> types.DocumentSymbol:
+    def convert_item(item: features.OutlineItem) -> types.DocumentSymbol:
         return types.DocumentSymbol(name=item.name, kind=SYMBOL_KIND.get(item.kind, types.SymbolKind.Variable),
                                     range=convert.range_of(item.span),
                                     selection_range=convert.range_of(item.name_span),
                                     detail=item.detail or None,
                                     children=[convert_item(c) for c in item.children] or None)
-    return [convert_item(item) for item in ide.outline(ls.analysis, name)]
+    return [convert_item(item) for item in features.outline(ls.analysis, name)]
 
 
 @server.feature(types.WORKSPACE_SYMBOL)
@@ -453,7 +454,7 @@ def document_symbol(ls: FlowmetalServer, params: types.DocumentSymbolParams) -> 
 def workspace_symbol(ls: FlowmetalServer, params: types.WorkspaceSymbolParams) -> list[types.WorkspaceSymbol]:
     return [types.WorkspaceSymbol(name=s.name, kind=SYMBOL_KIND.get(s.kind, types.SymbolKind.Variable),
                                   location=ls.location(s.node.span), container_name=s.package)
-            for s in ide.workspace_symbols(ls.analysis, params.query)]
+            for s in features.workspace_symbols(ls.analysis, params.query)]
 
 
 # -- writing ------------------------------------------------------------------------------------------
@@ -464,7 +465,7 @@ def workspace_symbol(ls: FlowmetalServer, params: types.WorkspaceSymbolParams) -
 def completion(ls: FlowmetalServer, params: types.CompletionParams) -> types.CompletionList:
     name, offset = ls.offset(params.text_document.uri, params.position)
     items = []
-    for c in ide.completion(ls.analysis, name, offset):
+    for c in features.completion(ls.analysis, name, offset):
         edit = types.TextEdit(range=convert.range_of(c.replace), new_text=c.insert or c.label) if c.replace else None
         items.append(types.CompletionItem(
             label=c.label, kind=COMPLETION_KIND.get(c.kind, types.CompletionItemKind.Text), detail=c.detail or None,
@@ -485,11 +486,11 @@ def signature_help(ls: FlowmetalServer, params: types.SignatureHelpParams) -> ty
     label = f"({callee}"
     parameters = []
     for p in found.sig.params:
-        part = f"{p.name} : {ide.show(p.type)}" + (" :default" if p.optional else "")
+        part = f"{p.name} : {features.show(p.type)}" + (" :default" if p.optional else "")
         label += " "
         parameters.append(types.ParameterInformation(label=(len(label), len(label) + len(part))))
         label += part
-    label += f") : {ide.show(found.sig.ret)}"
+    label += f") : {features.show(found.sig.ret)}"
     doc = found.callee.doc if found.callee is not None else None
     return types.SignatureHelp(
         signatures=[types.SignatureInformation(label=label, parameters=parameters, documentation=doc)],
@@ -499,7 +500,7 @@ def signature_help(ls: FlowmetalServer, params: types.SignatureHelpParams) -> ty
 @server.feature(types.TEXT_DOCUMENT_FORMATTING)
 @guarded
 def formatting(ls: FlowmetalServer, params: types.DocumentFormattingParams) -> list[types.TextEdit] | None:
-    from flowmetal.format import format_text
+    from flowmetal.ide.format import format_text
     name = ls.name_of(params.text_document.uri)
     text = ls.analysis.text(name)
     formatted = format_text(text)
@@ -517,7 +518,7 @@ def code_action(ls: FlowmetalServer, params: types.CodeActionParams) -> list[typ
     source = ls.source(name)
     start, end = convert.offset(source, params.range.start), convert.offset(source, params.range.end)
     out = []
-    for action in ide.code_actions(ls.analysis, name, start, end):
+    for action in features.code_actions(ls.analysis, name, start, end):
         out.append(types.CodeAction(
             title=action.title, kind=types.CodeActionKind.QuickFix, edit=workspace_edit(ls, action.edits),
             diagnostics=[ls.lsp_diagnostic(action.diagnostic)] if action.diagnostic else None,
@@ -527,7 +528,7 @@ def code_action(ls: FlowmetalServer, params: types.CodeActionParams) -> list[typ
 
 # -- presentation -----------------------------------------------------------------------------------
 
-LEGEND = types.SemanticTokensLegend(token_types=ide.TOKEN_TYPES, token_modifiers=ide.TOKEN_MODIFIERS)
+LEGEND = types.SemanticTokensLegend(token_types=features.TOKEN_TYPES, token_modifiers=features.TOKEN_MODIFIERS)
 
 
 @server.feature(types.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL, LEGEND)
@@ -536,7 +537,7 @@ def semantic_tokens(ls: FlowmetalServer, params: types.SemanticTokensParams) -> 
     name = ls.name_of(params.text_document.uri)
     data: list[int] = []
     previous_line = previous_char = 0
-    for tok in ide.semantic_tokens(ls.analysis, name):
+    for tok in features.semantic_tokens(ls.analysis, name):
         span = tok.span
         start = convert.position(span.source, span.start)
         end = convert.position(span.source, span.end)
@@ -547,8 +548,8 @@ def semantic_tokens(ls: FlowmetalServer, params: types.SemanticTokensParams) -> 
                 continue
             delta_line = line - previous_line
             delta_char = char - previous_char if delta_line == 0 else char
-            modifiers = sum(1 << ide.TOKEN_MODIFIERS.index(m) for m in tok.modifiers)
-            data += [delta_line, delta_char, end_char - char, ide.TOKEN_TYPES.index(tok.type), modifiers]
+            modifiers = sum(1 << features.TOKEN_MODIFIERS.index(m) for m in tok.modifiers)
+            data += [delta_line, delta_char, end_char - char, features.TOKEN_TYPES.index(tok.type), modifiers]
             previous_line, previous_char = line, char
     return types.SemanticTokens(data=data)
 
@@ -573,7 +574,7 @@ def inlay_hint(ls: FlowmetalServer, params: types.InlayHintParams) -> list[types
     start, end = convert.offset(source, params.range.start), convert.offset(source, params.range.end)
     return [types.InlayHint(position=convert.position(source, offset), label=label, kind=types.InlayHintKind.Type,
                             padding_left=False)
-            for offset, label in ide.inlay_hints(ls.analysis, name, start, end)]
+            for offset, label in features.inlay_hints(ls.analysis, name, start, end)]
 
 
 @server.feature(types.TEXT_DOCUMENT_FOLDING_RANGE)
@@ -582,7 +583,7 @@ def folding_range(ls: FlowmetalServer, params: types.FoldingRangeParams) -> list
     name = ls.name_of(params.text_document.uri)
     source = ls.source(name)
     out = []
-    for start, end, kind in ide.folding(ls.analysis, name):
+    for start, end, kind in features.folding(ls.analysis, name):
         a, b = convert.position(source, start), convert.position(source, end)
         out.append(types.FoldingRange(start_line=a.line, end_line=b.line,
                                       kind=types.FoldingRangeKind.Comment if kind == "comment" else
@@ -597,7 +598,7 @@ def selection_range(ls: FlowmetalServer, params: types.SelectionRangeParams) -> 
     source = ls.source(name)
     out = []
     for pos in params.positions:
-        spans = ide.selection_ranges(ls.analysis, name, convert.offset(source, pos))
+        spans = features.selection_ranges(ls.analysis, name, convert.offset(source, pos))
         parent = None
         for span in reversed(spans):
             parent = types.SelectionRange(range=convert.range_of(span), parent=parent)

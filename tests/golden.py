@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from flowmetal.diagnostics import Diagnostic
+from flowmetal.lang.diagnostics import Diagnostic
 
 EXPECTATION = re.compile(r"^(?P<lead>\s*;;)(?P<pad>\s*)(?P<marks>\^+|v+)(?:@(?P<col>\d+))?\s+(?P<severity>error|warning|info|hint)"
                          r"\s+(?P<code>FM\d+):\s(?P<message>.*)$")

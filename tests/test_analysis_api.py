@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flowmetal.analysis import Workspace
-from flowmetal.types import show
+from flowmetal.lang.analysis import Workspace
+from flowmetal.lang.types import show
 
 LIB = """(defpackage acme.lib
   (defrecord point [x : int?, y : int?] "A point on the grid.")

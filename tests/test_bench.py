@@ -22,7 +22,7 @@ def test_bench_runs_and_reports_each_figure_with_its_target():
 def test_bench_programs_have_the_promised_shape():
     sys.path.insert(0, str(ROOT / "bench"))
     import programs
-    from flowmetal.syntax import read
+    from flowmetal.lang.syntax import read
 
     for lines in (100, 1000, 10_000):
         flow, py = programs.flowmetal(lines), programs.python(lines)

@@ -3,7 +3,7 @@
 Each `tests/testdata/check/*.flow` file is one program. Each subdirectory
 `tests/testdata/check/NAME/` is one program too, made of all its `*.flow` files
 checked together; each file holds the expectations of its own lines. The
-diagnostics are those of `flowmetal.analysis.check_sources`: reader, forms,
+diagnostics are those of `flowmetal.lang.analysis.check_sources`: reader, forms,
 names, types, matches and unused things. See `tests/golden.py` for the notation.
 
 `pytest --update-golden` rewrites the expectations from what the analysis
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import TESTDATA
-from flowmetal.analysis import check_sources
-from flowmetal.syntax import Kind, read, tokens
+from flowmetal.lang.analysis import check_sources
+from flowmetal.lang.syntax import Kind, read, tokens
 
 import golden
 

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, TESTDATA
-from flowmetal.analysis import check_sources
+from flowmetal.lang.analysis import check_sources
 
 import golden
 

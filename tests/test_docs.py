@@ -15,8 +15,8 @@ import re
 import pytest
 
 from conftest import ROOT
-from flowmetal.diagnostics import CODES
-from flowmetal.analysis import check_sources
+from flowmetal.lang.analysis import check_sources
+from flowmetal.lang.diagnostics import CODES
 
 import golden
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from flowmetal.analysis import check_sources
-from flowmetal.forms import lower
-from flowmetal.syntax import read
+from flowmetal.lang.analysis import check_sources
+from flowmetal.lang.forms import lower
+from flowmetal.lang.syntax import read
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT / "tests" / "testdata" / "eval"

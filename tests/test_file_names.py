@@ -1,4 +1,4 @@
-"""The one rule for a program's file names, and paths made from them (flowmetal/filenames.py).
+"""The one rule for a program's file names, and paths made from them (flowmetal/lang/filenames.py).
 
 The rule on tables of bad and good names; `inside`, which makes a path from a name
 only when it stays in its folder, symlinks resolved; and `write_new`, which writes
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bad_stores import BAD_NAMES, GOOD_NAMES
-from flowmetal import filenames
+from flowmetal.lang import filenames
 
 
 @pytest.mark.parametrize("name,says", BAD_NAMES, ids=[repr(n[:20]) for n, _ in BAD_NAMES])

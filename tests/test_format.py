@@ -1,4 +1,4 @@
-"""The formatter (`flowmetal.format`): golden pairs and properties.
+"""The formatter (`flowmetal.ide.format`): golden pairs and properties.
 
 Golden data: each `tests/testdata/format/NAME.in.flow` is formatted and must
 give `NAME.out.flow` exactly (for text with syntax errors the formatter leaves
@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, TESTDATA
-from flowmetal.analysis import check_sources
-from flowmetal.format import BLOCKING_CODES, WIDTH, format_text, format_tree
-from flowmetal.syntax import Kind, read, tokens
+from flowmetal.ide.format import BLOCKING_CODES, WIDTH, format_text, format_tree
+from flowmetal.lang.analysis import check_sources
+from flowmetal.lang.syntax import Kind, read, tokens
 
 FORMAT = TESTDATA / "format"
 GOLDEN = sorted(FORMAT.glob("*.in.flow"))

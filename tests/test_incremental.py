@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
-from flowmetal.analysis import Workspace, check_sources
+from flowmetal.lang.analysis import Workspace, check_sources
 
 sys.path.insert(0, str(ROOT / "bench"))
 import programs  # noqa: E402

@@ -32,7 +32,7 @@ def test_the_wheel_holds_one_grammar_and_every_package(wheel):
     packages = sorted(str(p.parent.relative_to(ROOT)) for p in (ROOT / "flowmetal").rglob("__init__.py"))
     for package in packages:  # every package of the source tree is in the wheel
         assert f"{package}/__init__.py" in names, package
-    for module in ["flowmetal/syntax/reader.py", "flowmetal/cli.py", "flowmetal_lsp/__init__.py",
+    for module in ["flowmetal/lang/syntax/reader.py", "flowmetal/cli/commands.py", "flowmetal_lsp/__init__.py",
                    "flowmetal/runtime/machine.py", "flowmetal/server/app.py"]:
         assert module in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
@@ -50,7 +50,7 @@ def test_the_installed_wheel_checks_files_away_from_the_source(wheel, tmp_path):
                                      "  (defn f [] (sleep! [1 2))))\n")
     env = {"PYTHONPATH": sysconfig.get_paths()["purelib"], "PATH": "/usr/bin:/bin"}
     result = subprocess.run([str(venv / "bin" / "python"), "-c",
-                             "import flowmetal.syntax.grammar as g, sys; print(g.grammar_path()); "
+                             "import flowmetal.lang.syntax.grammar as g, sys; print(g.grammar_path()); "
                              "from flowmetal.cli import main; sys.exit(main(['check', 'p.flow']))"],
                             cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 1, result.stderr

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, TESTDATA
-from flowmetal.source import Source
-from flowmetal.syntax import Kind, Seq, print_tree, read, tokens
-from flowmetal.syntax.reader import _Reader
+from flowmetal.lang.source import Source
+from flowmetal.lang.syntax import Kind, Seq, print_tree, read, tokens
+from flowmetal.lang.syntax.reader import _Reader
 
 import golden
 
@@ -171,7 +171,7 @@ def _accepts(grammar, text):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(PROGRAM, st.text(ALPHABET, max_size=60)))
 def test_fusion_changes_no_text_the_grammar_accepts(text):
-    from flowmetal.syntax import grammar
+    from flowmetal.lang.syntax import grammar
     plain, fused = grammar.load(fused=False), grammar.load(fused=True)
     assert _accepts(plain, text) == _accepts(fused, text)
     assert plain["file"] is not fused["file"] and type(fused["flat"]).__name__ == "Regex"

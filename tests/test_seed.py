@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import ROOT, TESTDATA
-from flowmetal.analysis import check_sources
+from flowmetal.lang.analysis import check_sources
 
 SEED = (TESTDATA / "seed" / "seed.flow").read_text(encoding="utf-8")
 LINES = SEED.splitlines()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flowmetal.source import Source
-from flowmetal.syntax import Kind, Seq, Token, print_tree, read, tokens, walk
+from flowmetal.lang.source import Source
+from flowmetal.lang.syntax import Kind, Seq, Token, print_tree, read, tokens, walk
 
 
 def test_positions_are_one_based_code_points():

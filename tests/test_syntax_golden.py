@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import TESTDATA
-from flowmetal.syntax import Kind, print_tree, read, tokens
+from flowmetal.lang.syntax import Kind, print_tree, read, tokens
 
 import golden
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from flowmetal.terminal import shown
+from flowmetal.cli.terminal import shown
 
 ESC = "\x1b"
 # A clear-screen, a title change (OSC), a C1 CSI, a right-to-left override.

@@ -1,4 +1,4 @@
-"""The workbench's feed of changes (`flowmetal.workbench.Workbench.changes`), on a real store.
+"""The workbench's feed of changes (`flowmetal.ide.workbench.Workbench.changes`), on a real store.
 
 Runs progress in another thread (its own store connection, as another process
 would) while the feed is read as fast as it can be: every event of every run
@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 import time
 
+from flowmetal.ide.workbench import Workbench
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.program import code_hash
 from flowmetal.runtime.store import SQLiteStore
-from flowmetal.workbench import Workbench
 
 PROGRAM = """\
 (defpackage feed

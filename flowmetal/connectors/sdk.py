@@ -88,13 +88,13 @@ from types import ModuleType
 from typing import Callable
 
 from flowmetal.connectors import pause, stopped
-from flowmetal.runtime.builtins import is_instance
+from flowmetal.lang.types import ListOf, MapOf, Record, Type, Union, show
+from flowmetal.runtime.primitives import is_instance
 from flowmetal.runtime.program import Program, ProgramError, load
 from flowmetal.runtime.store import StoreError
 from flowmetal.runtime.values import (
     FUNCTIONS, Keyword, Member, RecordValue, decode, encode, key_value, literal, map_key,
 )
-from flowmetal.types import ListOf, MapOf, Record, Type, Union, show
 
 log = logging.getLogger("flowmetal.connectors.sdk")
 

@@ -32,14 +32,14 @@ from __future__ import annotations
 from collections import deque
 from itertools import repeat
 
-from flowmetal.forms import (
+from flowmetal.lang.forms import (
     split_arguments, Call, Cond, Definition, Do, FnExpr, If, Let, Lit, Logic, MapLit, Match, Name, PBind, PInvalid, PLit,
     PMember, PRecord, PWild, VectorLit, When,
 )
-from flowmetal.runtime import builtins as rb
+from flowmetal.lang.syntax import Kind
+from flowmetal.runtime import primitives as prim
 from flowmetal.runtime.program import Program
 from flowmetal.runtime.values import BuiltinFn, Closure, Env, GlobalFn, Keyword, Member, RecordValue, map_key
-from flowmetal.syntax import Kind
 
 HIGHER_ORDER = {"map", "filter", "reduce"}
 UNLIMITED = (1 << 30) - 1  # the allowance of a call made without a budget (never looked at)
@@ -322,12 +322,12 @@ class Compiler:
             if name in HIGHER_ORDER:
                 return self.higher_order(name, args)
             if len(args) == 2 and name in ("+", "-", "*", "<", ">", "<=", ">="):
-                return self.binary(rb.number2(name), e.args[0], e.args[1], args)
+                return self.binary(prim.number2(name), e.args[0], e.args[1], args)
             if len(args) == 2 and name == "=":
-                equal = rb.equal
+                equal = prim.equal
                 a, b = args
                 return lambda env: equal(a(env), b(env))
-            call = rb.call
+            call = prim.call
 
             def builtin(env):
                 return call(name, [a(env) for a in args])
@@ -400,7 +400,7 @@ class Compiler:
         if symbol.predicate_of is not None:
             t = symbol.predicate_of
             (arg,) = args
-            return lambda env: rb.is_instance(arg(env), t)
+            return lambda env: prim.is_instance(arg(env), t)
         raise NotPure
 
     def binary(self, op, x, y, compiled):
@@ -439,7 +439,7 @@ class Compiler:
             except IndexError:
                 empty()
             if type(fn) is BuiltinFn:
-                return rb.call(fn.name, values)
+                return prim.call(fn.name, values)
             if type(fn) is GlobalFn:
                 return self.call_pure((fn.package, fn.name), values, None)  # spends its own unit too
             if type(fn) is Closure:
@@ -453,13 +453,13 @@ class Compiler:
 
         if name == "map":
             coll = args[1]
-            return lambda env: tuple(apply(f(env), [x]) for x in rb.as_list(coll(env), "map"))
+            return lambda env: tuple(apply(f(env), [x]) for x in prim.as_list(coll(env), "map"))
         if name == "filter":
             coll = args[1]
 
             def filter_(env):
                 fn = f(env)
-                return tuple(x for x in rb.as_list(coll(env), "filter")
+                return tuple(x for x in prim.as_list(coll(env), "filter")
                              if (lambda v: v is not None and v is not False)(apply(fn, [x])))
             return filter_
         init, coll = args[1], args[2]
@@ -467,7 +467,7 @@ class Compiler:
         def reduce_(env):
             fn = f(env)
             acc = init(env)
-            for x in rb.as_list(coll(env), "reduce"):
+            for x in prim.as_list(coll(env), "reduce"):
                 acc = apply(fn, [acc, x])
             return acc
         return reduce_
@@ -510,7 +510,7 @@ class Compiler:
             return bind
         if kind is PLit:
             expected = Keyword(p.value) if p.kind is Kind.KEYWORD else p.value
-            equal = rb.equal
+            equal = prim.equal
             return lambda v, b: equal(v, expected)
         if kind is PMember:
             symbol = self.program.symbols.get(id(p.node))

@@ -1,6 +1,6 @@
 """Looking into a run: its trace with source spans, and its state at any point of its log.
 
-What the editor's trace panel shows (`flowmetal.workbench`, the language
+What the editor's trace panel shows (`flowmetal.ide.workbench`, the language
 server's `flowmetal/trace` and `flowmetal/stateAt`), computed from the store's
 records of one run and the exact program it ran (its stored sources), never
 from the files as they are now.
@@ -30,14 +30,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flowmetal.resolve import Symbol
+from flowmetal.lang.resolve import Symbol
+from flowmetal.lang.source import Source, Span
+from flowmetal.lang.types import ANY, show
 from flowmetal.runtime.machine import RET, Env, Machine
 from flowmetal.runtime.program import Program
 from flowmetal.runtime.replay import Walk
 from flowmetal.runtime.store import Event, Run
 from flowmetal.runtime.values import literal, type_name
-from flowmetal.source import Source, Span
-from flowmetal.types import ANY, show
 
 
 class InspectError(Exception):

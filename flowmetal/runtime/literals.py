@@ -10,10 +10,10 @@ that is no member) is a clear error, not code to run.
 
 from __future__ import annotations
 
-from flowmetal.forms import literal_value
+from flowmetal.lang.forms import literal_value
+from flowmetal.lang.syntax import Kind, Seq, Token, read
 from flowmetal.runtime.program import Program
 from flowmetal.runtime.values import Keyword, Member, RecordValue, map_key
-from flowmetal.syntax import Kind, Seq, Token, read
 
 
 class LiteralError(ValueError):

@@ -47,20 +47,20 @@ from dataclasses import dataclass
 from itertools import islice, repeat
 from operator import length_hint
 
-from flowmetal.forms import (
+from flowmetal.lang.forms import (
     split_arguments, Call, Cond, Do, FnExpr, If, Invalid, Let, Lit, Logic, MapLit, Match, Name, PBind, PInvalid, PLit, PMember,
     PRecord, PWild, VectorLit, When,
 )
-from flowmetal.resolve import Symbol
-from flowmetal.runtime import builtins as rb
+from flowmetal.lang.resolve import Symbol
+from flowmetal.lang.syntax import Kind
+from flowmetal.lang.types import Enum, Record
+from flowmetal.runtime import primitives as prim
 from flowmetal.runtime.fast import UNLIMITED, Compiler, NotPure, OutOfFuel, pure_functions
 from flowmetal.runtime.faults import TRACE_KEEP, Fault  # noqa: F401  (TRACE_KEEP: the bound named above)
 from flowmetal.runtime.program import Program
 from flowmetal.runtime.values import (
     BuiltinFn, Closure, Env, GlobalFn, Keyword, Member, RecordValue, decode, encode, literal, map_key, type_name,
 )
-from flowmetal.syntax import Kind
-from flowmetal.types import Enum, Record
 
 MAX_DEPTH = 150_000   # calls in progress at once (non-tail); docs/language.md
 
@@ -556,7 +556,7 @@ class Machine:
                 return None
             if symbol.predicate_of is not None:
                 (value,) = args if args is not None else list(supplied.values())
-                self._give(rb.is_instance(value, symbol.predicate_of))
+                self._give(prim.is_instance(value, symbol.predicate_of))
                 return None
             raise Fault(f"`{fn.name}` cannot be called")
         raise Fault(f"{literal(fn)} is not a function: it is a {type_name(fn)}")
@@ -672,7 +672,7 @@ class Machine:
     def _builtin(self, name: str, args: list):
         if name in ("map", "filter"):  # a frame walks the items, calling `f` on each in turn
             f, items = args
-            items = rb.as_list(items, name)
+            items = prim.as_list(items, name)
             if not items:
                 self._give(())
                 return None
@@ -680,11 +680,11 @@ class Machine:
             return self._call_value(f, [items[0]], None)
         if name == "reduce":
             f, init, items = args
-            items = rb.as_list(items, "reduce")
+            items = prim.as_list(items, "reduce")
             self.stack.append((HREDUCE, f, items, 0))
             self._give(init)
             return None
-        self._give(rb.call(name, args))
+        self._give(prim.call(name, args))
         return None
 
     # -- patterns ----------------------------------------------------------------------------------
@@ -698,7 +698,7 @@ class Machine:
             return True
         if kind is PLit:
             expected = Keyword(p.value) if p.kind is Kind.KEYWORD else p.value
-            return rb.equal(value, expected)
+            return prim.equal(value, expected)
         if kind is PMember:
             symbol = self.program.symbols.get(id(p.node))
             if symbol is None:

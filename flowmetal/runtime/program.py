@@ -7,7 +7,7 @@ process. That is what lets a suspended run be resumed elsewhere: its state
 holds ids and values, never Python objects.
 
 `load` refuses a program with errors, with their diagnostics, and a program
-with a file name that is not a plain relative name (`flowmetal.filenames`):
+with a file name that is not a plain relative name (`flowmetal.lang.filenames`):
 tools turn those names into paths.
 """
 
@@ -17,14 +17,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from flowmetal import filenames
-from flowmetal.analysis import Workspace
-from flowmetal.diagnostics import Diagnostic
-from flowmetal.forms import (
+from flowmetal.lang import filenames
+from flowmetal.lang.analysis import Workspace
+from flowmetal.lang.diagnostics import Diagnostic
+from flowmetal.lang.forms import (
     Call, Cond, Definition, Do, Expr, FnExpr, If, Let, Logic, MapLit, Match, Name, VectorLit, When,
 )
-from flowmetal.resolve import PackageScope, Symbol
-from flowmetal.syntax import Token
+from flowmetal.lang.resolve import PackageScope, Symbol
+from flowmetal.lang.syntax import Token
 
 
 class ProgramError(Exception):
@@ -114,7 +114,7 @@ def load(sources: dict[str, str]) -> Program:
             for token, symbol in facts.refs:
                 program.symbols[id(token)] = symbol
     # The standard packages' own code (e.g. `make-duration`) needs its names too.
-    from flowmetal.check import check_definition
+    from flowmetal.lang.check import check_definition
     for scope in workspace.program.packages.values():
         if scope.standard:
             for definition in scope.package.definitions:

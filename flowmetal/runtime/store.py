@@ -267,8 +267,8 @@ class SQLiteStore:
 
     def put_sources(self, sources: dict[str, str]) -> dict[str, str]:
         """Store a program's files, content-addressed; their names -> hashes. Each name must be
-        a plain relative file name (`flowmetal.filenames`): nothing is stored otherwise."""
-        from flowmetal import filenames
+        a plain relative file name (`flowmetal.lang.filenames`): nothing is stored otherwise."""
+        from flowmetal.lang import filenames
         for name in sources:
             why = filenames.problem(name)
             if why is not None:
@@ -285,9 +285,9 @@ class SQLiteStore:
     def get_sources(self, program: dict[str, str]) -> dict[str, str]:
         """A run's program (`Run.program`: names -> hashes): names -> texts. A store may come
         from anywhere (one shipped in a repository): a name that is not a plain relative file
-        name (`flowmetal.filenames`), which tools would turn into a path outside the program's
+        name (`flowmetal.lang.filenames`), which tools would turn into a path outside the program's
         folder, is refused."""
-        from flowmetal import filenames
+        from flowmetal.lang import filenames
         if not isinstance(program, dict) or not all(isinstance(d, str) for d in program.values()):
             raise StoreError(f"{self.path}: a run's program is not a map of file names to source hashes")
         for name in program:

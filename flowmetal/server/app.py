@@ -65,7 +65,7 @@ from typing import Any, Callable
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from flowmetal import filenames
+from flowmetal.lang import filenames
 from flowmetal.runtime.store import SQLiteStore, StoreError, open_store
 from flowmetal.server.addresses import Served
 from flowmetal.server.bounds import ENDPOINT_NAME, MAX_LEASE, MAX_LIMIT, MAX_WAIT, NOT_BLANK
@@ -509,7 +509,7 @@ async def _run_or_404(api: _Api, run_id: str):
 
 def _check_new_run(sources: dict[str, str], entry: str, args: list[str]):
     """Check a program, its entry and its arguments as `flowmetal run` does (422 when refused)."""
-    from flowmetal.runtime.cli_support import check_entry
+    from flowmetal.runtime.driving import check_entry
     from flowmetal.runtime.literals import LiteralError, read_literal
     from flowmetal.runtime.program import ProgramError, ProgramNameError, code_hash, load
     try:
@@ -801,11 +801,11 @@ async def _open_step(api: _Api, run_id: str, step: int):
 
 def _result_value(program, endpoint: str, data: dict):
     """The step's result as a Flowmetal value of the endpoint's declared return type (422 if not)."""
-    from flowmetal.runtime.builtins import is_instance
+    from flowmetal.lang.types import ANY, show
     from flowmetal.runtime.literals import LiteralError, read_literal
+    from flowmetal.runtime.primitives import is_instance
     from flowmetal.runtime.values import literal
     from flowmetal.server.jsonvalues import ConversionError, from_json
-    from flowmetal.types import ANY, show
     package, _, name = endpoint.rpartition("/")
     scope = program.scopes.get(package)
     symbol = scope.decls.get(name) if scope else None

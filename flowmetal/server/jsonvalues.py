@@ -35,12 +35,12 @@ import json
 import math
 import re
 
-from flowmetal.runtime.values import (
-    Keyword, Member, RecordValue, key_value, literal, map_key,
-)
-from flowmetal.types import (
+from flowmetal.lang.types import (
     ANY, BOOL, FLOAT, INT, JSON, KEYWORD, NIL, NUMBER, STR, Base, Enum, FnOf, ListOf, MapOf, Record, TVar,
     Type, Union, show,
+)
+from flowmetal.runtime.values import (
+    Keyword, Member, RecordValue, key_value, literal, map_key,
 )
 
 MAX_DEPTH = 100

@@ -11,7 +11,7 @@ never `0.0.0.0`), else on `http://127.0.0.1:PORT`.
 
 The language server's embedded worker uses it too, and may narrow what the
 connector does to the steps of some runs (`runs`): an untrusted store's other
-runs are never advanced by the editor (flowmetal.workbench).
+runs are never advanced by the editor (flowmetal.ide.workbench).
 """
 
 from __future__ import annotations

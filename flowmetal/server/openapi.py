@@ -34,7 +34,8 @@ from __future__ import annotations
 import json
 import sys
 
-from flowmetal import __version__, filenames
+from flowmetal import __version__
+from flowmetal.lang import filenames
 from flowmetal.server.bounds import ENDPOINT_NAME, MAX_LEASE, MAX_LIMIT, MAX_WAIT, NOT_BLANK
 
 # An Idempotency-Key of `POST /api/runs`: 1 to 255 printable ASCII characters, no blank at either

@@ -1,6 +1,6 @@
 """A running `flowmetal serve`, read through its HTTP API as if it were a store.
 
-For tools that look into runs (`flowmetal.workbench`, under the language
+For tools that look into runs (`flowmetal.ide.workbench`, under the language
 server) when the store is not theirs to open: the serve may be on another
 machine. `RemoteStore` answers the reading half of `SQLiteStore`'s interface
 (runs, their events, their programs) from `GET /api/runs`, `GET
@@ -13,7 +13,7 @@ files; they are computed here from the texts the serve sends, which are
 fetched once for each program (the code hash). Every failure is a
 `StoreError` naming the serve and the problem. A serve is no more trusted than
 a store file: a program whose file names are not plain relative names
-(`flowmetal.filenames`) is refused when it is read (`get_sources`), as the
+(`flowmetal.lang.filenames`) is refused when it is read (`get_sources`), as the
 store refuses it.
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import httpx
 
-from flowmetal import filenames
+from flowmetal.lang import filenames
 from flowmetal.runtime.program import source_hash
 from flowmetal.runtime.store import Event, Run, StoreError
 

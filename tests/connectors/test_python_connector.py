@@ -17,10 +17,10 @@ import pytest
 
 from connector_helpers import drive, start_run
 from flowmetal.connectors.sdk import Connector, conforms, endpoint, from_python, run_connector
+from flowmetal.lang.types import BASES, ListOf, MapOf, Union
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.store import SQLiteStore
 from flowmetal.runtime.values import Keyword, RecordValue, decode
-from flowmetal.types import BASES, ListOf, MapOf, Union
 
 HERE = Path(__file__).resolve().parent
 SOURCES = {"billing.flow": (HERE / "billing.flow").read_text(encoding="utf-8")}

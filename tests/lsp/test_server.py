@@ -243,8 +243,8 @@ async def test_signature_help_shows_the_active_parameter(client: LanguageClient)
 async def test_semantic_tokens_mark_durable_calls_apart(client: LanguageClient):
     uri = open_doc(client, LIB)
     await diagnostics(client, uri)
-    legend = client.capabilities  # noqa: F841 (the server's legend is fixed: see flowmetal.ide)
-    from flowmetal.ide import TOKEN_MODIFIERS, TOKEN_TYPES
+    legend = client.capabilities  # noqa: F841 (the server's legend is fixed: see flowmetal.ide.features)
+    from flowmetal.ide.features import TOKEN_MODIFIERS, TOKEN_TYPES
     result = await client.text_document_semantic_tokens_full_async(types.SemanticTokensParams(
         text_document=types.TextDocumentIdentifier(uri=uri)))
     line = char = 0
@@ -390,7 +390,7 @@ async def test_formatting_lays_the_document_out_canonically(client: LanguageClie
         text_document=types.TextDocumentIdentifier(uri=uri),
         options=types.FormattingOptions(tab_size=2, insert_spaces=True)))
     (edit,) = edits
-    from flowmetal.format import format_text
+    from flowmetal.ide.format import format_text
     assert edit.new_text == format_text(messy)
     assert "  ;; keep me" in edit.new_text and format_text(edit.new_text) == edit.new_text
     # A broken document is left alone.

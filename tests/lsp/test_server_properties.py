@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from flowmetal.analysis import check_sources
+from flowmetal.lang.analysis import check_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = (ROOT / "examples" / "wilson.flow").read_text(encoding="utf-8")

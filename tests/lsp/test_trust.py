@@ -28,7 +28,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_runs import ENV, Seen, command, plain, request, start_session, watch  # noqa: E402
 
-from flowmetal.runtime.cli_support import prepare_run, record_run  # noqa: E402
+from flowmetal.runtime.driving import prepare_run, record_run  # noqa: E402
 from flowmetal.runtime.executor import Executor  # noqa: E402
 from flowmetal.runtime.store import SQLiteStore  # noqa: E402
 

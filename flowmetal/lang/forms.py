@@ -8,7 +8,7 @@ its smallest offending part, then lowers what it can: a broken expression
 becomes `Invalid`, which later layers treat as `any?` without reporting more,
 so one mistake never cascades.
 
-Names are not resolved here (that is `flowmetal.resolve`'s job): a symbol is a
+Names are not resolved here (that is `flowmetal.lang.resolve`'s job): a symbol is a
 `Name` with its text, and type expressions are structures of `TypeRef`s. Every
 lowered node keeps the syntax node it came from, for spans.
 """
@@ -19,9 +19,9 @@ import inspect
 import re
 from dataclasses import dataclass, field
 
-from flowmetal import diagnostics as d
-from flowmetal.diagnostics import Diagnostic
-from flowmetal.syntax import Kind, Node, Seq, Token, Tree
+from flowmetal.lang import diagnostics as d
+from flowmetal.lang.diagnostics import Diagnostic
+from flowmetal.lang.syntax import Kind, Node, Seq, Token, Tree
 
 # -- expressions ----------------------------------------------------------------------
 

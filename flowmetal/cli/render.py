@@ -6,16 +6,16 @@ span runs on), then each note the same way. `as_json` gives the records that
 `flowmetal check --format json` prints (SPEC section 6): 1-based lines and
 columns counted in code points, `end_column` just past the span's last
 character. Text from the program is shown with its control characters
-escaped (`flowmetal.terminal`), so a source file cannot drive the terminal.
+escaped (`flowmetal.cli.terminal`), so a source file cannot drive the terminal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flowmetal.diagnostics import Diagnostic
-from flowmetal.source import Span
-from flowmetal.terminal import shown
+from flowmetal.cli.terminal import shown
+from flowmetal.lang.diagnostics import Diagnostic
+from flowmetal.lang.source import Span
 
 
 def _excerpt(span: Span) -> list[str]:

@@ -19,11 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from flowmetal.forms import lower
+from flowmetal.cli.terminal import shown
+from flowmetal.lang.forms import lower
+from flowmetal.lang.syntax import read
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.store import Run, SQLiteStore
-from flowmetal.syntax import read
-from flowmetal.terminal import shown
 
 FINAL = ("completed", "failed", "cancelled")
 
@@ -89,9 +89,9 @@ def record_run(store: SQLiteStore, sources: dict[str, str], entry: str, args: li
 
 def check_entry(program, entry: str, args: list) -> None:
     """Refuse a run that could not start: no such function, wrong arguments' number or types."""
-    from flowmetal.runtime.builtins import is_instance
+    from flowmetal.lang.types import show
+    from flowmetal.runtime.primitives import is_instance
     from flowmetal.runtime.values import literal
-    from flowmetal.types import show
     package, name = program.package_of(entry)
     scope = program.scopes.get(package)
     symbol = scope.decls.get(name) if scope else None

@@ -4,7 +4,7 @@
 diagnostics; it never raises. Nothing here knows what a form means.
 """
 
-from flowmetal.syntax.reader import read, read_source
-from flowmetal.syntax.tree import Kind, Node, Seq, Token, Tree, print_tree, tokens, walk
+from flowmetal.lang.syntax.reader import read, read_source
+from flowmetal.lang.syntax.tree import Kind, Node, Seq, Token, Tree, print_tree, tokens, walk
 
 __all__ = ["Kind", "Node", "Seq", "Token", "Tree", "print_tree", "read", "read_source", "tokens", "walk"]

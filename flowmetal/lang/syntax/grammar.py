@@ -45,7 +45,7 @@ GRAMMAR_FILE = "flowmetal.peg"
 
 
 def grammar_path() -> Path:
-    package = Path(__file__).resolve().parent.parent
+    package = Path(__file__).resolve().parents[2]  # flowmetal/, above lang/syntax/
     for candidate in (package / "grammar" / GRAMMAR_FILE,          # installed
                       package.parent / "grammar" / GRAMMAR_FILE):  # source checkout
         if candidate.is_file():

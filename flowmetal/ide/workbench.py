@@ -191,7 +191,7 @@ class Workbench:
             return run.entry
         found = self._entries.get(run.code_hash)
         if found is None:
-            from flowmetal.runtime.cli_support import file_packages
+            from flowmetal.runtime.driving import file_packages
             packages: set[str] = set()
             try:
                 sources = self.sources(run)
@@ -206,7 +206,7 @@ class Workbench:
 
     def start(self, sources: dict[str, str], entry: str, args: list[str], origin: str | None = None) -> str:
         """Check and record a run; the embedded worker (or the configured serve) drives it."""
-        from flowmetal.runtime.cli_support import prepare_run, record_run
+        from flowmetal.runtime.driving import prepare_run, record_run
         from flowmetal.runtime.literals import LiteralError
         try:
             code = prepare_run(sources, entry, args)

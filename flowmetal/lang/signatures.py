@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flowmetal.types import (
+from flowmetal.lang.types import (
     ANY, ANY_FN, ANY_LIST, ANY_MAP, BASES, BOOL, INT, JSON, NUMBER, STR,
     FnOf, ListOf, MapOf, TVar, Type,
 )

@@ -10,7 +10,7 @@ Incremental. `edit(name, start, end, new_text)` applies an editor's change.
 When the change lies inside one definition (`defn`, `defendpoint`, `def`) of a
 package and leaves it one well-bracketed form, only that form is read, lowered
 and checked again: the source is edited in place, so every other node keeps
-its place (positions translate through the edit, see `flowmetal.source`), and
+its place (positions translate through the edit, see `flowmetal.lang.source`), and
 only the definitions that use the edited one are checked again, and only if
 its signature changed. Anything else (an edit between definitions, in a
 `require`, one that renames a definition, unbalances brackets, touches a
@@ -34,15 +34,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 
-from flowmetal.builtins import Sig
-from flowmetal.check import Facts, check_definition, unused_imports
-from flowmetal.diagnostics import Diagnostic
-from flowmetal.forms import Definition, Module, _Lowerer, head_symbol, lower
-from flowmetal.resolve import BUILTIN_SYMBOLS, STDLIB, PackageScope, Program, Symbol
-from flowmetal.source import Source
-from flowmetal.syntax import Seq, Token, read_source
-from flowmetal.syntax.reader import _Reader
-from flowmetal.types import Type, show
+from flowmetal.lang.check import Facts, check_definition, unused_imports
+from flowmetal.lang.diagnostics import Diagnostic
+from flowmetal.lang.forms import Definition, Module, _Lowerer, head_symbol, lower
+from flowmetal.lang.resolve import BUILTIN_SYMBOLS, STDLIB, PackageScope, Program, Symbol
+from flowmetal.lang.signatures import Sig
+from flowmetal.lang.source import Source
+from flowmetal.lang.syntax import Seq, Token, read_source
+from flowmetal.lang.syntax.reader import _Reader
+from flowmetal.lang.types import Type, show
 
 INCREMENTAL_FORMS = frozenset({"defn", "defendpoint", "def"})
 # Reader problems that make the grammar's parse of the whole file fail.

@@ -19,8 +19,8 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from flowmetal.diagnostics import Diagnostic
-from flowmetal.source import Source, Span
+from flowmetal.lang.diagnostics import Diagnostic
+from flowmetal.lang.source import Source, Span
 
 
 class Kind(enum.StrEnum):
@@ -65,7 +65,7 @@ class Token:
 
     `start` and `end` are offsets into the source as it is now: they are stored
     with the source's generation and translated through any edit made since
-    (see `flowmetal.source`).
+    (see `flowmetal.lang.source`).
     """
 
     __slots__ = ("kind", "source", "_start", "_end", "gen", "text")

@@ -31,16 +31,16 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from flowmetal import diagnostics as d
-from flowmetal.builtins import Sig, SigParam
-from flowmetal.diagnostics import Diagnostic, Edit, Fix, Note
-from flowmetal.forms import (
+from flowmetal.lang import diagnostics as d
+from flowmetal.lang.diagnostics import Diagnostic, Edit, Fix, Note
+from flowmetal.lang.forms import (
     split_arguments, Call, Clause, Cond, Definition, Do, Expr, FnExpr, If, Invalid, Let, Lit, Logic, MapLit, Match, Name,
     Param, Pattern, PBind, PInvalid, PLit, PMember, PRecord, PWild, VectorLit, When,
 )
-from flowmetal.resolve import BUILTIN_SYMBOLS, PackageScope, Program, Symbol
-from flowmetal.syntax import Kind, Node, Seq, Token
-from flowmetal.types import (
+from flowmetal.lang.resolve import BUILTIN_SYMBOLS, PackageScope, Program, Symbol
+from flowmetal.lang.signatures import Sig, SigParam
+from flowmetal.lang.syntax import Kind, Node, Seq, Token
+from flowmetal.lang.types import (
     ANY, ANY_FN, BOOL, FLOAT, INT, JSON, KEYWORD, NEVER, NIL, NUMBER, STR, Enum, FnOf, ListOf, MapOf,
     Record, TVar, Type, Union, assignable, could_be, fresh_scope, instantiate, join, meet, remove, show,
     substitute, truthy, type_vars, unify, union,

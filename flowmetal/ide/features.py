@@ -26,15 +26,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from flowmetal.analysis import Workspace
-from flowmetal.builtins import Sig
-from flowmetal.check import _ctors, _head, _useful, Checker
-from flowmetal.diagnostics import Diagnostic
-from flowmetal.forms import DEFINITION_FORMS, SPECIAL_FORMS, Match, PWild
-from flowmetal.resolve import Symbol
-from flowmetal.source import Span
-from flowmetal.syntax import Kind, Seq, Token, tokens, walk
-from flowmetal.types import ANY, Type, show
+from flowmetal.lang.analysis import Workspace
+from flowmetal.lang.check import _ctors, _head, _useful, Checker
+from flowmetal.lang.diagnostics import Diagnostic
+from flowmetal.lang.forms import DEFINITION_FORMS, SPECIAL_FORMS, Match, PWild
+from flowmetal.lang.resolve import Symbol
+from flowmetal.lang.signatures import Sig
+from flowmetal.lang.source import Span
+from flowmetal.lang.syntax import Kind, Seq, Token, tokens, walk
+from flowmetal.lang.types import ANY, Type, show
 
 # -- hover ------------------------------------------------------------------------------------
 
@@ -443,7 +443,7 @@ def _missing_clauses(ws: Workspace, name: str, diag: Diagnostic) -> CodeAction |
 
 def _probe(ctor, match: Match):
     """A pattern standing for one constructor, to ask whether the clauses miss it."""
-    from flowmetal.forms import Name, PLit, PMember, PRecord
+    from flowmetal.lang.forms import Name, PLit, PMember, PRecord
     node = match.node
     key = ctor.key
     if key[0] == "member":
@@ -458,7 +458,7 @@ def _probe(ctor, match: Match):
 
 
 def _matches(package):
-    from flowmetal.forms import Clause
+    from flowmetal.lang.forms import Clause
     stack: list = []
     for definition in package.definitions:
         stack += list(definition.body) + ([definition.value] if definition.value is not None else [])

@@ -89,8 +89,8 @@ from __future__ import annotations
 import gc
 import sys
 
-from flowmetal.syntax.reader import read
-from flowmetal.syntax.tree import Kind, Seq, Token, Tree, print_tree
+from flowmetal.lang.syntax.reader import read
+from flowmetal.lang.syntax.tree import Kind, Seq, Token, Tree, print_tree
 
 __all__ = ["BLOCKING_CODES", "WIDTH", "format_text", "format_tree"]
 

@@ -1,4 +1,4 @@
-"""The built-in functions at run time (their types are in `flowmetal.builtins`).
+"""The built-in functions at run time (their types are in `flowmetal.lang.signatures`).
 
 Semantics where the contract leaves room (also in docs/language.md):
 - `=` compares structurally; numbers compare by value across `int?` and
@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 
+from flowmetal.lang.types import (
+    ANY, BOOL, FLOAT, INT, JSON, KEYWORD, NIL, NUMBER, STR, Base, Enum, FnOf, ListOf, MapOf, Record, TVar,
+    Type, Union,
+)
 from flowmetal.runtime.faults import Fault
 from flowmetal.runtime.values import (
     FUNCTIONS, Keyword, Member, RecordValue, display, key_value, literal, map_key, type_name,
-)
-from flowmetal.types import (
-    ANY, BOOL, FLOAT, INT, JSON, KEYWORD, NIL, NUMBER, STR, Base, Enum, FnOf, ListOf, MapOf, Record, TVar,
-    Type, Union,
 )
 
 
@@ -294,7 +294,7 @@ def _call(name: str, args: list):
             return _from_json(json.loads(args[0]))
         except (TypeError, ValueError) as error:
             raise Fault(f"`loads` was given text that is not JSON: {error}") from None
-    from flowmetal.builtins import BUILTINS
+    from flowmetal.lang.signatures import BUILTINS
     builtin = BUILTINS.get(name)
     if builtin is not None and builtin.predicate_of is not None:
         return is_instance(args[0], builtin.predicate_of)

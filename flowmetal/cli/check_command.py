@@ -18,10 +18,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flowmetal import diagnostics as d
-from flowmetal.diagnostics import Diagnostic
-from flowmetal.analysis import Workspace
-from flowmetal.source import Source
+from flowmetal.lang import diagnostics as d
+from flowmetal.lang.analysis import Workspace
+from flowmetal.lang.diagnostics import Diagnostic
+from flowmetal.lang.source import Source
 
 
 class PathError(Exception):

@@ -50,11 +50,11 @@ import unicodedata
 
 from parsimonious.exceptions import ParseError
 
-from flowmetal import diagnostics as d
-from flowmetal.diagnostics import Diagnostic, Edit, Fix, Note
-from flowmetal.source import Source
-from flowmetal.syntax import grammar as _grammar
-from flowmetal.syntax.tree import CLOSER_OF, SEQ_OF_OPENER, Kind, Node, Seq, Token, Tree
+from flowmetal.lang import diagnostics as d
+from flowmetal.lang.diagnostics import Diagnostic, Edit, Fix, Note
+from flowmetal.lang.source import Source
+from flowmetal.lang.syntax import grammar as _grammar
+from flowmetal.lang.syntax.tree import CLOSER_OF, SEQ_OF_OPENER, Kind, Node, Seq, Token, Tree
 
 _G = _grammar.load()
 _FILE = _G["file"]

@@ -16,13 +16,13 @@ import sqlite3
 import sys
 
 from flowmetal import __version__
-from flowmetal.terminal import shown
+from flowmetal.cli.terminal import shown
 
 
 def _check(args: argparse.Namespace) -> int:
     # Imported here so that `flowmetal --version` and `--help` start instantly.
-    from flowmetal import render
-    from flowmetal.checking import PathError, check_paths
+    from flowmetal.cli import render
+    from flowmetal.cli.check_command import PathError, check_paths
 
     try:
         result = check_paths(args.paths)
@@ -73,7 +73,7 @@ def _runtime_errors(fn):
         try:
             return fn(args)
         except ProgramError as error:
-            from flowmetal import render
+            from flowmetal.cli import render
             if not error.diagnostics:  # refused before reading (a bad file name)
                 print(f"flowmetal {args.command_name}: error: {error}: nothing was run", file=sys.stderr)
                 return 2
@@ -98,7 +98,7 @@ def _runtime_errors(fn):
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from flowmetal.runtime.cli_support import prepare_run, program_files, record_run, wait_for
+    from flowmetal.runtime.driving import prepare_run, program_files, record_run, wait_for
     from flowmetal.runtime.executor import Executor
     sources = program_files(args.file)
     code = prepare_run(sources, args.entry, list(args.args))  # refuse before touching the store
@@ -141,7 +141,7 @@ def _runs(args: argparse.Namespace) -> int:
 
 @_runtime_errors
 def _trace(args: argparse.Namespace) -> int:
-    from flowmetal.runtime.cli_support import print_events
+    from flowmetal.runtime.driving import print_events
     store = _store(args, readonly=True)
     run = store.find_run(args.run)
     return print_events(store, run, as_json=args.format == "json", follow=args.follow)
@@ -160,7 +160,7 @@ def _positive(text: str) -> float:
 
 @_runtime_errors
 def _worker(args: argparse.Namespace) -> int:
-    from flowmetal.runtime.cli_support import work
+    from flowmetal.runtime.driving import work
     return work(_store(args), once=args.once, lease=args.lease, poll=args.poll)
 
 

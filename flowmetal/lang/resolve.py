@@ -26,17 +26,17 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flowmetal import diagnostics as d
-from flowmetal.builtins import BUILTINS, Sig, SigParam
-from flowmetal.diagnostics import Diagnostic, Edit, Fix, Note
-from flowmetal.forms import Definition, Module, Package, TypeApp, TypeExpr, TypeInvalid, TypeRef, TYPE_VARIABLE
-from flowmetal.source import Span
-from flowmetal.syntax import Token
-from flowmetal.types import (
+from flowmetal.lang import diagnostics as d
+from flowmetal.lang.diagnostics import Diagnostic, Edit, Fix, Note
+from flowmetal.lang.forms import Definition, Module, Package, TypeApp, TypeExpr, TypeInvalid, TypeRef, TYPE_VARIABLE
+from flowmetal.lang.signatures import BUILTINS, Sig, SigParam
+from flowmetal.lang.source import Span
+from flowmetal.lang.syntax import Token
+from flowmetal.lang.types import (
     ANY, ANY_FN, ANY_LIST, ANY_MAP, BASES, NIL, Enum, FnOf, ListOf, MapOf, Record, TVar, Type, union,
 )
 
-STDLIB = Path(__file__).resolve().parent / "stdlib"
+STDLIB = Path(__file__).resolve().parents[1] / "stdlib"  # flowmetal/stdlib, beside lang/
 
 
 @dataclass(eq=False, slots=True)

@@ -3,7 +3,7 @@
 A `Diagnostic` is plain data: a span, a severity, a stable code, a message,
 optional notes pointing at related places, and an optional machine-applicable
 `Fix` (text edits an editor can apply as they are). Nothing here knows about
-terminals, JSON or the language server; `flowmetal.render` and `lsp/` turn
+terminals, JSON or the language server; `flowmetal.cli.render` and `lsp/` turn
 diagnostics into those.
 
 Every code lives in `CODES`, one registry with a name, a default severity and a
@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from flowmetal.source import Span
+from flowmetal.lang.source import Span
 
 
 class Severity(enum.Enum):

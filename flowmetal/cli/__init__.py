@@ -1,0 +1,10 @@
+"""The `flowmetal` command line: `commands` parses the arguments and runs each command
+over the library; `check_command` is `flowmetal check`; `render` prints diagnostics;
+`terminal` makes text from programs and runs inert for a terminal.
+
+`main` is the console script's entry point (`flowmetal = flowmetal.cli:main`).
+"""
+
+from flowmetal.cli.commands import main
+
+__all__ = ["main"]
