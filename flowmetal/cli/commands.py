@@ -115,8 +115,12 @@ def _run(args: argparse.Namespace) -> int:
         print(run_id)
         return 0
     from flowmetal.server.local import InProcess
+    from flowmetal.cli.run_output import StatusLine
+    status = StatusLine(store) if sys.stderr.isatty() else None
     with InProcess(store.path, args.port) as connectors:
-        run = wait_for(store, Executor(store, public_url=connectors.public_url), run_id, live=sys.stderr.isatty())
+        run = wait_for(store, Executor(store, public_url=connectors.public_url), run_id, status=status)
+    if status is not None:
+        status.clear()
     if run.status == "completed":
         print(shown(run.result))
         return 0
@@ -141,7 +145,7 @@ def _runs(args: argparse.Namespace) -> int:
 
 @_runtime_errors
 def _trace(args: argparse.Namespace) -> int:
-    from flowmetal.runtime.driving import print_events
+    from flowmetal.cli.run_output import print_events
     store = _store(args, readonly=True)
     run = store.find_run(args.run)
     return print_events(store, run, as_json=args.format == "json", follow=args.follow)

@@ -1,25 +1,27 @@
-"""What the runtime commands of the command line do, kept out of `flowmetal.cli`
-so that the command line stays a thin layer of argument parsing.
+"""Starting and driving runs: the runtime's API for the command line, the HTTP
+server and the editor's workbench, which all start runs the same way.
 
 - `program_files(FILE)`: a run's program is FILE and, from the `*.flow` files
   beside it, those defining the packages it requires (transitively). Their
   sources are stored with the run, so editing the files later changes nothing
   in flight.
+- `prepare_run` and `check_entry`: a run refused before it is recorded (a
+  program with errors, no such function, arguments of the wrong number or
+  type); `record_run`: the pending run in the store.
 - `wait_for`: drive one run in this process until it ends, sleeping until its
-  next timer; on a terminal, a live status line (the step, what it waits on,
-  for how long).
-- `print_events`: a run's log, human or JSON, optionally following it.
-- `work`: the worker loop.
+  next timer (`flowmetal run`).
+- `work`: the worker loop (`flowmetal worker`): SIGTERM and SIGINT become its
+  executor's stop.
+
+What the command line prints of runs is in `flowmetal.cli.run_output`.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
-from flowmetal.cli.terminal import shown
 from flowmetal.lang.forms import lower
 from flowmetal.lang.syntax import read
 from flowmetal.runtime.executor import Executor
@@ -108,72 +110,21 @@ def check_entry(program, entry: str, args: list) -> None:
                            f"not {literal(value)}")
 
 
-def wait_for(store: SQLiteStore, executor: Executor, run_id: str, live: bool = False, poll: float = 0.05) -> Run:
-    started = time.monotonic()
-    shown = False
+def wait_for(store: SQLiteStore, executor: Executor, run_id: str, status=None, poll: float = 0.05) -> Run:
+    """Drive one run in this process until it ends, sleeping until its next timer. `status(run)`,
+    when given, is called each time the run has advanced and not ended (the command line shows
+    a live line)."""
     while True:
         executor.run_once(run_id)
         run = store.get_run(run_id)
         if run.status in FINAL:
-            if shown:
-                sys.stderr.write("\r\x1b[K")
             return run
-        if live:
-            sys.stderr.write("\r\x1b[K" + _status_line(store, run, time.monotonic() - started))
-            sys.stderr.flush()
-            shown = True
+        if status is not None:
+            status(run)
         delay = poll
         if run.status == "waiting" and run.wake_at is not None:
             delay = max(0.0, min(run.wake_at - time.time(), 0.5))
         time.sleep(delay)
-
-
-def _status_line(store: SQLiteStore, run: Run, elapsed: float) -> str:
-    events = store.events(run.id, max(0, run.next_seq - 5))
-    last = next((e for e in reversed(events) if e.kind == "step-requested"), None)
-    what = f"step {last.step}: {last.data.get('endpoint')}" if last else "starting"
-    waiting = ""
-    if run.status == "waiting" and run.wake_at:
-        waiting = f", wakes in {max(0.0, run.wake_at - time.time()):.1f}s"
-    return f"{run.id} {run.status} ({what}{waiting}) {elapsed:.1f}s"
-
-
-def print_events(store: SQLiteStore, run: Run, as_json: bool = False, follow: bool = False) -> int:
-    from flowmetal.runtime.program import load
-    sources = store.get_sources(run.program)
-    lines = {name: text.splitlines() for name, text in sources.items()}
-    main = next(iter(sources))
-    after = 0
-    collected = []
-    while True:
-        for event in store.events(run.id, after):
-            after = event.seq
-            record = {"seq": event.seq, "time": event.time, "kind": event.kind, "line": event.line,
-                      "step": event.step, **event.data}
-            if as_json:
-                collected.append(record)
-                continue
-            source = ""
-            if event.line:
-                text = lines[main][event.line - 1].strip() if event.line <= len(lines[main]) else ""
-                source = f"  | {event.line}: {text}"
-            stamp = time.strftime("%H:%M:%S", time.localtime(event.time)) + f".{int(event.time * 1000) % 1000:03d}"
-            details = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in event.data.items()
-                               if k not in ("trace",))
-            step = f"#{event.step} " if event.step is not None else ""
-            print(shown(f"{event.seq:>4} {stamp} {step}{event.kind} {details}{source}".rstrip()))
-            for frame in event.data.get("trace", []):
-                print(shown(f"       in {frame['package']}/{frame['function']}, line {frame['line']}"))
-        current = store.get_run(run.id)
-        if not follow or current.status in FINAL:
-            break
-        sys.stdout.flush()
-        time.sleep(0.2)
-    if as_json:
-        json.dump(collected, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    del load
-    return 0
 
 
 def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: float = 0.2) -> int:
