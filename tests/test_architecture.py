@@ -100,6 +100,119 @@ def test_dependencies_point_down(path):
                                 f"({LAYERS[theirs][0]}), a layer above it")
 
 
+# Every module of `flowmetal/` and `lsp/` (installed as `flowmetal_lsp`), by its
+# importable name.
+GRAPH_MODULES = {
+    **{module_name(p): p for p in PACKAGE_MODULES},
+    **{"flowmetal_lsp" + module_name(p).removeprefix("lsp"): p for p in sorted((ROOT / "lsp").rglob("*.py"))},
+}
+
+
+def import_edges(name: str, path: Path, modules) -> dict[str, int]:
+    """The modules of `modules` that `name` (at `path`) imports, each with the line of its first
+    import. Imports at every level count (inside functions too, however late they run),
+    relative ones as well; `from package import module` is an import of the module."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+    def known(dotted: str) -> str | None:
+        while dotted and dotted not in modules:
+            dotted = dotted.rpartition(".")[0]
+        return dotted or None
+
+    found: dict[str, int] = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [known(alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else known(base)
+                       for alias in node.names]
+        for target in targets:
+            if target is not None and target != name:
+                found.setdefault(target, node.lineno)
+    return found
+
+
+def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
+    """One cycle of each strongly connected component of more than one module (Tarjan's
+    algorithm, without recursion), as a path that ends where it starts."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            step = next((e for e in edges if e in graph), None)
+            if step is not None:
+                if step not in index:
+                    index[step] = low[step] = len(index)
+                    stack.append(step)
+                    on_stack.add(step)
+                    work.append((step, iter(sorted(graph[step]))))
+                elif step in on_stack:
+                    low[node] = min(low[node], index[step])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    components.append(sorted(component))
+    found = []
+    for component in components:  # a shortest way back to the component's first module
+        start, inside = component[0], set(component)
+        paths = {start: [start]}
+        frontier = [start]
+        while frontier and start not in [e for n in frontier for e in graph[n]]:
+            following = []
+            for node in frontier:
+                for edge in sorted(graph[node]):
+                    if edge in inside and edge not in paths:
+                        paths[edge] = paths[node] + [edge]
+                        following.append(edge)
+            frontier = following
+        last = next(n for n in frontier if start in graph[n])
+        found.append(paths[last] + [start])
+    return found
+
+
+def test_the_cycle_finder_names_each_cycle():
+    graph = {"a": {"b": 1}, "b": {"c": 2}, "c": {"a": 3, "d": 4}, "d": {}, "e": {"f": 5}, "f": {"e": 6},
+             "g": {"a": 7}}
+    assert cycles(graph) == [["a", "b", "c", "a"], ["e", "f", "e"]]
+    assert cycles({"a": {"b": 1}, "b": {}}) == []
+
+
+def test_no_module_imports_itself_through_others():
+    """No import cycle in flowmetal/ or lsp/: each names its modules, and where each imports the next."""
+    graph = {name: import_edges(name, path, GRAPH_MODULES) for name, path in GRAPH_MODULES.items()}
+    assert "flowmetal.runtime.machine" in graph["flowmetal.runtime.executor"]  # the graph is read
+    found = cycles(graph)
+    described = [" -> ".join(cycle) + "  (" + ", ".join(
+        f"{GRAPH_MODULES[a].relative_to(ROOT)}:{graph[a][b]}" for a, b in zip(cycle, cycle[1:])) + ")"
+        for cycle in found]
+    assert not found, "import cycles:\n" + "\n".join(described)
+
+
 def test_the_syntax_layer_knows_nothing_of_checking_or_output():
     for path in (ROOT / "flowmetal" / "lang" / "syntax").rglob("*.py"):
         for imported in imports(path):
