@@ -1,9 +1,11 @@
 """The durable runtime: the evaluator, its store, and the executors that drive runs.
 
-    program.py   a checked program, indexed so a run's state can name its code
-    values.py    runtime values, their literals and their stored form
-    machine.py   the evaluator: a CEK machine whose state is plain data
-    builtins.py  the built-in functions at run time
+    program.py     a checked program, indexed so a run's state can name its code
+    values.py      runtime values, their literals and their stored form
+    machine.py     the evaluator: a CEK machine whose state is plain data
+    primitives.py  the built-in functions at run time
+    faults.py      the fault a run fails with, and its stack trace
+    driving.py     starting runs and driving them (one run, or a worker's loop)
 
 `evaluate` runs a function to its value in memory, with the standard endpoints
 answered at once (`now!` a fixed clock, `sleep!` and `log!` nil): for tests and

@@ -1,7 +1,7 @@
 """A runtime fault: the error a run fails with, and its Flowmetal stack trace.
 
 Its own module, below the evaluator (`machine`), its fast path (`fast`) and the
-built-in functions (`builtins`), because all three raise it: with `Fault` here,
+built-in functions (`primitives`), because all three raise it: with `Fault` here,
 they import one another in one direction only.
 """
 
