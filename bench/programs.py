@@ -30,7 +30,7 @@ def flowmetal(lines: int) -> str:
             f"            [a b {i} (count c)])",
             "        (match x",
             "          [0 [1 2 3]]",
-            f"          [_ (conj (step-{i} (- x 1) y) (get opts :k 0))]))))",
+            f"          [_ (conj (step-{i} (- x 1) y) (get opts \"k\" 0))]))))",
             "",
         ]
         i += 1

@@ -52,7 +52,7 @@ def test_an_edit_inside_a_body_rechecks_only_that_definition():
     workspace.edit("g.flow", at + 5, at + 6, '"five"')
     assert workspace.stats == {"full": 1, "incremental": 1, "rechecked": 1}
     (diag,) = workspace.diagnostics("g.flow")
-    assert (diag.code, diag.message) == ("FM403", "expected number?, found str? (argument `more` of `+`)")
+    assert (diag.code, diag.message) == ("FM403", "expected number?, found str? (argument 2 of `+`)")
     # Positions after the edit moved with it: a later definition's name is where the text has it.
     later = workspace.definition_at("g.flow", workspace.text("g.flow").index("step-9 ["))
     assert later is not None and later.name == "step-9"

@@ -53,7 +53,8 @@ def signature_text(symbol: Symbol, sig: Sig | None = None) -> str:
     if symbol.kind == "member":
         return f"{symbol.name} : {show(symbol.type)}"
     if symbol.kind == "type" and symbol.predicate_of is not None:
-        return f"{symbol.name} : type {show(symbol.predicate_of)}" if show(symbol.predicate_of) != symbol.name \
+        spelled = show(symbol.predicate_of, spelled=True)
+        return f"{symbol.name} : type {spelled}" if spelled != symbol.name \
             else f"{symbol.name} : type"
     if sig is None:
         return f"(def {symbol.name} : {show(symbol.type)})"

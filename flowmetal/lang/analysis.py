@@ -122,6 +122,7 @@ class Workspace:
             modules.append(module)
         program = Program(modules, list(standard_modules()))
         self.program = program
+        self._drop_follow_ons(program)
         for diag in program.diagnostics:
             owner = self.files.get(diag.span.source.name)
             if owner is not None:
@@ -152,7 +153,23 @@ class Workspace:
                 facts = owner.facts.get(id(definition))
                 if facts is not None:
                     refs += facts.refs
-            owner.imports += unused_imports(scope, refs)
+            owner.imports += unused_imports(scope, refs, self.program.damaged)
+
+    def _drop_follow_ons(self, program: Program) -> None:
+        """Problems of shape found lowering a definition whose brackets the reader had to
+        guess are follow-ons of the one missing bracket: its FM101 says it all."""
+        if not program.damaged:
+            return
+        for scope in program.packages.values():
+            if scope.standard:
+                continue
+            ranges = [(dfn.node.start, dfn.node.end) for dfn in scope.package.definitions if id(dfn) in program.damaged]
+            if not ranges:
+                continue
+            owner = self.files[scope.module.tree.source.name]
+            owner.syntax = [diag for diag in owner.syntax
+                            if diag.code.startswith(("FM0", "FM1"))
+                            or not any(a <= diag.span.start < b for a, b in ranges)]
 
     def edit(self, name: str, start: int, end: int, new_text: str) -> None:
         """Apply an editor's change to a file: replace text[start:end] with `new_text`.

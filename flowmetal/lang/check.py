@@ -17,13 +17,25 @@ How it decides:
   does not cascade into more.
 - Generic signatures are instantiated afresh at each call and their variables
   bound by unifying the arguments; `fn` arguments are inferred last, with the
-  variables found so far.
-- Occurrence typing: a test (`(P x)`, `(not ...)`, `and`, `or`, a bare local)
-  yields what it proves of locals when true and when false; `if`, `if-not`,
-  `when`, `cond` and `match` check each branch under those facts.
+  variables found so far. A variable bound so far may widen to what a function
+  argument takes and returns, or to the type expected of the call, when its
+  binding fits (a fold into a union state); a function named as an argument
+  is typed from its signature, generic variables included (`(reduce conj []
+  xs)`). Messages show generic types with their variables.
+- Empty literals: `[]` and `{}` take the type expected where they stand; with
+  none, their items are `never`, so `(conj [] 1)` is `(list? int?)`: a
+  variable bound to `never` is still open to what comes later.
+- Occurrence typing: a test (`(P x)`, `(= x nil)`, `(not ...)`, `and`, `or`, a
+  bare local, a local bound to a test) yields what it proves of locals when
+  true and when false; `if`, `if-not`, `when`, `cond` and `match` check each
+  branch under those facts.
 - `match`: patterns are checked against the subject's type, and the clauses
   are analysed as a pattern matrix (Maranget's usefulness algorithm) for the
   cases they miss and the clauses that can never be chosen.
+- One mistake, one diagnostic: a wrong pattern is not also a missing case;
+  several wrong items of a literal are one mismatch; a definition whose
+  brackets the reader had to guess (`Program.damaged`) reports unknown names
+  only, and its callers do not hold it to its signature.
 """
 
 from __future__ import annotations
@@ -37,7 +49,7 @@ from flowmetal.lang.forms import (
     split_arguments, Call, Clause, Cond, Definition, Do, Expr, FnExpr, If, Invalid, Let, Lit, Logic, MapLit, Match, Name,
     Param, Pattern, PBind, PInvalid, PLit, PMember, PRecord, PWild, VectorLit, When,
 )
-from flowmetal.lang.resolve import BUILTIN_SYMBOLS, PackageScope, Program, Symbol
+from flowmetal.lang.resolve import ALIAS_TYPE, BUILTIN_SYMBOLS, RECORD_FIELD, PackageScope, Program, Symbol
 from flowmetal.lang.signatures import Sig, SigParam
 from flowmetal.lang.syntax import Kind, Node, Seq, Token
 from flowmetal.lang.types import (
@@ -62,11 +74,13 @@ class Facts:
 
 
 class _Local:
-    __slots__ = ("symbol", "uses")
+    __slots__ = ("symbol", "uses", "test", "test_env")
 
     def __init__(self, symbol: Symbol) -> None:
         self.symbol = symbol
         self.uses = 0
+        self.test: Expr | None = None    # a `let` binding's value: what the local being true proves
+        self.test_env: Env | None = None  # the scope that value was computed in
 
 
 class Env:
@@ -111,6 +125,7 @@ class Checker:
         self.program = program
         self.scope = scope
         self.facts = Facts()
+        self._speculating = False  # checking a function literal on trial (see `_fold_state`)
 
     # -- reporting -------------------------------------------------------------------
 
@@ -127,6 +142,14 @@ class Checker:
     # -- definitions --------------------------------------------------------------------
 
     def definition(self, definition: Definition) -> Facts:
+        self.check(definition)
+        if id(definition) in self.program.damaged:
+            # The reader had to guess where a bracket of it ends: what else is wrong is most
+            # likely that one mistake again. Unknown names are still said; the rest waits.
+            self.facts.diagnostics[:] = [diag for diag in self.facts.diagnostics if diag.code in _KEPT_WHEN_DAMAGED]
+        return self.facts
+
+    def check(self, definition: Definition) -> None:
         symbol = self.scope.decls.get(definition.name)
         if definition.form in ("defn", "defendpoint") and symbol is not None and symbol.definition is definition:
             self.function(definition, symbol)
@@ -138,10 +161,9 @@ class Checker:
         elif definition.form == "defrecord":
             for param in definition.fields:
                 if param.type is not None:
-                    self.type_of(param.type, {})
+                    self.type_of(param.type, RECORD_FIELD)
         elif definition.form == "deftype" and definition.type is not None:
-            self.type_of(definition.type, {})
-        return self.facts
+            self.type_of(definition.type, ALIAS_TYPE)
 
     def on_type_ref(self, token: Token, symbol: Symbol) -> None:
         self.facts.refs.append((token, symbol))
@@ -217,15 +239,15 @@ class Checker:
             return self.note_type(e.node, self.cond(e, env, expected, context, code))
         if kind is Match:
             return self.note_type(e.node, self.match(e, env, expected, context, code))
-        if kind is VectorLit and isinstance(expected, ListOf) and e.items:
-            for item in e.items:
-                self.infer(item, env, expected.elem, context, code)
+        if kind is MapLit:
+            self.duplicate_keys(e)
+        if kind is VectorLit and isinstance(expected, ListOf):
+            # An empty literal takes the type expected of it; items are checked against theirs.
+            self.items(e, [(item, expected.elem) for item in e.items], env, expected, context, code)
             return self.note_type(e.node, expected)
-        if kind is MapLit and isinstance(expected, MapOf) and e.items:
-            for key in e.items[0::2]:
-                self.infer(key, env, expected.key, context, code)
-            for value in e.items[1::2]:
-                self.infer(value, env, expected.val, context, code)
+        if kind is MapLit and isinstance(expected, MapOf):
+            pairs = [(item, expected.key if i % 2 == 0 else expected.val) for i, item in enumerate(e.items)]
+            self.items(e, pairs, env, expected, context, code)
             return self.note_type(e.node, expected)
         if kind is FnExpr:
             t = self.fn(e, env, expected)
@@ -233,12 +255,63 @@ class Checker:
             t = self.member(e, env, expected)
             if t is None:
                 return ANY
+        elif kind is Call:
+            t = self.call(e, env, expected)
         else:
             t = self.leaf(e, env)
-        self.note_type(e.node, t)
+        shown = self._generic_value(e, env) if kind is Name and isinstance(t, FnOf) else None
+        self.note_type(e.node, shown or t)
         if expected is not None and not assignable(t, expected):
-            self.mismatch(e.node, expected, t, context, code)
+            self.mismatch(e.node, expected, shown or t, context, code)
         return t
+
+    def _generic_value(self, e: Name, env: Env) -> Type | None:
+        """The type of a generic function named as a value, with its type variables (for
+        messages and the editor: its type as checked has `any?` in their place)."""
+        if env.lookup(e.name) is not None:
+            return None
+        found = self.program.lookup(e.name, self.scope)
+        if found is not None and found.sig is not None and found.predicate_of is None and _is_generic(found.sig):
+            return found.type
+        return None
+
+    def items(self, e: VectorLit | MapLit, expected_items: list[tuple[Expr, Type]], env: Env, expected: Type,
+              context: str, code: d.Code) -> None:
+        """The items of a literal against the types expected of them. Several wrong items make
+        one mismatch, of the whole literal; a single wrong one is reported where it stands."""
+        wrong: list[tuple[int, int]] = []  # the diagnostics of each wrong item: [start, end)
+        found: list[Type] = []
+        for item, item_expected in expected_items:
+            before = len(self.facts.diagnostics)
+            t = self.infer(item, env, item_expected, context, code)
+            found.append(t)
+            if not assignable(t, item_expected):
+                wrong.append((before, len(self.facts.diagnostics)))
+        if len(wrong) < 2 or not context:
+            return
+        ours = {id(diag) for start, end in wrong for diag in self.facts.diagnostics[start:end]
+                if diag.code == code.code and diag.message.endswith(context)}
+        self.facts.diagnostics[:] = [diag for diag in self.facts.diagnostics if id(diag) not in ours]
+        if isinstance(expected, ListOf):
+            actual: Type = ListOf(join(found))
+        else:
+            actual = MapOf(join(found[0::2]), join(found[1::2]))
+        self.mismatch(e.node, expected, actual, context, code)
+
+    def duplicate_keys(self, e: MapLit) -> None:
+        """A key written twice in a map literal: the later value replaces the earlier one."""
+        seen: dict[object, Expr] = {}
+        for key in e.items[0::2]:
+            identity = _key_identity(key)
+            if identity is None:
+                continue
+            first = seen.get(identity)
+            if first is None:
+                seen[identity] = key
+                continue
+            self.report(d.DUPLICATE_KEY, key.node, f"the key `{key.node.text}` is already in this map: the "
+                        f"value given here replaces the one given first, which is never used",
+                        notes=(Note(first.node.span, "first given here"),))
 
     @staticmethod
     def _member_like(name: str) -> bool:
@@ -292,12 +365,12 @@ class Checker:
             return symbol.type
         if kind is Call:
             return self.call(e, env)
-        if kind is VectorLit:
-            return ListOf(join(self.infer(i, env) for i in e.items)) if e.items else ListOf(ANY)
+        if kind is VectorLit:  # `[]` is a list of no items: `(list? never)`, fits every list type
+            return ListOf(join(self.infer(i, env) for i in e.items)) if e.items else ListOf(NEVER)
         if kind is MapLit:
             keys = [self.infer(k, env) for k in e.items[0::2]]
             vals = [self.infer(v, env) for v in e.items[1::2]]
-            return MapOf(join(keys), join(vals)) if keys else MapOf(ANY, ANY)
+            return MapOf(join(keys), join(vals)) if keys else MapOf(NEVER, NEVER)
         if kind is Logic:
             return self.logic(e, env)
         return ANY  # Invalid
@@ -463,6 +536,7 @@ class Checker:
             if declared is None:
                 self.facts.inferred.append((binding.node, t))
             local = _Local(Symbol(binding.name, "local", None, binding.node, t))
+            local.test, local.test_env = binding.value, env
             locals_.append(local)
             env = Env(env, {binding.name: (local, t)})
             self.facts.refs.append((binding.node, local.symbol))
@@ -536,20 +610,40 @@ class Checker:
         then_facts, else_facts = self.facts_of(e, env)
         return t, env.narrow(then_facts), env.narrow(else_facts)
 
-    def facts_of(self, e: Expr, env: Env) -> tuple[dict[str, Type], dict[str, Type]]:
+    def facts_of(self, e: Expr, env: Env, depth: int = 0) -> tuple[dict[str, Type], dict[str, Type]]:
         if type(e) is Name:
             found = env.lookup(e.name)
-            if found is not None:
-                return {e.name: truthy(found[1])}, {}
-            return {}, {}
+            if found is None:
+                return {}, {}
+            then_facts, else_facts = {e.name: truthy(found[1])}, {}
+            local = found[0]
+            if local.test is not None and depth < _TEST_CHAIN:
+                # A local bound to a test (`ok` in `(let [ok (int? x)] (if ok ...))`) proves
+                # what the test proves, of the locals that are still the ones it tested.
+                bound_then, bound_else = self.facts_of(local.test, env, depth + 1)
+                same = lambda name: _same_local(name, env, local.test_env)  # noqa: E731
+                then_facts = {**{n: t for n, t in bound_then.items() if same(n)}, **then_facts}
+                else_facts = {n: t for n, t in bound_else.items() if same(n)}
+            return then_facts, else_facts
         if type(e) is Call and type(e.fn) is Name:
             callee = env.lookup(e.fn.name)
             symbol = None if callee is not None else self.program.lookup(e.fn.name, self.scope)
             if symbol is None:
                 return {}, {}
             if symbol.kind == "builtin" and symbol.name == "not" and len(e.args) == 1:
-                then_facts, else_facts = self.facts_of(e.args[0], env)
+                then_facts, else_facts = self.facts_of(e.args[0], env, depth)
                 return else_facts, then_facts
+            if symbol.kind == "builtin" and symbol.name in ("=", "not=") and len(e.args) == 2:
+                # `(= x nil)`: x is nil where it holds, and not nil where it fails.
+                sides = [(a, b) for a, b in (e.args, e.args[::-1])
+                         if type(a) is Name and type(b) is Lit and b.kind is Kind.NIL]
+                found = env.lookup(sides[0][0].name) if sides else None
+                if found is None:
+                    return {}, {}
+                name, t = sides[0][0].name, found[1]
+                narrowed = meet(t, NIL)
+                facts = ({name: narrowed if narrowed is not NEVER else NIL}, {name: remove(t, NIL)})
+                return facts if symbol.name == "=" else facts[::-1]
             if symbol.predicate_of is not None and len(e.args) == 1 and type(e.args[0]) is Name:
                 found = env.lookup(e.args[0].name)
                 if found is not None:
@@ -563,22 +657,22 @@ class Checker:
                 merged: dict[str, Type] = {}
                 inner = env
                 for item in e.items:
-                    then_facts, _ = self.facts_of(item, inner)
+                    then_facts, _ = self.facts_of(item, inner, depth)
                     merged.update(then_facts)
                     inner = inner.narrow(then_facts)
-                return merged, ({} if len(e.items) > 1 else self.facts_of(e.items[0], env)[1])
+                return merged, ({} if len(e.items) > 1 else self.facts_of(e.items[0], env, depth)[1])
             merged = {}
             inner = env
             for item in e.items:
-                _, else_facts = self.facts_of(item, inner)
+                _, else_facts = self.facts_of(item, inner, depth)
                 merged.update(else_facts)
                 inner = inner.narrow(else_facts)
-            return ({} if len(e.items) > 1 else self.facts_of(e.items[0], env)[0]), merged
+            return ({} if len(e.items) > 1 else self.facts_of(e.items[0], env, depth)[0]), merged
         return {}, {}
 
     # -- calls -----------------------------------------------------------------------------------
 
-    def call(self, e: Call, env: Env) -> Type:
+    def call(self, e: Call, env: Env, expected: Type | None = None) -> Type:
         callee = e.fn
         symbol = None
         if type(callee) is Name:
@@ -598,14 +692,14 @@ class Checker:
                 for arg in e.args:
                     self.infer(arg, env)
                 return BOOL
-            if symbol.sig is None:
-                if symbol.kind == "constant":
+            if symbol.sig is None or (symbol.definition is not None and id(symbol.definition) in self.program.damaged):
+                if symbol.kind == "constant" and symbol.sig is None:
                     return self.call_value(e, symbol.type, env, callee.name)
                 for arg in e.args:
                     self.infer(arg, env)
                 return ANY
             self.facts.calls.append((e.node, symbol, symbol.sig))
-            return self.call_sig(e, symbol.sig, env, symbol)
+            return self.call_sig(e, symbol.sig, env, symbol, expected)
         ftype = self.infer(callee, env)
         return self.call_value(e, ftype, env, None)
 
@@ -646,7 +740,7 @@ class Checker:
         self.report(d.WRONG_ARITY, where, message)
         return False
 
-    def call_sig(self, e: Call, sig: Sig, env: Env, symbol: Symbol) -> Type:
+    def call_sig(self, e: Call, sig: Sig, env: Env, symbol: Symbol, expected: Type | None = None) -> Type:
         name = symbol.name
         generic = _is_generic(sig)
         if generic:
@@ -716,29 +810,109 @@ class Checker:
         reported = len(self.facts.diagnostics)
         checks = [(p.type, arg, p.name) for p, arg in bound.values()] + extra
         arg_types: list[Type] = []
+        position = {id(arg): i + 1 for i, arg in enumerate(args)}
+
+        def context_of(arg: Expr, pname: str) -> str:
+            # A built-in taking any number of arguments has no names for them: say where.
+            what = f"argument {position[id(arg)]}" if rest is not None else f"argument `{pname}`"
+            return f" ({what} of `{name}`)"
+
         if not generic:
             for ptype, arg, pname in checks:
-                arg_types.append(self.infer(arg, env, ptype, f" (argument `{pname}` of `{name}`)"))
+                arg_types.append(self.infer(arg, env, ptype, context_of(arg, pname)))
             return self.rule(sig.rule, e, arg_types, ret) if sig.rule is not None else ret
         for ptype, arg, pname in sorted(checks, key=lambda c: type(c[1]) is FnExpr):
-            expected = substitute(ptype, subst)
-            context = f" (argument `{pname}` of `{name}`)"
-            if any(v.scope < 0 for v in _vars(expected)):
+            if expected is not None and subst:
+                _widen(ret, expected, subst)
+            if type(arg) is FnExpr:
+                self._fold_state(arg, env, ptype, subst, ret, expected)
+            # A variable bound to `never` (by an empty literal) is still open: `(conj [] 1)`.
+            expected_arg = substitute(ptype, _solved(subst))
+            context = context_of(arg, pname)
+            if any(v.scope < 0 for v in _vars(expected_arg)) or (isinstance(ptype, FnOf) and _vars(ptype)):
                 if type(arg) is FnExpr:  # its parameters take the types known so far
-                    t = self.note_type(arg.node, self.fn(arg, env, expected))
+                    t = self.note_type(arg.node, self.fn(arg, env, expected_arg))
                 else:
                     t = self.infer(arg, env)
-                if not unify(expected, t, subst):
-                    self.mismatch(arg.node, substitute(expected, subst, ANY), t, context)
+                    t = self._fn_value(arg, env, expected_arg) or t
+                if not _solve(ptype, expected_arg, t, subst):
+                    shown = self._generic_value(arg, env) if type(arg) is Name else None
+                    self.mismatch(arg.node, substitute(expected_arg, _solved(subst)), shown or t, context)
             else:
-                t = self.infer(arg, env, expected, context)
+                t = self.infer(arg, env, expected_arg, context)
                 unify(ptype, t, subst)
             arg_types.append(t)
+        if rest is not None and not extra:
+            for v in _vars(rest.type):  # no items at all: a list of them is `(list? never)`
+                subst.setdefault(v, NEVER)
         if sig.rule is not None:
             return self.rule(sig.rule, e, arg_types, ret)
         if len(self.facts.diagnostics) > reported:
             return ANY  # an argument was wrong: the result says nothing more
-        return substitute(ret, subst, ANY)
+        result = substitute(ret, subst, ANY)
+        return ANY if result is NEVER else result
+
+    def _fold_state(self, arg: FnExpr, env: Env, param: Type, subst: dict[TVar, Type], ret: Type,
+                    expected: Type | None) -> None:
+        """A fold's state (`b` in `(fn? [b a] : b)`) is bound by the initial value; a function
+        literal that returns more than that (a union state, a list where `[]` began it)
+        widens it to what the function gives, before the function is checked for good,
+        unless the call's result would then no longer fit what is expected of it."""
+        if self._speculating or not isinstance(param, FnOf) or param.params is None or arg.ret is not None:
+            return
+        state = param.ret
+        if not isinstance(state, TVar) or state not in param.params or state not in subst:
+            return
+        now = substitute(state, subst)
+        hint = substitute(param, _solved(subst))
+        if not isinstance(hint, FnOf) or hint.params is None:
+            return
+        saved = self._save()
+        self._speculating = True
+        try:  # a trial run: what the function gives when the state is what the initial value is
+            found = self.fn(arg, env, FnOf(hint.params, TVar("r", fresh_scope())))
+        finally:
+            self._speculating = False
+            self._restore(saved)
+        body = found.ret if isinstance(found, FnOf) else ANY
+        if body is ANY or assignable(body, now) or _vars(body):
+            return
+        wider = join([now, body])
+        if not assignable(now, wider):
+            return
+        if expected is not None and not assignable(substitute(ret, {**subst, state: wider}, ANY), expected):
+            return
+        subst[state] = wider
+
+    def _save(self) -> tuple:
+        f = self.facts
+        return (len(f.diagnostics), len(f.refs), len(f.locals), len(f.calls), len(f.inferred))
+
+    def _restore(self, saved: tuple) -> None:
+        f = self.facts
+        for items, n in zip((f.diagnostics, f.refs, f.locals, f.calls, f.inferred), saved):
+            del items[n:]
+
+    def _fn_value(self, arg: Expr, env: Env, expected: Type) -> FnOf | None:
+        """A function named as an argument where a function of N parameters is expected:
+        its type for N arguments, from its signature, generic variables and all (so that
+        `(reduce conj [] xs)` knows what it builds). None when there is nothing better
+        than its type as a value."""
+        if type(arg) is not Name or not isinstance(expected, FnOf) or expected.params is None:
+            return None
+        if env.lookup(arg.name) is not None:
+            return None
+        symbol = self.program.lookup(arg.name, self.scope)
+        if symbol is None or symbol.sig is None or symbol.sig.rule is not None or symbol.predicate_of is not None:
+            return None
+        sig, n = symbol.sig, len(expected.params)
+        if n < sig.required or (sig.rest is None and n > len(sig.params)):
+            return None
+        types = [p.type for p in sig.params[:n]]
+        if n > len(sig.params):
+            types += [sig.rest.type] * (n - len(sig.params))
+        t = FnOf(tuple(types), sig.ret)
+        return instantiate(t, fresh_scope()) if _is_generic(sig) else t
 
     def rule(self, rule: str, e: Call, arg_types: list[Type], ret: Type) -> Type:
         if rule == "arithmetic":
@@ -759,9 +933,18 @@ class Checker:
         if rule == "get" and arg_types:
             coll = arg_types[0]
             default = arg_types[2] if len(arg_types) > 2 else NIL
+            if len(arg_types) > 1:  # a key of another type than the collection's is never found
+                key = _KEY_OF_JSON if coll is JSON else coll.key if isinstance(coll, MapOf) \
+                    else INT if isinstance(coll, ListOf) else None
+                if key is not None and key is not NEVER and not assignable(arg_types[1], key):
+                    self.mismatch(e.args[1].node, key, arg_types[1], " (argument `key` of `get`)")
             if isinstance(coll, MapOf):
+                if coll.val is NEVER:  # an empty map: nothing is ever found
+                    return default
                 return join([coll.val, default]) if len(arg_types) > 2 else coll.val
             if isinstance(coll, ListOf):
+                if coll.elem is NEVER:
+                    return default
                 return join([coll.elem, default]) if len(arg_types) > 2 else coll.elem
             if coll is JSON:
                 return JSON
@@ -772,7 +955,7 @@ class Checker:
             if len(arg_types) % 2:
                 self.report(d.WRONG_ARITY, e.node, "`hash-map` takes keys and values in pairs")
             keys, vals = arg_types[0::2], arg_types[1::2]
-            return MapOf(join(keys), join(vals)) if keys else MapOf(ANY, ANY)
+            return MapOf(join(keys), join(vals)) if keys else MapOf(NEVER, NEVER)
         return ret
 
     # -- match -----------------------------------------------------------------------------------
@@ -783,13 +966,16 @@ class Checker:
         results = []
         rows: list[list[Pattern]] = []
         remaining = subject_t
+        broken = False  # a pattern reported wrong: what the clauses cover is not known
         for clause in e.clauses:
             frame: dict[str, tuple[_Local, Type]] = {}
             locals_: list[_Local] = []
             # A catch-all sees only what the clauses before it left.
             seen = remaining if remaining is not NEVER else subject_t
+            before = len(self.facts.diagnostics)
             narrowed = self.pattern(clause.pattern, seen if _head(clause.pattern, self) is None else subject_t,
                                     frame, locals_, clause)
+            broken = broken or any(diag.is_error for diag in self.facts.diagnostics[before:])
             clause_env = Env(env, frame)
             if subject_name is not None and subject_name not in frame:
                 clause_env = clause_env.narrow({subject_name: narrowed})
@@ -802,7 +988,7 @@ class Checker:
             rows.append([clause.pattern])
             results.append(self.body(clause.body, clause_env, expected, context, code))
             self.unused(locals_, d.UNUSED_BINDING, "pattern variable")
-        if e.clauses:
+        if e.clauses and not broken:  # one mistake in a pattern, one diagnostic: not also a missing case
             witness = _witness(rows, [subject_t], self) if _finite_cases(subject_t) else None
             if witness is not None:
                 self.report(d.NON_EXHAUSTIVE_MATCH, e.node.forms[0],
@@ -876,6 +1062,32 @@ class Checker:
         return t
 
 
+# What a definition whose brackets the reader guessed still reports: names used that exist nowhere.
+_KEPT_WHEN_DAMAGED = frozenset({d.UNKNOWN_NAME.code, d.NOT_REFERRED.code})
+_TEST_CHAIN = 16  # how many locals bound to locals bound to a test are followed
+
+
+def _same_local(name: str, here: Env, there: Env) -> bool:
+    """Whether `name` is the same local in both scopes (not shadowed in between)."""
+    a, b = here.lookup(name), there.lookup(name)
+    return a is not None and b is not None and a[0] is b[0]
+
+
+def _key_identity(key: Expr) -> tuple | None:
+    """What makes two keys of a map literal the same key, or None when only running can
+    tell. Numbers are equal by value (`1` and `1.0` are one key), booleans are no numbers,
+    and a name stands for the same value wherever it appears in one literal."""
+    if type(key) is Lit:
+        if key.kind in (Kind.INT, Kind.FLOAT):
+            return ("number", key.value)
+        if key.kind in (Kind.STRING, Kind.STRING3):
+            return ("string", key.value)
+        return (key.kind.value, key.value)
+    if type(key) is Name:
+        return ("name", key.name)
+    return None
+
+
 def _taken(p: Pattern, narrowed: Type) -> Type | None:
     """The type a clause's pattern takes whole from the subject (for later clauses), if any."""
     kind = type(p)
@@ -905,6 +1117,51 @@ def _vars(t: Type) -> set[TVar]:
     return type_vars(t)
 
 
+def _solve(param: Type, expected: Type, arg: Type, subst: dict[TVar, Type]) -> bool:
+    """Bind the variables of `param` (`expected` is it with those bound so far) so that `arg`
+    fits. A function's own type may widen a variable bound before (a fold's state, bound by
+    the initial value to `int?`, is the union the function takes and returns), as long as
+    what was bound fits the wider type and the function then fits the parameter."""
+    trial = dict(subst)
+    if unify(expected, arg, trial):
+        subst.update(trial)
+        return True
+    if not isinstance(param, FnOf):
+        return False
+    trial = dict(subst)
+    if not unify(param, arg, trial):
+        return False
+    if not all(assignable(substitute(v, subst), substitute(v, trial)) for v in subst):
+        return False
+    if not assignable(arg, substitute(param, trial, ANY)):
+        return False
+    subst.update(trial)
+    return True
+
+
+def _solved(subst: dict[TVar, Type]) -> dict[TVar, Type]:
+    """The variables solved so far: those bound to `never` are not, yet."""
+    return {v: t for v, t in subst.items() if t is not NEVER}
+
+
+def _widen(ret: Type, expected: Type, subst: dict[TVar, Type]) -> None:
+    """Widen the variables of a call's result to the type expected of it, where what the
+    arguments bound so far fits it: `(reduce f 0 xs)` expected to give `(union? [int? str?])`
+    folds into that union, not into the `int?` of its initial value, and `(conj [1] 2.5)`
+    expected to give `(list? number?)` is one."""
+    hint: dict[TVar, Type] = {}
+    if not unify(ret, expected, hint):
+        return
+    for v, wider in hint.items():
+        # Not a variable still tied to others (`b` bound to `(list? a)` by `conj`): widening
+        # it would cut the tie.
+        if v not in subst or _vars(wider) or any(u.scope < 0 for u in _vars(subst[v])):
+            continue
+        now = substitute(v, subst)
+        if assignable(now, wider) and not assignable(wider, now):
+            subst[v] = wider
+
+
 def _is_generic(sig: Sig) -> bool:
     """Whether a signature has type variables (remembered on the signature)."""
     if sig.generic is None:
@@ -914,6 +1171,7 @@ def _is_generic(sig: Sig) -> bool:
 
 
 _COUNTABLE = union([ListOf(ANY), MapOf(ANY, ANY), STR])
+_KEY_OF_JSON = union([STR, KEYWORD, INT])  # an object's keys, a list's indexes
 _INDEXABLE = union([ListOf(ANY), MapOf(ANY, ANY)])
 
 
@@ -1041,8 +1299,12 @@ def check_definition(program: Program, scope: PackageScope, definition: Definiti
     return Checker(program, scope).definition(definition)
 
 
-def unused_imports(scope: PackageScope, refs: list[tuple[Token, Symbol]]) -> list[Diagnostic]:
-    """Referred names that nothing in the package uses."""
+def unused_imports(scope: PackageScope, refs: list[tuple[Token, Symbol]], damaged: set[int] = frozenset()) \
+        -> list[Diagnostic]:
+    """Referred names that nothing in the package uses (not said of a package holding a damaged
+    definition: the use may be what the missing bracket garbled)."""
+    if any(id(definition) in damaged for definition in scope.package.definitions):
+        return []
     used = {id(symbol) for token, symbol in refs}
     out = []
     for name, (symbol, token) in scope.refers.items():

@@ -213,3 +213,7 @@ UNUSED_PARAMETER = _register(
 UNUSED_IMPORT = _register(
     "FM603", "unused-import", Severity.WARNING,
     "A name referred by a `require` and never used in the package.")
+DUPLICATE_KEY = _register(
+    "FM604", "duplicate-key", Severity.WARNING,
+    "A map literal with the same key twice: the later value replaces the earlier one, which is "
+    "never used.")

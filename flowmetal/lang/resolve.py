@@ -33,7 +33,7 @@ from flowmetal.lang.signatures import BUILTINS, Sig, SigParam
 from flowmetal.lang.source import Span
 from flowmetal.lang.syntax import Token
 from flowmetal.lang.types import (
-    ANY, ANY_FN, ANY_LIST, ANY_MAP, BASES, NIL, Enum, FnOf, ListOf, MapOf, Record, TVar, Type, union,
+    ANY, ANY_FN, ANY_LIST, ANY_MAP, BASES, NIL, Enum, FnOf, ListOf, MapOf, Record, TVar, Type, named, union,
 )
 
 STDLIB = Path(__file__).resolve().parents[1] / "stdlib"  # flowmetal/stdlib, beside lang/
@@ -101,6 +101,9 @@ class Program:
                                 f"its definitions replace the standard ones everywhere in this program")
                 self.packages[package.name] = PackageScope(package.name, package, module, False)
         scopes = list(self.packages.values())
+        self.damaged: set[int] = set()  # ids of the definitions whose structure the reader guessed
+        for scope in scopes:
+            self.find_damaged(scope)
         for scope in scopes:
             self.declare(scope)
         for scope in scopes:
@@ -117,6 +120,18 @@ class Program:
         self.diagnostics.append(Diagnostic.of(code, span, message, **extra))
 
     # -- declarations ----------------------------------------------------------------
+
+    def find_damaged(self, scope: PackageScope) -> None:
+        """The definitions holding a bracket nothing closes, or a string that never ends: the
+        reader closed them where the layout says, a guess. Their other problems are likely
+        follow-ons of that one mistake (see `flowmetal.check`), so are not reported."""
+        lost = [diag.span.start for diag in scope.module.tree.diagnostics if diag.code in _STRUCTURE_LOST]
+        if not lost:
+            return
+        for definition in scope.package.definitions:
+            start, end = definition.node.start, definition.node.end
+            if any(start <= at < end for at in lost):
+                self.damaged.add(id(definition))
 
     def _add(self, scope: PackageScope, symbol: Symbol) -> None:
         previous = scope.decls.get(symbol.name)
@@ -168,7 +183,7 @@ class Program:
                 if sym is not None and sym.definition is definition:
                     del scope.decls[sym.name]
                     try:
-                        sym.predicate_of = self.type_of(definition.type, scope, {})
+                        sym.predicate_of = named(self.type_of(definition.type, scope, ALIAS_TYPE), sym.name)
                     finally:
                         scope.decls[sym.name] = sym
 
@@ -180,7 +195,7 @@ class Program:
                 if ctor is None or ctor.definition is not definition:
                     continue
                 record = ctor.record
-                record.fields = [(p.name, self.type_of(p.type, scope, {}) if p.type else ANY)
+                record.fields = [(p.name, self.type_of(p.type, scope, RECORD_FIELD) if p.type else ANY)
                                  for p in definition.fields]
                 ctor.sig = Sig([SigParam(n, t) for n, t in record.fields], record)
                 ctor.type = ctor.sig.fn_type()
@@ -273,11 +288,12 @@ class Program:
 
     # -- types ----------------------------------------------------------------------------
 
-    def type_of(self, expr: TypeExpr | None, scope: PackageScope, tvars: dict[str, TVar],
+    def type_of(self, expr: TypeExpr | None, scope: PackageScope, tvars: dict[str, TVar] | NoVariables,
                 on_ref=None, report=None) -> Type:
         """The type an annotation denotes. Unknown names are reported and become `any?`.
 
-        `tvars` collects the signature's type variables (`a` and `a?` are one);
+        `tvars` collects the signature's type variables (`a` and `a?` are one), or is a
+        `NoVariables` where none may stand;
         `on_ref(token, symbol)` is told of every name resolved, for the references index;
         `report(code, span, message, **extra)` of every problem (default: silence: the
         checker resolves each annotation again and reports it with its definition).
@@ -288,6 +304,11 @@ class Program:
         if isinstance(expr, TypeRef):
             name = expr.name
             if TYPE_VARIABLE.match(name):
+                if isinstance(tvars, NoVariables):
+                    report(d.UNKNOWN_TYPE, expr.node.span,
+                           f"`{name}` is a type variable, and {tvars.where} cannot have one (nothing would "
+                           f"ever say what it stands for): write the type itself, or `any?` for any value")
+                    return ANY
                 key = name.rstrip("?")
                 return tvars.setdefault(key, TVar(key))
             symbol = self.lookup(name, scope)
@@ -339,5 +360,18 @@ class Program:
 def _silent(*args, **kwargs) -> None:
     pass
 
+
+@dataclass(frozen=True, slots=True)
+class NoVariables:
+    """Given for `tvars` where a type can hold no type variable, since nothing would ever
+    bind it (a record's field, a `deftype`): one is reported there and taken as `any?`.
+    `where` names the place in the message."""
+    where: str
+
+
+RECORD_FIELD = NoVariables("a record's field")
+ALIAS_TYPE = NoVariables("the type a `deftype` names")
+
+_STRUCTURE_LOST = frozenset({d.UNCLOSED_DELIMITER.code, d.UNTERMINATED_STRING.code})
 
 STANDARD_NAMES = {p.stem for p in STDLIB.glob("*.flow")} if STDLIB.is_dir() else set()

@@ -119,7 +119,7 @@ def _table() -> dict[str, Builtin]:
     # Type predicates: `(int? x)`; the bare constructors test the outer shape.
     shapes = {"list?": ANY_LIST, "map?": ANY_MAP, "fn?": ANY_FN}
     for name, t in [*BASES.items(), *shapes.items()]:
-        out[name] = Builtin(name, Sig([_p("x", ANY)], BOOL), f"Whether `x` is a `{name}` value; "
+        out[name] = Builtin(name, Sig([_p("x", ANY)], BOOL), f"Whether `x` is a value of type `{name}`; "
                             f"also the name of that type.", predicate_of=t)
     return out
 

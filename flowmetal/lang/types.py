@@ -10,7 +10,8 @@ tests for one. Here a type is an immutable value:
     TVar        a type variable: `a`, `b?` (the same as `b`)
 
 `show` prints a type in Flowmetal's own syntax, so messages read
-`expected int?, found str?`. `assignable(src, dst)` is the one compatibility
+`expected int?, found str?` (a type that came from a `deftype` by that name:
+`error?`, not the union it stands for). `assignable(src, dst)` is the one compatibility
 relation: `any?` is compatible both ways (gradual typing), numbers widen,
 collections are covariant (they are immutable), functions are contravariant in
 their parameters, records and enums are nominal, `json?` takes what has a JSON
@@ -21,7 +22,7 @@ type variables at one call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import count
 
 
@@ -46,25 +47,36 @@ NUMBER = Base("number?")
 STR = Base("str?")
 KEYWORD = Base("keyword?")
 JSON = Base("json?")
-NEVER = Base("never")  # what is left when every case was removed: only in narrowing
+# The type of no value: what is left when every case was removed (narrowing), and
+# the items of an empty literal: `[]` is `(list? never)`, which fits every list
+# type and takes its items' type from what is added to it.
+NEVER = Base("never")
 BASES = {t.name: t for t in (ANY, NIL, BOOL, INT, FLOAT, NUMBER, STR, KEYWORD, JSON)}
 
+
+# Constructed types may carry the name of the `deftype` they came from (`alias`),
+# so that messages say `error?` rather than spelling the union out. The name is
+# no part of the type: it is left out of equality and hashing, and dropped by
+# any operation that makes another type.
 
 @dataclass(frozen=True, slots=True)
 class ListOf(Type):
     elem: Type
+    alias: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class MapOf(Type):
     key: Type
     val: Type
+    alias: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class FnOf(Type):
     params: tuple[Type, ...] | None  # None: any function (the bare `fn?`)
     ret: Type
+    alias: str | None = field(default=None, compare=False)
 
 
 ANY_LIST = ListOf(ANY)
@@ -75,6 +87,14 @@ ANY_FN = FnOf(None, ANY)
 @dataclass(frozen=True, slots=True)
 class Union(Type):
     members: frozenset[Type]
+    alias: str | None = field(default=None, compare=False)
+
+
+def named(t: Type, alias: str) -> Type:
+    """`t` carrying the name of the `deftype` that defines it (for messages)."""
+    if isinstance(t, (ListOf, MapOf, FnOf, Union)):
+        return replace(t, alias=alias)
+    return t  # a base type, record, enum or variable is shown by its own name
 
 
 @dataclass(eq=False, slots=True)
@@ -109,9 +129,14 @@ class TVar(Type):
     scope: int = 0
 
 
-def show(t: Type) -> str:
+def show(t: Type, spelled: bool = False) -> str:
+    """`t` in Flowmetal's syntax; by its `deftype`'s name when it has one, unless `spelled`
+    (then its parts are still shown by their names)."""
     if isinstance(t, Base):
         return t.name
+    alias = getattr(t, "alias", None)
+    if alias is not None and not spelled:
+        return alias
     if isinstance(t, ListOf):
         return "list?" if t == ANY_LIST else f"(list? {show(t.elem)})"
     if isinstance(t, MapOf):
@@ -130,7 +155,18 @@ def show(t: Type) -> str:
 
 
 def union(types) -> Type:
-    """The union of some types, flattened and simplified; `never` when there are none."""
+    """The union of some types, flattened and simplified; `never` when there are none.
+    When the result is one of the types given, it is that very one (keeping its alias)."""
+    types = list(types)
+    result = _union(types)
+    if isinstance(result, Union) and result.alias is None:
+        for t in types:
+            if isinstance(t, Union) and t.alias is not None and t == result:
+                return t
+    return result
+
+
+def _union(types: list[Type]) -> Type:
     members: set[Type] = set()
     for t in types:
         if isinstance(t, Union):
@@ -220,9 +256,9 @@ def meet(t: Type, p: Type) -> Type:
     if p is ANY:
         return t
     if isinstance(t, Union):
-        return union(meet(m, p) for m in t.members)
+        return _as(p, union(meet(m, p) for m in t.members))
     if isinstance(p, Union):
-        return union(meet(t, m) for m in p.members)
+        return _as(p, union(meet(t, m) for m in p.members))
     if t is JSON and isinstance(p, (ListOf, MapOf)) and p.__class__ is not t.__class__:
         return _shape_of_json(p) if p in (ANY_LIST, ANY_MAP) else p
     if assignable(t, p):
@@ -240,6 +276,11 @@ def meet(t: Type, p: Type) -> Type:
     if isinstance(t, FnOf) and isinstance(p, FnOf):
         return t
     return NEVER
+
+
+def _as(named_type: Type, t: Type) -> Type:
+    """`t`, or `named_type` when they are the same type (so that its alias is kept)."""
+    return named_type if t == named_type else t
 
 
 def remove(t: Type, p: Type) -> Type:
@@ -286,22 +327,27 @@ def type_vars(t: Type) -> set[TVar]:
     return set()
 
 
-def substitute(t: Type, subst: dict[TVar, Type], default: Type | None = None) -> Type:
-    """`t` with its variables replaced; unbound ones become `default` when given."""
+def substitute(t: Type, subst: dict[TVar, Type], default: Type | None = None,
+               _seen: frozenset[TVar] = frozenset()) -> Type:
+    """`t` with its variables replaced, through to the end (a variable may be bound to a
+    type holding another bound variable); unbound ones become `default` when given.
+    A type with nothing to replace comes back as itself (its alias kept)."""
     if isinstance(t, TVar):
-        if t in subst:
-            return subst[t]
+        if t in subst and t not in _seen:
+            return substitute(subst[t], subst, default, _seen | {t})
         return default if default is not None else t
     if isinstance(t, ListOf):
-        return ListOf(substitute(t.elem, subst, default))
-    if isinstance(t, MapOf):
-        return MapOf(substitute(t.key, subst, default), substitute(t.val, subst, default))
-    if isinstance(t, FnOf):
-        params = None if t.params is None else tuple(substitute(p, subst, default) for p in t.params)
-        return FnOf(params, substitute(t.ret, subst, default))
-    if isinstance(t, Union):
-        return union(substitute(m, subst, default) for m in t.members)
-    return t
+        out = ListOf(substitute(t.elem, subst, default, _seen))
+    elif isinstance(t, MapOf):
+        out = MapOf(substitute(t.key, subst, default, _seen), substitute(t.val, subst, default, _seen))
+    elif isinstance(t, FnOf):
+        params = None if t.params is None else tuple(substitute(p, subst, default, _seen) for p in t.params)
+        out = FnOf(params, substitute(t.ret, subst, default, _seen))
+    elif isinstance(t, Union):
+        out = union(substitute(m, subst, default, _seen) for m in t.members)
+    else:
+        return t
+    return t if out == t else out
 
 
 def fresh_scope() -> int:
@@ -314,13 +360,21 @@ def instantiate(t: Type, scope: int) -> Type:
     return substitute(t, mapping) if mapping else t
 
 
-def unify(param: Type, arg: Type, subst: dict[TVar, Type]) -> bool:
+def unify(param: Type, arg: Type, subst: dict[TVar, Type], _via: frozenset[TVar] = frozenset()) -> bool:
     """Bind the flexible variables (scope < 0) of `param` so that `arg` fits it."""
+    if param == arg:
+        return True
     if isinstance(param, TVar) and param.scope < 0:
         bound = subst.get(param)
         if bound is None:
             subst[param] = arg
             return True
+        if bound == arg:
+            return True
+        if param not in _via and any(v.scope < 0 for v in type_vars(bound)):
+            # Bound to a type that is still being solved (`(list? b)` from a generic
+            # function passed as an argument): solve that type's variables instead.
+            return unify(bound, arg, subst, _via | {param})
         if assignable(arg, bound):
             return True
         if assignable(bound, arg):
@@ -328,6 +382,14 @@ def unify(param: Type, arg: Type, subst: dict[TVar, Type]) -> bool:
             return True
         subst[param] = union([bound, arg])
         return True
+    if isinstance(arg, TVar) and arg.scope < 0:
+        # A variable of the argument's own (a generic function passed as a value):
+        # it takes what the parameter says.
+        bound = subst.get(arg)
+        if bound is None:
+            subst[arg] = param
+            return True
+        return unify(param, bound, subst, _via | {arg}) if arg not in _via else True
     if arg is ANY:
         for v in type_vars(param):
             if v.scope < 0:

@@ -103,7 +103,8 @@ def check_entry(program, entry: str, args: list) -> None:
     required = sum(1 for p in params if not p.optional)
     if not required <= len(args) <= len(params):
         takes = f"{required}" if required == len(params) else f"{required} to {len(params)}"
-        raise KeyError(f"`{name}` takes {takes} arguments, {len(args)} given")
+        noun = "argument" if takes == "1" else "arguments"
+        raise KeyError(f"`{name}` takes {takes} {noun}, {len(args)} given")
     for param, value in zip(params, args):
         if not is_instance(value, param.type):
             raise KeyError(f"argument `{param.name}` of `{name}` must be {show(param.type)}, "

@@ -135,7 +135,7 @@ class Machine:
         supplied = {}
         params = definition.params
         if len(args) > len(params):
-            raise Fault(f"`{name}` takes {len(params)} arguments, {len(args)} given")
+            raise Fault(f"`{name}` takes {_count(len(params), 'argument')}, {len(args)} given")
         for param, value in zip(params, args):
             supplied[param.name] = value
         missing = [p.name for p in params[len(args):] if p.default is None]
@@ -535,14 +535,14 @@ class Machine:
                 definition = symbol.definition
                 if supplied is None:
                     if len(args) > len(definition.params):
-                        raise Fault(f"`{fn.name}` takes {len(definition.params)} arguments, {len(args)} given")
+                        raise Fault(f"`{fn.name}` takes {_count(len(definition.params), 'argument')}, {len(args)} given")
                     supplied = {p.name: v for p, v in zip(definition.params, args)}
                 return self._bind(("def", fn.package, fn.name), supplied, call_id)
             if symbol.kind == "constructor":
                 record = symbol.record
                 values = args if args is not None else list(supplied.values())
                 if len(values) != len(record.fields):
-                    raise Fault(f"`{fn.name}` takes {len(record.fields)} fields, {len(values)} given")
+                    raise Fault(f"`{fn.name}` takes {_count(len(record.fields), 'field')}, {len(values)} given")
                 self._give(RecordValue(record.package, record.name, tuple(f for f, _ in record.fields),
                                        tuple(values)))
                 return None
@@ -559,11 +559,11 @@ class Machine:
                 self._give(prim.is_instance(value, symbol.predicate_of))
                 return None
             raise Fault(f"`{fn.name}` cannot be called")
-        raise Fault(f"{literal(fn)} is not a function: it is a {type_name(fn)}")
+        raise Fault(f"{literal(fn)} is not a function: its type is {type_name(fn)}")
 
     def _bind_args(self, owner, params, args, env, call_id, name):
         if len(args) > len(params):
-            raise Fault(f"`{name}` takes {len(params)} arguments, {len(args)} given")
+            raise Fault(f"`{name}` takes {_count(len(params), 'argument')}, {len(args)} given")
         supplied = {p.name: v for p, v in zip(params, args)}
         return self._bind_params(owner, params, supplied, Env({}, env), call_id)
 
@@ -890,3 +890,8 @@ def _fast(program: Program, key: tuple[str, str]):
 
 
 __all__ = ["Machine", "Env", "Fault", "Wait", "Done", "Slice", "Record", "Enum", "Invalid"]
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 argument`, `2 arguments`: for messages."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

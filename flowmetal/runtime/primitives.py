@@ -55,7 +55,7 @@ def as_list(value, where: str) -> tuple:
 def _numbers(name: str, args) -> None:
     for a in args:
         if not is_number(a):
-            raise Fault(f"`{name}` needs numbers, not {literal(a)} (a {type_name(a)})")
+            raise Fault(f"`{name}` needs numbers, not {literal(a)} (of type {type_name(a)})")
 
 
 def _arith(name: str, args):

@@ -357,7 +357,7 @@ async def test_bad_requests_are_refused_with_a_message_and_record_nothing(client
     message = await refused(command(client, "flowmetal.run", uri=uri, entry="acme.jobs/job"))
     assert "service: str?" in message and "label: str?" in message
     message = await refused(command(client, "flowmetal.run", uri=uri, entry="acme.jobs/nap", args=["1", "2"]))
-    assert "takes 1 arguments, 2 given" in message
+    assert "takes 1 argument, 2 given" in message
     message = await refused(command(client, "flowmetal.run", uri=uri, entry="acme.jobs/nap", args=['"one"']))
     assert "`seconds`" in message and "int?" in message
     message = await refused(command(client, "flowmetal.run", uri=uri, entry="acme.jobs/nope", args=[]))

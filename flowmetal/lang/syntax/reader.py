@@ -26,7 +26,9 @@ How it works
       parses is converted exactly as in the fast path; a piece that does not is
       built token by token by `_build`, a stack machine over the same terminals
       that turns every broken piece of text into an ERROR token with a
-      diagnostic and keeps the rest of the form's structure.
+      diagnostic and keeps the rest of the form's structure. When the form
+      lacks closers, the layout places each missing one (see `_build`), so a
+      missing `)` inside a definition leaves the definitions after it whole.
 
    So one broken form hides neither the errors nor the definitions of the
    others, and every error gets its own diagnostic with a precise span.
@@ -205,8 +207,42 @@ class _Reader:
         items: list[Node] = []
         for start, end in self._split():
             part = self.fast(start, end)
-            items.extend(part if part is not None else self._build(start, end))
+            items.extend(part if part is not None else self._build(start, end, recovering=True))
         return items
+
+    def _missing_closers(self, start: int, end: int) -> int:
+        """How many brackets of text[start:end] no closer closes (0 when an unterminated
+        string swallowed some: that string is the one mistake)."""
+        depth = 0
+        for m in _LEXEME.finditer(self.text, start, end):
+            group = m.lastgroup
+            if group == "open":
+                depth += 1
+            elif group == "close":
+                depth -= depth > 0
+            elif group in ("string3_open", "string_open"):
+                return 0
+        return depth
+
+    def _ends_by_indentation(self, pos: int, end: int, column: int) -> bool:
+        """Whether a bracket opened at `column` may end at `pos`: the next line (blank and
+        comment lines skipped) starts at `column` or left of it, or with a closer, or there
+        is none."""
+        text = self.text
+        i = text.find("\n", pos, end)
+        while i != -1:
+            j = i + 1
+            while j < end and text[j] in " \t,\r":
+                j += 1
+            if j >= end:
+                return True
+            if text[j] == "\n":
+                i = j
+            elif text[j] == ";":
+                i = text.find("\n", j, end)
+            else:
+                return text[j] in ")]}" or j - (i + 1) <= column
+        return True
 
     def _split(self) -> list[tuple[int, int]]:
         """Cut the text into pieces, each one top-level form and the trivia before it."""
@@ -238,13 +274,25 @@ class _Reader:
             pieces.append((piece_start, n))
         return pieces
 
-    def _build(self, start: int, end: int) -> list[Node]:
+    def _build(self, start: int, end: int, recovering: bool = False) -> list[Node]:
         """Make the nodes of text[start:end], token by token, reporting each problem.
 
         A stack machine over the grammar's terminals: a closer closes the
         innermost open sequence whatever its kind (as the grammar's `seq` does),
         a closer with nothing to close and broken text become ERROR tokens, and
         sequences still open at the end are closed there and reported.
+
+        `recovering` (a top-level form whose brackets do not balance): as many
+        brackets as lack a closer are closed where the layout says they end,
+        rather than all at the end of the form, so that one missing closer does
+        not pull the forms after it inside (where they would be misread):
+        - before a line that starts at the bracket's column or left of it (in
+          laid-out Lisp, what a bracket holds is indented deeper than it);
+        - at a closer of another kind that matches the bracket around it, when
+          the next line starts no deeper than that one: in `(inc y]` at a
+          binding vector's end, the `]` closes the vector and `(inc y` lacks
+          its `)`.
+        Each is reported unclosed (FM101), with where it was taken to end.
         """
         text, source = self.text, self.source
         root: list[Node] = []
@@ -252,11 +300,38 @@ class _Reader:
         stack: list[tuple[Token, list[Node]]] = []
         unterminated = False
         kind_at, literal_symbols, make_token = _KIND_AT, _LITERAL_SYMBOLS, Token
-        symbol, string = Kind.SYMBOL, Kind.STRING
+        symbol, string, ws = Kind.SYMBOL, Kind.STRING, Kind.WS
+        missing = self._missing_closers(start, end) if recovering else 0
+        line_start = text.rfind("\n", 0, start) + 1
+        fresh_line = text[line_start:start].strip(" \t,\r") == ""  # no token yet on this line
+        columns: list[tuple[int, int]] = []  # for each open bracket: its column, its line's start
+
+        def close_unclosed(note: Note) -> None:
+            nonlocal out
+            open_tok, parent = stack.pop()
+            columns.pop()
+            closer = CLOSER_OF[SEQ_OF_OPENER[open_tok.text]]
+            self._report(d.UNCLOSED_DELIMITER, open_tok.span, f"unclosed `{open_tok.text}`: no `{closer}` closes it",
+                         notes=(note,))
+            parent.append(self._seq(open_tok, out, None))
+            out = parent
+
         for m in _LEXEME.finditer(text, start, end):
             kind = kind_at[m.lastindex]
             tok_start, tok_end = m.span()
             tok_text = text[tok_start:tok_end]
+            if missing:
+                if kind is ws or kind is Kind.COMMENT:
+                    if "\n" in tok_text:
+                        line_start, fresh_line = tok_start + tok_text.rfind("\n") + 1, True
+                else:
+                    if fresh_line and m.lastgroup != "close":
+                        column = tok_start - line_start
+                        while missing and len(stack) > 1 and columns[-1][0] >= column and columns[-1][1] < line_start:
+                            missing -= 1
+                            close_unclosed(Note(source.span(tok_start, tok_start),
+                                                "taken to end before this line, which is indented no deeper"))
+                    fresh_line = False
             if kind is not None:
                 if kind is symbol:
                     kind = literal_symbols.get(tok_text, kind)
@@ -267,10 +342,21 @@ class _Reader:
             group = m.lastgroup
             if group == "open":
                 stack.append((Token(Kind.OPEN, source, tok_start, tok_end, tok_text), out))
+                if missing:
+                    columns.append((tok_start - line_start, line_start))
                 out = []
             elif group == "close":
                 close_tok = Token(Kind.CLOSE, source, tok_start, tok_end, tok_text)
+                if (missing and len(stack) > 2 and tok_text != CLOSER_OF[SEQ_OF_OPENER[stack[-1][0].text]]
+                        and tok_text == CLOSER_OF[SEQ_OF_OPENER[stack[-2][0].text]]
+                        and self._ends_by_indentation(tok_end, end, columns[-2][0])):
+                    missing -= 1
+                    around = stack[-2][0].text
+                    close_unclosed(Note(close_tok.span, f"taken to end here, where `{tok_text}` closes the "
+                                                        f"`{around}` around it"))
                 if stack:
+                    if missing:
+                        columns.pop()
                     open_tok, parent = stack.pop()
                     parent.append(self._seq(open_tok, out, close_tok))
                     out = parent
@@ -295,6 +381,8 @@ class _Reader:
                                  '(use `"""` for text over several lines)')
         end_span = source.span(end, end)
         while stack:
+            if missing:
+                columns.pop()
             open_tok, parent = stack.pop()
             if not unterminated:  # an unterminated string swallowed the closers: one mistake
                 where = "the text ends here" if end == len(text) else "the next top-level form starts here"
