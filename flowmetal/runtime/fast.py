@@ -38,7 +38,7 @@ from flowmetal.forms import (
 )
 from flowmetal.runtime import builtins as rb
 from flowmetal.runtime.program import Program
-from flowmetal.runtime.values import BuiltinFn, Closure, GlobalFn, Keyword, Member, RecordValue, map_key
+from flowmetal.runtime.values import BuiltinFn, Closure, GlobalFn, Keyword, List, Map, Member, RecordValue, map_key
 from flowmetal.syntax import Kind
 
 HIGHER_ORDER = {"map", "filter", "reduce"}
@@ -275,13 +275,13 @@ class Compiler:
             return or_
         if kind is VectorLit:
             items = [self.expr(i) for i in e.items]
-            return lambda env: tuple(item(env) for item in items)
+            return lambda env: List([item(env) for item in items])
         if kind is MapLit:
             items = [self.expr(i) for i in e.items]
 
             def map_(env):
                 values = [item(env) for item in items]
-                return {map_key(values[k]): values[k + 1] for k in range(0, len(values) - 1, 2)}
+                return Map([(map_key(values[k]), values[k + 1]) for k in range(0, len(values) - 1, 2)])
             return map_
         if kind is FnExpr:
             fn_id = self.program.expr_id(e)
@@ -454,14 +454,14 @@ class Compiler:
 
         if name == "map":
             coll = args[1]
-            return lambda env: tuple(apply(f(env), [x]) for x in rb.as_list(coll(env), "map"))
+            return lambda env: List([apply(f(env), [x]) for x in rb.as_list(coll(env), "map")])
         if name == "filter":
             coll = args[1]
 
             def filter_(env):
                 fn = f(env)
-                return tuple(x for x in rb.as_list(coll(env), "filter")
-                             if (lambda v: v is not None and v is not False)(apply(fn, [x])))
+                return List([x for x in rb.as_list(coll(env), "filter")
+                             if (lambda v: v is not None and v is not False)(apply(fn, [x]))])
             return filter_
         init, coll = args[1], args[2]
 

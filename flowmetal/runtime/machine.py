@@ -55,7 +55,8 @@ from flowmetal.resolve import Symbol
 from flowmetal.runtime import builtins as rb
 from flowmetal.runtime.program import Program
 from flowmetal.runtime.values import (
-    BuiltinFn, Closure, GlobalFn, Keyword, Member, RecordValue, decode, encode, literal, map_key, type_name,
+    EMPTY_LIST, EMPTY_MAP, BuiltinFn, Closure, GlobalFn, Keyword, List, Map, Member, RecordValue, decode, encode,
+    literal, map_key, type_name,
 )
 from flowmetal.syntax import Kind
 from flowmetal.types import Enum, Record
@@ -310,13 +311,13 @@ class Machine:
             self._give(Closure(self.program.expr_id(e), env, "fn"))
         elif kind is VectorLit:
             if not e.items:
-                self._give(())
+                self._give(EMPTY_LIST)
                 return
             stack.append((VEC, e, env, []))
             self.expr = e.items[0]
         elif kind is MapLit:
             if not e.items:
-                self._give({})
+                self._give(EMPTY_MAP)
                 return
             stack.append((MAP, e, env, []))
             self.expr = e.items[0]
@@ -472,9 +473,9 @@ class Machine:
                 stack.append(frame)
                 self.expr, self.env, self.mode_eval = e.items[len(items)], env, True
             elif tag == VEC:
-                self.value = tuple(items)
+                self.value = List(items)
             else:
-                self.value = {map_key(items[k]): items[k + 1] for k in range(0, len(items) - 1, 2)}
+                self.value = Map([(map_key(items[k]), items[k + 1]) for k in range(0, len(items) - 1, 2)])
             return None
         if tag == BIND:
             _, owner, params, i, env, supplied, call_id = frame
@@ -486,7 +487,7 @@ class Machine:
             if i + 1 < len(items):
                 stack.append((HMAP, f, items, i + 1, results))
                 return self._call_value(f, [items[i + 1]], None)
-            self.value = tuple(results)
+            self.value = List(results)
             return None
         if tag == HFILTER:
             _, f, items, i, results = frame
@@ -495,7 +496,7 @@ class Machine:
             if i + 1 < len(items):
                 stack.append((HFILTER, f, items, i + 1, results))
                 return self._call_value(f, [items[i + 1]], None)
-            self.value = tuple(results)
+            self.value = List(results)
             return None
         if tag == HREDUCE:
             _, f, items, i = frame
@@ -712,7 +713,7 @@ class Machine:
             f, items = args
             items = rb.as_list(items, name)
             if not items:
-                self._give(())
+                self._give(EMPTY_LIST)
                 return None
             self.stack.append((HMAP if name == "map" else HFILTER, f, items, 0, []))
             return self._call_value(f, [items[0]], None)
