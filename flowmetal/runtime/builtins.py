@@ -38,6 +38,9 @@ def is_number(v) -> bool:
 
 
 def equal(a, b) -> bool:
+    kind = type(a)
+    if kind is type(b) and (kind is int or kind is str):  # the common case, first
+        return a == b
     if is_number(a) and is_number(b):
         return a == b
     if type(a) is not type(b):
@@ -207,6 +210,12 @@ def call(name: str, args: list):
     return _call(name, args)
 
 
+def implementation(name: str):
+    """`args -> value` for the built-in `name`, looked up once (for compiled code)."""
+    impl = _IMPL.get(name)
+    return impl if impl is not None else (lambda args: _call(name, args))
+
+
 def _call(name: str, args: list):
     if name in ("+", "-", "*", "/"):
         return _arith(name, args)
@@ -347,6 +356,40 @@ def _hash_map(args):
 def _range(args):
     _numbers("range", args)
     return List(range(*args))
+
+
+def _conj2(coll, x):
+    return coll.conj1(x) if type(coll) is List else _COLLECTIONS["conj"]([coll, x])
+
+
+def _cons2(x, coll):
+    return coll.cons(x) if type(coll) is List else _COLLECTIONS["cons"]([x, coll])
+
+
+def _assoc3(m, k, v):
+    if type(m) is Map and type(k) is not bool:
+        return m.assoc(k, v)
+    return _assoc([m, k, v])
+
+
+def _first1(coll):
+    if type(coll) is List:
+        return coll[0] if len(coll) else None
+    return _first([coll])
+
+
+def _rest1(coll):
+    return coll.rest() if type(coll) is List else _COLLECTIONS["rest"]([coll])
+
+
+# Built-ins with a fixed number of arguments called directly, without a list of them (compiled code).
+_FIXED = {("conj", 2): _conj2, ("cons", 2): _cons2, ("assoc", 3): _assoc3, ("first", 1): _first1,
+          ("rest", 1): _rest1, ("count", 1): lambda coll: _count([coll]), ("get", 2): lambda c, k: _get([c, k])}
+
+
+def fixed(name: str, arity: int):
+    """`f(arg, ...)` for the built-in `name` called with `arity` arguments, or None."""
+    return _FIXED.get((name, arity))
 
 
 _COLLECTIONS = {

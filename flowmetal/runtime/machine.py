@@ -638,21 +638,36 @@ class Machine:
         left = UNLIMITED if budget is None else length_hint(ticks)
         compiler.begin(left, budget, self._pause)
         try:
-            value = compiler.call_pure(key, None, supplied)
+            value = compiler.call_top(key, supplied)
         except OutOfFuel:  # asked to stop inside it: the machine makes the call, next slice
-            self._slow_bind(owner, supplied, call_id)
+            self._slow_bind(*self._resumed(compiler, owner, supplied), call_id)
             compiler.allowance = compiler.spent()  # nothing left: the slice ends
         except RecursionError:
             self._deep = True  # deeper than Python's stack: the machine from here on
+            self._slow_bind(*self._resumed(compiler, owner, supplied), call_id)
+        except (Fault, Faulting):
+            # Run again (it is pure), to fault with a trace; on the machine alone, since the run
+            # ends with it: the calls it makes, each a loop's iteration maybe, are not run again
+            # on the fast path, up to the fault, one after the other.
+            self._deep = True
             self._slow_bind(owner, supplied, call_id)
-        except (NotPure, Fault, TypeError, ValueError, KeyError, IndexError):
-            self._slow_bind(owner, supplied, call_id)  # run again (it is pure), to fault with a trace
+        except (NotPure, TypeError, ValueError, KeyError, IndexError):
+            self._slow_bind(owner, supplied, call_id)  # the machine makes it (and reports what goes wrong)
         else:
             self._give(value)
         if budget is not None:
             spent = min(left, left - compiler.left())  # the call's own slices (`pause`) are not this one's
             if spent > 0:
                 next(islice(ticks, spent - 1, spent), None)  # spend it: an exhausted budget ends the slice
+
+    @staticmethod
+    def _resumed(compiler, owner, supplied):
+        """Where the machine takes a stopped fast call over: at the latest tail call of its
+        loop (a pure function and its parameters), else at its start."""
+        if compiler.resume_at is None:
+            return owner, supplied
+        (package, name), parameters = compiler.resume_at
+        return ("def", package, name), dict(parameters)
 
     def _bind_params(self, owner, params, supplied, env, call_id):
         return self._bind_from(owner, params, 0, env, supplied, call_id)
@@ -929,6 +944,6 @@ def _fast(program: Program, key: tuple[str, str]):
     return compiler if ok else None
 
 
-from flowmetal.runtime.fast import UNLIMITED, NotPure, OutOfFuel  # noqa: E402  (fast imports this module lazily)
+from flowmetal.runtime.fast import UNLIMITED, Faulting, NotPure, OutOfFuel  # noqa: E402  (fast imports this module lazily)
 
 __all__ = ["Machine", "Env", "Fault", "Wait", "Done", "Slice", "Record", "Enum", "Invalid"]

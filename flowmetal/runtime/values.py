@@ -14,13 +14,15 @@ A Flowmetal value is a Python value:
 (SPEC section 6). `encode`/`decode` turn values into JSON-able data and back, for
 the store: tagged where JSON has no type of its own.
 
-Lists and maps are persistent (on pyrsistent's vectors and maps): an update
-makes a new value sharing all but O(log n) of the old one, so building a list
-with `conj` or a map with `assoc`, one item at a time, costs O(n log n) in all
-rather than the O(n^2) of copying. `List` is a deque of two vectors: `conj`,
-`cons` and `rest` are O(log n) (`rest` O(1)), `concat` copies the shorter
-list. `Map` keeps the order in which keys were first added (the order literals,
-`keys` and JSON show) in a vector beside the hash map. Both are immutable and
+Lists and maps are persistent: an update makes a new value sharing all but
+O(log n) of the old one, so building a list with `conj` or a map with `assoc`,
+one item at a time, costs O(n log n) in all rather than the O(n^2) of copying.
+`List` is a deque of two of pyrsistent's vectors: `conj`, `cons` and `rest`
+are O(log n) (`rest` O(1)), `concat` copies the shorter list. `Map` is a hash
+array mapped trie (the `immutables` package, in C, as in CPython's own
+`contextvars`; pyrsistent's map is Python code and costs over ten times as
+much an update, see docs/performance.md), with the order in which keys were
+first added (the order literals, `keys` and JSON show) in a vector beside it. Both are immutable and
 hashable, so any value can be a map key. For Python code (tests, connectors)
 they compare equal to tuples and dicts of the same items; `encode` and
 `literal` also take tuples and dicts, so a value built in Python needs no
@@ -32,10 +34,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import chain
 
-from pyrsistent import pmap, pvector
+import immutables
+from pyrsistent import pvector
 
 _NO_ITEMS = pvector()
-_NO_ENTRIES = pmap()
+_new = object.__new__
 
 
 class List:
@@ -77,6 +80,13 @@ class List:
             return iter(back)
         front = self._front if self._nf == len(self._front) else self._front[:self._nf]
         return chain(reversed(front), back)
+
+    def conj1(self, item) -> "List":
+        """`conj` of one item (the common case, without the tuple of items)."""
+        new = _new(List)
+        new._front, new._nf, new._back, new._start, new._hash = (
+            self._front, self._nf, self._back.append(item), self._start, None)
+        return new
 
     def conj(self, *items) -> "List":
         """The list with `items` added at its end."""
@@ -140,7 +150,7 @@ class Map:
         """From a dict or (key, value) pairs, keys already made map keys (`map_key`); a key given
         twice keeps its first place and its last value."""
         entries = dict(entries)
-        self._entries, self._order, self._hash = pmap(entries), pvector(entries), None
+        self._entries, self._order, self._hash = immutables.Map(entries), pvector(entries), None
 
     @classmethod
     def _of(cls, entries, order) -> "Map":
@@ -185,7 +195,7 @@ class Map:
         if isinstance(other, Map):
             return self._entries == other._entries
         if type(other) is dict:
-            return len(self) == len(other) and self._entries == other
+            return len(self) == len(other) and all(k in other and other[k] == v for k, v in self.items())
         return NotImplemented
 
     def __hash__(self) -> int:
