@@ -20,10 +20,10 @@ one item at a time, costs O(n log n) in all rather than the O(n^2) of copying.
 `List` is a deque of two of pyrsistent's vectors: `conj`, `cons` and `rest`
 are O(log n) (`rest` O(1)), `concat` copies the shorter list. `Map` is a hash
 array mapped trie (the `immutables` package, in C, as in CPython's own
-`contextvars`; pyrsistent's map is Python code and costs over ten times as
-much an update, see docs/performance.md), with the order in which keys were
-first added (the order literals, `keys` and JSON show) in a vector beside it. Both are immutable and
-hashable, so any value can be a map key. For Python code (tests, connectors)
+`contextvars`; pyrsistent's map is Python code, four times as slow to build a
+map of 16,000 keys: docs/performance.md), with the order in which keys were
+first added (the order literals, `keys` and JSON show) in a vector beside it.
+Both are immutable and hashable, so any value can be a map key. For Python code (tests, connectors)
 they compare equal to tuples and dicts of the same items; `encode` and
 `literal` also take tuples and dicts, so a value built in Python needs no
 conversion to be stored or printed.
