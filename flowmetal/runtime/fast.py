@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections import deque
 from itertools import repeat
+from operator import itemgetter
 
 from flowmetal.forms import (
     split_arguments, Call, Cond, Definition, Do, FnExpr, If, Let, Lit, Logic, MapLit, Match, Name, PBind, PInvalid, PLit,
@@ -353,9 +354,7 @@ class Compiler:
         symbol = self.program.symbols.get(id(e.node))
         name = e.name
         if symbol is None or symbol.kind in ("parameter", "local"):
-            def local(env):
-                return env[name]
-            return local
+            return itemgetter(name)  # `env[name]`, without a Python call
         if symbol.kind == "member":
             value = Member(symbol.type.package, symbol.type.name, symbol.name)
         elif symbol.kind == "builtin":
@@ -380,18 +379,18 @@ class Compiler:
             if len(args) == 2 and name in ("+", "-", "*", "<", ">", "<=", ">="):
                 return self.binary(rb.number2(name), e.args[0], e.args[1], args)
             if len(args) == 2 and name == "=":
-                equal = rb.equal
-                a, b = args
-                return lambda env: equal(a(env), b(env))
+                return self.binary(rb.equal, e.args[0], e.args[1], args)
             direct = rb.fixed(name, len(args))
             if direct is not None:
                 if len(args) == 1:
                     (a,) = args
                     return lambda env: direct(a(env))
                 if len(args) == 2:
-                    a, b = args
-                    return lambda env: direct(a(env), b(env))
+                    return self.binary(direct, e.args[0], e.args[1], args)
                 a, b, c = args
+                where, first = self.operand(e.args[0])
+                if where == "local":  # `(assoc m k v)`: the map a local, most often
+                    return lambda env: direct(env[first], b(env), c(env))
                 return lambda env: direct(a(env), b(env), c(env))
             impl = rb.implementation(name)
             if len(args) == 1:
