@@ -2,7 +2,8 @@
 
 Every operation is checked against a model (a tuple, a dict) on random sequences
 of operations, old versions included; and what the store and the printer see of
-a value (its literal, its stored JSON, a snapshot holding it) is unchanged.
+a value (its literal, its stored JSON, a snapshot holding it) is unchanged. The
+built-ins over them are checked by tests/testdata/eval/collections.flow.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 
 from hypothesis import given, settings, strategies as st
 
-from flowmetal.runtime import builtins as rb
 from flowmetal.runtime.machine import Machine, Wait
 from flowmetal.runtime.program import load
 from flowmetal.runtime.values import EMPTY_LIST, EMPTY_MAP, Keyword, List, Map, decode, encode, literal, map_key
@@ -28,14 +28,14 @@ LIST_OPS = st.lists(st.one_of(
 def _apply(value: List, model: tuple, op) -> tuple[List, tuple]:
     kind = op[0]
     if kind == "conj":
-        return rb.call("conj", [value, op[1]]), model + (op[1],)
+        return value.conj1(op[1]), model + (op[1],)
     if kind == "cons":
-        return rb.call("cons", [op[1], value]), (op[1],) + model
+        return value.cons(op[1]), (op[1],) + model
     if kind == "rest":
-        return rb.call("rest", [value]), model[1:]
+        return value.rest(), model[1:]
     if kind == "concat":
-        return rb.call("concat", [value, List(op[1])]), model + tuple(op[1])
-    return rb.call("concat", [List(op[1]), value]), tuple(op[1]) + model
+        return value.concat(List(op[1])).conj(*op[1][:2]), model + tuple(op[1]) + tuple(op[1][:2])
+    return List(op[1]).concat(value), tuple(op[1]) + model
 
 
 @settings(max_examples=300, deadline=None)
@@ -50,8 +50,7 @@ def test_lists_behave_as_tuples_and_keep_their_old_versions(ops):
     for value, model in history:  # every version, after all the updates made from it
         assert tuple(value) == model and len(value) == len(model)
         assert [value[i] for i in range(len(model))] == list(model)
-        assert [rb.call("get", [value, i]) for i in range(-1, len(model) + 1)] == [None, *model, None]
-        assert rb.call("first", [value]) == (model[0] if model else None)
+        assert [value[i] for i in range(-len(model), 0)] == list(model)
         assert value == model and value == List(model) and hash(value) == hash(model)
         assert literal(value) == literal(model)
         assert encode(value) == {"l": [encode(v) for v in model]}
@@ -67,28 +66,27 @@ def test_maps_behave_as_dicts_in_insertion_order_and_keep_their_old_versions(ops
     value, model = EMPTY_MAP, {}
     history = [(value, dict(model))]
     for key, item in ops:
-        value = rb.call("assoc", [value, key, item])
+        value = value.assoc(map_key(key), item)
         model = dict(model)
         model[map_key(key)] = item  # a key already there (by value: 1 and 1.0) keeps its place
         history.append((value, model))
     for value, model in history:
         assert list(value.items()) == list(model.items()) and len(value) == len(model)
         assert value == model and value == Map(model)
-        assert all(rb.call("get", [value, k.value if hasattr(k, "value") else k]) == v for k, v in model.items())
-        assert rb.call("keys", [value]) == tuple(k.value if hasattr(k, "value") else k for k in model)
-        assert rb.call("vals", [value]) == tuple(model.values())
+        assert all(value.get(k) == v and k in value for k, v in model.items())
+        assert list(value.keys()) == list(model) and list(value.values()) == list(model.values())
         assert literal(value) == literal(model)
         assert encode(value) == encode(model)  # the stored form: pairs in insertion order, as dicts gave
         assert decode(json.loads(json.dumps(encode(value)))) == value
 
 
 def test_values_as_map_keys_are_found_by_value():
-    inner = rb.call("assoc", [EMPTY_MAP, Keyword("a"), List([1, 2])])
-    m = rb.call("assoc", [rb.call("assoc", [EMPTY_MAP, inner, "map"]), List([1, 2]), "list"])
-    same = Map([(Keyword("a"), rb.call("conj", [List([1]), 2]))])
-    assert rb.call("get", [m, same]) == "map"
-    assert rb.call("get", [m, rb.call("rest", [List([0, 1, 2])])]) == "list"
-    assert rb.call("get", [m, List([2, 1])], ) is None
+    inner = EMPTY_MAP.assoc(Keyword("a"), List([1, 2]))
+    m = EMPTY_MAP.assoc(inner, "map").assoc(List([1, 2]), "list")
+    same = Map([(Keyword("a"), List([1]).conj1(2))])
+    assert m.get(same) == "map"
+    assert m.get(List([0, 1, 2]).rest()) == "list" and m.get(List([7]).cons(0).rest().rest().conj1(2).cons(1)) == "list"
+    assert m.get(List([2, 1])) is None
     assert literal(m) == "{{:a [1 2]} \"map\" [1 2] \"list\"}"
 
 
