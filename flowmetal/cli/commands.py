@@ -98,10 +98,10 @@ def _runtime_errors(fn):
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from flowmetal.runtime.driving import prepare_run, program_files, record_run, wait_for
+    from flowmetal.runtime.driving import prepare, program_files, record_run, wait_for
     from flowmetal.runtime.executor import Executor
     sources = program_files(args.file)
-    code = prepare_run(sources, args.entry, list(args.args))  # refuse before touching the store
+    code, program = prepare(sources, args.entry, list(args.args))  # refuse before touching the store
     if not args.detach and os.environ.get("FLOWMETAL_PUBLIC_URL"):  # and before recording a run it can't drive
         from flowmetal.server.addresses import AddressError, check_public_url
         try:
@@ -114,11 +114,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.detach:
         print(run_id)
         return 0
-    from flowmetal.server.local import InProcess
     from flowmetal.cli.run_output import StatusLine
+    from flowmetal.server.local import InProcess, needed_by
     status = StatusLine(store) if sys.stderr.isatty() else None
-    with InProcess(store.path, args.port) as connectors:
-        run = wait_for(store, Executor(store, public_url=connectors.public_url), run_id, status=status)
+    if needed_by(program):
+        with InProcess(store.path, args.port) as connectors:
+            run = wait_for(store, Executor(store, public_url=connectors.public_url), run_id, status=status)
+    else:  # it never calls out nor waits for a callback: nothing to start besides the run
+        run = wait_for(store, Executor(store), run_id, status=status)
     if status is not None:
         status.clear()
     if run.status == "completed":
@@ -297,7 +300,8 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     run.add_argument("entry", metavar="ENTRY")
     run.add_argument("args", nargs="*", metavar="ARG", help="arguments, as Flowmetal literals")
     run.add_argument("--detach", action="store_true", help="only record the run and print its id")
-    run.add_argument("--port", type=int, default=0, help="the callback server's port (default: any free port)")
+    run.add_argument("--port", type=int, default=0, help="the callback server's port (default: any free port); started only "
+                     "for a program requiring http.callback or http.request")
     run.set_defaults(handler=_run)
 
     runs = with_store(argparse.ArgumentParser(prog="flowmetal runs", description="List the runs."))

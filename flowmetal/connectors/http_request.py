@@ -71,7 +71,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 import httpx
 
 from flowmetal.connectors import pause, stopped
-from flowmetal.runtime.values import RecordValue, decode, encode, key_value
+from flowmetal.runtime.values import Map, RecordValue, decode, encode, key_value
 
 PACKAGE = "http.request"
 ENDPOINTS = {
@@ -213,7 +213,7 @@ def request_of(endpoint: str, args: dict) -> tuple[str, str, str | None, dict[st
         raise BadRequest(f"`{endpoint}` needs a str? url, not {url!r}")
     if data is not None and not isinstance(data, str):
         raise BadRequest(f"the data of `{endpoint}` must be a str? or nil, not {data!r}")
-    if not isinstance(headers, dict):
+    if not isinstance(headers, (Map, dict)):
         raise BadRequest(f"the headers of `{endpoint}` must be a (map? str? str?), not {headers!r}")
     plain = {}
     for name, value in headers.items():

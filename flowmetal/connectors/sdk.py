@@ -93,7 +93,7 @@ from flowmetal.runtime.primitives import is_instance
 from flowmetal.runtime.program import Program, ProgramError, load
 from flowmetal.runtime.store import StoreError
 from flowmetal.runtime.values import (
-    FUNCTIONS, Keyword, Member, RecordValue, decode, encode, key_value, literal, map_key,
+    FUNCTIONS, Keyword, List, Map, Member, RecordValue, decode, encode, key_value, literal, map_key,
 )
 
 log = logging.getLogger("flowmetal.connectors.sdk")
@@ -203,20 +203,22 @@ def endpoints_of(module: ModuleType) -> dict[str, Callable]:
 # -- values -----------------------------------------------------------------------------------------------
 
 def to_python(value):
-    """A Flowmetal value for a Python function: maps with plain keys (true/false as bools)."""
-    if isinstance(value, tuple):
+    """A Flowmetal value for a Python function: lists as tuples, maps as dicts with plain keys
+    (true/false as bools)."""
+    if isinstance(value, (List, tuple)):
         return tuple(to_python(v) for v in value)
-    if isinstance(value, dict):
+    if isinstance(value, (Map, dict)):
         return {key_value(k): to_python(v) for k, v in value.items()}
     return value
 
 
 def from_python(value):
-    """A function's result as a Flowmetal value: lists become tuples, map keys the runtime's keys."""
-    if isinstance(value, (list, tuple)):
-        return tuple(from_python(v) for v in value)
-    if isinstance(value, dict):
-        return {map_key(from_python(k)): from_python(v) for k, v in value.items()}
+    """A function's result as a Flowmetal value: lists and tuples become lists, dicts maps (with
+    the runtime's keys)."""
+    if isinstance(value, (list, tuple, List)):
+        return List([from_python(v) for v in value])
+    if isinstance(value, (dict, Map)):
+        return Map([(map_key(from_python(key_value(k))), from_python(v)) for k, v in value.items()])
     if isinstance(value, RecordValue):
         return RecordValue(value.package, value.record, tuple(value.fields), tuple(from_python(v) for v in value.values))
     return value
@@ -226,9 +228,9 @@ def _flowmetal(value) -> bool:
     """Whether a value (deeply) is one the store can hold as a result."""
     if value is None or isinstance(value, (bool, int, float, str, Keyword, Member)):
         return True
-    if isinstance(value, tuple):
+    if isinstance(value, (List, tuple)):
         return all(_flowmetal(v) for v in value)
-    if isinstance(value, dict):
+    if isinstance(value, (Map, dict)):
         return all(_flowmetal(key_value(k)) and _flowmetal(v) for k, v in value.items())
     if isinstance(value, RecordValue):
         return all(_flowmetal(v) for v in value.values)

@@ -76,11 +76,16 @@ def program_files(file: str, read=None) -> dict[str, str]:
 def prepare_run(sources: dict[str, str], entry: str, args: list[str]) -> str:
     """Check a program, its entry and its arguments as a new run needs them: the code hash.
     Raises `ProgramError`, `LiteralError` or `KeyError` when the run could not start."""
+    return prepare(sources, entry, args)[0]
+
+
+def prepare(sources: dict[str, str], entry: str, args: list[str]):
+    """`prepare_run`, and the checked program: (code hash, program)."""
     from flowmetal.runtime.literals import read_literal
     from flowmetal.runtime.program import code_hash, load
     program = load(sources)
     check_entry(program, entry, [read_literal(text, program, program.package_of(entry)[0]) for text in args])
-    return code_hash(sources)
+    return code_hash(sources), program
 
 
 def record_run(store: SQLiteStore, sources: dict[str, str], entry: str, args: list[str], code: str,

@@ -15,6 +15,18 @@ depth is bounded by its own, larger, limit) and on a fault (the machine runs the
 again, which is safe since it is pure, so that the fault has its Flowmetal
 stack trace). Results are the same values either way.
 
+Calls in tail position are proper tail calls here too, as on the machine: a
+compiled call in tail position does not call its callee but hands it back (in
+the compiler's one `Tail` record: the callee's body and its environment), and
+the call that is waiting for a value runs it, in a loop. A loop written as
+recursion so runs in constant Python stack, however long it goes on, instead
+of exhausting Python's stack and starting over on the machine.
+
+`match` is compiled too: its leading clauses of literals and enum members
+become one dict lookup (for a subject that is a number, string, keyword, nil,
+boolean or member: no other value can equal a literal), the others tests in
+order; a pattern that binds nothing is tested without building bindings.
+
 Compiled code can be stopped: every call it makes (and every item a `map`,
 `filter` or `reduce` goes through) spends one unit of the budget the machine
 gives it (`begin`). Counting must cost next to nothing, so a call takes a token
@@ -31,6 +43,7 @@ from __future__ import annotations
 
 from collections import deque
 from itertools import repeat
+from operator import itemgetter
 
 from flowmetal.lang.forms import (
     split_arguments, Call, Cond, Definition, Do, FnExpr, If, Let, Lit, Logic, MapLit, Match, Name, PBind, PInvalid, PLit,
@@ -39,7 +52,7 @@ from flowmetal.lang.forms import (
 from flowmetal.lang.syntax import Kind
 from flowmetal.runtime import primitives as prim
 from flowmetal.runtime.program import Program
-from flowmetal.runtime.values import BuiltinFn, Closure, Env, GlobalFn, Keyword, Member, RecordValue, map_key
+from flowmetal.runtime.values import BuiltinFn, Closure, Env, GlobalFn, Keyword, List, Map, Member, RecordValue, map_key
 
 HIGHER_ORDER = {"map", "filter", "reduce"}
 UNLIMITED = (1 << 30) - 1  # the allowance of a call made without a budget (never looked at)
@@ -48,6 +61,21 @@ CHUNK = 4096               # tokens put in at a time: the budget is looked at ev
 
 class NotPure(Exception):
     pass
+
+
+class Faulting(NotPure):
+    """The call faults here (the machine reports the fault, with its stack trace)."""
+
+
+class Tail:
+    """A tail call handed back to the call waiting for a value: run `body(env)` next (the body
+    of function `key`, `env` its parameters). One per compiler, filled just before it is
+    returned: it is read before anything else runs."""
+    __slots__ = ("body", "env", "key")
+
+
+# Values a literal or member pattern can equal; the others skip a `match`'s literal table.
+_SCALARS = frozenset({int, float, str, bool, type(None), Keyword, Member})
 
 
 class OutOfFuel(Exception):
@@ -131,6 +159,8 @@ class Compiler:
         self.compiled: dict[tuple[str, str], tuple] = {}
         self.tokens: deque = deque()  # one taken a call; the compiled closures hold its `pop`
         self.take = self.tokens.pop
+        self.tail = Tail()
+        self.resume_at = None         # (function, parameters) of the latest tail call `call_top` made
         self.allowance = 0            # units the current call may spend before `pause` is asked
         self.budget: int | None = None
         self.pause = None
@@ -142,6 +172,7 @@ class Compiler:
         `pause()` lets it go on (no budget: no limit)."""
         self.allowance, self.budget, self.pause = allowance, budget, pause
         self._start, self._refills = len(self.tokens), 0
+        self.resume_at = None
 
     def spent(self) -> int:
         """Units spent since `begin`."""
@@ -169,8 +200,27 @@ class Compiler:
             self.compiled[key] = None  # recursion: filled below, looked up at call time
             params = [p.name for p in definition.params]
             defaults = [self.expr(p.default) if p.default is not None else None for p in definition.params]
-            found = self.compiled[key] = (params, defaults, self.body(definition.body))
+            found = self.compiled[key] = (params, defaults, self.body(definition.body, tail=True))
         return found
+
+    def call_top(self, key, supplied: dict):
+        """`call_pure` for the machine, remembering in `resume_at` the latest tail call its own
+        loop made: when the call is stopped (`OutOfFuel`) or too deep for Python's stack, the
+        machine goes on from there, not from the start (it is pure: nothing shows twice), so a
+        long loop stopped at each slice still gets on."""
+        params, defaults, body = self.compiled.get(key) or self.function(key)
+        if len(supplied) < len(params):
+            return self.call_pure(key, None, supplied)  # defaults: rare at the top, not resumed
+        try:
+            self.take()
+        except IndexError:
+            self.empty()
+        value = body({name: supplied[name] for name in params})
+        tail = self.tail
+        while value is tail:
+            self.resume_at = (tail.key, tail.env)
+            value = tail.body(tail.env)
+        return value
 
     def call_pure(self, key, args: list | None, supplied: dict | None):
         try:
@@ -187,12 +237,18 @@ class Compiler:
             if value is _MISSING:
                 value = defaults[i](env)
             env[name] = value
-        return body(env)
+        value = body(env)
+        tail = self.tail
+        while value is tail:
+            value = tail.body(tail.env)
+        return value
 
     # -- expressions --
 
-    def body(self, exprs):
-        parts = [self.expr(e) for e in exprs]
+    def body(self, exprs, tail: bool = False):
+        """`exprs` in order, the value of the last; `tail`: the last is in tail position (its
+        value is the function's), so a call there may hand back `self.tail`."""
+        parts = [self.expr(e, tail and i == len(exprs) - 1) for i, e in enumerate(exprs)]
         if not parts:
             return lambda env: None
         if len(parts) == 1:
@@ -204,7 +260,7 @@ class Compiler:
             return parts[-1](env)
         return run
 
-    def expr(self, e):
+    def expr(self, e, tail: bool = False):
         kind = type(e)
         if kind is Lit:
             value = Keyword(e.value) if e.kind is Kind.KEYWORD else e.value
@@ -212,10 +268,10 @@ class Compiler:
         if kind is Name:
             return self.name(e)
         if kind is Call:
-            return self.call(e)
+            return self.call(e, tail)
         if kind is If:
-            test, then = self.expr(e.test), self.expr(e.then)
-            orelse = self.expr(e.orelse) if e.orelse is not None else (lambda env: None)
+            test, then = self.expr(e.test), self.expr(e.then, tail)
+            orelse = self.expr(e.orelse, tail) if e.orelse is not None else (lambda env: None)
             if e.negated:
                 then, orelse = orelse, then
 
@@ -224,17 +280,17 @@ class Compiler:
                 return then(env) if v is not None and v is not False else orelse(env)
             return if_
         if kind is When:
-            test, body = self.expr(e.test), self.body(e.body)
+            test, body = self.expr(e.test), self.body(e.body, tail)
 
             def when(env):
                 v = test(env)
                 return body(env) if v is not None and v is not False else None
             return when
         if kind is Do:
-            return self.body(e.body)
+            return self.body(e.body, tail)
         if kind is Let:
             bindings = [(b.name, self.expr(b.value)) for b in e.bindings]
-            body = self.body(e.body)
+            body = self.body(e.body, tail)
 
             def let(env):
                 env = dict(env)
@@ -243,8 +299,8 @@ class Compiler:
                 return body(env)
             return let
         if kind is Cond:
-            clauses = [(self.expr(t), self.expr(r)) for t, r in e.clauses]
-            orelse = self.expr(e.orelse) if e.orelse is not None else (lambda env: None)
+            clauses = [(self.expr(t), self.expr(r, tail)) for t, r in e.clauses]
+            orelse = self.expr(e.orelse, tail) if e.orelse is not None else (lambda env: None)
 
             def cond(env):
                 for test, result in clauses:
@@ -254,7 +310,7 @@ class Compiler:
                 return orelse(env)
             return cond
         if kind is Logic:
-            items = [self.expr(i) for i in e.items]
+            items = [self.expr(item, tail and i == len(e.items) - 1) for i, item in enumerate(e.items)]
             if e.op == "and":
                 def and_(env):
                     v = True
@@ -275,13 +331,13 @@ class Compiler:
             return or_
         if kind is VectorLit:
             items = [self.expr(i) for i in e.items]
-            return lambda env: tuple(item(env) for item in items)
+            return lambda env: List([item(env) for item in items])
         if kind is MapLit:
             items = [self.expr(i) for i in e.items]
 
             def map_(env):
                 values = [item(env) for item in items]
-                return {map_key(values[k]): values[k + 1] for k in range(0, len(values) - 1, 2)}
+                return Map([(map_key(values[k]), values[k + 1]) for k in range(0, len(values) - 1, 2)])
             return map_
         if kind is FnExpr:
             fn_id = self.program.expr_id(e)
@@ -290,16 +346,14 @@ class Compiler:
                 return Closure(fn_id, Env(dict(env)), "fn")
             return fn
         if kind is Match:
-            return self.match(e)
+            return self.match(e, tail)
         raise NotPure
 
     def name(self, e: Name):
         symbol = self.program.symbols.get(id(e.node))
         name = e.name
         if symbol is None or symbol.kind in ("parameter", "local"):
-            def local(env):
-                return env[name]
-            return local
+            return itemgetter(name)  # `env[name]`, without a Python call
         if symbol.kind == "member":
             value = Member(symbol.type.package, symbol.type.name, symbol.name)
         elif symbol.kind == "builtin":
@@ -310,7 +364,7 @@ class Compiler:
             value = GlobalFn(symbol.package, symbol.name)
         return lambda env: value
 
-    def call(self, e: Call):
+    def call(self, e: Call, tail: bool = False):
         fn = e.fn
         args = [self.expr(a) for a in e.args]
         if type(fn) is FnExpr:
@@ -324,13 +378,32 @@ class Compiler:
             if len(args) == 2 and name in ("+", "-", "*", "<", ">", "<=", ">="):
                 return self.binary(prim.number2(name), e.args[0], e.args[1], args)
             if len(args) == 2 and name == "=":
-                equal = prim.equal
+                return self.binary(prim.equal, e.args[0], e.args[1], args)
+            direct = prim.fixed(name, len(args))
+            if direct is not None:
+                if len(args) == 1:
+                    (a,) = args
+                    return lambda env: direct(a(env))
+                if len(args) == 2:
+                    return self.binary(direct, e.args[0], e.args[1], args)
+                a, b, c = args
+                where, first = self.operand(e.args[0])
+                if where == "local":  # `(assoc m k v)`: the map a local, most often
+                    return lambda env: direct(env[first], b(env), c(env))
+                return lambda env: direct(a(env), b(env), c(env))
+            impl = prim.implementation(name)
+            if len(args) == 1:
+                (a,) = args
+                return lambda env: impl([a(env)])
+            if len(args) == 2:
                 a, b = args
-                return lambda env: equal(a(env), b(env))
-            call = prim.call
+                return lambda env: impl([a(env), b(env)])
+            if len(args) == 3:
+                a, b, c = args
+                return lambda env: impl([a(env), b(env), c(env)])
 
             def builtin(env):
-                return call(name, [a(env) for a in args])
+                return impl([a(env) for a in args])
             return builtin
         if kind == "function":
             key = (symbol.package, symbol.name)
@@ -354,9 +427,20 @@ class Compiler:
                     if not body_cell:
                         body_cell.append((self.compiled.get(key) or self.function(key))[2])
                     return body_cell[0]
-                take, empty = self.take, self.empty
+                take, empty, tail_call = self.take, self.empty, self.tail
                 if len(names) == 1:
                     (name0,), (arg0,) = names, args
+                    if tail:
+                        def tail1(env):
+                            try:
+                                take()
+                            except IndexError:
+                                empty()
+                            callee = {name0: arg0(env)}
+                            tail_call.body = body_cell[0] if body_cell else body_of()
+                            tail_call.env, tail_call.key = callee, key
+                            return tail_call
+                        return tail1
 
                     def call1(env):
                         try:
@@ -364,8 +448,48 @@ class Compiler:
                         except IndexError:
                             empty()
                         body = body_cell[0] if body_cell else body_of()
-                        return body({name0: arg0(env)})
+                        value = body({name0: arg0(env)})
+                        while value is tail_call:
+                            value = tail_call.body(tail_call.env)
+                        return value
                     return call1
+                if tail and len(names) == 2:
+                    (name0, name1), (arg0, arg1) = names, args
+
+                    def tail2(env):
+                        try:
+                            take()
+                        except IndexError:
+                            empty()
+                        callee = {name0: arg0(env), name1: arg1(env)}
+                        tail_call.body = body_cell[0] if body_cell else body_of()
+                        tail_call.env, tail_call.key = callee, key
+                        return tail_call
+                    return tail2
+                if tail and len(names) == 3:
+                    (name0, name1, name2), (arg0, arg1, arg2) = names, args
+
+                    def tail3(env):
+                        try:
+                            take()
+                        except IndexError:
+                            empty()
+                        callee = {name0: arg0(env), name1: arg1(env), name2: arg2(env)}
+                        tail_call.body = body_cell[0] if body_cell else body_of()
+                        tail_call.env, tail_call.key = callee, key
+                        return tail_call
+                    return tail3
+                if tail:
+                    def tail_fn(env):
+                        try:
+                            take()
+                        except IndexError:
+                            empty()
+                        callee = dict(zip(names, [a(env) for a in args]))
+                        tail_call.body = body_cell[0] if body_cell else body_of()
+                        tail_call.env, tail_call.key = callee, key
+                        return tail_call
+                    return tail_fn
 
                 def call_fn(env):
                     try:
@@ -373,7 +497,10 @@ class Compiler:
                     except IndexError:
                         empty()
                     body = body_cell[0] if body_cell else body_of()
-                    return body(dict(zip(names, [a(env) for a in args])))
+                    value = body(dict(zip(names, [a(env) for a in args])))
+                    while value is tail_call:
+                        value = tail_call.body(tail_call.env)
+                    return value
                 return call_fn
             call_pure = self.call_pure
 
@@ -393,8 +520,9 @@ class Compiler:
 
             def access(env):
                 value = arg(env)
-                if not (isinstance(value, RecordValue) and value.record == record.name):
-                    raise NotPure  # the machine reports it properly
+                if not (isinstance(value, RecordValue) and value.record == record.name
+                        and value.package == record.package):
+                    raise Faulting  # the machine reports it properly
                 return value.values[index]
             return access
         if symbol.predicate_of is not None:
@@ -431,7 +559,7 @@ class Compiler:
 
     def higher_order(self, name: str, args):
         f = args[0]
-        take, empty = self.take, self.empty
+        take, empty, tail = self.take, self.empty, self.tail
 
         def apply(fn, values):
             try:
@@ -448,19 +576,22 @@ class Compiler:
                 env = dict(fn.env.vars)
                 for param, value in zip(fexpr.params, values):
                     env[param.name] = value
-                return body(env)
+                value = body(env)
+                while value is tail:
+                    value = tail.body(tail.env)
+                return value
             raise NotPure
 
         if name == "map":
             coll = args[1]
-            return lambda env: tuple(apply(f(env), [x]) for x in prim.as_list(coll(env), "map"))
+            return lambda env: List([apply(f(env), [x]) for x in prim.as_list(coll(env), "map")])
         if name == "filter":
             coll = args[1]
 
             def filter_(env):
                 fn = f(env)
-                return tuple(x for x in prim.as_list(coll(env), "filter")
-                             if (lambda v: v is not None and v is not False)(apply(fn, [x])))
+                return List([x for x in prim.as_list(coll(env), "filter")
+                             if (lambda v: v is not None and v is not False)(apply(fn, [x]))])
             return filter_
         init, coll = args[1], args[2]
 
@@ -478,24 +609,97 @@ class Compiler:
         if body is None:
             if any(p.default is not None for p in fexpr.params):
                 raise NotPure
-            body = cache[fn_id] = self.body(fexpr.body)
+            body = cache[fn_id] = self.body(fexpr.body, tail=True)
         return body
 
-    def match(self, e: Match):
+    def match(self, e: Match, tail: bool = False):
         subject = self.expr(e.subject)
-        clauses = [(self.pattern(c.pattern), self.body(c.body)) for c in e.clauses]
+        clauses = list(e.clauses)
+        # The leading clauses of literals and members: one lookup (the first clause of a value wins).
+        table: dict = {}
+        while clauses and type(clauses[0].pattern) in (PLit, PMember):
+            clause = clauses.pop(0)
+            table.setdefault(map_key(self.constant(clause.pattern)), self.body(clause.body, tail))
+        # The others in order: (test(value), None, body) when the pattern binds nothing,
+        # else (None, bind(value, bound), body).
+        rest = []
+        for clause in clauses:
+            body = self.body(clause.body, tail)
+            if _binds(clause.pattern):
+                rest.append((None, self.pattern(clause.pattern), body))
+            else:
+                rest.append((self.test(clause.pattern), None, body))
+        scalars, true_key, false_key = _SCALARS, map_key(True), map_key(False)
 
         def match(env):
             value = subject(env)
-            for test, body in clauses:
-                bound: dict = {}
-                if test(value, bound):
-                    if bound:
-                        env = dict(env)
-                        env.update(bound)
+            if table and type(value) in scalars:
+                body = table.get(value if type(value) is not bool else true_key if value else false_key)
+                if body is not None:
                     return body(env)
-            raise NotPure  # no clause fits: the machine reports the fault with its trace
+            for test, bind, body in rest:
+                if test is not None:
+                    if test(value):
+                        return body(env)
+                    continue
+                bound: dict = {}
+                if bind(value, bound):
+                    env = dict(env)
+                    env.update(bound)
+                    return body(env)
+            raise Faulting  # no clause fits: the machine reports the fault with its trace
+
+        if len(rest) == 1 and type(e.clauses[-1].pattern) in (PWild, PBind):
+            # Literals, then a catch-all (`[_ ...]` or `[n ...]`): no loop.
+            last = e.clauses[-1].pattern
+            body = rest[0][2]
+            name = last.name if type(last) is PBind else None
+            where, local = self.operand(e.subject)
+            if where == "local" and name is None and table:
+                def match_local(env):  # `(match x [0 ...] ... [_ ...])`, the commonest shape
+                    value = env[local]
+                    if type(value) in scalars:
+                        found = table.get(value if type(value) is not bool else true_key if value else false_key)
+                        if found is not None:
+                            return found(env)
+                    return body(env)
+                return match_local
+
+            def match_else(env):
+                value = subject(env)
+                if table and type(value) in scalars:
+                    found = table.get(value if type(value) is not bool else true_key if value else false_key)
+                    if found is not None:
+                        return found(env)
+                if name is not None:
+                    env = dict(env)
+                    env[name] = value
+                return body(env)
+            return match_else
         return match
+
+    def constant(self, p):
+        """The value a literal or member pattern matches."""
+        if type(p) is PLit:
+            return Keyword(p.value) if p.kind is Kind.KEYWORD else p.value
+        symbol = self.program.symbols.get(id(p.node))
+        return Member(symbol.type.package, symbol.type.name, symbol.name)
+
+    def test(self, p):
+        """`test(value) -> bool` for a pattern that binds nothing."""
+        kind = type(p)
+        if kind is PWild:
+            return lambda v: True
+        if kind is PLit or kind is PMember:
+            expected = self.constant(p)
+            if expected is None or type(expected) is bool or type(expected) is Keyword:
+                return lambda v: v is expected
+            if type(expected) is str or type(expected) is Member:
+                kind_of = type(expected)
+                return lambda v: type(v) is kind_of and v == expected
+            return lambda v: (type(v) is int or type(v) is float) and v == expected  # numbers: by value
+        bind = self.pattern(p)
+        return lambda v: bind(v, {})
 
     def pattern(self, p):
         kind = type(p)
@@ -528,6 +732,16 @@ class Compiler:
         if kind is PInvalid:
             return lambda v, b: False
         raise NotPure
+
+
+def _binds(p) -> bool:
+    """Whether a pattern binds a name."""
+    kind = type(p)
+    if kind is PBind:
+        return True
+    if kind is PRecord:
+        return any(_binds(sub) for sub in p.args)
+    return False
 
 
 def _plan(params, args):

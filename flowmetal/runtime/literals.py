@@ -13,7 +13,7 @@ from __future__ import annotations
 from flowmetal.lang.forms import literal_value
 from flowmetal.lang.syntax import Kind, Seq, Token, read
 from flowmetal.runtime.program import Program
-from flowmetal.runtime.values import Keyword, Member, RecordValue, map_key
+from flowmetal.runtime.values import Keyword, List, Map, Member, RecordValue, map_key
 
 
 class LiteralError(ValueError):
@@ -47,10 +47,10 @@ def _value(node, program: Program, package: str, text: str):
     assert type(node) is Seq
     items = [_value(f, program, package, text) for f in node.forms[1:]] if node.kind is Kind.LIST else None
     if node.kind is Kind.VECTOR:
-        return tuple(_value(f, program, package, text) for f in node.forms)
+        return List([_value(f, program, package, text) for f in node.forms])
     if node.kind is Kind.MAP:
         values = [_value(f, program, package, text) for f in node.forms]
-        return {map_key(values[i]): values[i + 1] for i in range(0, len(values) - 1, 2)}
+        return Map([(map_key(values[i]), values[i + 1]) for i in range(0, len(values) - 1, 2)])
     head = node.forms[0] if node.forms else None
     if type(head) is Token and head.kind is Kind.SYMBOL:
         symbol = _lookup(program, package, head.text)

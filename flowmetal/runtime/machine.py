@@ -55,11 +55,12 @@ from flowmetal.lang.resolve import Symbol
 from flowmetal.lang.syntax import Kind
 from flowmetal.lang.types import Enum, Record
 from flowmetal.runtime import primitives as prim
-from flowmetal.runtime.fast import UNLIMITED, Compiler, NotPure, OutOfFuel, pure_functions
+from flowmetal.runtime.fast import UNLIMITED, Compiler, Faulting, NotPure, OutOfFuel, pure_functions
 from flowmetal.runtime.faults import TRACE_KEEP, Fault  # noqa: F401  (TRACE_KEEP: the bound named above)
 from flowmetal.runtime.program import Program
 from flowmetal.runtime.values import (
-    BuiltinFn, Closure, Env, GlobalFn, Keyword, Member, RecordValue, decode, encode, literal, map_key, type_name,
+    EMPTY_LIST, EMPTY_MAP, BuiltinFn, Closure, Env, GlobalFn, Keyword, List, Map, Member, RecordValue, decode, encode,
+    literal, map_key, type_name,
 )
 
 MAX_DEPTH = 150_000   # calls in progress at once (non-tail); docs/language.md
@@ -272,13 +273,13 @@ class Machine:
             self._give(Closure(self.program.expr_id(e), env, "fn"))
         elif kind is VectorLit:
             if not e.items:
-                self._give(())
+                self._give(EMPTY_LIST)
                 return
             stack.append((VEC, e, env, []))
             self.expr = e.items[0]
         elif kind is MapLit:
             if not e.items:
-                self._give({})
+                self._give(EMPTY_MAP)
                 return
             stack.append((MAP, e, env, []))
             self.expr = e.items[0]
@@ -434,9 +435,9 @@ class Machine:
                 stack.append(frame)
                 self.expr, self.env, self.mode_eval = e.items[len(items)], env, True
             elif tag == VEC:
-                self.value = tuple(items)
+                self.value = List(items)
             else:
-                self.value = {map_key(items[k]): items[k + 1] for k in range(0, len(items) - 1, 2)}
+                self.value = Map([(map_key(items[k]), items[k + 1]) for k in range(0, len(items) - 1, 2)])
             return None
         if tag == BIND:
             _, owner, params, i, env, supplied, call_id = frame
@@ -448,7 +449,7 @@ class Machine:
             if i + 1 < len(items):
                 stack.append((HMAP, f, items, i + 1, results))
                 return self._call_value(f, [items[i + 1]], None)
-            self.value = tuple(results)
+            self.value = List(results)
             return None
         if tag == HFILTER:
             _, f, items, i, results = frame
@@ -457,7 +458,7 @@ class Machine:
             if i + 1 < len(items):
                 stack.append((HFILTER, f, items, i + 1, results))
                 return self._call_value(f, [items[i + 1]], None)
-            self.value = tuple(results)
+            self.value = List(results)
             return None
         if tag == HREDUCE:
             _, f, items, i = frame
@@ -599,21 +600,36 @@ class Machine:
         left = UNLIMITED if budget is None else length_hint(ticks)
         compiler.begin(left, budget, self._pause)
         try:
-            value = compiler.call_pure(key, None, supplied)
+            value = compiler.call_top(key, supplied)
         except OutOfFuel:  # asked to stop inside it: the machine makes the call, next slice
-            self._slow_bind(owner, supplied, call_id)
+            self._slow_bind(*self._resumed(compiler, owner, supplied), call_id)
             compiler.allowance = compiler.spent()  # nothing left: the slice ends
         except RecursionError:
             self._deep = True  # deeper than Python's stack: the machine from here on
+            self._slow_bind(*self._resumed(compiler, owner, supplied), call_id)
+        except (Fault, Faulting):
+            # Run again (it is pure), to fault with a trace; on the machine alone, since the run
+            # ends with it: the calls it makes, each a loop's iteration maybe, are not run again
+            # on the fast path, up to the fault, one after the other.
+            self._deep = True
             self._slow_bind(owner, supplied, call_id)
-        except (NotPure, Fault, TypeError, ValueError, KeyError, IndexError):
-            self._slow_bind(owner, supplied, call_id)  # run again (it is pure), to fault with a trace
+        except (NotPure, TypeError, ValueError, KeyError, IndexError):
+            self._slow_bind(owner, supplied, call_id)  # the machine makes it (and reports what goes wrong)
         else:
             self._give(value)
         if budget is not None:
             spent = min(left, left - compiler.left())  # the call's own slices (`pause`) are not this one's
             if spent > 0:
                 next(islice(ticks, spent - 1, spent), None)  # spend it: an exhausted budget ends the slice
+
+    @staticmethod
+    def _resumed(compiler, owner, supplied):
+        """Where the machine takes a stopped fast call over: at the latest tail call of its
+        loop (a pure function and its parameters), else at its start."""
+        if compiler.resume_at is None:
+            return owner, supplied
+        (package, name), parameters = compiler.resume_at
+        return ("def", package, name), dict(parameters)
 
     def _bind_params(self, owner, params, supplied, env, call_id):
         return self._bind_from(owner, params, 0, env, supplied, call_id)
@@ -674,7 +690,7 @@ class Machine:
             f, items = args
             items = prim.as_list(items, name)
             if not items:
-                self._give(())
+                self._give(EMPTY_LIST)
                 return None
             self.stack.append((HMAP if name == "map" else HFILTER, f, items, 0, []))
             return self._call_value(f, [items[0]], None)
@@ -887,6 +903,7 @@ def _fast(program: Program, key: tuple[str, str]):
             ok = False
         usable[key] = ok
     return compiler if ok else None
+
 
 
 __all__ = ["Machine", "Env", "Fault", "Wait", "Done", "Slice", "Record", "Enum", "Invalid"]

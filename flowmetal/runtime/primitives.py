@@ -10,6 +10,8 @@ Semantics where the contract leaves room (also in docs/language.md):
 - `count` counts a list's items, a map's entries, a string's characters.
 - `builtin-dumps`/`builtin-loads` are JSON (SPEC section 5): keywords and enum
   members are written as their names, records as objects of their fields.
+- Lists and maps are persistent (`flowmetal.runtime.values`): `conj`, `cons`,
+  `rest` and `assoc` are O(log n), `concat` copies the shorter list.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from flowmetal.lang.types import (
 )
 from flowmetal.runtime.faults import Fault
 from flowmetal.runtime.values import (
-    FUNCTIONS, Keyword, Member, RecordValue, display, key_value, literal, map_key, type_name,
+    EMPTY_LIST, EMPTY_MAP, FUNCTIONS, Keyword, List, Map, Member, RecordValue, display, key_value, literal, map_key,
+    type_name,
 )
 
 
@@ -31,24 +34,27 @@ def is_number(v) -> bool:
 
 
 def equal(a, b) -> bool:
+    kind = type(a)
+    if kind is type(b) and (kind is int or kind is str):  # the common case, first
+        return a == b
     if is_number(a) and is_number(b):
         return a == b
     if type(a) is not type(b):
         return False
-    if isinstance(a, tuple):
+    if isinstance(a, List):
         return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
+    if isinstance(a, Map):
         return len(a) == len(b) and all(k in b and equal(v, b[k]) for k, v in a.items())
     if isinstance(a, RecordValue):
         return (a.package, a.record) == (b.package, b.record) and equal(a.values, b.values)
     return a == b
 
 
-def as_list(value, where: str) -> tuple:
-    if isinstance(value, tuple):
+def as_list(value, where: str) -> List:
+    if type(value) is List:
         return value
     if value is None:
-        return ()
+        return EMPTY_LIST
     raise Fault(f"`{where}` needs a list, not {literal(value)}")
 
 
@@ -152,9 +158,9 @@ def _json(value):
         return value.name
     if isinstance(value, Member):
         return value.name.strip("+")
-    if isinstance(value, tuple):
+    if isinstance(value, List):
         return [_json(v) for v in value]
-    if isinstance(value, dict):
+    if isinstance(value, Map):
         return {(_key(key_value(k))): _json(v) for k, v in value.items()}
     if isinstance(value, RecordValue):
         if value.record == "callback" and value.fields == ("url",):
@@ -175,9 +181,9 @@ def _key(k) -> str:
 
 def _from_json(data):
     if isinstance(data, list):
-        return tuple(_from_json(v) for v in data)
+        return List([_from_json(v) for v in data])
     if isinstance(data, dict):
-        return {_text(k): _from_json(v) for k, v in data.items()}
+        return Map([(_text(k), _from_json(v)) for k, v in data.items()])
     if isinstance(data, str):
         return _text(data)
     return data
@@ -200,6 +206,12 @@ def call(name: str, args: list):
     return _call(name, args)
 
 
+def implementation(name: str):
+    """`args -> value` for the built-in `name`, looked up once (for compiled code)."""
+    impl = _IMPL.get(name)
+    return impl if impl is not None else (lambda args: _call(name, args))
+
+
 def _call(name: str, args: list):
     if name in ("+", "-", "*", "/"):
         return _arith(name, args)
@@ -220,73 +232,8 @@ def _call(name: str, args: list):
         return x is None or x is False
     if name == "str":
         return "".join(display(a) for a in args)
-    if name == "count":
-        (coll,) = args
-        if coll is None:
-            return 0
-        if isinstance(coll, (tuple, dict, str)):
-            return len(coll)
-        raise Fault(f"`count` needs a list, map or string, not {literal(coll)}")
-    if name == "first":
-        items = as_list(args[0], "first")
-        return items[0] if items else None
-    if name == "rest":
-        return as_list(args[0], "rest")[1:]
-    if name == "cons":
-        return (args[0],) + as_list(args[1], "cons")
-    if name == "conj":
-        return as_list(args[0], "conj") + tuple(args[1:])
-    if name == "concat":
-        out: tuple = ()
-        for a in args:
-            out += as_list(a, "concat")
-        return out
-    if name == "get":
-        coll, key = args[0], args[1]
-        default = args[2] if len(args) > 2 else None
-        if isinstance(coll, dict):
-            found = coll.get(map_key(key), _ABSENT) if _hashable(key) else _ABSENT
-            if found is _ABSENT:
-                for k, v in coll.items():
-                    if equal(key_value(k), key):
-                        return v
-                return default
-            return found
-        if isinstance(coll, tuple):
-            if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < len(coll):
-                return coll[key]
-            return default
-        if coll is None:
-            return default
-        raise Fault(f"`get` needs a map or a list, not {literal(coll)}")
-    if name == "assoc":
-        m, k, v = args
-        if m is None:
-            m = {}
-        if not isinstance(m, dict):
-            raise Fault(f"`assoc` needs a map, not {literal(m)}")
-        out = dict(m)
-        for existing in m:
-            if equal(key_value(existing), k):  # replace in place, keeping the key's position
-                out[existing] = v
-                return out
-        out[map_key(k)] = v
-        return out
-    if name == "keys":
-        m = args[0] or {}
-        return tuple(key_value(k) for k in m.keys())
-    if name == "vals":
-        m = args[0] or {}
-        return tuple(m.values())
-    if name == "range":
-        _numbers("range", args)
-        return tuple(range(*args))
-    if name in ("list", "vector"):
-        return tuple(args)
-    if name == "hash-map":
-        if len(args) % 2:
-            raise Fault("`hash-map` takes keys and values in pairs")
-        return {map_key(args[i]): args[i + 1] for i in range(0, len(args), 2)}
+    if name in _COLLECTIONS:
+        return _COLLECTIONS[name](args)
     if name == "builtin-dumps":
         return json.dumps(_json(args[0]), ensure_ascii=False, separators=(",", ":"))
     if name == "builtin-loads":
@@ -324,9 +271,9 @@ def is_instance(value, t: Type) -> bool:
             return _is_json(value)
         return False
     if isinstance(t, ListOf):
-        return isinstance(value, tuple)
+        return isinstance(value, List)
     if isinstance(t, MapOf):
-        return isinstance(value, dict)
+        return isinstance(value, Map)
     if isinstance(t, FnOf):
         return isinstance(value, FUNCTIONS)
     if isinstance(t, Union):
@@ -343,22 +290,120 @@ def is_instance(value, t: Type) -> bool:
 def _is_json(value) -> bool:
     if value is None or isinstance(value, (bool, str)) or is_number(value):
         return True
-    if isinstance(value, tuple):
+    if isinstance(value, List):
         return all(_is_json(v) for v in value)
-    if isinstance(value, dict):
+    if isinstance(value, Map):
         return all(isinstance(k, (str, Keyword)) and _is_json(v) for k, v in value.items())
     return False
 
 
-_ABSENT = object()
+# -- lists and maps: persistent, so each update is O(log n) (see `flowmetal.runtime.values`) --------------
+
+def _count(args):
+    (coll,) = args
+    if coll is None:
+        return 0
+    if isinstance(coll, (List, Map, str)):
+        return len(coll)
+    raise Fault(f"`count` needs a list, map or string, not {literal(coll)}")
 
 
-def _hashable(value) -> bool:
-    try:
-        hash(value)
-        return True
-    except TypeError:
-        return False
+def _first(args):
+    items = as_list(args[0], "first")
+    return items[0] if items else None
+
+
+def _concat(args):
+    out = EMPTY_LIST
+    for a in args:
+        out = out.concat(as_list(a, "concat"))
+    return out
+
+
+def _get(args):
+    coll, key = args[0], args[1]
+    default = args[2] if len(args) > 2 else None
+    if isinstance(coll, Map):
+        return coll.get(map_key(key), default)  # every value hashes: no key is missed
+    if isinstance(coll, List):
+        if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < len(coll):
+            return coll[key]
+        return default
+    if coll is None:
+        return default
+    raise Fault(f"`get` needs a map or a list, not {literal(coll)}")
+
+
+def _assoc(args):
+    m, k, v = args
+    if m is None:
+        m = EMPTY_MAP
+    if not isinstance(m, Map):
+        raise Fault(f"`assoc` needs a map, not {literal(m)}")
+    return m.assoc(map_key(k), v)  # a key already there keeps its place
+
+
+def _hash_map(args):
+    if len(args) % 2:
+        raise Fault("`hash-map` takes keys and values in pairs")
+    return Map([(map_key(args[i]), args[i + 1]) for i in range(0, len(args), 2)])
+
+
+def _range(args):
+    _numbers("range", args)
+    return List(range(*args))
+
+
+def _conj2(coll, x):
+    return coll.conj1(x) if type(coll) is List else _COLLECTIONS["conj"]([coll, x])
+
+
+def _cons2(x, coll):
+    return coll.cons(x) if type(coll) is List else _COLLECTIONS["cons"]([x, coll])
+
+
+def _assoc3(m, k, v):
+    if type(m) is Map and type(k) is not bool:
+        return m.assoc(k, v)
+    return _assoc([m, k, v])
+
+
+def _first1(coll):
+    if type(coll) is List:
+        return coll[0] if len(coll) else None
+    return _first([coll])
+
+
+def _rest1(coll):
+    return coll.rest() if type(coll) is List else _COLLECTIONS["rest"]([coll])
+
+
+# Built-ins with a fixed number of arguments called directly, without a list of them (compiled code).
+_FIXED = {("conj", 2): _conj2, ("cons", 2): _cons2, ("assoc", 3): _assoc3, ("first", 1): _first1,
+          ("rest", 1): _rest1, ("count", 1): lambda coll: _count([coll]), ("get", 2): lambda c, k: _get([c, k])}
+
+
+def fixed(name: str, arity: int):
+    """`f(arg, ...)` for the built-in `name` called with `arity` arguments, or None."""
+    return _FIXED.get((name, arity))
+
+
+_COLLECTIONS = {
+    "count": _count,
+    "first": _first,
+    "rest": lambda args: as_list(args[0], "rest").rest(),
+    "cons": lambda args: as_list(args[1], "cons").cons(args[0]),
+    "conj": lambda args: as_list(args[0], "conj").conj(*args[1:]) if len(args) > 1 else as_list(args[0], "conj"),
+    "concat": _concat,
+    "get": _get,
+    "assoc": _assoc,
+    "keys": lambda args: List([key_value(k) for k in (args[0] or EMPTY_MAP).keys()]),
+    "vals": lambda args: List((args[0] or EMPTY_MAP).values()),
+    "range": _range,
+    "list": List,
+    "vector": List,
+    "hash-map": _hash_map,
+}
 
 
 def _table() -> dict:
@@ -371,6 +416,7 @@ def _table() -> dict:
     table["not="] = lambda args: not all(equal(a, b) for a, b in zip(args, args[1:]))
     table["not"] = lambda args: args[0] is None or args[0] is False
     table["str"] = lambda args: "".join(display(a) for a in args)
+    table.update(_COLLECTIONS)
     return table
 
 

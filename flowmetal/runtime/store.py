@@ -1,7 +1,7 @@
 """The store: programs, runs, their event logs, snapshots, steps, timers and callbacks.
 
-SQLite by default (through sqlite-utils, which creates and migrates the
-tables), behind the narrow set of methods below that a PostgreSQL store will
+SQLite by default (the standard `sqlite3` module; migrations are plain SQL),
+behind the narrow set of methods below that a PostgreSQL store will
 implement too. Durability settings: WAL, `synchronous=FULL` (nothing
 acknowledged is lost on power failure), `BEGIN IMMEDIATE` for every write
 transaction (writers queue at the start instead of failing mid-way), a busy
@@ -36,8 +36,6 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlite_utils
-
 from flowmetal.runtime.program import source_hash, stored_code_hash
 
 SCHEMA_VERSION = 3
@@ -54,40 +52,115 @@ class LeaseLost(StoreError):
     """Another worker took the run over (this one's lease expired): its work is discarded."""
 
 
-def _migration_1(db: sqlite_utils.Database) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key")
-    db["sources"].create({"hash": str, "name": str, "text": str}, pk="hash")
-    db["runs"].create({
-        "id": str, "entry": str, "args": str, "program": str, "code_hash": str, "status": str,
-        "result": str, "error": str, "created": float, "updated": float, "owner": str, "lease_until": float,
-        "wake_at": float, "next_seq": int, "cancel_requested": int,
-    }, pk="id", not_null={"entry", "status", "program"}, defaults={"next_seq": 1, "cancel_requested": 0})
-    db["runs"].create_index(["status", "wake_at"])
-    db["events"].create({"run_id": str, "seq": int, "time": float, "kind": str, "step": int, "data": str,
-                         "line": int}, pk=("run_id", "seq"), foreign_keys=[("run_id", "runs", "id")])
-    db["snapshots"].create({"run_id": str, "seq": int, "state": str}, pk="run_id",
-                           foreign_keys=[("run_id", "runs", "id")])
-    db["steps"].create({"run_id": str, "step": int, "endpoint": str, "args": str, "key": str, "status": str,
-                        "result": str, "error": str, "claimed_by": str, "lease_until": float, "created": float,
-                        "completed": float}, pk=("run_id", "step"), foreign_keys=[("run_id", "runs", "id")])
-    db["steps"].create_index(["endpoint", "status"])
-    db["timers"].create({"run_id": str, "step": int, "due": float, "status": str}, pk=("run_id", "step"),
-                        foreign_keys=[("run_id", "runs", "id")])
-    db["timers"].create_index(["status", "due"])
-    db["callbacks"].create({"token": str, "run_id": str, "step": int, "created": float, "body": str,
-                            "delivered": float}, pk="token", foreign_keys=[("run_id", "runs", "id")])
+# Each migration is the SQL it runs, statement by statement, inside the migration's transaction.
+# (Written as sqlite-utils wrote them when it made the tables: stores made before and after
+# have the very same schema.)
+_MIGRATION_1 = [
+    '''CREATE TABLE "meta" (
+   "key" TEXT PRIMARY KEY,
+   "value" TEXT
+)''',
+    '''CREATE TABLE "sources" (
+   "hash" TEXT PRIMARY KEY,
+   "name" TEXT,
+   "text" TEXT
+)''',
+    '''CREATE TABLE "runs" (
+   "id" TEXT PRIMARY KEY,
+   "entry" TEXT NOT NULL,
+   "args" TEXT,
+   "program" TEXT NOT NULL,
+   "code_hash" TEXT,
+   "status" TEXT NOT NULL,
+   "result" TEXT,
+   "error" TEXT,
+   "created" REAL,
+   "updated" REAL,
+   "owner" TEXT,
+   "lease_until" REAL,
+   "wake_at" REAL,
+   "next_seq" INTEGER DEFAULT 1,
+   "cancel_requested" INTEGER DEFAULT 0
+)''',
+    '''CREATE INDEX "idx_runs_status_wake_at"
+    ON "runs" ("status", "wake_at")''',
+    '''CREATE TABLE "events" (
+   "run_id" TEXT REFERENCES "runs"("id"),
+   "seq" INTEGER,
+   "time" REAL,
+   "kind" TEXT,
+   "step" INTEGER,
+   "data" TEXT,
+   "line" INTEGER,
+   PRIMARY KEY ("run_id", "seq")
+)''',
+    '''CREATE TABLE "snapshots" (
+   "run_id" TEXT PRIMARY KEY REFERENCES "runs"("id"),
+   "seq" INTEGER,
+   "state" TEXT
+)''',
+    '''CREATE TABLE "steps" (
+   "run_id" TEXT REFERENCES "runs"("id"),
+   "step" INTEGER,
+   "endpoint" TEXT,
+   "args" TEXT,
+   "key" TEXT,
+   "status" TEXT,
+   "result" TEXT,
+   "error" TEXT,
+   "claimed_by" TEXT,
+   "lease_until" REAL,
+   "created" REAL,
+   "completed" REAL,
+   PRIMARY KEY ("run_id", "step")
+)''',
+    '''CREATE INDEX "idx_steps_endpoint_status"
+    ON "steps" ("endpoint", "status")''',
+    '''CREATE TABLE "timers" (
+   "run_id" TEXT REFERENCES "runs"("id"),
+   "step" INTEGER,
+   "due" REAL,
+   "status" TEXT,
+   PRIMARY KEY ("run_id", "step")
+)''',
+    '''CREATE INDEX "idx_timers_status_due"
+    ON "timers" ("status", "due")''',
+    '''CREATE TABLE "callbacks" (
+   "token" TEXT PRIMARY KEY,
+   "run_id" TEXT REFERENCES "runs"("id"),
+   "step" INTEGER,
+   "created" REAL,
+   "body" TEXT,
+   "delivered" REAL
+)''',
+]
+
+# Finding a step's events (its request's line) without reading the run's whole log.
+_MIGRATION_2 = [
+    '''CREATE INDEX "events_by_step"
+    ON "events" ("run_id", "step")''',
+]
+
+# A retried `POST /api/runs` with the same Idempotency-Key starts one run. No foreign key:
+# the key is recorded just before its run, which a crash in between may leave for the retry.
+_MIGRATION_3 = [
+    '''CREATE TABLE IF NOT EXISTS "run_keys" (
+   "key" TEXT PRIMARY KEY,
+   "fingerprint" TEXT NOT NULL,
+   "run_id" TEXT NOT NULL,
+   "created" REAL
+)''',
+]
 
 
-def _migration_2(db: sqlite_utils.Database) -> None:
-    # Finding a step's events (its request's line) without reading the run's whole log.
-    db["events"].create_index(["run_id", "step"], index_name="events_by_step")
+def _migration(statements: list[str]):
+    def migrate(conn: sqlite3.Connection) -> None:
+        for statement in statements:
+            conn.execute(statement)
+    return migrate
 
 
-def _migration_3(db: sqlite_utils.Database) -> None:
-    # A retried `POST /api/runs` with the same Idempotency-Key starts one run. No foreign key:
-    # the key is recorded just before its run, which a crash in between may leave for the retry.
-    db["run_keys"].create({"key": str, "fingerprint": str, "run_id": str, "created": float}, pk="key",
-                          not_null={"fingerprint", "run_id"}, if_not_exists=True)
+_migration_1, _migration_2, _migration_3 = _migration(_MIGRATION_1), _migration(_MIGRATION_2), _migration(_MIGRATION_3)
 
 
 MIGRATIONS = {1: _migration_1, 2: _migration_2, 3: _migration_3}
@@ -174,7 +247,6 @@ class SQLiteStore:
         self.readonly = readonly
         try:
             self.conn = self._connect(synchronous)
-            self.db = sqlite_utils.Database(self.conn)
             if readonly:
                 self._check_readable()
             else:
@@ -212,7 +284,7 @@ class SQLiteStore:
 
     def _check_readable(self) -> None:
         current = self.version()
-        if current == 0 or "runs" not in self.db.table_names():
+        if current == 0 or "runs" not in self._tables():
             raise StoreError(f"{self.path}: not a Flowmetal store (an SQLite file without its tables)")
         if current > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: this store has schema version {current}, written by a newer "
@@ -221,8 +293,11 @@ class SQLiteStore:
 
     # -- schema ---------------------------------------------------------------------------------
 
+    def _tables(self) -> set[str]:
+        return {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
     def version(self) -> int:
-        if "meta" not in self.db.table_names():
+        if "meta" not in self._tables():
             return 0
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return int(row["value"]) if row else 0
@@ -237,7 +312,7 @@ class SQLiteStore:
             with self.transaction():
                 if self.version() >= version:  # another process migrated meanwhile
                     continue
-                MIGRATIONS[version](self.db)
+                MIGRATIONS[version](self.conn)
                 self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)",
                                   (str(version),))
 

@@ -35,12 +35,12 @@ import json
 import math
 import re
 
+from flowmetal.runtime.values import (
+    Keyword, List, Map, Member, RecordValue, key_value, literal, map_key,
+)
 from flowmetal.lang.types import (
     ANY, BOOL, FLOAT, INT, JSON, KEYWORD, NIL, NUMBER, STR, Base, Enum, FnOf, ListOf, MapOf, Record, TVar,
     Type, Union, show,
-)
-from flowmetal.runtime.values import (
-    Keyword, Member, RecordValue, key_value, literal, map_key,
 )
 
 MAX_DEPTH = 100
@@ -92,9 +92,9 @@ def to_json(value):
         return value.name
     if isinstance(value, Member):
         return value.name.strip("+")
-    if isinstance(value, tuple):
+    if isinstance(value, (List, tuple)):
         return [to_json(v) for v in value]
-    if isinstance(value, dict):
+    if isinstance(value, (Map, dict)):
         return {_key_text(key_value(k)): to_json(v) for k, v in value.items()}
     if isinstance(value, RecordValue):
         if value.record == "callback" and value.fields == ("url",):
@@ -126,11 +126,11 @@ def from_json(data, t: Type, where: str = "result"):
     if isinstance(t, ListOf):
         if not isinstance(data, list):
             raise _mismatch(data, t, where)
-        return tuple(from_json(item, t.elem, f"{where}[{i}]") for i, item in enumerate(data))
+        return List([from_json(item, t.elem, f"{where}[{i}]") for i, item in enumerate(data)])
     if isinstance(t, MapOf):
         if not isinstance(data, dict):
             raise _mismatch(data, t, where)
-        return {map_key(_key(k, t.key, where)): from_json(v, t.val, f"{where}.{k}") for k, v in data.items()}
+        return Map([(map_key(_key(k, t.key, where)), from_json(v, t.val, f"{where}.{k}")) for k, v in data.items()])
     if isinstance(t, Enum):
         return _member(data, t, where)
     if isinstance(t, Record):
@@ -142,9 +142,9 @@ def from_json(data, t: Type, where: str = "result"):
 
 def _plain(data):
     if isinstance(data, list):
-        return tuple(_plain(v) for v in data)
+        return List([_plain(v) for v in data])
     if isinstance(data, dict):
-        return {k: _plain(v) for k, v in data.items()}
+        return Map([(k, _plain(v)) for k, v in data.items()])
     return data
 
 

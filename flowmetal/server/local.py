@@ -9,6 +9,11 @@ It listens on 127.0.0.1 only; callback URLs are built on
 `FLOWMETAL_PUBLIC_URL` when set (checked as `serve` checks `--public-url`:
 never `0.0.0.0`), else on `http://127.0.0.1:PORT`.
 
+`flowmetal run` starts it only for a program that can use it (`needed_by`):
+one that requires `http.callback` or `http.request`. Any other program's run
+never waits on either, and starting them (aiohttp, httpx, a socket, two
+threads) would be most of the time a short run takes.
+
 The language server's embedded worker uses it too, and may narrow what the
 connector does to the steps of some runs (`runs`): an untrusted store's other
 runs are never advanced by the editor (flowmetal.ide.workbench).
@@ -17,6 +22,16 @@ runs are never advanced by the editor (flowmetal.ide.workbench).
 from __future__ import annotations
 
 import time
+
+# The standard packages whose endpoints these serve: callbacks (`make-callback!`, `get-callback!`)
+# and HTTP requests (`get!`, `post!`, ...).
+SERVED = frozenset({"http.callback", "http.request"})
+
+
+def needed_by(program) -> bool:
+    """Whether a checked program (`flowmetal.runtime.program.Program`) can use the callback
+    server or the request connector: whether any of its packages requires one they serve."""
+    return any(require.package in SERVED for scope in program.scopes.values() for require in scope.package.requires)
 
 
 class InProcess:

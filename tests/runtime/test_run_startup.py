@@ -1,0 +1,96 @@
+"""What `flowmetal run` starts: the callback server and the request connector only for a program
+that can use them; and the store it creates has the schema it always had."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import textwrap
+from pathlib import Path
+
+from procs import flowmetal
+
+from flowmetal.runtime.store import SCHEMA_VERSION, SQLiteStore
+from flowmetal.server.local import needed_by
+from flowmetal.runtime.program import load
+
+PURE = "(defpackage plain (defn main [] : int? (+ 1 2)))\n"
+
+CALLS_BACK = textwrap.dedent("""\
+    (defpackage waits
+      (require [http.callback :refer [make-callback! callback-url]])
+      (defn main [] : str? (callback-url (make-callback!))))
+    """)
+
+
+def _taken_port():
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    return taken, str(taken.getsockname()[1])
+
+
+def test_a_program_that_never_calls_out_runs_without_a_callback_server(tmp_path: Path):
+    (tmp_path / "plain.flow").write_text(PURE)
+    taken, port = _taken_port()  # were the callback server started, it could not listen here
+    with taken:
+        result = flowmetal("run", "plain.flow", "main", "--port", port, "--store", "s.db", cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "3\n", "")
+
+
+def test_a_program_that_makes_callbacks_still_gets_its_callback_server(tmp_path: Path):
+    (tmp_path / "waits.flow").write_text(CALLS_BACK)
+    taken, port = _taken_port()
+    with taken:
+        refused = flowmetal("run", "waits.flow", "main", "--port", port, "--store", "s.db", cwd=tmp_path)
+    assert refused.returncode == 2 and f"cannot listen for callbacks on port {port}" in refused.stderr
+    result = flowmetal("run", "waits.flow", "main", "--store", "s.db", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith('"http://127.0.0.1:'), result.stderr
+
+
+def test_which_programs_need_the_server():
+    assert not needed_by(load({"plain.flow": PURE}))
+    assert needed_by(load({"waits.flow": CALLS_BACK}))
+    requests = "(defpackage asks (require [http.request :as http]) (defn main [] : nil? nil))\n"
+    assert needed_by(load({"asks.flow": requests}))
+    through = "(defpackage outer (require [asks :refer [main]]) (defn go [] : nil? (main)))\n"
+    assert needed_by(load({"asks.flow": requests, "outer.flow": through}))
+
+
+# The schema as the store has always made it (sqlite-utils wrote these statements before the
+# migrations were written as SQL): a store made now is the same file as one made then.
+SCHEMA = [
+    ("table", "meta", 'CREATE TABLE "meta" (\n   "key" TEXT PRIMARY KEY,\n   "value" TEXT\n)'),
+    ("table", "sources", 'CREATE TABLE "sources" (\n   "hash" TEXT PRIMARY KEY,\n   "name" TEXT,\n   "text" TEXT\n)'),
+    ("table", "runs", 'CREATE TABLE "runs" (\n   "id" TEXT PRIMARY KEY,\n   "entry" TEXT NOT NULL,\n   "args" TEXT,\n'
+                      '   "program" TEXT NOT NULL,\n   "code_hash" TEXT,\n   "status" TEXT NOT NULL,\n   "result" TEXT,\n'
+                      '   "error" TEXT,\n   "created" REAL,\n   "updated" REAL,\n   "owner" TEXT,\n   "lease_until" REAL,\n'
+                      '   "wake_at" REAL,\n   "next_seq" INTEGER DEFAULT 1,\n   "cancel_requested" INTEGER DEFAULT 0\n)'),
+    ("index", "idx_runs_status_wake_at", 'CREATE INDEX "idx_runs_status_wake_at"\n    ON "runs" ("status", "wake_at")'),
+    ("table", "events", 'CREATE TABLE "events" (\n   "run_id" TEXT REFERENCES "runs"("id"),\n   "seq" INTEGER,\n'
+                        '   "time" REAL,\n   "kind" TEXT,\n   "step" INTEGER,\n   "data" TEXT,\n   "line" INTEGER,\n'
+                        '   PRIMARY KEY ("run_id", "seq")\n)'),
+    ("table", "snapshots", 'CREATE TABLE "snapshots" (\n   "run_id" TEXT PRIMARY KEY REFERENCES "runs"("id"),\n'
+                           '   "seq" INTEGER,\n   "state" TEXT\n)'),
+    ("table", "steps", 'CREATE TABLE "steps" (\n   "run_id" TEXT REFERENCES "runs"("id"),\n   "step" INTEGER,\n'
+                       '   "endpoint" TEXT,\n   "args" TEXT,\n   "key" TEXT,\n   "status" TEXT,\n   "result" TEXT,\n'
+                       '   "error" TEXT,\n   "claimed_by" TEXT,\n   "lease_until" REAL,\n   "created" REAL,\n'
+                       '   "completed" REAL,\n   PRIMARY KEY ("run_id", "step")\n)'),
+    ("index", "idx_steps_endpoint_status", 'CREATE INDEX "idx_steps_endpoint_status"\n    ON "steps" ("endpoint", "status")'),
+    ("table", "timers", 'CREATE TABLE "timers" (\n   "run_id" TEXT REFERENCES "runs"("id"),\n   "step" INTEGER,\n'
+                        '   "due" REAL,\n   "status" TEXT,\n   PRIMARY KEY ("run_id", "step")\n)'),
+    ("index", "idx_timers_status_due", 'CREATE INDEX "idx_timers_status_due"\n    ON "timers" ("status", "due")'),
+    ("table", "callbacks", 'CREATE TABLE "callbacks" (\n   "token" TEXT PRIMARY KEY,\n   "run_id" TEXT REFERENCES "runs"("id"),\n'
+                           '   "step" INTEGER,\n   "created" REAL,\n   "body" TEXT,\n   "delivered" REAL\n)'),
+    ("index", "events_by_step", 'CREATE INDEX "events_by_step"\n    ON "events" ("run_id", "step")'),
+    ("table", "run_keys", 'CREATE TABLE "run_keys" (\n   "key" TEXT PRIMARY KEY,\n   "fingerprint" TEXT NOT NULL,\n'
+                          '   "run_id" TEXT NOT NULL,\n   "created" REAL\n)'),
+]
+
+
+def test_a_new_store_has_the_schema_stores_always_had(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "store.db")
+    assert store.version() == SCHEMA_VERSION == 3
+    rows = sqlite3.connect(tmp_path / "store.db").execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
+    assert rows == SCHEMA
