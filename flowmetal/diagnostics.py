@@ -138,6 +138,9 @@ MALFORMED_FORM = _register(
     "FM202", "malformed-form", Severity.ERROR,
     "A special form or definition whose parts are missing, extra or of the wrong kind, "
     "such as `(let [a] a)` or `(defn f)`.")
+TOO_DEEP = _register(
+    "FM203", "too-deep", Severity.ERROR,
+    "A form nested more than 12,000 levels deep inside its definition: read, but neither checked nor run.")
 
 # FM3xx: names.
 UNKNOWN_NAME = _register(

@@ -19,6 +19,7 @@ import inspect
 import re
 from dataclasses import dataclass, field
 
+from flowmetal import deep
 from flowmetal import diagnostics as d
 from flowmetal.diagnostics import Diagnostic
 from flowmetal.syntax import Kind, Node, Seq, Token, Tree
@@ -338,6 +339,12 @@ def head_symbol(node: Node) -> str | None:
 
 
 def lower(tree: Tree) -> Module:
+    """The tree's packages, lowered. Nesting up to `deep.MAX_NESTING` levels is lowered on a
+    deeper stack when this one runs out; a form nested deeper is reported (FM203)."""
+    return deep.call(_lower, tree)
+
+
+def _lower(tree: Tree) -> Module:
     lowerer = _Lowerer()
     packages = []
     for form in tree.forms:
@@ -356,9 +363,20 @@ def lower(tree: Tree) -> Module:
 class _Lowerer:
     def __init__(self) -> None:
         self.diagnostics: list[Diagnostic] = []
+        self.depth = 0  # sequences (expressions, types, patterns) around the one being lowered
+        self.too_deep_reported = False  # in the definition being lowered
 
     def report(self, node: Node, message: str, code: d.Code = d.MALFORMED_FORM) -> None:
         self.diagnostics.append(Diagnostic.of(code, node.span, message))
+
+    def too_deep(self, node: Seq) -> None:
+        """A form past `MAX_NESTING`: reported at its opening bracket, and not lowered, so
+        that every later walk over the program is bounded by the nesting (see `flowmetal.deep`)."""
+        if not self.too_deep_reported:  # the first one says it: the others are nested in it, or beside it
+            self.too_deep_reported = True
+            self.report(node.open, f"this form is nested more than {deep.MAX_NESTING:,} levels deep inside its "
+                                   f"definition: it is not checked or run (split it into functions or `let`s)",
+                        code=d.TOO_DEEP)
 
     # -- packages and definitions --
 
@@ -418,6 +436,7 @@ class _Lowerer:
         return out
 
     def definition(self, form: Seq, head: str) -> Definition | None:
+        self.too_deep_reported = False
         items = form.forms
         if len(items) < 2 or not is_symbol(items[1]):
             self.report(items[1] if len(items) > 1 else form, f"`{head}` needs a name")
@@ -536,6 +555,16 @@ class _Lowerer:
     def type_expr(self, node: Node) -> TypeExpr:
         if is_symbol(node):
             return TypeRef(node, node.text)
+        if type(node) is Seq and self.depth >= deep.MAX_NESTING:
+            self.too_deep(node)
+            return TypeInvalid(node)
+        self.depth += 1
+        try:
+            return self._type_expr(node)
+        finally:
+            self.depth -= 1
+
+    def _type_expr(self, node: Node) -> TypeExpr:
         if type(node) is Seq and node.kind is Kind.LIST and node.forms and is_symbol(node.forms[0]):
             head, args = node.forms[0], node.forms[1:]
             ref = TypeRef(head, head.text)
@@ -579,21 +608,28 @@ class _Lowerer:
             if node.kind is Kind.COLON:
                 self.report(node, "a lone `:` marks a type annotation and is no value")
             return Invalid(node)  # ERROR tokens are already reported
-        if node.kind is Kind.VECTOR:
-            return VectorLit(node, self.exprs(node.forms))
-        if node.kind is Kind.MAP:
-            return MapLit(node, self.exprs(node.forms))
-        forms = node.forms
-        if not forms:
-            self.report(node, "`()` is no expression: use `nil` or `[]`")
+        if self.depth >= deep.MAX_NESTING:
+            self.too_deep(node)
             return Invalid(node)
-        head = forms[0]
-        if is_symbol(head) and head.text in SPECIAL_FORMS:
-            return getattr(self, "form_" + head.text.replace("-", "_"))(node, forms[1:])
-        if is_symbol(head) and head.text in DEFINITION_FORMS | {"defpackage", "require"}:
-            self.report(head, f"`{head.text}` belongs at the top of a package, not inside an expression")
-            return Invalid(node)
-        return Call(node, self.expr(head), self.exprs(forms[1:]))
+        self.depth += 1
+        try:
+            if node.kind is Kind.VECTOR:
+                return VectorLit(node, self.exprs(node.forms))
+            if node.kind is Kind.MAP:
+                return MapLit(node, self.exprs(node.forms))
+            forms = node.forms
+            if not forms:
+                self.report(node, "`()` is no expression: use `nil` or `[]`")
+                return Invalid(node)
+            head = forms[0]
+            if is_symbol(head) and head.text in SPECIAL_FORMS:
+                return getattr(self, "form_" + head.text.replace("-", "_"))(node, forms[1:])
+            if is_symbol(head) and head.text in DEFINITION_FORMS | {"defpackage", "require"}:
+                self.report(head, f"`{head.text}` belongs at the top of a package, not inside an expression")
+                return Invalid(node)
+            return Call(node, self.expr(head), self.exprs(forms[1:]))
+        finally:
+            self.depth -= 1
 
     def form_fn(self, node: Seq, args: list[Node]) -> Expr:
         if not args or type(args[0]) is not Seq or args[0].kind is not Kind.VECTOR:
@@ -711,7 +747,15 @@ class _Lowerer:
                 return PLit(node, node.kind, literal_value(node))
             return PInvalid(node)
         if node.kind is Kind.LIST and node.forms and is_symbol(node.forms[0]):
-            return PRecord(node, Name(node.forms[0], node.forms[0].text), [self.pattern(p) for p in node.forms[1:]])
+            if self.depth >= deep.MAX_NESTING:
+                self.too_deep(node)
+                return PInvalid(node)
+            self.depth += 1
+            try:
+                return PRecord(node, Name(node.forms[0], node.forms[0].text),
+                               [self.pattern(p) for p in node.forms[1:]])
+            finally:
+                self.depth -= 1
         self.report(node, "a pattern is a literal, `_`, a name, an enum member `+name+`, "
                           "or a record pattern `(record-name PATTERN ...)`")
         return PInvalid(node)

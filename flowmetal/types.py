@@ -50,21 +50,37 @@ NEVER = Base("never")  # what is left when every case was removed: only in narro
 BASES = {t.name: t for t in (ANY, NIL, BOOL, INT, FLOAT, NUMBER, STR, KEYWORD, JSON)}
 
 
+def _cached_hash(t) -> int:
+    """A constructed type's hash, computed once: hashing a type nested ten thousand deep at each
+    of its levels would cost fifty million steps."""
+    h = t._hash
+    if h == 0:
+        h = hash((type(t).__name__, *(getattr(t, f) for f in t.__match_args__))) or 1
+        object.__setattr__(t, "_hash", h)
+    return h
+
+
 @dataclass(frozen=True, slots=True)
 class ListOf(Type):
     elem: Type
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+    __hash__ = _cached_hash
 
 
 @dataclass(frozen=True, slots=True)
 class MapOf(Type):
     key: Type
     val: Type
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+    __hash__ = _cached_hash
 
 
 @dataclass(frozen=True, slots=True)
 class FnOf(Type):
     params: tuple[Type, ...] | None  # None: any function (the bare `fn?`)
     ret: Type
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+    __hash__ = _cached_hash
 
 
 ANY_LIST = ListOf(ANY)
@@ -75,6 +91,8 @@ ANY_FN = FnOf(None, ANY)
 @dataclass(frozen=True, slots=True)
 class Union(Type):
     members: frozenset[Type]
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+    __hash__ = _cached_hash
 
 
 @dataclass(eq=False, slots=True)

@@ -18,7 +18,8 @@ analysis and nothing stale reaches the editor.
 
 Robustness. A handler that fails answers its request with an error and logs
 the traceback (`window/logMessage`); the server carries on. Nothing a client
-sends makes it exit, short of `exit`.
+sends makes it exit, short of `exit`. A program nested deeper than Python's
+stack allows is analysed and answered about on a deeper one (`flowmetal.deep`).
 
 What it reads. A URI from the client never makes the server read a file of its
 choosing: the text it answers about is either a document the client opened
@@ -49,7 +50,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
-from flowmetal import __version__, ide
+from flowmetal import __version__, deep, ide
 from flowmetal.analysis import Workspace
 from flowmetal.diagnostics import Diagnostic, Severity
 from flowmetal.source import Source, Span
@@ -276,11 +277,13 @@ server = FlowmetalServer()
 
 
 def guarded(fn):
-    """Answer a failing request with an error (and log it) instead of anything worse."""
+    """Answer a failing request with an error (and log it) instead of anything worse. A
+    request about a program nested deeper than Python's stack is answered from a deeper one
+    (`flowmetal.deep`: the handlers only ask, so asking again is safe)."""
     @functools.wraps(fn)
     def wrapper(ls: FlowmetalServer, params):
         try:
-            return fn(ls, params)
+            return deep.call(fn, ls, params)
         except Exception:
             ls.report_failure(fn.__name__)
             raise

@@ -16,7 +16,8 @@ from conftest import ROOT
 # Layers, lowest first. A module may import modules of its own layer and of the
 # layers below it, never above. Every module of the package must be listed.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("base", ["flowmetal", "flowmetal.source", "flowmetal.diagnostics", "flowmetal.terminal", "flowmetal.filenames"]),
+    ("base", ["flowmetal", "flowmetal.source", "flowmetal.diagnostics", "flowmetal.terminal", "flowmetal.filenames",
+              "flowmetal.deep"]),
     ("syntax", ["flowmetal.syntax"]),
     ("forms", ["flowmetal.forms"]),
     ("types", ["flowmetal.types", "flowmetal.builtins"]),

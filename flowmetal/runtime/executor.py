@@ -37,6 +37,9 @@ machine's `pause` hook), the driver looks around:
 
 A snapshot larger than `MAX_SNAPSHOT` (or one that cannot be written) fails the
 run with a clear error instead of an unstorable commit.
+
+Values nested deeper than Python's stack are printed, stored and read back on a
+deeper one (`deep.call`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from flowmetal import deep
 from flowmetal.runtime.machine import Done, Fault, Machine, Slice, Wait
 from flowmetal.runtime.program import Program, ProgramError, load
 from flowmetal.runtime.store import LeaseLost, Run, SQLiteStore, StoreError
@@ -80,6 +84,13 @@ def _size(n: int) -> str:
 
 def _result(value) -> str:
     return json.dumps(encode(value), separators=(",", ":"))
+
+
+def _literal(value) -> str:
+    try:
+        return deep.call(literal, value)
+    except RecursionError:
+        raise Fault("a value is nested too deep to be printed") from None
 
 
 @dataclass
@@ -184,7 +195,9 @@ class _Driver:
 
     def commit(self, **kw) -> None:
         extra = {k: v for k, v in self.extra.items() if v}
-        self.store.commit(self.run, self.ex.worker, self.events, **extra, **kw)
+        # A snapshot of values nested deeper than this stack is written on a deeper one (the
+        # transaction that failed to write it was rolled back).
+        deep.call(self.store.commit, self.run, self.ex.worker, self.events, **extra, **kw)
         self.events = []
         self.extra = {k: [] for k in self.extra}
 
@@ -204,17 +217,17 @@ class _Driver:
             return Progress(run.id, "failed")
         if self.store.cancel_requested(run.id):
             return self.cancel()
-        state = self.store.snapshot(run.id)
+        state = deep.call(self.store.snapshot, run.id)
         machine: Machine
         try:
             if state is None:
                 machine = self.machine = Machine(self.program)
                 package, _ = self.program.package_of(run.entry)
-                args = [read_literal(text, self.program, package) for text in run.args]
+                args = [deep.call(read_literal, text, self.program, package) for text in run.args]
                 machine.start(run.entry, args)
                 outcome = None
             else:
-                machine = Machine.restore(self.program, state["machine"])
+                machine = deep.call(Machine.restore, self.program, state["machine"])
             self.machine = machine
             if state is not None:
                 self.timeouts = state.get("timeouts", [])
@@ -270,8 +283,8 @@ class _Driver:
             raise Fault(row["error"])  # the connector's message names the endpoint already
         if row is None or row["status"] != "completed":
             return "still-waiting"
-        value = decode(json.loads(row["result"]))
-        self.event("step-completed", step=step, result=literal(value))
+        value = deep.call(lambda: decode(json.loads(row["result"])))
+        self.event("step-completed", step=step, result=_literal(value))
         self.extra["completed_steps"].append((step, row["result"]))
         machine.resume(value)
         return None
@@ -299,7 +312,7 @@ class _Driver:
                     return outcome
                 continue
             if isinstance(outcome, Done):
-                text = literal(outcome.value)
+                text = _literal(outcome.value)
                 self.event("run-completed", result=text)
                 self.commit(status="completed", result=text, release=True)
                 return Progress(self.run.id, "completed")
@@ -377,9 +390,11 @@ class _Driver:
 
     def state(self, machine: Machine, waiting: dict | None, **more) -> dict:
         """The run's snapshot, refused (a `Fault`: the run fails) when it cannot be stored."""
-        try:
+        def snapshot() -> tuple[dict, int]:
             state = {"machine": machine.snapshot(), "waiting": waiting, "timeouts": self.timeouts, **more}
-            size = len(json.dumps(state, separators=(",", ":")))
+            return state, len(json.dumps(state, separators=(",", ":")))
+        try:
+            state, size = deep.call(snapshot)
         except (ValueError, RecursionError, OverflowError) as error:
             raise Fault(f"the run's state cannot be stored: {error}") from None
         if size > MAX_SNAPSHOT:
@@ -391,7 +406,7 @@ class _Driver:
         """Answer or record one endpoint call. Returns the next outcome to handle (None: run
         the machine on), or a Progress when the run now waits."""
         step, name, line = wait.step, wait.name, self.line(wait.expr_id)
-        args_text = {k: literal(v) for k, v in wait.args.items()}
+        args_text = {k: _literal(v) for k, v in wait.args.items()}
         self.event("step-requested", step=step, line=line, endpoint=name, args=args_text,
                    key=f"{self.run.id}:{step}", span=self.span(wait.expr_id))
         if name == "flowmetal.time/now!":
@@ -433,7 +448,7 @@ class _Driver:
             self.extra["steps"].append((step, name, json.dumps({"token": token}), f"{self.run.id}:{step}"))
             return self.suspend(machine, {"step": step, "kind": "step"})
         # An endpoint implemented outside the interpreter: a connector will answer.
-        args_json = json.dumps({k: encode(v) for k, v in wait.args.items()})
+        args_json = deep.call(lambda: json.dumps({k: encode(v) for k, v in wait.args.items()}))
         self.extra["steps"].append((step, name, args_json, f"{self.run.id}:{step}"))
         return self.suspend(machine, {"step": step, "kind": "step"})
 

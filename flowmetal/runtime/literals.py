@@ -10,6 +10,7 @@ that is no member) is a clear error, not code to run.
 
 from __future__ import annotations
 
+from flowmetal import deep
 from flowmetal.forms import literal_value
 from flowmetal.runtime.program import Program
 from flowmetal.runtime.values import Keyword, Member, RecordValue, map_key
@@ -21,6 +22,15 @@ class LiteralError(ValueError):
 
 
 def read_literal(text: str, program: Program, package: str):
+    """The value `text` writes (nested as deep as the reader reads, on a deeper stack when
+    needed), or a `LiteralError` saying why it is none."""
+    try:
+        return deep.call(_read_literal, text, program, package)
+    except RecursionError:
+        raise LiteralError(f"argument {_short(text)}: nested too deeply") from None
+
+
+def _read_literal(text: str, program: Program, package: str):
     tree = read(text, "<argument>")
     if tree.diagnostics:
         d = tree.diagnostics[0]
@@ -58,6 +68,10 @@ def _value(node, program: Program, package: str, text: str):
             record = symbol.record
             return RecordValue(record.package, record.name, tuple(f for f, _ in record.fields), tuple(items))
     raise LiteralError(f"argument {text!r}: only a record constructor may head a literal list")
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:20] + "..." + text[-10:])
 
 
 def _lookup(program: Program, package: str, name: str):

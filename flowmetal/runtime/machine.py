@@ -922,7 +922,7 @@ def _fast(program: Program, key: tuple[str, str]):
         try:
             compiler.function(key)
             ok = True
-        except _NotPure:
+        except (_NotPure, RecursionError):  # nested deeper than Python's stack: the machine runs it
             ok = False
         usable[key] = ok
     return compiler if ok else None
