@@ -77,7 +77,7 @@ INVALID_ESCAPE = _register(
 INVALID_TOKEN = _register(
     "FM106", "invalid-token", Severity.ERROR,
     "Text that is no token of the language: a character that cannot start one, "
-    "or a number or symbol running into other characters (`1abc`, `a&b`).")
+    "a number or symbol running into other characters (`1abc`, `a&b`), or a number out of range.")
 ODD_MAP = _register(
     "FM107", "odd-map", Severity.ERROR,
     "A map literal `{...}` must hold keys and values in pairs: an even number of forms.")

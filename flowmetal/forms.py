@@ -274,6 +274,8 @@ TYPE_VARIABLE = re.compile(r"^[a-z]\??$")
 STRING_KINDS = (Kind.STRING, Kind.STRING3)
 LITERAL_KINDS = frozenset({Kind.INT, Kind.FLOAT, Kind.STRING, Kind.STRING3, Kind.NIL, Kind.TRUE,
                            Kind.FALSE, Kind.KEYWORD})
+NUMBER_KINDS = (Kind.INT, Kind.FLOAT)
+_INT, _FLOAT = NUMBER_KINDS
 _ESCAPES = re.compile(r'\\(u[0-9a-fA-F]{4}|.)')
 
 
@@ -311,6 +313,33 @@ def string_value(tok: Token) -> str:
 def doc_text(tok: Token) -> str:
     """A docstring's text, its common indentation removed (long strings keep the source's)."""
     return inspect.cleandoc(string_value(tok))
+
+
+# Numbers (docs/language.md, "Values at run time"): integers are exact below 2**4096 in
+# magnitude, so that every one prints as a literal and computing one stays cheap; floats
+# are finite doubles. A literal outside that range is reported, not read as something else.
+INT_BITS = 4096
+INT_LIMIT = 1 << INT_BITS
+_INT_DIGITS = len(str(INT_LIMIT))
+
+
+def number_problem(tok: Token) -> str | None:
+    """What is wrong with a number token's value (out of range), or None."""
+    text = tok.text
+    if tok.kind is Kind.INT:
+        digits = text.lstrip("-").lstrip("0")
+        if len(digits) >= _INT_DIGITS and (len(digits) > _INT_DIGITS or int(digits) >= INT_LIMIT):
+            return (f"invalid number `{_shorten(tok.text)}`: an integer must be below 2^{INT_BITS} "
+                    f"(about 1.04e1233) in magnitude")
+    elif tok.kind is Kind.FLOAT:
+        value = float(tok.text)
+        if value in (float("inf"), float("-inf")):
+            return f"invalid number `{_shorten(tok.text)}`: too large for a float (at most about 1.8e308)"
+    return None
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-10:]}"
 
 
 def literal_value(tok: Token) -> object:
@@ -601,10 +630,17 @@ class _Lowerer:
 
     def expr(self, node: Node) -> Expr:
         if type(node) is Token:
-            if node.kind is Kind.SYMBOL:
+            kind = node.kind
+            if kind is Kind.SYMBOL:
                 return Name(node, node.text)
-            if node.kind in LITERAL_KINDS:
-                return Lit(node, node.kind, literal_value(node))
+            if kind in LITERAL_KINDS:
+                # Short numbers without an exponent are in range: only the others are looked at.
+                if ((kind is _INT and len(node.text) >= 20
+                     or kind is _FLOAT and (len(node.text) >= 20 or "e" in node.text or "E" in node.text))
+                        and (problem := number_problem(node)) is not None):
+                    self.report(node, problem, code=d.INVALID_TOKEN)
+                    return Invalid(node)
+                return Lit(node, kind, literal_value(node))
             if node.kind is Kind.COLON:
                 self.report(node, "a lone `:` marks a type annotation and is no value")
             return Invalid(node)  # ERROR tokens are already reported
@@ -744,6 +780,9 @@ class _Lowerer:
                     return PMember(node, node.text)
                 return PBind(node, node.text)
             if node.kind in LITERAL_KINDS:
+                if node.kind in NUMBER_KINDS and (problem := number_problem(node)) is not None:
+                    self.report(node, problem, code=d.INVALID_TOKEN)
+                    return PInvalid(node)
                 return PLit(node, node.kind, literal_value(node))
             return PInvalid(node)
         if node.kind is Kind.LIST and node.forms and is_symbol(node.forms[0]):

@@ -38,8 +38,10 @@ machine's `pause` hook), the driver looks around:
 A snapshot larger than `MAX_SNAPSHOT` (or one that cannot be written) fails the
 run with a clear error instead of an unstorable commit.
 
-Values nested deeper than Python's stack are printed, stored and read back on a
-deeper one (`deep.call`).
+No run is left `running` by an error: a Python error anywhere in driving it
+(outside the store, whose errors and lost leases leave the run to be claimed
+again) fails it with an `internal error` fault. Values nested deeper than
+Python's stack are printed, stored and read back on a deeper one (`deep.call`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import json
 import os
 import secrets
 import socket
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -71,11 +74,20 @@ UNITS_MS = {"+milliseconds+": 1, "+seconds+": 1000, "+minutes+": 60_000, "+hours
             "+days+": 86_400_000}
 
 
+MAX_DURATION_MS = 10_000 * 365 * UNITS_MS["+days+"]  # what a timer may wait: 10,000 years
+
+
 def duration_ms(value) -> int:
-    if not (isinstance(value, RecordValue) and value.record == "duration"):
-        raise Fault(f"expected a duration, not {literal(value)}")
+    if not (isinstance(value, RecordValue) and value.record == "duration" and len(value.values) == 2):
+        raise Fault(f"expected a duration, not {_literal(value)}")
     num, unit = value.values
-    return int(num) * UNITS_MS[unit.name]
+    if (not isinstance(num, int) or isinstance(num, bool) or not isinstance(unit, Member)
+            or unit.name not in UNITS_MS):
+        raise Fault(f"expected a duration of a whole number of a time unit, not {_literal(value)}")
+    ms = num * UNITS_MS[unit.name]
+    if abs(ms) > MAX_DURATION_MS:
+        raise Fault(f"the duration {_literal(value)} is longer than 10,000 years")
+    return ms
 
 
 def _size(n: int) -> str:
@@ -141,6 +153,10 @@ class Executor:
             return driver.go()
         except _Cancel:  # asked for while the run was going: it stops at the next checkpoint
             return driver.cancel()
+        except (LeaseLost, StoreError, sqlite3.Error, OSError):
+            raise  # the store's: the run is claimed again once the lease lapses
+        except Exception as error:  # a bug of the driver's own: the run fails rather than stays `running`
+            return driver.fail(Fault(f"internal error: {type(error).__name__}: {error}"))
 
 
 class _Driver:
@@ -448,7 +464,10 @@ class _Driver:
             self.extra["steps"].append((step, name, json.dumps({"token": token}), f"{self.run.id}:{step}"))
             return self.suspend(machine, {"step": step, "kind": "step"})
         # An endpoint implemented outside the interpreter: a connector will answer.
-        args_json = deep.call(lambda: json.dumps({k: encode(v) for k, v in wait.args.items()}))
+        try:
+            args_json = deep.call(lambda: json.dumps({k: encode(v) for k, v in wait.args.items()}))
+        except (TypeError, ValueError) as error:  # a function value: it has no form outside the run
+            raise Fault(f"the arguments of `{name}` cannot be sent to it: {error}") from None
         self.extra["steps"].append((step, name, args_json, f"{self.run.id}:{step}"))
         return self.suspend(machine, {"step": step, "kind": "step"})
 
@@ -462,8 +481,10 @@ class _Driver:
         return Progress(self.run.id, "waiting")
 
     def fail(self, fault: Fault) -> Progress:
-        trace = [{"package": p, "function": f, "line": line} for p, f, line in fault.trace]
         machine = getattr(self, "machine", None)
+        if not fault.trace and machine is not None:  # a fault of the driver's (an endpoint's arguments)
+            fault.set_trace(machine.trace())
+        trace = [{"package": p, "function": f, "line": line} for p, f, line in fault.trace]
         where = machine.where() if machine is not None else None
         span = self.span(self.program.ids.get(id(where))) if where is not None else None
         self.event("run-failed", line=self.line(self.program.ids.get(id(where))) if where is not None else None,

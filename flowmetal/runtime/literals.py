@@ -11,7 +11,7 @@ that is no member) is a clear error, not code to run.
 from __future__ import annotations
 
 from flowmetal import deep
-from flowmetal.forms import literal_value
+from flowmetal.forms import literal_value, number_problem
 from flowmetal.runtime.program import Program
 from flowmetal.runtime.values import Keyword, Member, RecordValue, map_key
 from flowmetal.syntax import Kind, Seq, Token, read
@@ -46,6 +46,9 @@ def _value(node, program: Program, package: str, text: str):
         if node.kind is Kind.KEYWORD:
             return Keyword(node.text[1:])
         if node.kind in (Kind.INT, Kind.FLOAT, Kind.STRING, Kind.STRING3, Kind.NIL, Kind.TRUE, Kind.FALSE):
+            problem = number_problem(node) if node.kind in (Kind.INT, Kind.FLOAT) else None
+            if problem is not None:
+                raise LiteralError(f"argument {_short(text)}: {problem}")
             return literal_value(node)
         if node.kind is Kind.SYMBOL:
             symbol = _lookup(program, package, node.text)
@@ -60,7 +63,10 @@ def _value(node, program: Program, package: str, text: str):
         return tuple(_value(f, program, package, text) for f in node.forms)
     if node.kind is Kind.MAP:
         values = [_value(f, program, package, text) for f in node.forms]
-        return {map_key(values[i]): values[i + 1] for i in range(0, len(values) - 1, 2)}
+        try:
+            return {map_key(values[i]): values[i + 1] for i in range(0, len(values) - 1, 2)}
+        except TypeError:  # a map as a key: it has no hash
+            raise LiteralError(f"argument {_short(text)}: a map cannot be the key of a map") from None
     head = node.forms[0] if node.forms else None
     if type(head) is Token and head.kind is Kind.SYMBOL:
         symbol = _lookup(program, package, head.text)
