@@ -18,17 +18,19 @@ one. Calls made from inside the deep thread run there directly.
 
 How deep is enough: `flowmetal.forms` refuses (FM203) a form nested more than
 `MAX_NESTING` levels inside a definition, so every later walk over the program
-is bounded by a few frames a level (at most 7 today: 10,000 levels take 70,000
+is bounded by a few frames a level (at most 7 today: 12,000 levels take 84,000
 frames), and `RECURSION_LIMIT` leaves room above that. What is not bounded by
 the program's shape (a type grown through a long chain of `let`s, a value built
 at run time) may still exceed it; each layer turns that last `RecursionError`
 into a diagnostic or a fault (`active()` tells it that no deeper stack is left).
 
 Python has one recursion limit for all threads, so it is raised only while a
-deep call runs (counted: the last one to finish restores it). Threads that run
-meanwhile get the raised limit with their own stack; Flowmetal's own deep work
-runs here, and what else a Flowmetal process does recurses little (a JSON
-document as deep as the limit is needed to reach the end of an 8 MiB stack).
+deep call runs (counted: the last one to finish restores it), which happens only
+for a program or value nested deeper than Python's default allows. Threads that
+run meanwhile get the raised limit with their own stack: Flowmetal's deep work
+runs here, and what else a process does recurses little (a JSON document some
+65,000 levels deep, parsed on an 8 MiB stack during such a call, would be
+needed to exhaust it).
 """
 
 from __future__ import annotations
