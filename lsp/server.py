@@ -18,7 +18,8 @@ analysis and nothing stale reaches the editor.
 
 Robustness. A handler that fails answers its request with an error and logs
 the traceback (`window/logMessage`); the server carries on. Nothing a client
-sends makes it exit, short of `exit`.
+sends makes it exit, short of `exit`. A program nested deeper than Python's
+stack allows is analysed and answered about on a deeper one (`flowmetal.lang.deep`).
 
 What it reads. A URI from the client never makes the server read a file of its
 choosing: the text it answers about is either a document the client opened
@@ -54,6 +55,7 @@ from flowmetal.ide import features
 from flowmetal.lang.analysis import Workspace
 from flowmetal.lang.diagnostics import Diagnostic, Severity
 from flowmetal.lang.source import Source, Span
+from flowmetal.lang import deep
 
 from flowmetal_lsp import convert, runs
 
@@ -277,11 +279,13 @@ server = FlowmetalServer()
 
 
 def guarded(fn):
-    """Answer a failing request with an error (and log it) instead of anything worse."""
+    """Answer a failing request with an error (and log it) instead of anything worse. A
+    request about a program nested deeper than Python's stack is answered from a deeper one
+    (`flowmetal.lang.deep`: the handlers only ask, so asking again is safe)."""
     @functools.wraps(fn)
     def wrapper(ls: FlowmetalServer, params):
         try:
-            return fn(ls, params)
+            return deep.call(fn, ls, params)
         except Exception:
             ls.report_failure(fn.__name__)
             raise

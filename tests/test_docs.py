@@ -38,7 +38,8 @@ def test_examples_check_as_the_text_says(example):
 
 def test_each_code_has_an_example_except_unreadable_files():
     shown = {e.code for example in EXAMPLES for e in golden.parse(example)[1]}
-    assert shown == set(CODES) - {"FM001"}
+    # FM203 takes 12,000 nested brackets: tests/test_deep_nesting.py shows it instead.
+    assert shown == set(CODES) - {"FM001", "FM203"}
 
 
 def _quick_start_commands() -> list[str]:

@@ -34,7 +34,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 
-from flowmetal.lang.check import Facts, check_definition, unused_imports
+from flowmetal.lang import deep
+from flowmetal.lang import diagnostics as d
+from flowmetal.lang.check import Facts, check_definition as _check_definition, unused_imports
 from flowmetal.lang.diagnostics import Diagnostic
 from flowmetal.lang.forms import Definition, Module, _Lowerer, head_symbol, lower
 from flowmetal.lang.resolve import BUILTIN_SYMBOLS, STDLIB, PackageScope, Program, Symbol
@@ -113,6 +115,10 @@ class Workspace:
     def analyse(self) -> None:
         if not self._stale:
             return
+        # From scratch each time, so it can be run again on a deeper stack (`flowmetal.lang.deep`).
+        deep.call(self._analyse)
+
+    def _analyse(self) -> None:
         self.stats["full"] += 1
         self.files = {}
         modules = []
@@ -134,7 +140,7 @@ class Workspace:
             # Constants first: an unannotated one's type is what its value gives,
             # and the functions using it must see that whatever the order.
             for definition in sorted(scope.package.definitions, key=lambda dfn: dfn.form != "def"):
-                owner.facts[id(definition)] = check_definition(program, scope, definition)
+                owner.facts[id(definition)] = self._check(owner, scope, definition)
         self._refresh_imports()
         self._stale = False
 
@@ -148,6 +154,8 @@ class Workspace:
             owner = self.files[scope.module.tree.source.name]
             if only is not None and owner.source.name != only:
                 continue
+            if _too_deep_within(owner, scope.package.node):
+                continue  # what the part too deep to check uses is unknown
             refs = []
             for definition in scope.package.definitions:
                 facts = owner.facts.get(id(definition))
@@ -171,6 +179,13 @@ class Workspace:
                             if diag.code.startswith(("FM0", "FM1"))
                             or not any(a <= diag.span.start < b for a, b in ranges)]
 
+    def _check(self, owner: FileAnalysis, scope: PackageScope, definition: Definition) -> Facts:
+        facts = check_definition(self.program, scope, definition)
+        if _too_deep_within(owner, definition.node):
+            # The names a form too deep to check uses are unknown: none is "never used".
+            facts.diagnostics = [diag for diag in facts.diagnostics if diag.code not in _UNUSED]
+        return facts
+
     def edit(self, name: str, start: int, end: int, new_text: str) -> None:
         """Apply an editor's change to a file: replace text[start:end] with `new_text`.
 
@@ -181,12 +196,20 @@ class Workspace:
         text = self.texts[name]
         analysis = None if self._stale else self.files.get(name)
         if (analysis is None or analysis.source.needs_compaction
-                or not self._edit_in_place(analysis, start, end, new_text)):
+                or not self._edit_in_place_or_not(analysis, start, end, new_text)):
             # The source may hold a half-done in-place attempt: it goes with the rest.
             self.texts[name] = text[:start] + new_text + text[end:]
             self._stale = True
         else:
             self.texts[name] = analysis.source.text
+
+    def _edit_in_place_or_not(self, analysis: FileAnalysis, start: int, end: int, new_text: str) -> bool:
+        """`_edit_in_place`, or False when it ran out of stack: the analysis from scratch (on a
+        deeper one) then takes over, as after any edit it cannot absorb."""
+        try:
+            return self._edit_in_place(analysis, start, end, new_text)
+        except RecursionError:
+            return False
 
     def _edit_in_place(self, analysis: FileAnalysis, start: int, end: int, new_text: str) -> bool:
         """Re-read and re-check only the definition the change lies in; False when it cannot."""
@@ -229,7 +252,7 @@ class Workspace:
         symbol.definition, symbol.node, symbol.doc = new_def, new_def.name_node, new_def.doc
         self.program.resolve_definition(scope, new_def)
         del analysis.facts[id(definition)]
-        analysis.facts[id(new_def)] = check_definition(self.program, scope, new_def)
+        analysis.facts[id(new_def)] = self._check(analysis, scope, new_def)
         rechecked = 1
         if _signature_text(symbol) != before:
             for other_scope in self.program.packages.values():
@@ -239,7 +262,7 @@ class Workspace:
                 for other in other_scope.package.definitions:
                     facts = owner.facts.get(id(other))
                     if other is not new_def and facts is not None and any(s is symbol for _, s in facts.refs):
-                        owner.facts[id(other)] = check_definition(self.program, other_scope, other)
+                        owner.facts[id(other)] = self._check(owner, other_scope, other)
                         rechecked += 1
             self._refresh_imports()
         else:
@@ -353,6 +376,29 @@ class Workspace:
     def _scopes(self, name: str) -> list[PackageScope]:
         self.analyse()
         return [s for s in self.program.packages.values() if s.module.tree.source.name == name]
+
+
+_UNUSED = frozenset({d.UNUSED_BINDING.code, d.UNUSED_PARAMETER.code})
+
+
+def _too_deep_within(owner: FileAnalysis, node: Seq) -> bool:
+    return any(diag.code == d.TOO_DEEP.code and node.start <= diag.span.start < node.end for diag in owner.syntax)
+
+
+def check_definition(program: Program, scope: PackageScope, definition: Definition) -> Facts:
+    """The definition's facts. On a deep stack that still does not hold its walk (a type nested
+    deeper than any form can be, grown through a long chain of `let`s), one diagnostic says so."""
+    try:
+        return _check_definition(program, scope, definition)
+    except RecursionError:
+        if not deep.active():
+            raise  # `deep.call` runs the analysis again, on a deeper stack
+    facts = Facts()
+    facts.diagnostics.append(Diagnostic.of(
+        d.TOO_DEEP, definition.name_node.span,
+        f"`{definition.name}` is too deeply nested to check: its types or forms nest deeper than "
+        f"{deep.RECURSION_LIMIT:,} steps of the checker (split it into functions)"))
+    return facts
 
 
 def _signature_text(symbol: Symbol) -> str:

@@ -77,7 +77,7 @@ INVALID_ESCAPE = _register(
 INVALID_TOKEN = _register(
     "FM106", "invalid-token", Severity.ERROR,
     "Text that is no token of the language: a character that cannot start one, "
-    "or a number or symbol running into other characters (`1abc`, `a&b`).")
+    "a number or symbol running into other characters (`1abc`, `a&b`), or a number out of range.")
 ODD_MAP = _register(
     "FM107", "odd-map", Severity.ERROR,
     "A map literal `{...}` must hold keys and values in pairs: an even number of forms.")
@@ -138,6 +138,9 @@ MALFORMED_FORM = _register(
     "FM202", "malformed-form", Severity.ERROR,
     "A special form or definition whose parts are missing, extra or of the wrong kind, "
     "such as `(let [a] a)` or `(defn f)`.")
+TOO_DEEP = _register(
+    "FM203", "too-deep", Severity.ERROR,
+    "A form nested more than 12,000 levels deep inside its definition: read, but neither checked nor run.")
 
 # FM3xx: names.
 UNKNOWN_NAME = _register(

@@ -19,6 +19,7 @@ import inspect
 import re
 from dataclasses import dataclass, field
 
+from flowmetal.lang import deep
 from flowmetal.lang import diagnostics as d
 from flowmetal.lang.diagnostics import Diagnostic
 from flowmetal.lang.syntax import Kind, Node, Seq, Token, Tree
@@ -273,6 +274,8 @@ TYPE_VARIABLE = re.compile(r"^[a-z]\??$")
 STRING_KINDS = (Kind.STRING, Kind.STRING3)
 LITERAL_KINDS = frozenset({Kind.INT, Kind.FLOAT, Kind.STRING, Kind.STRING3, Kind.NIL, Kind.TRUE,
                            Kind.FALSE, Kind.KEYWORD})
+NUMBER_KINDS = (Kind.INT, Kind.FLOAT)
+_INT, _FLOAT = NUMBER_KINDS
 _ESCAPES = re.compile(r'\\(u[0-9a-fA-F]{4}|.)')
 
 
@@ -312,6 +315,33 @@ def doc_text(tok: Token) -> str:
     return inspect.cleandoc(string_value(tok))
 
 
+# Numbers (docs/language.md, "Values at run time"): integers are exact below 2**4096 in
+# magnitude, so that every one prints as a literal and computing one stays cheap; floats
+# are finite doubles. A literal outside that range is reported, not read as something else.
+INT_BITS = 4096
+INT_LIMIT = 1 << INT_BITS
+_INT_DIGITS = len(str(INT_LIMIT))
+
+
+def number_problem(tok: Token) -> str | None:
+    """What is wrong with a number token's value (out of range), or None."""
+    text = tok.text
+    if tok.kind is Kind.INT:
+        digits = text.lstrip("-").lstrip("0")
+        if len(digits) >= _INT_DIGITS and (len(digits) > _INT_DIGITS or int(digits) >= INT_LIMIT):
+            return (f"invalid number `{_shorten(tok.text)}`: an integer must be below 2^{INT_BITS} "
+                    f"(about 1.04e1233) in magnitude")
+    elif tok.kind is Kind.FLOAT:
+        value = float(tok.text)
+        if value in (float("inf"), float("-inf")):
+            return f"invalid number `{_shorten(tok.text)}`: too large for a float (at most about 1.8e308)"
+    return None
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-10:]}"
+
+
 def literal_value(tok: Token) -> object:
     kind = tok.kind
     if kind is Kind.INT:
@@ -338,6 +368,12 @@ def head_symbol(node: Node) -> str | None:
 
 
 def lower(tree: Tree) -> Module:
+    """The tree's packages, lowered. Nesting up to `deep.MAX_NESTING` levels is lowered on a
+    deeper stack when this one runs out; a form nested deeper is reported (FM203)."""
+    return deep.call(_lower, tree)
+
+
+def _lower(tree: Tree) -> Module:
     lowerer = _Lowerer()
     packages = []
     for form in tree.forms:
@@ -356,9 +392,20 @@ def lower(tree: Tree) -> Module:
 class _Lowerer:
     def __init__(self) -> None:
         self.diagnostics: list[Diagnostic] = []
+        self.depth = 0  # sequences (expressions, types, patterns) around the one being lowered
+        self.too_deep_reported = False  # in the definition being lowered
 
     def report(self, node: Node, message: str, code: d.Code = d.MALFORMED_FORM) -> None:
         self.diagnostics.append(Diagnostic.of(code, node.span, message))
+
+    def too_deep(self, node: Seq) -> None:
+        """A form past `MAX_NESTING`: reported at its opening bracket, and not lowered, so
+        that every later walk over the program is bounded by the nesting (see `flowmetal.lang.deep`)."""
+        if not self.too_deep_reported:  # the first one says it: the others are nested in it, or beside it
+            self.too_deep_reported = True
+            self.report(node.open, f"this form is nested more than {deep.MAX_NESTING:,} levels deep inside its "
+                                   f"definition: it is not checked or run (split it into functions or `let`s)",
+                        code=d.TOO_DEEP)
 
     # -- packages and definitions --
 
@@ -418,6 +465,7 @@ class _Lowerer:
         return out
 
     def definition(self, form: Seq, head: str) -> Definition | None:
+        self.too_deep_reported = False
         items = form.forms
         if len(items) < 2 or not is_symbol(items[1]):
             self.report(items[1] if len(items) > 1 else form, f"`{head}` needs a name")
@@ -536,6 +584,16 @@ class _Lowerer:
     def type_expr(self, node: Node) -> TypeExpr:
         if is_symbol(node):
             return TypeRef(node, node.text)
+        if type(node) is Seq and self.depth >= deep.MAX_NESTING:
+            self.too_deep(node)
+            return TypeInvalid(node)
+        self.depth += 1
+        try:
+            return self._type_expr(node)
+        finally:
+            self.depth -= 1
+
+    def _type_expr(self, node: Node) -> TypeExpr:
         if type(node) is Seq and node.kind is Kind.LIST and node.forms and is_symbol(node.forms[0]):
             head, args = node.forms[0], node.forms[1:]
             ref = TypeRef(head, head.text)
@@ -572,28 +630,42 @@ class _Lowerer:
 
     def expr(self, node: Node) -> Expr:
         if type(node) is Token:
-            if node.kind is Kind.SYMBOL:
+            kind = node.kind
+            if kind is Kind.SYMBOL:
                 return Name(node, node.text)
-            if node.kind in LITERAL_KINDS:
-                return Lit(node, node.kind, literal_value(node))
+            if kind in LITERAL_KINDS:
+                # Short numbers without an exponent are in range: only the others are looked at.
+                if ((kind is _INT and len(node.text) >= 20
+                     or kind is _FLOAT and (len(node.text) >= 20 or "e" in node.text or "E" in node.text))
+                        and (problem := number_problem(node)) is not None):
+                    self.report(node, problem, code=d.INVALID_TOKEN)
+                    return Invalid(node)
+                return Lit(node, kind, literal_value(node))
             if node.kind is Kind.COLON:
                 self.report(node, "a lone `:` marks a type annotation and is no value")
             return Invalid(node)  # ERROR tokens are already reported
-        if node.kind is Kind.VECTOR:
-            return VectorLit(node, self.exprs(node.forms))
-        if node.kind is Kind.MAP:
-            return MapLit(node, self.exprs(node.forms))
-        forms = node.forms
-        if not forms:
-            self.report(node, "`()` is no expression: use `nil` or `[]`")
+        if self.depth >= deep.MAX_NESTING:
+            self.too_deep(node)
             return Invalid(node)
-        head = forms[0]
-        if is_symbol(head) and head.text in SPECIAL_FORMS:
-            return getattr(self, "form_" + head.text.replace("-", "_"))(node, forms[1:])
-        if is_symbol(head) and head.text in DEFINITION_FORMS | {"defpackage", "require"}:
-            self.report(head, f"`{head.text}` belongs at the top of a package, not inside an expression")
-            return Invalid(node)
-        return Call(node, self.expr(head), self.exprs(forms[1:]))
+        self.depth += 1
+        try:
+            if node.kind is Kind.VECTOR:
+                return VectorLit(node, self.exprs(node.forms))
+            if node.kind is Kind.MAP:
+                return MapLit(node, self.exprs(node.forms))
+            forms = node.forms
+            if not forms:
+                self.report(node, "`()` is no expression: use `nil` or `[]`")
+                return Invalid(node)
+            head = forms[0]
+            if is_symbol(head) and head.text in SPECIAL_FORMS:
+                return getattr(self, "form_" + head.text.replace("-", "_"))(node, forms[1:])
+            if is_symbol(head) and head.text in DEFINITION_FORMS | {"defpackage", "require"}:
+                self.report(head, f"`{head.text}` belongs at the top of a package, not inside an expression")
+                return Invalid(node)
+            return Call(node, self.expr(head), self.exprs(forms[1:]))
+        finally:
+            self.depth -= 1
 
     def form_fn(self, node: Seq, args: list[Node]) -> Expr:
         if not args or type(args[0]) is not Seq or args[0].kind is not Kind.VECTOR:
@@ -708,10 +780,21 @@ class _Lowerer:
                     return PMember(node, node.text)
                 return PBind(node, node.text)
             if node.kind in LITERAL_KINDS:
+                if node.kind in NUMBER_KINDS and (problem := number_problem(node)) is not None:
+                    self.report(node, problem, code=d.INVALID_TOKEN)
+                    return PInvalid(node)
                 return PLit(node, node.kind, literal_value(node))
             return PInvalid(node)
         if node.kind is Kind.LIST and node.forms and is_symbol(node.forms[0]):
-            return PRecord(node, Name(node.forms[0], node.forms[0].text), [self.pattern(p) for p in node.forms[1:]])
+            if self.depth >= deep.MAX_NESTING:
+                self.too_deep(node)
+                return PInvalid(node)
+            self.depth += 1
+            try:
+                return PRecord(node, Name(node.forms[0], node.forms[0].text),
+                               [self.pattern(p) for p in node.forms[1:]])
+            finally:
+                self.depth -= 1
         self.report(node, "a pattern is a literal, `_`, a name, an enum member `+name+`, "
                           "or a record pattern `(record-name PATTERN ...)`")
         return PInvalid(node)

@@ -78,6 +78,9 @@ def _table() -> dict[str, Builtin]:
         note = " Always a `float?`." if op == "/" else " `int?` when every argument is an integer."
         fn(op, [_p("x", NUMBER)], NUMBER, doc + note, rest=_p("more", NUMBER), rule="arithmetic")
     fn("mod", [_p("x", INT), _p("y", INT)], INT, "The remainder of `x` divided by `y`, with the sign of `y`.")
+    fn("quot", [_p("x", INT), _p("y", INT)], INT, "`x` divided by `y`, rounded toward zero.")
+    fn("rem", [_p("x", INT), _p("y", INT)], INT,
+       "The remainder of `x` divided by `y`, with the sign of `x`: `(+ (* y (quot x y)) (rem x y))` is `x`.")
     for op in ("<", ">", "<=", ">="):
         fn(op, [_p("x", NUMBER), _p("y", NUMBER)], BOOL, f"Whether the numbers are in `{op}` order.",
            rest=_p("more", NUMBER))

@@ -59,10 +59,23 @@ BASES = {t.name: t for t in (ANY, NIL, BOOL, INT, FLOAT, NUMBER, STR, KEYWORD, J
 # no part of the type: it is left out of equality and hashing, and dropped by
 # any operation that makes another type.
 
+
+def _cached_hash(t) -> int:
+    """A constructed type's hash, computed once: hashing a type nested ten thousand deep at each
+    of its levels would cost fifty million steps."""
+    h = t._hash
+    if h == 0:
+        h = hash((type(t).__name__, *(getattr(t, f) for f in t.__match_args__ if f != "alias"))) or 1
+        object.__setattr__(t, "_hash", h)
+    return h
+
+
 @dataclass(frozen=True, slots=True)
 class ListOf(Type):
     elem: Type
     alias: str | None = field(default=None, compare=False)
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+    __hash__ = _cached_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +83,8 @@ class MapOf(Type):
     key: Type
     val: Type
     alias: str | None = field(default=None, compare=False)
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+    __hash__ = _cached_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +92,8 @@ class FnOf(Type):
     params: tuple[Type, ...] | None  # None: any function (the bare `fn?`)
     ret: Type
     alias: str | None = field(default=None, compare=False)
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+    __hash__ = _cached_hash
 
 
 ANY_LIST = ListOf(ANY)
@@ -88,6 +105,8 @@ ANY_FN = FnOf(None, ANY)
 class Union(Type):
     members: frozenset[Type]
     alias: str | None = field(default=None, compare=False)
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+    __hash__ = _cached_hash
 
 
 def named(t: Type, alias: str) -> Type:

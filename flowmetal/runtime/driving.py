@@ -4,7 +4,9 @@ server and the editor's workbench, which all start runs the same way.
 - `program_files(FILE)`: a run's program is FILE and, from the `*.flow` files
   beside it, those defining the packages it requires (transitively). Their
   sources are stored with the run, so editing the files later changes nothing
-  in flight.
+  in flight. Only what FILE needs is read: a file beside it that is broken,
+  huge or unreadable changes nothing unless it may define a package FILE
+  requires.
 - `prepare_run` and `check_entry`: a run refused before it is recorded (a
   program with errors, no such function, arguments of the wrong number or
   type); `record_run`: the pending run in the store.
@@ -22,8 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from flowmetal.lang.forms import lower
-from flowmetal.lang.syntax import read
+from flowmetal.lang.forms import head_symbol, is_symbol
+from flowmetal.lang.resolve import STANDARD_NAMES
+from flowmetal.lang.syntax import Kind, Seq, read
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.store import Run, SQLiteStore
 
@@ -31,20 +34,44 @@ FINAL = ("completed", "failed", "cancelled")
 
 
 def file_packages(text: str, name: str) -> tuple[set[str], set[str]]:
-    """The packages a file defines, and those it requires."""
-    module = lower(read(text, name))
-    defined = {p.name for p in module.packages}
-    required = {r.package for p in module.packages for r in p.requires}
+    """The packages a file defines, and those it requires: the heads of its `defpackage` and
+    `require` forms, as the reader gives them (nothing deeper is walked, so no nesting and no
+    broken text elsewhere in the file matters)."""
+    defined: set[str] = set()
+    required: set[str] = set()
+    for form in read(text, name).forms:
+        if head_symbol(form) != "defpackage" or len(form.forms) < 2 or not is_symbol(form.forms[1]):
+            continue
+        defined.add(form.forms[1].text)
+        for item in form.forms[2:]:
+            if head_symbol(item) != "require":
+                continue
+            for spec in item.forms[1:]:
+                if is_symbol(spec):
+                    required.add(spec.text)
+                elif type(spec) is Seq and spec.kind is Kind.VECTOR and spec.forms and is_symbol(spec.forms[0]):
+                    required.add(spec.forms[0].text)
     return defined, required
 
 
 def program_files(file: str, read=None) -> dict[str, str]:
-    """FILE and the files beside it that define the packages it requires. `read(path)` gives
-    a file's text (an editor passes its unsaved buffers); by default, the file on disk."""
+    """FILE and the files beside it that define the packages it requires, transitively (the
+    standard packages come from the standard library: a file beside FILE does not replace
+    one). `read(path)` gives a file's text (an editor passes its unsaved buffers); by
+    default, the file on disk.
+
+    Other files are read only for a package that no file taken so far defines, and then one
+    at a time until one defines it: first those named after it (`acme.lib.flow` or
+    `lib.flow` for `acme.lib`), then the others, smallest first. A file that cannot be read
+    (or, on disk, is no regular file: a pipe would never end) is passed over; only when a
+    required package is then defined by no file that could be read is it an error
+    (`OSError`) naming those files. A package defined nowhere is left for the checker to
+    report, as any unknown package is."""
     path = Path(file)
-    if read is None:
+    on_disk = read is None
+    if on_disk:
         if not path.is_file():
-            raise OSError(f"{file}: no such file")
+            raise OSError(f"{file}: no such file" if not path.exists() else f"{file}: not a regular file")
         read = lambda p: p.read_text(encoding="utf-8")  # noqa: E731
     try:
         text = read(path)
@@ -52,25 +79,66 @@ def program_files(file: str, read=None) -> dict[str, str]:
         raise OSError(f"{file}: no such file") from None
     sources = {path.name: text}
     defined, wanted = file_packages(text, path.name)
-    neighbours = {}
-    for other in sorted(path.parent.glob("*.flow")):
-        if other.resolve() == path.resolve():
-            continue
-        try:
-            other_text = read(other)
-        except (OSError, UnicodeDecodeError):
-            continue
-        neighbours[other.name] = (other_text, *file_packages(other_text, other.name))
-    missing = wanted - defined
+    missing = wanted - defined - STANDARD_NAMES
+    if not missing:
+        return sources
+    siblings = [p for p in path.parent.glob("*.flow") if p.name != path.name]
+    scanned: dict[str, tuple[str, set[str], set[str]] | None] = {}
+    unreadable: dict[str, str] = {}
+
+    def scan(other: Path):
+        if other.name not in scanned:
+            try:
+                if on_disk and not other.is_file():
+                    raise OSError("not a regular file")
+                other_text = read(other)
+            except (OSError, UnicodeDecodeError) as error:
+                scanned[other.name] = None
+                unreadable[other.name] = _reason(error)
+            else:
+                scanned[other.name] = (other_text, *file_packages(other_text, other.name))
+        return scanned[other.name]
+
+    unfound: set[str] = set()
     while missing:
-        name = next((n for n, (_, d, _) in neighbours.items() if d & missing and n not in sources), None)
-        if name is None:
-            break
-        other_text, d, r = neighbours[name]
-        sources[name] = other_text
+        package = min(missing)
+        found = next((other for other in _candidates(siblings, package)
+                      if other.name not in sources and (info := scan(other)) is not None and package in info[1]),
+                     None)
+        if found is None:
+            unfound.add(package)
+            missing.discard(package)
+            continue
+        other_text, d, r = scanned[found.name]
+        sources[found.name] = other_text
         defined |= d
-        missing = (missing | r) - defined
+        missing = (missing | (r - STANDARD_NAMES)) - defined - unfound
+    if unfound and unreadable:
+        packages = ", ".join(f"`{p}`" for p in sorted(unfound))
+        files = "; ".join(f"{name}: {why}" for name, why in sorted(unreadable.items()))
+        raise OSError(f"{path.name} requires {packages}, which no file beside it that could be read defines "
+                      f"(could not read {files})")
     return sources
+
+
+def _candidates(siblings: list[Path], package: str) -> list[Path]:
+    """The files that may define `package`, most likely first: named after it, then by size."""
+    named = {f"{package}.flow", f"{package.rpartition('.')[2]}.flow"}
+
+    def size(p: Path) -> int:
+        try:
+            return p.stat().st_size
+        except OSError:  # a buffer of the editor's only
+            return 0
+    return sorted(siblings, key=lambda p: (p.name not in named, size(p), p.name))
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return "not valid UTF-8"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return str(error)
 
 
 def prepare_run(sources: dict[str, str], entry: str, args: list[str]) -> str:

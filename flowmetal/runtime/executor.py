@@ -37,6 +37,11 @@ machine's `pause` hook), the driver looks around:
 
 A snapshot larger than `MAX_SNAPSHOT` (or one that cannot be written) fails the
 run with a clear error instead of an unstorable commit.
+
+No run is left `running` by an error: a Python error anywhere in driving it
+(outside the store, whose errors and lost leases leave the run to be claimed
+again) fails it with an `internal error` fault. Values nested deeper than
+Python's stack are printed, stored and read back on a deeper one (`deep.call`).
 """
 
 from __future__ import annotations
@@ -45,10 +50,12 @@ import json
 import os
 import secrets
 import socket
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 
+from flowmetal.lang import deep
 from flowmetal.runtime.machine import Done, Fault, Machine, Slice, Wait
 from flowmetal.runtime.program import Program, ProgramError, load
 from flowmetal.runtime.store import LeaseLost, Run, SQLiteStore, StoreError
@@ -67,11 +74,20 @@ UNITS_MS = {"+milliseconds+": 1, "+seconds+": 1000, "+minutes+": 60_000, "+hours
             "+days+": 86_400_000}
 
 
+MAX_DURATION_MS = 10_000 * 365 * UNITS_MS["+days+"]  # what a timer may wait: 10,000 years
+
+
 def duration_ms(value) -> int:
-    if not (isinstance(value, RecordValue) and value.record == "duration"):
-        raise Fault(f"expected a duration, not {literal(value)}")
+    if not (isinstance(value, RecordValue) and value.record == "duration" and len(value.values) == 2):
+        raise Fault(f"expected a duration, not {_literal(value)}")
     num, unit = value.values
-    return int(num) * UNITS_MS[unit.name]
+    if (not isinstance(num, int) or isinstance(num, bool) or not isinstance(unit, Member)
+            or unit.name not in UNITS_MS):
+        raise Fault(f"expected a duration of a whole number of a time unit, not {_literal(value)}")
+    ms = num * UNITS_MS[unit.name]
+    if abs(ms) > MAX_DURATION_MS:
+        raise Fault(f"the duration {_literal(value)} is longer than 10,000 years")
+    return ms
 
 
 def _size(n: int) -> str:
@@ -80,6 +96,13 @@ def _size(n: int) -> str:
 
 def _result(value) -> str:
     return json.dumps(encode(value), separators=(",", ":"))
+
+
+def _literal(value) -> str:
+    try:
+        return deep.call(literal, value)
+    except RecursionError:
+        raise Fault("a value is nested too deep to be printed") from None
 
 
 @dataclass
@@ -130,6 +153,10 @@ class Executor:
             return driver.go()
         except _Cancel:  # asked for while the run was going: it stops at the next checkpoint
             return driver.cancel()
+        except (LeaseLost, StoreError, sqlite3.Error, OSError):
+            raise  # the store's: the run is claimed again once the lease lapses
+        except Exception as error:  # a bug of the driver's own: the run fails rather than stays `running`
+            return driver.fail(Fault(f"internal error: {type(error).__name__}: {error}"))
 
 
 class _Driver:
@@ -184,7 +211,9 @@ class _Driver:
 
     def commit(self, **kw) -> None:
         extra = {k: v for k, v in self.extra.items() if v}
-        self.store.commit(self.run, self.ex.worker, self.events, **extra, **kw)
+        # A snapshot of values nested deeper than this stack is written on a deeper one (the
+        # transaction that failed to write it was rolled back).
+        deep.call(self.store.commit, self.run, self.ex.worker, self.events, **extra, **kw)
         self.events = []
         self.extra = {k: [] for k in self.extra}
 
@@ -204,17 +233,17 @@ class _Driver:
             return Progress(run.id, "failed")
         if self.store.cancel_requested(run.id):
             return self.cancel()
-        state = self.store.snapshot(run.id)
+        state = deep.call(self.store.snapshot, run.id)
         machine: Machine
         try:
             if state is None:
                 machine = self.machine = Machine(self.program)
                 package, _ = self.program.package_of(run.entry)
-                args = [read_literal(text, self.program, package) for text in run.args]
+                args = [deep.call(read_literal, text, self.program, package) for text in run.args]
                 machine.start(run.entry, args)
                 outcome = None
             else:
-                machine = Machine.restore(self.program, state["machine"])
+                machine = deep.call(Machine.restore, self.program, state["machine"])
             self.machine = machine
             if state is not None:
                 self.timeouts = state.get("timeouts", [])
@@ -270,8 +299,8 @@ class _Driver:
             raise Fault(row["error"])  # the connector's message names the endpoint already
         if row is None or row["status"] != "completed":
             return "still-waiting"
-        value = decode(json.loads(row["result"]))
-        self.event("step-completed", step=step, result=literal(value))
+        value = deep.call(lambda: decode(json.loads(row["result"])))
+        self.event("step-completed", step=step, result=_literal(value))
         self.extra["completed_steps"].append((step, row["result"]))
         machine.resume(value)
         return None
@@ -299,7 +328,7 @@ class _Driver:
                     return outcome
                 continue
             if isinstance(outcome, Done):
-                text = literal(outcome.value)
+                text = _literal(outcome.value)
                 self.event("run-completed", result=text)
                 self.commit(status="completed", result=text, release=True)
                 return Progress(self.run.id, "completed")
@@ -377,9 +406,11 @@ class _Driver:
 
     def state(self, machine: Machine, waiting: dict | None, **more) -> dict:
         """The run's snapshot, refused (a `Fault`: the run fails) when it cannot be stored."""
-        try:
+        def snapshot() -> tuple[dict, int]:
             state = {"machine": machine.snapshot(), "waiting": waiting, "timeouts": self.timeouts, **more}
-            size = len(json.dumps(state, separators=(",", ":")))
+            return state, len(json.dumps(state, separators=(",", ":")))
+        try:
+            state, size = deep.call(snapshot)
         except (ValueError, RecursionError, OverflowError) as error:
             raise Fault(f"the run's state cannot be stored: {error}") from None
         if size > MAX_SNAPSHOT:
@@ -391,7 +422,7 @@ class _Driver:
         """Answer or record one endpoint call. Returns the next outcome to handle (None: run
         the machine on), or a Progress when the run now waits."""
         step, name, line = wait.step, wait.name, self.line(wait.expr_id)
-        args_text = {k: literal(v) for k, v in wait.args.items()}
+        args_text = {k: _literal(v) for k, v in wait.args.items()}
         self.event("step-requested", step=step, line=line, endpoint=name, args=args_text,
                    key=f"{self.run.id}:{step}", span=self.span(wait.expr_id))
         if name == "flowmetal.time/now!":
@@ -433,7 +464,10 @@ class _Driver:
             self.extra["steps"].append((step, name, json.dumps({"token": token}), f"{self.run.id}:{step}"))
             return self.suspend(machine, {"step": step, "kind": "step"})
         # An endpoint implemented outside the interpreter: a connector will answer.
-        args_json = json.dumps({k: encode(v) for k, v in wait.args.items()})
+        try:
+            args_json = deep.call(lambda: json.dumps({k: encode(v) for k, v in wait.args.items()}))
+        except (TypeError, ValueError) as error:  # a function value: it has no form outside the run
+            raise Fault(f"the arguments of `{name}` cannot be sent to it: {error}") from None
         self.extra["steps"].append((step, name, args_json, f"{self.run.id}:{step}"))
         return self.suspend(machine, {"step": step, "kind": "step"})
 
@@ -447,8 +481,10 @@ class _Driver:
         return Progress(self.run.id, "waiting")
 
     def fail(self, fault: Fault) -> Progress:
-        trace = [{"package": p, "function": f, "line": line} for p, f, line in fault.trace]
         machine = getattr(self, "machine", None)
+        if not fault.trace and machine is not None:  # a fault of the driver's (an endpoint's arguments)
+            fault.set_trace(machine.trace())
+        trace = [{"package": p, "function": f, "line": line} for p, f, line in fault.trace]
         where = machine.where() if machine is not None else None
         span = self.span(self.program.ids.get(id(where))) if where is not None else None
         self.event("run-failed", line=self.line(self.program.ids.get(id(where))) if where is not None else None,

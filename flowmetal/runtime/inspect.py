@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flowmetal.lang import deep
 from flowmetal.lang.resolve import Symbol
 from flowmetal.lang.source import Source, Span
 from flowmetal.lang.types import ANY, show
@@ -236,7 +237,7 @@ def state_at(program: Program, run: Run, events: list[Event], seq: int, snapshot
     waiting = (snapshot or {}).get("waiting") or {}
     if (event.kind != "run-failed" and run.status == "waiting" and waiting.get("step") == step
             and "call_env" in snapshot["machine"]):
-        machine = Machine.restore(program, snapshot["machine"])
+        machine = deep.call(Machine.restore, program, snapshot["machine"])
         span = _request_span(program, events, step)
         return State(seq, event.kind, step, span, _frames(program, machine, machine.call_env, span),
                      result=results.get(step), source="snapshot")
@@ -311,7 +312,7 @@ def _bindings(program: Program, env: Env | None, span: Span | None) -> list[Bind
     symbols = program.workspace.scope_at(span.source.name, span.start) if span is not None else {}
     out = []
     for name, value in seen.items():
-        out.append(Binding(name, _type(program, symbols.get(name), value), literal(value)))
+        out.append(Binding(name, _type(program, symbols.get(name), value), deep.call(literal, value)))
     return out
 
 

@@ -10,7 +10,8 @@ that is no member) is a clear error, not code to run.
 
 from __future__ import annotations
 
-from flowmetal.lang.forms import literal_value
+from flowmetal.lang import deep
+from flowmetal.lang.forms import literal_value, number_problem
 from flowmetal.lang.syntax import Kind, Seq, Token, read
 from flowmetal.runtime.program import Program
 from flowmetal.runtime.values import Keyword, List, Map, Member, RecordValue, map_key
@@ -21,6 +22,15 @@ class LiteralError(ValueError):
 
 
 def read_literal(text: str, program: Program, package: str):
+    """The value `text` writes (nested as deep as the reader reads, on a deeper stack when
+    needed), or a `LiteralError` saying why it is none."""
+    try:
+        return deep.call(_read_literal, text, program, package)
+    except RecursionError:
+        raise LiteralError(f"argument {_short(text)}: nested too deeply") from None
+
+
+def _read_literal(text: str, program: Program, package: str):
     tree = read(text, "<argument>")
     if tree.diagnostics:
         d = tree.diagnostics[0]
@@ -36,6 +46,9 @@ def _value(node, program: Program, package: str, text: str):
         if node.kind is Kind.KEYWORD:
             return Keyword(node.text[1:])
         if node.kind in (Kind.INT, Kind.FLOAT, Kind.STRING, Kind.STRING3, Kind.NIL, Kind.TRUE, Kind.FALSE):
+            problem = number_problem(node) if node.kind in (Kind.INT, Kind.FLOAT) else None
+            if problem is not None:
+                raise LiteralError(f"argument {_short(text)}: {problem}")
             return literal_value(node)
         if node.kind is Kind.SYMBOL:
             symbol = _lookup(program, package, node.text)
@@ -50,7 +63,10 @@ def _value(node, program: Program, package: str, text: str):
         return List([_value(f, program, package, text) for f in node.forms])
     if node.kind is Kind.MAP:
         values = [_value(f, program, package, text) for f in node.forms]
-        return Map([(map_key(values[i]), values[i + 1]) for i in range(0, len(values) - 1, 2)])
+        try:
+            return Map([(map_key(values[i]), values[i + 1]) for i in range(0, len(values) - 1, 2)])
+        except TypeError:  # a key with no hash
+            raise LiteralError(f"argument {_short(text)}: this value cannot be the key of a map") from None
     head = node.forms[0] if node.forms else None
     if type(head) is Token and head.kind is Kind.SYMBOL:
         symbol = _lookup(program, package, head.text)
@@ -58,6 +74,10 @@ def _value(node, program: Program, package: str, text: str):
             record = symbol.record
             return RecordValue(record.package, record.name, tuple(f for f, _ in record.fields), tuple(items))
     raise LiteralError(f"argument {text!r}: only a record constructor may head a literal list")
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:20] + "..." + text[-10:])
 
 
 def _lookup(program: Program, package: str, name: str):

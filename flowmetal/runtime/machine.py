@@ -102,6 +102,31 @@ class _SliceOver(Exception):
     """`pause` stopped the computation of a constant (see `_constant`)."""
 
 
+class _HookFailed(Exception):
+    """The driver's `pause` hook raised `error`: it goes back to the driver as it was, not as a
+    fault of the run (a lost lease, a store that failed)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class _Hook:
+    """The driver's `pause`, its errors marked as its own (`_HookFailed`)."""
+    __slots__ = ("pause",)
+
+    def __init__(self, pause) -> None:
+        self.pause = pause
+
+    def __call__(self, resumable: bool = True) -> bool:
+        try:
+            return self.pause(resumable)
+        except _HookFailed:
+            raise
+        except Exception as error:
+            raise _HookFailed(error) from error
+
+
 MISSING = object()
 _FAST = object()  # `_bind`'s answer when the call is for the fast path: `run` makes it
 
@@ -159,7 +184,8 @@ class Machine:
         stack = self.stack
         # One tick a transition: an iterator of Nones counts without making an int each time.
         ticks = repeat(None) if budget is None else repeat(None, budget)
-        self._budget, self._pause = budget, pause
+        own_hook = pause is not None and type(pause) is not _Hook  # not a constant's machine's
+        self._budget, self._pause = budget, (_Hook(pause) if own_hook else pause)
         try:
             for _ in ticks:
                 if self.mode_eval:
@@ -182,6 +208,10 @@ class Machine:
             if not fault.trace:
                 fault.set_trace(self.trace())
             raise
+        except _HookFailed as failed:  # the driver's own error (its store, its lease): the driver's
+            if own_hook:
+                raise failed.error from None
+            raise
         except RecursionError:  # a value nested too deep to print or compare
             fault = Fault("a value is nested too deep")
             fault.set_trace(self.trace())
@@ -189,6 +219,10 @@ class Machine:
         except MemoryError:
             self.stack.clear()  # give the memory back before anything else
             raise Fault("out of memory") from None
+        except Exception as error:  # any other Python error is a fault of the run, with its trace
+            fault = prim.python_fault(error)
+            fault.set_trace(self.trace())
+            raise fault from None
 
     def trace(self) -> list[tuple[str, str, int]]:
         """The Flowmetal stack trace, innermost function first: each function with the
@@ -437,7 +471,11 @@ class Machine:
             elif tag == VEC:
                 self.value = List(items)
             else:
-                self.value = Map([(map_key(items[k]), items[k + 1]) for k in range(0, len(items) - 1, 2)])
+                try:
+                    self.value = Map([(map_key(items[k]), items[k + 1]) for k in range(0, len(items) - 1, 2)])
+                except TypeError:  # a key with no hash
+                    self.fault_at, self.call_env = e, env
+                    raise Fault("this value cannot be the key of a map") from None
             return None
         if tag == BIND:
             _, owner, params, i, env, supplied, call_id = frame
@@ -613,8 +651,10 @@ class Machine:
             # on the fast path, up to the fault, one after the other.
             self._deep = True
             self._slow_bind(owner, supplied, call_id)
-        except (NotPure, TypeError, ValueError, KeyError, IndexError):
-            self._slow_bind(owner, supplied, call_id)  # the machine makes it (and reports what goes wrong)
+        except _HookFailed:
+            raise
+        except Exception:  # NotPure, or any Python error: the machine makes it (and reports what goes wrong)
+            self._slow_bind(owner, supplied, call_id)
         else:
             self._give(value)
         if budget is not None:
@@ -899,7 +939,7 @@ def _fast(program: Program, key: tuple[str, str]):
         try:
             compiler.function(key)
             ok = True
-        except NotPure:
+        except (NotPure, RecursionError):  # nested deeper than Python's stack: the machine runs it
             ok = False
         usable[key] = ok
     return compiler if ok else None

@@ -4,12 +4,22 @@ Semantics where the contract leaves room (also in docs/language.md):
 - `=` compares structurally; numbers compare by value across `int?` and
   `float?` (`(= 1 1.0)` is true); `true` is no number.
 - Arithmetic on integers stays integral, except `/`, which always gives a
-  float; dividing by zero is a runtime fault. `mod` has the sign of the divisor.
+  float; dividing by zero is a runtime fault. `mod` has the sign of the divisor;
+  `quot` divides integers rounding toward zero, and `rem` has the sign of the
+  dividend (`(= x (+ (* y (quot x y)) (rem x y)))`).
+- Numbers stay in range: an integer result of 2^4096 or more in magnitude is the
+  fault `integer overflow`, a float result beyond the largest double the fault
+  `float overflow` (never `inf` or `nan`: every number prints as a literal and
+  has a JSON form).
 - `str` concatenates strings as they are and any other value as its literal.
 - `first` of an empty list and `get` of an absent key give `nil` (or the default).
 - `count` counts a list's items, a map's entries, a string's characters.
 - `builtin-dumps`/`builtin-loads` are JSON (SPEC section 5): keywords and enum
   members are written as their names, records as objects of their fields.
+  `loads` refuses `NaN`, `Infinity` and numbers out of range.
+- Any Python error inside a built-in is a fault naming the built-in, never an
+  exception out of the machine (`call`); one nested too deep for Python's stack
+  is computed again on a deeper one (`flowmetal.lang.deep`).
 - Lists and maps are persistent (`flowmetal.runtime.values`): `conj`, `cons`,
   `rest` and `assoc` are O(log n), `concat` copies the shorter list.
 """
@@ -18,6 +28,8 @@ from __future__ import annotations
 
 import json
 
+from flowmetal.lang import deep
+from flowmetal.lang.forms import INT_LIMIT
 from flowmetal.lang.types import (
     ANY, BOOL, FLOAT, INT, JSON, KEYWORD, NIL, NUMBER, STR, Base, Enum, FnOf, ListOf, MapOf, Record, TVar,
     Type, Union,
@@ -64,8 +76,30 @@ def _numbers(name: str, args) -> None:
             raise Fault(f"`{name}` needs numbers, not {literal(a)} (of type {type_name(a)})")
 
 
+def in_range(value, _low=-INT_LIMIT, _high=INT_LIMIT) -> bool:
+    """Whether a number is one Flowmetal has: an integer below 2^4096 in magnitude, or a
+    finite float. (One comparison does both: `inf` and `nan` fail it.)"""
+    return _low < value < _high
+
+
+def _overflow(value):
+    if isinstance(value, float):
+        return Fault("float overflow: the result is too large for a float (beyond about 1.8e308)")
+    return Fault("integer overflow: the result is 2^4096 or more in magnitude")
+
+
 def _arith(name: str, args):
     _numbers(name, args)
+    try:
+        out = _arith_of(name, args)
+    except OverflowError:  # an integer too large to become a float
+        raise Fault("float overflow: a number is too large for a float (beyond about 1.8e308)") from None
+    if not in_range(out):
+        raise _overflow(out)
+    return out
+
+
+def _arith_of(name: str, args):
     if name == "+":
         return sum(args) if args else 0
     if name == "*":
@@ -110,19 +144,36 @@ def _make_number2():
     def slow(name):
         return lambda a, b: call(name, [a, b])  # the general path reports the fault
 
-    def add(a, b, _slow=slow("+")):
+    # A result out of range (or an integer too large to add to a float) takes the general
+    # path, which reports the fault.
+    def add(a, b, _slow=slow("+"), _low=-INT_LIMIT, _high=INT_LIMIT):
         if (type(a) is int or type(a) is float) and (type(b) is int or type(b) is float):
-            return a + b
+            try:
+                r = a + b
+            except OverflowError:
+                return _slow(a, b)
+            if _low < r < _high:
+                return r
         return _slow(a, b)
 
-    def sub(a, b, _slow=slow("-")):
+    def sub(a, b, _slow=slow("-"), _low=-INT_LIMIT, _high=INT_LIMIT):
         if (type(a) is int or type(a) is float) and (type(b) is int or type(b) is float):
-            return a - b
+            try:
+                r = a - b
+            except OverflowError:
+                return _slow(a, b)
+            if _low < r < _high:
+                return r
         return _slow(a, b)
 
-    def mul(a, b, _slow=slow("*")):
+    def mul(a, b, _slow=slow("*"), _low=-INT_LIMIT, _high=INT_LIMIT):
         if (type(a) is int or type(a) is float) and (type(b) is int or type(b) is float):
-            return a * b
+            try:
+                r = a * b
+            except OverflowError:
+                return _slow(a, b)
+            if _low < r < _high:
+                return r
         return _slow(a, b)
 
     def lt(a, b, _slow=slow("<")):
@@ -189,6 +240,29 @@ def _from_json(data):
     return data
 
 
+class _OutOfRange(ValueError):
+    pass
+
+
+def _no_constant(name: str):
+    raise ValueError(f"`{name}` is no JSON value (JSON has no NaN or Infinity)")
+
+
+def _json_int(text: str) -> int:
+    digits = text.lstrip("-")
+    if len(digits) > 1300 or not in_range(value := int(text)):
+        raise _OutOfRange(f"the number {text[:20]}{'...' if len(text) > 20 else ''} is 2^4096 or more "
+                          f"in magnitude")
+    return value
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not in_range(value):
+        raise _OutOfRange(f"the number {text[:20]}{'...' if len(text) > 20 else ''} is too large for a float")
+    return value
+
+
 def _text(text: str) -> str:
     """JSON text that is Unicode: a lone surrogate escape (`"\\ud800"`) stands for no character,
     and a value holding one could be neither stored nor printed."""
@@ -200,10 +274,50 @@ def _text(text: str) -> str:
 
 
 def call(name: str, args: list):
-    impl = _IMPL.get(name)
-    if impl is not None:
-        return impl(args)
-    return _call(name, args)
+    try:
+        impl = _IMPL.get(name)
+        if impl is not None:
+            return impl(args)
+        return _call(name, args)
+    except RecursionError:  # a value nested deeper than this stack goes: built-ins are pure
+        if deep.active():
+            raise Fault(f"`{name}`: a value is nested too deep") from None
+        return deep.run_deep(call, name, args)
+    except Fault:
+        raise
+    except Exception as error:  # a Python error is a fault of the call, never an escape
+        raise python_fault(error, name) from None
+
+
+def python_fault(error: Exception, name: str | None = None) -> Fault:
+    """The fault for a Python error raised while computing `name` (a built-in) or elsewhere."""
+    if isinstance(error, OverflowError) and "float" in str(error):
+        message = "float overflow: a number is too large for a float (beyond about 1.8e308)"
+    elif isinstance(error, OverflowError):
+        message = f"a number is too large here ({error})"
+    elif isinstance(error, TypeError) and "unhashable" in str(error):
+        message = "this value cannot be the key of a map"
+    elif isinstance(error, MemoryError):
+        message = "out of memory"
+    elif isinstance(error, RecursionError):
+        message = "a value is nested too deep"
+    else:
+        message = f"{error} ({type(error).__name__})"
+    return Fault(f"`{name}`: {message}" if name else message)
+
+
+def _integers(name: str, args) -> None:
+    for a in args:
+        if not (isinstance(a, int) and not isinstance(a, bool)):
+            raise Fault(f"`{name}` needs integers, not {literal(a)} (of type {type_name(a)})")
+
+
+def _quot(a: int, b: int) -> int:
+    """`a / b` rounded toward zero (Python's `//` rounds toward minus infinity)."""
+    q = a // b
+    if q < 0 and q * b != a:
+        q += 1
+    return q
 
 
 def implementation(name: str):
@@ -223,6 +337,13 @@ def _call(name: str, args: list):
         if b == 0:
             raise Fault("division by zero")
         return a % b
+    if name in ("quot", "rem"):
+        a, b = args
+        _integers(name, args)
+        if b == 0:
+            raise Fault("division by zero")
+        q = _quot(a, b)
+        return q if name == "quot" else a - b * q
     if name == "=":
         return all(equal(a, b) for a, b in zip(args, args[1:]))
     if name == "not=":
@@ -234,11 +355,14 @@ def _call(name: str, args: list):
         return "".join(display(a) for a in args)
     if name in _COLLECTIONS:
         return _COLLECTIONS[name](args)
-    if name == "builtin-dumps":
-        return json.dumps(_json(args[0]), ensure_ascii=False, separators=(",", ":"))
+    if name == "builtin-dumps":  # no NaN or Infinity: numbers in range are all JSON can hold
+        return json.dumps(_json(args[0]), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     if name == "builtin-loads":
         try:
-            return _from_json(json.loads(args[0]))
+            return _from_json(json.loads(args[0], parse_constant=_no_constant, parse_int=_json_int,
+                                         parse_float=_json_float))
+        except _OutOfRange as error:
+            raise Fault(f"`loads` cannot read this JSON: {error}") from None
         except (TypeError, ValueError) as error:
             raise Fault(f"`loads` was given text that is not JSON: {error}") from None
     from flowmetal.lang.signatures import BUILTINS
@@ -350,8 +474,20 @@ def _hash_map(args):
 
 
 def _range(args):
-    _numbers("range", args)
-    return List(range(*args))
+    _integers("range", args)
+    try:
+        return List(range(*args))
+    except OverflowError:
+        raise Fault("`range` would hold more items than memory can") from None
+
+
+def _keys_or_vals(name: str):
+    def impl(args):
+        m = args[0] if args[0] is not None else EMPTY_MAP
+        if not isinstance(m, Map):
+            raise Fault(f"`{name}` needs a map, not {literal(m)}")
+        return List([key_value(k) for k in m.keys()]) if name == "keys" else List(m.values())
+    return impl
 
 
 def _conj2(coll, x):
@@ -397,8 +533,8 @@ _COLLECTIONS = {
     "concat": _concat,
     "get": _get,
     "assoc": _assoc,
-    "keys": lambda args: List([key_value(k) for k in (args[0] or EMPTY_MAP).keys()]),
-    "vals": lambda args: List((args[0] or EMPTY_MAP).values()),
+    "keys": _keys_or_vals("keys"),
+    "vals": _keys_or_vals("vals"),
     "range": _range,
     "list": List,
     "vector": List,

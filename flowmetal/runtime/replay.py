@@ -15,6 +15,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from flowmetal.lang import deep
 from flowmetal.runtime.executor import TIMEOUT
 from flowmetal.runtime.literals import read_literal
 from flowmetal.runtime.machine import Done, Fault, Machine, Slice
@@ -48,7 +49,7 @@ def replay(store: SQLiteStore, run_id: str, verify: bool = False) -> Replay:
     out.steps, out.value, out.fault, out.divergence, out.lines = (walk.steps, walk.value, walk.fault,
                                                                   walk.divergence, walk.lines)
     if verify and out.divergence is None and not walk.stopped_past_log:
-        out.divergence = _compare_end(store, run, walk.machine, out)
+        out.divergence = deep.call(_compare_end, store, run, walk.machine, out)
     return out
 
 
@@ -109,13 +110,13 @@ class Walk:
 
     def checkpoint(self) -> dict:
         """The walk's state between two steps, for another walk to start from."""
-        return {"machine": self.machine.snapshot(), "timeouts": list(self.timeouts), "steps": self.steps}
+        return {"machine": deep.call(self.machine.snapshot), "timeouts": list(self.timeouts), "steps": self.steps}
 
     def __iter__(self):
         program, run = self.program, self.run
         requested, completed = self.requested, self.completed
         if self.start_from is not None:
-            machine = self.machine = Machine.restore(program, self.start_from["machine"])
+            machine = self.machine = deep.call(Machine.restore, program, self.start_from["machine"])
             self.timeouts, self.steps = list(self.start_from["timeouts"]), self.start_from["steps"]
         else:
             machine = self.machine
@@ -144,11 +145,11 @@ class Walk:
             timeouts = [t for t in timeouts if t not in machine.timeouts_done]
             machine.timeouts_done.clear()
             if isinstance(outcome, Done):
-                self.value = literal(outcome.value)
+                self.value = deep.call(literal, outcome.value)
                 return
             step = outcome.step
             self.steps = step
-            args = {k: literal(v) for k, v in outcome.args.items()}
+            args = {k: deep.call(literal, v) for k, v in outcome.args.items()}
             recorded = requested.get(step)
             if recorded is None:
                 if run.status in ("completed", "failed") and self.verify:

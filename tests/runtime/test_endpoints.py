@@ -194,8 +194,8 @@ LONG = """\
 """
 
 
-class _Died(Exception):
-    pass
+class _Died(BaseException):
+    """The process dying: no error of the run (an `Exception` from the driver fails the run)."""
 
 
 def test_a_worker_dying_after_a_checkpoint_resumes_from_it_not_from_the_start(tmp_path, monkeypatch):
