@@ -77,8 +77,12 @@ def _runtime_errors(fn):
             if not error.diagnostics:  # refused before reading (a bad file name)
                 print(f"flowmetal {args.command_name}: error: {error}: nothing was run", file=sys.stderr)
                 return 2
+            # A run's files are stored by their names; show them as paths beside FILE as given.
+            folder = os.path.dirname(getattr(args, "file", "") or "")
+            spans = [span for d in error.diagnostics for span in (d.span, *(n.span for n in d.notes))]
+            names = {s.source.name: os.path.join(folder, s.source.name) for s in spans if "/" not in s.source.name}
             for diag in error.diagnostics:
-                print(render.human(diag), file=sys.stderr)
+                print(render.human(diag, names), file=sys.stderr)
             print(f"flowmetal {args.command_name}: the program has errors: nothing was run", file=sys.stderr)
             return 2
         except BrokenPipeError:
@@ -101,7 +105,8 @@ def _run(args: argparse.Namespace) -> int:
     from flowmetal.runtime.driving import prepare, program_files, record_run, wait_for
     from flowmetal.runtime.executor import Executor
     sources = program_files(args.file)
-    code, program = prepare(sources, args.entry, list(args.args))  # refuse before touching the store
+    # refuse before touching the store
+    code, program, entry = prepare(sources, args.entry, list(args.args), first=Path(args.file).name)
     if not args.detach and os.environ.get("FLOWMETAL_PUBLIC_URL"):  # and before recording a run it can't drive
         from flowmetal.server.addresses import AddressError, check_public_url
         try:
@@ -109,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         except AddressError as error:
             raise OSError(f"FLOWMETAL_PUBLIC_URL: {error}; nothing was run") from None
     store = _store(args)
-    run_id = record_run(store, sources, args.entry, list(args.args), code,
+    run_id = record_run(store, sources, entry, list(args.args), code,
                         origin=str(Path(args.file).resolve().parent))
     if args.detach:
         print(run_id)
@@ -380,15 +385,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. Options may stand before or after a command's positional
     arguments, so each command parses its own arguments, intermixed."""
     commands = _command_parsers()
+    listing = ("commands:\n" + "\n".join(f"  {name:<11}{_SUMMARIES[name]}" for name in commands)
+               + "\n\n'flowmetal COMMAND --help' describes a command's arguments.")
     top = argparse.ArgumentParser(
         prog="flowmetal",
         description="Flowmetal: a durable, evented, asynchronous Lisp for coordination work.",
-        epilog="commands:\n" + "\n".join(f"  {name:<10}{_SUMMARIES[name]}" for name in commands)
-               + "\n\n'flowmetal COMMAND --help' describes a command's arguments.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=listing, formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="version", version=f"flowmetal {__version__}")
     top.add_argument("command", choices=sorted(commands), metavar="COMMAND")
     top.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    if not (sys.argv[1:] if argv is None else argv):  # no command: what there is to type, as a usage error
+        print(f"{top.format_usage()}\n{listing}", file=sys.stderr)
+        return 2
     parsed = top.parse_args(argv)
     args = commands[parsed.command].parse_intermixed_args(parsed.args)
     args.command_name = parsed.command

@@ -1,0 +1,61 @@
+"""What the command line says when what was typed is not what it takes: the mistake, where it
+is, and what to type instead; exit status 2, nothing recorded, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+HELLO = ROOT / "examples" / "hello.flow"
+
+
+def flowmetal(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "FLOWMETAL_STORE"}
+    return subprocess.run([sys.executable, "-m", "flowmetal", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "hello.flow").write_text(HELLO.read_text())
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "latin1.flow").write_bytes(b"(defpackage latin1 (def s \"caf\xe9\"))\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["hello.flow", "greet", "world"],
+     "argument 'world': `world` is no enum member known in `examples.hello`; "
+     "for the text, quote it as a string: '\"world\"'"),
+    (["hello.flow", "greet", "[world +x+]"],
+     "argument '[world +x+]': `world` is no enum member known in `examples.hello`; "
+     "for the text, write it as a string: \"world\""),
+    (["hello.flow", "gret", '"world"'], "no function `gret` in package `examples.hello`; did you mean `greet`?"),
+    (["hello.flow", "examples.hello/greeet", '"world"'],
+     "no function `greeet` in package `examples.hello`; did you mean `greet`?"),
+    (["hello.flow", "nothing-like-it"], "no function `nothing-like-it` in package `examples.hello`"),
+    (["sub", "greet"], "sub: is a directory, not a program's file"),
+    (["nope.flow", "greet"], "nope.flow: no such file"),
+    (["latin1.flow", "main"],
+     "latin1.flow: not valid UTF-8: byte 0xe9 (at byte 30) cannot start or continue a character"),
+])
+def test_run_says_what_is_wrong_with_what_was_typed(folder, args, message):
+    result = flowmetal("run", *args, "--store", "s.db", cwd=folder)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", f"flowmetal run: error: {message}\n")
+    assert not (folder / "s.db").exists()
+
+
+def test_flowmetal_alone_lists_the_commands_and_exits_2(tmp_path):
+    result = flowmetal(cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("usage: flowmetal")
+    listed = [line.split()[0] for line in lines if line.startswith("  ")]
+    assert listed == ["check", "run", "runs", "trace", "worker", "replay", "cancel", "lsp", "connector", "serve"]
+    assert all(len(line.split(maxsplit=1)) == 2 for line in lines if line.startswith("  "))  # one line each
