@@ -122,11 +122,11 @@ def test_an_entry_that_names_no_one_function_is_refused_clearly(project, text, e
     assert not (project / "prog" / "s.db").exists()
 
 
-def test_a_name_only_another_package_defines_runs_it_and_the_run_records_what_it_ran(project):
+def test_a_name_only_another_package_defines_runs_it_and_the_run_records_its_package(project):
     ran = flowmetal("run", "a.flow", "inc", "1", "--store", "s.db", cwd=project / "prog")
     assert (ran.returncode, ran.stdout) == (0, "2\n")
     ran = flowmetal("run", "a.flow", "main", "1", "--store", "s.db", cwd=project / "prog")
     assert (ran.returncode, ran.stdout) == (0, "2\n")
     runs = flowmetal("runs", "--store", "s.db", cwd=project / "prog")
-    # `inc` means one function in any process; `main` only from a.flow, so it is recorded in full
-    assert sorted(line.split()[2] for line in runs.stdout.splitlines()) == ["app.a/main", "inc"]
+    # a bare name means a function only from the file named: the runs record the package too
+    assert sorted(line.split()[2] for line in runs.stdout.splitlines()) == ["app.a/main", "app.c/inc"]

@@ -276,8 +276,9 @@ def _number(kind, least: float, above: bool):
 def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     check = argparse.ArgumentParser(
         prog="flowmetal check",
-        description="Read and check Flowmetal files; directories are searched for *.flow files. "
-                    "Exits 1 when any error is found.")
+        description="Read and check Flowmetal files; directories are searched for *.flow files, and a file "
+                    "named brings in the files beside it that define the packages it requires (as `flowmetal "
+                    "run` finds them). Exits 1 when any error is found.")
     check.add_argument("paths", nargs="+", metavar="PATH", help="a .flow file or a directory")
     check.add_argument("--format", choices=("human", "json"), default="human",
                        help="human-readable (default) or a JSON list of diagnostics")
@@ -299,11 +300,14 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
         return parser
 
     run = with_store(argparse.ArgumentParser(
-        prog="flowmetal run", description="Start a run of ENTRY (package/name, or name when the file has one "
-                                          "package) and drive it in this process until it ends; print its value."))
+        prog="flowmetal run", description="Start a run of ENTRY (package/name, or a name that one package of "
+                                          "FILE defines, or else one package of the program) and drive it in "
+                                          "this process until it ends; print its value. The program is FILE and "
+                                          "the files beside it that define the packages it requires."))
     run.add_argument("file", metavar="FILE")
     run.add_argument("entry", metavar="ENTRY")
-    run.add_argument("args", nargs="*", metavar="ARG", help="arguments, as Flowmetal literals")
+    run.add_argument("args", nargs="*", metavar="ARG",
+                     help="arguments, as Flowmetal literals: a string is quoted for the shell too, '\"world\"'")
     run.add_argument("--detach", action="store_true", help="only record the run and print its id")
     run.add_argument("--port", type=int, default=0, help="the callback server's port (default: any free port); started only "
                      "for a program requiring http.callback or http.request")

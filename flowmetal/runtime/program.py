@@ -80,18 +80,24 @@ class Program:
         return self.symbols.get(id(token))
 
     def package_of(self, entry: str, first: str | None = None) -> tuple[str, str]:
-        """The package and name of an entry: `package/name` as written; a bare `name` is looked
-        up among the functions of the program's packages. With `first` (the file the user
-        named), the packages that file defines are looked at first and the others only when
-        none of them defines it, so a name is ambiguous only when two packages of the same
-        group define it. A name no package defines is given to the single package of the
-        program (for `check_entry` to say there is no such function), else refused, with
-        the nearest names."""
+        """The package and name of an entry: `package/name` as written. A bare `name` is taken
+        without `first` only in a program of one package (how a run records it, and what the
+        HTTP API takes). With `first` (the file the user named, for `flowmetal run`), it is
+        looked up among the functions of the packages that file defines, and among the
+        others only when none of them defines it, so a name is ambiguous only when two
+        packages of the same group define it. A name no package defines is given to the
+        single package of the program (for `check_entry` to say there is no such function),
+        else refused, with the nearest name."""
         if "/" in entry and not entry.endswith("/"):
             package, _, name = entry.rpartition("/")
             return package, name
         users = [s for s in self.scopes.values() if not s.standard]
-        mine = [s for s in users if first is not None and s.package.name_node.span.source.name == first]
+        if first is None:  # a stored run, the HTTP API: only a program of one package takes a bare name
+            if len(users) != 1:
+                raise KeyError(f"`{entry}` is ambiguous: name its package, as `package/{entry}` "
+                               f"(packages: {', '.join(sorted(s.name for s in users))})")
+            return users[0].name, entry
+        mine = [s for s in users if s.package.name_node.span.source.name == first]
         groups = [mine, [s for s in users if s not in mine]] if mine else [users]
         for group in groups:
             defining = sorted(s.name for s in group if _is_function(s.decls.get(entry)))
