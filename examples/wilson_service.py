@@ -1,18 +1,27 @@
 """A small fake of the wilson job service, for running `examples/wilson.flow` end to end.
 
-    python examples/wilson_service.py [--port 8765] [--exit-after SECONDS]
+    python examples/wilson_service.py [--port 8765] [--exit-after SECONDS] [--background]
 
 `POST /jobs` takes `{"host": ..., "stages": [...], "callbacks": [{"type": "http", "url": ...}]}`,
 answers 202 with the job's id, and a moment later POSTs the job's result to each
 callback URL: `{"host": ..., "stages": [...], "status": "done"}`. Requests with
 an `Idempotency-Key` already seen get the same job back and start nothing new,
 as a real service would; `GET /jobs` lists what was asked, with the keys.
+
+It binds its port first, in the foreground: when the port is taken it says so
+and exits 1, so that a script never goes on to talk to whatever holds it.
+`--background` then detaches (forks; the parent prints the address and the
+service's process id and exits 0), which is how the README's Quick start
+starts it in one `&&` chain.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import sys
 import threading
 import time
 import urllib.request
@@ -76,28 +85,65 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-def serve(port: int = 8765, delay: float = 0.5) -> ThreadingHTTPServer:
+def bind(port: int = 8765, delay: float = 0.5) -> ThreadingHTTPServer:
+    """The server, listening on 127.0.0.1:`port` but not serving yet."""
     Handler.delay = delay
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+
+
+def serve(port: int = 8765, delay: float = 0.5) -> ThreadingHTTPServer:
+    server = bind(port, delay)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
 
-def main() -> None:
+def _detach() -> int:
+    """Fork: the child's process id in the parent, 0 in the child, which goes on in a session
+    of its own with no terminal. The listening socket is the child's too."""
+    child = os.fork()
+    if child != 0:
+        return child
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # nothing waits on a pipe this process would hold open
+        os.dup2(devnull, fd)
+    return 0
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--delay", type=float, default=0.5, help="seconds before a job calls back")
     parser.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
                         help="stop by itself after this many seconds (for scripts)")
+    parser.add_argument("--background", action="store_true",
+                        help="once the port is bound, detach and run in the background")
     args = parser.parse_args()
-    server = serve(args.port, args.delay)
-    print(f"fake wilson service on http://127.0.0.1:{server.server_port}/jobs", flush=True)
+    try:
+        server = bind(args.port, args.delay)
+    except OSError as error:
+        why = (f"port {args.port} of 127.0.0.1 is already in use (another service, or a fake wilson service "
+               f"started earlier: stop it, or choose another --port)") if error.errno == errno.EADDRINUSE else error
+        print(f"wilson_service: error: {why}", file=sys.stderr)
+        return 1
+    address = f"http://127.0.0.1:{server.server_port}/jobs"
+    if args.background:
+        sys.stdout.flush()
+        child = _detach()
+        if child:
+            print(f"fake wilson service on {address}, in the background (process {child})", flush=True)
+            server.server_close()  # the child listens on it
+            return 0
+    else:
+        print(f"fake wilson service on {address}", flush=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         threading.Event().wait(args.exit_after)
     except KeyboardInterrupt:
         pass
     server.shutdown()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

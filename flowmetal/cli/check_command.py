@@ -10,6 +10,13 @@ A file's bytes must be UTF-8; when they are not, the file gets one FM001
 diagnostic at the first bad byte and is not read further. The files given are
 checked together, as one program: a package defined in one can be required
 from another.
+
+A file named explicitly brings in the files beside it that define the packages
+it requires, found as `flowmetal run` finds them (`driving.program_files`,
+reading only what is needed), so `check FILE` and `run FILE` see the same
+program from any of its files. Their diagnostics are reported too, under the
+path the user would type (FILE's folder as given, joined with the file's
+name), and each file is checked once however it was reached.
 """
 
 from __future__ import annotations
@@ -74,13 +81,47 @@ def load(path: str) -> tuple[Source, list[Diagnostic]]:
 
 
 def check_paths(paths: list[str]) -> CheckResult:
-    result = CheckResult(files=expand(paths))
+    from flowmetal.runtime.driving import program_files
+    named = {path for path in paths if os.path.isfile(path)}
+    result = CheckResult()
     workspace = Workspace()
-    for path in result.files:
+    seen: set[str] = set()
+
+    def add(path: str) -> bool:
+        """Read and add a file not added yet: whether it could be read."""
+        key = os.path.realpath(path)
+        if key in seen:
+            return True
+        seen.add(key)
+        result.files.append(path)
         source, problems = load(path)
-        if problems:
-            result.diagnostics += problems
-        else:
+        result.diagnostics.extend(problems)
+        if not problems:
             workspace.set_file(path, source.text)
+        return not problems
+
+    for path in expand(paths):
+        if not add(path) or path not in named:
+            continue  # a folder's files are all there already: what they require is beside them
+        folder = os.path.dirname(path)
+        unreadable: dict[str, str] = {}
+        try:
+            required = program_files(path, unreadable=unreadable)
+        except OSError:  # FILE itself changed under us: `load` has said what it could
+            continue
+        for name in required:
+            add(os.path.join(folder, name))
+        for name, why in sorted(unreadable.items()):
+            other = os.path.join(folder, name)
+            if os.path.realpath(other) in seen:
+                continue
+            if os.path.isfile(other):  # says where a file that is no UTF-8 goes wrong
+                add(other)
+            else:
+                seen.add(os.path.realpath(other))
+                source = Source("", other)
+                result.files.append(other)
+                result.diagnostics.append(Diagnostic.of(d.UNREADABLE_FILE, source.span(0, 0),
+                                                        f"cannot read the file: {why}"))
     result.diagnostics += workspace.all_diagnostics()
     return result

@@ -77,8 +77,12 @@ def _runtime_errors(fn):
             if not error.diagnostics:  # refused before reading (a bad file name)
                 print(f"flowmetal {args.command_name}: error: {error}: nothing was run", file=sys.stderr)
                 return 2
+            # A run's files are stored by their names; show them as paths beside FILE as given.
+            folder = os.path.dirname(getattr(args, "file", "") or "")
+            spans = [span for d in error.diagnostics for span in (d.span, *(n.span for n in d.notes))]
+            names = {s.source.name: os.path.join(folder, s.source.name) for s in spans if "/" not in s.source.name}
             for diag in error.diagnostics:
-                print(render.human(diag), file=sys.stderr)
+                print(render.human(diag, names), file=sys.stderr)
             print(f"flowmetal {args.command_name}: the program has errors: nothing was run", file=sys.stderr)
             return 2
         except BrokenPipeError:
@@ -101,7 +105,8 @@ def _run(args: argparse.Namespace) -> int:
     from flowmetal.runtime.driving import prepare, program_files, record_run, wait_for
     from flowmetal.runtime.executor import Executor
     sources = program_files(args.file)
-    code, program = prepare(sources, args.entry, list(args.args))  # refuse before touching the store
+    # refuse before touching the store
+    code, program, entry = prepare(sources, args.entry, list(args.args), first=Path(args.file).name)
     if not args.detach and os.environ.get("FLOWMETAL_PUBLIC_URL"):  # and before recording a run it can't drive
         from flowmetal.server.addresses import AddressError, check_public_url
         try:
@@ -109,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         except AddressError as error:
             raise OSError(f"FLOWMETAL_PUBLIC_URL: {error}; nothing was run") from None
     store = _store(args)
-    run_id = record_run(store, sources, args.entry, list(args.args), code,
+    run_id = record_run(store, sources, entry, list(args.args), code,
                         origin=str(Path(args.file).resolve().parent))
     if args.detach:
         print(run_id)
@@ -271,8 +276,9 @@ def _number(kind, least: float, above: bool):
 def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     check = argparse.ArgumentParser(
         prog="flowmetal check",
-        description="Read and check Flowmetal files; directories are searched for *.flow files. "
-                    "Exits 1 when any error is found.")
+        description="Read and check Flowmetal files; directories are searched for *.flow files, and a file "
+                    "named brings in the files beside it that define the packages it requires (as `flowmetal "
+                    "run` finds them). Exits 1 when any error is found.")
     check.add_argument("paths", nargs="+", metavar="PATH", help="a .flow file or a directory")
     check.add_argument("--format", choices=("human", "json"), default="human",
                        help="human-readable (default) or a JSON list of diagnostics")
@@ -294,11 +300,14 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
         return parser
 
     run = with_store(argparse.ArgumentParser(
-        prog="flowmetal run", description="Start a run of ENTRY (package/name, or name when the file has one "
-                                          "package) and drive it in this process until it ends; print its value."))
+        prog="flowmetal run", description="Start a run of ENTRY (package/name, or a name that one package of "
+                                          "FILE defines, or else one package of the program) and drive it in "
+                                          "this process until it ends; print its value. The program is FILE and "
+                                          "the files beside it that define the packages it requires."))
     run.add_argument("file", metavar="FILE")
     run.add_argument("entry", metavar="ENTRY")
-    run.add_argument("args", nargs="*", metavar="ARG", help="arguments, as Flowmetal literals")
+    run.add_argument("args", nargs="*", metavar="ARG",
+                     help="arguments, as Flowmetal literals: a string is quoted for the shell too, '\"world\"'")
     run.add_argument("--detach", action="store_true", help="only record the run and print its id")
     run.add_argument("--port", type=int, default=0, help="the callback server's port (default: any free port); started only "
                      "for a program requiring http.callback or http.request")
@@ -380,15 +389,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. Options may stand before or after a command's positional
     arguments, so each command parses its own arguments, intermixed."""
     commands = _command_parsers()
+    listing = ("commands:\n" + "\n".join(f"  {name:<11}{_SUMMARIES[name]}" for name in commands)
+               + "\n\n'flowmetal COMMAND --help' describes a command's arguments.")
     top = argparse.ArgumentParser(
         prog="flowmetal",
         description="Flowmetal: a durable, evented, asynchronous Lisp for coordination work.",
-        epilog="commands:\n" + "\n".join(f"  {name:<10}{_SUMMARIES[name]}" for name in commands)
-               + "\n\n'flowmetal COMMAND --help' describes a command's arguments.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=listing, formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="version", version=f"flowmetal {__version__}")
     top.add_argument("command", choices=sorted(commands), metavar="COMMAND")
     top.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    if not (sys.argv[1:] if argv is None else argv):  # no command: what there is to type, as a usage error
+        print(f"{top.format_usage()}\n{listing}", file=sys.stderr)
+        return 2
     parsed = top.parse_args(argv)
     args = commands[parsed.command].parse_intermixed_args(parsed.args)
     args.command_name = parsed.command

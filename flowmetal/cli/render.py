@@ -32,13 +32,17 @@ def _excerpt(span: Span) -> list[str]:
     return [f"{gutter}{shown(text)}", f"{' ' * (len(gutter) - 2)}| {margin}{'^' * max(1, len(under))}"]
 
 
-def human(diag: Diagnostic) -> str:
+def human(diag: Diagnostic, names: dict[str, str] | None = None) -> str:
+    """A diagnostic for people; `names` maps a source's name to the path to show for it (a
+    run's files are named as they are stored, the user gave a path)."""
     span = diag.span
-    lines = [shown(f"{span.source.name}:{span.line}:{span.column}: {diag.severity}: {diag.code}: {diag.message}")]
+    names = names or {}
+    lines = [shown(f"{names.get(span.source.name, span.source.name)}:{span.line}:{span.column}: "
+                   f"{diag.severity}: {diag.code}: {diag.message}")]
     lines += _excerpt(span)
     for note in diag.notes:
         n = note.span
-        lines.append(shown(f"{n.source.name}:{n.line}:{n.column}: note: {note.message}"))
+        lines.append(shown(f"{names.get(n.source.name, n.source.name)}:{n.line}:{n.column}: note: {note.message}"))
         if n.start < len(n.source.text):
             lines += _excerpt(n)
     if diag.fix is not None:

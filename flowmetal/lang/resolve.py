@@ -233,7 +233,8 @@ class Program:
             if target is None:
                 self.report(d.UNKNOWN_PACKAGE, require.package_node.span,
                             f"no package `{require.package}` in this program"
-                            + self._suggest(require.package, self.packages))
+                            # never the requiring package itself: it cannot require itself
+                            + self._suggest(require.package, [n for n in self.packages if n != scope.name]))
                 continue
             if target is scope:
                 self.report(d.UNKNOWN_PACKAGE, require.package_node.span,

@@ -54,7 +54,7 @@ def file_packages(text: str, name: str) -> tuple[set[str], set[str]]:
     return defined, required
 
 
-def program_files(file: str, read=None) -> dict[str, str]:
+def program_files(file: str, read=None, unreadable: dict[str, str] | None = None) -> dict[str, str]:
     """FILE and the files beside it that define the packages it requires, transitively (the
     standard packages come from the standard library: a file beside FILE does not replace
     one). `read(path)` gives a file's text (an editor passes its unsaved buffers); by
@@ -65,18 +65,24 @@ def program_files(file: str, read=None) -> dict[str, str]:
     `lib.flow` for `acme.lib`), then the others, smallest first. A file that cannot be read
     (or, on disk, is no regular file: a pipe would never end) is passed over; only when a
     required package is then defined by no file that could be read is it an error
-    (`OSError`) naming those files. A package defined nowhere is left for the checker to
-    report, as any unknown package is."""
+    (`OSError`) naming those files, or, when `unreadable` is given (`flowmetal check`, which
+    reports them), those files' names and why they could not be read are put there. A
+    package defined nowhere is left for the checker to report, as any unknown package is."""
     path = Path(file)
     on_disk = read is None
     if on_disk:
         if not path.is_file():
-            raise OSError(f"{file}: no such file" if not path.exists() else f"{file}: not a regular file")
+            raise OSError(f"{file}: no such file" if not path.exists()
+                          else f"{file}: is a directory, not a program's file" if path.is_dir()
+                          else f"{file}: not a regular file")
         read = lambda p: p.read_text(encoding="utf-8")  # noqa: E731
     try:
         text = read(path)
     except FileNotFoundError:
         raise OSError(f"{file}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise OSError(f"{file}: not valid UTF-8: byte 0x{error.object[error.start]:02x} (at byte {error.start}) "
+                      f"cannot start or continue a character") from None
     sources = {path.name: text}
     defined, wanted = file_packages(text, path.name)
     missing = wanted - defined - STANDARD_NAMES
@@ -84,7 +90,7 @@ def program_files(file: str, read=None) -> dict[str, str]:
         return sources
     siblings = [p for p in path.parent.glob("*.flow") if p.name != path.name]
     scanned: dict[str, tuple[str, set[str], set[str]] | None] = {}
-    unreadable: dict[str, str] = {}
+    skipped: dict[str, str] = {}  # the files that could not be read, and why
 
     def scan(other: Path):
         if other.name not in scanned:
@@ -94,7 +100,7 @@ def program_files(file: str, read=None) -> dict[str, str]:
                 other_text = read(other)
             except (OSError, UnicodeDecodeError) as error:
                 scanned[other.name] = None
-                unreadable[other.name] = _reason(error)
+                skipped[other.name] = _reason(error)
             else:
                 scanned[other.name] = (other_text, *file_packages(other_text, other.name))
         return scanned[other.name]
@@ -113,10 +119,12 @@ def program_files(file: str, read=None) -> dict[str, str]:
         sources[found.name] = other_text
         defined |= d
         missing = (missing | (r - STANDARD_NAMES)) - defined - unfound
-    if unfound and unreadable:
+    if unfound and skipped and unreadable is not None:
+        unreadable.update(skipped)
+    elif unfound and skipped:
         packages = ", ".join(f"`{p}`" for p in sorted(unfound))
-        files = "; ".join(f"{name}: {why}" for name, why in sorted(unreadable.items()))
-        raise OSError(f"{path.name} requires {packages}, which no file beside it that could be read defines "
+        files = "; ".join(f"{name}: {why}" for name, why in sorted(skipped.items()))
+        raise OSError(f"{file} requires {packages}, which no file beside it that could be read defines "
                       f"(could not read {files})")
     return sources
 
@@ -147,13 +155,16 @@ def prepare_run(sources: dict[str, str], entry: str, args: list[str]) -> str:
     return prepare(sources, entry, args)[0]
 
 
-def prepare(sources: dict[str, str], entry: str, args: list[str]):
-    """`prepare_run`, and the checked program: (code hash, program)."""
+def prepare(sources: dict[str, str], entry: str, args: list[str], first: str | None = None):
+    """`prepare_run`, with a bare entry name looked up first among the packages of the file
+    `first` (the one the user named; `Program.package_of`): (code hash, program, the entry as
+    the run is to record it)."""
     from flowmetal.runtime.literals import read_literal
     from flowmetal.runtime.program import code_hash, load
     program = load(sources)
-    check_entry(program, entry, [read_literal(text, program, program.package_of(entry)[0]) for text in args])
-    return code_hash(sources), program
+    package, _ = program.package_of(entry, first)
+    check_entry(program, entry, [read_literal(text, program, package) for text in args], first)
+    return code_hash(sources), program, program.entry_name(entry, first)
 
 
 def record_run(store: SQLiteStore, sources: dict[str, str], entry: str, args: list[str], code: str,
@@ -162,16 +173,22 @@ def record_run(store: SQLiteStore, sources: dict[str, str], entry: str, args: li
     return store.create_run(entry, list(args), store.put_sources(sources), code, origin=origin)
 
 
-def check_entry(program, entry: str, args: list) -> None:
-    """Refuse a run that could not start: no such function, wrong arguments' number or types."""
+def check_entry(program, entry: str, args: list, first: str | None = None) -> None:
+    """Refuse a run that could not start: no such function (with the nearest name), wrong
+    arguments' number or types."""
     from flowmetal.lang.types import show
     from flowmetal.runtime.primitives import is_instance
+    from flowmetal.runtime.program import did_you_mean
     from flowmetal.runtime.values import literal
-    package, name = program.package_of(entry)
+    package, name = program.package_of(entry, first)
     scope = program.scopes.get(package)
     symbol = scope.decls.get(name) if scope else None
     if symbol is None or symbol.kind != "function":
-        raise KeyError(f"no function `{name}` in package `{package}`")
+        if scope is None:
+            raise KeyError(f"no package `{package}` in the program"
+                           + did_you_mean(package, [s.name for s in program.scopes.values() if not s.standard]))
+        raise KeyError(f"no function `{name}` in package `{package}`"
+                       + did_you_mean(name, program.function_names([scope])))
     params = symbol.sig.params
     required = sum(1 for p in params if not p.optional)
     if not required <= len(args) <= len(params):

@@ -55,7 +55,8 @@ def _value(node, program: Program, package: str, text: str):
             if symbol is not None and symbol.kind == "member":
                 enum = symbol.type
                 return Member(enum.package, enum.name, symbol.name)
-            raise LiteralError(f"argument {text!r}: `{node.text}` is no enum member known in `{package}`")
+            raise LiteralError(f"argument {text!r}: `{node.text}` is no enum member known in `{package}`"
+                               + _as_string(node.text, text))
         raise LiteralError(f"argument {text!r}: `{node.text}` is not a literal")
     assert type(node) is Seq
     items = [_value(f, program, package, text) for f in node.forms[1:]] if node.kind is Kind.LIST else None
@@ -74,6 +75,17 @@ def _value(node, program: Program, package: str, text: str):
             record = symbol.record
             return RecordValue(record.package, record.name, tuple(f for f, _ in record.fields), tuple(items))
     raise LiteralError(f"argument {text!r}: only a record constructor may head a literal list")
+
+
+def _as_string(word: str, text: str) -> str:
+    """The hint for a bare word that was meant as text: a string is written in double quotes,
+    which the shell takes away unless they are quoted too."""
+    if word.startswith("+"):  # meant as an enum member
+        return ""
+    quoted = f'"{word}"'  # a symbol holds no quote nor backslash to escape
+    if text.strip() == word:
+        return f"; for the text, quote it as a string: '{quoted}'"
+    return f"; for the text, write it as a string: {quoted}"
 
 
 def _short(text: str) -> str:

@@ -13,6 +13,7 @@ tools turn those names into paths.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -78,16 +79,66 @@ class Program:
     def symbol(self, token: Token) -> Symbol | None:
         return self.symbols.get(id(token))
 
-    def package_of(self, entry: str) -> tuple[str, str]:
-        """`package/name`, or `name` when the program has a single package."""
+    def package_of(self, entry: str, first: str | None = None) -> tuple[str, str]:
+        """The package and name of an entry: `package/name` as written. A bare `name` is taken
+        without `first` only in a program of one package (how a run records it, and what the
+        HTTP API takes). With `first` (the file the user named, for `flowmetal run`), it is
+        looked up among the functions of the packages that file defines, and among the
+        others only when none of them defines it, so a name is ambiguous only when two
+        packages of the same group define it. A name no package defines is given to the
+        single package of the program (for `check_entry` to say there is no such function),
+        else refused, with the nearest name."""
         if "/" in entry and not entry.endswith("/"):
             package, _, name = entry.rpartition("/")
             return package, name
-        users = [s.name for s in self.scopes.values() if not s.standard]
-        if len(users) != 1:
-            raise KeyError(f"`{entry}` is ambiguous: name its package, as `package/{entry}` "
-                           f"(packages: {', '.join(sorted(users))})")
-        return users[0], entry
+        users = [s for s in self.scopes.values() if not s.standard]
+        if first is None:  # a stored run, the HTTP API: only a program of one package takes a bare name
+            if len(users) != 1:
+                raise KeyError(f"`{entry}` is ambiguous: name its package, as `package/{entry}` "
+                               f"(packages: {', '.join(sorted(s.name for s in users))})")
+            return users[0].name, entry
+        mine = [s for s in users if s.package.name_node.span.source.name == first]
+        groups = [mine, [s for s in users if s not in mine]] if mine else [users]
+        for group in groups:
+            defining = sorted(s.name for s in group if _is_function(s.decls.get(entry)))
+            if len(defining) == 1:
+                return defining[0], entry
+            if len(defining) > 1:
+                where = f" of {first}" if group is mine else ""
+                raise KeyError(f"`{entry}` is ambiguous: the packages {' and '.join(f'`{p}`' for p in defining)}"
+                               f"{where} {'both' if len(defining) == 2 else 'all'} define it; name its package, "
+                               f"as `{defining[0]}/{entry}`")
+        if len(users) == 1:
+            return users[0].name, entry
+        raise KeyError(f"no package of the program defines a function `{entry}`"
+                       + (did_you_mean(entry, self.function_names(groups[0]))
+                          or did_you_mean(entry, self.function_names(users))))
+
+    def entry_name(self, entry: str, first: str | None = None) -> str:
+        """The entry as a run records it: as written when it means the same without `first`
+        (what every other process resuming the run sees), else `package/name`."""
+        package, name = self.package_of(entry, first)
+        try:
+            if self.package_of(entry) == (package, name):
+                return entry
+        except KeyError:
+            pass
+        return f"{package}/{name}"
+
+    @staticmethod
+    def function_names(scopes) -> list[str]:
+        """The names of the functions `scopes` define."""
+        return [n for s in scopes for n, sym in s.decls.items() if _is_function(sym)]
+
+
+def _is_function(symbol: Symbol | None) -> bool:
+    return symbol is not None and symbol.kind == "function"
+
+
+def did_you_mean(name: str, candidates) -> str:
+    """`; did you mean `x`?` for the nearest of `candidates` to `name`, or nothing."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
 
 
 def load(sources: dict[str, str]) -> Program:

@@ -1,0 +1,83 @@
+"""What the command line says when what was typed is not what it takes: the mistake, where it
+is, and what to type instead; exit status 2, nothing recorded, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+HELLO = ROOT / "examples" / "hello.flow"
+
+
+def flowmetal(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "FLOWMETAL_STORE"}
+    return subprocess.run([sys.executable, "-m", "flowmetal", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "hello.flow").write_text(HELLO.read_text())
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "latin1.flow").write_bytes(b"(defpackage latin1 (def s \"caf\xe9\"))\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["hello.flow", "greet", "world"],
+     "argument 'world': `world` is no enum member known in `examples.hello`; "
+     "for the text, quote it as a string: '\"world\"'"),
+    (["hello.flow", "greet", "[world +x+]"],
+     "argument '[world +x+]': `world` is no enum member known in `examples.hello`; "
+     "for the text, write it as a string: \"world\""),
+    (["hello.flow", "gret", '"world"'], "no function `gret` in package `examples.hello`; did you mean `greet`?"),
+    (["hello.flow", "examples.hello/greeet", '"world"'],
+     "no function `greeet` in package `examples.hello`; did you mean `greet`?"),
+    (["hello.flow", "nothing-like-it"], "no function `nothing-like-it` in package `examples.hello`"),
+    (["sub", "greet"], "sub: is a directory, not a program's file"),
+    (["nope.flow", "greet"], "nope.flow: no such file"),
+    (["latin1.flow", "main"],
+     "latin1.flow: not valid UTF-8: byte 0xe9 (at byte 30) cannot start or continue a character"),
+])
+def test_run_says_what_is_wrong_with_what_was_typed(folder, args, message):
+    result = flowmetal("run", *args, "--store", "s.db", cwd=folder)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", f"flowmetal run: error: {message}\n")
+    assert not (folder / "s.db").exists()
+
+
+def test_flowmetal_alone_lists_the_commands_and_exits_2(tmp_path):
+    result = flowmetal(cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("usage: flowmetal")
+    listed = [line.split()[0] for line in lines if line.startswith("  ")]
+    assert listed == ["check", "run", "runs", "trace", "worker", "replay", "cancel", "lsp", "connector", "serve"]
+    assert all(len(line.split(maxsplit=1)) == 2 for line in lines if line.startswith("  "))  # one line each
+
+
+POSTGRES = "postgresql://flowmetal@127.0.0.1:5432/flowmetal"
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "hello.flow", "greet", '"world"'], ["run", "hello.flow", "greet", '"world"', "--detach"],
+    ["runs"], ["trace", "abc"], ["replay", "abc"], ["cancel", "abc"], ["worker", "--once"],
+    ["connector", str(ROOT / "tests" / "connectors" / "billing_endpoints.py")], ["serve", "--port", "0"],
+], ids=lambda args: " ".join(args[:2]) if args[-1] == "--detach" else args[0])
+@pytest.mark.parametrize("how", ["--store", "FLOWMETAL_STORE"])
+def test_a_postgresql_store_is_refused_as_not_available(folder, args, how):
+    """The README says SQLite only, and that a `postgresql://` store is refused: every command
+    touching the store says so (exit 2), and nothing is created."""
+    env = {"FLOWMETAL_STORE": POSTGRES} if how == "FLOWMETAL_STORE" else {}
+    options = ["--store", POSTGRES] if how == "--store" else []
+    result = subprocess.run([sys.executable, "-m", "flowmetal", *args, *options], cwd=folder, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, **env})
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"flowmetal {args[0]}: error: PostgreSQL stores are not available in this version; "
+                             f"use an SQLite path\n")
+    assert sorted(p.name for p in folder.iterdir()) == ["hello.flow", "latin1.flow", "sub"]
