@@ -345,7 +345,11 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
 
     run = with_store(argparse.ArgumentParser(
         prog="flowmetal run", description="Start a run of ENTRY (package/name, or name when the file has one "
-                                          "package) and drive it in this process until it ends; print its value."))
+                                          "package) and drive it in this process until it ends; print its value. "
+                                          "Stderr says the run's id, then what it waits for. Ctrl-C leaves the run "
+                                          "waiting, for `flowmetal worker` or `flowmetal serve` to resume. Callback "
+                                          "URLs are on the store's public URL (FLOWMETAL_PUBLIC_URL sets it; "
+                                          "default http://127.0.0.1:8700), whose port this process listens on."))
     run.add_argument("file", metavar="FILE")
     run.add_argument("entry", metavar="ENTRY")
     run.add_argument("args", nargs="*", metavar="ARG", help="arguments, as Flowmetal literals")
@@ -414,8 +418,8 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                        help="the address to listen on (default 127.0.0.1; another than loopback needs "
                             "FLOWMETAL_TOKEN, and 0.0.0.0 or :: a --public-url)")
     serve.add_argument("--port", type=int, default=8700, help="the port to listen on (default 8700; 0: any free port)")
-    serve.add_argument("--public-url", help="the URL callback URLs are built on (default: $FLOWMETAL_PUBLIC_URL, "
-                                            "else http://HOST:PORT)")
+    serve.add_argument("--public-url", help="the URL callback URLs are built on, kept in the store as its public "
+                                            "URL (default: $FLOWMETAL_PUBLIC_URL, else http://HOST:PORT)")
     serve.add_argument("--insecure-no-token", action="store_true",
                        help="listen on an address other than loopback without FLOWMETAL_TOKEN: anyone who "
                             "reaches it can start, read and cancel runs")
