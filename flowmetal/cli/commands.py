@@ -142,17 +142,6 @@ def _drive(args: argparse.Namespace, store, record, connectors=None) -> int:
     from flowmetal.cli.run_output import Progress
     from flowmetal.runtime.driving import FINAL, wait_for
     from flowmetal.runtime.executor import Executor
-    run_id = record()
-    store_arg = args.store or os.environ.get("FLOWMETAL_STORE") or os.path.join(".flowmetal", "store.db")
-    progress = Progress(store, run_id, served=connectors.endpoints if connectors else frozenset(),
-                        store_arg=store_arg)
-    progress.started(store.get_run(run_id).entry)
-    if connectors is not None and connectors.serving == "shared":
-        progress.note(f"callbacks to {connectors.public_url} are taken by the Flowmetal server of this store "
-                      f"that listens there")
-    elif connectors is not None and connectors.serving == "elsewhere":
-        progress.note(f"callbacks to {connectors.public_url} (the store's public URL) are taken by whatever "
-                      f"serves it; this process listens for none")
     stop = threading.Event()
     received: list[int] = []
 
@@ -164,6 +153,17 @@ def _drive(args: argparse.Namespace, store, record, connectors=None) -> int:
         stop.set()  # the executor checkpoints the run and releases it; then this process stops
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
+        run_id = record()
+        store_arg = args.store or os.environ.get("FLOWMETAL_STORE") or os.path.join(".flowmetal", "store.db")
+        progress = Progress(store, run_id, served=connectors.endpoints if connectors else frozenset(),
+                            store_arg=store_arg)
+        progress.started(store.get_run(run_id).entry)
+        if connectors is not None and connectors.serving == "shared":
+            progress.note(f"callbacks to {connectors.public_url} are taken by the Flowmetal server of this "
+                          f"store that listens there")
+        elif connectors is not None and connectors.serving == "elsewhere":
+            progress.note(f"callbacks to {connectors.public_url} (the store's public URL) are taken by whatever "
+                          f"serves it; this process listens for none")
         run = wait_for(store, Executor(store, stop=stop), run_id, status=progress, stop=stop)
         if run.status not in FINAL:
             progress.left(run)

@@ -132,3 +132,40 @@ def test_serve_on_a_taken_port_fails_saying_what_holds_it(tmp_path: Path):
         again = serve(tmp_path / "s.db")
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert "a `flowmetal serve` (or `flowmetal run`) on this same store already listens there" in again.stderr
+
+
+def test_a_version_3_store_gets_an_id_and_the_default_public_url(tmp_path: Path):
+    from flowmetal.runtime.store import DEFAULT_PUBLIC_URL, SQLiteStore
+    path = tmp_path / "store.db"
+    SQLiteStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE settings")
+    db.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    old = SQLiteStore(path, readonly=True)  # read as it is: nothing migrated, nothing made up
+    assert (old.version(), old.store_id(), old.public_url()) == (3, None, DEFAULT_PUBLIC_URL)
+    old.close()
+    store = SQLiteStore(path)
+    assert store.version() == 4 and len(store.store_id()) == 32
+    assert store.public_url() == DEFAULT_PUBLIC_URL == "http://127.0.0.1:8700"
+    assert store.set_public_url("http://flows.example.com") is None
+    assert SQLiteStore(path).public_url() == "http://flows.example.com"
+
+
+def test_a_public_url_of_another_machine_is_left_to_whatever_serves_it(tmp_path: Path):
+    import signal
+    (tmp_path / "hook.flow").write_text(HOOK)
+    public = "https://flows.example.test"
+    running = Running("run", "hook.flow", "main", "--store", "s.db", cwd=tmp_path,
+                      env=clean_env(FLOWMETAL_PUBLIC_URL=public))
+    try:
+        running.wait_line(r"waiting for a callback at (\S+)")
+        running.signal(signal.SIGINT)
+        assert running.finish() == 130
+    finally:
+        running.kill()
+    assert running.lines[1] == (f"flowmetal run: callbacks to {public} (the store's public URL) are taken by "
+                                f"whatever serves it; this process listens for none")
+    assert running.lines[2].startswith(f"flowmetal run: step 2: waiting for a callback at {public}/callback/")
+    assert settings(tmp_path / "s.db")["public_url"] == public
