@@ -102,11 +102,11 @@ class Progress:
             text = self.describe(run, time.time())
             if text != self.shown:
                 width = self._width()
-                if len(text) > width:
+                self.shown = text
+                if len(text) > width:  # a wrapped line could not be rewritten in place
                     text = text[:width - 1] + "\u2026"
                 self.stream.write("\r\x1b[K" + shown(text))
                 self.stream.flush()
-                self.shown = text
         elif key != self.last:
             self._line(self.describe(run, time.time()))
         self.last = key

@@ -24,7 +24,8 @@ callback server listens where the public URL points (`InProcess()`):
   process listens nowhere.
 
 `flowmetal run` starts it only for a program that can use it (`needed_by`):
-one that requires `http.callback` or `http.request`. Any other program's run
+one that requires `http.callback` or `http.request`; the callback server only
+for one that requires `http.callback` (`takes_callbacks`). Any other program's run
 never waits on either, and starting them (aiohttp, httpx, a socket, two
 threads) would be most of the time a short run takes.
 
@@ -42,6 +43,13 @@ import time
 # The standard packages whose endpoints these serve: callbacks (`make-callback!`, `get-callback!`)
 # and HTTP requests (`get!`, `post!`, ...).
 SERVED = frozenset({"http.callback", "http.request"})
+
+
+def takes_callbacks(program) -> bool:
+    """Whether a checked program can make callbacks: whether any of its packages requires
+    `http.callback` (one that only makes requests needs no callback server)."""
+    return any(require.package == "http.callback" for scope in program.scopes.values()
+               for require in scope.package.requires)
 
 
 def needed_by(program) -> bool:
@@ -62,12 +70,15 @@ class InProcess:
 
     `port` None: on the store's public URL, or `public_url` (module docstring); `serving` then says where
     callbacks are taken: "here", "shared" (a server of the same store holds the port) or
-    "elsewhere" (the public URL names another machine). An int: on that port of 127.0.0.1
+    "elsewhere" (the public URL names another machine), or "none" (`callbacks` False: no callback
+    server, the request connector alone). An int: on that port of 127.0.0.1
     (0: any free one), callback URLs on it unless `FLOWMETAL_PUBLIC_URL` is set."""
 
-    def __init__(self, location: str, port: int | None = None, runs=None, public_url: str | None = None) -> None:
+    def __init__(self, location: str, port: int | None = None, runs=None, public_url: str | None = None,
+                 callbacks: bool = True) -> None:
         import threading
         self.location = location
+        self.callbacks = callbacks  # False: the request connector alone (a program that makes no callbacks)
         self.wanted_url = public_url  # instead of the store's (a `FLOWMETAL_PUBLIC_URL` about to be stored)
         self.endpoints: frozenset[str] = frozenset()  # those the request connector here performs
         self.port = port
@@ -87,7 +98,9 @@ class InProcess:
         import threading
 
         from flowmetal.server.addresses import AddressError, check_public_url
-        if self.port is None:
+        if not self.callbacks:
+            self.serving = "none"
+        elif self.port is None:
             self._on_public_url()
         else:
             self.given_url = os.environ.get("FLOWMETAL_PUBLIC_URL") or None
@@ -96,7 +109,7 @@ class InProcess:
                     self.given_url = check_public_url(self.given_url)
                 except AddressError as error:
                     raise OSError(f"FLOWMETAL_PUBLIC_URL: {error}") from None
-        if self.serving != "elsewhere":
+        if self.serving not in ("elsewhere", "none"):
             server = threading.Thread(target=self._server, name="flowmetal-callbacks", daemon=True)
             server.start()
             self.threads.append(server)

@@ -24,6 +24,9 @@ CALLS_BACK = textwrap.dedent("""\
     """)
 
 
+ASKS = "(defpackage asks (require [http.request :as http]) (defn main [] : nil? nil))\n"
+
+
 def _taken_port():
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -54,6 +57,15 @@ def test_a_program_that_makes_callbacks_still_gets_its_callback_server(tmp_path:
     result = flowmetal("run", "waits.flow", "main", "--store", "s.db", cwd=tmp_path,
                        env={"FLOWMETAL_PUBLIC_URL": f"http://127.0.0.1:{free[1]}"})
     assert result.returncode == 0 and result.stdout.startswith(f'"http://127.0.0.1:{free[1]}/callback/'), result.stderr
+
+
+def test_a_program_that_only_makes_requests_listens_for_no_callbacks(tmp_path: Path):
+    (tmp_path / "asks.flow").write_text(ASKS)
+    taken, port = _taken_port()  # the public URL's port, held: no matter, nothing listens for callbacks
+    with taken:
+        result = flowmetal("run", "asks.flow", "main", "--store", "s.db", cwd=tmp_path,
+                           env={"FLOWMETAL_PUBLIC_URL": f"http://127.0.0.1:{port}"})
+    assert (result.returncode, result.stdout) == (0, "nil\n"), result.stderr
 
 
 def test_run_port_is_gone_with_a_clear_error(tmp_path: Path):
