@@ -16,13 +16,19 @@ import wilson_service  # noqa: E402
 
 
 def test_the_wilson_job_runs_end_to_end(tmp_path):
+    import os
+    import socket
     service = wilson_service.serve(port=0, delay=0.3)
     url = f"http://127.0.0.1:{service.server_port}/jobs"
+    with socket.socket() as s:  # callbacks on a port of this test's own, not the default 8700
+        s.bind(("127.0.0.1", 0))
+        public = f"http://127.0.0.1:{s.getsockname()[1]}"
     try:
         result = subprocess.run(
             [sys.executable, "-m", "flowmetal", "run", str(ROOT / "examples" / "wilson.flow"), "job",
              '"host-1"', "[+reboot+ +reinstall+]", "(duration 1 +hours+)", json.dumps(url)],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "FLOWMETAL_PUBLIC_URL": public})
         assert result.returncode == 0, result.stderr
         assert result.stdout == '{"host" "host-1" "stages" ["reboot" "reinstall"] "status" "done"}\n'
         jobs = json.loads(urllib.request.urlopen(url).read())
@@ -34,7 +40,7 @@ def test_the_wilson_job_runs_end_to_end(tmp_path):
     (run,) = runs
     # The service saw one request, with the idempotency key of its step, and called back once.
     assert job["key"] == f"{run['id']}:2"
-    assert job["callbacks"][0]["url"].split("/callback/")[1]
+    assert job["callbacks"][0]["url"].startswith(f"{public}/callback/")
     events = json.loads(subprocess.run([sys.executable, "-m", "flowmetal", "trace", run["id"], "--format", "json"],
                                        cwd=tmp_path, capture_output=True, text=True, timeout=60).stdout)
     kinds = [e["kind"] for e in events]

@@ -102,33 +102,83 @@ def _runtime_errors(fn):
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from flowmetal.runtime.driving import prepare, program_files, record_run, wait_for
-    from flowmetal.runtime.executor import Executor
+    from flowmetal.runtime.driving import prepare, program_files, record_run
+    if args.port is not None:
+        raise OSError("--port is no longer taken: callbacks are served on the port of the store's public URL "
+                      "(FLOWMETAL_PUBLIC_URL, or `flowmetal serve --public-url`; default http://127.0.0.1:8700); "
+                      "nothing was run")
     sources = program_files(args.file)
     # refuse before touching the store
     code, program, entry = prepare(sources, args.entry, list(args.args), first=Path(args.file).name)
-    if not args.detach and os.environ.get("FLOWMETAL_PUBLIC_URL"):  # and before recording a run it can't drive
+    public_url = os.environ.get("FLOWMETAL_PUBLIC_URL") or None
+    if public_url:  # and before recording a run it can't drive
         from flowmetal.server.addresses import AddressError, check_public_url
         try:
-            check_public_url(os.environ["FLOWMETAL_PUBLIC_URL"])
+            public_url = check_public_url(public_url)
         except AddressError as error:
             raise OSError(f"FLOWMETAL_PUBLIC_URL: {error}; nothing was run") from None
     store = _store(args)
-    run_id = record_run(store, sources, entry, list(args.args), code,
-                        origin=str(Path(args.file).resolve().parent))
+    origin = str(Path(args.file).resolve().parent)
     if args.detach:
-        print(run_id)
+        if public_url:
+            store.set_public_url(public_url)
+        print(record_run(store, sources, entry, list(args.args), code, origin=origin))
         return 0
-    from flowmetal.cli.run_output import StatusLine
-    from flowmetal.server.local import InProcess, needed_by
-    status = StatusLine(store) if sys.stderr.isatty() else None
-    if needed_by(program):
-        with InProcess(store.path, args.port) as connectors:
-            run = wait_for(store, Executor(store, public_url=connectors.public_url), run_id, status=status)
-    else:  # it never calls out nor waits for a callback: nothing to start besides the run
-        run = wait_for(store, Executor(store), run_id, status=status)
-    if status is not None:
-        status.clear()
+    from flowmetal.server.local import InProcess, needed_by, takes_callbacks
+    if not needed_by(program):  # it never calls out nor waits for a callback: nothing to start besides the run
+        return _drive(args, store, lambda: record_run(store, sources, entry, list(args.args), code,
+                                                      origin=origin))
+    # The callback server, on the public URL's port, before the run is recorded: a port held by
+    # another program is refused with nothing recorded.
+    with InProcess(store.path, public_url=public_url, callbacks=takes_callbacks(program)) as connectors:
+        if public_url:
+            store.set_public_url(public_url)
+        return _drive(args, store, lambda: record_run(store, sources, entry, list(args.args), code,
+                                                      origin=origin), connectors)
+
+
+def _drive(args: argparse.Namespace, store, record, connectors=None) -> int:
+    """Record the run and drive it here, saying on stderr what it waits for. On Ctrl-C (or
+    SIGTERM), leave it checkpointed and waiting for any worker, say how to go on, and exit
+    130 (143); on a second, exit at once."""
+    import signal
+    import threading
+
+    from flowmetal.cli.run_output import Progress
+    from flowmetal.runtime.driving import FINAL, wait_for
+    from flowmetal.runtime.executor import Executor
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum, frame) -> None:
+        if stop.is_set():  # a second one: at once (the run is safe: its leases lapse)
+            os.write(2, b"flowmetal run: stopped at once\n")
+            os._exit(128 + signum)
+        received.append(signum)
+        stop.set()  # the executor checkpoints the run and releases it; then this process stops
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run_id = record()
+        store_arg = args.store or os.environ.get("FLOWMETAL_STORE") or os.path.join(".flowmetal", "store.db")
+        progress = Progress(store, run_id, served=connectors.endpoints if connectors else frozenset(),
+                            store_arg=store_arg)
+        progress.started(store.get_run(run_id).entry)
+        if connectors is not None and connectors.serving == "shared":
+            progress.note(f"callbacks to {connectors.public_url} are taken by the Flowmetal server of this "
+                          f"store that listens there")
+        elif connectors is not None and connectors.serving == "elsewhere":
+            progress.note(f"callbacks to {connectors.public_url} (the store's public URL) are taken by whatever "
+                          f"serves it; this process listens for none")
+        run = wait_for(store, Executor(store, stop=stop), run_id, status=progress, stop=stop)
+        if run.status not in FINAL:
+            progress.left(run)
+            if connectors is not None:
+                connectors.__exit__(None, None, None)  # under the handler still: a second signal ends it
+            return 128 + received[0]
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    progress.clear()
     if run.status == "completed":
         print(shown(run.result))
         return 0
@@ -303,14 +353,17 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
         prog="flowmetal run", description="Start a run of ENTRY (package/name, or a name that one package of "
                                           "FILE defines, or else one package of the program) and drive it in "
                                           "this process until it ends; print its value. The program is FILE and "
-                                          "the files beside it that define the packages it requires."))
+                                          "the files beside it that define the packages it requires. "
+                                          "Stderr says the run's id, then what it waits for. Ctrl-C leaves the run "
+                                          "waiting, for `flowmetal worker` or `flowmetal serve` to resume. Callback "
+                                          "URLs are on the store's public URL (FLOWMETAL_PUBLIC_URL sets it; "
+                                          "default http://127.0.0.1:8700), whose port this process listens on."))
     run.add_argument("file", metavar="FILE")
     run.add_argument("entry", metavar="ENTRY")
     run.add_argument("args", nargs="*", metavar="ARG",
                      help="arguments, as Flowmetal literals: a string is quoted for the shell too, '\"world\"'")
     run.add_argument("--detach", action="store_true", help="only record the run and print its id")
-    run.add_argument("--port", type=int, default=0, help="the callback server's port (default: any free port); started only "
-                     "for a program requiring http.callback or http.request")
+    run.add_argument("--port", help=argparse.SUPPRESS)  # gone: callbacks are served on the public URL's port
     run.set_defaults(handler=_run)
 
     runs = with_store(argparse.ArgumentParser(prog="flowmetal runs", description="List the runs."))
@@ -374,8 +427,8 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                        help="the address to listen on (default 127.0.0.1; another than loopback needs "
                             "FLOWMETAL_TOKEN, and 0.0.0.0 or :: a --public-url)")
     serve.add_argument("--port", type=int, default=8700, help="the port to listen on (default 8700; 0: any free port)")
-    serve.add_argument("--public-url", help="the URL callback URLs are built on (default: $FLOWMETAL_PUBLIC_URL, "
-                                            "else http://HOST:PORT)")
+    serve.add_argument("--public-url", help="the URL callback URLs are built on, kept in the store as its public "
+                                            "URL (default: $FLOWMETAL_PUBLIC_URL, else http://HOST:PORT)")
     serve.add_argument("--insecure-no-token", action="store_true",
                        help="listen on an address other than loopback without FLOWMETAL_TOKEN: anyone who "
                             "reaches it can start, read and cancel runs")

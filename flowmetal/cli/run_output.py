@@ -1,11 +1,31 @@
-"""What the command line prints of runs: the live status line of `flowmetal run`
-on a terminal, and a run's log for `flowmetal trace` (human or JSON, optionally
-following it), each line of it through `terminal.shown`.
+"""What the command line prints of runs: what `flowmetal run` says on stderr while it
+drives a run (`Progress`), and a run's log for `flowmetal trace` (human or JSON,
+optionally following it), each line of it through `terminal.shown`.
+
+`Progress` says the run's id at once, then what the run waits for each time that
+changes, read from the run's new events (and, for a step, its row in the store):
+
+    step 2: POST http://127.0.0.1:8765/jobs                  a request, sent by the connector
+    step 5: POST http://127.0.0.1:8765/jobs (attempt 2)      the same request, again
+    POST http://...: connection refused, retry 2 in 1 s (at 14:03:05)
+                                                             a timer set right after a failed
+                                                             request: the wait before retrying it
+    step 4: sleep until 14:03:05 (in 3 s)                    any other timer
+    step 7: waiting for a callback at http://127.0.0.1:8700/callback/... (timeout at 17:03:02, in 3 h)
+    step 3: waiting for a connector for acme.billing/charge! (none in this process: ...)
+
+On a terminal that is one line rewritten in place (`\r` and erase-line), its
+countdown kept current, and cleared at the end; otherwise plain lines, one per
+change (never the same twice in a row), each `flowmetal run: ...`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
+import shlex
 import sys
 import time
 
@@ -13,35 +33,215 @@ from flowmetal.cli.terminal import shown
 from flowmetal.runtime.driving import FINAL
 from flowmetal.runtime.store import Run, SQLiteStore
 
+# Endpoints the runtime answers itself; any other is performed by a connector.
+IN_PLACE = {"flowmetal.time/now!", "flowmetal.log/log!", "http.callback/make-callback!"}
+SLEEP, TIMEOUT, CALLBACK = "flowmetal.time/sleep!", "flowmetal.time/with-timeout!", "http.callback/get-callback!"
+REQUESTS = {"http.request/get!": "GET", "http.request/post!": "POST", "http.request/put!": "PUT",
+            "http.request/delete!": "DELETE"}
+FAILURES = ("connection-error", "dns-error", "response-error")
+# What the operating system says of a failed connection ("Connection refused"), the last part of
+# the connector's message for it: said alone, lower-cased.
+_OS_REASONS = {os.strerror(n).lower() for n in range(1, 134)}
+_CALLBACK_URL = re.compile(r'^\(callback "([^"\\]*)"\)$')
 
-class StatusLine:
-    """`flowmetal run`'s live line on stderr (`wait_for`'s `status`): the run's id and status,
-    its last step and what it waits on, and the time since it started."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+def clock(when: float) -> str:
+    """A wall-clock time, local: `14:03:05`, with the date when it is not today."""
+    local = time.localtime(when)
+    if time.strftime("%Y-%m-%d", local) != time.strftime("%Y-%m-%d"):
+        return time.strftime("%Y-%m-%d %H:%M:%S", local)
+    return time.strftime("%H:%M:%S", local)
+
+
+def until(when: float, now: float) -> str:
+    """How long until `when`: `3 s`, `12 min`, `3 h`, `1 h 30 min`, `4 days`."""
+    left = when - now
+    if left <= 0:
+        return "now"
+    if left < 120:
+        return f"{math.ceil(left)} s"
+    hours, minutes = divmod(round(left / 60), 60)
+    if hours == 0:
+        return f"{minutes} min"
+    if hours < 48:
+        return f"{hours} h" if minutes == 0 else f"{hours} h {minutes} min"
+    return f"{round(left / 86400)} days"
+
+
+class Progress:
+    """What `flowmetal run` says on stderr of one run (`wait_for`'s `status`).
+
+    `served`: the endpoints a connector of this process performs; `store_arg`: the store as
+    the user names it, for the commands it suggests."""
+
+    def __init__(self, store: SQLiteStore, run_id: str, served: frozenset[str] = frozenset(),
+                 store_arg: str | None = None, stream=None, live: bool | None = None) -> None:
         self.store = store
-        self.started = time.monotonic()
-        self.shown = False
+        self.run_id = run_id
+        self.served = served
+        self.store_arg = shlex.quote(store_arg or store.path)
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.after = 0                        # the last event read
+        self.open: dict[int, dict] = {}       # the steps requested and not yet answered
+        self.failures: dict[str, int] = {}    # failed attempts of each request ("POST url")
+        self.failed: tuple[str, str] | None = None  # the request that just failed, and why
+        self.last = None                      # what was said last (a key without countdowns)
+        self.shown = ""                       # the live line as it stands
+
+    # -- saying it --
+
+    def started(self, entry: str) -> None:
+        self._line(f"run {self.run_id}: {entry}")
 
     def __call__(self, run: Run) -> None:
-        sys.stderr.write("\r\x1b[K" + _status_line(self.store, run, time.monotonic() - self.started))
-        sys.stderr.flush()
-        self.shown = True
+        if run.next_seq - 1 > self.after:
+            self._read()
+        key = self.describe(run, None)
+        if self.live:
+            text = self.describe(run, time.time())
+            if text != self.shown:
+                width = self._width()
+                self.shown = text
+                if len(text) > width:  # a wrapped line could not be rewritten in place
+                    text = text[:width - 1] + "\u2026"
+                self.stream.write("\r\x1b[K" + shown(text))
+                self.stream.flush()
+        elif key != self.last:
+            self._line(self.describe(run, time.time()))
+        self.last = key
 
     def clear(self) -> None:
-        """Take the line away once the run has ended."""
-        if self.shown:
-            sys.stderr.write("\r\x1b[K")
+        """Take the live line away (the run ended, or this process stops driving it)."""
+        if self.live and self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = ""
 
+    def note(self, text: str) -> None:
+        """Say something once, as a line of its own."""
+        self._line(text)
 
-def _status_line(store: SQLiteStore, run: Run, elapsed: float) -> str:
-    events = store.events(run.id, max(0, run.next_seq - 5))
-    last = next((e for e in reversed(events) if e.kind == "step-requested"), None)
-    what = f"step {last.step}: {last.data.get('endpoint')}" if last else "starting"
-    waiting = ""
-    if run.status == "waiting" and run.wake_at:
-        waiting = f", wakes in {max(0.0, run.wake_at - time.time()):.1f}s"
-    return f"{run.id} {run.status} ({what}{waiting}) {elapsed:.1f}s"
+    def left(self, run: Run) -> None:
+        """Say how to go on with a run this process stopped driving (Ctrl-C)."""
+        self.clear()
+        state = {"waiting": "is waiting", "pending": "is checkpointed"}.get(run.status, f"is {run.status}")
+        self._line(f"run {run.id} {state}; resume it with `flowmetal worker --store {self.store_arg}` or "
+                   f"`flowmetal serve --store {self.store_arg}`; `flowmetal trace {run.id} --store "
+                   f"{self.store_arg}` shows it")
+
+    def _line(self, text: str) -> None:
+        if self.live and self.shown:
+            self.stream.write("\r\x1b[K")
+            self.shown = ""
+        self.stream.write(shown(f"flowmetal run: {text}") + "\n")
+        self.stream.flush()
+
+    def _width(self) -> int:
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            columns = 0
+        return max(20, columns - 1) if columns else 79  # 0: a terminal that does not say
+
+    # -- reading the run --
+
+    def _read(self) -> None:
+        for event in self.store.events(self.run_id, self.after):
+            self.after = event.seq
+            step, data = event.step, event.data
+            if event.kind == "step-requested" and step is not None:
+                endpoint = data.get("endpoint")
+                if endpoint in IN_PLACE:
+                    continue
+                if endpoint not in (SLEEP, TIMEOUT) and self.failed is not None:
+                    self.failed = None  # the run went on to wait for something else
+                self.open[step] = {"endpoint": endpoint, "args": data.get("args") or {}}
+            elif event.kind == "timer-set" and step in self.open:
+                self.open[step]["due"] = data.get("due")
+            elif event.kind in ("step-completed", "timer-cancelled") and step in self.open:
+                done = self.open.pop(step)
+                if done["endpoint"] == TIMEOUT:  # its inner waits ended with it
+                    self.open = {s: w for s, w in self.open.items() if s < step}
+                elif done["endpoint"] in REQUESTS and event.kind == "step-completed":
+                    self._answered(step, done)
+
+    def _request(self, step: int, wait: dict) -> str:
+        if "request" not in wait:
+            url = "?"
+            row = self.store.step(self.run_id, step)
+            try:
+                from flowmetal.runtime.values import decode
+                url = decode(json.loads(row["args"])["url"])
+            except (TypeError, ValueError, KeyError):
+                pass
+            wait["request"] = f"{REQUESTS[wait['endpoint']]} {url}"
+        return wait["request"]
+
+    def _answered(self, step: int, wait: dict) -> None:
+        """A request's answer: remember a failure, to say it with the wait before the retry."""
+        request = self._request(step, wait)
+        row = self.store.step(self.run_id, step)
+        try:
+            from flowmetal.runtime.values import RecordValue, decode
+            value = decode(json.loads(row["result"]))
+        except (TypeError, ValueError, KeyError):
+            return
+        if not (isinstance(value, RecordValue) and value.record in FAILURES):
+            return
+        self.failures[request] = self.failures.get(request, 0) + 1
+        if value.record == "response-error":
+            inner = value.values[0]
+            reason = f"HTTP {inner.values[0]}" if isinstance(inner, RecordValue) else "an error response"
+        else:
+            reason = str(value.values[0])
+            if reason.startswith(request + ": "):
+                reason = reason[len(request) + 2:]
+            last = reason.rsplit(": ", 1)[-1].lower()
+            if last in _OS_REASONS:
+                reason = last
+        self.failed = (request, reason)
+
+    # -- what it waits for --
+
+    def describe(self, run: Run, now: float | None) -> str:
+        """What the run waits for, in a line; `now` None: without the countdowns (what changes
+        by itself), to tell whether anything else changed."""
+        def at(due: float) -> str:
+            return clock(due) if now is None else f"{clock(due)}, in {until(due, now)}"
+
+        waits = [(s, w) for s, w in self.open.items() if w["endpoint"] != TIMEOUT]
+        timeouts = [w["due"] for w in self.open.values() if w["endpoint"] == TIMEOUT and w.get("due")]
+        limit = f" (timeout at {at(min(timeouts))})" if timeouts else ""
+        if not waits:
+            return f"{run.status}{limit}"
+        step, wait = max(waits)
+        endpoint = wait["endpoint"]
+        if endpoint == SLEEP:
+            due = wait.get("due") or 0
+            if self.failed is not None:
+                request, reason = self.failed
+                retry = self.failures.get(request, 1)
+                when = f"at {clock(due)}" if now is None else f"in {until(due, now)} (at {clock(due)})"
+                return f"{request}: {reason}, retry {retry} {when}{limit}"
+            countdown = "" if now is None else f" (in {until(due, now)})"
+            return f"step {step}: sleep until {clock(due)}{countdown}{limit}"
+        if endpoint == CALLBACK:
+            found = _CALLBACK_URL.match(str(wait["args"].get("cb", "")))
+            where = f" at {found.group(1)}" if found else ""
+            return f"step {step}: waiting for a callback{where}{limit}"
+        if endpoint in REQUESTS:
+            request = self._request(step, wait)
+            attempt = self.failures.get(request, 0) + 1
+            return f"step {step}: {request}{f' (attempt {attempt})' if attempt > 1 else ''}{limit}"
+        if endpoint in self.served:
+            return f"step {step}: {endpoint}{limit}"
+        row = self.store.step(self.run_id, step)
+        if row is not None and row["status"] == "claimed":
+            return f"step {step}: {endpoint}, taken by a connector{limit}"
+        return (f"step {step}: waiting for a connector for {endpoint} (none in this process: start "
+                f"`flowmetal connector MODULE --store {self.store_arg}` or `flowmetal serve --store "
+                f"{self.store_arg}`){limit}")
 
 
 def print_events(store: SQLiteStore, run: Run, as_json: bool = False, follow: bool = False) -> int:

@@ -11,7 +11,7 @@ server and the editor's workbench, which all start runs the same way.
   program with errors, no such function, arguments of the wrong number or
   type); `record_run`: the pending run in the store.
 - `wait_for`: drive one run in this process until it ends, sleeping until its
-  next timer (`flowmetal run`).
+  next timer, or until told to stop (`flowmetal run`, and its Ctrl-C).
 - `work`: the worker loop (`flowmetal worker`): SIGTERM and SIGINT become its
   executor's stop.
 
@@ -201,21 +201,28 @@ def check_entry(program, entry: str, args: list, first: str | None = None) -> No
                            f"not {literal(value)}")
 
 
-def wait_for(store: SQLiteStore, executor: Executor, run_id: str, status=None, poll: float = 0.05) -> Run:
+def wait_for(store: SQLiteStore, executor: Executor, run_id: str, status=None, poll: float = 0.05,
+             stop=None) -> Run:
     """Drive one run in this process until it ends, sleeping until its next timer. `status(run)`,
-    when given, is called each time the run has advanced and not ended (the command line shows
-    a live line)."""
+    when given, is called each time the run has advanced and not ended (the command line says
+    what it waits for). `stop` (a `threading.Event`, the executor's own `stop` too), once set,
+    ends the wait early: the executor has checkpointed and released the run, which is returned
+    as it is then (`pending` or `waiting`, for any worker to resume)."""
     while True:
-        executor.run_once(run_id)
+        if stop is None or not stop.is_set():
+            executor.run_once(run_id)
         run = store.get_run(run_id)
-        if run.status in FINAL:
+        if run.status in FINAL or (stop is not None and stop.is_set()):
             return run
         if status is not None:
             status(run)
         delay = poll
         if run.status == "waiting" and run.wake_at is not None:
             delay = max(0.0, min(run.wake_at - time.time(), 0.5))
-        time.sleep(delay)
+        # In short sleeps: a signal handler that sets `stop` does not cut a sleep short.
+        deadline = time.monotonic() + delay
+        while (stop is None or not stop.is_set()) and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, poll))
 
 
 def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: float = 0.2) -> int:

@@ -5,7 +5,8 @@ program (its stored sources, checked once per process and cached by code hash),
 restores the machine from the latest snapshot (or starts it), and runs it. At
 each endpoint call:
 
-    now!  log!  make-callback!   answered here, at once; the run goes on
+    now!  log!  make-callback!   answered here, at once; the run goes on (a callback's URL is
+                                  on the store's public URL: `SQLiteStore.public_url`)
     with-timeout!                 sets a durable timer and runs the function under it
     sleep!                        sets a durable timer; the run waits
     get-callback!                 answered at once if the body came, else the run waits
@@ -122,8 +123,15 @@ class Executor:
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.lease = lease
         self.stop = stop
-        self.public_url = (public_url or os.environ.get("FLOWMETAL_PUBLIC_URL") or "http://127.0.0.1:8700").rstrip("/")
+        # Callback URLs are built on the store's public URL, one setting of the whole deployment,
+        # read when each is made, so that it reaches whichever server serves the store. `public_url`
+        # overrides it for this executor only (the editor's embedded worker, tests).
+        self._public_url = public_url.rstrip("/") if public_url else None
         self._programs: dict[str, Program] = {}
+
+    @property
+    def public_url(self) -> str:
+        return self._public_url or self.store.public_url().rstrip("/")
 
     # -- programs --
 

@@ -23,6 +23,10 @@ Tables:
     timers     durable timers of `sleep!` and `with-timeout!`
     callbacks  callback tokens, and the body delivered to each (once)
     run_keys   Idempotency-Keys of run creation: key -> the request's fingerprint and its run
+    settings   the deployment's settings: `store_id` (made once, random: a server on the same
+               store says it, so a process can tell that a port is held by its own store's
+               server) and `public_url` (callback URLs are built on it; `DEFAULT_PUBLIC_URL`
+               until `flowmetal serve` or `FLOWMETAL_PUBLIC_URL` sets it)
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from pathlib import Path
 
 from flowmetal.runtime.program import source_hash, stored_code_hash
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8700"
 # Endpoints the runtime itself answers: never handed to a connector.
 CALLBACK_WAIT = "http.callback/get-callback!"
 RUNTIME_ENDPOINTS = f"('{CALLBACK_WAIT}')"
@@ -153,6 +158,16 @@ _MIGRATION_3 = [
 ]
 
 
+# The deployment's settings (the public URL callback URLs are built on), and the store's id.
+_MIGRATION_4 = [
+    '''CREATE TABLE IF NOT EXISTS "settings" (
+   "key" TEXT PRIMARY KEY,
+   "value" TEXT NOT NULL
+)''',
+    "INSERT OR IGNORE INTO settings(key, value) VALUES('store_id', lower(hex(randomblob(16))))",
+]
+
+
 def _migration(statements: list[str]):
     def migrate(conn: sqlite3.Connection) -> None:
         for statement in statements:
@@ -160,10 +175,8 @@ def _migration(statements: list[str]):
     return migrate
 
 
-_migration_1, _migration_2, _migration_3 = _migration(_MIGRATION_1), _migration(_MIGRATION_2), _migration(_MIGRATION_3)
-
-
-MIGRATIONS = {1: _migration_1, 2: _migration_2, 3: _migration_3}
+MIGRATIONS = {version: _migration(statements) for version, statements in
+              enumerate([_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4], start=1)}
 
 
 def _storable(text: str) -> str:
@@ -337,6 +350,30 @@ class SQLiteStore:
 
     def close(self) -> None:
         self.conn.close()
+
+    # -- settings of the deployment ----------------------------------------------------------------
+
+    def setting(self, key: str) -> str | None:
+        """A setting's value, or None (also in a store older than the settings, read-only)."""
+        if self.readonly and self.version() < 4:
+            return None
+        row = self.conn.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
+        return row["value"] if row else None
+
+    def store_id(self) -> str | None:
+        """The store's id: random, made with the store's settings, the same for every process."""
+        return self.setting("store_id")
+
+    def public_url(self) -> str:
+        """The URL callback URLs are built on: the one set, else `DEFAULT_PUBLIC_URL`."""
+        return self.setting("public_url") or DEFAULT_PUBLIC_URL
+
+    def set_public_url(self, url: str) -> str | None:
+        """Set the public URL (checked by the caller); the one set before, if any."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT value FROM settings WHERE key='public_url'").fetchone()
+            conn.execute("INSERT OR REPLACE INTO settings(key, value) VALUES('public_url', ?)", (url,))
+        return row["value"] if row else None
 
     # -- programs ----------------------------------------------------------------------------------
 

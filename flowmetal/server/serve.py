@@ -7,7 +7,7 @@ What runs, and why this way:
   `flowmetal serve: listening on http://HOST:PORT`, once the socket is
   listening (tests and scripts wait for that line).
 - Executor threads (`Executors`: 4, or `FLOWMETAL_EXECUTORS`), each running
-  `Executor(store, public_url=..., stop=...).run_once()` in a loop on its own
+  `Executor(store, stop=...).run_once()` in a loop on its own
   store connection. When no run is runnable one sleeps until the store's
   `next_wake()` (the next timer) or `IDLE_POLL` seconds, whichever comes
   first, and the API wakes them at once when it changes something that may
@@ -26,7 +26,16 @@ What runs, and why this way:
   held when the process died is taken over once its lease expires.
 
 Callback URLs are `{public_url}/callback/{token}`; `public_url` is
-`--public-url`, else `FLOWMETAL_PUBLIC_URL`, else `http://HOST:PORT`.
+`--public-url`, else `FLOWMETAL_PUBLIC_URL`, else `http://HOST:PORT`. Once
+listening, the server writes it into the store as the deployment's public URL
+(`SQLiteStore.set_public_url`), which every process (a `flowmetal run`, another
+serve's executors) builds callback URLs on, so a callback reaches whichever
+server serves the store when it arrives; a change of it is said on stderr, as
+callback URLs given out before still name the old one. Every answer carries
+`Flowmetal-Store: <store id>` (`flowmetal.server.ports`), so that `flowmetal run`
+can tell a server of its own store on the public URL's port from another
+program. A port already in use is a clear error (exit 2), naming what holds it
+when that is a Flowmetal server.
 
 Safe by default (`check_listen`, before anything listens): an address other
 than loopback needs `FLOWMETAL_TOKEN`, or else `--insecure-no-token`, which
@@ -54,6 +63,7 @@ from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.store import open_store
 from flowmetal.server.addresses import AddressError, check_public_url, is_wildcard, needs_token, url_of
 from flowmetal.server.app import begin_shutdown, make_app, make_runner
+from flowmetal.server.ports import holder, identify
 
 IDLE_POLL = 0.25     # seconds: the longest the executor sleeps without looking at the store
 ERROR_PAUSE = 1.0    # seconds: the pause after an unexpected error in the executor's loop
@@ -68,7 +78,7 @@ class Executors:
     `stop` is set (then each releases the run it holds: see `Executor`); `wake` cuts their
     sleeps short. How many: `count`, else `FLOWMETAL_EXECUTORS`, else `EXECUTORS`."""
 
-    def __init__(self, location: str, public_url: str, stop: threading.Event, wake: threading.Event,
+    def __init__(self, location: str, public_url: str | None, stop: threading.Event, wake: threading.Event,
                  count: int | None = None) -> None:
         self.location = location
         self.public_url = public_url
@@ -213,23 +223,33 @@ async def _serve(location: str, host: str, port: int, public_url: str | None, to
     stopping = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    open_store(location).close()  # create or migrate the store, and refuse a bad one, before listening
+    store = open_store(location)  # create or migrate the store, and refuse a bad one, before listening
+    try:
+        store_id = store.store_id()
+        url = url_of(host or "0.0.0.0", port)
+        stop = threading.Event()
+        wake = threading.Event()
+        app = make_app(location, token=token, on_change=wake.set, host=host, public_url=public_url)
+        identify(app, store_id)
+        runner = make_runner(app, access_log=None, shutdown_timeout=5.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, shutdown_timeout=5.0)
+        try:
+            await site.start()
+        except OSError as error:
+            await runner.cleanup()
+            raise ServeError(_cannot_listen(host, port, url, error, store_id)) from None
+        bound = port
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            bound = server.sockets[0].getsockname()[1]
+        url = url_of(host or "0.0.0.0", bound)
+        public = public_url or url
+        before = store.set_public_url(public)  # the deployment's: every process builds callback URLs on it
+    finally:
+        store.close()
 
-    stop = threading.Event()
-    wake = threading.Event()
-    app = make_app(location, token=token, on_change=wake.set, host=host, public_url=public_url)
-    runner = make_runner(app, access_log=None, shutdown_timeout=5.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=5.0)
-    await site.start()
-    bound = port
-    server = getattr(site, "_server", None)
-    if server is not None and server.sockets:
-        bound = server.sockets[0].getsockname()[1]
-    url = url_of(host or "0.0.0.0", bound)
-    public = public_url or url
-
-    executor = Executors(location, public, stop, wake)
+    executor = Executors(location, None, stop, wake)  # callback URLs on the store's public URL
     executor.start()
     connector = None
     # The HTTP request connector runs here when installed (flowmetal.connectors.http_request).
@@ -240,6 +260,9 @@ async def _serve(location: str, host: str, port: int, public_url: str | None, to
     print(f"flowmetal serve: listening on {url}", flush=True)
     print(f"flowmetal serve: callbacks at {public}/callback/<token>; store {location}; "
           f"HTTP request connector {'on' if connector else 'not installed'}", flush=True)
+    if before is not None and before != public:
+        print(f"flowmetal serve: the store's public URL was {before}; callback URLs made before now "
+              f"still name it", file=sys.stderr, flush=True)
 
     await stopping.wait()
     print("flowmetal serve: stopping", flush=True)
@@ -251,6 +274,22 @@ async def _serve(location: str, host: str, port: int, public_url: str | None, to
         await connector.stop()
     await loop.run_in_executor(None, executor.join, 30)
     return 0
+
+
+def _cannot_listen(host: str, port: int, url: str, error: OSError, store_id: str | None) -> str:
+    """Why the server cannot listen, and what to do."""
+    import errno
+    if error.errno != errno.EADDRINUSE:
+        return f"cannot listen on {url}: {error.strerror or error}"
+    probe = "127.0.0.1" if is_wildcard(host) else host
+    held = holder(probe, port)
+    if held is not None and held == store_id:
+        who = "a `flowmetal serve` (or `flowmetal run`) on this same store already listens there"
+    elif held is not None:
+        who = "a Flowmetal server of another store listens there"
+    else:
+        who = "another program listens there"
+    return f"cannot listen on {url}: the port is in use ({who}); stop it, or give another --port"
 
 
 def serve(location: str | None, host: str = "127.0.0.1", port: int = 8700, public_url: str | None = None,

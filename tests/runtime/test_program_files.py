@@ -10,6 +10,7 @@ refused with the names of the files that could not be.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,8 @@ def folder(tmp_path: Path) -> Path:
 def test_a_program_needing_no_other_file_runs_whatever_lies_beside_it(folder: Path):
     (folder / "solo.flow").write_text(SOLO)
     result = flowmetal("run", "solo.flow", "main", cwd=folder, timeout=60)
-    assert (result.returncode, result.stdout, result.stderr) == (0, "7\n", "")
+    assert (result.returncode, result.stdout) == (0, "7\n"), result.stderr
+    assert re.fullmatch(r"flowmetal run: run [0-9a-f]{16}: main\n", result.stderr)  # its id, and nothing else
 
 
 def test_the_files_a_program_requires_are_found_among_broken_ones(folder: Path):
@@ -59,7 +61,8 @@ def test_the_files_a_program_requires_are_found_among_broken_ones(folder: Path):
     (folder / "zz-lib.flow").write_text(LIB)        # not named after its package: found by looking
     (folder / "util.flow").write_text(UTIL)         # named after it: looked at first
     result = flowmetal("run", "app.flow", "acme.app/main", cwd=folder, timeout=60)
-    assert (result.returncode, result.stdout, result.stderr) == (0, "42\n", "")
+    assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr
+    assert re.fullmatch(r"flowmetal run: run [0-9a-f]{16}: acme.app/main\n", result.stderr)
 
 
 def test_a_required_package_no_readable_file_defines_is_refused_naming_the_unreadable(folder: Path):

@@ -30,9 +30,10 @@ def test_an_integer_too_large_for_a_float_fails_the_run_with_a_fault(tmp_path: P
     (tmp_path / "pow.flow").write_text(POW)
     ran = flowmetal("run", "pow.flow", "main", cwd=tmp_path, timeout=60)
     assert ran.returncode == 1 and ran.stdout == ""
-    assert ran.stderr == ("fault: float overflow: a number is too large for a float (beyond about 1.8e308)\n"
-                          "  in p/main, line 4\n")
     (run,) = json.loads(flowmetal("runs", "--format", "json", cwd=tmp_path).stdout)
+    assert ran.stderr == (f"flowmetal run: run {run['id']}: main\n"
+                          "fault: float overflow: a number is too large for a float (beyond about 1.8e308)\n"
+                          "  in p/main, line 4\n")
     assert run["status"] == "failed" and run["error"].startswith("fault: float overflow")
     events = json.loads(flowmetal("trace", run["id"], "--format", "json", cwd=tmp_path).stdout)
     assert [e["kind"] for e in events] == ["run-started", "run-failed"]

@@ -1,5 +1,6 @@
-"""What `flowmetal run` starts: the callback server and the request connector only for a program
-that can use them; and the store it creates has the schema it always had."""
+"""What `flowmetal run` starts: the callback server (on the store's public URL) and the request
+connector only for a program that can use them; and the store it creates has the schema it
+always had, with the settings since version 4."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ CALLS_BACK = textwrap.dedent("""\
     """)
 
 
+ASKS = "(defpackage asks (require [http.request :as http]) (defn main [] : nil? nil))\n"
+
+
 def _taken_port():
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -34,18 +38,41 @@ def test_a_program_that_never_calls_out_runs_without_a_callback_server(tmp_path:
     (tmp_path / "plain.flow").write_text(PURE)
     taken, port = _taken_port()  # were the callback server started, it could not listen here
     with taken:
-        result = flowmetal("run", "plain.flow", "main", "--port", port, "--store", "s.db", cwd=tmp_path)
-    assert (result.returncode, result.stdout, result.stderr) == (0, "3\n", "")
+        result = flowmetal("run", "plain.flow", "main", "--store", "s.db", cwd=tmp_path,
+                           env={"FLOWMETAL_PUBLIC_URL": f"http://127.0.0.1:{port}"})
+    assert (result.returncode, result.stdout) == (0, "3\n"), result.stderr
+    (run_id,) = SQLiteStore(tmp_path / "s.db").conn.execute("SELECT id FROM runs").fetchone()
+    assert result.stderr == f"flowmetal run: run {run_id}: main\n"
 
 
 def test_a_program_that_makes_callbacks_still_gets_its_callback_server(tmp_path: Path):
     (tmp_path / "waits.flow").write_text(CALLS_BACK)
     taken, port = _taken_port()
     with taken:
-        refused = flowmetal("run", "waits.flow", "main", "--port", port, "--store", "s.db", cwd=tmp_path)
-    assert refused.returncode == 2 and f"cannot listen for callbacks on port {port}" in refused.stderr
-    result = flowmetal("run", "waits.flow", "main", "--store", "s.db", cwd=tmp_path)
-    assert result.returncode == 0 and result.stdout.startswith('"http://127.0.0.1:'), result.stderr
+        refused = flowmetal("run", "waits.flow", "main", "--store", "s.db", cwd=tmp_path,
+                            env={"FLOWMETAL_PUBLIC_URL": f"http://127.0.0.1:{port}"})
+    assert refused.returncode == 2 and f"another program holds port {port}" in refused.stderr
+    free = _taken_port()
+    free[0].close()
+    result = flowmetal("run", "waits.flow", "main", "--store", "s.db", cwd=tmp_path,
+                       env={"FLOWMETAL_PUBLIC_URL": f"http://127.0.0.1:{free[1]}"})
+    assert result.returncode == 0 and result.stdout.startswith(f'"http://127.0.0.1:{free[1]}/callback/'), result.stderr
+
+
+def test_a_program_that_only_makes_requests_listens_for_no_callbacks(tmp_path: Path):
+    (tmp_path / "asks.flow").write_text(ASKS)
+    taken, port = _taken_port()  # the public URL's port, held: no matter, nothing listens for callbacks
+    with taken:
+        result = flowmetal("run", "asks.flow", "main", "--store", "s.db", cwd=tmp_path,
+                           env={"FLOWMETAL_PUBLIC_URL": f"http://127.0.0.1:{port}"})
+    assert (result.returncode, result.stdout) == (0, "nil\n"), result.stderr
+
+
+def test_run_port_is_gone_with_a_clear_error(tmp_path: Path):
+    (tmp_path / "plain.flow").write_text(PURE)
+    result = flowmetal("run", "plain.flow", "main", "--port", "9", "--store", "s.db", cwd=tmp_path)
+    assert result.returncode == 2 and "--port is no longer taken" in result.stderr
+    assert "FLOWMETAL_PUBLIC_URL" in result.stderr and not (tmp_path / "s.db").exists()
 
 
 def test_which_programs_need_the_server():
@@ -85,12 +112,13 @@ SCHEMA = [
     ("index", "events_by_step", 'CREATE INDEX "events_by_step"\n    ON "events" ("run_id", "step")'),
     ("table", "run_keys", 'CREATE TABLE "run_keys" (\n   "key" TEXT PRIMARY KEY,\n   "fingerprint" TEXT NOT NULL,\n'
                           '   "run_id" TEXT NOT NULL,\n   "created" REAL\n)'),
+    ("table", "settings", 'CREATE TABLE "settings" (\n   "key" TEXT PRIMARY KEY,\n   "value" TEXT NOT NULL\n)'),
 ]
 
 
 def test_a_new_store_has_the_schema_stores_always_had(tmp_path: Path):
     store = SQLiteStore(tmp_path / "store.db")
-    assert store.version() == SCHEMA_VERSION == 3
+    assert store.version() == SCHEMA_VERSION == 4
     rows = sqlite3.connect(tmp_path / "store.db").execute(
         "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
     assert rows == SCHEMA

@@ -207,7 +207,8 @@ def test_a_recursion_without_end_fails_the_run_with_a_clear_fault(tmp_path):
     done = flowmetal("run", "--store", str(path), "runaway.flow", "runaway/deep", "10000000", cwd=tmp_path,
                      timeout=120)
     assert done.returncode == 1
-    lines = done.stderr.strip().splitlines()
+    first, *lines = done.stderr.strip().splitlines()
+    assert first.startswith("flowmetal run: run ") and first.endswith(": runaway/deep")
     assert lines[0] == f"fault: call stack too deep: more than {MAX_DEPTH} frames (a recursion that does not end?)"
     assert lines[1:-1] == ["  in runaway/deep, line 3"] * TRACE_KEEP
     assert lines[-1] == f"  ... and {MAX_DEPTH - TRACE_KEEP} more calls"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import textwrap
 import time
@@ -56,9 +57,10 @@ def test_a_failed_run_exits_1_with_a_flowmetal_stack_trace(workdir):
     write(workdir)
     result = flowmetal("run", "demo.flow", "demo/broken", "2", cwd=workdir)
     assert result.returncode == 1
-    assert result.stderr.splitlines() == ["fault: no match clause fits 2", "  in demo/pick, line 12",
-                                          "  in demo/broken, line 10"]
     (run,) = json.loads(flowmetal("runs", "--format", "json", cwd=workdir).stdout)
+    assert result.stderr.splitlines() == [f"flowmetal run: run {run['id']}: demo/broken",
+                                          "fault: no match clause fits 2", "  in demo/pick, line 12",
+                                          "  in demo/broken, line 10"]
     assert run["status"] == "failed" and run["error"].startswith("fault: no match clause fits 2")
     events = json.loads(flowmetal("trace", run["id"], "--format", "json", cwd=workdir).stdout)
     assert events[-1]["kind"] == "run-failed"
@@ -180,5 +182,5 @@ def test_on_a_terminal_run_shows_its_progress_live(workdir):
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout
     screen = result.stdout
-    assert "waiting (step 2: flowmetal.time/sleep!, wakes in" in screen
-    assert screen.rstrip().endswith('"done tty 0"')
+    assert re.search(r"[\r\n]\x1b\[Kstep 2: sleep until \d\d:\d\d:\d\d \(in \d+ s\)", screen), repr(screen)
+    assert screen.rstrip().endswith('\x1b[K"done tty 0"')  # the live line cleared before the value
