@@ -291,7 +291,7 @@ class _Driver:
     def wake(self, machine: Machine):
         """Every task is parked: give one of them what it waited for, if something came (a
         `with-timeout!` timer that fell due first, innermost first; then the waits in the
-        order of their steps), and make it current (None: run on); else 'still-waiting'.
+        order they came), and make it current (None: run on); else 'still-waiting'.
         One at a time, each recorded as it is given: the log's order is the run's."""
         now = time.time()
         for tstep, due in reversed(self.timeouts):
@@ -313,32 +313,33 @@ class _Driver:
             if machine.expire_timeout(tstep, TIMEOUT):
                 self.event("step-completed", step=tstep, result=literal(TIMEOUT), waited=True)
                 return None
-        for tid, wait in sorted(self.waits.items(), key=lambda tw: tw[1]["step"]):
-            if wait["kind"] == "tasks":
-                continue  # the machine wakes it when the tasks it awaits end
-            step = wait["step"]
-            if wait["kind"] == "timer":
-                if wait["due"] > now:
-                    continue
-                del self.waits[tid]
-                machine.deliver(tid, None)
-                self.event("timer-fired", step=step)
-                self.extra["fired_timers"].append(step)
-                self.event("step-completed", step=step, result="nil", waited=True)
-                return None
-            row = self.store.step(self.run.id, step)
-            if row is None or row["status"] not in ("completed", "failed"):
-                continue
-            del self.waits[tid]
-            if row["status"] == "failed":
-                machine.switch_to(tid)
-                raise Fault(row["error"])  # the connector's message names the endpoint already
-            value = deep.call(lambda: decode(json.loads(row["result"])))
-            machine.deliver(tid, value)
-            self.event("step-completed", step=step, result=_literal(value), waited=True)
-            self.extra["completed_steps"].append((step, row["result"]))
+        # What came, each with when it came (a timer: when it fell due; a step: when its result
+        # was recorded): the first to come is given first.
+        came = []
+        asked = {wait["step"]: tid for tid, wait in self.waits.items() if wait["kind"] == "step"}
+        for row in (self.store.finished_steps(self.run.id, list(asked)) if asked else ()):
+            came.append((row["completed"] or now, row["step"], asked[row["step"]], row))
+        for tid, wait in self.waits.items():
+            if wait["kind"] == "timer" and wait["due"] <= now:
+                came.append((wait["due"], wait["step"], tid, None))
+        if not came:
+            return "still-waiting"
+        _, step, tid, row = min(came, key=lambda c: (c[0], c[1]))
+        del self.waits[tid]
+        if row is None:  # a timer
+            machine.deliver(tid, None)
+            self.event("timer-fired", step=step)
+            self.extra["fired_timers"].append(step)
+            self.event("step-completed", step=step, result="nil", waited=True)
             return None
-        return "still-waiting"
+        if row["status"] == "failed":
+            machine.switch_to(tid)
+            raise Fault(row["error"])  # the connector's message names the endpoint already
+        value = deep.call(lambda: decode(json.loads(row["result"])))
+        machine.deliver(tid, value)
+        self.event("step-completed", step=step, result=_literal(value), waited=True)
+        self.extra["completed_steps"].append((step, row["result"]))
+        return None
 
     def schedule(self, machine: Machine):
         """The current task parked or ended: run the next ready task; when none is, wake a
