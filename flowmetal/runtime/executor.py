@@ -508,12 +508,14 @@ class _Driver:
         self.commit(snapshot=self.state(machine, None), status="pending", wake_at=time.time(), release=True)
         return Progress(self.run.id, "pending")
 
-    def state(self, machine: Machine, waiting: dict | None, **more) -> dict:
-        """The run's snapshot, refused (a `Fault`: the run fails) when it cannot be stored."""
-        def snapshot() -> tuple[dict, int]:
+    def state(self, machine: Machine, waiting: dict | None, **more) -> str:
+        """The run's snapshot as the JSON text to store (written once: a run of many tasks has a
+        large one), refused (a `Fault`: the run fails) when it cannot be stored."""
+        def snapshot() -> tuple[str, int]:
             state = {"machine": machine.snapshot(), "waiting": waiting, "timeouts": self.timeouts,
                      "waits": {str(t): w for t, w in self.waits.items()}, **more}
-            return state, len(json.dumps(state, separators=(",", ":")))
+            text = json.dumps(state, separators=(",", ":"))
+            return text, len(text)
         try:
             state, size = deep.call(snapshot)
         except (ValueError, RecursionError, OverflowError) as error:

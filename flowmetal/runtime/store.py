@@ -511,7 +511,8 @@ class SQLiteStore:
                              (token, run.id, step, now))
             if snapshot is not None:
                 conn.execute("INSERT OR REPLACE INTO snapshots(run_id, seq, state) VALUES(?,?,?)",
-                             (run.id, seq - 1, json.dumps(snapshot, separators=(",", ":"))))
+                             (run.id, seq - 1, snapshot if isinstance(snapshot, str)  # written once already
+                              else json.dumps(snapshot, separators=(",", ":"))))
             sets = ["next_seq=?", "updated=?"]
             params: list = [seq, now]
             if status is not None:
