@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from flowmetal.lang.analysis import check_sources
 from flowmetal.lang.forms import lower
 from flowmetal.lang.syntax import read
 from flowmetal.runtime.executor import Executor
@@ -79,8 +80,11 @@ def test_task_case(tmp_path: Path, path: Path, entry: str, line: int, expected: 
         assert again.value == run.result
 
 
-def test_the_corpus_is_there():
+def test_the_corpus_is_there_and_checks_cleanly():
     assert len(CASES) >= 18
+    for path in DATA.glob("*.flow"):
+        found = check_sources({path.name: path.read_text(encoding="utf-8")})
+        assert not found, [f"{d.span.line}: {d.code} {d.message}" for d in found]
 
 
 ENDING = """\
