@@ -10,7 +10,8 @@ testable without a client and the server stays a thin translation layer.
                      is a durable step
     completion       names that fit where the cursor is: callables after `(`, enum
                      members after `+`, the callee's keyword arguments after `:`,
-                     a package's exports after `alias/`, else everything in scope
+                     a package's exports after `alias/` and inside its `:refer [...]`,
+                     else everything in scope
     rename           every place that names a symbol, across the workspace
     outline          packages and their definitions, nested
     semantic_tokens  each name classified: definition, type, enum member, special
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from flowmetal.lang.analysis import Workspace
 from flowmetal.lang.check import _ctors, _head, _useful, Checker
 from flowmetal.lang.diagnostics import Diagnostic
-from flowmetal.lang.forms import DEFINITION_FORMS, SPECIAL_FORMS, Match, PWild
+from flowmetal.lang.forms import DEFINITION_FORMS, SPECIAL_FORMS, Match, PWild, is_symbol
 from flowmetal.lang.resolve import Symbol
 from flowmetal.lang.signatures import Sig
 from flowmetal.lang.source import Span
@@ -184,6 +185,14 @@ def completion(ws: Workspace, name: str, offset: int) -> list[Completion]:
             for p in sig.sig.params:
                 add(f":{p.name}", "keyword", show(p.type), None)
         return out
+    referred = _refer_list(ws, name, offset)
+    if referred is not None:
+        package, listed = referred
+        target = ws.program.packages.get(package) if ws.program is not None else None
+        for sym_name, sym in sorted(target.decls.items()) if target is not None else ():
+            if sym_name not in listed:
+                add(sym_name, sym.kind, _detail(sym), sym.doc)
+        return out
     if "/" in prefix:
         alias = prefix.rsplit("/", 1)[0]
         for scope_ in ws._scopes(name):
@@ -208,6 +217,26 @@ def completion(ws: Workspace, name: str, offset: int) -> list[Completion]:
             if form not in scope:
                 add(form, "special", "special form")
     return out
+
+
+def _refer_list(ws: Workspace, name: str, offset: int) -> tuple[str, set[str]] | None:
+    """When `offset` is inside the names of `(require [PKG :refer [...]])`: PKG, and the names
+    listed there already apart from the one at `offset` (offered once is enough)."""
+    chain = [n for n in enclosing(ws, name, offset) if type(n) is Seq]
+    if len(chain) < 3:
+        return None
+    names, spec, form = chain[-3:][::-1]
+    if names.kind is not Kind.VECTOR or spec.kind is not Kind.VECTOR or form.kind is not Kind.LIST:
+        return None
+    if not form.forms or not is_symbol(form.forms[0], "require"):
+        return None
+    items = spec.forms
+    at = next((i for i, item in enumerate(items) if item is names), 0)
+    key = items[at - 1] if at >= 2 else None
+    if type(key) is not Token or key.kind is not Kind.KEYWORD or key.text != ":refer" or not is_symbol(items[0]):
+        return None
+    listed = {t.text for t in names.forms if is_symbol(t) and not t.start <= offset <= t.end}
+    return items[0].text, listed
 
 
 def _detail(symbol: Symbol) -> str:

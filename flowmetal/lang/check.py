@@ -53,7 +53,7 @@ from flowmetal.lang.resolve import ALIAS_TYPE, BUILTIN_SYMBOLS, RECORD_FIELD, Pa
 from flowmetal.lang.signatures import Sig, SigParam
 from flowmetal.lang.syntax import Kind, Node, Seq, Token
 from flowmetal.lang.types import (
-    ANY, ANY_FN, BOOL, FLOAT, INT, JSON, KEYWORD, NEVER, NIL, NUMBER, STR, Enum, FnOf, ListOf, MapOf,
+    ANY, ANY_FN, BOOL, FLOAT, INT, JSON, KEYWORD, NEVER, NIL, NUMBER, STR, Enum, FnOf, Handle, ListOf, MapOf,
     Record, TVar, Type, Union, assignable, could_be, fresh_scope, instantiate, join, meet, remove, show,
     substitute, truthy, type_vars, unify, union,
 )
@@ -152,7 +152,7 @@ class Checker:
         self.facts.diagnostics.append(Diagnostic.of(code, node.span, message, **extra))
 
     def mismatch(self, node: Node, expected: Type, found: Type, context: str, code: d.Code = d.TYPE_MISMATCH) -> None:
-        self.report(code, node, f"expected {show(expected)}, found {show(found)}{context}")
+        self.report(code, node, f"expected {show(expected)}, found {show(found)}{context}{_why(expected, found)}")
 
     def note_type(self, node: Node, t: Type) -> Type:
         self.facts.types[id(node)] = (node, t)
@@ -1132,6 +1132,34 @@ def _takes(low: int, high: int | None) -> str:
     if high is None:
         return f"at least {low} argument{'' if low == 1 else 's'}"
     return f"{low} to {high} arguments"
+
+
+# What makes a handle, and what waits for one (`flowmetal.task`, `flowmetal.run`).
+_MADE_BY = {"task?": "a task is what `spawn!` returns", "child?": "a child run is what `start-run!` returns"}
+_AWAITED_BY = {"task?": "await!", "child?": "await-run!"}
+
+
+def _why(expected: Type, found: Type) -> str:
+    """What a mismatch means, where the two types alone do not say it plainly: a function of
+    the wrong number of parameters, a value where a function of none (`spawn!`'s) or a task
+    is needed, a task where its value is."""
+    while isinstance(expected, ListOf) and isinstance(found, ListOf):
+        expected, found = expected.elem, found.elem
+    if isinstance(expected, FnOf) and isinstance(found, FnOf) and expected.params is not None \
+            and found.params is not None and len(expected.params) != len(found.params):
+        n, m = len(found.params), len(expected.params)
+        has = "no arguments" if n == 0 else "one argument" if n == 1 else f"{n} arguments"
+        needed = "none" if m == 0 else "one argument" if m == 1 else f"{m} arguments"
+        return f": a function of {has} where one of {needed} is needed"
+    if isinstance(expected, FnOf) and expected.params == () \
+            and not isinstance(found, (FnOf, Union, TVar)) and found not in (ANY, NEVER):
+        return ": a function of no arguments is written `(fn [] EXPR)`"
+    if isinstance(expected, Handle) and not isinstance(found, (Handle, Union, TVar)) and found not in (ANY, NEVER):
+        return f": {_MADE_BY[expected.kind]}"
+    if isinstance(found, Handle) and not isinstance(expected, (Handle, Union, TVar)) \
+            and found.value is not ANY and assignable(found.value, expected):
+        return f": wait for its value with `{_AWAITED_BY[found.kind]}`"
+    return ""
 
 
 def _vars(t: Type) -> set[TVar]:

@@ -33,7 +33,8 @@ from flowmetal.lang.signatures import BUILTINS, Sig, SigParam
 from flowmetal.lang.source import Span
 from flowmetal.lang.syntax import Token
 from flowmetal.lang.types import (
-    ANY, ANY_FN, ANY_LIST, ANY_MAP, BASES, NIL, Enum, FnOf, ListOf, MapOf, Record, TVar, Type, named, union,
+    ANY, ANY_FN, ANY_LIST, ANY_MAP, BASES, HANDLES, NIL, Enum, FnOf, Handle, ListOf, MapOf, Record, TVar, Type,
+    named, union,
 )
 
 STDLIB = Path(__file__).resolve().parents[1] / "stdlib"  # flowmetal/stdlib, beside lang/
@@ -343,17 +344,23 @@ class Program:
                 return ListOf(args[0])
             if head == "map?" and len(args) == 2:
                 return MapOf(args[0], args[1])
+            if head in HANDLES and len(args) == 1:
+                return Handle(head, args[0])
             if head == "union?":
                 return union(args) if args else ANY
             if head == "fn?":
                 ret = self.type_of(expr.ret, scope, tvars, on_ref, report) if expr.ret is not None else ANY
                 return FnOf(tuple(args), ret) if expr.ret is not None or args else ANY_FN
-            expected = {"list?": "one element type: `(list? T)`", "map?": "a key and a value type: `(map? K V)`"}
+            expected = {"list?": ("one element type: `(list? T)`", ANY_LIST),
+                        "map?": ("a key and a value type: `(map? K V)`", ANY_MAP),
+                        "task?": ("one type, of what the task yields: `(task? T)`", HANDLES["task?"]),
+                        "child?": ("one type, of what the child run yields: `(child? T)`", HANDLES["child?"])}
             if head in expected:
-                report(d.UNKNOWN_TYPE, expr.node.span, f"`{head}` takes {expected[head]}")
-                return ANY_LIST if head == "list?" else ANY_MAP
+                report(d.UNKNOWN_TYPE, expr.node.span, f"`{head}` takes {expected[head][0]}")
+                return expected[head][1]
             report(d.UNKNOWN_TYPE, expr.head.node.span,
-                        f"`{head}` takes no type arguments: only `list?`, `map?`, `fn?` and `union?` do")
+                   f"`{head}` takes no type arguments: only `list?`, `map?`, `fn?`, `union?`, `task?` and "
+                   f"`child?` do")
             return ANY
         return ANY
 

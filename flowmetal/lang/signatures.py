@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flowmetal.lang.types import (
-    ANY, ANY_FN, ANY_LIST, ANY_MAP, BASES, BOOL, INT, JSON, NUMBER, STR,
+    ANY, ANY_FN, ANY_LIST, ANY_MAP, BASES, BOOL, HANDLES, INT, JSON, NUMBER, STR,
     FnOf, ListOf, MapOf, TVar, Type,
 )
 
@@ -119,8 +119,9 @@ def _table() -> dict[str, Builtin]:
     fn("builtin-loads", [_p("text", STR)], JSON, "Parse JSON text (the runtime's own `loads`).")
     fn("builtin-dumps", [_p("value", ANY)], STR, "Write a value as JSON text (the runtime's own `dumps`).")
 
-    # Type predicates: `(int? x)`; the bare constructors test the outer shape.
-    shapes = {"list?": ANY_LIST, "map?": ANY_MAP, "fn?": ANY_FN}
+    # Type predicates: `(int? x)`; the bare constructors test the outer shape (`(task? x)`: whether
+    # `x` is a task, whatever it yields).
+    shapes = {"list?": ANY_LIST, "map?": ANY_MAP, "fn?": ANY_FN, **HANDLES}
     for name, t in [*BASES.items(), *shapes.items()]:
         out[name] = Builtin(name, Sig([_p("x", ANY)], BOOL), f"Whether `x` is a value of type `{name}`; "
                             f"also the name of that type.", predicate_of=t)

@@ -7,13 +7,15 @@ tests for one. Here a type is an immutable value:
     ListOf      (list? T)          MapOf    (map? K V)
     FnOf        (fn? [T ...] : R)  Union    (union? [T ...])
     Record      a `defrecord`      Enum     a `defenum`
+    Handle      (task? T), (child? T): work going on beside, that will yield a T
     TVar        a type variable: `a`, `b?` (the same as `b`)
 
 `show` prints a type in Flowmetal's own syntax, so messages read
 `expected int?, found str?` (a type that came from a `deftype` by that name:
 `error?`, not the union it stands for). `assignable(src, dst)` is the one compatibility
 relation: `any?` is compatible both ways (gradual typing), numbers widen,
-collections are covariant (they are immutable), functions are contravariant in
+collections and handles are covariant (they are immutable; a handle only ever gives
+its value out), functions are contravariant in
 their parameters, records and enums are nominal, `json?` takes what has a JSON
 form. `meet` and `remove` implement occurrence typing: what is left of a type
 after a predicate held, or failed. `unify` instantiates a generic signature's
@@ -102,6 +104,24 @@ ANY_FN = FnOf(None, ANY)
 
 
 @dataclass(frozen=True, slots=True)
+class Handle(Type):
+    """A handle on work going on beside the code that holds it, which will yield a `value`:
+    `(task? T)`, a task of this run (`flowmetal.task/spawn!`), or `(child? T)`, a child run.
+    One class for both, told apart by `kind` (the constructor's name), since they follow the
+    same rules: opaque (no pattern or accessor looks inside), and covariant in what they yield."""
+    kind: str    # one of HANDLES
+    value: Type
+    alias: str | None = field(default=None, compare=False)
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+    __hash__ = _cached_hash
+
+
+ANY_TASK = Handle("task?", ANY)
+ANY_CHILD = Handle("child?", ANY)
+HANDLES = {t.kind: t for t in (ANY_TASK, ANY_CHILD)}  # the constructor's name -> its bare type
+
+
+@dataclass(frozen=True, slots=True)
 class Union(Type):
     members: frozenset[Type]
     alias: str | None = field(default=None, compare=False)
@@ -111,7 +131,7 @@ class Union(Type):
 
 def named(t: Type, alias: str) -> Type:
     """`t` carrying the name of the `deftype` that defines it (for messages)."""
-    if isinstance(t, (ListOf, MapOf, FnOf, Union)):
+    if isinstance(t, (ListOf, MapOf, FnOf, Union, Handle)):
         return replace(t, alias=alias)
     return t  # a base type, record, enum or variable is shown by its own name
 
@@ -164,6 +184,8 @@ def show(t: Type, spelled: bool = False) -> str:
         if t.params is None:
             return "fn?"
         return f"(fn? [{' '.join(show(p) for p in t.params)}] : {show(t.ret)})"
+    if isinstance(t, Handle):
+        return t.kind if t.value is ANY else f"({t.kind} {show(t.value)})"
     if isinstance(t, Union):
         return f"(union? [{' '.join(sorted(show(m) for m in t.members))}])"
     if isinstance(t, (Record, Enum)):
@@ -244,6 +266,8 @@ def assignable(src: Type, dst: Type) -> bool:
         return isinstance(src, ListOf) and assignable(src.elem, dst.elem)
     if isinstance(dst, MapOf):
         return isinstance(src, MapOf) and assignable(src.key, dst.key) and assignable(src.val, dst.val)
+    if isinstance(dst, Handle):
+        return isinstance(src, Handle) and src.kind == dst.kind and assignable(src.value, dst.value)
     if isinstance(dst, FnOf):
         if not isinstance(src, FnOf):
             return False
@@ -294,6 +318,8 @@ def meet(t: Type, p: Type) -> Type:
         return t
     if isinstance(t, FnOf) and isinstance(p, FnOf):
         return t
+    if isinstance(t, Handle) and isinstance(p, Handle) and t.kind == p.kind:
+        return t
     return NEVER
 
 
@@ -331,6 +357,8 @@ def type_vars(t: Type) -> set[TVar]:
         return {t}
     if isinstance(t, ListOf):
         return type_vars(t.elem)
+    if isinstance(t, Handle):
+        return type_vars(t.value)
     if isinstance(t, MapOf):
         return type_vars(t.key) | type_vars(t.val)
     if isinstance(t, FnOf):
@@ -359,6 +387,8 @@ def substitute(t: Type, subst: dict[TVar, Type], default: Type | None = None,
         out = ListOf(substitute(t.elem, subst, default, _seen))
     elif isinstance(t, MapOf):
         out = MapOf(substitute(t.key, subst, default, _seen), substitute(t.val, subst, default, _seen))
+    elif isinstance(t, Handle):
+        out = Handle(t.kind, substitute(t.value, subst, default, _seen))
     elif isinstance(t, FnOf):
         params = None if t.params is None else tuple(substitute(p, subst, default, _seen) for p in t.params)
         out = FnOf(params, substitute(t.ret, subst, default, _seen))
@@ -418,6 +448,13 @@ def unify(param: Type, arg: Type, subst: dict[TVar, Type], _via: frozenset[TVar]
         return unify(param.elem, arg.elem, subst)
     if isinstance(param, MapOf) and isinstance(arg, MapOf):
         return unify(param.key, arg.key, subst) and unify(param.val, arg.val, subst)
+    if isinstance(param, Handle) and isinstance(arg, Handle) and param.kind == arg.kind:
+        return unify(param.value, arg.value, subst)
+    if isinstance(param, Handle) and isinstance(arg, Union) \
+            and all(isinstance(m, Handle) and m.kind == param.kind for m in arg.members):
+        # One of several tasks (`(if c t1 t2)`, a list of tasks of different types): it
+        # yields what any of them yields.
+        return all(unify(param, m, subst) for m in arg.members)
     if isinstance(param, FnOf) and isinstance(arg, FnOf):
         if param.params is None or arg.params is None:
             return unify(param.ret, arg.ret, subst)

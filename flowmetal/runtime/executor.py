@@ -60,7 +60,7 @@ from flowmetal.lang import deep
 from flowmetal.runtime.machine import Done, Fault, Machine, Slice, Wait
 from flowmetal.runtime.program import Program, ProgramError, load
 from flowmetal.runtime.store import LeaseLost, Run, SQLiteStore, StoreError
-from flowmetal.runtime.values import Member, RecordValue, decode, encode, literal
+from flowmetal.runtime.values import Member, RecordValue, TaskRef, decode, encode, literal
 from flowmetal.runtime.literals import read_literal
 
 COMMIT_EVERY = 500        # events
@@ -176,6 +176,10 @@ class _Driver:
         self.extra: dict = {"steps": [], "timers": [], "callbacks": [], "completed_steps": [],
                             "cancelled_steps": [], "fired_timers": []}
         self.timeouts: list[list] = []  # [step, due] of the with-timeout! timers around the code
+        # What each parked task waits for outside the machine: {"step", "kind": "step" (a
+        # connector's, a callback), "timer" (with "due"), or "tasks" (other tasks: the machine
+        # knows which)}.
+        self.waits: dict[int, dict] = {}
         now = time.monotonic()
         self.share = share               # make way for other runs after a time slice
         self.last_beat = now
@@ -184,8 +188,12 @@ class _Driver:
         self.next_checkpoint = now + CHECKPOINT_EVERY
         self.cpu_start = time.thread_time()
 
-    def event(self, kind: str, step: int | None = None, line: int | None = None, **data) -> None:
-        """Log an event. An event of a step without a line of its own gets its request's line."""
+    def event(self, kind: str, step: int | None = None, line: int | None = None, task: int | None = None,
+              **data) -> None:
+        """Log an event, of the current task unless `task` says. An event of a step without a
+        line of its own gets its request's line."""
+        machine = getattr(self, "machine", None)
+        data["task"] = task if task is not None else (machine.task if machine is not None else 0)
         if step is not None:
             if line is None:
                 line = self.step_line(step)
@@ -256,99 +264,195 @@ class _Driver:
             if state is not None:
                 self.timeouts = state.get("timeouts", [])
                 self.step_lines.update({int(k): v for k, v in state.get("lines", {}).items()})
-                outcome = self.resume(machine, state["waiting"])
-                if outcome == "still-waiting":
-                    self.commit(status="waiting", wake_at=self.wake_at(state["waiting"] or {}), release=True)
-                    return Progress(run.id, "waiting")
+                waiting = state["waiting"]
+                if "waits" in state:
+                    self.waits = {int(t): w for t, w in state["waits"].items()}
+                elif waiting is not None:  # a state written before tasks: the entry's one wait
+                    self.waits = {0: waiting}
+                if waiting is None:  # a checkpoint in the middle of running: go on from there
+                    outcome = self.expire_running(machine)
+                else:
+                    outcome = _WAKE
             return self.drive(machine, outcome)
         except Fault as fault:
             return self.fail(fault)
 
-    def wake_at(self, waiting: dict) -> float | None:
+    def wake_at(self) -> float | None:
         times = [due for _, due in self.timeouts]
-        if waiting.get("kind") == "timer":
-            times.append(waiting["due"])
+        times += [w["due"] for w in self.waits.values() if w["kind"] == "timer"]
         return min(times) if times else None
 
-    def resume(self, machine: Machine, waiting: dict):
-        """Give the machine what it waited for, if it came; else 'still-waiting'."""
+    def expire_running(self, machine: Machine):
+        """Resumed from a checkpoint while the current task ran: a `with-timeout!` timer of
+        its own that fell due meanwhile ends the code under it."""
         now = time.time()
-        if waiting is None:  # a checkpoint in the middle of running: go on from there
-            for tstep, due in reversed(self.timeouts):
-                if due <= now:
-                    self.event("timer-fired", step=tstep, timeout=True)
-                    self.extra["fired_timers"].append(tstep)
-                    self.timeouts = [t for t in self.timeouts if t[0] != tstep]
-                    if machine.expire_timeout(tstep, TIMEOUT):
-                        self.event("step-completed", step=tstep, result=literal(TIMEOUT))
-                        break
-            return None
-        step = waiting["step"]
-        # A with-timeout! timer that fell due ends the wait inside it, innermost first.
         for tstep, due in reversed(self.timeouts):
-            if due <= now and self.step_open(waiting):
+            if due <= now and machine.timeout_owner(tstep) == machine.task:
                 self.event("timer-fired", step=tstep, timeout=True)
                 self.extra["fired_timers"].append(tstep)
-                self.extra["cancelled_steps"].append(step)
                 self.timeouts = [t for t in self.timeouts if t[0] != tstep]
                 if machine.expire_timeout(tstep, TIMEOUT):
                     self.event("step-completed", step=tstep, result=literal(TIMEOUT))
-                    return None
-        if waiting["kind"] == "timer":
-            if waiting["due"] > now:
-                return "still-waiting"
-            self.event("timer-fired", step=step)
-            self.extra["fired_timers"].append(step)
-            self.event("step-completed", step=step, result="nil")
-            machine.resume(None)
-            return None
-        row = self.store.step(self.run.id, step)
-        if row is not None and row["status"] == "failed":
-            raise Fault(row["error"])  # the connector's message names the endpoint already
-        if row is None or row["status"] != "completed":
-            return "still-waiting"
-        value = deep.call(lambda: decode(json.loads(row["result"])))
-        self.event("step-completed", step=step, result=_literal(value))
-        self.extra["completed_steps"].append((step, row["result"]))
-        machine.resume(value)
+                    break
         return None
 
-    def step_open(self, waiting: dict) -> bool:
-        if waiting["kind"] == "timer":
-            return waiting["due"] > time.time()
-        row = self.store.step(self.run.id, waiting["step"])
-        return row is None or row["status"] != "completed"
+    def wake(self, machine: Machine):
+        """Every task is parked: give one of them what it waited for, if something came (a
+        `with-timeout!` timer that fell due first, innermost first; then the waits in the
+        order they came), and make it current (None: run on); else 'still-waiting'.
+        One at a time, each recorded as it is given: the log's order is the run's."""
+        now = time.time()
+        for tstep, due in reversed(self.timeouts):
+            if due > now:
+                continue
+            owner = machine.timeout_owner(tstep)
+            self.timeouts = [t for t in self.timeouts if t[0] != tstep]
+            self.extra["fired_timers"].append(tstep)
+            if owner is None:  # its task ended (cancelled): nothing to stop
+                self.event("timer-fired", step=tstep, timeout=True)
+                continue
+            wait = self.waits.pop(owner, None)
+            if wait is not None and wait["kind"] != "tasks":
+                self.extra["cancelled_steps"].append(wait["step"])
+            machine.switch_to(owner)
+            machine.awaiting.pop(owner, None)
+            machine.answers.pop(owner, None)
+            self.event("timer-fired", step=tstep, timeout=True)
+            if machine.expire_timeout(tstep, TIMEOUT):
+                self.event("step-completed", step=tstep, result=literal(TIMEOUT), waited=True)
+                return None
+        # What came, each with when it came (a timer: when it fell due; a step: when its result
+        # was recorded): the first to come is given first.
+        came = []
+        asked = {wait["step"]: tid for tid, wait in self.waits.items() if wait["kind"] == "step"}
+        for row in (self.store.finished_steps(self.run.id, list(asked)) if asked else ()):
+            came.append((row["completed"] or now, row["step"], asked[row["step"]], row))
+        for tid, wait in self.waits.items():
+            if wait["kind"] == "timer" and wait["due"] <= now:
+                came.append((wait["due"], wait["step"], tid, None))
+        if not came:
+            return "still-waiting"
+        _, step, tid, row = min(came, key=lambda c: (c[0], c[1]))
+        del self.waits[tid]
+        if row is None:  # a timer
+            machine.deliver(tid, None)
+            self.event("timer-fired", step=step)
+            self.extra["fired_timers"].append(step)
+            self.event("step-completed", step=step, result="nil", waited=True)
+            return None
+        if row["status"] == "failed":
+            machine.switch_to(tid)
+            raise Fault(row["error"])  # the connector's message names the endpoint already
+        value = deep.call(lambda: decode(json.loads(row["result"])))
+        machine.deliver(tid, value)
+        self.event("step-completed", step=step, result=_literal(value), waited=True)
+        self.extra["completed_steps"].append((step, row["result"]))
+        return None
+
+    def schedule(self, machine: Machine):
+        """The current task parked or ended: run the next ready task; when none is, wake a
+        parked one; when none can be woken, the run waits (a Progress)."""
+        while True:
+            tid = machine.pop_ready()
+            if tid is not None:
+                wait = self.waits.get(tid)
+                if wait is not None and wait["kind"] == "tasks":  # woken by the tasks it awaited
+                    del self.waits[tid]
+                    answer = machine.answers.get(tid)
+                    self.event("step-completed", step=wait["step"], task=tid, waited=True,
+                               **({"result": _literal(answer[1])} if answer and answer[0] == "ok"
+                                  else {"error": answer[1] if answer else "cancelled"}))
+                return machine.switch_to(tid)  # None, or a new task's first call of an endpoint
+            woke = self.wake(machine)
+            if woke is None:
+                return None
+            if any(w["kind"] != "tasks" for w in self.waits.values()) or self.timeouts:
+                return self.suspend(machine)
+            if self.waits:  # every task awaits another, and nothing outside will come
+                stuck = ", ".join(str(t) for t in sorted(self.waits))
+                raise _RunFault(f"every task waits for another task (tasks {stuck}): none can go on")
+            return self.suspend(machine)
 
     # -- running --
 
     def drive(self, machine: Machine, outcome) -> Progress:
         while True:
-            if outcome is None:
-                outcome = machine.run(SLICE, self.pause)
-            for tstep in machine.timeouts_done:  # a with-timeout! function finished in time
-                self.event("timer-cancelled", step=tstep)
-                self.extra["cancelled_steps"].append(tstep)
-                self.timeouts = [t for t in self.timeouts if t[0] != tstep]
-            machine.timeouts_done.clear()
-            if isinstance(outcome, Slice):
-                outcome = self.between(machine)
-                if outcome is not None:
-                    return outcome
-                continue
-            if isinstance(outcome, Done):
-                text = _literal(outcome.value)
-                self.event("run-completed", result=text)
-                self.commit(status="completed", result=text, release=True)
-                return Progress(self.run.id, "completed")
-            outcome = self.endpoint(machine, outcome)
+            try:
+                outcome = self.advance(machine, outcome)
+            except Fault as fault:
+                if machine.task == 0 or isinstance(fault, _RunFault):
+                    raise
+                # A fault in a task ends the task, not the run: it is raised in its awaiters.
+                if not fault.trace:
+                    fault.set_trace(machine.trace())
+                trace = [{"package": p, "function": f, "line": line} for p, f, line in fault.trace]
+                self.event("task-failed", error=fault.message, trace=trace)
+                self.drop_timeouts_of(machine, machine.task)
+                machine.finish_task(("fault", fault.message, fault.trace))
+                outcome = _SCHEDULE
             if isinstance(outcome, Progress):
                 return outcome
-            if outcome is None:  # answered here: the run goes on
-                if len(self.events) >= COMMIT_EVERY:
-                    self.checkpoint(machine)
-                stopped = self.between(machine)
-                if stopped is not None:
-                    return stopped
+
+    def advance(self, machine: Machine, outcome):
+        """One move of `drive`: the next outcome, or a Progress when the run stops."""
+        if outcome is _WAKE:
+            outcome = self.wake(machine)
+            if outcome == "still-waiting":
+                return self.suspend(machine)
+        if outcome is _SCHEDULE:
+            outcome = self.schedule(machine)
+            if isinstance(outcome, Progress):
+                return outcome
+        if outcome is None:
+            outcome = machine.run(SLICE, self.pause)
+        for tstep in machine.timeouts_done:  # a with-timeout! function finished in time
+            self.event("timer-cancelled", step=tstep)
+            self.extra["cancelled_steps"].append(tstep)
+            self.timeouts = [t for t in self.timeouts if t[0] != tstep]
+        machine.timeouts_done.clear()
+        if isinstance(outcome, Slice):
+            return self.between(machine)
+        if isinstance(outcome, Done):
+            text = _literal(outcome.value)
+            if outcome.task != 0:
+                self.event("task-completed", result=text)
+                machine.finish_task(("ok", outcome.value))
+                return _SCHEDULE
+            self.cancel_tasks(machine)
+            self.event("run-completed", result=text)
+            self.commit(status="completed", result=text, release=True)
+            return Progress(self.run.id, "completed")
+        outcome = self.endpoint(machine, outcome)
+        if outcome is None:  # answered here: the run goes on
+            if len(self.events) >= COMMIT_EVERY:
+                self.checkpoint(machine)
+            return self.between(machine)
+        return outcome  # a Progress, or _SCHEDULE: the task is parked
+
+    def drop_timeouts_of(self, machine: Machine, tid: int) -> None:
+        """The `with-timeout!` timers of a task that ended: cancelled."""
+        for tstep, _ in list(self.timeouts):
+            if machine.timeout_owner(tstep) == tid:
+                self.timeouts = [t for t in self.timeouts if t[0] != tstep]
+                self.event("timer-cancelled", step=tstep, task=tid)
+                self.extra["cancelled_steps"].append(tstep)
+
+    def cancel_task(self, machine: Machine, tid: int) -> bool:
+        """End task `tid` as cancelled, with what it waits for."""
+        self.drop_timeouts_of(machine, tid)
+        if not machine.cancel_task(tid):
+            return False
+        wait = self.waits.pop(tid, None)
+        if wait is not None and wait["kind"] != "tasks":
+            self.extra["cancelled_steps"].append(wait["step"])
+        self.event("task-cancelled", task=tid)
+        return True
+
+    def cancel_tasks(self, machine: Machine) -> None:
+        """The run ends: the tasks still going are cancelled (recorded)."""
+        for tid in machine.live_tasks():
+            if tid != machine.task:
+                self.cancel_task(machine, tid)
 
     # -- between slices --
 
@@ -412,11 +516,14 @@ class _Driver:
         self.commit(snapshot=self.state(machine, None), status="pending", wake_at=time.time(), release=True)
         return Progress(self.run.id, "pending")
 
-    def state(self, machine: Machine, waiting: dict | None, **more) -> dict:
-        """The run's snapshot, refused (a `Fault`: the run fails) when it cannot be stored."""
-        def snapshot() -> tuple[dict, int]:
-            state = {"machine": machine.snapshot(), "waiting": waiting, "timeouts": self.timeouts, **more}
-            return state, len(json.dumps(state, separators=(",", ":")))
+    def state(self, machine: Machine, waiting: dict | None, **more) -> str:
+        """The run's snapshot as the JSON text to store (written once: a run of many tasks has a
+        large one), refused (a `Fault`: the run fails) when it cannot be stored."""
+        def snapshot() -> tuple[str, int]:
+            state = {"machine": machine.snapshot(), "waiting": waiting, "timeouts": self.timeouts,
+                     "waits": {str(t): w for t, w in self.waits.items()}, **more}
+            text = json.dumps(state, separators=(",", ":"))
+            return text, len(text)
         try:
             state, size = deep.call(snapshot)
         except (ValueError, RecursionError, OverflowError) as error:
@@ -433,6 +540,8 @@ class _Driver:
         args_text = {k: _literal(v) for k, v in wait.args.items()}
         self.event("step-requested", step=step, line=line, endpoint=name, args=args_text,
                    key=f"{self.run.id}:{step}", span=self.span(wait.expr_id))
+        if wait.package == "flowmetal.task":
+            return self.tasks(machine, wait)
         if name == "flowmetal.time/now!":
             value = int(time.time() * 1000)
             self.event("step-completed", step=step, result=literal(value))
@@ -460,7 +569,7 @@ class _Driver:
             due = time.time() + duration_ms(wait.args["d"]) / 1000
             self.extra["timers"].append((step, due))
             self.event("timer-set", step=step, line=line, due=due)
-            return self.suspend(machine, {"step": step, "kind": "timer", "due": due})
+            return self.park(machine, {"step": step, "kind": "timer", "due": due})
         if name == "http.callback/get-callback!":
             cb = wait.args["cb"]
             token = cb.values[0].rsplit("/", 1)[-1] if isinstance(cb, RecordValue) else str(cb)
@@ -470,23 +579,76 @@ class _Driver:
                 machine.resume(row["body"])
                 return None
             self.extra["steps"].append((step, name, json.dumps({"token": token}), f"{self.run.id}:{step}"))
-            return self.suspend(machine, {"step": step, "kind": "step"})
+            return self.park(machine, {"step": step, "kind": "step"})
         # An endpoint implemented outside the interpreter: a connector will answer.
         try:
             args_json = deep.call(lambda: json.dumps({k: encode(v) for k, v in wait.args.items()}))
         except (TypeError, ValueError) as error:  # a function value: it has no form outside the run
             raise Fault(f"the arguments of `{name}` cannot be sent to it: {error}") from None
         self.extra["steps"].append((step, name, args_json, f"{self.run.id}:{step}"))
-        return self.suspend(machine, {"step": step, "kind": "step"})
+        return self.park(machine, {"step": step, "kind": "step"})
 
-    def suspend(self, machine: Machine, waiting: dict) -> Progress:
-        active = [waiting["step"], *(t[0] for t in self.timeouts)]
+    def tasks(self, machine: Machine, wait: Wait):
+        """`flowmetal.task`'s endpoints, answered here: None to run on, or `_SCHEDULE` when
+        the task now awaits others."""
+        step, name = wait.step, wait.endpoint
+        if name == "spawn!":
+            ref = machine.spawn(wait.args["f"])
+            self.event("task-spawned", step=step, spawned=ref.task)
+            self.event("step-completed", step=step, result=literal(ref))
+            machine.resume(ref)
+            return None
+        if name == "cancel!":
+            ref = wait.args["t"]
+            if not isinstance(ref, TaskRef):
+                raise Fault(f"`cancel!` needs a task, not {_literal(ref)}")
+            if ref.task == machine.task:
+                raise Fault("a task cannot cancel itself: return from it instead")
+            self.cancel_task(machine, ref.task)
+            self.event("step-completed", step=step, result="nil")
+            machine.resume(None)
+            return None
+        if name == "await!":
+            mode, refs = "one", [wait.args["t"]]
+        else:
+            mode, refs = ("all" if name == "await-all!" else "any"), wait.args["ts"]
+            if not isinstance(refs, (list, tuple)) and type(refs).__name__ != "List":
+                raise Fault(f"`{name}` needs a list of tasks, not {_literal(refs)}")
+        answer = machine.await_tasks(mode, list(refs))
+        if answer is None:
+            return self.park(machine, {"step": step, "kind": "tasks"})
+        if answer[0] == "fault":
+            raise Fault(answer[1])
+        self.event("step-completed", step=step, result=_literal(answer[1]))
+        machine.resume(answer[1])
+        return None
+
+    def park(self, machine: Machine, wait: dict):
+        """The current task waits for `wait`: on with another task, or the run waits."""
+        self.waits[machine.task] = wait
+        return _SCHEDULE
+
+    def suspend(self, machine: Machine) -> Progress:
+        """Every task is parked and nothing they wait for has come: the run waits."""
+        active = [*(w["step"] for w in self.waits.values()), *(t[0] for t in self.timeouts)]
         lines = {str(step): self.step_lines.get(step) for step in active if self.step_lines.get(step)}
-        state = self.state(machine, waiting, lines=lines)
-        self.commit(snapshot=state, status="waiting", wake_at=self.wake_at(waiting), release=True)
+        # `waiting`: the current task's wait (what inspecting the run shows), `waits`: all of them.
+        waiting = self.waits.get(machine.task) or min(self.waits.values(), key=lambda w: w["step"], default=None)
+        state = self.state(machine, waiting or {"kind": "none", "step": None}, lines=lines)
+        self.commit(snapshot=state, status="waiting", wake_at=self.wake_at(), release=True)
         # A step that was answered while we committed (a callback delivered, a connector
         # quick to answer) woke the run already: `complete_step` sets its wake time.
         return Progress(self.run.id, "waiting")
+
+    def end_waits(self) -> None:
+        """The run ends: what its tasks wait for outside is cancelled."""
+        machine = getattr(self, "machine", None)
+        if machine is not None and machine.next_task > 1:
+            self.cancel_tasks(machine)
+        for wait in self.waits.values():
+            if wait["kind"] in ("step", "timer"):
+                self.extra["cancelled_steps"].append(wait["step"])
+        self.waits = {}
 
     def fail(self, fault: Fault) -> Progress:
         machine = getattr(self, "machine", None)
@@ -498,10 +660,12 @@ class _Driver:
         self.event("run-failed", line=self.line(self.program.ids.get(id(where))) if where is not None else None,
                    error=fault.message, trace=trace, **({"span": span} if span else {}),
                    **({"trace_omitted": fault.omitted} if fault.omitted else {}))
+        self.end_waits()
         self.commit(status="failed", error=fault.render(), release=True)
         return Progress(self.run.id, "failed")
 
     def cancel(self) -> Progress:
+        self.end_waits()
         self.event("run-cancelled")
         self.commit(status="cancelled", release=True)
         return Progress(self.run.id, "cancelled")
@@ -509,3 +673,11 @@ class _Driver:
 
 class _Cancel(Exception):
     pass
+
+
+class _RunFault(Fault):
+    """A fault of the whole run, whichever task meets it."""
+
+
+_WAKE = object()      # `drive`: every task is parked; wake one if something came
+_SCHEDULE = object()  # `drive`: the current task parked or ended; run the next

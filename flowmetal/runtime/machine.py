@@ -59,8 +59,8 @@ from flowmetal.runtime.fast import UNLIMITED, Compiler, Faulting, NotPure, OutOf
 from flowmetal.runtime.faults import TRACE_KEEP, Fault  # noqa: F401  (TRACE_KEEP: the bound named above)
 from flowmetal.runtime.program import Program
 from flowmetal.runtime.values import (
-    EMPTY_LIST, EMPTY_MAP, BuiltinFn, Closure, Env, GlobalFn, Keyword, List, Map, Member, RecordValue, decode, encode,
-    literal, map_key, type_name,
+    EMPTY_LIST, EMPTY_MAP, BuiltinFn, Closure, Env, GlobalFn, Keyword, List, Map, Member, RecordValue, TaskRef,
+    decode, encode, literal, map_key, type_name,
 )
 
 MAX_DEPTH = 150_000   # calls in progress at once (non-tail); docs/language.md
@@ -85,7 +85,9 @@ class Wait:
 
 @dataclass
 class Done:
+    """The current task returned `value` (task 0, the entry's own: the run's value)."""
     value: object
+    task: int = 0
 
 
 class Slice:
@@ -127,6 +129,9 @@ class _Hook:
             raise _HookFailed(error) from error
 
 
+# A task's own part of the machine's state (see "tasks").
+_TASK_FIELDS = ("stack", "mode_eval", "expr", "env", "value", "depth", "call_env", "call_expr", "fault_at")
+
 MISSING = object()
 _FAST = object()  # `_bind`'s answer when the call is for the fast path: `run` makes it
 
@@ -150,6 +155,15 @@ class Machine:
         self._budget: int | None = None
         self._pause = None
         self._fast_call_args = None  # the call `_bind` left for `run` to make on the fast path
+        # Tasks (`flowmetal.task`): the fields above are the current task's; the others'
+        # are kept in `others` while it runs (see "tasks" below).
+        self.task = 0                     # the current task
+        self.others: dict[int, dict] = {}  # tid -> {"fields": {...}} or {"new": fn}
+        self.ready: list[int] = []        # tasks that can run, in the order they became so
+        self.results: dict[int, tuple] = {}   # tid -> ("ok", value) | ("fault", message, trace) | ("cancelled",)
+        self.awaiting: dict[int, tuple] = {}  # tid -> (mode, [tids]): a task waiting for tasks
+        self.answers: dict[int, tuple] = {}   # tid -> ("ok", value) | ("fault", message): for a woken task
+        self.next_task = 1
 
     # -- starting and resuming --------------------------------------------------------------
 
@@ -192,8 +206,9 @@ class Machine:
                     self._eval(self.expr, self.env)
                     continue
                 if not stack:
-                    self.done = True
-                    return Done(self.value)
+                    if self.task == 0:
+                        self.done = True
+                    return Done(self.value, self.task)
                 frame = stack.pop()
                 outcome = self._apply(frame, self.value)
                 if outcome is not None:
@@ -796,7 +811,147 @@ class Machine:
                 return True
         return False
 
-    # -- snapshots -------------------------------------------------------------------------------------
+    # -- tasks ------------------------------------------------------------------------------------------
+    #
+    # A task is a stack of its own. The machine's fields (stack, mode, value...) are those
+    # of the current task; switching saves them in `others` and loads another's. Which task
+    # runs when is decided here, the same way for the executor and for replay: a task runs
+    # until it waits; the driver then parks it and takes the next task of `ready`; only when
+    # none is ready does it give a parked task what it waited for, one at a time, in an
+    # order the run's log records (so replay reproduces the interleaving exactly).
+
+    def spawn(self, fn) -> TaskRef:
+        """A new task that will call `fn` with no arguments; it is ready at once."""
+        tid = self.next_task
+        self.next_task += 1
+        self.others[tid] = {"new": fn}
+        self.ready.append(tid)
+        return TaskRef(tid)
+
+    def pop_ready(self) -> int | None:
+        return self.ready.pop(0) if self.ready else None
+
+    def live_tasks(self) -> list[int]:
+        """The tasks that have not ended, the current one included, in order."""
+        return sorted({self.task, *self.others} - set(self.results))
+
+    def switch_to(self, tid: int):
+        """Make `tid` the current task. A new task starts (calling its function): the
+        outcome of that call (None: run the machine; a `Wait`: it called an endpoint)."""
+        if tid == self.task:
+            self.take_answer()
+            return None
+        self.others[self.task] = {"fields": {f: getattr(self, f) for f in _TASK_FIELDS}}
+        saved = self.others.pop(tid)
+        self.task = tid
+        if "new" in saved:
+            self.stack, self.mode_eval, self.expr, self.env, self.value = [], False, None, None, None
+            self.depth, self.call_env, self.call_expr, self.fault_at = 0, None, None, None
+            return self._settle(self._invoke(saved["new"], [], None, None))
+        for f, v in saved["fields"].items():
+            setattr(self, f, v)
+        self.take_answer()
+        return None
+
+    def deliver(self, tid: int, value) -> None:
+        """Make the parked task `tid` current and give it what it waited for."""
+        self.switch_to(tid)
+        self.resume(value)
+
+    def finish_task(self, outcome: tuple) -> list[int]:
+        """The current task (not the entry's) ended with `outcome` (see `results`); the tasks
+        awaiting it that can now go on become ready. Returns them."""
+        tid = self.task
+        self.results[tid] = outcome
+        return self._wake_awaiters()
+
+    def await_tasks(self, mode: str, refs) -> tuple | None:
+        """`await!` ("one"), `await-all!` ("all") or `await-any!` ("any") of the current task:
+        ("ok", value) or ("fault", message) when it can be answered now, else None (the task
+        is recorded as awaiting them, and the driver parks it)."""
+        tids = []
+        for ref in refs:
+            if not isinstance(ref, TaskRef):
+                raise Fault(f"expected a task, not {literal(ref)}")
+            if ref.task == self.task:
+                raise Fault("a task cannot await itself")
+            if ref.task not in self.results and ref.task not in self.others:
+                raise Fault(f"no task {ref.task} in this run")
+            tids.append(ref.task)
+        if mode == "any" and not tids:
+            raise Fault("`await-any!` needs at least one task")
+        answer = self._answer(mode, tids)
+        if answer is None:
+            self.awaiting[self.task] = (mode, tids)
+        return answer
+
+    def _answer(self, mode: str, tids: list[int]) -> tuple | None:
+        results = self.results
+        if mode == "any":
+            for tid in results:  # in the order they ended
+                if tid in tids:
+                    return self._outcome(tid)
+            return None
+        for tid in results:
+            if tid in tids and results[tid][0] != "ok":
+                return self._outcome(tid)  # the first to fail
+        if all(t in results for t in tids):
+            values = [results[t][1] for t in tids]
+            return ("ok", values[0] if mode == "one" else List(values))
+        return None
+
+    def _outcome(self, tid: int) -> tuple:
+        result = self.results[tid]
+        if result[0] == "ok":
+            return result
+        if result[0] == "cancelled":
+            return ("fault", f"task {tid} was cancelled")
+        _, message, trace = result
+        lines = "".join(f"\n    in {p}/{f}, line {line}" for p, f, line in trace)
+        return ("fault", f"task {tid} failed: {message}{lines}")
+
+    def _wake_awaiters(self) -> list[int]:
+        woken = []
+        for tid, (mode, tids) in list(self.awaiting.items()):
+            answer = self._answer(mode, tids)
+            if answer is not None:
+                del self.awaiting[tid]
+                self.answers[tid] = answer
+                self.ready.append(tid)
+                woken.append(tid)
+        return woken
+
+    def take_answer(self) -> None:
+        """Give the current task the answer of the tasks it awaited, if they answered it: its
+        value, or their fault raised where it waits."""
+        answer = self.answers.pop(self.task, None)
+        if answer is None:
+            return
+        if answer[0] == "ok":
+            self.resume(answer[1])
+            return
+        self.fault_at = None
+        raise Fault(answer[1])
+
+    def cancel_task(self, tid: int) -> bool:
+        """End task `tid` as cancelled (not the current one). False if it had ended already."""
+        if tid in self.results:
+            return False
+        self.ready = [t for t in self.ready if t != tid]
+        self.awaiting.pop(tid, None)
+        self.others.pop(tid, None)
+        self.results[tid] = ("cancelled",)
+        self._wake_awaiters()
+        return True
+
+    def timeout_owner(self, step: int) -> int | None:
+        """The task whose stack holds step `step`'s `with-timeout!` frame."""
+        for tid in [self.task, *self.others]:
+            stack = self.stack if tid == self.task else self.others[tid].get("fields", {}).get("stack", ())
+            if any(f[0] == TIMEOUT and f[1] == step for f in stack):
+                return tid
+        return None
+
 
     def snapshot(self) -> dict:
         """The whole state as JSON-able data: frames by their schema, environments in a shared table."""
@@ -840,15 +995,36 @@ class Machine:
                 return None  # parameters: found again from the frame's owner
             raise AssertionError(kind)
 
-        frames = [[f[0], *(part(k, v) for k, v in zip(SCHEMA[f[0]], f[1:]))] for f in self.stack]
-        return {
-            "frames": frames, "envs": table, "mode_eval": self.mode_eval,
-            "expr": ids[id(self.expr)] if self.mode_eval else None,
-            "env": env_ref(self.env) if self.mode_eval else None,
-            "value": None if self.mode_eval else enc(self.value),
-            "steps": self.steps, "program": self.program.hash,
-            **({"call_env": env_ref(self.call_env)} if self.call_env is not None else {}),
-        }
+        def task_state(stack, mode_eval, expr, env, value, call_env) -> dict:
+            return {
+                "frames": [[f[0], *(part(k, v) for k, v in zip(SCHEMA[f[0]], f[1:]))] for f in stack],
+                "mode_eval": mode_eval,
+                "expr": ids[id(expr)] if mode_eval else None,
+                "env": env_ref(env) if mode_eval else None,
+                "value": None if mode_eval else enc(value),
+                **({"call_env": env_ref(call_env)} if call_env is not None else {}),
+            }
+
+        out = task_state(self.stack, self.mode_eval, self.expr, self.env, self.value, self.call_env)
+        if self.next_task > 1:  # tasks were spawned: theirs too (a run without keeps the plain form)
+            others = {}
+            for tid, saved in self.others.items():
+                if "new" in saved:
+                    others[str(tid)] = {"new": enc(saved["new"])}
+                else:
+                    f = saved["fields"]
+                    others[str(tid)] = task_state(f["stack"], f["mode_eval"], f["expr"], f["env"], f["value"],
+                                                  f["call_env"])
+            results = {str(t): ([r[0], enc(r[1])] if r[0] == "ok" else list(r)) for t, r in self.results.items()}
+            answers = {str(t): ([a[0], enc(a[1])] if a[0] == "ok" else list(a)) for t, a in self.answers.items()}
+            out["tasks"] = {
+                "task": self.task, "next": self.next_task, "ready": list(self.ready), "others": others,
+                "results": results, "awaiting": {str(t): [m, ts] for t, (m, ts) in self.awaiting.items()},
+                "answers": answers,
+            }
+        out["envs"] = table
+        out["steps"], out["program"] = self.steps, self.program.hash
+        return out
 
     @classmethod
     def restore(cls, program: Program, data: dict) -> "Machine":
@@ -892,22 +1068,40 @@ class Machine:
                 return program.functions[(owner[1], owner[2])].params
             raise AssertionError(kind)
 
-        for frame in data["frames"]:
-            tag, rest = frame[0], frame[1:]
-            schema = SCHEMA[tag]
-            owner = part("O", rest[0]) if schema[0] == "O" else None
-            parts = [owner if k == "O" else part(k, v, owner) for k, v in zip(schema, rest)]
-            machine.stack.append((tag, *parts))
-            if tag == RET:
-                machine.depth += 1
-        machine.mode_eval = data["mode_eval"]
-        if machine.mode_eval:
-            machine.expr = exprs[data["expr"]]
-            machine.env = env_of(data["env"])
-        else:
-            machine.value = decode(data["value"], env_of)
+        def task_fields(data: dict) -> dict:
+            stack, depth = [], 0
+            for frame in data["frames"]:
+                tag, rest = frame[0], frame[1:]
+                schema = SCHEMA[tag]
+                owner = part("O", rest[0]) if schema[0] == "O" else None
+                parts = [owner if k == "O" else part(k, v, owner) for k, v in zip(schema, rest)]
+                stack.append((tag, *parts))
+                if tag == RET:
+                    depth += 1
+            mode_eval = data["mode_eval"]
+            return {
+                "stack": stack, "depth": depth, "mode_eval": mode_eval,
+                "expr": exprs[data["expr"]] if mode_eval else None,
+                "env": env_of(data["env"]) if mode_eval else None,
+                "value": None if mode_eval else decode(data["value"], env_of),
+                "call_env": env_of(data.get("call_env")), "call_expr": None, "fault_at": None,
+            }
+
+        for f, v in task_fields(data).items():
+            setattr(machine, f, v)
         machine.steps = data["steps"]
-        machine.call_env = env_of(data.get("call_env"))
+        tasks = data.get("tasks")
+        if tasks is not None:
+            machine.task, machine.next_task, machine.ready = tasks["task"], tasks["next"], list(tasks["ready"])
+            for t, saved in tasks["others"].items():
+                machine.others[int(t)] = ({"new": decode(saved["new"], env_of)} if "new" in saved
+                                          else {"fields": task_fields(saved)})
+            machine.results = {int(t): ((r[0], decode(r[1], env_of)) if r[0] == "ok" else
+                                        (r[0], r[1], [tuple(x) for x in r[2]]) if r[0] == "fault" else tuple(r))
+                               for t, r in tasks["results"].items()}
+            machine.awaiting = {int(t): (m, list(ts)) for t, (m, ts) in tasks["awaiting"].items()}
+            machine.answers = {int(t): ((a[0], decode(a[1], env_of)) if a[0] == "ok" else tuple(a))
+                               for t, a in tasks["answers"].items()}
         return machine
 
 

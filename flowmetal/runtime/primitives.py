@@ -31,13 +31,13 @@ import json
 from flowmetal.lang import deep
 from flowmetal.lang.forms import INT_LIMIT
 from flowmetal.lang.types import (
-    ANY, BOOL, FLOAT, INT, JSON, KEYWORD, NIL, NUMBER, STR, Base, Enum, FnOf, ListOf, MapOf, Record, TVar,
-    Type, Union,
+    ANY, BOOL, FLOAT, INT, JSON, KEYWORD, NIL, NUMBER, STR, Base, Enum, FnOf, Handle, ListOf, MapOf, Record,
+    TVar, Type, Union,
 )
 from flowmetal.runtime.faults import Fault
 from flowmetal.runtime.values import (
-    EMPTY_LIST, EMPTY_MAP, FUNCTIONS, Keyword, List, Map, Member, RecordValue, display, key_value, literal, map_key,
-    type_name,
+    EMPTY_LIST, EMPTY_MAP, FUNCTIONS, ChildRef, Keyword, List, Map, Member, RecordValue, TaskRef, display,
+    key_value, literal, map_key, type_name,
 )
 
 
@@ -373,7 +373,7 @@ def _call(name: str, args: list):
 
 
 def is_instance(value, t: Type) -> bool:
-    """Whether a value is of a type (the outer shape for lists, maps and functions)."""
+    """Whether a value is of a type (the outer shape for lists, maps, functions, tasks and child runs)."""
     if t is ANY:
         return True
     if isinstance(t, Base):
@@ -400,6 +400,8 @@ def is_instance(value, t: Type) -> bool:
         return isinstance(value, Map)
     if isinstance(t, FnOf):
         return isinstance(value, FUNCTIONS)
+    if isinstance(t, Handle):  # what it yields is known only once it has: the outer shape, as for lists
+        return isinstance(value, TaskRef if t.kind == "task?" else ChildRef)
     if isinstance(t, Union):
         return any(is_instance(value, m) for m in t.members)
     if isinstance(t, Record):

@@ -21,7 +21,7 @@ from flowmetal.runtime.literals import read_literal
 from flowmetal.runtime.machine import Done, Fault, Machine, Slice
 from flowmetal.runtime.program import load
 from flowmetal.runtime.store import SQLiteStore
-from flowmetal.runtime.values import literal
+from flowmetal.runtime.values import TaskRef, literal
 
 
 # How long a replay computes past its log's last step (see `Walk._run_past_log`), and the
@@ -110,14 +110,17 @@ class Walk:
 
     def checkpoint(self) -> dict:
         """The walk's state between two steps, for another walk to start from."""
-        return {"machine": deep.call(self.machine.snapshot), "timeouts": list(self.timeouts), "steps": self.steps}
+        return {"machine": deep.call(self.machine.snapshot), "timeouts": list(self.timeouts), "steps": self.steps,
+                "parked": {str(t): s for t, s in self.parked.items()}}
 
     def __iter__(self):
         program, run = self.program, self.run
         requested, completed = self.requested, self.completed
+        self.parked = {}  # task -> the step it waits on outside the machine (None: other tasks)
         if self.start_from is not None:
             machine = self.machine = deep.call(Machine.restore, program, self.start_from["machine"])
             self.timeouts, self.steps = list(self.start_from["timeouts"]), self.start_from["steps"]
+            self.parked = {int(t): s for t, s in self.start_from.get("parked", {}).items()}
         else:
             machine = self.machine
             try:
@@ -126,25 +129,39 @@ class Walk:
                 self.fault, self.fault_error = fault.render(), fault
                 return
         timeouts = self.timeouts
+        parked = self.parked
         answered = None
         last_recorded = max(requested, default=0)
+        outcome = None
         while True:
             if answered is not None and self.on_step is not None:
                 self.timeouts = timeouts
                 self.on_step(self, answered)
+                answered = None
             try:
-                if run.status != "completed" and (answered or 0) >= last_recorded:
-                    outcome = self._run_past_log(machine)
-                    if outcome is None:
-                        return
-                else:
-                    outcome = machine.run()
+                if outcome is _SCHEDULE:
+                    outcome = self._schedule(machine, timeouts)
+                    if outcome is _WAITS:
+                        return  # the run waits here still
+                if outcome is None:
+                    if run.status != "completed" and (self.steps or 0) >= last_recorded:
+                        outcome = self._run_past_log(machine)
+                        if outcome is None:
+                            return
+                    else:
+                        outcome = machine.run()
             except Fault as fault:
-                self.fault, self.fault_error = fault.render(), fault
-                return
-            timeouts = [t for t in timeouts if t not in machine.timeouts_done]
+                outcome = self._task_fault(machine, fault, timeouts)
+                if outcome is _ENDS:
+                    return
+                continue
+            timeouts[:] = [t for t in timeouts if t not in machine.timeouts_done]
             machine.timeouts_done.clear()
             if isinstance(outcome, Done):
+                if outcome.task != 0:
+                    machine.finish_task(("ok", outcome.value))
+                    outcome = _SCHEDULE
+                    continue
                 self.value = deep.call(literal, outcome.value)
                 return
             step = outcome.step
@@ -164,22 +181,115 @@ class Walk:
             yield outcome
             answered = step
             self.lines.append(f"step {step} {outcome.name} {' '.join(f'{k}={v}' for k, v in args.items())}")
-            if outcome.name == "flowmetal.time/with-timeout!":
+            wait = outcome
+            outcome = None
+            if wait.name == "flowmetal.time/with-timeout!":
                 timeouts.append(step)
-                follow = machine.enter_timeout(step, outcome.args["f"])
-                if follow is not None:
+                outcome = machine.enter_timeout(step, wait.args["f"])
+                if outcome is not None:
                     raise NotImplementedError  # pragma: no cover - enter_timeout only starts the function
                 continue
+            if wait.package == "flowmetal.task":
+                try:
+                    outcome = self._task_endpoint(machine, wait, timeouts)
+                except Fault as fault:  # raised where the task called it
+                    if not fault.trace:
+                        fault.set_trace(machine.trace())
+                    outcome = self._task_fault(machine, fault, timeouts)
+                    if outcome is _ENDS:
+                        return
+                continue
             result = completed.get(step)
-            if result is None:
-                expired = next((t for t in reversed(timeouts) if completed.get(t) is not None
-                                and completed[t].data.get("result") == literal(TIMEOUT)), None)
-                if expired is not None:
-                    timeouts.remove(expired)
-                    machine.expire_timeout(expired, TIMEOUT)
-                    continue
-                return  # the run waits here still
+            if result is None or result.data.get("waited"):
+                parked[machine.task] = step  # answered when every task is parked, in the log's order
+                outcome = _SCHEDULE
+                continue
             machine.resume(_value(result.data.get("result"), program, self.package))
+
+    def _task_fault(self, machine: Machine, fault: Fault, timeouts: list):
+        """A fault in a task ends the task (its awaiters meet it: `_SCHEDULE`); in the entry's
+        own, the run (`_ENDS`)."""
+        if machine.task != 0:
+            if not fault.trace:
+                fault.set_trace(machine.trace())
+            self._drop_timeouts_of(machine, machine.task, timeouts)
+            machine.finish_task(("fault", fault.message, fault.trace))
+            return _SCHEDULE
+        self.fault, self.fault_error = fault.render(), fault
+        return _ENDS
+
+    def _task_endpoint(self, machine: Machine, wait, timeouts):
+        """`flowmetal.task`'s endpoints, computed again as the executor computes them."""
+        name = wait.endpoint
+        if name == "spawn!":
+            machine.resume(machine.spawn(wait.args["f"]))
+            return None
+        if name == "cancel!":
+            ref = wait.args["t"]
+            if not isinstance(ref, TaskRef):
+                raise Fault(f"`cancel!` needs a task, not {literal(ref)}")
+            if ref.task == machine.task:
+                raise Fault("a task cannot cancel itself: return from it instead")
+            self._drop_timeouts_of(machine, ref.task, timeouts)
+            machine.cancel_task(ref.task)
+            self.parked.pop(ref.task, None)
+            machine.resume(None)
+            return None
+        if name == "await!":
+            mode, refs = "one", [wait.args["t"]]
+        else:
+            mode, refs = ("all" if name == "await-all!" else "any"), wait.args["ts"]
+        answer = machine.await_tasks(mode, list(refs))
+        if answer is None:
+            self.parked[machine.task] = None
+            return _SCHEDULE
+        if answer[0] == "fault":
+            raise Fault(answer[1])
+        machine.resume(answer[1])
+        return None
+
+    @staticmethod
+    def _drop_timeouts_of(machine: Machine, tid: int, timeouts: list) -> None:
+        for tstep in list(timeouts):
+            if machine.timeout_owner(tstep) == tid:
+                timeouts.remove(tstep)
+
+    def _schedule(self, machine: Machine, timeouts: list):
+        """As the executor's `schedule`: the next ready task; when none is, the next answer
+        the log gave a parked task (in the log's order), or `_WAITS`."""
+        tid = machine.pop_ready()
+        if tid is not None:
+            self.parked.pop(tid, None)
+            return machine.switch_to(tid)
+        candidates = []
+        for t, step in self.parked.items():
+            event = self.completed.get(step) if step is not None else None
+            if event is not None:
+                candidates.append((event.seq, "step", t, step))
+        for tstep in timeouts:
+            event = self.completed.get(tstep)
+            if event is not None and event.data.get("result") == literal(TIMEOUT):
+                candidates.append((event.seq, "timeout", None, tstep))
+        if not candidates:
+            return _WAITS
+        _, kind, t, step = min(candidates)
+        if kind == "timeout":
+            owner = machine.timeout_owner(step)
+            timeouts.remove(step)
+            machine.switch_to(owner)
+            machine.awaiting.pop(owner, None)
+            machine.answers.pop(owner, None)
+            self.parked.pop(owner, None)
+            machine.expire_timeout(step, TIMEOUT)
+            return None
+        del self.parked[t]
+        machine.deliver(t, _value(self.completed[step].data.get("result"), self.program, self.package))
+        return None
+
+
+_SCHEDULE = object()  # the current task parked or ended: run the next
+_WAITS = object()     # every task is parked and the log says no more
+_ENDS = object()      # the walk ends (a fault of the run)
 
 
 def _value(text: str, program, package: str):

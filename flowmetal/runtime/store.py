@@ -424,6 +424,7 @@ class SQLiteStore:
         started = {"entry": entry, "args": args_literals, "code": code_hash}
         if origin is not None:
             started["origin"] = origin
+        started["task"] = 0  # every event names its task; the entry's own is 0
         run_id = run_id or uuid.uuid4().hex[:16]
         now = time.time()
         with self.transaction() as conn:
@@ -547,7 +548,8 @@ class SQLiteStore:
                              (token, run.id, step, now))
             if snapshot is not None:
                 conn.execute("INSERT OR REPLACE INTO snapshots(run_id, seq, state) VALUES(?,?,?)",
-                             (run.id, seq - 1, json.dumps(snapshot, separators=(",", ":"))))
+                             (run.id, seq - 1, snapshot if isinstance(snapshot, str)  # written once already
+                              else json.dumps(snapshot, separators=(",", ":"))))
             sets = ["next_seq=?", "updated=?"]
             params: list = [seq, now]
             if status is not None:
@@ -592,6 +594,16 @@ class SQLiteStore:
 
     def step(self, run_id: str, step: int):
         return self.conn.execute("SELECT * FROM steps WHERE run_id=? AND step=?", (run_id, step)).fetchone()
+
+    def finished_steps(self, run_id: str, steps: list[int]) -> list:
+        """The rows of those of `steps` that completed or failed (one query for any number)."""
+        rows = []
+        for i in range(0, len(steps), 500):  # SQLite's limit on a statement's parameters
+            chunk = steps[i:i + 500]
+            rows += self.conn.execute(
+                f"SELECT * FROM steps WHERE run_id=? AND status IN ('completed','failed') AND step IN "
+                f"({','.join('?' * len(chunk))})", (run_id, *chunk)).fetchall()
+        return rows
 
     def timer(self, run_id: str, step: int):
         return self.conn.execute("SELECT * FROM timers WHERE run_id=? AND step=?", (run_id, step)).fetchone()

@@ -268,6 +268,18 @@ class BuiltinFn:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """A task of this run (`flowmetal.task/spawn!`): its number, 0 being the entry's own."""
+    task: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRef:
+    """A child run (`flowmetal.run/start-run!`): its run id."""
+    run: str
+
+
 FUNCTIONS = (Closure, GlobalFn, BuiltinFn)
 
 
@@ -375,6 +387,10 @@ def literal(value) -> str:
         return f"#<fn {value.name}>"
     if isinstance(value, (GlobalFn, BuiltinFn)):
         return f"#<fn {value.name}>"
+    if isinstance(value, TaskRef):
+        return f"#<task {value.task}>"
+    if isinstance(value, ChildRef):
+        return f"#<run {value.run}>"
     return f"#<{type(value).__name__}>"
 
 
@@ -405,6 +421,10 @@ def type_name(value) -> str:
         return f"{value.enum}?"
     if isinstance(value, RecordValue):
         return f"{value.record}?"
+    if isinstance(value, TaskRef):
+        return "task?"
+    if isinstance(value, ChildRef):
+        return "child?"
     return "fn?"
 
 
@@ -432,6 +452,12 @@ def encode(value, env_ref=None):
         return {"g": [value.package, value.name]}
     if isinstance(value, BuiltinFn):
         return {"b": value.name}
+    if isinstance(value, TaskRef):  # only a run's own state holds one: it means nothing elsewhere
+        if env_ref is None:
+            raise TypeError("a task cannot be stored outside its run's state")
+        return {"t": value.task}
+    if isinstance(value, ChildRef):
+        return {"cr": value.run}
     raise TypeError(f"no stored form for {type(value).__name__}")
 
 
@@ -456,4 +482,8 @@ def decode(data, env_of=None):
         return GlobalFn(*body)
     if tag == "b":
         return BuiltinFn(body)
+    if tag == "t":
+        return TaskRef(body)
+    if tag == "cr":
+        return ChildRef(body)
     raise ValueError(f"unknown stored value tag {tag!r}")

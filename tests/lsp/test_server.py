@@ -125,6 +125,29 @@ async def test_hover_shows_signature_docstring_and_durability(client: LanguageCl
     assert "Durable step" in result.contents.value and "defendpoint sleep!" in result.contents.value
 
 
+TASKS_TEXT = """(defpackage acme.tasks
+  (require [flowmetal.task :refer [spawn! await-all!]])
+  (defn reboot [host : str?] : int? (count host))
+  (defn reboot-all [hosts : (list? str?)] : (list? int?)
+    (let [ts (map (fn [h] (spawn! (fn [] (reboot h)))) hosts)]
+      (await-all! ts))))
+"""
+
+
+async def test_hover_on_a_standard_generic_endpoint_shows_its_type_variables(client: LanguageClient):
+    uri = open_doc(client, WORKSPACE / "tasks.flow", TASKS_TEXT)
+    assert await diagnostics(client, uri) == []
+    result = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos(TASKS_TEXT, "(spawn! (fn", plus=2)))
+    value = result.contents.value
+    assert "(defendpoint spawn! [f : (fn? [] : a)] : (task? a))" in value
+    assert "package `flowmetal.task`" in value
+    assert "Start `(f)` as a task of this run and return the task at once." in value
+    local = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos(TASKS_TEXT, "(await-all! ts)", plus=12)))
+    assert "ts : (list? (task? int?))" in local.contents.value
+
+
 async def test_hover_on_a_local_shows_its_narrowed_type(client: LanguageClient):
     uri = open_doc(client, APP)
     await diagnostics(client, uri)
@@ -224,6 +247,20 @@ async def test_completion_knows_the_scope(client: LanguageClient):
     assert keywords == [":scale"]
     qualified = await completion_labels(client, uri, text, pos(text, "t/make-duration", plus=4))
     assert "t/make-duration" in qualified and "t/sleep!" not in qualified
+
+
+async def test_completion_inside_a_refer_lists_the_packages_names(client: LanguageClient):
+    text = "(defpackage acme.refers\n  (require [flowmetal.task :refer []])\n  (defn f [] 1))\n"
+    uri = open_doc(client, WORKSPACE / "refers.flow", text)
+    await diagnostics(client, uri)
+    names = await completion_labels(client, uri, text, pos(text, ":refer [", plus=8))
+    assert names == ["await!", "await-all!", "await-any!", "cancel!", "spawn!"]
+    # Typing one: the names it begins, and not those listed already.
+    text2 = text.replace(":refer []", ":refer [spawn! aw]")
+    change(client, uri, 2, pos(text, ":refer [", plus=7), pos(text, ":refer []", plus=9), "[spawn! aw]")
+    await diagnostics(client, uri, lambda d: any("aw" in x.message for x in d))
+    names = await completion_labels(client, uri, text2, pos(text2, " aw]", plus=3))
+    assert names == ["await!", "await-all!", "await-any!"]
 
 
 async def test_signature_help_shows_the_active_parameter(client: LanguageClient):
