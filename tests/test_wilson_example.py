@@ -98,3 +98,38 @@ def test_wilson_under_serve_survives_kill_9_while_waiting_for_its_callback(tmp_p
     requested = [e["step"] for e in events if e["kind"] == "step-requested"]
     assert requested == sorted(set(requested))
     assert [e["kind"] for e in events].count("run-completed") == 1
+
+
+def test_the_fleet_example_reboots_its_hosts_at_once(tmp_path):
+    """`examples/fleet.flow`, as the README runs it: one task a host, the jobs posted and their
+    callbacks awaited together (every host's wait began before the first callback came)."""
+    import os
+    import socket
+    service = wilson_service.serve(port=0, delay=1.0)
+    url = f"http://127.0.0.1:{service.server_port}/jobs"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        public = f"http://127.0.0.1:{s.getsockname()[1]}"
+    hosts = ["fleet-1", "fleet-2", "fleet-3"]  # the fake service's jobs outlive a test: names of its own
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "flowmetal", "run", str(ROOT / "examples" / "fleet.flow"), "reboot-all",
+             json.dumps(hosts).replace(",", ""), json.dumps(url)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "FLOWMETAL_PUBLIC_URL": public})
+        jobs = json.loads(urllib.request.urlopen(url).read())
+    finally:
+        service.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[" + " ".join(
+        f'{{"host" "{h}" "stages" ["reboot"] "status" "done"}}' for h in hosts) + "]\n"
+    jobs = [j for j in jobs if j["host"] in hosts]
+    assert sorted(j["host"] for j in jobs) == hosts and len({j["key"] for j in jobs}) == 3
+    (run,) = json.loads(subprocess.run([sys.executable, "-m", "flowmetal", "runs", "--format", "json"], cwd=tmp_path,
+                                       capture_output=True, text=True, timeout=60).stdout)
+    events = json.loads(subprocess.run([sys.executable, "-m", "flowmetal", "trace", run["id"], "--format", "json"],
+                                       cwd=tmp_path, capture_output=True, text=True, timeout=60).stdout)
+    waits = [e for e in events if e["kind"] == "step-requested" and e["endpoint"] == "http.callback/get-callback!"]
+    answers = [e for e in events if e["kind"] == "step-completed" and e["step"] in {w["step"] for w in waits}]
+    assert sorted(w["task"] for w in waits) == [1, 2, 3]
+    assert max(w["seq"] for w in waits) < min(a["seq"] for a in answers)
