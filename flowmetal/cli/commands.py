@@ -168,7 +168,10 @@ def _positive(text: str) -> float:
 @_runtime_errors
 def _worker(args: argparse.Namespace) -> int:
     from flowmetal.runtime.driving import work
-    return work(_store(args), once=args.once, lease=args.lease, poll=args.poll)
+    store = _store(args)
+    print(f"flowmetal worker: running the runs of {store.path}; HTTP request connector "
+          f"{'off (--no-connectors)' if args.no_connectors else 'on'}", file=sys.stderr, flush=True)
+    return work(store, once=args.once, lease=args.lease, poll=args.poll, connectors=not args.no_connectors)
 
 
 @_runtime_errors
@@ -316,9 +319,16 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
 
     worker = with_store(argparse.ArgumentParser(
         prog="flowmetal worker",
-        description="Claim runnable runs and run them, repeatedly. On SIGTERM or SIGINT the run in hand is "
+        description="Claim runnable runs and run them, repeatedly, and perform their HTTP requests (the "
+                    "http.request endpoints) unless --no-connectors. Logs each run it claims and how it "
+                    "leaves it, and each request, on stderr. On SIGTERM or SIGINT the run in hand is "
                     "checkpointed and released for any worker, and the worker exits."))
-    worker.add_argument("--once", action="store_true", help="stop when no run is runnable")
+    worker.add_argument("--once", action="store_true",
+                        help="stop when nothing is left to do soon: no run runnable, none waiting on a timer due "
+                             "within 10 seconds, no HTTP request of this worker's to send or in flight (runs "
+                             "waiting on a callback, another connector or a later timer stay waiting)")
+    worker.add_argument("--no-connectors", action="store_true",
+                        help="only run runs: leave their HTTP requests to another process (a serve or a worker)")
     worker.add_argument("--lease", type=_positive, default=30.0,
                         help="seconds a claim lasts without a heartbeat (renewed every third of it)")
     worker.add_argument("--poll", type=_positive, default=0.2, help="seconds between looks for work")

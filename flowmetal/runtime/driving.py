@@ -201,12 +201,28 @@ def wait_for(store: SQLiteStore, executor: Executor, run_id: str, status=None, p
         time.sleep(delay)
 
 
-def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: float = 0.2) -> int:
+ONCE_HORIZON = 10.0  # seconds: `work(once=True)` waits for a timer due within this, not a later one
+
+
+def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: float = 0.2, connectors: bool = True,
+         log=None) -> int:
     """Claim and advance runs until stopped: SIGTERM (exit 0) or SIGINT (exit 130) makes the
-    run in hand commit a checkpoint and go back to the queue first (`Executor`'s `stop`)."""
+    run in hand commit a checkpoint and go back to the queue first (`Executor`'s `stop`).
+
+    `connectors`: perform the HTTP request connector's steps too, in a thread of this process
+    with its own store connection (as `serve` does), so that a worker alone completes a run
+    that calls out. `once`: stop when nothing is left that this worker would do soon: no run
+    is runnable, no run waits on a timer due within `ONCE_HORIZON` seconds, and (with
+    `connectors`) no HTTP request is to be sent or in flight here. Runs waiting on anything
+    else (a callback, an endpoint another process serves, a later timer) stay waiting.
+    `log(line)` is told of each run claimed and how each advance left it, and each request
+    performed (default: stderr)."""
     import signal
     import threading
     import traceback
+    if log is None:
+        def log(line: str) -> None:
+            print(f"flowmetal worker: {line}", file=sys.stderr, flush=True)
     stop = threading.Event()
     received: list[int] = []
 
@@ -216,8 +232,11 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    executor = Executor(store, lease=lease, stop=stop)
+    executor = Executor(_Claims(store, log), lease=lease, stop=stop)
+    requests = _Requests(store.path, f"worker:{executor.worker}:http", stop, log) if connectors else None
     try:
+        if requests is not None:
+            requests.start()
         while not stop.is_set():
             try:
                 progress = executor.run_once()
@@ -226,11 +245,148 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
                 stop.wait(1.0)
                 continue
             if progress is not None:
+                log(_left(store, progress))
                 continue
+            delay = poll
+            wake = store.next_wake()
+            if wake is not None:
+                delay = max(0.0, min(poll, wake - time.time()))
             if once:
-                return 0
-            stop.wait(poll)
+                soon = wake is not None and wake <= time.time() + ONCE_HORIZON
+                sending = requests is not None and requests.busy(store)
+                if not soon and not sending:
+                    return 0
+            stop.wait(delay)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if requests is not None:
+            stop.set()
+            requests.join()
     return 130 if received and received[0] == signal.SIGINT else 0
+
+
+class _Claims:
+    """The store as the worker's executor sees it: each run it claims is logged."""
+
+    def __init__(self, store: SQLiteStore, log) -> None:
+        self._store = store
+        self._log = log
+
+    def claim(self, worker: str, lease: float, now: float | None = None, run_id: str | None = None):
+        run = self._store.claim(worker, lease, now=now, run_id=run_id)
+        if run is not None:
+            self._log(f"run {run.id} {qualified_entry(run.entry, self._store, run)}: claimed")
+        return run
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+def _left(store: SQLiteStore, progress) -> str:
+    """How one advance left a run, for the worker's log: its status, and what it waits on."""
+    run = store.get_run(progress.run_id)
+    status = progress.status
+    if status == "lost":
+        return f"run {progress.run_id}: left to another worker (its lease ran out)"
+    if status == "pending":
+        return f"run {progress.run_id}: released, pending (stopping, or making way for other runs)"
+    if status == "failed" and run is not None and run.error:
+        return f"run {run.id}: failed: {run.error.splitlines()[0]}"
+    if status == "completed" and run is not None:
+        return f"run {run.id}: completed: {_cut(run.result or '', 80)}"
+    if status == "waiting" and run is not None:
+        waits = waiting_on(store, run)
+        return f"run {run.id}: waiting" + (f" on {'; '.join(waits)}" if waits else "")
+    return f"run {progress.run_id}: {status}"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def waiting_on(store: SQLiteStore, run: Run) -> list[str]:
+    """What a waiting run waits on, in words: `step 3 acme.billing/charge!`, `a callback (step 4)`,
+    `a timer due 14:03:25`."""
+    from flowmetal.runtime.store import CALLBACK_WAIT
+    out = []
+    for row in store.conn.execute("SELECT step, endpoint FROM steps WHERE run_id=? AND status IN "
+                                  "('pending','claimed') ORDER BY step", (run.id,)).fetchall():
+        out.append(f"a callback (step {row['step']})" if row["endpoint"] == CALLBACK_WAIT
+                   else f"step {row['step']} {row['endpoint']}")
+    if run.wake_at is not None and run.wake_at > time.time():
+        out.append(f"a timer due {local_time(run.wake_at)}")
+    return out
+
+
+def local_time(at: float, now: float | None = None) -> str:
+    """A moment as local time, short: `14:03:25` today, `2026-03-02 14:03` another day."""
+    now = time.time() if now is None else now
+    moment = time.localtime(at)
+    if time.strftime("%Y-%m-%d", moment) == time.strftime("%Y-%m-%d", time.localtime(now)):
+        return time.strftime("%H:%M:%S", moment)
+    return time.strftime("%Y-%m-%d %H:%M", moment)
+
+
+def qualified_entry(entry: str, store, run: Run, cache: dict | None = None) -> str:
+    """A run's entry as `package/name` (a run may have been started with `name` alone, which
+    names the function of its program's one package)."""
+    if "/" in entry:
+        return entry
+    cache = {} if cache is None else cache
+    found = cache.get(run.code_hash)
+    if found is None:
+        packages: set[str] = set()
+        try:
+            sources = store.get_sources(run.program)
+        except Exception:  # noqa: BLE001 - a program that cannot be read: the entry as recorded
+            return entry
+        for name, text in sources.items():
+            packages |= file_packages(text, name)[0]
+        found = cache[run.code_hash] = next(iter(packages)) if len(packages) == 1 else ""
+    return f"{found}/{entry}" if found else entry
+
+
+class _Requests:
+    """The HTTP request connector in a thread of the worker, on its own store connection."""
+
+    def __init__(self, location: str, name: str, stop, log) -> None:
+        import threading
+        self.location = location
+        self.name = name
+        self.stop = stop
+        self.log = log
+        self.thread = threading.Thread(target=self._main, name="flowmetal-worker-requests", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def join(self) -> None:
+        self.thread.join(30)
+
+    def busy(self, store: SQLiteStore) -> bool:
+        """Whether a request is still to be sent or is in flight here (its run waits on it)."""
+        from flowmetal.connectors.http_request import ENDPOINTS
+        return self.thread.is_alive() and store.open_steps(ENDPOINTS, self.name) > 0
+
+    def _main(self) -> None:
+        import traceback
+
+        from flowmetal.connectors.http_request import describe, serve_requests
+        from flowmetal.runtime.store import open_store
+
+        def report(step: dict, outcome: str) -> None:
+            self.log(f"run {step['run_id']} step {step['step']}: {_cut(describe(step), 200)} -> {outcome}")
+        try:
+            store = open_store(self.location)
+        except Exception:  # noqa: BLE001
+            print(f"flowmetal worker: the HTTP request connector cannot open the store:\n{traceback.format_exc()}",
+                  file=sys.stderr, flush=True)
+            return
+        try:
+            serve_requests(store, worker=self.name, stop=self.stop, kind="worker", report=report)
+        except Exception:  # noqa: BLE001
+            print(f"flowmetal worker: the HTTP request connector stopped:\n{traceback.format_exc()}",
+                  file=sys.stderr, flush=True)
+        finally:
+            store.close()
