@@ -133,17 +133,13 @@ def _run(args: argparse.Namespace) -> int:
 
 @_runtime_errors
 def _runs(args: argparse.Namespace) -> int:
+    import shutil
+
+    from flowmetal.cli.run_output import print_runs
     store = _store(args, readonly=True)
-    runs = store.list_runs()
-    if args.format == "json":
-        json.dump([{"id": r.id, "entry": r.entry, "status": r.status, "result": r.result,
-                    "error": r.error} for r in runs], sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
-    for r in runs:
-        outcome = r.result if r.status == "completed" else (r.error or "").split("\n")[0]
-        print(shown(f"{r.id}  {r.status:<9}  {r.entry}  {outcome}".rstrip()))
-    return 0
+    terminal = sys.stdout.isatty()
+    return print_runs(store, as_json=args.format == "json", terminal=terminal,
+                      width=shutil.get_terminal_size().columns if terminal else 0)
 
 
 @_runtime_errors
@@ -195,11 +191,22 @@ def _replay(args: argparse.Namespace) -> int:
 
 @_runtime_errors
 def _cancel(args: argparse.Namespace) -> int:
+    from flowmetal.runtime.driving import FINAL
+    from flowmetal.runtime.store import StoreError
     store = _store(args)
-    run = store.find_run(args.run)
-    outcome = store.request_cancel(run.id)
-    print(f"{run.id} {outcome}")
-    return 0
+    try:
+        run = store.find_run(args.run)
+    except StoreError as error:  # no such run: as the HTTP API's 404, the command did not cancel
+        print(shown(f"flowmetal cancel: error: {error}"), file=sys.stderr)
+        return 1
+    # Ended already, or while we asked (the store answers how): nothing was cancelled (the API's 409).
+    outcome = run.status if run.status in FINAL else store.request_cancel(run.id)
+    if outcome in ("cancelled", "cancelling") and run.status not in FINAL:
+        print(f"{run.id} {outcome}")
+        return 0
+    print(f"flowmetal cancel: error: run `{run.id}` has ended already ({outcome}): there is nothing to cancel",
+          file=sys.stderr)
+    return 1
 
 
 @_runtime_errors

@@ -296,7 +296,8 @@ def _left(store: SQLiteStore, progress) -> str:
     if status == "completed" and run is not None:
         return f"run {run.id}: completed: {_cut(run.result or '', 80)}"
     if status == "waiting" and run is not None:
-        waits = waiting_on(store, run)
+        unserved = {f"step {n} {e}" for n, e in store.unserved_steps([run.id]).get(run.id, [])}
+        waits = [w + (" (no live process serves it)" if w in unserved else "") for w in waiting_on(store, run)]
         return f"run {run.id}: waiting" + (f" on {'; '.join(waits)}" if waits else "")
     return f"run {progress.run_id}: {status}"
 
@@ -357,9 +358,13 @@ class _Requests:
         self.stop = stop
         self.log = log
         self.thread = threading.Thread(target=self._main, name="flowmetal-worker-requests", daemon=True)
+        self.ready = threading.Event()
 
     def start(self) -> None:
+        """Start the connector, and let it record its presence before any run is taken: a run's
+        request is never said to be unserved by the very worker that will send it."""
         self.thread.start()
+        self.ready.wait(10)
 
     def join(self) -> None:
         self.thread.join(30)
@@ -372,7 +377,7 @@ class _Requests:
     def _main(self) -> None:
         import traceback
 
-        from flowmetal.connectors.http_request import describe, serve_requests
+        from flowmetal.connectors.http_request import RequestConnector, describe
         from flowmetal.runtime.store import open_store
 
         def report(step: dict, outcome: str) -> None:
@@ -382,11 +387,16 @@ class _Requests:
         except Exception:  # noqa: BLE001
             print(f"flowmetal worker: the HTTP request connector cannot open the store:\n{traceback.format_exc()}",
                   file=sys.stderr, flush=True)
+            self.ready.set()
             return
         try:
-            serve_requests(store, worker=self.name, stop=self.stop, kind="worker", report=report)
+            with RequestConnector(store, worker=self.name, kind="worker", report=report) as connector:
+                connector.presence.beat()
+                self.ready.set()
+                connector.serve(stop=self.stop)
         except Exception:  # noqa: BLE001
             print(f"flowmetal worker: the HTTP request connector stopped:\n{traceback.format_exc()}",
                   file=sys.stderr, flush=True)
         finally:
+            self.ready.set()
             store.close()

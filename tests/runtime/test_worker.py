@@ -91,6 +91,8 @@ def test_without_connectors_the_request_is_left_for_another_process(tmp_path, se
     worker = flowmetal("worker", "--once", "--no-connectors", cwd=tmp_path, timeout=60)
     assert worker.returncode == 0, worker.stderr
     assert "HTTP request connector off (--no-connectors)" in worker.stderr
+    assert (f"flowmetal worker: run {run_id}: waiting on step 1 http.request/get! (no live process serves it)"
+            in worker.stderr.splitlines())
     run = runs(tmp_path)[run_id]
     assert run["status"] == "waiting" and seen == []
     # Nobody serves it now, and the listing says so.
