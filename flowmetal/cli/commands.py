@@ -163,11 +163,18 @@ def _positive(text: str) -> float:
 
 @_runtime_errors
 def _worker(args: argparse.Namespace) -> int:
+    import logging
+
     from flowmetal.runtime.driving import work
     store = _store(args)
     print(f"flowmetal worker: running the runs of {store.path}; HTTP request connector "
           f"{'off (--no-connectors)' if args.no_connectors else 'on'}", file=sys.stderr, flush=True)
-    return work(store, once=args.once, lease=args.lease, poll=args.poll, connectors=not args.no_connectors)
+    connector = None
+    if not args.no_connectors:
+        from flowmetal.connectors.requests_thread import RequestsInThread
+        logging.basicConfig(level=logging.WARNING, format="flowmetal worker: %(message)s")
+        connector = lambda stop, log: RequestsInThread(store.path, stop, log)  # noqa: E731
+    return work(store, once=args.once, lease=args.lease, poll=args.poll, connector=connector)
 
 
 @_runtime_errors

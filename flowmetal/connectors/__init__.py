@@ -14,6 +14,7 @@ idempotency key, `RUN:STEP`.
     sdk.py           Python connectors: `@endpoint("pkg/name!")` functions, run by
                      `flowmetal connector MODULE`, their results checked against the
                      endpoint's declared return type
+    requests_thread.py  the HTTP request connector in a thread of `flowmetal worker`
 
 Both are loops over the store's narrow step interface: `claim_steps`, then,
 while a request or function is in flight, `renew_step_leases`, so a slow one is

@@ -204,19 +204,20 @@ def wait_for(store: SQLiteStore, executor: Executor, run_id: str, status=None, p
 ONCE_HORIZON = 10.0  # seconds: `work(once=True)` waits for a timer due within this, not a later one
 
 
-def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: float = 0.2, connectors: bool = True,
+def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: float = 0.2, connector=None,
          log=None) -> int:
     """Claim and advance runs until stopped: SIGTERM (exit 0) or SIGINT (exit 130) makes the
     run in hand commit a checkpoint and go back to the queue first (`Executor`'s `stop`).
 
-    `connectors`: perform the HTTP request connector's steps too, in a thread of this process
-    with its own store connection (as `serve` does), so that a worker alone completes a run
-    that calls out. `once`: stop when nothing is left that this worker would do soon: no run
-    is runnable, no run waits on a timer due within `ONCE_HORIZON` seconds, and (with
-    `connectors`) no HTTP request is to be sent or in flight here. Runs waiting on anything
-    else (a callback, an endpoint another process serves, a later timer) stay waiting.
-    `log(line)` is told of each run claimed and how each advance left it, and each request
-    performed (default: stderr)."""
+    `connector(stop, log)`, when given, makes the connector to run beside the executor (the
+    command line gives the HTTP request connector's, `connectors.requests_thread`,
+    which is a layer above this one): something with `start()`, `join()`, `endpoints` and
+    `busy(store)` (whether a step of its is still to be performed or in flight). `once`: stop
+    when nothing is left that this worker would do soon: no run is runnable, no run waits on
+    a timer due within `ONCE_HORIZON` seconds, and the connector is not busy. Runs waiting on
+    anything else (a callback, an endpoint another process serves, a later timer) stay
+    waiting. `log(line)` is told of each run claimed and how each advance left it (default:
+    stderr; the connector is given it too)."""
     import signal
     import threading
     import traceback
@@ -233,7 +234,8 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     executor = Executor(_Claims(store, log), lease=lease, stop=stop)
-    requests = _Requests(store.path, f"worker:{executor.worker}:http", stop, log) if connectors else None
+    requests = connector(stop, log) if connector is not None else None
+    here = (lambda: frozenset(requests.endpoints)) if requests is not None else frozenset
     try:
         if requests is not None:
             requests.start()
@@ -245,7 +247,7 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
                 stop.wait(1.0)
                 continue
             if progress is not None:
-                log(_left(store, progress))
+                log(_left(store, progress, here))
                 continue
             delay = poll
             wake = store.next_wake()
@@ -283,8 +285,10 @@ class _Claims:
         return getattr(self._store, name)
 
 
-def _left(store: SQLiteStore, progress) -> str:
-    """How one advance left a run, for the worker's log: its status, and what it waits on."""
+def _left(store: SQLiteStore, progress, here=frozenset) -> str:
+    """How one advance left a run, for the worker's log: its status, and what it waits on
+    (the endpoints `here()` are served by this process, whether or not its connector has
+    recorded its presence yet)."""
     run = store.get_run(progress.run_id)
     status = progress.status
     if status == "lost":
@@ -296,7 +300,8 @@ def _left(store: SQLiteStore, progress) -> str:
     if status == "completed" and run is not None:
         return f"run {run.id}: completed: {_cut(run.result or '', 80)}"
     if status == "waiting" and run is not None:
-        unserved = {f"step {n} {e}" for n, e in store.unserved_steps([run.id]).get(run.id, [])}
+        served = here()
+        unserved = {f"step {n} {e}" for n, e in store.unserved_steps([run.id]).get(run.id, []) if e not in served}
         waits = [w + (" (no live process serves it)" if w in unserved else "") for w in waiting_on(store, run)]
         return f"run {run.id}: waiting" + (f" on {'; '.join(waits)}" if waits else "")
     return f"run {progress.run_id}: {status}"
@@ -346,57 +351,3 @@ def qualified_entry(entry: str, store, run: Run, cache: dict | None = None) -> s
             packages |= file_packages(text, name)[0]
         found = cache[run.code_hash] = next(iter(packages)) if len(packages) == 1 else ""
     return f"{found}/{entry}" if found else entry
-
-
-class _Requests:
-    """The HTTP request connector in a thread of the worker, on its own store connection."""
-
-    def __init__(self, location: str, name: str, stop, log) -> None:
-        import threading
-        self.location = location
-        self.name = name
-        self.stop = stop
-        self.log = log
-        self.thread = threading.Thread(target=self._main, name="flowmetal-worker-requests", daemon=True)
-        self.ready = threading.Event()
-
-    def start(self) -> None:
-        """Start the connector, and let it record its presence before any run is taken: a run's
-        request is never said to be unserved by the very worker that will send it."""
-        self.thread.start()
-        self.ready.wait(10)
-
-    def join(self) -> None:
-        self.thread.join(30)
-
-    def busy(self, store: SQLiteStore) -> bool:
-        """Whether a request is still to be sent or is in flight here (its run waits on it)."""
-        from flowmetal.connectors.http_request import ENDPOINTS
-        return self.thread.is_alive() and store.open_steps(ENDPOINTS, self.name) > 0
-
-    def _main(self) -> None:
-        import traceback
-
-        from flowmetal.connectors.http_request import RequestConnector, describe
-        from flowmetal.runtime.store import open_store
-
-        def report(step: dict, outcome: str) -> None:
-            self.log(f"run {step['run_id']} step {step['step']}: {_cut(describe(step), 200)} -> {outcome}")
-        try:
-            store = open_store(self.location)
-        except Exception:  # noqa: BLE001
-            print(f"flowmetal worker: the HTTP request connector cannot open the store:\n{traceback.format_exc()}",
-                  file=sys.stderr, flush=True)
-            self.ready.set()
-            return
-        try:
-            with RequestConnector(store, worker=self.name, kind="worker", report=report) as connector:
-                connector.presence.beat()
-                self.ready.set()
-                connector.serve(stop=self.stop)
-        except Exception:  # noqa: BLE001
-            print(f"flowmetal worker: the HTTP request connector stopped:\n{traceback.format_exc()}",
-                  file=sys.stderr, flush=True)
-        finally:
-            self.ready.set()
-            store.close()
