@@ -174,6 +174,9 @@ _MIGRATION_5 = [
    "endpoints" TEXT NOT NULL,
    "seen" REAL NOT NULL
 )''',
+    # Finding the open steps (pending, claimed) among all a store's steps, for `unserved_steps`.
+    '''CREATE INDEX IF NOT EXISTS "steps_by_status"
+    ON "steps" ("status")''',
 ]
 
 

@@ -88,6 +88,7 @@ SCHEMA = [
     ("table", "presence", 'CREATE TABLE "presence" (\n   "name" TEXT PRIMARY KEY,\n   "pid" INTEGER,\n'
                           '   "host" TEXT,\n   "kind" TEXT NOT NULL,\n   "endpoints" TEXT NOT NULL,\n'
                           '   "seen" REAL NOT NULL\n)'),
+    ("index", "steps_by_status", 'CREATE INDEX "steps_by_status"\n    ON "steps" ("status")'),
 ]
 
 
