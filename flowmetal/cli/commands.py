@@ -321,7 +321,12 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                      "for a program requiring http.callback or http.request")
     run.set_defaults(handler=_run)
 
-    runs = with_store(argparse.ArgumentParser(prog="flowmetal runs", description="List the runs."))
+    runs = with_store(argparse.ArgumentParser(
+        prog="flowmetal runs",
+        description="List the runs, oldest first: id, status, entry (package/name), start and outcome (the value, "
+                    "the error's first line, or for a waiting run the endpoints no live process serves). On a "
+                    "terminal with a header and aligned columns; otherwise one line a run, its fields separated "
+                    "by tabs, the start in ISO 8601 local time."))
     runs.add_argument("--format", choices=("human", "json"), default="human")
     runs.set_defaults(handler=_runs)
 
@@ -339,7 +344,7 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                     "checkpointed and released for any worker, and the worker exits."))
     worker.add_argument("--once", action="store_true",
                         help="stop when nothing is left to do soon: no run runnable, none waiting on a timer due "
-                             "within 10 seconds, no HTTP request of this worker's to send or in flight (runs "
+                             "within 10 seconds, no HTTP request waiting to be sent or in flight here (runs "
                              "waiting on a callback, another connector or a later timer stay waiting)")
     worker.add_argument("--no-connectors", action="store_true",
                         help="only run runs: leave their HTTP requests to another process (a serve or a worker)")
@@ -355,7 +360,10 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                         help="check that replay reproduces the recorded steps and state")
     replay.set_defaults(handler=_replay)
 
-    cancel = with_store(argparse.ArgumentParser(prog="flowmetal cancel", description="Cancel a run."))
+    cancel = with_store(argparse.ArgumentParser(
+        prog="flowmetal cancel",
+        description="Cancel a run: at once, or at its worker's next commit when it is running. A run that has "
+                    "ended already, or no such run, is an error (exit 1)."))
     cancel.add_argument("run", metavar="RUN")
     cancel.set_defaults(handler=_cancel)
 
