@@ -13,7 +13,10 @@ server and the editor's workbench, which all start runs the same way.
 - `wait_for`: drive one run in this process until it ends, sleeping until its
   next timer (`flowmetal run`).
 - `work`: the worker loop (`flowmetal worker`): SIGTERM and SIGINT become its
-  executor's stop.
+  executor's stop; a connector handed in runs beside it; a line of log for each
+  run claimed and left; `once` ends when nothing is due soon (`ONCE_HORIZON`).
+- `waiting_on`, `qualified_entry`, `local_time`: what a run waits on, its entry
+  as `package/name`, a moment as local time, in words for people.
 
 What the command line prints of runs is in `flowmetal.cli.run_output`.
 """
@@ -242,22 +245,22 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
         while not stop.is_set():
             try:
                 progress = executor.run_once()
+                if progress is not None:
+                    log(_left(store, progress, here))
+                    continue
+                delay = poll
+                wake = store.next_wake()
+                if wake is not None:
+                    delay = max(0.0, min(poll, wake - time.time()))
+                if once:
+                    soon = wake is not None and wake <= time.time() + ONCE_HORIZON
+                    sending = requests is not None and requests.busy(store)
+                    if not soon and not sending:
+                        return 0
             except Exception:  # a store error or a bug: say so, and go on with the next run
                 print(f"flowmetal worker: advancing a run failed:\n{traceback.format_exc()}", file=sys.stderr)
                 stop.wait(1.0)
                 continue
-            if progress is not None:
-                log(_left(store, progress, here))
-                continue
-            delay = poll
-            wake = store.next_wake()
-            if wake is not None:
-                delay = max(0.0, min(poll, wake - time.time()))
-            if once:
-                soon = wake is not None and wake <= time.time() + ONCE_HORIZON
-                sending = requests is not None and requests.busy(store)
-                if not soon and not sending:
-                    return 0
             stop.wait(delay)
     finally:
         for sig, handler in previous.items():
