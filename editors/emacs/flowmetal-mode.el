@@ -687,13 +687,23 @@ run's trace as it goes, and return the run's id."
   (add-hook 'tabulated-list-revert-hook #'flowmetal--runs-fetch nil t)
   (tabulated-list-init-header))
 
+(defun flowmetal--run-unserved (run)
+  "A note naming the endpoints RUN waits on that no live process serves, or nil."
+  (let ((unserved (flowmetal--list (plist-get run :unserved))))
+    (and unserved
+         (format "waiting on %s: no live process serves %s"
+                 (string-join unserved ", ") (if (cdr unserved) "them" "it")))))
+
 (defun flowmetal--run-outcome (run)
   "What RUN came to: its result, its error's first line, or nothing yet.
-For a run the server does not drive, why it waits."
+For a run the server does not drive, why it waits; for one waiting on an
+endpoint no live process serves, which."
   (or (plist-get run :result)
       (flowmetal--first-line (plist-get run :error))
       (and (plist-get run :blocked)
            (propertize (concat "not run here: " (plist-get run :blocked)) 'face 'shadow))
+      (let ((note (flowmetal--run-unserved run)))
+        (and note (propertize note 'face 'warning)))
       ""))
 
 (defun flowmetal--runs-entries ()
@@ -963,6 +973,9 @@ of the program there."
             (insert (format "Error: %s\n" (plist-get run :error))))
           (when (plist-get run :blocked)
             (insert (format "Not run here: %s\n" (plist-get run :blocked))))
+          (let ((note (flowmetal--run-unserved run)))
+            (when note
+              (insert (format "Note: %s\n" note))))
           (insert "\n")
           (insert (propertize (format "%4s  %-24s  %-16s %s\n" "seq" "time" "kind" "details")
                               'face 'bold)))

@@ -121,7 +121,13 @@ function runTooltip(run) {
   if (run.error != null) lines.push(`error: ${run.error}`);
   if (run.origin) lines.push(`from: ${run.origin}`);
   if (run.blocked) lines.push(`not run here: ${run.blocked}`);
+  if (run.unserved && run.unserved.length) lines.push(unservedNote(run));
   return lines.join('\n');
+}
+
+// A waiting run whose step's endpoint no live process serves waits until a connector for it runs.
+function unservedNote(run) {
+  return `waiting on ${run.unserved.join(', ')}: no live process serves ${run.unserved.length > 1 ? 'them' : 'it'}`;
 }
 
 function statusIcon(status) {
@@ -523,7 +529,9 @@ class RunsPanel {
       const item = new vscode.TreeItem(run.entry || shortId(run.id), vscode.TreeItemCollapsibleState.Collapsed);
       item.id = `run:${run.id}`;
       // A run the server does not drive (an untrusted workspace's store) says so.
-      item.description = [run.status, run.blocked ? 'not trusted' : '', clock(run.started)].filter(Boolean).join(' · ');
+      const unserved = run.unserved && run.unserved.length ? `no live process serves ${run.unserved.join(', ')}` : '';
+      item.description = [run.status, run.blocked ? 'not trusted' : '', unserved, clock(run.started)]
+        .filter(Boolean).join(' · ');
       item.tooltip = runTooltip(run);
       item.iconPath = run.blocked ? new vscode.ThemeIcon('lock') : statusIcon(run.status);
       item.contextValue = ACTIVE.has(run.status) ? 'flowmetalRun.active' : 'flowmetalRun.ended';

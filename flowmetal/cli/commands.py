@@ -188,17 +188,13 @@ def _drive(args: argparse.Namespace, store, record, connectors=None) -> int:
 
 @_runtime_errors
 def _runs(args: argparse.Namespace) -> int:
+    import shutil
+
+    from flowmetal.cli.run_output import print_runs
     store = _store(args, readonly=True)
-    runs = store.list_runs()
-    if args.format == "json":
-        json.dump([{"id": r.id, "entry": r.entry, "status": r.status, "result": r.result,
-                    "error": r.error} for r in runs], sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
-    for r in runs:
-        outcome = r.result if r.status == "completed" else (r.error or "").split("\n")[0]
-        print(shown(f"{r.id}  {r.status:<9}  {r.entry}  {outcome}".rstrip()))
-    return 0
+    terminal = sys.stdout.isatty()
+    return print_runs(store, as_json=args.format == "json", terminal=terminal,
+                      width=shutil.get_terminal_size().columns if terminal else 0)
 
 
 @_runtime_errors
@@ -222,8 +218,18 @@ def _positive(text: str) -> float:
 
 @_runtime_errors
 def _worker(args: argparse.Namespace) -> int:
+    import logging
+
     from flowmetal.runtime.driving import work
-    return work(_store(args), once=args.once, lease=args.lease, poll=args.poll)
+    store = _store(args)
+    print(f"flowmetal worker: running the runs of {store.path}; HTTP request connector "
+          f"{'off (--no-connectors)' if args.no_connectors else 'on'}", file=sys.stderr, flush=True)
+    connector = None
+    if not args.no_connectors:
+        from flowmetal.connectors.requests_thread import RequestsInThread
+        logging.basicConfig(level=logging.WARNING, format="flowmetal worker: %(message)s")
+        connector = lambda stop, log: RequestsInThread(store.path, stop, log)  # noqa: E731
+    return work(store, once=args.once, lease=args.lease, poll=args.poll, connector=connector)
 
 
 @_runtime_errors
@@ -247,11 +253,22 @@ def _replay(args: argparse.Namespace) -> int:
 
 @_runtime_errors
 def _cancel(args: argparse.Namespace) -> int:
+    from flowmetal.runtime.driving import FINAL
+    from flowmetal.runtime.store import StoreError
     store = _store(args)
-    run = store.find_run(args.run)
-    outcome = store.request_cancel(run.id)
-    print(f"{run.id} {outcome}")
-    return 0
+    try:
+        run = store.find_run(args.run)
+    except StoreError as error:  # no such run: as the HTTP API's 404, the command did not cancel
+        print(shown(f"flowmetal cancel: error: {error}"), file=sys.stderr)
+        return 1
+    # Ended already, or while we asked (the store answers how): nothing was cancelled (the API's 409).
+    outcome = run.status if run.status in FINAL else store.request_cancel(run.id)
+    if outcome in ("cancelled", "cancelling") and run.status not in FINAL:
+        print(f"{run.id} {outcome}")
+        return 0
+    print(f"flowmetal cancel: error: run `{run.id}` has ended already ({outcome}): there is nothing to cancel",
+          file=sys.stderr)
+    return 1
 
 
 @_runtime_errors
@@ -366,7 +383,12 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     run.add_argument("--port", help=argparse.SUPPRESS)  # gone: callbacks are served on the public URL's port
     run.set_defaults(handler=_run)
 
-    runs = with_store(argparse.ArgumentParser(prog="flowmetal runs", description="List the runs."))
+    runs = with_store(argparse.ArgumentParser(
+        prog="flowmetal runs",
+        description="List the runs, oldest first: id, status, entry (package/name), start and outcome (the value, "
+                    "the error's first line, or for a waiting run the endpoints no live process serves). On a "
+                    "terminal with a header and aligned columns; otherwise one line a run, its fields separated "
+                    "by tabs, the start in ISO 8601 local time."))
     runs.add_argument("--format", choices=("human", "json"), default="human")
     runs.set_defaults(handler=_runs)
 
@@ -378,9 +400,16 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
 
     worker = with_store(argparse.ArgumentParser(
         prog="flowmetal worker",
-        description="Claim runnable runs and run them, repeatedly. On SIGTERM or SIGINT the run in hand is "
+        description="Claim runnable runs and run them, repeatedly, and perform their HTTP requests (the "
+                    "http.request endpoints) unless --no-connectors. Logs each run it claims and how it "
+                    "leaves it, and each request, on stderr. On SIGTERM or SIGINT the run in hand is "
                     "checkpointed and released for any worker, and the worker exits."))
-    worker.add_argument("--once", action="store_true", help="stop when no run is runnable")
+    worker.add_argument("--once", action="store_true",
+                        help="stop when nothing is left to do soon: no run runnable, none waiting on a timer due "
+                             "within 10 seconds, no HTTP request waiting to be sent or in flight here (runs "
+                             "waiting on a callback, another connector or a later timer stay waiting)")
+    worker.add_argument("--no-connectors", action="store_true",
+                        help="only run runs: leave their HTTP requests to another process (a serve or a worker)")
     worker.add_argument("--lease", type=_positive, default=30.0,
                         help="seconds a claim lasts without a heartbeat (renewed every third of it)")
     worker.add_argument("--poll", type=_positive, default=0.2, help="seconds between looks for work")
@@ -393,7 +422,10 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                         help="check that replay reproduces the recorded steps and state")
     replay.set_defaults(handler=_replay)
 
-    cancel = with_store(argparse.ArgumentParser(prog="flowmetal cancel", description="Cancel a run."))
+    cancel = with_store(argparse.ArgumentParser(
+        prog="flowmetal cancel",
+        description="Cancel a run: at once, or at its worker's next commit when it is running. A run that has "
+                    "ended already, or no such run, is an error (exit 1)."))
     cancel.add_argument("run", metavar="RUN")
     cancel.set_defaults(handler=_cancel)
 

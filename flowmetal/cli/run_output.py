@@ -1,6 +1,7 @@
 """What the command line prints of runs: what `flowmetal run` says on stderr while it
-drives a run (`Progress`), and a run's log for `flowmetal trace` (human or JSON,
-optionally following it), each line of it through `terminal.shown`.
+drives a run (`Progress`), a run's log for `flowmetal trace` (human or JSON,
+optionally following it) and the list of runs for `flowmetal runs`, each line of
+it through `terminal.shown`.
 
 `Progress` says the run's id at once, then what the run waits for each time that
 changes, read from the run's new events (and, for a step, its row in the store):
@@ -12,11 +13,16 @@ changes, read from the run's new events (and, for a step, its row in the store):
                                                              request: the wait before retrying it
     step 4: sleep until 14:03:05 (in 3 s)                    any other timer
     step 7: waiting for a callback at http://127.0.0.1:8700/callback/... (timeout at 17:03:02, in 3 h)
-    step 3: waiting for a connector for acme.billing/charge! (none in this process: ...)
+    step 3: waiting for a connector for acme.billing/charge! (none is running: start ...)
 
 On a terminal that is one line rewritten in place (`\r` and erase-line), its
 countdown kept current, and cleared at the end; otherwise plain lines, one per
 change (never the same twice in a row), each `flowmetal run: ...`.
+
+For people, the trace shows due times as local times and cuts long values (at
+`VALUE_WIDTH` characters, with `…` and the full length); it ends, for a run
+still waiting, with what it waits on, and says when no live process serves that
+step's endpoint (the store's presence table). JSON is complete and unchanged.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import sys
 import time
 
 from flowmetal.cli.terminal import shown
-from flowmetal.runtime.driving import FINAL
+from flowmetal.runtime.driving import FINAL, local_time, qualified_entry, waiting_on
 from flowmetal.runtime.store import Run, SQLiteStore
 
 # Endpoints the runtime answers itself; any other is performed by a connector.
@@ -239,14 +245,54 @@ class Progress:
         row = self.store.step(self.run_id, step)
         if row is not None and row["status"] == "claimed":
             return f"step {step}: {endpoint}, taken by a connector{limit}"
-        return (f"step {step}: waiting for a connector for {endpoint} (none in this process: start "
+        if endpoint not in self.store.unserved(self.run_id):  # a live process elsewhere serves it
+            return f"step {step}: {endpoint}, for the connector that serves it{limit}"
+        return (f"step {step}: waiting for a connector for {endpoint} (none is running: start "
                 f"`flowmetal connector MODULE --store {self.store_arg}` or `flowmetal serve --store "
                 f"{self.store_arg}`){limit}")
 
 
+VALUE_WIDTH = 200  # characters of one value a trace line shows; the rest is said by its length
+TIMES = ("due", "wake_at")  # event fields that are moments (epoch seconds), shown as local times
+
+
+def _value(key: str, value, at: float) -> str:
+    """One field of an event, for people: a moment as local time and how far after the event,
+    anything else as it is (JSON for non-strings), cut at `VALUE_WIDTH`."""
+    if key in TIMES and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{_clock(value)} (in {_span(value - at)})"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return _cut(text)
+
+
+def _cut(text: str, width: int = VALUE_WIDTH) -> str:
+    if len(text) <= width:
+        return text
+    return f"{text[:width]}… ({len(text):,} characters)"
+
+
+def _clock(at: float) -> str:
+    """A moment as local time to the millisecond, with its date when it is not today's."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
+    if time.strftime("%Y-%m-%d", time.localtime(at)) != time.strftime("%Y-%m-%d"):
+        stamp = time.strftime("%Y-%m-%d ", time.localtime(at)) + stamp
+    return stamp
+
+
+def _span(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.0f} s"
+
+
 def print_events(store: SQLiteStore, run: Run, as_json: bool = False, follow: bool = False) -> int:
     """Print a run's log (`flowmetal trace`): a line per event with its source line, or one JSON
-    array; `follow` goes on until the run ends. The exit status."""
+    array; `follow` goes on until the run ends. For people, a run not ended is followed by a
+    line saying what it waits on. The exit status."""
     sources = store.get_sources(run.program)
     lines = {name: text.splitlines() for name, text in sources.items()}
     main = next(iter(sources))
@@ -263,10 +309,9 @@ def print_events(store: SQLiteStore, run: Run, as_json: bool = False, follow: bo
             source = ""
             if event.line:
                 text = lines[main][event.line - 1].strip() if event.line <= len(lines[main]) else ""
-                source = f"  | {event.line}: {text}"
+                source = f"  | {event.line}: {_cut(text)}"
             stamp = time.strftime("%H:%M:%S", time.localtime(event.time)) + f".{int(event.time * 1000) % 1000:03d}"
-            details = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in event.data.items()
-                               if k not in ("trace",))
+            details = " ".join(f"{k}={_value(k, v, event.time)}" for k, v in event.data.items() if k not in ("trace",))
             step = f"#{event.step} " if event.step is not None else ""
             print(shown(f"{event.seq:>4} {stamp} {step}{event.kind} {details}{source}".rstrip()))
             for frame in event.data.get("trace", []):
@@ -279,4 +324,68 @@ def print_events(store: SQLiteStore, run: Run, as_json: bool = False, follow: bo
     if as_json:
         json.dump(collected, sys.stdout, indent=2)
         sys.stdout.write("\n")
+    elif current.status not in FINAL:
+        for line in waiting_lines(store, current):
+            print(shown(line))
+    return 0
+
+
+def waiting_lines(store: SQLiteStore, run: Run) -> list[str]:
+    """The trace's last lines for a run that has not ended: what it waits on, and whether any
+    live process serves each step's endpoint."""
+    if run.status != "waiting":
+        return [f"{run.status}: " + ("waiting for a worker to claim it" if run.status == "pending"
+                                     else f"held by {run.owner or 'a worker'}")]
+    unserved = {step for step, _ in store.unserved_steps([run.id]).get(run.id, [])}
+    out = []
+    for what in waiting_on(store, run):
+        number = what.split()[1] if what.startswith("step ") else None
+        if number is not None and number.isdigit() and int(number) in unserved:
+            what += " — no live process serves it"
+        out.append(f"waiting: {what}")
+    return out or ["waiting"]
+
+
+def print_runs(store: SQLiteStore, as_json: bool = False, terminal: bool = False, width: int = 100) -> int:
+    """The runs (`flowmetal runs`), oldest first. JSON: a list of {id, entry, status, result,
+    error} (SPEC section 6) and `unserved`, the endpoints the run waits on that no live
+    process serves. For people, on a terminal: a header and aligned columns, each line cut
+    at the terminal's width; otherwise one line a run of tab-separated fields: id, status,
+    entry (`package/name`), start (ISO 8601, local, with its offset), and its outcome (the
+    value, the error's first line, or for a waiting run a note on the endpoints no live
+    process serves)."""
+    runs = store.list_runs()
+    unserved = store.unserved_steps([r.id for r in runs if r.status == "waiting"])
+    if as_json:
+        json.dump([{"id": r.id, "entry": r.entry, "status": r.status, "result": r.result, "error": r.error,
+                    "unserved": sorted({e for _, e in unserved.get(r.id, [])})} for r in runs], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    entries: dict = {}
+    rows = []
+    for r in runs:
+        if r.status == "completed":
+            outcome = r.result or ""
+        elif r.status == "failed":
+            outcome = (r.error or "").split("\n")[0]
+        elif r.id in unserved:
+            steps = ", ".join(f"step {n} {e}" for n, e in unserved[r.id])
+            outcome = f"waits on {steps}: no live process serves it"
+        else:
+            outcome = ""
+        entry = qualified_entry(r.entry, store, r, entries)
+        if terminal:
+            rows.append((r.id, r.status, entry, local_time(r.created), outcome))
+        else:
+            started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(r.created))
+            started = started[:-2] + ":" + started[-2:]
+            print("\t".join(shown(field).replace("\t", "\\u0009") for field in (r.id, r.status, entry, started,
+                                                                                 outcome)))
+    if terminal:
+        header = ("RUN", "STATUS", "ENTRY", "STARTED", "OUTCOME")
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+        for row in [header, *rows]:
+            line = "  ".join(f"{field:<{widths[i]}}" for i, field in enumerate(row[:4])) + "  " + row[4]
+            line = shown(line.rstrip())
+            print(line if len(line) <= width else line[:max(width - 1, 20)] + "…")
     return 0

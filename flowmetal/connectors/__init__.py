@@ -14,6 +14,7 @@ idempotency key, `RUN:STEP`.
     sdk.py           Python connectors: `@endpoint("pkg/name!")` functions, run by
                      `flowmetal connector MODULE`, their results checked against the
                      endpoint's declared return type
+    requests_thread.py  the HTTP request connector in a thread of `flowmetal worker`
 
 Both are loops over the store's narrow step interface: `claim_steps`, then,
 while a request or function is in flight, `renew_step_leases`, so a slow one is
@@ -22,10 +23,19 @@ under the claim (`complete_claimed_step`, `fail_claimed_step`), and steps left
 unfinished when a connector stops are given back (`release_steps`). They hold
 no state of their own that a restart would lose: everything a connector knows
 is in the store.
+
+Each also says it is alive (`Presence`): a row of the store's `presence` table
+naming it, its process and host and the endpoints it serves, refreshed every
+`PRESENCE_EVERY` seconds while it runs and taken away when it stops, so that a
+run waiting on an endpoint that no live process serves can say so (`runs`,
+`trace`, the editors).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import time
 
 
@@ -48,4 +58,39 @@ def pause(stop, seconds: float) -> None:
         time.sleep(seconds)
 
 
-__all__ = ["stopped", "pause"]
+class Presence:
+    """A connector's row in the store's presence table: `beat()` in its loop refreshes it when
+    `PRESENCE_EVERY` seconds have passed, `close()` takes it away. A store without presence
+    (a view narrowed to some runs' steps, which serves no endpoint for everyone) is left alone,
+    and a failure to write it never stops the connector: it only makes the row age."""
+
+    def __init__(self, store, name: str, kind: str, endpoints) -> None:
+        from flowmetal.runtime.store import PRESENCE_EVERY
+        self.store = store
+        self.name = name
+        self.kind = kind
+        self.endpoints = sorted(endpoints)
+        self.every = PRESENCE_EVERY
+        self.last: float | None = None
+        self.enabled = callable(getattr(store, "announce", None))
+
+    def beat(self) -> None:
+        if not self.enabled or (self.last is not None and time.monotonic() - self.last < self.every):
+            return
+        self.last = time.monotonic()
+        try:
+            self.store.announce(self.name, self.kind, self.endpoints, pid=os.getpid(), host=socket.gethostname())
+        except Exception:  # noqa: BLE001 - a busy store: the next beat tries again
+            logging.getLogger("flowmetal.connectors").warning("could not refresh this connector's presence",
+                                                             exc_info=True)
+
+    def close(self) -> None:
+        if not self.enabled or self.last is None:
+            return
+        try:
+            self.store.withdraw(self.name)
+        except Exception:  # noqa: BLE001 - the row ages out instead
+            pass
+
+
+__all__ = ["stopped", "pause", "Presence"]

@@ -70,7 +70,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 import httpx
 
-from flowmetal.connectors import pause, stopped
+from flowmetal.connectors import Presence, pause, stopped
 from flowmetal.runtime.values import Map, RecordValue, decode, encode, key_value
 
 PACKAGE = "http.request"
@@ -264,6 +264,29 @@ async def perform(client: httpx.AsyncClient, endpoint: str, args: dict, key: str
         return failure_value(error, method, url)
 
 
+def outcome_of(future: Future) -> str:
+    """A few words on what came of a step's request, for a log line: `200`, `response-error
+    404`, `dns-error: ...`, `connection-error: ...`, or the connector's own failure."""
+    try:
+        value = future.result()
+    except Exception as error:  # noqa: BLE001
+        return f"failed: {error}"
+    if value.record == "response":
+        return str(value.values[0])
+    if value.record == "response-error":
+        return f"response-error {value.values[0].values[0]}"
+    return f"{value.record}: {value.values[0]}"
+
+
+def describe(step: dict) -> str:
+    """`GET http://host/path` for a step's request (its endpoint, when its arguments are no request)."""
+    try:
+        method, url, _, _ = request_of(step["endpoint"], step["args"])
+    except BadRequest:
+        return step["endpoint"]
+    return f"{method} {url}"
+
+
 # -- the connector ----------------------------------------------------------------------------------------
 
 def default_worker() -> str:
@@ -315,7 +338,7 @@ class RequestConnector:
     def __init__(self, store, *, worker: str | None = None, lease: float = DEFAULT_LEASE,
                  timeout: httpx.Timeout = DEFAULT_TIMEOUT, total: float = TOTAL_TIMEOUT,
                  concurrency: int = DEFAULT_CONCURRENCY, max_body: int = MAX_BODY,
-                 grace: float = SHUTDOWN_GRACE) -> None:
+                 grace: float = SHUTDOWN_GRACE, kind: str = "http-request", report=None) -> None:
         if lease <= 0 or total <= 0:
             raise ValueError(f"the lease ({lease}) and the total timeout ({total}) must be positive seconds")
         self.store = store
@@ -330,12 +353,19 @@ class RequestConnector:
         self.in_flight: dict[Future, dict] = {}
         self.renewed = time.monotonic()
         self.handled = 0
+        self.presence = Presence(store, self.worker, kind, ENDPOINTS)
+        # report(step, outcome): told of each step performed (its claim, as `claim_steps` gives
+        # it, and a few words on what came of it), for a process that logs them.
+        self.report = report
 
     def close(self) -> None:
         try:
             self.give_back()
         finally:
-            self.sender.close()
+            try:
+                self.sender.close()
+            finally:
+                self.presence.close()
 
     def __enter__(self) -> "RequestConnector":
         return self
@@ -384,6 +414,12 @@ class RequestConnector:
                 connection_error(f"the request could not be sent: {type(error).__name__}: {error}"))))
         else:
             recorded = self.store.complete_claimed_step(run_id, number, self.worker, json.dumps(encode(value)))
+        if self.report is not None:
+            try:
+                self.report(step, outcome_of(future) + ("" if recorded else " (not recorded: the step is no "
+                                                                              "longer this connector's)"))
+            except Exception:  # noqa: BLE001 - a log line must not lose a result
+                log.exception("reporting a step failed")
         if not recorded:
             # Cancelled meanwhile, or claimed by another connector after our lease ran out: that
             # claim's result is the one recorded.
@@ -431,6 +467,7 @@ class RequestConnector:
         waits up to `grace` seconds for the requests in flight and gives the rest back. Returns
         the steps handled."""
         while not stopped(stop):
+            self.presence.beat()
             try:
                 claimed = self.claim(self.concurrency - len(self.in_flight))
                 if self.in_flight:

@@ -87,7 +87,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
-from flowmetal.connectors import pause, stopped
+from flowmetal.connectors import Presence, pause, stopped
 from flowmetal.lang.types import ListOf, MapOf, Record, Type, Union, show
 from flowmetal.runtime.primitives import is_instance
 from flowmetal.runtime.program import Program, ProgramError, load
@@ -358,12 +358,16 @@ class Connector:
         self._programs: dict[str, Program] = {}
         self._failed_programs: dict[str, str] = {}
         self.handled = 0
+        self.presence = Presence(store, self.worker, "connector", self.endpoints)
 
     def close(self) -> None:
         try:
             self.give_back()
         finally:
-            self.pool.close()
+            try:
+                self.pool.close()
+            finally:
+                self.presence.close()
 
     def __enter__(self) -> "Connector":
         return self
@@ -555,6 +559,7 @@ class Connector:
         functions still running and gives the rest of their steps back. The steps handled."""
         try:
             while not stopped(stop):
+                self.presence.beat()
                 try:
                     claimed = self.claim(self.capacity())
                     if self.in_flight:

@@ -42,7 +42,10 @@ runs every time); only then are the runs
 updated recently read (`updated` within `WINDOW` seconds of the newest seen:
 a commit's time is taken before it waits for the write lock, at most the
 busy timeout) and compared with what was seen, and their new events read.
-A run is reported once for each change of its status or log.
+A run is reported once for each change of its status or log, and a waiting run
+again when the endpoints it waits on that no live process serves change (a
+connector for them started or stopped: `unserved`, from the store's presence
+table; with a serve, none are known).
 
 Threads: a `SQLiteStore` is one connection, so every method here must be
 called from one thread (the language server runs them on a single worker
@@ -108,6 +111,7 @@ class Workbench:
         self.trusted = bool(trusted)
         self._started: set[str] = set()               # the runs started here (the embedded worker's, untrusted)
         self._started_lock = threading.Lock()
+        self._unserved: dict[str, list[str]] = {}     # run id -> its unserved endpoints last seen (watching)
 
     # -- trust --
 
@@ -133,6 +137,13 @@ class Workbench:
             return None
         with self._started_lock:
             return None if run.id in self._started else BLOCKED
+
+    def unserved(self, run: Run) -> list[str]:
+        """The endpoints a waiting run waits on that no live process serves: a run that will
+        wait until a connector for them runs (`store.unserved`). Unknown with a serve: []."""
+        if run.status != "waiting" or self.serve_url is not None:
+            return []
+        return self.store.unserved(run.id)
 
     # -- the store --
 
@@ -187,20 +198,8 @@ class Workbench:
 
     def entry(self, run: Run) -> str:
         """The run's entry as `package/name` (a run may have been started with `name` alone)."""
-        if "/" in run.entry:
-            return run.entry
-        found = self._entries.get(run.code_hash)
-        if found is None:
-            from flowmetal.runtime.driving import file_packages
-            packages: set[str] = set()
-            try:
-                sources = self.sources(run)
-            except StoreError:  # a program that cannot be read: the entry as recorded
-                return run.entry
-            for name, text in sources.items():
-                packages |= file_packages(text, name)[0]
-            found = self._entries[run.code_hash] = next(iter(packages)) if len(packages) == 1 else ""
-        return f"{found}/{run.entry}" if found else run.entry
+        from flowmetal.runtime.driving import qualified_entry
+        return qualified_entry(run.entry, self.store, run, self._entries)
 
     # -- actions --
 
@@ -347,7 +346,23 @@ class Workbench:
             out.events += [(run, traced) for traced in inspect.trace(program, run, events, requests)]
             if run.status in FINAL:
                 self._requests.pop(run.id, None)
+        if self.serve_url is None:
+            self._unserved_changes(store, out, first)
         return out
+
+    def _unserved_changes(self, store, out: Changes, first: bool) -> None:
+        """Add to `out` the waiting runs whose unserved endpoints changed since the last look
+        (a connector started or stopped: a commit to the presence table, which `changes` saw)."""
+        now = {run_id: sorted({e for _, e in steps}) for run_id, steps in store.unserved_steps().items()}
+        before, self._unserved = self._unserved, now
+        if first:
+            return
+        reported = {run.id for run in out.runs}
+        for run_id in sorted(set(before) | set(now)):
+            if before.get(run_id) != now.get(run_id) and run_id not in reported:
+                run = store.get_run(run_id)
+                if run is not None:
+                    out.runs.append(run)
 
     # -- a configured serve --
 

@@ -13,7 +13,10 @@ server and the editor's workbench, which all start runs the same way.
 - `wait_for`: drive one run in this process until it ends, sleeping until its
   next timer, or until told to stop (`flowmetal run`, and its Ctrl-C).
 - `work`: the worker loop (`flowmetal worker`): SIGTERM and SIGINT become its
-  executor's stop.
+  executor's stop; a connector handed in runs beside it; a line of log for each
+  run claimed and left; `once` ends when nothing is due soon (`ONCE_HORIZON`).
+- `waiting_on`, `qualified_entry`, `local_time`: what a run waits on, its entry
+  as `package/name`, a moment as local time, in words for people.
 
 What the command line prints of runs is in `flowmetal.cli.run_output`.
 """
@@ -225,12 +228,29 @@ def wait_for(store: SQLiteStore, executor: Executor, run_id: str, status=None, p
             time.sleep(min(left, poll))
 
 
-def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: float = 0.2) -> int:
+ONCE_HORIZON = 10.0  # seconds: `work(once=True)` waits for a timer due within this, not a later one
+
+
+def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: float = 0.2, connector=None,
+         log=None) -> int:
     """Claim and advance runs until stopped: SIGTERM (exit 0) or SIGINT (exit 130) makes the
-    run in hand commit a checkpoint and go back to the queue first (`Executor`'s `stop`)."""
+    run in hand commit a checkpoint and go back to the queue first (`Executor`'s `stop`).
+
+    `connector(stop, log)`, when given, makes the connector to run beside the executor (the
+    command line gives the HTTP request connector's, `connectors.requests_thread`,
+    which is a layer above this one): something with `start()`, `join()`, `endpoints` and
+    `busy(store)` (whether a step of its is still to be performed or in flight). `once`: stop
+    when nothing is left that this worker would do soon: no run is runnable, no run waits on
+    a timer due within `ONCE_HORIZON` seconds, and the connector is not busy. Runs waiting on
+    anything else (a callback, an endpoint another process serves, a later timer) stay
+    waiting. `log(line)` is told of each run claimed and how each advance left it (default:
+    stderr; the connector is given it too)."""
     import signal
     import threading
     import traceback
+    if log is None:
+        def log(line: str) -> None:
+            print(f"flowmetal worker: {line}", file=sys.stderr, flush=True)
     stop = threading.Event()
     received: list[int] = []
 
@@ -240,21 +260,121 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    executor = Executor(store, lease=lease, stop=stop)
+    executor = Executor(_Claims(store, log), lease=lease, stop=stop)
+    requests = connector(stop, log) if connector is not None else None
+    here = (lambda: frozenset(requests.endpoints)) if requests is not None else frozenset
     try:
+        if requests is not None:
+            requests.start()
         while not stop.is_set():
             try:
                 progress = executor.run_once()
+                if progress is not None:
+                    log(_left(store, progress, here))
+                    continue
+                delay = poll
+                wake = store.next_wake()
+                if wake is not None:
+                    delay = max(0.0, min(poll, wake - time.time()))
+                if once:
+                    soon = wake is not None and wake <= time.time() + ONCE_HORIZON
+                    sending = requests is not None and requests.busy(store)
+                    if not soon and not sending:
+                        return 0
             except Exception:  # a store error or a bug: say so, and go on with the next run
                 print(f"flowmetal worker: advancing a run failed:\n{traceback.format_exc()}", file=sys.stderr)
                 stop.wait(1.0)
                 continue
-            if progress is not None:
-                continue
-            if once:
-                return 0
-            stop.wait(poll)
+            stop.wait(delay)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if requests is not None:
+            stop.set()
+            requests.join()
     return 130 if received and received[0] == signal.SIGINT else 0
+
+
+class _Claims:
+    """The store as the worker's executor sees it: each run it claims is logged."""
+
+    def __init__(self, store: SQLiteStore, log) -> None:
+        self._store = store
+        self._log = log
+
+    def claim(self, worker: str, lease: float, now: float | None = None, run_id: str | None = None):
+        run = self._store.claim(worker, lease, now=now, run_id=run_id)
+        if run is not None:
+            self._log(f"run {run.id} {qualified_entry(run.entry, self._store, run)}: claimed")
+        return run
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+def _left(store: SQLiteStore, progress, here=frozenset) -> str:
+    """How one advance left a run, for the worker's log: its status, and what it waits on
+    (the endpoints `here()` are served by this process, whether or not its connector has
+    recorded its presence yet)."""
+    run = store.get_run(progress.run_id)
+    status = progress.status
+    if status == "lost":
+        return f"run {progress.run_id}: left to another worker (its lease ran out)"
+    if status == "pending":
+        return f"run {progress.run_id}: released, pending (stopping, or making way for other runs)"
+    if status == "failed" and run is not None and run.error:
+        return f"run {run.id}: failed: {run.error.splitlines()[0]}"
+    if status == "completed" and run is not None:
+        return f"run {run.id}: completed: {_cut(run.result or '', 80)}"
+    if status == "waiting" and run is not None:
+        served = here()
+        unserved = {f"step {n} {e}" for n, e in store.unserved_steps([run.id]).get(run.id, []) if e not in served}
+        waits = [w + (" (no live process serves it)" if w in unserved else "") for w in waiting_on(store, run)]
+        return f"run {run.id}: waiting" + (f" on {'; '.join(waits)}" if waits else "")
+    return f"run {progress.run_id}: {status}"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def waiting_on(store: SQLiteStore, run: Run) -> list[str]:
+    """What a waiting run waits on, in words: `step 3 acme.billing/charge!`, `a callback (step 4)`,
+    `a timer due 14:03:25`."""
+    from flowmetal.runtime.store import CALLBACK_WAIT
+    out = []
+    for row in store.conn.execute("SELECT step, endpoint FROM steps WHERE run_id=? AND status IN "
+                                  "('pending','claimed') ORDER BY step", (run.id,)).fetchall():
+        out.append(f"a callback (step {row['step']})" if row["endpoint"] == CALLBACK_WAIT
+                   else f"step {row['step']} {row['endpoint']}")
+    if run.wake_at is not None and run.wake_at > time.time():
+        out.append(f"a timer due {local_time(run.wake_at)}")
+    return out
+
+
+def local_time(at: float, now: float | None = None) -> str:
+    """A moment as local time, short: `14:03:25` today, `2026-03-02 14:03` another day."""
+    now = time.time() if now is None else now
+    moment = time.localtime(at)
+    if time.strftime("%Y-%m-%d", moment) == time.strftime("%Y-%m-%d", time.localtime(now)):
+        return time.strftime("%H:%M:%S", moment)
+    return time.strftime("%Y-%m-%d %H:%M", moment)
+
+
+def qualified_entry(entry: str, store, run: Run, cache: dict | None = None) -> str:
+    """A run's entry as `package/name` (a run may have been started with `name` alone, which
+    names the function of its program's one package)."""
+    if "/" in entry:
+        return entry
+    cache = {} if cache is None else cache
+    found = cache.get(run.code_hash)
+    if found is None:
+        packages: set[str] = set()
+        try:
+            sources = store.get_sources(run.program)
+        except Exception:  # noqa: BLE001 - a program that cannot be read: the entry as recorded
+            return entry
+        for name, text in sources.items():
+            packages |= file_packages(text, name)[0]
+        found = cache[run.code_hash] = next(iter(packages)) if len(packages) == 1 else ""
+    return f"{found}/{entry}" if found else entry

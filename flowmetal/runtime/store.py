@@ -27,6 +27,9 @@ Tables:
                store says it, so a process can tell that a port is held by its own store's
                server) and `public_url` (callback URLs are built on it; `DEFAULT_PUBLIC_URL`
                until `flowmetal serve` or `FLOWMETAL_PUBLIC_URL` sets it)
+    presence   which live processes serve which endpoints: a row a process (or API client),
+               refreshed while it runs; a row not refreshed for `PRESENCE_LIVE` seconds is not
+               live. A run waiting on a step no live process serves says so (`unserved`)
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from pathlib import Path
 
 from flowmetal.runtime.program import source_hash, stored_code_hash
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8700"
 # Endpoints the runtime itself answers: never handed to a connector.
 CALLBACK_WAIT = "http.callback/get-callback!"
@@ -175,8 +178,29 @@ def _migration(statements: list[str]):
     return migrate
 
 
+# Which processes serve which endpoints, so that a run waiting on a step nobody serves can say
+# so. `name` is the serving part's own name (a connector's worker name); `endpoints` a JSON list.
+_MIGRATION_5 = [
+    '''CREATE TABLE IF NOT EXISTS "presence" (
+   "name" TEXT PRIMARY KEY,
+   "pid" INTEGER,
+   "host" TEXT,
+   "kind" TEXT NOT NULL,
+   "endpoints" TEXT NOT NULL,
+   "seen" REAL NOT NULL
+)''',
+    # Finding the open steps (pending, claimed) among all a store's steps, for `unserved_steps`.
+    '''CREATE INDEX IF NOT EXISTS "steps_by_status"
+    ON "steps" ("status")''',
+]
+
+
 MIGRATIONS = {version: _migration(statements) for version, statements in
-              enumerate([_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4], start=1)}
+              enumerate([_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5], start=1)}
+
+PRESENCE_EVERY = 10.0   # seconds between a serving process's refreshes of its presence
+PRESENCE_LIVE = 90.0    # seconds after its last refresh that a presence is no longer live (3 leases)
+PRESENCE_FORGET = 86400.0  # seconds after which a presence row is deleted
 
 
 def _storable(text: str) -> str:
@@ -767,6 +791,84 @@ class SQLiteStore:
                          (key, fingerprint, run_id, time.time()))
             row = conn.execute("SELECT run_id, fingerprint FROM run_keys WHERE key=?", (key,)).fetchone()
         return row["run_id"], row["fingerprint"]
+
+    # -- presence: which live processes serve which endpoints ------------------------------------------
+    # A connector (serve's, a worker's, `flowmetal run`'s, a Python `flowmetal connector`, a client
+    # of the HTTP API's claim) says every `PRESENCE_EVERY` seconds that it is alive and which
+    # endpoints it serves, and takes its row away when it stops. A row older than `PRESENCE_LIVE`
+    # is a process that died without saying so.
+
+    def announce(self, name: str, kind: str, endpoints: Collection[str], pid: int | None = None,
+                 host: str | None = None) -> None:
+        """Record (or refresh) that `name`, a live process (or part of one) of `kind`, serves
+        `endpoints`; rows not refreshed for a day are deleted meanwhile."""
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO presence(name, pid, host, kind, endpoints, seen) VALUES(?,?,?,?,?,?)",
+                         (name, pid, host, kind, json.dumps(sorted(set(endpoints))), now))
+            conn.execute("DELETE FROM presence WHERE seen<?", (now - PRESENCE_FORGET,))
+
+    def withdraw(self, name: str) -> None:
+        """`name` stops serving (it is stopping): its row goes at once."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM presence WHERE name=?", (name,))
+
+    def presence(self, now: float | None = None) -> list[dict]:
+        """The live presences: {name, pid, host, kind, endpoints, seen}, most recent first."""
+        now = time.time() if now is None else now
+        if self.readonly and "presence" not in self._tables():  # an older store, only read
+            return []
+        rows = self.conn.execute("SELECT * FROM presence WHERE seen>=? ORDER BY seen DESC",
+                                 (now - PRESENCE_LIVE,)).fetchall()
+        out = []
+        for row in rows:
+            try:
+                endpoints = json.loads(row["endpoints"])
+            except ValueError:
+                continue
+            if isinstance(endpoints, list):
+                out.append({**dict(row), "endpoints": [e for e in endpoints if isinstance(e, str)]})
+        return out
+
+    def unserved_steps(self, run_ids: Collection[str] | None = None,
+                       now: float | None = None) -> dict[str, list[tuple[int, str]]]:
+        """The open steps that no live process serves, by run: (step, endpoint), in step order.
+        A step is open when it is pending, or claimed on a lease that has run out (a claim
+        still held is being served). Steps the runtime answers (callbacks) are not counted:
+        they wait for a delivery, not a process. With `run_ids`, only those runs'."""
+        now = time.time() if now is None else now
+        served = {endpoint for entry in self.presence(now) for endpoint in entry["endpoints"]}
+        query = (f"SELECT run_id, step, endpoint FROM steps WHERE endpoint NOT IN {RUNTIME_ENDPOINTS} AND "
+                 f"(status='pending' OR (status='claimed' AND lease_until<?))")
+        params: list = [now]
+        if run_ids is not None:
+            ids = list(run_ids)
+            if not ids:
+                return {}
+            query += f" AND run_id IN ({','.join('?' for _ in ids)})"
+            params += ids
+        out: dict[str, list[tuple[int, str]]] = {}
+        for row in self.conn.execute(query + " ORDER BY run_id, step", params).fetchall():
+            if row["endpoint"] not in served:
+                out.setdefault(row["run_id"], []).append((row["step"], row["endpoint"]))
+        return out
+
+    def unserved(self, run_id: str) -> list[str]:
+        """The endpoints `run_id` waits on that no live process serves (sorted, once each)."""
+        return sorted({endpoint for _, endpoint in self.unserved_steps([run_id]).get(run_id, [])})
+
+    def open_steps(self, endpoints: Collection[str], worker: str | None = None, now: float | None = None) -> int:
+        """How many steps of `endpoints` are still to be performed: pending, claimed on a lease
+        that has run out, or claimed by `worker` (in flight there)."""
+        now = time.time() if now is None else now
+        names = list(endpoints)
+        if not names:
+            return 0
+        row = self.conn.execute(
+            f"SELECT count(*) FROM steps WHERE endpoint IN ({','.join('?' for _ in names)}) AND "
+            f"(status='pending' OR (status='claimed' AND (lease_until<? OR claimed_by=?)))",
+            (*names, now, worker)).fetchone()
+        return row[0]
 
     # -- claimed steps: leases renewed, results fenced by the claim ------------------------------------
     # A connector that holds a step's claim keeps it alive while the request is in flight and

@@ -773,6 +773,10 @@ async def claim(request: web.Request) -> web.Response:
         worker = f"http:{request.remote or 'client'}"
     if not isinstance(worker, str) or not worker or len(worker) > 200:
         raise ApiError(400, "`worker` must be a name for the claiming connector (1 to 200 characters)")
+    # The client serves these endpoints as long as it keeps claiming: its presence, under a name
+    # of its worker and endpoints (a worker may claim different endpoints in different polls).
+    named = hashlib.sha256(json.dumps(sorted(endpoints)).encode()).hexdigest()[:12]
+    await api.db(SQLiteStore.announce, f"api:{worker}:{named}", "api", list(endpoints), None, request.remote)
     deadline = time.monotonic() + wait
     while True:
         steps = await api.db(SQLiteStore.claim_steps, list(endpoints), worker, lease, limit)

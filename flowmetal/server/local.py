@@ -219,7 +219,11 @@ class InProcess:
 
 class StepsOf:
     """The store as a connector sees it, narrowed to the steps of the runs `runs()` names
-    (asked at each claim; None: every run's)."""
+    (asked at each claim; None: every run's). Such a connector serves its endpoints for a few
+    runs only, so it records no presence (`announce` is None): the other runs' steps are
+    still unserved."""
+
+    announce = None
 
     def __init__(self, store, runs) -> None:
         self._store = store

@@ -359,6 +359,19 @@ a while.\"\"\"
                      "not run here: the store is not trusted"))
       (should (equal (aref (cadr (assoc "d0ne" rows)) 4) "5")))))
 
+(ert-deftest flowmetal-mode-runs-say-what-nobody-serves ()
+  (with-temp-buffer
+    (flowmetal-runs-mode)
+    (setq flowmetal--runs
+          (list (list :id "5e4e" :entry "acme.billing/pay" :status "waiting" :started "t"
+                      :unserved ["acme.billing/charge!"])
+                (list :id "0bed" :entry "acme.billing/pay" :status "waiting" :started "t"
+                      :unserved [])))
+    (let ((rows (flowmetal--runs-entries)))
+      (should (equal (substring-no-properties (aref (cadr (assoc "5e4e" rows)) 4))
+                     "waiting on acme.billing/charge!: no live process serves it"))
+      (should (equal (aref (cadr (assoc "0bed" rows)) 4) "")))))
+
 (ert-deftest flowmetal-mode-run-keys ()
   (with-temp-buffer
     (flowmetal-mode)

@@ -709,6 +709,14 @@ def test_a_run_the_server_does_not_drive_says_why(runs_report):
     assert "not run here" not in unblocked["tooltip"]
 
 
+def test_a_run_waiting_on_an_endpoint_nobody_serves_says_so(runs_report):
+    waiting = _node(runs_report["unserved"]["runs"], "5e4e5e4e5e4e5e4e")
+    assert waiting["description"].startswith("waiting · no live process serves acme.billing/charge!")
+    assert "waiting on acme.billing/charge!: no live process serves it" in waiting["tooltip"]
+    served = _node(runs_report["unserved"]["served"], "5e4e5e4e5e4e5e4e")
+    assert "no live process" not in served["description"] and "no live process" not in served["tooltip"]
+
+
 def test_refresh_reads_runs_and_open_traces_again(runs_report):
     refresh = runs_report["refresh"]
     assert refresh["requests"] == ["flowmetal/runs", "flowmetal/trace"]

@@ -320,6 +320,14 @@ async function main() {
   client().notify('flowmetal/runUpdated', { ...blocked, blocked: null });
   report.blocked.unblocked = await runs();
 
+  // A run waiting on an endpoint no live process serves says so, until a connector for it runs.
+  const unserved = { ...RUN_NAP, id: '5e4e5e4e5e4e5e4e', status: 'waiting', updated: '2026-11-28T13:01:00.000Z',
+    unserved: ['acme.billing/charge!'] };
+  client().notify('flowmetal/runUpdated', unserved);
+  report.unserved = { runs: await runs() };
+  client().notify('flowmetal/runUpdated', { ...unserved, unserved: [] });
+  report.unserved.served = await runs();
+
   await extension.deactivate();
   report.events = env.events;
   process.stdout.write(JSON.stringify(report));

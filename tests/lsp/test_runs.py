@@ -545,3 +545,50 @@ async def test_a_shipped_store_with_bad_file_names_writes_nothing_outside_its_so
         assert not (tmp_path / target).exists()
     assert not (tmp_path / "late.flow").exists() and not (tmp_path / "escape").exists()
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+BILLING = """\
+(defpackage acme.billing
+  (defendpoint charge! [amount : int?] : int?)
+  (defn pay [n : int?] : int? (charge! n)))
+"""
+HELD_CHARGE = """\
+import time
+from pathlib import Path
+
+from flowmetal.connectors.sdk import endpoint
+
+
+@endpoint("acme.billing/charge!")
+def charge(amount):
+    deadline = time.monotonic() + 30
+    while not Path("release").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return amount * 2
+"""
+
+
+async def test_a_run_waiting_on_an_endpoint_nobody_serves_says_so_live(client: LanguageClient):
+    seen: Seen = client.seen
+    (client.workspace / "billing.flow").write_text(BILLING)
+    (client.workspace / "charge.py").write_text(HELD_CHARGE)
+    await request(client, "flowmetal/runs")  # the server watches the store from its start
+    run_id = flowmetal("run", "--detach", "billing.flow", "pay", "5", cwd=client.workspace).stdout.strip()
+    assert flowmetal("worker", "--once", "--no-connectors", cwd=client.workspace).returncode == 0
+    (run,) = [r for r in await request(client, "flowmetal/runs") if r["id"] == run_id]
+    assert (run["status"], run["unserved"]) == ("waiting", ["acme.billing/charge!"])
+    await seen.until(lambda: any(r["id"] == run_id and r["unserved"] for r in seen.runs), what="the unserved note")
+    connector = subprocess.Popen([sys.executable, "-m", "flowmetal", "connector", "charge.py", "--grace", "0.1"],
+                                 cwd=client.workspace, env=ENV, stderr=subprocess.PIPE)
+    try:
+        # A connector for it started: the run is sent again, without the note.
+        await seen.until(lambda: [r for r in seen.runs if r["id"] == run_id][-1]["unserved"] == [],
+                         what="the note to go")
+        (run,) = [r for r in await request(client, "flowmetal/runs") if r["id"] == run_id]
+        assert (run["status"], run["unserved"]) == ("waiting", [])
+    finally:
+        connector.send_signal(2)
+        connector.wait(30)
+    # It stopped (and gave the step back): the note comes back.
+    await seen.until(lambda: [r for r in seen.runs if r["id"] == run_id][-1]["unserved"] == ["acme.billing/charge!"],
+                     what="the note to come back")

@@ -74,9 +74,12 @@ def start_runs(path: Path, count: int) -> dict[str, int]:
 
 
 def worker(path: Path, lease: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flowmetal", "worker", "--store", str(path), "--lease", str(lease),
-                             "--poll", "0.01"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    # Its log (a line for each run it claims and leaves) goes to a file: a pipe nobody reads
+    # would fill and stop the worker.
+    with open(path.parent / "workers.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "flowmetal", "worker", "--store", str(path), "--lease",
+                                 str(lease), "--poll", "0.01"], stdout=subprocess.DEVNULL, stderr=log,
+                                start_new_session=True)
 
 
 def finish(path: Path, runs: dict[str, int], service: FakeService, timeout: float = 120) -> None:

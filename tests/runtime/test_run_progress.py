@@ -65,7 +65,7 @@ def test_an_endpoint_no_part_of_this_process_serves_says_how_to_serve_it(tmp_pat
         running.kill()
     assert running.lines == [
         f"flowmetal run: run {run_id}: pay",
-        "flowmetal run: step 1: waiting for a connector for prog/charge! (none in this process: start "
+        "flowmetal run: step 1: waiting for a connector for prog/charge! (none is running: start "
         "`flowmetal connector MODULE --store s.db` or `flowmetal serve --store s.db`)",
         f"flowmetal run: run {run_id} is waiting; resume it with `flowmetal worker --store s.db` or "
         f"`flowmetal serve --store s.db`; `flowmetal trace {run_id} --store s.db` shows it",

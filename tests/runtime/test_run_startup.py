@@ -113,12 +113,16 @@ SCHEMA = [
     ("table", "run_keys", 'CREATE TABLE "run_keys" (\n   "key" TEXT PRIMARY KEY,\n   "fingerprint" TEXT NOT NULL,\n'
                           '   "run_id" TEXT NOT NULL,\n   "created" REAL\n)'),
     ("table", "settings", 'CREATE TABLE "settings" (\n   "key" TEXT PRIMARY KEY,\n   "value" TEXT NOT NULL\n)'),
+    ("table", "presence", 'CREATE TABLE "presence" (\n   "name" TEXT PRIMARY KEY,\n   "pid" INTEGER,\n'
+                          '   "host" TEXT,\n   "kind" TEXT NOT NULL,\n   "endpoints" TEXT NOT NULL,\n'
+                          '   "seen" REAL NOT NULL\n)'),
+    ("index", "steps_by_status", 'CREATE INDEX "steps_by_status"\n    ON "steps" ("status")'),
 ]
 
 
 def test_a_new_store_has_the_schema_stores_always_had(tmp_path: Path):
     store = SQLiteStore(tmp_path / "store.db")
-    assert store.version() == SCHEMA_VERSION == 4
+    assert store.version() == SCHEMA_VERSION == 5
     rows = sqlite3.connect(tmp_path / "store.db").execute(
         "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
     assert rows == SCHEMA

@@ -42,3 +42,32 @@ def test_a_newer_store_is_refused_and_left_untouched(tmp_path):
     with pytest.raises(StoreError, match="written by a newer Flowmetal"):
         SQLiteStore(path)
     assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION + 1)
+
+
+def _waiting_on(store: SQLiteStore, *endpoints: str) -> str:
+    """A run waiting on a pending step of each endpoint (steps 3, 4, ...)."""
+    run_id = store.create_run("demo/main", [], store.put_sources({"demo.flow": "(defpackage demo)"}), "code")
+    run = store.claim("w", 30)
+    store.commit(run, "w", [], status="waiting", release=True,
+                 steps=[(3 + i, name, "{}", f"{run_id}:{3 + i}") for i, name in enumerate(endpoints)])
+    return run_id
+
+
+def test_a_step_no_live_process_serves_is_unserved_until_one_announces_it(tmp_path):
+    store = SQLiteStore(tmp_path / "store.db")
+    run_id = _waiting_on(store, "acme.billing/charge!", "acme.mail/send!")
+    assert store.unserved(run_id) == ["acme.billing/charge!", "acme.mail/send!"]
+    store.announce("billing-1", "connector", ["acme.billing/charge!"], pid=1, host="h")
+    assert store.unserved_steps() == {run_id: [(4, "acme.mail/send!")]}
+    assert [(p["name"], p["kind"], p["endpoints"]) for p in store.presence()] == [
+        ("billing-1", "connector", ["acme.billing/charge!"])]
+    # A presence not refreshed for a few leases is a process that died without saying so.
+    store.conn.execute("UPDATE presence SET seen=seen-1000")
+    assert store.unserved(run_id) == ["acme.billing/charge!", "acme.mail/send!"]
+    store.announce("billing-1", "connector", ["acme.billing/charge!"])
+    store.withdraw("billing-1")
+    assert store.presence() == [] and len(store.unserved(run_id)) == 2
+    # A step claimed on a live lease is being served, whoever holds it.
+    store.claim_steps(["acme.mail/send!"], "elsewhere", 30)
+    assert store.unserved(run_id) == ["acme.billing/charge!"]
+    assert store.open_steps(["acme.mail/send!"]) == 0 and store.open_steps(["acme.mail/send!"], "elsewhere") == 1

@@ -52,10 +52,13 @@ FINAL = ("completed", "failed", "cancelled")
 
 
 def store_state(path: Path) -> dict[str, list]:
-    """Every row of every table: equal before and after means nothing changed."""
+    """Every row of every table: equal before and after means nothing changed. But `presence`,
+    the heartbeat of the processes serving endpoints (the serve's own connector refreshes it
+    every few seconds), which is no data of the runs."""
     conn = sqlite3.connect(path)
     try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND "
+                                             "name<>'presence' ORDER BY name")]
         return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
     finally:
         conn.close()

@@ -247,6 +247,25 @@ async def test_cancelling_a_run_that_ends_meanwhile_says_how_it_ended(api, monke
 
 # -- steps -------------------------------------------------------------------------------------------------
 
+async def test_a_client_claiming_steps_serves_their_endpoints_while_it_claims(api):
+    run_id = await api.start("shop/buy", ['"tea"', "3"])
+    assert api.advance(run_id) == "waiting"
+    assert api.store.unserved(run_id) == ["shop/price!"]
+    # A client polling for another endpoint serves that one, not this.
+    status, body, _ = await api.call("POST", "/api/steps/claim", json={"endpoints": ["shop/refund!"],
+                                                                       "worker": "refunds"})
+    assert (status, body) == (200, {"steps": []})
+    assert [(p["kind"], p["endpoints"]) for p in api.store.presence()] == [("api", ["shop/refund!"])]
+    assert api.store.unserved(run_id) == ["shop/price!"]
+    # Its step given back after a claim, the run is still served by the claimant, as long as it polls.
+    status, body, _ = await api.call("POST", "/api/steps/claim", json={"endpoints": ["shop/price!"],
+                                                                       "worker": "prices"})
+    assert status == 200 and len(body["steps"]) == 1
+    assert api.store.release_steps("prices", [(run_id, 1)]) == 1
+    assert api.store.step(run_id, 1)["status"] == "pending"
+    assert api.store.unserved(run_id) == []
+
+
 async def test_a_connector_claims_and_completes_a_step(api):
     run_id = await api.start("shop/buy", ['"tea"', "3"])
     assert api.advance(run_id) == "waiting"
