@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from conftest import ROOT
+from flowmetal.runtime.store import SCHEMA_VERSION
 from server_kit import Serve, free_port
 
 sys.path.insert(0, str(ROOT / "tests" / "runtime"))
@@ -147,7 +148,7 @@ def test_a_version_3_store_gets_an_id_and_the_default_public_url(tmp_path: Path)
     assert (old.version(), old.store_id(), old.public_url()) == (3, None, DEFAULT_PUBLIC_URL)
     old.close()
     store = SQLiteStore(path)
-    assert store.version() == 4 and len(store.store_id()) == 32
+    assert store.version() == SCHEMA_VERSION and len(store.store_id()) == 32
     assert store.public_url() == DEFAULT_PUBLIC_URL == "http://127.0.0.1:8700"
     assert store.set_public_url("http://flows.example.com") is None
     assert SQLiteStore(path).public_url() == "http://flows.example.com"
