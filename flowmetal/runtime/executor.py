@@ -342,6 +342,7 @@ class _Driver:
             return None
         if row["status"] == "failed":
             machine.switch_to(tid)
+            self.extra["completed_steps"].append((step, None))  # its failure applied: not given again
             raise Fault(row["error"])  # the connector's message names the endpoint already
         value = deep.call(lambda: decode(json.loads(row["result"])))
         machine.deliver(tid, value)
@@ -635,7 +636,9 @@ class _Driver:
         # `waiting`: the current task's wait (what inspecting the run shows), `waits`: all of them.
         waiting = self.waits.get(machine.task) or min(self.waits.values(), key=lambda w: w["step"], default=None)
         state = self.state(machine, waiting or {"kind": "none", "step": None}, lines=lines)
-        self.commit(snapshot=state, status="waiting", wake_at=self.wake_at(), release=True)
+        new = {step for step, *_ in self.extra["steps"]}  # those the commit itself meets (`_meet_delivery`)
+        awaited = [w["step"] for w in self.waits.values() if w["kind"] == "step" and w["step"] not in new]
+        self.commit(snapshot=state, status="waiting", wake_at=self.wake_at(), release=True, awaited=awaited)
         # A step that was answered while we committed (a callback delivered, a connector
         # quick to answer) woke the run already: `complete_step` sets its wake time.
         return Progress(self.run.id, "waiting")

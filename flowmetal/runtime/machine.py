@@ -844,6 +844,8 @@ class Machine:
         self.others[self.task] = {"fields": {f: getattr(self, f) for f in _TASK_FIELDS}}
         saved = self.others.pop(tid)
         self.task = tid
+        if "raw" in saved:  # restored and not run since: decoded now
+            saved = {"fields": self._restored["fields"](saved["raw"])}
         if "new" in saved:
             self.stack, self.mode_eval, self.expr, self.env, self.value = [], False, None, None, None
             self.depth, self.call_env, self.call_expr, self.fault_at = 0, None, None, None
@@ -947,26 +949,50 @@ class Machine:
     def timeout_owner(self, step: int) -> int | None:
         """The task whose stack holds step `step`'s `with-timeout!` frame."""
         for tid in [self.task, *self.others]:
-            stack = self.stack if tid == self.task else self.others[tid].get("fields", {}).get("stack", ())
+            saved = self.others.get(tid, {})
+            if "raw" in saved:  # as stored: [tag, step] frames
+                if any(f[0] == TIMEOUT and f[1] == step for f in saved["raw"]["frames"]):
+                    return tid
+                continue
+            stack = self.stack if tid == self.task else saved.get("fields", {}).get("stack", ())
             if any(f[0] == TIMEOUT and f[1] == step for f in stack):
                 return tid
         return None
 
 
-    def snapshot(self) -> dict:
-        """The whole state as JSON-able data: frames by their schema, environments in a shared table."""
+    def snapshot(self, full: bool = False) -> dict:
+        """The whole state as JSON-able data: frames by their schema, environments in a shared table.
+
+        Tasks restored and not run since are written back as they were read (`raw`), with the
+        table they refer to kept: resuming a run of a thousand waiting tasks to give one its
+        result decodes and encodes that one, not all. The table then keeps entries nobody
+        refers to any more; when it has grown past twice its size at the last full snapshot,
+        or with `full`, every task is decoded and the table made afresh."""
         envs: dict[int, int] = {}
         table: list = []
         ids = self.program.ids
+        base = self.__dict__.get("_restored")
+        old_refs: dict[int, int] = {}
+        raw = [t for t, saved in self.others.items() if "raw" in saved]
+        compacted = self.__dict__.get("_compacted", 0)
+        if raw and base is not None and not full and len(base["table"]) <= 2 * compacted + 1024:
+            table = list(base["table"])
+            old_refs = {id(env): ref for ref, env in base["envs"].items()}
+        else:
+            for t in raw:
+                self.others[t] = {"fields": base["fields"](self.others[t]["raw"])}
 
         def env_ref(env):
             if env is None:
                 return None
             key = id(env)
             if key not in envs:
-                envs[key] = len(table)
-                table.append(None)
-                table[envs[key]] = [env_ref(env.parent), {k: enc(v) for k, v in env.vars.items()}]
+                ref = old_refs.get(key)
+                if ref is None:
+                    ref = len(table)
+                    table.append(None)
+                envs[key] = ref
+                table[ref] = [env_ref(env.parent), {k: enc(v) for k, v in env.vars.items()}]
             return envs[key]
 
         def enc(value):
@@ -1011,6 +1037,8 @@ class Machine:
             for tid, saved in self.others.items():
                 if "new" in saved:
                     others[str(tid)] = {"new": enc(saved["new"])}
+                elif "raw" in saved:
+                    others[str(tid)] = saved["raw"]
                 else:
                     f = saved["fields"]
                     others[str(tid)] = task_state(f["stack"], f["mode_eval"], f["expr"], f["env"], f["value"],
@@ -1024,6 +1052,10 @@ class Machine:
             }
         out["envs"] = table
         out["steps"], out["program"] = self.steps, self.program.hash
+        if self.next_task > 1:
+            if not old_refs:  # a table made afresh: the size the next ones are measured against
+                self._compacted = len(table)
+            out["tasks"]["compacted"] = self.__dict__.get("_compacted", 0)
         return out
 
     @classmethod
@@ -1094,8 +1126,11 @@ class Machine:
         if tasks is not None:
             machine.task, machine.next_task, machine.ready = tasks["task"], tasks["next"], list(tasks["ready"])
             for t, saved in tasks["others"].items():
+                # Another task's stack is decoded when it runs again (`switch_to`), not here.
                 machine.others[int(t)] = ({"new": decode(saved["new"], env_of)} if "new" in saved
-                                          else {"fields": task_fields(saved)})
+                                          else {"raw": saved})
+            machine._restored = {"table": table, "envs": envs, "fields": task_fields}
+            machine._compacted = tasks.get("compacted", 0)
             machine.results = {int(t): ((r[0], decode(r[1], env_of)) if r[0] == "ok" else
                                         (r[0], r[1], [tuple(x) for x in r[2]]) if r[0] == "fault" else tuple(r))
                                for t, r in tasks["results"].items()}

@@ -532,9 +532,11 @@ class SQLiteStore:
                status: str | None = None, wake_at: float | None = None, result: str | None = None,
                error: str | None = None, steps: list[tuple] = (), timers: list[tuple] = (),
                callbacks: list[tuple] = (), completed_steps: list[tuple] = (), cancelled_steps: list[int] = (),
-               fired_timers: list[int] = (), release: bool = False) -> None:
+               fired_timers: list[int] = (), release: bool = False, awaited: list[int] = ()) -> None:
         """Append events and record the run's new state, in one transaction, if this worker
-        still holds the run. Events are (kind, step, data, line); seqs are assigned here."""
+        still holds the run. Events are (kind, step, data, line); seqs are assigned here.
+        `awaited`: the steps the run, now waiting, waits on that earlier commits recorded: one
+        answered meanwhile (while the run was running, which no answer wakes) wakes it now."""
         now = time.time()
         with self.transaction() as conn:
             row = conn.execute("SELECT owner, status, next_seq, cancel_requested FROM runs WHERE id=?",
@@ -548,6 +550,11 @@ class SQLiteStore:
                               json.dumps(data), line))
                 seq += 1
             woken = False
+            for i in range(0, len(awaited), 500):  # SQLite's limit on a statement's parameters
+                chunk = awaited[i:i + 500]
+                woken |= conn.execute(
+                    f"SELECT 1 FROM steps WHERE run_id=? AND status IN ('completed','failed') AND step IN "
+                    f"({','.join('?' * len(chunk))}) LIMIT 1", (run.id, *chunk)).fetchone() is not None
             for step, endpoint, args, key in steps:
                 conn.execute("INSERT OR IGNORE INTO steps(run_id, step, endpoint, args, key, status, created) "
                              "VALUES(?,?,?,?,?,'pending',?)", (run.id, step, endpoint, args, key, now))

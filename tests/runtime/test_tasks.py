@@ -143,3 +143,39 @@ def test_a_run_with_many_waiting_tasks_is_plain_data_and_resumes_anywhere(tmp_pa
     assert len(snapshot["machine"]["tasks"]["others"]) == 20
     run = drive(store, run_id)
     assert run.result == "1000"
+
+
+TWO_CHARGES = """\
+(defpackage charges
+  (require [flowmetal.task :refer [spawn! await-all!]])
+  (defendpoint charge! [n : int?] : int? "Performed by a connector.")
+  (defn main []
+    (reduce + 0 (await-all! [(spawn! (fn [] (charge! 1))) (spawn! (fn [] (charge! 2)))]))))
+"""
+
+
+def test_an_answer_that_comes_while_the_run_runs_is_not_lost(tmp_path: Path):
+    """Task 1's step is answered; while the executor gives it that answer (the run is
+    `running`, which no answer wakes), task 2's is answered too, after the executor's last
+    look. The commit that makes the run wait sees it and wakes the run."""
+    class Late(SQLiteStore):
+        looks = 0
+
+        def finished_steps(self, run_id, steps):
+            rows = super().finished_steps(run_id, steps)
+            Late.looks += 1
+            if Late.looks == 2:  # the look that finds nothing more: then task 2's answer comes
+                self.complete_step(run_id, charge_steps[1], "2")
+            return rows
+    store = Late(tmp_path / "store.db")
+    run_id = start(store, {"charges.flow": TWO_CHARGES}, "charges/main")
+    Executor(store).run_once(run_id)
+    charge_steps = sorted(r["step"] for r in store.conn.execute(
+        "SELECT step FROM steps WHERE run_id=? AND endpoint='charges/charge!'", (run_id,)).fetchall())
+    assert len(charge_steps) == 2
+    store.complete_step(run_id, charge_steps[0], "1")
+    Late.looks = 0
+    Executor(store).run_once(run_id)
+    run = store.get_run(run_id)
+    assert run.status == "waiting" and run.wake_at is not None and run.wake_at <= time.time()
+    assert drive(store, run_id).result == "3"
