@@ -22,7 +22,7 @@ from flowmetal.runtime.values import RecordValue, encode
 PROGRAM = """\
 (defpackage rt
   (require [flowmetal.retry :refer [retry!]]
-           [flowmetal.time :refer [make-duration +milliseconds+]]
+           [flowmetal.time :refer [make-duration with-timeout! timeout? +milliseconds+ +seconds+]]
            [http.request :refer [connection-error?]])
 
   (defendpoint fetch! [what : str?] : (union? [str? connection-error?]))
@@ -38,7 +38,11 @@ PROGRAM = """\
   (defn fetch-until-not-busy [] : (union? [str? connection-error?])
     (retry! (fn [] (fetch! "data"))
             :retry-on (fn [answer] (= answer "busy"))
-            :backoff (make-duration 2 +milliseconds+))))
+            :backoff (make-duration 2 +milliseconds+)))
+
+  (defn fetch-within [] : (union? [str? connection-error? timeout?])
+    (with-timeout! (make-duration 50 +milliseconds+)
+      (fn [] (retry! (fn [] (fetch! "data")) :backoff (make-duration 10 +seconds+))))))
 """
 
 REFUSED = RecordValue("http.request", "connection-error", ("message",), ("connection refused",))
@@ -149,3 +153,12 @@ def test_replays_of_a_retried_run_give_the_same_waits_and_verify(store, tmp_path
     result = flowmetal("replay", run_id, "--verify", "--store", str(tmp_path / "store.db"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "replay reproduces the run" in result.stdout + result.stderr
+
+
+def test_with_timeout_ends_a_retry_in_the_middle_of_its_sleep(store):
+    run_id = run_with_answers(store, "rt/fetch-within", [REFUSED])
+    run = store.get_run(run_id)
+    assert (run.status, run.result) == ("completed", "+timeout+")
+    assert len(requested(store, run_id, "rt/fetch!")) == 1
+    (sleep,) = requested(store, run_id, "flowmetal.time/sleep!")
+    assert 5000 <= int(sleep.data["args"]["d"].split()[1]) <= 10000  # abandoned: not waited for
