@@ -5,6 +5,7 @@ callback through the callback server, all in one process."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import urllib.request
@@ -133,3 +134,71 @@ def test_the_fleet_example_reboots_its_hosts_at_once(tmp_path):
     answers = [e for e in events if e["kind"] == "step-completed" and e["step"] in {w["step"] for w in waits}]
     assert sorted(w["task"] for w in waits) == [1, 2, 3]
     assert max(w["seq"] for w in waits) < min(a["seq"] for a in answers)
+
+
+def test_wilson_retries_while_the_service_refuses_connections_then_posts_the_job(tmp_path):
+    """`flowmetal run` with no service listening yet: the post is refused, retry! logs the
+    attempt and sleeps (a durable timer); the service comes up, a later attempt posts the
+    job, and the run completes. Its log replays and verifies."""
+    import socket
+    import time
+
+    from flowmetal.runtime.store import StoreError, open_store
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens here now: connections are refused
+    url = f"http://127.0.0.1:{port}/jobs"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "flowmetal", "run", str(ROOT / "examples" / "wilson.flow"), "job",
+         '"host-2"', "[+reboot+]", "(duration 1 +hours+)", json.dumps(url)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    service = None
+    try:
+        deadline = time.monotonic() + 60
+        refused = False
+        while not refused and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.05)
+            try:  # (the store may not be there yet, or not have its tables yet)
+                store = open_store(str(tmp_path / ".flowmetal" / "store.db"), readonly=True)
+            except StoreError:
+                continue
+            try:
+                refused = any(e.kind == "log" and e.data["message"].startswith("attempt 1 of 8 failed")
+                              for r in store.list_runs() for e in store.events(r.id))
+            finally:
+                store.close()
+        assert refused, "the first attempt was not refused and logged"
+        service = wilson_service.serve(port=port, delay=0.3)
+        out, err = run.communicate(timeout=120)
+        jobs = json.loads(urllib.request.urlopen(url).read())
+    finally:
+        if run.poll() is None:
+            run.kill()
+        if service is not None:
+            service.shutdown()
+    assert run.returncode == 0, err
+    assert out == '{"host" "host-2" "stages" ["reboot"] "status" "done"}\n'
+    (run_record,) = json.loads(subprocess.run([sys.executable, "-m", "flowmetal", "runs", "--format", "json"],
+                                              cwd=tmp_path, capture_output=True, text=True, timeout=60).stdout)
+    run_id = run_record["id"]
+    events = json.loads(subprocess.run([sys.executable, "-m", "flowmetal", "trace", run_id, "--format", "json"],
+                                       cwd=tmp_path, capture_output=True, text=True, timeout=60).stdout)
+    posts = [e for e in events if e["kind"] == "step-requested" and e["endpoint"] == "http.request/post!"]
+    results = {e["step"]: e["result"] for e in events if e["kind"] == "step-completed"}
+    assert len(posts) >= 2
+    assert all(results[p["step"]].startswith("(connection-error ") for p in posts[:-1])
+    assert results[posts[-1]["step"]].startswith("(response 202 ")
+    failures = [e["message"] for e in events if e["kind"] == "log" and " failed: " in e["message"]]
+    assert len(failures) == len(posts) - 1
+    assert failures[0].startswith('attempt 1 of 8 failed: (connection-error "')
+    assert re.search(r"; retrying after \(duration \d+ \+milliseconds\+\)$", failures[0])
+    timers = [e for e in events if e["kind"] == "timer-set"]
+    assert len(timers) >= len(posts) - 1  # a durable sleep after each failure (and the job's timeout)
+    # The service took the job once, from the attempt that reached it, under that step's key.
+    (job,) = [j for j in jobs if j["host"] == "host-2"]
+    assert job["key"] == f"{run_id}:{posts[-1]['step']}"
+    replayed = subprocess.run([sys.executable, "-m", "flowmetal", "replay", run_id, "--verify"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr

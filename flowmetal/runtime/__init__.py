@@ -8,7 +8,8 @@
     driving.py     starting runs and driving them (one run, or a worker's loop)
 
 `evaluate` runs a function to its value in memory, with the standard endpoints
-answered at once (`now!` a fixed clock, `sleep!` and `log!` nil): for tests and
+answered at once (`now!` a fixed clock, `sleep!` and `log!` nil, `jitter!` as for a run
+whose id is `memory`): for tests and
 for pure computation. Durable runs go through the store and an executor.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from flowmetal.runtime.jitter import ENDPOINT as JITTER, jitter
 from flowmetal.runtime.machine import Done, Fault, Machine, Wait
 from flowmetal.runtime.program import Program, ProgramError, load
 from flowmetal.runtime.values import Keyword, Member, RecordValue, literal
@@ -44,6 +46,8 @@ def evaluate(text: str, entry: str, args: list | tuple = (), name: str = "<input
             machine.resume(FIXED_NOW + outcome.step)
         elif endpoint in ("flowmetal.time/sleep!",):
             machine.resume(None)
+        elif endpoint == JITTER:
+            machine.resume(jitter("memory", outcome.step, outcome.args.get("n")))
         elif endpoint == "flowmetal.log/log!":
             logs.append(outcome.args.get("message"))
             machine.resume(None)

@@ -7,6 +7,7 @@ each endpoint call:
 
     now!  log!  make-callback!   answered here, at once; the run goes on (a callback's URL is
                                   on the store's public URL: `SQLiteStore.public_url`)
+    jitter!                       answered here, at once, from the run id and step (`jitter`)
     with-timeout!                 sets a durable timer and runs the function under it
     sleep!                        sets a durable timer; the run waits
     get-callback!                 answered at once if the body came, else the run waits
@@ -57,7 +58,8 @@ import time
 from dataclasses import dataclass
 
 from flowmetal.lang import deep
-from flowmetal.runtime.machine import Done, Fault, Machine, Slice, Wait
+from flowmetal.runtime.jitter import ENDPOINT as JITTER, jitter
+from flowmetal.runtime.machine import RET, Done, Fault, Machine, Slice, Wait
 from flowmetal.runtime.program import Program, ProgramError, load
 from flowmetal.runtime.store import LeaseLost, Run, SQLiteStore, StoreError
 from flowmetal.runtime.values import Member, RecordValue, TaskRef, decode, encode, literal
@@ -104,6 +106,28 @@ def _literal(value) -> str:
         return deep.call(literal, value)
     except RecursionError:
         raise Fault("a value is nested too deep to be printed") from None
+
+
+def call_site(program: Program, stack: list, expr_id: int | None) -> int | None:
+    """Where in the run's own program an endpoint call at `expr_id` comes from: `expr_id`
+    itself, unless it stands in a standard package's function (the `sleep!` inside `retry!`);
+    then the call in the program's files that entered the standard package, found on the
+    machine's stack (a tail call keeps the caller it replaced). The trace shows that line."""
+    files = program.sources
+
+    def own(i) -> bool:
+        return i is not None and 0 <= i < len(program.exprs) and program.exprs[i].node.span.source.name in files
+
+    if expr_id is None or expr_id < 0 or own(expr_id):
+        return expr_id
+    for frame in reversed(stack):
+        if frame[0] == RET:
+            call_id, tail = frame[3], frame[4]
+            if own(call_id):
+                return call_id
+            if tail is not None and own(tail[2]):
+                return tail[2]
+    return expr_id
 
 
 @dataclass
@@ -537,14 +561,20 @@ class _Driver:
     def endpoint(self, machine: Machine, wait: Wait):
         """Answer or record one endpoint call. Returns the next outcome to handle (None: run
         the machine on), or a Progress when the run now waits."""
-        step, name, line = wait.step, wait.name, self.line(wait.expr_id)
+        site = call_site(self.program, machine.stack, wait.expr_id)
+        step, name, line = wait.step, wait.name, self.line(site)
         args_text = {k: _literal(v) for k, v in wait.args.items()}
         self.event("step-requested", step=step, line=line, endpoint=name, args=args_text,
-                   key=f"{self.run.id}:{step}", span=self.span(wait.expr_id))
+                   key=f"{self.run.id}:{step}", span=self.span(site))
         if wait.package == "flowmetal.task":
             return self.tasks(machine, wait)
         if name == "flowmetal.time/now!":
             value = int(time.time() * 1000)
+            self.event("step-completed", step=step, result=literal(value))
+            machine.resume(value)
+            return None
+        if name == JITTER:
+            value = jitter(self.run.id, step, wait.args.get("n"))
             self.event("step-completed", step=step, result=literal(value))
             machine.resume(value)
             return None

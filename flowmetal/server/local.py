@@ -54,8 +54,11 @@ def takes_callbacks(program) -> bool:
 
 def needed_by(program) -> bool:
     """Whether a checked program (`flowmetal.runtime.program.Program`) can use the callback
-    server or the request connector: whether any of its packages requires one they serve."""
-    return any(require.package in SERVED for scope in program.scopes.values() for require in scope.package.requires)
+    server or the request connector: whether any of its own packages requires one they serve.
+    The standard packages' requires do not count: none of them calls those endpoints itself
+    (`flowmetal.retry` requires `http.request` for its `error?` predicate only)."""
+    return any(require.package in SERVED for scope in program.scopes.values() if not scope.standard
+               for require in scope.package.requires)
 
 
 RETAKE_EVERY = 1.0  # seconds between tries to take the public URL's port from a server that left it

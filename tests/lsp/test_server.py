@@ -436,3 +436,33 @@ async def test_formatting_lays_the_document_out_canonically(client: LanguageClie
     assert not await client.text_document_formatting_async(types.DocumentFormattingParams(
         text_document=types.TextDocumentIdentifier(uri=broken),
         options=types.FormattingOptions(tab_size=2, insert_spaces=True)))
+
+
+RETRYING = WORKSPACE / "retrying.flow"  # given by the client only: never on disk
+RETRYING_TEXT = """\
+(defpackage demo.retrying
+  (require [flowmetal.retry :as r]
+           [flowmetal.time :refer [make-duration +seconds+]])
+  (defn go [] : int? (r/retry! (fn [] 1) :attempts 3 :backoff (make-duration 1 +seconds+)))
+  (defn wrong [] : int? (r/retry! (fn [] 1) :attempts "3")))
+"""
+
+
+async def test_the_retry_package_is_known_to_hover_completion_and_diagnostics(client: LanguageClient):
+    uri = open_doc(client, RETRYING, RETRYING_TEXT)
+    found = await diagnostics(client, uri, lambda d: len(d) > 0)
+    assert [(x.code, x.message) for x in found] == [
+        ("FM403", "expected int?, found str? (argument `attempts` of `retry!`)")]
+    assert found[0].range.start == pos(RETRYING_TEXT, '"3"')
+    hover = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos(RETRYING_TEXT, "r/retry!", plus=3)))
+    assert "(defn retry! [f : (fn? [] : a) attempts : int? :default ..." in hover.contents.value
+    assert "retry-on : (fn? [a] : bool?) :default ...] : a)" in hover.contents.value
+    assert "Defaults: `:attempts 5`" in hover.contents.value
+    qualified = await completion_labels(client, uri, RETRYING_TEXT, pos(RETRYING_TEXT, "r/retry!", plus=4))
+    assert "r/retry!" in qualified
+    keywords = await completion_labels(client, uri, RETRYING_TEXT, pos(RETRYING_TEXT, ":backoff", plus=2))
+    assert keywords == [":backoff"]
+    (loc,) = await client.text_document_definition_async(types.DefinitionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos(RETRYING_TEXT, "r/retry!", plus=3)))
+    assert loc.uri.endswith("/flowmetal/stdlib/flowmetal.retry.flow")

@@ -82,6 +82,10 @@ def test_which_programs_need_the_server():
     assert needed_by(load({"asks.flow": requests}))
     through = "(defpackage outer (require [asks :refer [main]]) (defn go [] : nil? (main)))\n"
     assert needed_by(load({"asks.flow": requests, "outer.flow": through}))
+    # flowmetal.retry requires http.request (for `error?`), but calls no HTTP endpoint itself.
+    retries = ("(defpackage again (require [flowmetal.retry :refer [retry!]])"
+               " (defn main [] : int? (retry! (fn [] 1))))\n")
+    assert not needed_by(load({"again.flow": retries}))
 
 
 # The schema as the store has always made it (sqlite-utils wrote these statements before the
