@@ -9,6 +9,8 @@ each endpoint call:
     with-timeout!                 sets a durable timer and runs the function under it
     sleep!                        sets a durable timer; the run waits
     get-callback!                 answered at once if the body came, else the run waits
+    receive!                      answered at once if a signal is queued, else the run waits
+                                    (`flowmetal.runtime.signals`)
     any other endpoint            a pending step for a connector; the run waits
 
 Events are kept in memory while the run goes on and committed together, with a
@@ -56,6 +58,7 @@ import time
 from dataclasses import dataclass
 
 from flowmetal.lang import deep
+from flowmetal.runtime import signals
 from flowmetal.runtime.machine import Done, Fault, Machine, Slice, Wait
 from flowmetal.runtime.program import Program, ProgramError, load
 from flowmetal.runtime.store import LeaseLost, Run, SQLiteStore, StoreError
@@ -166,7 +169,7 @@ class _Driver:
         self.run = run
         self.events: list[tuple] = []
         self.extra: dict = {"steps": [], "timers": [], "callbacks": [], "completed_steps": [],
-                            "cancelled_steps": [], "fired_timers": []}
+                            "cancelled_steps": [], "fired_timers": [], "signals": []}
         self.timeouts: list[list] = []  # [step, due] of the with-timeout! timers around the code
         now = time.monotonic()
         self.share = share               # make way for other runs after a time slice
@@ -286,6 +289,8 @@ class _Driver:
                 if machine.expire_timeout(tstep, TIMEOUT):
                     self.event("step-completed", step=tstep, result=literal(TIMEOUT))
                     return None
+        if waiting["kind"] == "signal":
+            return signals.resume(self, machine, waiting)
         if waiting["kind"] == "timer":
             if waiting["due"] > now:
                 return "still-waiting"
@@ -306,6 +311,8 @@ class _Driver:
         return None
 
     def step_open(self, waiting: dict) -> bool:
+        if waiting["kind"] == "signal":
+            return signals.still_waiting(self, waiting)
         if waiting["kind"] == "timer":
             return waiting["due"] > time.time()
         row = self.store.step(self.run.id, waiting["step"])
@@ -463,6 +470,8 @@ class _Driver:
                 return None
             self.extra["steps"].append((step, name, json.dumps({"token": token}), f"{self.run.id}:{step}"))
             return self.suspend(machine, {"step": step, "kind": "step"})
+        if name == signals.RECEIVE:
+            return signals.receive(self, machine, step, wait.args.get("name"))
         # An endpoint implemented outside the interpreter: a connector will answer.
         try:
             args_json = deep.call(lambda: json.dumps({k: encode(v) for k, v in wait.args.items()}))

@@ -85,12 +85,17 @@ SCHEMA = [
     ("index", "events_by_step", 'CREATE INDEX "events_by_step"\n    ON "events" ("run_id", "step")'),
     ("table", "run_keys", 'CREATE TABLE "run_keys" (\n   "key" TEXT PRIMARY KEY,\n   "fingerprint" TEXT NOT NULL,\n'
                           '   "run_id" TEXT NOT NULL,\n   "created" REAL\n)'),
+    ("table", "signals", 'CREATE TABLE "signals" (\n   "run_id" TEXT NOT NULL REFERENCES "runs"("id"),\n'
+                         '   "seq" INTEGER NOT NULL,\n   "name" TEXT NOT NULL,\n   "body" TEXT NOT NULL,\n   "key" TEXT,\n'
+                         '   "sent" REAL,\n   "step" INTEGER,\n   "consumed" REAL,\n   PRIMARY KEY ("run_id", "seq"),\n'
+                         '   UNIQUE ("run_id", "key")\n)'),
+    ("index", "signals_queued", 'CREATE INDEX "signals_queued"\n    ON "signals" ("run_id", "name", "step", "seq")'),
 ]
 
 
 def test_a_new_store_has_the_schema_stores_always_had(tmp_path: Path):
     store = SQLiteStore(tmp_path / "store.db")
-    assert store.version() == SCHEMA_VERSION == 3
+    assert store.version() == SCHEMA_VERSION == 4
     rows = sqlite3.connect(tmp_path / "store.db").execute(
         "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
     assert rows == SCHEMA
