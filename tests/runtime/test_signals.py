@@ -265,7 +265,7 @@ CRASH_PROGRAM = """\
     (if (= i 0)
       total
       (let [b (receive! "n")]
-        (log! (str "got " b " " (spin 20000 0)))
+        (log! (str "got " b " " (spin 50000 0)))
         (take (- i 1) (+ total (if (int? b) b 0))))))
   (defn main [k : int?] (take k 0)))
 """
@@ -292,16 +292,21 @@ def test_kill_9_while_signals_arrive_loses_none_and_delivers_none_twice(tmp_path
             time.sleep(pace.uniform(0, 0.05))
         other.close()
 
-    kills = 0
+    kills = caught = 0
     while to_send:
         batch, to_send = to_send[:8], to_send[8:]
         proc = worker()
         thread = threading.Thread(target=sender, args=(batch,))
         thread.start()
-        time.sleep(rng.uniform(0.4, 0.9))  # a worker needs about 0.4 s to start
+        # Killed a moment after it took a run in hand (it needs about 0.4 s to start).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(store.get_run(r).status == "running" for r in runs):
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.08))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         kills += 1
+        caught += any(store.get_run(r).status == "running" for r in runs)  # killed with a run in hand
         thread.join()
     proc = worker()
     try:
@@ -312,7 +317,7 @@ def test_kill_9_while_signals_arrive_loses_none_and_delivers_none_twice(tmp_path
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert kills >= 5
+    assert kills >= 5 and caught >= 1, (kills, caught)
     for run_id in runs:
         assert store.get_run(run_id).result == str(sum(bodies[run_id]))
         events = store.events(run_id)
