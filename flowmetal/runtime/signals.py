@@ -104,6 +104,8 @@ def check_body(text: str) -> str:
 
 
 # -- the driver's side ------------------------------------------------------------------------------------
+# `queued` and `take` are the whole of receiving; `receive`, `resume` and `still_waiting` are how
+# the executor's one wait at a time uses them.
 
 def _taken(driver) -> list[int]:
     """The signals this driver consumed since its last commit."""
@@ -119,35 +121,15 @@ def _name(value) -> str:
         raise Fault(f"`receive!`: no signal can be sent by the name {error}") from None
 
 
-def receive(driver, machine, step: int, name_arg):
-    """`(receive! name)` at `step`: None when a queued signal answered it (the run goes on),
-    else the Progress of the run now waiting."""
-    name = _name(name_arg)
-    row = driver.store.next_signal(driver.run.id, name, _taken(driver))
-    if row is not None:
-        _take(driver, machine, step, row)
-        return None
-    driver.extra["steps"].append((step, RECEIVE, json.dumps({"name": name}), f"{driver.run.id}:{step}"))
-    return driver.suspend(machine, {"step": step, "kind": "signal", "name": name})
+def queued(driver, name: str):
+    """The oldest signal `name` of the driver's run that nobody took: a row (seq, name, body,
+    sent), or None."""
+    return driver.store.next_signal(driver.run.id, name, _taken(driver))
 
 
-def resume(driver, machine, waiting: dict):
-    """A run waiting for a signal, woken: take it if one is queued (None), else 'still-waiting'."""
-    row = driver.store.next_signal(driver.run.id, waiting["name"], _taken(driver))
-    if row is None:
-        return "still-waiting"
-    value = _take(driver, machine, waiting["step"], row)
-    # The pending wait is answered: recorded as applied, with its value.
-    driver.extra["completed_steps"].append((waiting["step"], json.dumps(encode(value), separators=(",", ":"))))
-    return None
-
-
-def still_waiting(driver, waiting: dict) -> bool:
-    """Whether no signal for the wait is queued (a timeout due now may end the wait)."""
-    return driver.store.next_signal(driver.run.id, waiting["name"], _taken(driver)) is None
-
-
-def _take(driver, machine, step: int, row):
+def take(driver, step: int, row):
+    """Receive the signal `row` at `step`: logged, noted for the next commit; its value, for
+    the machine."""
     try:
         value = body_value(row["body"])
     except SignalError as error:  # checked when sent: only a store edited by hand gets here
@@ -156,5 +138,33 @@ def _take(driver, machine, step: int, row):
     driver.event("signal-received", step=step, name=row["name"], body=json.loads(row["body"]),
                  signal=row["seq"], sent=row["sent"])
     driver.event("step-completed", step=step, result=literal(value))
-    machine.resume(value)
     return value
+
+
+def receive(driver, machine, step: int, name_arg):
+    """`(receive! name)` at `step`: None when a queued signal answered it (the run goes on),
+    else the Progress of the run now waiting."""
+    name = _name(name_arg)
+    row = queued(driver, name)
+    if row is not None:
+        machine.resume(take(driver, step, row))
+        return None
+    driver.extra["steps"].append((step, RECEIVE, json.dumps({"name": name}), f"{driver.run.id}:{step}"))
+    return driver.suspend(machine, {"step": step, "kind": "signal", "name": name})
+
+
+def resume(driver, machine, waiting: dict):
+    """A run waiting for a signal, woken: take it if one is queued (None), else 'still-waiting'."""
+    row = queued(driver, waiting["name"])
+    if row is None:
+        return "still-waiting"
+    value = take(driver, waiting["step"], row)
+    # The pending wait is answered: recorded as applied, with its value.
+    driver.extra["completed_steps"].append((waiting["step"], json.dumps(encode(value), separators=(",", ":"))))
+    machine.resume(value)
+    return None
+
+
+def still_waiting(driver, waiting: dict) -> bool:
+    """Whether no signal for the wait is queued (a timeout due now may end the wait)."""
+    return queued(driver, waiting["name"]) is None
