@@ -997,6 +997,7 @@ of the program there."
         ((and (consp value) (keywordp (car value)))
          (concat "{" (flowmetal--data-details value) "}"))
         ((null value) "null")
+        ((eq value t) "true")
         ((eq value :json-false) "false")
         (t (format "%s" value))))
 
@@ -1026,6 +1027,8 @@ of the program there."
                                (format-time-string "%Y-%m-%dT%H:%M:%S.%3NZ" due t)
                              (flowmetal--show-value due)))))
        ("run-failed" (flowmetal--show-value (plist-get data :error)))
+       ("signal-received"
+        (format "%s ← %s" (plist-get data :name) (flowmetal--show-value (plist-get data :body))))
        (_ (flowmetal--data-details data))))))
 
 (defun flowmetal--kind-face (kind)

@@ -37,6 +37,7 @@ const EVENT_ICONS = {
   'timer-fired': 'bell',
   'timer-cancelled': 'bell-slash',
   log: 'output',
+  'signal-received': 'mail',
   'run-completed': 'pass',
   'run-failed': 'error',
   'run-cancelled': 'circle-slash',
@@ -99,6 +100,8 @@ function describeEvent(event) {
       return data.due == null ? '' : `due ${typeof data.due === 'number' ? clock(data.due * 1000) : shown(data.due)}`;
     case 'run-failed':
       return firstLine(data.error);
+    case 'signal-received':
+      return `${data.name} ← ${firstLine(JSON.stringify(data.body))}`;
     default:
       return '';
   }

@@ -48,6 +48,7 @@ _SUMMARIES = {
     "worker": "claim runnable runs from the store and run them",
     "replay": "run a run again from its log (--verify: check that it reproduces)",
     "cancel": "cancel a run",
+    "signal": "send a named signal with a JSON body to a run",
     "connector": "serve the @endpoint functions of a Python module from the store",
     "serve": "the HTTP API, callbacks, workers and connectors in one process",
     "lsp": "run the language server (stdio, or --tcp PORT)",
@@ -272,6 +273,43 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 @_runtime_errors
+def _signal(args: argparse.Namespace) -> int:
+    """Queue a signal for a run, with the API's rules: a name or JSON that no signal can have
+    is exit 2; an unknown or ended run, or a key used for another signal, exit 1."""
+    from pathlib import Path
+    from flowmetal.runtime.signals import SignalError, check_body, check_key, check_name
+    from flowmetal.runtime.store import StoreError, store_location
+
+    def refuse(message: str, status: int) -> int:
+        print(shown(f"flowmetal signal: error: {message}"), file=sys.stderr)
+        return status
+    try:
+        name, body = check_name(args.name), check_body(args.json)
+        key = check_key(args.key) if args.key is not None else None
+    except SignalError as error:
+        return refuse(str(error), 2)
+    location = store_location(args.store)
+    if not Path(location).is_file():
+        return refuse(f"no run `{args.run}`: there is no store at {location} (check --store or FLOWMETAL_STORE)", 1)
+    store = _store(args)
+    try:
+        run = store.find_run(args.run)
+    except StoreError as error:
+        return refuse(str(error), 1)
+    sent = store.send_signal(run.id, name, body, key)
+    if sent.outcome == "ended":
+        return refuse(f"run `{run.id}` has ended ({sent.status}): no signal can reach it; nothing was queued", 1)
+    if sent.outcome == "conflict":
+        return refuse(f"the key `{key}` was used for another signal to run `{run.id}` (#{sent.seq} `{sent.name}`): "
+                      f"a retry must repeat its signal exactly; nothing was queued", 1)
+    if sent.outcome == "unknown":  # removed since `find_run` found it
+        return refuse(f"no run `{run.id}`", 1)
+    again = " (already, with this key: nothing was queued again)" if sent.outcome == "duplicate" else ""
+    print(shown(f"{run.id} signal #{sent.seq} {name} queued{again}"))
+    return 0
+
+
+@_runtime_errors
 def _connector(args: argparse.Namespace) -> int:
     import logging
     import signal
@@ -429,6 +467,17 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     cancel.add_argument("run", metavar="RUN")
     cancel.set_defaults(handler=_cancel)
 
+    signal = with_store(argparse.ArgumentParser(
+        prog="flowmetal signal",
+        description="Send the signal NAME with the body JSON to a run: it is queued for the run's next "
+                    "(receive! NAME), in order. Exits 1 when the run is unknown or has ended, 2 when NAME or "
+                    "JSON is not valid."))
+    signal.add_argument("run", metavar="RUN", help="a run id (or a unique prefix)")
+    signal.add_argument("name", metavar="NAME", help="the signal's name: 1 to 128 letters, digits, _ . or -")
+    signal.add_argument("json", metavar="JSON", help="the body, a JSON value (e.g. '{\"ok\": true}' or 42)")
+    signal.add_argument("--key", help="an idempotency key: sending again with it queues nothing again")
+    signal.set_defaults(handler=_signal)
+
     connector = with_store(argparse.ArgumentParser(
         prog="flowmetal connector",
         description="Import MODULE (a dotted module name, or a path to a .py file) and serve its "
@@ -466,7 +515,7 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                             "reaches it can start, read and cancel runs")
     serve.set_defaults(handler=_serve)
     return {"check": check, "run": run, "runs": runs, "trace": trace, "worker": worker, "replay": replay,
-            "cancel": cancel, "lsp": lsp, "connector": connector,
+            "cancel": cancel, "signal": signal, "lsp": lsp, "connector": connector,
             "serve": serve}
 
 

@@ -11,6 +11,8 @@ each endpoint call:
     with-timeout!                 sets a durable timer and runs the function under it
     sleep!                        sets a durable timer; the run waits
     get-callback!                 answered at once if the body came, else the run waits
+    receive!                      answered at once if a signal is queued, else the run waits
+                                    (`flowmetal.runtime.signals`)
     any other endpoint            a pending step for a connector; the run waits
 
 Events are kept in memory while the run goes on and committed together, with a
@@ -58,6 +60,7 @@ import time
 from dataclasses import dataclass
 
 from flowmetal.lang import deep
+from flowmetal.runtime import signals
 from flowmetal.runtime.jitter import ENDPOINT as JITTER, jitter
 from flowmetal.runtime.machine import RET, Done, Fault, Machine, Slice, Wait
 from flowmetal.runtime.program import Program, ProgramError, load
@@ -198,7 +201,7 @@ class _Driver:
         self.run = run
         self.events: list[tuple] = []
         self.extra: dict = {"steps": [], "timers": [], "callbacks": [], "completed_steps": [],
-                            "cancelled_steps": [], "fired_timers": []}
+                            "cancelled_steps": [], "fired_timers": [], "signals": []}
         self.timeouts: list[list] = []  # [step, due] of the with-timeout! timers around the code
         # What each parked task waits for outside the machine: {"step", "kind": "step" (a
         # connector's, a callback), "timer" (with "due"), or "tasks" (other tasks: the machine
@@ -354,10 +357,18 @@ class _Driver:
         for tid, wait in self.waits.items():
             if wait["kind"] == "timer" and wait["due"] <= now:
                 came.append((wait["due"], wait["step"], tid, None))
+            elif wait["kind"] == "signal":
+                signal = signals.queued(self, wait["name"])
+                if signal is not None:
+                    came.append((signal["sent"], wait["step"], tid, signal))
         if not came:
             return "still-waiting"
         _, step, tid, row = min(came, key=lambda c: (c[0], c[1]))
-        del self.waits[tid]
+        wait = self.waits.pop(tid)
+        if wait["kind"] == "signal":  # the oldest signal of its name, taken now
+            machine.switch_to(tid)
+            machine.resume(signals.take(self, step, row, waited=True))
+            return None
         if row is None:  # a timer
             machine.deliver(tid, None)
             self.event("timer-fired", step=step)
@@ -611,6 +622,8 @@ class _Driver:
                 return None
             self.extra["steps"].append((step, name, json.dumps({"token": token}), f"{self.run.id}:{step}"))
             return self.park(machine, {"step": step, "kind": "step"})
+        if name == signals.RECEIVE:
+            return signals.receive(self, machine, step, wait.args.get("name"))
         # An endpoint implemented outside the interpreter: a connector will answer.
         try:
             args_json = deep.call(lambda: json.dumps({k: encode(v) for k, v in wait.args.items()}))
@@ -667,7 +680,7 @@ class _Driver:
         waiting = self.waits.get(machine.task) or min(self.waits.values(), key=lambda w: w["step"], default=None)
         state = self.state(machine, waiting or {"kind": "none", "step": None}, lines=lines)
         new = {step for step, *_ in self.extra["steps"]}  # those the commit itself meets (`_meet_delivery`)
-        awaited = [w["step"] for w in self.waits.values() if w["kind"] == "step" and w["step"] not in new]
+        awaited = [w["step"] for w in self.waits.values() if w["kind"] in ("step", "signal") and w["step"] not in new]
         self.commit(snapshot=state, status="waiting", wake_at=self.wake_at(), release=True, awaited=awaited)
         # A step that was answered while we committed (a callback delivered, a connector
         # quick to answer) woke the run already: `complete_step` sets its wake time.
@@ -679,7 +692,7 @@ class _Driver:
         if machine is not None and machine.next_task > 1:
             self.cancel_tasks(machine)
         for wait in self.waits.values():
-            if wait["kind"] in ("step", "timer"):
+            if wait["kind"] in ("step", "timer", "signal"):
                 self.extra["cancelled_steps"].append(wait["step"])
         self.waits = {}
 

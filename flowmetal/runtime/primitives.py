@@ -244,6 +244,12 @@ class _OutOfRange(ValueError):
     pass
 
 
+def read_json(text: str):
+    """The value of JSON text as `loads` reads it; a ValueError saying why there is none (not
+    JSON, NaN or Infinity, a number out of range, a lone surrogate)."""
+    return _from_json(json.loads(text, parse_constant=_no_constant, parse_int=_json_int, parse_float=_json_float))
+
+
 def _no_constant(name: str):
     raise ValueError(f"`{name}` is no JSON value (JSON has no NaN or Infinity)")
 
@@ -359,8 +365,7 @@ def _call(name: str, args: list):
         return json.dumps(_json(args[0]), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     if name == "builtin-loads":
         try:
-            return _from_json(json.loads(args[0], parse_constant=_no_constant, parse_int=_json_int,
-                                         parse_float=_json_float))
+            return read_json(args[0])
         except _OutOfRange as error:
             raise Fault(f"`loads` cannot read this JSON: {error}") from None
         except (TypeError, ValueError) as error:

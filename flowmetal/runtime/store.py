@@ -30,6 +30,8 @@ Tables:
     presence   which live processes serve which endpoints: a row a process (or API client),
                refreshed while it runs; a row not refreshed for `PRESENCE_LIVE` seconds is not
                live. A run waiting on a step no live process serves says so (`unserved`)
+    signals    signals sent to runs, in arrival order: name, JSON body, optional Idempotency-Key,
+               and the step that consumed each (`flowmetal.runtime.signals`)
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ from pathlib import Path
 
 from flowmetal.runtime.program import source_hash, stored_code_hash
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8700"
 # Endpoints the runtime itself answers: never handed to a connector.
 CALLBACK_WAIT = "http.callback/get-callback!"
-RUNTIME_ENDPOINTS = f"('{CALLBACK_WAIT}')"
+SIGNAL_WAIT = "flowmetal.signal/receive!"
+RUNTIME_ENDPOINTS = f"('{CALLBACK_WAIT}', '{SIGNAL_WAIT}')"
+FINAL = ("completed", "failed", "cancelled")
 
 
 class StoreError(Exception):
@@ -160,7 +164,6 @@ _MIGRATION_3 = [
 )''',
 ]
 
-
 # The deployment's settings (the public URL callback URLs are built on), and the store's id.
 _MIGRATION_4 = [
     '''CREATE TABLE IF NOT EXISTS "settings" (
@@ -195,8 +198,30 @@ _MIGRATION_5 = [
 ]
 
 
+# Signals sent to a run (`flowmetal.signal/receive!`): per run, numbered in arrival order
+# (`seq`); `step` is the step that consumed the signal (NULL while it is queued). A key is
+# unique per run: a repeated send with it queues nothing.
+_MIGRATION_6 = [
+    '''CREATE TABLE IF NOT EXISTS "signals" (
+   "run_id" TEXT NOT NULL REFERENCES "runs"("id"),
+   "seq" INTEGER NOT NULL,
+   "name" TEXT NOT NULL,
+   "body" TEXT NOT NULL,
+   "key" TEXT,
+   "sent" REAL,
+   "step" INTEGER,
+   "consumed" REAL,
+   PRIMARY KEY ("run_id", "seq"),
+   UNIQUE ("run_id", "key")
+)''',
+    '''CREATE INDEX IF NOT EXISTS "signals_queued"
+    ON "signals" ("run_id", "name", "step", "seq")''',
+]
+
+
 MIGRATIONS = {version: _migration(statements) for version, statements in
-              enumerate([_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5], start=1)}
+              enumerate([_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,
+                                       _MIGRATION_6], start=1)}
 
 PRESENCE_EVERY = 10.0   # seconds between a serving process's refreshes of its presence
 PRESENCE_LIVE = 90.0    # seconds after its last refresh that a presence is no longer live (3 leases)
@@ -272,6 +297,23 @@ def _event(run_id: str, row) -> Event:
         raise StoreError(f"the store's event {row['seq']} of run `{run_id}` is malformed ({error}); it cannot "
                          f"be read") from None
     return Event(row["seq"], row["time"], row["kind"], row["step"], data, row["line"])
+
+
+@dataclass
+class Sent:
+    """What sending a signal did (`SQLiteStore.send_signal`)."""
+    outcome: str
+    seq: int | None = None
+    name: str | None = None
+    status: str | None = None
+
+
+def _same_json(a: str, b: str) -> bool:
+    """Whether two JSON texts hold the same value (key order aside; 1, 1.0 and true differ)."""
+    try:
+        return (json.dumps(json.loads(a), sort_keys=True) == json.dumps(json.loads(b), sort_keys=True))
+    except ValueError:
+        return a == b
 
 
 class SQLiteStore:
@@ -532,11 +574,14 @@ class SQLiteStore:
                status: str | None = None, wake_at: float | None = None, result: str | None = None,
                error: str | None = None, steps: list[tuple] = (), timers: list[tuple] = (),
                callbacks: list[tuple] = (), completed_steps: list[tuple] = (), cancelled_steps: list[int] = (),
-               fired_timers: list[int] = (), release: bool = False, awaited: list[int] = ()) -> None:
+               fired_timers: list[int] = (), signals: list[tuple] = (), release: bool = False,
+               awaited: list[int] = ()) -> None:
         """Append events and record the run's new state, in one transaction, if this worker
         still holds the run. Events are (kind, step, data, line); seqs are assigned here.
-        `awaited`: the steps the run, now waiting, waits on that earlier commits recorded: one
-        answered meanwhile (while the run was running, which no answer wakes) wakes it now."""
+        `signals`: (signal seq, step) of the signals the run consumed, recorded with the events
+        and the snapshot that follow from them. `awaited`: the steps the run, now waiting, waits
+        on that earlier commits recorded: one answered meanwhile (while the run was running,
+        which no answer wakes; a signal sent for a `receive!`) wakes it now."""
         now = time.time()
         with self.transaction() as conn:
             row = conn.execute("SELECT owner, status, next_seq, cancel_requested FROM runs WHERE id=?",
@@ -549,17 +594,24 @@ class SQLiteStore:
                              (run.id, seq, data.pop("_time", now) if isinstance(data, dict) else now, kind, step,
                               json.dumps(data), line))
                 seq += 1
+            self._consume_signals(conn, run.id, signals, now)  # before the waits: they look at the queue
             woken = False
             for i in range(0, len(awaited), 500):  # SQLite's limit on a statement's parameters
                 chunk = awaited[i:i + 500]
-                woken |= conn.execute(
-                    f"SELECT 1 FROM steps WHERE run_id=? AND status IN ('completed','failed') AND step IN "
-                    f"({','.join('?' * len(chunk))}) LIMIT 1", (run.id, *chunk)).fetchone() is not None
+                for step_row in conn.execute(
+                        f"SELECT endpoint, args, status FROM steps WHERE run_id=? AND step IN "
+                        f"({','.join('?' * len(chunk))})", (run.id, *chunk)).fetchall():
+                    if step_row["status"] in ("completed", "failed"):
+                        woken = True
+                    elif step_row["endpoint"] == SIGNAL_WAIT and step_row["status"] == "pending":
+                        woken |= self._meet_signal(conn, run.id, json.loads(step_row["args"])["name"])
             for step, endpoint, args, key in steps:
                 conn.execute("INSERT OR IGNORE INTO steps(run_id, step, endpoint, args, key, status, created) "
                              "VALUES(?,?,?,?,?,'pending',?)", (run.id, step, endpoint, args, key, now))
                 if endpoint == CALLBACK_WAIT:
                     woken |= self._meet_delivery(conn, run.id, step, json.loads(args)["token"], now)
+                elif endpoint == SIGNAL_WAIT:
+                    woken |= self._meet_signal(conn, run.id, json.loads(args)["name"])
             for step, result_json in completed_steps:
                 conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, result, created, "
                              "completed) VALUES(?, ?, '', '', ?, 'applied', ?, ?, ?) ON CONFLICT(run_id, step) DO "
@@ -588,7 +640,7 @@ class SQLiteStore:
                 params.append(status)
             if status is not None or release:
                 sets.append("wake_at=?")
-                # A callback that was delivered before this wait was recorded wakes the run at once.
+                # A callback delivered (or a signal sent) before this wait was recorded wakes the run at once.
                 params.append(now if woken and status == "waiting" else wake_at)
             if result is not None:
                 sets.append("result=?")
@@ -743,6 +795,75 @@ class SQLiteStore:
 
     def callback(self, token: str):
         return self.conn.execute("SELECT * FROM callbacks WHERE token=?", (token,)).fetchone()
+
+    # -- signals ---------------------------------------------------------------------------------------
+    # Sending queues a signal and wakes the run if it waits for that name; only the run's driver
+    # consumes signals, oldest first, in the commit that records what the run did with them. A
+    # send and a wait meet in one transaction whichever comes first (`_meet_signal`), as a
+    # callback's delivery and its wait do.
+
+    def send_signal(self, run_id: str, name: str, body: str, key: str | None = None) -> "Sent":
+        """Queue the signal `name` with `body` (JSON text) for the run. The outcome (`Sent`):
+
+            queued     queued as the run's signal number `seq` (the run wakes if it waits for it)
+            duplicate  `key` was sent before with this name and body: nothing is queued again;
+                       `seq` is the first one's
+            conflict   `key` was sent before with another name or body (`seq`, `name`: that one's)
+            ended      the run has ended (`status`): nothing is queued
+            unknown    no such run
+        """
+        now = time.time()
+        with self.transaction() as conn:
+            run = conn.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+            if run is None:
+                return Sent("unknown")
+            if key is not None:
+                row = conn.execute("SELECT seq, name, body FROM signals WHERE run_id=? AND key=?",
+                                   (run_id, key)).fetchone()
+                if row is not None:
+                    same = row["name"] == name and _same_json(row["body"], body)
+                    return Sent("duplicate" if same else "conflict", row["seq"], row["name"])
+            if run["status"] in FINAL:
+                return Sent("ended", status=run["status"])
+            seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM signals WHERE run_id=?",
+                               (run_id,)).fetchone()[0]
+            conn.execute("INSERT INTO signals(run_id, seq, name, body, key, sent) VALUES(?,?,?,?,?,?)",
+                         (run_id, seq, name, body, key, now))
+            waits = conn.execute("SELECT 1 FROM steps WHERE run_id=? AND endpoint=? AND status='pending' AND "
+                                 "json_extract(args, '$.name')=? LIMIT 1", (run_id, SIGNAL_WAIT, name)).fetchone()
+            if waits is not None:
+                conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
+        return Sent("queued", seq, name)
+
+    def next_signal(self, run_id: str, name: str, skip: Collection[int] = ()):
+        """The oldest signal `name` of the run not consumed yet (nor among `skip`, the seqs the
+        driver consumed and has not committed): a row (seq, name, body, sent), or None."""
+        skipped = tuple(skip)
+        marks = f" AND seq NOT IN ({','.join('?' for _ in skipped)})" if skipped else ""
+        return self.conn.execute(f"SELECT seq, name, body, sent FROM signals WHERE run_id=? AND name=? AND "
+                                 f"step IS NULL{marks} ORDER BY seq LIMIT 1", (run_id, name, *skipped)).fetchone()
+
+    def signals(self, run_id: str) -> list[dict]:
+        """The run's signals in arrival order: seq, name, body (JSON text), key, sent, and the
+        step that consumed each (None while queued)."""
+        rows = self.conn.execute("SELECT seq, name, body, key, sent, step FROM signals WHERE run_id=? ORDER BY seq",
+                                 (run_id,))
+        return [dict(r) for r in rows.fetchall()]
+
+    @staticmethod
+    def _consume_signals(conn, run_id: str, consumed: list[tuple], now: float) -> None:
+        for seq, step in consumed:
+            cur = conn.execute("UPDATE signals SET step=?, consumed=? WHERE run_id=? AND seq=? AND step IS NULL",
+                               (step, now, run_id, seq))
+            if cur.rowcount != 1:  # only the lease holder consumes: never, unless the store was edited
+                raise StoreError(f"signal {seq} of run `{run_id}` is not queued any more; nothing was committed")
+
+    @staticmethod
+    def _meet_signal(conn, run_id: str, name: str) -> bool:
+        """Inside a commit that records a wait for the signal `name`: whether one is queued
+        already (sent after the executor looked, before it committed): the run wakes at once."""
+        return conn.execute("SELECT 1 FROM signals WHERE run_id=? AND name=? AND step IS NULL LIMIT 1",
+                            (run_id, name)).fetchone() is not None
 
     def request_cancel(self, run_id: str) -> str:
         """Cancel a run: at once when it is not running, else at its worker's next commit."""
@@ -947,10 +1068,15 @@ def describe_error(path: str, error: sqlite3.Error) -> str:
     return f"{path}: the store cannot be used: {text}"
 
 
+def store_location(location: str | None = None) -> str:
+    """The store named by `--store`, else `FLOWMETAL_STORE`, else `./.flowmetal/store.db`."""
+    return location or os.environ.get("FLOWMETAL_STORE") or os.path.join(".flowmetal", "store.db")
+
+
 def open_store(location: str | None = None, readonly: bool = False) -> SQLiteStore:
     """The store named by `--store`, else `FLOWMETAL_STORE`, else `./.flowmetal/store.db`.
     `readonly`: for commands that only read (see `SQLiteStore`)."""
-    location = location or os.environ.get("FLOWMETAL_STORE") or os.path.join(".flowmetal", "store.db")
+    location = store_location(location)
     if location.startswith(("postgresql://", "postgres://")):
         raise StoreError("PostgreSQL stores are not available in this version; use an SQLite path")
     return SQLiteStore(location, readonly=readonly)

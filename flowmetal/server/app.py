@@ -36,6 +36,9 @@ How it is built, and why:
   is retried: the key, the request's fingerprint and the run id are stored
   (`SQLiteStore.record_run_key`) before the run is, and a retry answers 200
   with the same run (422 when the key came with another request).
+- `POST /api/runs/{id}/signals/{name}` queues a signal (`flowmetal.runtime.signals`)
+  in one store call, `send_signal`, which also decides its key's repeats (202
+  with the first answer, 422 for another signal) and an ended run (409).
 - Long polls (`/api/steps/claim` with `wait`) and the live event stream poll
   the store every `POLL` seconds: another process sharing the store (a
   `flowmetal worker`) changes it without telling this one.
@@ -66,7 +69,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from flowmetal.lang import filenames
-from flowmetal.runtime.store import SQLiteStore, StoreError, open_store
+from flowmetal.runtime.store import SIGNAL_WAIT, SQLiteStore, StoreError, open_store
 from flowmetal.server.addresses import Served
 from flowmetal.server.bounds import ENDPOINT_NAME, MAX_LEASE, MAX_LIMIT, MAX_WAIT, NOT_BLANK
 
@@ -281,6 +284,7 @@ def make_app(location: str, *, token: str | None = None, on_change: Callable[[],
     app.router.add_get("/api/runs/{run_id}/trace", trace)
     app.router.add_get("/api/runs/{run_id}/events", events)
     app.router.add_post("/api/runs/{run_id}/cancel", cancel)
+    app.router.add_post("/api/runs/{run_id}/signals/{name}", send_signal)
     app.router.add_post("/api/steps/claim", claim)
     app.router.add_post(r"/api/steps/{run_id}/{step:[0-9]{1,18}}/complete", complete)
     app.router.add_post(r"/api/steps/{run_id}/{step:[0-9]{1,18}}/fail", fail)
@@ -733,6 +737,40 @@ async def cancel(request: web.Request) -> web.Response:
     return web.json_response({"id": run_id, "status": status}, status=200 if status == "cancelled" else 202)
 
 
+# -- signals ----------------------------------------------------------------------------------------------
+
+async def send_signal(request: web.Request) -> web.Response:
+    """Queue a signal for a run: 202 with its number (the same answer again for a repeat with
+    the same Idempotency-Key)."""
+    from flowmetal.runtime.signals import SignalError, check_body, check_name
+    api = _api(request)
+    run_id = _path_text(request, "run_id", "run")
+    try:
+        name = check_name(request.match_info["name"])
+    except SignalError as error:
+        raise ApiError(400, f"the signal's name in the path: {error}") from None
+    key = _idempotency_key(request)
+    raw = await read_body(request)
+    if not raw.strip():
+        raise ApiError(400, "malformed JSON: the body is empty; a signal's body is a JSON value (`null` for none)")
+    parse_json(raw)  # strict JSON, as every body (400 otherwise)
+    try:
+        body = check_body(raw.decode("utf-8"))
+    except SignalError as error:  # a number no Flowmetal value holds
+        raise ApiError(400, str(error)) from None
+    sent = await api.db(SQLiteStore.send_signal, run_id, name, body, key)
+    if sent.outcome == "unknown":
+        raise ApiError(404, f"no run `{run_id}`")
+    if sent.outcome == "ended":
+        raise ApiError(409, f"run `{run_id}` has ended ({sent.status}): no signal can reach it; nothing was queued")
+    if sent.outcome == "conflict":
+        raise ApiError(422, f"the Idempotency-Key `{key}` was used for another signal to run `{run_id}` (#{sent.seq} "
+                            f"`{sent.name}`): a retry must repeat its request exactly; a new signal takes a new key")
+    if sent.outcome == "queued":
+        api.on_change()
+    return web.json_response({"run": run_id, "name": sent.name, "seq": sent.seq}, status=202)
+
+
 # -- steps, for connectors ---------------------------------------------------------------------------------
 
 def _step_json(row: dict) -> dict:
@@ -796,6 +834,9 @@ async def _open_step(api: _Api, run_id: str, step: int):
         raise ApiError(404, f"no run `{run_id}`")
     if not row:
         raise ApiError(404, f"run `{run_id}` has no step {step}")
+    if row["endpoint"] == SIGNAL_WAIT:
+        raise ApiError(409, f"step {step} of run `{run_id}` is a `receive!`: a signal answers it (POST "
+                            f"/api/runs/{run_id}/signals/{{name}}), not a result")
     if row["status"] not in OPEN_STEP:
         status = {"applied": "completed"}.get(row["status"], row["status"])
         raise ApiError(409, f"step {step} of run `{run_id}` is {status} already: it takes one result, and "

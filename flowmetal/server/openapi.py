@@ -36,6 +36,7 @@ import sys
 
 from flowmetal import __version__
 from flowmetal.lang import filenames
+from flowmetal.runtime import signals
 from flowmetal.server.bounds import ENDPOINT_NAME, MAX_LEASE, MAX_LIMIT, MAX_WAIT, NOT_BLANK
 
 # An Idempotency-Key of `POST /api/runs`: 1 to 255 printable ASCII characters, no blank at either
@@ -117,6 +118,7 @@ def _run_links(pointer: str) -> dict:
                 ("GetRun", "getRun", "The run"),
                 ("GetSources", "getSources", "Its program"),
                 ("GetTrace", "getTrace", "Its log"),
+                ("SendSignal", "sendSignal", "Send it a signal"),
                 ("CancelRun", "cancelRun", "Cancel it"))}
 
 
@@ -188,8 +190,8 @@ SCHEMAS = {
             "seq": {"type": "integer", "minimum": 1},
             "time": {"type": "number", "description": "Unix time"},
             "kind": {"type": "string", "description": "run-started, step-requested, step-completed, timer-set, "
-                                                      "timer-fired, timer-cancelled, log, run-completed, "
-                                                      "run-failed, run-cancelled"},
+                                                      "timer-fired, timer-cancelled, log, signal-received, "
+                                                      "run-completed, run-failed, run-cancelled"},
             "step": {"type": ["integer", "null"]},
             "line": {"type": ["integer", "null"], "description": "The source line that caused it"},
         },
@@ -266,6 +268,13 @@ SCHEMAS = {
         "type": "object", "required": ["run_id", "step", "status"],
         "properties": {"run_id": {"type": "string"}, "step": {"type": "integer"},
                        "status": {"type": "string", "enum": ["completed", "failed"]}},
+    },
+    "SignalQueued": {
+        "type": "object", "required": ["run", "name", "seq"],
+        "properties": {"run": {"type": "string", "description": "The run's id"},
+                       "name": {"type": "string", "description": "The signal's name"},
+                       "seq": {"type": "integer", "minimum": 1,
+                               "description": "The signal's number among the run's signals, in arrival order"}},
     },
     "Delivered": {"type": "object", "required": ["status"],
                   "properties": {"status": {"type": "string", "const": "delivered"}}},
@@ -370,6 +379,33 @@ def document() -> dict:
                           "202": _json("Cancelled", "Running now: it stops at its next checkpoint"),
                           **_api_errors(404, 409, e409="The run has ended already: nothing to cancel")},
         }},
+        "/api/runs/{run_id}/signals/{name}": {"post": {
+            "operationId": "sendSignal", "summary": "Send a run a named signal (queued for its `receive!`)",
+            "description": "The body, any JSON value, is what `(receive! name)` returns (objects as maps with "
+                           "string keys). Signals are queued per run in arrival order; each `receive!` takes "
+                           "the oldest of its name, and a run waiting for one wakes.",
+            "parameters": [
+                _run_id(),
+                {"name": "name", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": f"^{signals.NAME}$", "minLength": 1, "maxLength": 128},
+                 "description": f"The signal's name: {signals.NAME_RULE}"},
+                {"name": "Idempotency-Key", "in": "header", "required": False,
+                 "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": f"^{IDEMPOTENCY_KEY}$"},
+                 "description": "Makes a retried request safe: a request with a key already used for this run "
+                                "with the same name and body answers as the first did, and queues nothing"}],
+            "requestBody": {"required": True, "description": "The signal's body: any JSON value",
+                            "content": {"application/json": {"schema": {}, "examples": {
+                                "object": {"value": {"approved": True, "by": "ann"}}}}}},
+            "responses": {
+                "202": _json("SignalQueued", "Queued (or queued before, with this Idempotency-Key)"),
+                **_api_errors(400, 404, 409, 413, 415, 422,
+                              e400="Malformed JSON (not UTF-8, empty, `NaN`, lone surrogates, nested over 100 "
+                                   "levels, a number out of range: integers below 2^4096, finite floats), "
+                                   "a name that is not a signal name, or a malformed Idempotency-Key",
+                              e409="The run has ended (completed, failed or cancelled): nothing was queued",
+                              e422="The Idempotency-Key was used for another signal to this run"),
+            },
+        }},
         "/api/steps/claim": {"post": {
             "operationId": "claimSteps", "summary": "Claim pending step requests of named endpoints (long poll)",
             "requestBody": _body("Claim"),
@@ -385,7 +421,8 @@ def document() -> dict:
                           **_api_errors(400, 404, 409, 413, 415, 422,
                                         e404="No such run, or the run has no such step",
                                         e409="The step has its result already, failed, or was cancelled (or "
-                                             "its run's program cannot be loaded): this one changed nothing",
+                                             "its run's program cannot be loaded, or it is a `receive!`, "
+                                             "which a signal answers): this one changed nothing",
                                         e422="The value is not of the endpoint's declared return type (the "
                                              "error names the place); a corrected result may follow")},
         }},
@@ -396,8 +433,8 @@ def document() -> dict:
             "responses": {"200": _json("StepDone", "Recorded; the run fails when it resumes"),
                           **_api_errors(400, 404, 409, 413, 415,
                                         e404="No such run, or the run has no such step",
-                                        e409="The step has its result already, failed, or was cancelled: "
-                                             "this failure changed nothing")},
+                                        e409="The step has its result already, failed, or was cancelled (or "
+                                             "it is a `receive!`): this failure changed nothing")},
         }},
     }
     return {
@@ -405,7 +442,7 @@ def document() -> dict:
         "info": {"title": "Flowmetal", "version": __version__,
                  "description": "The HTTP API of `flowmetal serve`: start runs, read runs and traces, claim "
                                 "and complete step requests from connectors in any language, cancel runs, "
-                                "deliver callbacks. Errors are `{\"error\": \"...\"}` with a 4xx status and "
+                                "send runs signals, deliver callbacks. Errors are `{\"error\": \"...\"}` with a 4xx status and "
                                 "change nothing. Bodies of /api/ requests are JSON, at most 1 MiB. See "
                                 "docs/http-api.md."},
         "servers": [{"url": "http://127.0.0.1:8700"}],

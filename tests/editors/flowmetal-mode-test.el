@@ -372,6 +372,17 @@ a while.\"\"\"
                      "waiting on acme.billing/charge!: no live process serves it"))
       (should (equal (aref (cadr (assoc "0bed" rows)) 4) "")))))
 
+(ert-deftest flowmetal-mode-trace-shows-a-received-signal ()
+  (should (equal (flowmetal--event-details
+                  (list :seq 9 :kind "signal-received" :step 3
+                        :data (list :name "approve" :body (list :by "ann" :ok t)
+                                    :signal 1 :sent 1795000000.5)))
+                 "#3 approve ← {by=ann ok=true}"))
+  (should (equal (flowmetal--event-details
+                  (list :seq 10 :kind "signal-received" :step 4
+                        :data (list :name "go" :body nil :signal 2 :sent 1795000001.0)))
+                 "#4 go ← null")))
+
 (ert-deftest flowmetal-mode-run-keys ()
   (with-temp-buffer
     (flowmetal-mode)

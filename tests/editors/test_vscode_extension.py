@@ -588,6 +588,10 @@ def test_runs_view_follows_notifications(runs_report):
     assert len(requests) == 1
 
 
+def test_a_received_signal_shows_its_name_and_body(runs_report):
+    assert runs_report["signal"] == 'approve ← {"by":"ann","ok":true}'
+
+
 def test_events_notified_while_the_trace_is_read_are_kept(runs_report):
     failed = _node(runs_report["raced"], RUN_FAILED)
     assert [e["label"] for e in failed["children"]] == ["#1 run-started", "#2 step-requested", "#3 run-failed"]

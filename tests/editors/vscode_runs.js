@@ -328,6 +328,11 @@ async function main() {
   client().notify('flowmetal/runUpdated', { ...unserved, unserved: [] });
   report.unserved.served = await runs();
 
+  // A signal received: its name and body, on one line.
+  const { describeEvent } = require(path.join(extensionDir, 'runs.js'));
+  report.signal = describeEvent({ seq: 9, kind: 'signal-received', step: 3,
+    data: { name: 'approve', body: { by: 'ann', ok: true }, signal: 1, sent: 1795000000.5 } });
+
   await extension.deactivate();
   report.events = env.events;
   process.stdout.write(JSON.stringify(report));

@@ -170,6 +170,28 @@ async def test_definition_into_another_file_and_into_the_standard_packages(clien
     assert loc.uri.endswith("/flowmetal/stdlib/flowmetal.time.flow")
 
 
+SIGNAL_TEXT = """\
+(defpackage acme.door
+  (require [flowmetal.signal :as s])
+  (defn knock [] (s/receive! "knock")))
+"""
+
+
+async def test_the_signal_package_is_known_as_other_standard_packages(client: LanguageClient):
+    uri = open_doc(client, WORKSPACE / "door.flow", SIGNAL_TEXT)  # only in the editor
+    assert await diagnostics(client, uri) == []
+    hover = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos(SIGNAL_TEXT, "s/receive!", plus=3)))
+    value = hover.contents.value
+    assert "Durable step" in value and "(defendpoint receive! [name : str?] : json?)" in value
+    assert "Wait for the next signal called `name`" in value
+    (loc,) = await client.text_document_definition_async(types.DefinitionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos(SIGNAL_TEXT, "s/receive!", plus=3)))
+    assert loc.uri.endswith("/flowmetal/stdlib/flowmetal.signal.flow")
+    labels = await completion_labels(client, uri, SIGNAL_TEXT, pos(SIGNAL_TEXT, "s/receive!", plus=4))
+    assert "s/receive!" in labels
+
+
 async def test_references_across_files(client: LanguageClient):
     uri = open_doc(client, LIB)
     await diagnostics(client, uri)

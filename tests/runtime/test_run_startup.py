@@ -121,12 +121,17 @@ SCHEMA = [
                           '   "host" TEXT,\n   "kind" TEXT NOT NULL,\n   "endpoints" TEXT NOT NULL,\n'
                           '   "seen" REAL NOT NULL\n)'),
     ("index", "steps_by_status", 'CREATE INDEX "steps_by_status"\n    ON "steps" ("status")'),
+    ("table", "signals", 'CREATE TABLE "signals" (\n   "run_id" TEXT NOT NULL REFERENCES "runs"("id"),\n'
+                         '   "seq" INTEGER NOT NULL,\n   "name" TEXT NOT NULL,\n   "body" TEXT NOT NULL,\n   "key" TEXT,\n'
+                         '   "sent" REAL,\n   "step" INTEGER,\n   "consumed" REAL,\n   PRIMARY KEY ("run_id", "seq"),\n'
+                         '   UNIQUE ("run_id", "key")\n)'),
+    ("index", "signals_queued", 'CREATE INDEX "signals_queued"\n    ON "signals" ("run_id", "name", "step", "seq")'),
 ]
 
 
 def test_a_new_store_has_the_schema_stores_always_had(tmp_path: Path):
     store = SQLiteStore(tmp_path / "store.db")
-    assert store.version() == SCHEMA_VERSION == 5
+    assert store.version() == SCHEMA_VERSION == 6
     rows = sqlite3.connect(tmp_path / "store.db").execute(
         "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
     assert rows == SCHEMA

@@ -123,7 +123,7 @@ def test_every_route_is_documented():
     doc = document()
     prose = (ROOT / "docs" / "http-api.md").read_text(encoding="utf-8")
     routes = _routes()
-    assert len(routes) == 12
+    assert len(routes) == 13
     for method, path in routes:
         assert method.lower() in doc["paths"].get(path, {}), f"{method} {path} is not in the OpenAPI document"
         prose_path = path.replace("/runs/{run_id}", "/runs/{id}")

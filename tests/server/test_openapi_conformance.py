@@ -9,7 +9,8 @@ follow the document's links (a run's id from `POST /api/runs` or `GET /api/runs`
 routes of that run, a claimed step's run and number into `complete` and `fail`). Every
 answer must be documented and match its schema and content type; a request the schema
 allows must not be refused with 400 (422 only where no schema can tell: a program with
-errors, a result of the wrong type), and one it forbids must be refused. Any finding fails
+errors, a result of the wrong type, a signal's key used for another signal), and one it
+forbids must be refused. Any finding fails
 the test, with a request that shows it.
 
 Set for the run rather than drawn: the callback token and the run whose live stream is
@@ -110,6 +111,8 @@ def _config(**project) -> schemathesis.Config:
             {"include-operation-id": "createRun",
              "checks": {"positive_data_acceptance": {"expected-statuses": REFUSED_WHEN_VALID}}},
             {"include-operation-id": "completeStep",
+             "checks": {"positive_data_acceptance": {"expected-statuses": REFUSED_WHEN_VALID}}},
+            {"include-operation-id": "sendSignal",
              "checks": {"positive_data_acceptance": {"expected-statuses": REFUSED_WHEN_VALID}}},
         ],
         **project,
