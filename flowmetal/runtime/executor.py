@@ -324,30 +324,12 @@ class _Driver:
         return None
 
     def wake(self, machine: Machine):
-        """Every task is parked: give one of them what it waited for, if something came (a
-        `with-timeout!` timer that fell due first, innermost first; then the waits in the
-        order they came), and make it current (None: run on); else 'still-waiting'.
-        One at a time, each recorded as it is given: the log's order is the run's."""
+        """Every task is parked: give one of them what it waited for, if something came (the
+        first to come first), and make it current (None: run on); else end the wait of a
+        `with-timeout!` that fell due (`expire_due`), or 'still-waiting'. What came wins over
+        a timeout due by the time the run looks: the work is done, and nothing is lost by
+        taking it. One at a time, each recorded as it is given: the log's order is the run's."""
         now = time.time()
-        for tstep, due in reversed(self.timeouts):
-            if due > now:
-                continue
-            owner = machine.timeout_owner(tstep)
-            self.timeouts = [t for t in self.timeouts if t[0] != tstep]
-            self.extra["fired_timers"].append(tstep)
-            if owner is None:  # its task ended (cancelled): nothing to stop
-                self.event("timer-fired", step=tstep, timeout=True)
-                continue
-            wait = self.waits.pop(owner, None)
-            if wait is not None and wait["kind"] != "tasks":
-                self.extra["cancelled_steps"].append(wait["step"])
-            machine.switch_to(owner)
-            machine.awaiting.pop(owner, None)
-            machine.answers.pop(owner, None)
-            self.event("timer-fired", step=tstep, timeout=True)
-            if machine.expire_timeout(tstep, TIMEOUT):
-                self.event("step-completed", step=tstep, result=literal(TIMEOUT), waited=True)
-                return None
         # What came, each with when it came (a timer: when it fell due; a step: when its result
         # was recorded): the first to come is given first.
         came = []
@@ -362,7 +344,7 @@ class _Driver:
                 if signal is not None:
                     came.append((signal["sent"], wait["step"], tid, signal))
         if not came:
-            return "still-waiting"
+            return self.expire_due(machine, now)
         _, step, tid, row = min(came, key=lambda c: (c[0], c[1]))
         wait = self.waits.pop(tid)
         if wait["kind"] == "signal":  # the oldest signal of its name, taken now
@@ -384,6 +366,30 @@ class _Driver:
         self.event("step-completed", step=step, result=_literal(value), waited=True)
         self.extra["completed_steps"].append((step, row["result"]))
         return None
+
+    def expire_due(self, machine: Machine, now: float):
+        """A `with-timeout!` timer that fell due (innermost first) ends the code under it, and
+        what that code waited for is cancelled: None (run on), else 'still-waiting'."""
+        for tstep, due in reversed(self.timeouts):
+            if due > now:
+                continue
+            owner = machine.timeout_owner(tstep)
+            self.timeouts = [t for t in self.timeouts if t[0] != tstep]
+            self.extra["fired_timers"].append(tstep)
+            if owner is None:  # its task ended (cancelled): nothing to stop
+                self.event("timer-fired", step=tstep, timeout=True)
+                continue
+            wait = self.waits.pop(owner, None)
+            if wait is not None and wait["kind"] != "tasks":
+                self.extra["cancelled_steps"].append(wait["step"])
+            machine.switch_to(owner)
+            machine.awaiting.pop(owner, None)
+            machine.answers.pop(owner, None)
+            self.event("timer-fired", step=tstep, timeout=True)
+            if machine.expire_timeout(tstep, TIMEOUT):
+                self.event("step-completed", step=tstep, result=literal(TIMEOUT), waited=True)
+                return None
+        return "still-waiting"
 
     def schedule(self, machine: Machine):
         """The current task parked or ended: run the next ready task; when none is, wake a
