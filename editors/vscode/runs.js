@@ -806,7 +806,7 @@ class RunsPanel {
     const ticket = ++this.stateTicket;
     const run = this.runs.get(element.runId) || { entry: shortId(element.runId) };
     const task = taskOf(event);
-    const title = `${run.entry} #${event.seq} ${event.kind}${task ? ` · task ${task}` : ''}`;
+    const title = `${run.entry}${task ? ` · task ${task}` : ''} #${event.seq} ${event.kind}`;
     const opening = this.openLocation(event.location);
     this.stateTree.show(undefined);
     this.stateView.description = title;

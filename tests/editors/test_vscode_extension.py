@@ -773,7 +773,7 @@ def test_a_run_with_tasks_shows_its_own_events_then_a_lane_per_task(runs_report)
     assert "task: 2" in two["children"][0]["tooltip"]
 
     # An event of a task: its state says which task; revealed under its task, under its run.
-    assert tasks["stateDescription"] == "fleet/reboot-all #20 step-requested · task 2 (replay)"
+    assert tasks["stateDescription"] == "fleet/reboot-all · task 2 #20 step-requested (replay)"
     parents = tasks["parents"]
     assert parents["taskEvent"] == {"kind": "task", "task": 2}
     assert parents["ownEvent"] == parents["task"] == {"kind": "run", "id": "f1ee7f1ee7f1ee70"}
@@ -894,5 +894,5 @@ def test_run_and_trace_against_the_language_server(node_cache, tmp_path):
     assert lanes[0]["children"][-1]["label"].endswith("task-cancelled")
     assert not any("sleep!" in node["description"] for node in own)  # the tasks' steps are in their lanes
     # The state at task 3's sleep!: that task's stack.
-    assert fleet["state"]["description"].startswith("fleet/reboot-all #") and " · task 3 " in fleet["state"]["description"]
+    assert fleet["state"]["description"].startswith("fleet/reboot-all · task 3 #")
     assert fleet["state"]["tree"][0]["label"] == "fleet/reboot"
