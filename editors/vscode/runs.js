@@ -186,7 +186,8 @@ function taskDescription(lane, run) {
   else if (end.kind === 'task-completed') outcome = `completed ${describeEvent(end)}`.trim();
   else if (end.kind === 'task-failed') outcome = `failed: ${describeEvent(end)}`;
   else outcome = 'cancelled';
-  const from = lane.spawn ? `spawned at #${lane.spawn.seq}${taskOf(lane.spawn) ? ` in task ${taskOf(lane.spawn)}` : ''}` : '';
+  const spawner = lane.spawn ? taskOf(lane.spawn) : 0;
+  const from = lane.spawn ? `spawned at #${lane.spawn.seq}${spawner ? ` in task ${spawner}` : ''}` : '';
   return [outcome, from].filter(Boolean).join(' · ');
 }
 
@@ -724,7 +725,10 @@ class RunsPanel {
     const events = this.events.get(element.id);
     if (!events) return children;
     const lanes = this.lanes(element.id);
-    if (!lanes) return [...children, ...[...events.keys()].sort((a, b) => a - b).map((seq) => this.eventElement(element.id, seq))];
+    if (!lanes) {
+      const seqs = [...events.keys()].sort((a, b) => a - b);
+      return [...children, ...seqs.map((seq) => this.eventElement(element.id, seq))];
+    }
     const tasks = [...lanes.keys()].filter((task) => task !== 0).sort((a, b) => a - b);
     return [...children, ...lanes.get(0).seqs.map((seq) => this.eventElement(element.id, seq)),
       ...tasks.map((task) => this.taskElement(element.id, task))];
@@ -923,4 +927,4 @@ class RunsPanel {
   }
 }
 
-module.exports = { RunsPanel, askArguments, describeEvent, stateElements, lanesOf };
+module.exports = { RunsPanel, askArguments, describeEvent, stateElements };
