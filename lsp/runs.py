@@ -245,6 +245,9 @@ class _Runs:
             "origin": from_fs_path(str(read_from)) if read_from else None,
             "blocked": bench.blocked(run),
             "unserved": bench.unserved(run),
+            # The run that started this one as a child run (null for a top-level run): the
+            # store's, once it records one; editors nest a child run under its parent.
+            "parent": getattr(run, "parent", None),
         }
 
     def trust(self, bench: Workbench, trusted: bool) -> list[dict]:

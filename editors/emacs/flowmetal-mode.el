@@ -41,12 +41,19 @@
 ;; left there: the server drives only the runs started from Emacs unless
 ;; the store is in `flowmetal-trusted-stores' (M-x flowmetal-trust-store
 ;; adds the current one).  The others are listed, marked as not run here.
+;;
+;; A run with tasks (flowmetal.task) has a task column in its trace
+;; (T0 for the run's own code, T1, T2 ... for the tasks it spawned); a
+;; child run is listed under the run that started it, indented.  Both
+;; come from the server's messages: each event's `task', each run's
+;; `parent'.
 
 ;;; Code:
 
 (require 'lisp-mode)
 (require 'cl-lib)
 (require 'subr-x)
+(require 'json)
 (require 'tabulated-list)
 
 (defgroup flowmetal nil
@@ -706,18 +713,64 @@ endpoint no live process serves, which."
         (and note (propertize note 'face 'warning)))
       ""))
 
+(defun flowmetal--run-parent (run runs)
+  "The id of the run RUN is listed under: its parent, when RUNS has it.
+RUNS is a table of the listed runs by id.  A cycle of parents (a store
+edited by hand) nests none of them."
+  (let ((parent (plist-get run :parent)))
+    (when (and (stringp parent) (gethash parent runs))
+      ;; Up from the parent: coming back to a run met on the way is a cycle.
+      (let ((seen (list (plist-get run :id)))
+            (at parent)
+            cycle)
+        (while (and (not cycle) (stringp at) (gethash at runs))
+          (if (member at seen)
+              (setq cycle t)
+            (push at seen)
+            (setq at (plist-get (gethash at runs) :parent))))
+        (unless cycle parent)))))
+
+(defun flowmetal--runs-nested (runs)
+  "RUNS (newest first) as (RUN . DEPTH), each child run after its parent.
+Siblings stay newest first; a run whose parent is not listed is at the top."
+  (let ((by-id (make-hash-table :test #'equal))
+        (children (make-hash-table :test #'equal))
+        roots stack out)
+    (dolist (run runs)
+      (puthash (plist-get run :id) run by-id))
+    (dolist (run runs)
+      (let ((parent (flowmetal--run-parent run by-id)))
+        (if parent
+            (push run (gethash parent children))
+          (push run roots))))
+    ;; Depth first, without recursion: a long chain of child runs is no limit.
+    (setq stack (mapcar (lambda (run) (cons run 0)) (nreverse roots)))
+    (while stack
+      (let ((top (pop stack)))
+        (push top out)
+        (setq stack (append (mapcar (lambda (child) (cons child (1+ (cdr top))))
+                                    (reverse (gethash (plist-get (car top) :id) children)))
+                            stack))))
+    (nreverse out)))
+
 (defun flowmetal--runs-entries ()
-  "The rows of the runs buffer, from `flowmetal--runs'."
-  (mapcar (lambda (run)
-            (list (plist-get run :id)
-                  (vector (plist-get run :id)
-                          (plist-get run :entry)
-                          (propertize (plist-get run :status)
-                                      'face (flowmetal--status-face
-                                             (plist-get run :status)))
-                          (or (plist-get run :started) "")
-                          (flowmetal--run-outcome run))))
-          flowmetal--runs))
+  "The rows of the runs buffer, from `flowmetal--runs'.
+A child run's row follows its parent's, its entry indented."
+  (mapcar (lambda (item)
+            (let ((run (car item))
+                  (depth (cdr item)))
+              (list (plist-get run :id)
+                    (vector (plist-get run :id)
+                            (if (zerop depth)
+                                (plist-get run :entry)
+                              (concat (make-string (* 2 (1- depth)) ?\s) "└ "
+                                      (plist-get run :entry)))
+                            (propertize (plist-get run :status)
+                                        'face (flowmetal--status-face
+                                               (plist-get run :status)))
+                            (or (plist-get run :started) "")
+                            (flowmetal--run-outcome run)))))
+          (flowmetal--runs-nested flowmetal--runs)))
 
 (defun flowmetal--status-face (status)
   "The face that shows a run's STATUS."
@@ -836,7 +889,10 @@ line or by a serve on the same store.
   "The Run plist of a trace buffer.")
 
 (defvar-local flowmetal--seen nil
-  "The sequence numbers of the events shown in a trace buffer.")
+  "The events shown in a trace buffer, by sequence number.")
+
+(defvar-local flowmetal--tasks nil
+  "Whether a trace buffer shows a task column: its run has tasks.")
 
 (defvar flowmetal-trace-mode-map
   (let ((map (make-sparse-keymap)))
@@ -903,6 +959,7 @@ is shown once, in order."
   (let ((inhibit-read-only t))
     (erase-buffer)
     (setq flowmetal--seen (make-hash-table))
+    (setq flowmetal--tasks nil)
     (setq flowmetal--run nil)
     (flowmetal--trace-show-run))
   (let ((trace (flowmetal--request flowmetal--server :flowmetal/trace
@@ -971,24 +1028,49 @@ of the program there."
             (insert (format "Result: %s\n" (plist-get run :result))))
           (when (plist-get run :error)
             (insert (format "Error: %s\n" (plist-get run :error))))
+          (when (stringp (plist-get run :parent))
+            (insert (format "Child run of: %s\n" (plist-get run :parent))))
           (when (plist-get run :blocked)
             (insert (format "Not run here: %s\n" (plist-get run :blocked))))
           (let ((note (flowmetal--run-unserved run)))
             (when note
               (insert (format "Note: %s\n" note))))
           (insert "\n")
-          (insert (propertize (format "%4s  %-24s  %-16s %s\n" "seq" "time" "kind" "details")
+          (insert (propertize (if flowmetal--tasks
+                                  (format "%4s  %-24s  %-4s %-16s %s\n"
+                                          "seq" "time" "task" "kind" "details")
+                                (format "%4s  %-24s  %-16s %s\n" "seq" "time" "kind" "details"))
                               'face 'bold)))
         (put-text-property start (point) 'flowmetal-summary t)))))
 
-(defun flowmetal--data-details (data)
-  "DATA, the plist of an event's details, as `key=value' pairs."
+(defun flowmetal--data-details (data &optional except)
+  "DATA, the plist of an event's details, as `key=value' pairs.
+Keys in EXCEPT are left out."
   (let (parts)
     (while data
-      (let ((key (substring (symbol-name (pop data)) 1))
+      (let ((key (pop data))
             (value (pop data)))
-        (push (format "%s=%s" key (flowmetal--show-value value)) parts)))
+        (unless (memq key except)
+          (push (format "%s=%s" (substring (symbol-name key) 1) (flowmetal--show-value value))
+                parts))))
     (mapconcat #'identity (nreverse parts) " ")))
+
+(defun flowmetal--event-task (event)
+  "The task EVENT belongs to: 0, the run's own code, unless it names another."
+  (let ((task (plist-get (plist-get event :data) :task)))
+    (if (integerp task) task 0)))
+
+(defun flowmetal--event-of-tasks-p (event)
+  "Whether EVENT shows that its run has tasks."
+  (or (/= 0 (flowmetal--event-task event))
+      (equal (plist-get event :kind) "task-spawned")))
+
+(defun flowmetal--json-line (value)
+  "VALUE, from the server's JSON, as JSON on one line."
+  (condition-case nil
+      (let ((json-encoding-pretty-print nil))
+        (json-encode value))
+    (error (flowmetal--show-value value))))
 
 (defun flowmetal--show-value (value)
   "VALUE from the server's JSON, in a line of text."
@@ -1018,51 +1100,85 @@ of the program there."
                           (flowmetal--show-value (pop args)))
                   parts))
           (string-join (cons (plist-get data :endpoint) (nreverse parts)) " ")))
-       ((or "step-completed" "run-completed")
+       ((or "step-completed" "run-completed" "task-completed")
         (format "→ %s" (flowmetal--show-value (plist-get data :result))))
+       ("task-spawned" (format "→ task %s" (plist-get data :spawned)))
+       ("task-cancelled" "")
+       ("signal-received"
+        (format "%s %s" (flowmetal--show-value (plist-get data :name))
+                (flowmetal--json-line (plist-get data :body))))
        ("log" (flowmetal--show-value (plist-get data :message)))
        ("timer-set"
         (let ((due (plist-get data :due)))
           (format "due %s" (if (numberp due)
                                (format-time-string "%Y-%m-%dT%H:%M:%S.%3NZ" due t)
                              (flowmetal--show-value due)))))
-       ("run-failed" (flowmetal--show-value (plist-get data :error)))
+       ((or "run-failed" "task-failed") (flowmetal--show-value (plist-get data :error)))
        ("signal-received"
         (format "%s ← %s" (plist-get data :name) (flowmetal--show-value (plist-get data :body))))
-       (_ (flowmetal--data-details data))))))
+       ;; (The task is in a column of its own, when the run has tasks.)
+       (_ (flowmetal--data-details data '(:task)))))))
 
 (defun flowmetal--kind-face (kind)
   "The face that shows an event of KIND."
   (pcase kind
-    ("run-completed" 'success)
-    ("run-failed" 'error)
-    ("run-cancelled" 'warning)
+    ((or "run-completed" "task-completed") 'success)
+    ((or "run-failed" "task-failed") 'error)
+    ((or "run-cancelled" "task-cancelled") 'warning)
+    ("task-spawned" 'font-lock-keyword-face)
+    ("signal-received" 'font-lock-constant-face)
     ((or "step-requested" "run-started") 'font-lock-function-name-face)
     ("log" 'font-lock-string-face)
     (_ 'default)))
 
 (defun flowmetal--event-line (event)
-  "The line that shows EVENT in a trace buffer."
+  "The line that shows EVENT in a trace buffer.
+With `flowmetal--tasks', the task it belongs to is in a column: T0, T1 ..."
   (let ((kind (plist-get event :kind)))
     (propertize
-     (format "%4d  %-24s  %s %s\n" (plist-get event :seq) (or (plist-get event :time) "")
+     (format "%4d  %-24s  %s%s %s\n" (plist-get event :seq) (or (plist-get event :time) "")
+             (if flowmetal--tasks
+                 (propertize (format "%-4s " (format "T%d" (flowmetal--event-task event)))
+                             'face 'font-lock-type-face)
+               "")
              (propertize (format "%-16s" kind) 'face (flowmetal--kind-face kind))
              (flowmetal--event-details event))
      'flowmetal-event event)))
 
 (defun flowmetal--trace-add-event (event)
-  "Show EVENT in the current trace buffer, in order, unless it is there."
+  "Show EVENT in the current trace buffer, in order, unless it is there.
+The first event that shows the run has tasks adds the task column: the
+events shown so far are drawn again with it."
   (let ((seq (plist-get event :seq)))
     (unless (gethash seq flowmetal--seen)
-      (puthash seq t flowmetal--seen)
-      (let ((inhibit-read-only t))
-        (save-excursion
-          (goto-char (point-max))
-          (while (let ((before (and (> (point) (point-min))
-                                    (get-text-property (1- (point)) 'flowmetal-event))))
-                   (and before (> (plist-get before :seq) seq)))
-            (forward-line -1))
-          (insert (flowmetal--event-line event)))))))
+      (puthash seq event flowmetal--seen)
+      (if (and (not flowmetal--tasks) (flowmetal--event-of-tasks-p event))
+          (progn (setq flowmetal--tasks t)
+                 (flowmetal--trace-redraw-events))
+        (let ((inhibit-read-only t))
+          (save-excursion
+            (goto-char (point-max))
+            (while (let ((before (and (> (point) (point-min))
+                                      (get-text-property (1- (point)) 'flowmetal-event))))
+                     (and before (> (plist-get before :seq) seq)))
+              (forward-line -1))
+            (insert (flowmetal--event-line event))))))))
+
+(defun flowmetal--trace-redraw-events ()
+  "Draw the trace buffer's summary and events again, in order."
+  (let ((inhibit-read-only t)
+        (line (line-number-at-pos))
+        events)
+    (maphash (lambda (_ event) (push event events)) flowmetal--seen)
+    (flowmetal--trace-show-run)
+    (save-excursion
+      (goto-char (or (next-single-property-change (point-min) 'flowmetal-summary)
+                     (point-max)))
+      (delete-region (point) (point-max))
+      (dolist (event (sort events (lambda (a b) (< (plist-get a :seq) (plist-get b :seq)))))
+        (insert (flowmetal--event-line event))))
+    (goto-char (point-min))
+    (forward-line (1- line))))
 
 (defun flowmetal--event-at-point ()
   "The event on this line, or an error."

@@ -8,6 +8,12 @@
 // `flowmetal/traceEvent` notifications, and the `flowmetal.*` commands. Nothing
 // here reads Flowmetal: arguments are passed on as the user typed them, and
 // values are shown as the server wrote them.
+//
+// Tasks and child runs are drawn from the same messages: each event's `task`
+// (0 for the run's own code) puts the events of a run with tasks into lanes, a
+// "task N" item per spawned task after the run's own events; a run summary's
+// `parent` nests a child run under the run that started it. A run without
+// tasks, or a summary without `parent`, shows as it always did.
 'use strict';
 
 const vscode = require('vscode');
@@ -41,6 +47,18 @@ const EVENT_ICONS = {
   'run-completed': 'pass',
   'run-failed': 'error',
   'run-cancelled': 'circle-slash',
+  'task-spawned': 'repo-forked',
+  'task-completed': 'pass',
+  'task-failed': 'error',
+  'task-cancelled': 'circle-slash',
+  'signal-received': 'mail',
+};
+
+// How a task ended: its last event's kind, and the status it reads as.
+const TASK_ENDS = {
+  'task-completed': 'completed',
+  'task-failed': 'failed',
+  'task-cancelled': 'cancelled',
 };
 
 const NO_STATE = 'Select an event of a run to see the run\'s state there.';
@@ -99,12 +117,43 @@ function describeEvent(event) {
     case 'timer-set':
       return data.due == null ? '' : `due ${typeof data.due === 'number' ? clock(data.due * 1000) : shown(data.due)}`;
     case 'run-failed':
+    case 'task-failed':
       return firstLine(data.error);
+    case 'task-spawned':
+      return data.spawned == null ? '' : `→ task ${data.spawned}`;
+    case 'task-completed':
+      return data.result == null ? '' : `→ ${firstLine(shown(data.result))}`;
     case 'signal-received':
       return `${data.name} ← ${firstLine(JSON.stringify(data.body))}`;
     default:
       return '';
   }
+}
+
+// The task an event belongs to: 0, the run's own code, when the event says none.
+function taskOf(event) {
+  const task = event && event.data ? event.data.task : undefined;
+  return Number.isInteger(task) ? task : 0;
+}
+
+// The lanes of a run's events (sorted by seq): each task's events, and its life
+// (the event that spawned it, the one that ended it). Null for a run without tasks.
+function lanesOf(events) {
+  const lanes = new Map();
+  const lane = (task) => {
+    if (!lanes.has(task)) lanes.set(task, { task, seqs: [], spawn: undefined, end: undefined });
+    return lanes.get(task);
+  };
+  lane(0);
+  for (const event of events) {
+    const own = lane(taskOf(event));
+    own.seqs.push(event.seq);
+    if (TASK_ENDS[event.kind]) own.end = event;
+    if (event.kind === 'task-spawned' && Number.isInteger((event.data || {}).spawned)) {
+      lane(event.data.spawned).spawn = event;
+    }
+  }
+  return lanes.size > 1 ? lanes : null;
 }
 
 function eventTooltip(event) {
@@ -123,9 +172,42 @@ function runTooltip(run) {
   if (run.result != null) lines.push(`result: ${run.result}`);
   if (run.error != null) lines.push(`error: ${run.error}`);
   if (run.origin) lines.push(`from: ${run.origin}`);
+  if (run.parent) lines.push(`child run of ${run.parent}`);
   if (run.blocked) lines.push(`not run here: ${run.blocked}`);
   if (run.unserved && run.unserved.length) lines.push(unservedNote(run));
   return lines.join('\n');
+}
+
+// What a task's item says of its life: how it ended (or that it goes on), and
+// where it was spawned.
+function taskDescription(lane, run) {
+  const end = lane.end;
+  let outcome;
+  if (!end) outcome = run && ACTIVE.has(run.status) ? run.status : 'not ended';
+  else if (end.kind === 'task-completed') outcome = `completed ${describeEvent(end)}`.trim();
+  else if (end.kind === 'task-failed') outcome = `failed: ${describeEvent(end)}`;
+  else outcome = 'cancelled';
+  const spawner = lane.spawn ? taskOf(lane.spawn) : 0;
+  const from = lane.spawn ? `spawned at #${lane.spawn.seq}${spawner ? ` in task ${spawner}` : ''}` : '';
+  return [outcome, from].filter(Boolean).join(' · ');
+}
+
+function taskTooltip(lane, run) {
+  const lines = [`task ${lane.task}`];
+  if (lane.spawn) {
+    const step = lane.spawn.step != null ? ` (step ${lane.spawn.step})` : '';
+    lines.push(`spawned by task ${taskOf(lane.spawn)} at #${lane.spawn.seq}${step}`);
+  }
+  const end = lane.end;
+  if (end) lines.push(`${TASK_ENDS[end.kind]} at #${end.seq}${describeEvent(end) ? `: ${describeEvent(end)}` : ''}`);
+  else lines.push(run && ACTIVE.has(run.status) ? 'still going' : 'no end in the log');
+  lines.push(`${lane.seqs.length} event${lane.seqs.length === 1 ? '' : 's'}`);
+  return lines.join('\n');
+}
+
+function taskIcon(lane, run) {
+  if (lane.end) return statusIcon(TASK_ENDS[lane.end.kind]);
+  return run && ACTIVE.has(run.status) ? statusIcon(run.status) : new vscode.ThemeIcon('circle-outline');
 }
 
 // A waiting run whose step's endpoint no live process serves waits until a connector for it runs.
@@ -280,6 +362,8 @@ class RunsPanel {
     this.loading = new Map(); // run id -> the promise reading its trace
     this.runElements = new Map();
     this.eventElements = new Map();
+    this.taskElements = new Map(); // run id -> Map(task -> element)
+    this.laneCache = new Map(); // run id -> {events, size, lanes}: a run's lanes, until it has more events
     this.filter = undefined; // show only the runs of this entry
     this.listed = false;
     this.listError = undefined;
@@ -476,6 +560,44 @@ class RunsPanel {
     return ids.reverse(); // newest first
   }
 
+  // The run a visible run is shown under: its `parent`, when that run is shown too.
+  // A cycle of parents (a store edited by hand) nests none of them.
+  parentShown(id, visible) {
+    const parent = (this.runs.get(id) || {}).parent;
+    if (typeof parent !== 'string' || !visible.has(parent)) return undefined;
+    const seen = new Set([id]);
+    for (let at = parent; typeof at === 'string' && visible.has(at); at = (this.runs.get(at) || {}).parent) {
+      if (seen.has(at)) return undefined;
+      seen.add(at);
+    }
+    return parent;
+  }
+
+  // The runs shown at the top (newest first): those not shown under their parent.
+  topIds() {
+    const ids = this.visibleIds();
+    const visible = new Set(ids);
+    return ids.filter((id) => this.parentShown(id, visible) === undefined);
+  }
+
+  // The child runs shown under the run `id`, newest first.
+  childIds(id) {
+    const ids = this.visibleIds();
+    const visible = new Set(ids);
+    return ids.filter((child) => this.parentShown(child, visible) === id);
+  }
+
+  // The lanes of a run whose trace is read (lanesOf), or null: a run without tasks.
+  lanes(runId) {
+    const events = this.events.get(runId);
+    if (!events) return null;
+    const cached = this.laneCache.get(runId);
+    if (cached && cached.events === events && cached.size === events.size) return cached.lanes;
+    const lanes = lanesOf([...events.values()].sort((a, b) => a.seq - b.seq));
+    this.laneCache.set(runId, { events, size: events.size, lanes });
+    return lanes;
+  }
+
   setFilter(entry) {
     this.filter = entry || undefined;
     this.runsView.description = this.filter || '';
@@ -519,6 +641,20 @@ class RunsPanel {
     return element;
   }
 
+  taskElement(runId, task) {
+    let byRun = this.taskElements.get(runId);
+    if (!byRun) {
+      byRun = new Map();
+      this.taskElements.set(runId, byRun);
+    }
+    let element = byRun.get(task);
+    if (!element) {
+      element = { kind: 'task', runId, task };
+      byRun.set(task, element);
+    }
+    return element;
+  }
+
   event(element) {
     const events = element && this.events.get(element.runId);
     return events ? events.get(element.seq) : undefined;
@@ -551,28 +687,65 @@ class RunsPanel {
       item.command = { command: 'flowmetal.runs.showEvent', title: 'Show the State Here', arguments: [element] };
       return item;
     }
+    if (element.kind === 'task') {
+      const run = this.runs.get(element.runId);
+      const lane = (this.lanes(element.runId) || new Map()).get(element.task)
+        || { task: element.task, seqs: [], spawn: undefined, end: undefined };
+      const item = new vscode.TreeItem(`task ${element.task}`, lane.seqs.length
+        ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
+      item.id = `task:${element.runId}:${element.task}`;
+      item.description = taskDescription(lane, run);
+      item.tooltip = taskTooltip(lane, run);
+      item.iconPath = taskIcon(lane, run);
+      item.contextValue = 'flowmetalTask';
+      return item;
+    }
     const item = new vscode.TreeItem(element.text, vscode.TreeItemCollapsibleState.None);
     item.iconPath = new vscode.ThemeIcon('warning');
     return item;
   }
 
+  // A run's children: its child runs, then its events. A run with tasks shows its
+  // own (task 0) events, then a "task N" item per task, holding that task's events.
   async getChildren(element) {
-    if (!element) return this.visibleIds().map((id) => this.runElement(id));
+    if (!element) return this.topIds().map((id) => this.runElement(id));
+    if (element.kind === 'task') {
+      const lane = (this.lanes(element.runId) || new Map()).get(element.task);
+      return lane ? lane.seqs.map((seq) => this.eventElement(element.runId, seq)) : [];
+    }
     if (element.kind !== 'run') return [];
+    const children = this.childIds(element.id).map((id) => this.runElement(id));
     if (!this.loaded.has(element.id)) {
       try {
         await this.loadTrace(element.id);
       } catch (err) {
-        return [{ kind: 'message', runId: element.id, text: `Could not read the trace: ${errorMessage(err)}` }];
+        return [...children,
+          { kind: 'message', runId: element.id, text: `Could not read the trace: ${errorMessage(err)}` }];
       }
     }
     const events = this.events.get(element.id);
-    if (!events) return [];
-    return [...events.keys()].sort((a, b) => a - b).map((seq) => this.eventElement(element.id, seq));
+    if (!events) return children;
+    const lanes = this.lanes(element.id);
+    if (!lanes) {
+      const seqs = [...events.keys()].sort((a, b) => a - b);
+      return [...children, ...seqs.map((seq) => this.eventElement(element.id, seq))];
+    }
+    const tasks = [...lanes.keys()].filter((task) => task !== 0).sort((a, b) => a - b);
+    return [...children, ...lanes.get(0).seqs.map((seq) => this.eventElement(element.id, seq)),
+      ...tasks.map((task) => this.taskElement(element.id, task))];
   }
 
   getParent(element) {
-    return element.kind === 'run' ? undefined : this.runElement(element.runId);
+    if (element.kind === 'run') {
+      const visible = new Set(this.visibleIds());
+      const parent = this.parentShown(element.id, visible);
+      return parent === undefined ? undefined : this.runElement(parent);
+    }
+    if (element.kind === 'event') {
+      const task = taskOf(this.event(element));
+      if (task !== 0 && this.lanes(element.runId)) return this.taskElement(element.runId, task);
+    }
+    return this.runElement(element.runId);
   }
 
   // -- showing --
@@ -637,7 +810,8 @@ class RunsPanel {
   async readState(element, event) {
     const ticket = ++this.stateTicket;
     const run = this.runs.get(element.runId) || { entry: shortId(element.runId) };
-    const title = `${run.entry} #${event.seq} ${event.kind}`;
+    const task = taskOf(event);
+    const title = `${run.entry}${task ? ` · task ${task}` : ''} #${event.seq} ${event.kind}`;
     const opening = this.openLocation(event.location);
     this.stateTree.show(undefined);
     this.stateView.description = title;

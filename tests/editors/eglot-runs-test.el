@@ -18,7 +18,9 @@
 ;; The program (written below into the scratch directory) logs, sleeps
 ;; 300 ms and answers 2n + 1.  A second test finds a run of it that the
 ;; command line left in a project's store: not driven (the store is not
-;; trusted) until `flowmetal-trust-store'.  The server is told to keep its runs in
+;; trusted) until `flowmetal-trust-store'.  A third runs
+;; tests/editors/data/fleet.flow, whose tasks get a column in the trace.
+;; The server is told to keep its runs in
 ;; state/runs.db (the `flowmetal-store' option, sent as
 ;; initializationOptions); the Python side checks afterwards that the
 ;; run is recorded there.
@@ -252,6 +254,66 @@ Keeps the rest of the registration (the initializationOptions)."
                      (lambda () (flowmetal-runs-test--line-with runs-buffer run-id "completed" "11"))
                      30))
             (should-not (flowmetal-runs-test--line-with runs-buffer run-id "not run here"))))
+      (when server
+        (eglot-shutdown server nil nil t))
+      (with-current-buffer buf (set-buffer-modified-p nil))
+      (kill-buffer buf))))
+
+(defconst flowmetal-runs-test--fleet
+  (with-temp-buffer
+    (insert-file-contents (expand-file-name "data/fleet.flow"
+                                            (file-name-directory (or load-file-name buffer-file-name))))
+    (buffer-string))
+  "A program with tasks: three hosts rebooted at once, one of them cancelled.")
+
+(ert-deftest flowmetal-runs-eglot-trace-of-a-run-with-tasks ()
+  "A run with tasks: its trace has a task column, each event in its task's."
+  (let* ((dir (file-name-as-directory
+               (expand-file-name "tasks" (flowmetal-runs-test--env "FLOWMETAL_LSP_TEST_DIR"))))
+         (file (expand-file-name "fleet.flow" dir))
+         (eglot-sync-connect t)
+         (eglot-connect-timeout 30)
+         (eglot-autoshutdown nil)
+         buf server)
+    (make-directory dir t)
+    (with-temp-file file (insert flowmetal-runs-test--fleet))
+    (setq buf (find-file-noselect file))
+    (unwind-protect
+        (with-current-buffer buf
+          (eglot '(flowmetal-mode) (cons 'transient dir) 'eglot-lsp-server
+                 (flowmetal-runs-test--contact) "flowmetal")
+          (should (eglot-managed-p))
+          (setq server (eglot-current-server))
+          (goto-char (point-min))
+          (search-forward "(defn reboot-all")
+          (let* ((run-id (save-window-excursion (flowmetal-run)))
+                 (trace (get-buffer (format "*flowmetal trace %s*" run-id))))
+            (should (flowmetal-runs-test--wait
+                     (lambda () (flowmetal-runs-test--line-with trace "run-completed"))
+                     30))
+            (message "trace with tasks:\n%s" (with-current-buffer trace (buffer-string)))
+            (should (flowmetal-runs-test--line-with trace "seq" "task" "kind" "details"))
+            (should (flowmetal-runs-test--line-with trace "T0   run-started"))
+            (should (flowmetal-runs-test--line-with trace "T0   task-spawned" "→ task 3"))
+            (should (flowmetal-runs-test--line-with trace "T3   step-requested" "flowmetal.time/sleep!"))
+            (should (flowmetal-runs-test--line-with trace "T3   task-completed" "→ \"web-2 up\""))
+            (should (flowmetal-runs-test--line-with trace "T2   task-completed" "→ \"web-1 up\""))
+            (should (flowmetal-runs-test--line-with trace "T1   task-cancelled"))
+            (should (flowmetal-runs-test--line-with trace "T0   run-completed"))
+            ;; Every event line has its task; the events are in order, each once.
+            (with-current-buffer trace
+              (let (seqs)
+                (goto-char (point-min))
+                (while (not (eobp))
+                  (let ((event (get-text-property (point) 'flowmetal-event)))
+                    (when event
+                      (push (plist-get event :seq) seqs)
+                      (should (looking-at-p (format " *%d  [^ ]+  T%d +" (plist-get event :seq)
+                                                    (flowmetal--event-task event))))))
+                  (forward-line 1))
+                (setq seqs (nreverse seqs))
+                (should (equal seqs (number-sequence 1 (length seqs))))
+                (should (> (length seqs) 30))))))
       (when server
         (eglot-shutdown server nil nil t))
       (with-current-buffer buf (set-buffer-modified-p nil))

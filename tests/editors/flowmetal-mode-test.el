@@ -383,6 +383,94 @@ a while.\"\"\"
                         :data (list :name "go" :body nil :signal 2 :sent 1795000001.0)))
                  "#4 go ← null")))
 
+(ert-deftest flowmetal-mode-runs-list-child-runs-under-their-parent ()
+  (with-temp-buffer
+    (flowmetal-runs-mode)
+    ;; Newest first, as the buffer keeps them; a grandchild, a run whose parent is
+    ;; not listed, and two runs that name each other (a store edited by hand).
+    (setq flowmetal--runs
+          (list (list :id "c2" :entry "fleet/reboot" :status "completed" :started "t" :parent "p1")
+                (list :id "g1" :entry "fleet/ping" :status "completed" :started "t" :parent "c1")
+                (list :id "c1" :entry "fleet/reboot" :status "completed" :started "t" :parent "p1")
+                (list :id "o1" :entry "fleet/reboot" :status "failed" :started "t" :parent "gone")
+                (list :id "x1" :entry "demo/x" :status "completed" :started "t" :parent "x2")
+                (list :id "x2" :entry "demo/y" :status "completed" :started "t" :parent "x1")
+                (list :id "p1" :entry "fleet/reboot-all" :status "completed" :started "t" :parent nil)))
+    (let ((rows (flowmetal--runs-entries)))
+      (should (equal (mapcar #'car rows) '("o1" "x1" "x2" "p1" "c2" "c1" "g1")))
+      (should (equal (mapcar (lambda (row) (aref (cadr row) 1)) rows)
+                     '("fleet/reboot" "demo/x" "demo/y" "fleet/reboot-all"
+                       "└ fleet/reboot" "└ fleet/reboot" "  └ fleet/ping"))))
+    ;; Without `parent', the order and the rows are as they always were.
+    (setq flowmetal--runs
+          (list (list :id "b" :entry "demo/nap" :status "completed" :started "t2" :result "5")
+                (list :id "a" :entry "demo/nap" :status "completed" :started "t1" :result "3")))
+    (should (equal (flowmetal--runs-entries)
+                   (list (list "b" (vector "b" "demo/nap" (propertize "completed" 'face 'success) "t2" "5"))
+                         (list "a" (vector "a" "demo/nap" (propertize "completed" 'face 'success) "t1" "3")))))))
+
+(defun flowmetal-mode-test--event (seq kind task &rest data)
+  "An event as eglot gives it: SEQ, KIND, and DATA with its TASK (none when nil)."
+  (list :seq seq :time "2026-11-28T14:00:00.100Z" :kind kind :step seq
+        :data (if task (append data (list :task task)) data) :location nil))
+
+(defun flowmetal-mode-test--trace (run &rest events)
+  "The lines of a trace buffer showing RUN and EVENTS, added one by one."
+  (with-temp-buffer
+    (flowmetal-trace-mode)
+    (setq flowmetal--run-id (plist-get run :id)
+          flowmetal--run run
+          flowmetal--seen (make-hash-table))
+    (flowmetal--trace-show-run)
+    (mapc #'flowmetal--trace-add-event events)
+    (split-string (buffer-substring-no-properties (point-min) (point-max)) "\n" t)))
+
+(ert-deftest flowmetal-mode-trace-has-a-task-column-when-the-run-has-tasks ()
+  (let* ((run (list :id "f1ee" :entry "fleet/reboot-all" :status "completed" :args []
+                    :started "t" :parent nil))
+         (lines (flowmetal-mode-test--trace
+                 run
+                 (flowmetal-mode-test--event 1 "run-started" 0 :entry "reboot-all" :args [])
+                 (flowmetal-mode-test--event 2 "timer-fired" 0)
+                 (flowmetal-mode-test--event 3 "task-spawned" 0 :spawned 1)
+                 ;; Out of order, as a notification may come: it goes in its place.
+                 (flowmetal-mode-test--event 6 "task-completed" 1 :result "\"web-1 up\"")
+                 (flowmetal-mode-test--event 4 "signal-received" 1 :name "go"
+                                             :body '(:by "ann" :hosts [1 2]))
+                 (flowmetal-mode-test--event 5 "task-failed" 2 :error "division by zero\n  at x")
+                 (flowmetal-mode-test--event 7 "run-completed" 0 :result "1")))
+         (events (cl-remove-if-not (lambda (line) (string-match-p "^ +[0-9]+  " line)) lines)))
+    (should (member "Run f1ee  fleet/reboot-all  completed" lines))
+    (should (cl-find-if (lambda (line) (string-match-p "^ seq  time +task kind +details$" line)) lines))
+    (should (equal (mapcar (lambda (line) (nth 2 (split-string line " +" t))) events)
+                   '("T0" "T0" "T0" "T1" "T2" "T1" "T0")))
+    (should (string-suffix-p "T0   task-spawned     #3 → task 1" (nth 2 events)))
+    (should (string-suffix-p "T1   signal-received  #4 go {\"by\":\"ann\",\"hosts\":[1,2]}" (nth 3 events)))
+    (should (string-suffix-p "T2   task-failed      #5 division by zero …" (nth 4 events)))
+    (should (string-suffix-p "T1   task-completed   #6 → \"web-1 up\"" (nth 5 events)))
+    (should (string-suffix-p "T0   timer-fired      #2 " (nth 1 events)))))
+
+(ert-deftest flowmetal-mode-trace-without-tasks-is-unchanged ()
+  ;; Events naming task 0, or no task: no column, and no `task=0' in the details.
+  (dolist (task '(0 nil))
+    (let* ((run (list :id "d0ne" :entry "demo/nap" :status "completed" :args ["5"] :started "t"))
+           (lines (flowmetal-mode-test--trace
+                   run
+                   (flowmetal-mode-test--event 1 "run-started" task :entry "demo/nap" :args ["5"])
+                   (flowmetal-mode-test--event 2 "timer-fired" task)
+                   (flowmetal-mode-test--event 3 "run-completed" task :result "11"))))
+      (should (member (format "%4s  %-24s  %-16s %s" "seq" "time" "kind" "details") lines))
+      (should (member (format "%4d  %-24s  %-16s %s" 2 "2026-11-28T14:00:00.100Z" "timer-fired" "#2 ")
+                      lines))
+      (should (member (format "%4d  %-24s  %-16s %s" 3 "2026-11-28T14:00:00.100Z" "run-completed" "#3 → 11")
+                      lines))
+      (should-not (cl-find-if (lambda (line) (string-match-p "T0\\|task" line)) lines))
+      (should-not (cl-find-if (lambda (line) (string-prefix-p "Child run of" line)) lines))))
+  ;; A child run's trace names its parent.
+  (should (member "Child run of: f1ee"
+                  (flowmetal-mode-test--trace (list :id "c1" :entry "fleet/reboot" :status "running"
+                                                    :args [] :started "t" :parent "f1ee")))))
+
 (ert-deftest flowmetal-mode-run-keys ()
   (with-temp-buffer
     (flowmetal-mode)

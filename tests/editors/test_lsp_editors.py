@@ -148,7 +148,7 @@ def test_neovim_lsp_diagnostics_hover_and_definition(scratch):
 
 
 def test_emacs_runs_a_function_and_follows_its_trace(scratch):
-    output = _run_ert(RUNS_ERT, scratch, tests=2)
+    output = _run_ert(RUNS_ERT, scratch, tests=3)
     run_id = re.search(r"^run ([0-9a-f]+)$", output, re.MULTILINE)
     assert run_id, output
 

@@ -5,7 +5,8 @@ used on a workspace holding a small program, as a user would
 (vscode_code_server.js, with playwright-core): the Run lens of a function with
 parameters, its argument boxes, the run followed live in the Runs view, an
 event clicked for its source and its state in the State view, Replay from
-the run's inline button, the Trace lens and Show All Runs. The server is the
+the run's inline button, the Trace lens and Show All Runs; then a run with
+tasks (fleet.flow), its task lanes in the Runs view, one opened. The server is the
 real one, `python -m flowmetal lsp` with this Python.
 
 Skipped unless code-server and Chromium are installed: code-server as
@@ -39,6 +40,7 @@ CACHE = pathlib.Path(os.environ.get("FLOWMETAL_VSCODE_TEST_CACHE", EXT / ".test-
 E2E_PACKAGES = {"playwright-core": "1.65.1", "@vscode/vsce": "3.9.2"}
 
 DEMO = (HERE / "data" / "demo.flow").read_text(encoding="utf-8")
+FLEET = (HERE / "data" / "fleet.flow").read_text(encoding="utf-8")
 
 
 def _code_server() -> str | None:
@@ -114,6 +116,7 @@ def code_server(vsix, tmp_path):
     workspace = tmp_path / "ws"
     (workspace / ".vscode").mkdir(parents=True)
     (workspace / "demo.flow").write_text(DEMO, encoding="utf-8")
+    (workspace / "fleet.flow").write_text(FLEET, encoding="utf-8")
     (workspace / ".vscode" / "settings.json").write_text(json.dumps({
         "flowmetal.server.path": sys.executable,
         "flowmetal.server.args": ["-m", "flowmetal", "lsp"],
@@ -193,3 +196,20 @@ def test_run_and_trace_in_vscode(code_server, e2e_modules, tmp_path):
     assert steps["traceLens"]["header"].split() == ["RUNS", "demo/main"]
     assert "showAll" in steps
     assert (workspace / "runs" / "store.db").is_file()  # the store the settings name
+
+    # The run with tasks: its own events, then its tasks' lanes, the one opened with its events.
+    # (The list draws only the rows in sight: before the lane is opened, and once it is, at its end.)
+    before = steps["tasks"]["before"]
+    start = before.index(next(row for row in before if row.startswith("fleet/reboot-all")))
+    assert before[start + 1] == "#1 run-startedfleet/reboot-all"
+    assert "#3 task-spawned→ task 1" in before
+    assert before.index("#37 run-completed→ [\"web-1 up\" \"web-2 up\"]") < before.index(
+        "task 1cancelled · spawned at #3")
+    rows = steps["tasks"]["rows"]
+    assert "task 2completed → \"web-1 up\" · spawned at #6" in rows
+    lane = rows.index("task 3completed → \"web-2 up\" · spawned at #9")
+    assert rows[lane + 1].startswith("#22 step-requestedflowmetal.log/log!")
+    assert rows[lane + 8] == "#29 task-completed→ \"web-2 up\""
+    assert not any(row.startswith("#25 ") for row in rows[:lane])  # task 3's events are in its lane only
+    # Its event's state says which task.
+    assert steps["tasks"]["state"].startswith("fleet/reboot-all · task 3 #25 step-requested")

@@ -738,15 +738,84 @@ def test_restart_listens_to_the_new_server_only(runs_report):
     assert not any(node["id"] == "run:feedfeedfeedfeed" for node in restart["runs"])
 
 
+def _labels(nodes):
+    return [(node["label"], node["description"]) for node in nodes]
+
+
+def test_a_run_with_tasks_shows_its_own_events_then_a_lane_per_task(runs_report):
+    tasks = runs_report["tasks"]
+    fleet = _node(tasks["runs"], "f1ee7f1ee7f1ee70")
+    children = fleet["children"]
+    # Its child run first, then the run's own (task 0) events, then its tasks in order.
+    assert children[0]["id"] == "run:c41dc41dc41dc41d" and children[0]["label"] == "fleet/reboot"
+    own = [node for node in children if node["id"].startswith("event:")]
+    assert [node["label"] for node in own] == [
+        "#1 run-started", "#2 step-requested", "#3 task-spawned", "#4 step-completed", "#6 task-spawned",
+        "#9 task-spawned", "#11 step-requested", "#33 step-completed", "#37 run-completed"]
+    assert children[1:1 + len(own)] == own
+    lanes = children[1 + len(own):]
+    assert [node["label"] for node in lanes] == ["task 1", "task 2", "task 3", "task 4"]
+    assert own[2]["description"] == "→ task 1"
+
+    # Each task: its events, and its life: how it ended, where it was spawned.
+    one, two, three, four = lanes
+    assert _labels([one]) == [("task 1", "cancelled · spawned at #3")]
+    assert [node["label"] for node in one["children"]] == ["#13 log", "#16 timer-set", "#35 task-cancelled"]
+    assert (one["icon"], one["collapsible"]) == ("circle-slash", 1)
+    assert two["description"] == 'completed → "web-1 up" · spawned at #6'
+    assert (two["icon"], two["iconColor"]) == ("pass", "testing.iconPassed")
+    assert _labels(two["children"]) == [
+        ("#20 step-requested", "flowmetal.time/sleep! d=(duration 30 +milliseconds+)"),
+        ("#21 signal-received", 'go ← {"by":"ann","hosts":[1,2]}'),
+        ("#32 task-completed", '→ "web-1 up"')]
+    assert _labels(three["children"]) == [("#25 task-spawned", "→ task 4"), ("#29 task-completed", '→ "web-2 up"')]
+    assert four["description"] == "failed: division by zero · spawned at #25 in task 3"
+    assert four["icon"] == "error"
+    assert four["tooltip"].splitlines() == ["task 4", "spawned by task 3 at #25 (step 10)",
+                                            "failed at #26: division by zero", "1 event"]
+    assert four["id"] == "task:f1ee7f1ee7f1ee70:4" and four["contextValue"] == "flowmetalTask"
+    assert "task: 2" in two["children"][0]["tooltip"]
+
+    # An event of a task: its state says which task; revealed under its task, under its run.
+    assert tasks["stateDescription"] == "fleet/reboot-all · task 2 #20 step-requested (replay)"
+    parents = tasks["parents"]
+    assert parents["taskEvent"] == {"kind": "task", "task": 2}
+    assert parents["ownEvent"] == parents["task"] == {"kind": "run", "id": "f1ee7f1ee7f1ee70"}
+
+    # A task spawned live gets its item, with the events it logs.
+    live = _node(tasks["live"], "f1ee7f1ee7f1ee70")["children"]
+    assert [node["label"] for node in live if node["label"].startswith("task ")][-1] == "task 5"
+    assert live[-1]["description"] == "not ended · spawned at #38"
+    assert [node["label"] for node in live[-1]["children"]] == ["#39 log"]
+    assert "#38 task-spawned" in [node["label"] for node in live]
+
+
+def test_a_run_without_tasks_and_runs_without_a_parent_show_as_before(runs_report):
+    tasks = runs_report["tasks"]
+    # Every event task 0's: flat, as a run whose events name no task.
+    solo = _node(tasks["runs"], "5010501050105010")
+    assert _labels(solo["children"]) == [("#1 run-started", "hello"), ("#2 run-completed", '→ "hello"')]
+    # The child run is under its parent only; a run whose parent is not listed is at the top.
+    top = [node["id"] for node in tasks["runs"]]
+    assert "run:c41dc41dc41dc41d" not in top and "run:0a0a0a0a0a0a0a0a" in top
+    assert tasks["parents"]["child"] == {"kind": "run", "id": "f1ee7f1ee7f1ee70"}
+    assert tasks["parents"]["orphan"] is None
+    child = _node(tasks["runs"], "f1ee7f1ee7f1ee70")["children"][0]
+    assert "child run of f1ee7f1ee7f1ee70" in child["tooltip"]
+    assert "child run of ffffffffffffffff" in _node(tasks["runs"], "0a0a0a0a0a0a0a0a")["tooltip"]
+
+
 # ------------------------------------------- against the real server (vscode_real_server.js)
 
 DEMO = (HERE / "data" / "demo.flow").read_text(encoding="utf-8")
+FLEET = (HERE / "data" / "fleet.flow").read_text(encoding="utf-8")
 
 
 def test_run_and_trace_against_the_language_server(node_cache, tmp_path):
     """The extension with `python -m flowmetal lsp`: Run lens, live run, trace, state, replay, Trace lens."""
     node, cache = node_cache
     (tmp_path / "demo.flow").write_text(DEMO, encoding="utf-8")
+    (tmp_path / "fleet.flow").write_text(FLEET, encoding="utf-8")
     result = subprocess.run(
         [node, str(HERE / "vscode_real_server.js"), str(cache), str(EXT), str(tmp_path), sys.executable],
         capture_output=True, text=True, timeout=180,
@@ -810,3 +879,24 @@ def test_run_and_trace_against_the_language_server(node_cache, tmp_path):
     assert [r["id"] for r in shown["answer"]] == [run_id]
     assert [r["id"] for r in shown["runs"]] == [f"run:{run_id}"]
     assert shown["description"] == "demo/main"
+
+    # A run with tasks: the run's own events, then a lane per task, each with its life.
+    fleet = report["tasks"]
+    lanes = [node for node in fleet["children"] if node["label"].startswith("task ")]
+    own = [node for node in fleet["children"] if not node["label"].startswith("task ")]
+    assert fleet["children"] == own + lanes
+    assert own[0]["label"] == "#1 run-started" and own[-1]["label"].endswith("run-completed")
+    assert [node["description"] for node in own if node["label"].endswith("task-spawned")] == [
+        "→ task 1", "→ task 2", "→ task 3"]
+    assert [(node["label"], node["description"]) for node in lanes] == [
+        ("task 1", "cancelled · spawned at #3"),
+        ("task 2", 'completed → "web-1 up" · spawned at #6'),
+        ("task 3", 'completed → "web-2 up" · spawned at #9')]
+    assert [node["label"].split(" ", 1)[1] for node in lanes[2]["children"]] == [
+        "step-requested", "log", "step-completed", "step-requested", "timer-set", "timer-fired", "step-completed",
+        "task-completed"]
+    assert lanes[0]["children"][-1]["label"].endswith("task-cancelled")
+    assert not any("sleep!" in node["description"] for node in own)  # the tasks' steps are in their lanes
+    # The state at task 3's sleep!: that task's stack.
+    assert fleet["state"]["description"].startswith("fleet/reboot-all · task 3 #")
+    assert fleet["state"]["tree"][0]["label"] == "fleet/reboot"

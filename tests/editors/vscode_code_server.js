@@ -2,7 +2,8 @@
 // playwright-core) with the Flowmetal extension installed, on a workspace
 // holding demo.flow: clicks the Run lens, answers the argument boxes, waits
 // for the run to finish in the Runs view, clicks an event and reads the State
-// view, then follows the Trace lens.
+// view, then follows the Trace lens; then runs fleet.flow, whose run has tasks,
+// and opens one of its task lanes.
 //
 // Usage: node vscode_code_server.js NODE_MODULES URL FOLDER SHOTS_DIR (test_vscode_code_server.py)
 //   NODE_MODULES holds playwright-core; URL is code-server's; FOLDER the
@@ -50,7 +51,7 @@ async function main() {
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-    viewport: { width: 1500, height: 950 },
+    viewport: { width: 1500, height: 1100 },
   });
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(60000);
@@ -140,6 +141,52 @@ async function main() {
     await command(page, 'Flowmetal: Show All Runs');
     await header.locator('.description', { hasText: 'demo/main' }).waitFor({ state: 'hidden' });
     step('showAll');
+
+    // A run with tasks (fleet.flow): its own events, then a lane per task. Task 3
+    // opened, then a screenshot of the side bar at its default width.
+    const runsHeader = page.locator('.pane-header', { hasText: 'Runs' });
+    await runsHeader.hover();
+    await runsHeader.locator('.action-label[aria-label="Collapse All"]').click();
+    await page.keyboard.press('Control+P');
+    await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
+    await page.keyboard.type('fleet.flow');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'fleet.flow' }).first().waitFor();
+    await page.keyboard.press('Enter');
+    const fleetLens = page.locator('.codelens-decoration a', { hasText: /^▶ Run$/ }).first();
+    await fleetLens.waitFor();
+    await fleetLens.click();
+    await paneRow(page, 'Runs', /^fleet\/reboot-all\s*completed/).first().waitFor();
+    const lane = paneRow(page, 'Runs', /^task 3/).first();
+    await lane.waitFor();
+    const rowsBefore = await rows(page, 'Runs');
+    await lane.scrollIntoViewIfNeeded();
+    await lane.click();
+    // Its events, below it: down the list to its last (the list draws only the rows in sight).
+    for (let i = 0; i < 8; i++) {
+      await page.keyboard.press('ArrowDown');
+      await page.waitForTimeout(100);
+    }
+    await paneRow(page, 'Runs', /^#29 task-completed/).first().waitFor();
+    const rowsSeen = await rows(page, 'Runs');
+    const laneSleep = paneRow(page, 'Runs', /^#25 step-requested/).first();
+    await laneSleep.click();
+    await page.locator('.pane-header', { hasText: 'State' }).locator('.description', { hasText: 'task 3' }).waitFor();
+    await paneRow(page, 'State', 'fleet/reboot').first().waitFor();
+    await page.mouse.move(700, 5); // no row hovered in the picture
+    await page.waitForTimeout(300);
+    await snap('tasks');
+    const sidebar = await page.locator('.part.sidebar').boundingBox();
+    if (shots) {
+      // The side bar down to the State view's last row (docs/images/vscode-runs-tasks.png is one).
+      const last = await paneRow(page, 'State', 'ms : int?').first().boundingBox();
+      const height = Math.min(sidebar.height, last.y + last.height + 12 - sidebar.y);
+      await page.screenshot({ path: path.join(shots, 'runs-view-tasks.png'),
+        clip: { x: sidebar.x, y: sidebar.y, width: sidebar.width, height } });
+    }
+    step('tasks', {
+      before: rowsBefore, rows: rowsSeen, sidebarWidth: sidebar ? sidebar.width : null,
+      state: await page.locator('.pane-header', { hasText: 'State' }).locator('.description').innerText(),
+    });
     process.stdout.write(JSON.stringify({ steps, error: null }));
   } catch (err) {
     await snap('failure').catch(() => {});

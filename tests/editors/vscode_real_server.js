@@ -207,6 +207,31 @@ async function scenario() {
   report.replay = { answer: await env.commands['flowmetal.runs.replay']({ kind: 'run', id: runId }) };
   report.replay.events = since(mark);
 
+  // A run with tasks (fleet.flow's reboot-all): its own events, then a lane per task.
+  const fleetUri = pathToFileURL(path.join(workspace, 'fleet.flow')).href;
+  client().connection.sendNotification('textDocument/didOpen', {
+    textDocument: { uri: fleetUri, languageId: 'flowmetal', version: 1,
+      text: fs.readFileSync(path.join(workspace, 'fleet.flow'), 'utf8') },
+  });
+  const fleetLens = await until('the Run lens of reboot-all', async () => {
+    const all = await client().sendRequest('textDocument/codeLens', { textDocument: { uri: fleetUri } });
+    const lens = (all || []).find((l) => l.command && l.command.command === 'flowmetal.run'
+      && l.command.arguments[0].entry === 'fleet/reboot-all');
+    return lens ? lens.command : undefined;
+  });
+  const fleetRun = await client().executeCommand(fleetLens.command, fleetLens.arguments);
+  report.tasks = await until('the run with tasks to complete', async () => {
+    const tree = await render(runsView().provider, undefined,
+      (element) => element.kind === 'task' || element.id === fleetRun.runId);
+    const node = tree.find((n) => n.id === `run:${fleetRun.runId}`);
+    return node && node.description.startsWith('completed')
+      && node.children.some((e) => e.label.endsWith('run-completed')) ? node : undefined;
+  });
+  const web2 = report.tasks.children.find((n) => n.label === 'task 3').children
+    .find((e) => e.description.includes('sleep!'));
+  await env.vscode.commands.executeCommand(web2.command.command, ...web2.command.arguments);
+  report.tasks.state = { tree: await render(stateView().provider), description: stateView().description };
+
   // The Trace lens, once the server counts the run.
   const traceLens = await until('the Trace lens to count the run', async () => {
     const lens = (await lenses()).find((l) => l.command.command === 'flowmetal.showRuns'

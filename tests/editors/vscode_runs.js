@@ -58,6 +58,52 @@ const STATE_AT_4 = {
   result: 'nil', value: null, error: null, via: 'replay',
 };
 
+// A run with tasks (fleet.flow's reboot-all, as its trace reads, with a task that
+// fails and a signal received added), a child run of it, a run whose parent is
+// not listed, and a run whose every event is task 0's.
+const RUN_FLEET = {
+  id: 'f1ee7f1ee7f1ee70', entry: 'fleet/reboot-all', args: [], status: 'completed',
+  started: '2026-11-28T14:00:00.000Z', updated: '2026-11-28T14:00:00.500Z', ended: '2026-11-28T14:00:00.500Z',
+  result: '["web-1 up" "web-2 up"]', error: null, uri: FILE, origin: FILE, parent: null,
+};
+const RUN_CHILD = {
+  ...RUN_FLEET, id: 'c41dc41dc41dc41d', entry: 'fleet/reboot', args: ['"db-2"', '5'], result: '"db-2 up"',
+  started: '2026-11-28T14:00:00.100Z', parent: RUN_FLEET.id,
+};
+const RUN_ORPHAN = {
+  ...RUN_FLEET, id: '0a0a0a0a0a0a0a0a', entry: 'fleet/reboot', started: '2026-11-28T14:00:00.200Z',
+  parent: 'ffffffffffffffff',
+};
+const RUN_SOLO = {
+  ...RUN_FLEET, id: '5010501050105010', entry: 'demo/hello', result: '"hello"', started: '2026-11-28T14:00:00.300Z',
+};
+const fleetEvent = (seq, kind, step, task, data = {}) => ({
+  seq, time: '2026-11-28T14:00:00.100Z', kind, step, data: { ...data, task }, location: at(6, 4, 35) });
+const FLEET_EVENTS = [
+  fleetEvent(1, 'run-started', null, 0, { entry: 'reboot-all', args: [] }),
+  fleetEvent(2, 'step-requested', 1, 0, { endpoint: 'flowmetal.task/spawn!', args: { f: '#<fn fn>' } }),
+  fleetEvent(3, 'task-spawned', 1, 0, { spawned: 1 }),
+  fleetEvent(4, 'step-completed', 1, 0, { result: '#<task 1>' }),
+  fleetEvent(6, 'task-spawned', 2, 0, { spawned: 2 }),
+  fleetEvent(9, 'task-spawned', 3, 0, { spawned: 3 }),
+  fleetEvent(11, 'step-requested', 4, 0, { endpoint: 'flowmetal.task/await-all!', args: { ts: '[#<task 2> #<task 3>]' } }),
+  fleetEvent(13, 'log', 5, 1, { message: 'rebooting db-1' }),
+  fleetEvent(16, 'timer-set', 6, 1, { due: 1795874460.122 }),
+  fleetEvent(20, 'step-requested', 8, 2, { endpoint: 'flowmetal.time/sleep!', args: { d: '(duration 30 +milliseconds+)' } }),
+  fleetEvent(21, 'signal-received', 9, 2, { name: 'go', body: { by: 'ann', hosts: [1, 2] }, signal: 1 }),
+  fleetEvent(25, 'task-spawned', 10, 3, { spawned: 4 }),
+  fleetEvent(26, 'task-failed', null, 4, { error: 'division by zero\n  at fleet/reboot', trace: [] }),
+  fleetEvent(29, 'task-completed', null, 3, { result: '"web-2 up"' }),
+  fleetEvent(32, 'task-completed', null, 2, { result: '"web-1 up"' }),
+  fleetEvent(33, 'step-completed', 4, 0, { result: '["web-1 up" "web-2 up"]', waited: true }),
+  fleetEvent(35, 'task-cancelled', null, 1),
+  fleetEvent(37, 'run-completed', null, 0, { result: '["web-1 up" "web-2 up"]' }),
+];
+const SOLO_EVENTS = [
+  fleetEvent(1, 'run-started', null, 0, { entry: 'hello', args: [] }),
+  fleetEvent(2, 'run-completed', null, 0, { result: '"hello"' }),
+];
+
 class ResponseError extends Error {
   constructor(code, message) {
     super(message);
@@ -81,6 +127,7 @@ env.respond = (client, method, params) => {
       return answer();
     }
     case 'flowmetal/stateAt':
+      if (params.runId === RUN_FLEET.id) return { ...STATE_AT_4, runId: RUN_FLEET.id, seq: params.seq };
       if (params.seq === 4) return STATE_AT_4;
       throw new ResponseError(-32803, `run ${params.runId} has events 1 to 4, not ${params.seq}`);
     case 'workspace/executeCommand':
@@ -332,6 +379,44 @@ async function main() {
   const { describeEvent } = require(path.join(extensionDir, 'runs.js'));
   report.signal = describeEvent({ seq: 9, kind: 'signal-received', step: 3,
     data: { name: 'approve', body: { by: 'ann', ok: true }, signal: 1, sent: 1795000000.5 } });
+
+  // A run with tasks: its own events, then one item per task with that task's events
+  // and its life; a child run (`parent`) under its parent; a run whose events all
+  // belong to task 0 as flat as one without `task`.
+  mark = env.events.length;
+  traces[RUN_FLEET.id] = () => ({ run: RUN_FLEET, events: FLEET_EVENTS });
+  traces[RUN_SOLO.id] = () => ({ run: RUN_SOLO, events: SOLO_EVENTS });
+  for (const run of [RUN_FLEET, RUN_CHILD, RUN_ORPHAN, RUN_SOLO]) client().notify('flowmetal/runUpdated', run);
+  const withTasks = (...ids) => render(runsView().provider, undefined,
+    (element) => element.kind === 'task' || (element.kind === 'run' && ids.includes(element.id)));
+  report.tasks = { runs: await withTasks(RUN_FLEET.id, RUN_SOLO.id) };
+  const fleetNode = report.tasks.runs.find((node) => node.id === `run:${RUN_FLEET.id}`);
+  // The state at an event of task 2, and where that event sits in the tree.
+  const web1 = fleetNode.children.find((node) => node.label === 'task 2').children
+    .find((node) => node.label === '#20 step-requested');
+  await env.vscode.commands.executeCommand(web1.command.command, ...web1.command.arguments);
+  report.tasks.stateDescription = stateView().description;
+  const provider = runsView().provider;
+  const parentOf = (element) => {
+    const parent = provider.getParent(element);
+    return parent ? { kind: parent.kind, id: parent.id, task: parent.task } : null;
+  };
+  report.tasks.parents = {
+    taskEvent: parentOf(web1.command.arguments[0]),
+    ownEvent: parentOf({ kind: 'event', runId: RUN_FLEET.id, seq: 3 }),
+    task: parentOf({ kind: 'task', runId: RUN_FLEET.id, task: 2 }),
+    child: parentOf({ kind: 'run', id: RUN_CHILD.id }),
+    orphan: parentOf({ kind: 'run', id: RUN_ORPHAN.id }),
+  };
+  // Live: a task spawned after the trace was read gets its item; its events go in it.
+  client().notify('flowmetal/traceEvent', { runId: RUN_FLEET.id, event: {
+    seq: 38, time: '2026-11-28T14:00:01.000Z', kind: 'task-spawned', step: 12,
+    data: { spawned: 5, task: 0 }, location: at(10, 16, 54) } });
+  client().notify('flowmetal/traceEvent', { runId: RUN_FLEET.id, event: {
+    seq: 39, time: '2026-11-28T14:00:01.000Z', kind: 'log', step: 13,
+    data: { message: 'late', task: 5 }, location: at(6, 4, 35) } });
+  report.tasks.live = await withTasks(RUN_FLEET.id);
+  report.tasks.events = since(mark);
 
   await extension.deactivate();
   report.events = env.events;

@@ -592,3 +592,29 @@ async def test_a_run_waiting_on_an_endpoint_nobody_serves_says_so_live(client: L
     # It stopped (and gave the step back): the note comes back.
     await seen.until(lambda: [r for r in seen.runs if r["id"] == run_id][-1]["unserved"] == ["acme.billing/charge!"],
                      what="the note to come back")
+
+
+async def test_a_run_with_tasks_names_each_events_task_and_no_parent(client: LanguageClient):
+    """What the editors' task lanes and child-run nesting are drawn from: every event's `task`,
+    the tasks' lives, and each run's `parent` (null: a run started from the editor is top-level)."""
+    seen: Seen = client.seen
+    shutil.copy(ROOT / "tests" / "testdata" / "tasks" / "tasks.flow", client.workspace / "tasks.flow")
+    uri = (client.workspace / "tasks.flow").as_uri()
+    run_id = (await command(client, "flowmetal.run", uri=uri, entry="tasks.cases/tasks-spawn-tasks",
+                            args=[]))["runId"]
+    await seen.until(lambda: "completed" in seen.statuses(run_id), what="completion of the run")
+    assert all(r["parent"] is None for r in seen.runs if r["id"] == run_id)
+
+    trace = await request(client, "flowmetal/trace", runId=run_id)
+    assert trace["run"]["parent"] is None and trace["run"]["result"] == "110"
+    events = trace["events"]
+    assert all(isinstance(e["data"]["task"], int) for e in events)
+    assert [e["data"]["spawned"] for e in events if e["kind"] == "task-spawned"] == [1, 2]
+    # Task 1 is spawned by the entry (task 0), task 2 by task 1; each ends with its own event.
+    assert [e["data"]["task"] for e in events if e["kind"] == "task-spawned"] == [0, 1]
+    assert [(e["data"]["task"], e["data"]["result"]) for e in events if e["kind"] == "task-completed"] == [
+        (2, "10"), (1, "110")]
+    assert events[0]["data"]["task"] == 0 and events[-1]["kind"] == "run-completed"
+    assert {e["data"]["task"] for e in events if e["kind"] == "timer-set"} == {2}
+    runs = await request(client, "flowmetal/runs")
+    assert [(r["id"], r["parent"]) for r in runs] == [(run_id, None)]
