@@ -1105,8 +1105,7 @@ Keys in EXCEPT are left out."
        ("task-spawned" (format "→ task %s" (plist-get data :spawned)))
        ("task-cancelled" "")
        ("signal-received"
-        (format "%s %s" (flowmetal--show-value (plist-get data :name))
-                (flowmetal--json-line (plist-get data :body))))
+        (format "%s ← %s" (plist-get data :name) (flowmetal--show-value (plist-get data :body))))
        ("log" (flowmetal--show-value (plist-get data :message)))
        ("timer-set"
         (let ((due (plist-get data :due)))
@@ -1114,8 +1113,6 @@ Keys in EXCEPT are left out."
                                (format-time-string "%Y-%m-%dT%H:%M:%S.%3NZ" due t)
                              (flowmetal--show-value due)))))
        ((or "run-failed" "task-failed") (flowmetal--show-value (plist-get data :error)))
-       ("signal-received"
-        (format "%s ← %s" (plist-get data :name) (flowmetal--show-value (plist-get data :body))))
        ;; (The task is in a column of its own, when the run has tasks.)
        (_ (flowmetal--data-details data '(:task)))))))
 

@@ -445,7 +445,7 @@ a while.\"\"\"
     (should (equal (mapcar (lambda (line) (nth 2 (split-string line " +" t))) events)
                    '("T0" "T0" "T0" "T1" "T2" "T1" "T0")))
     (should (string-suffix-p "T0   task-spawned     #3 → task 1" (nth 2 events)))
-    (should (string-suffix-p "T1   signal-received  #4 go {\"by\":\"ann\",\"hosts\":[1,2]}" (nth 3 events)))
+    (should (string-suffix-p "T1   signal-received  #4 go ← {by=ann hosts=1 2}" (nth 3 events)))
     (should (string-suffix-p "T2   task-failed      #5 division by zero …" (nth 4 events)))
     (should (string-suffix-p "T1   task-completed   #6 → \"web-1 up\"" (nth 5 events)))
     (should (string-suffix-p "T0   timer-fired      #2 " (nth 1 events)))))
