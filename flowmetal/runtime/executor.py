@@ -10,6 +10,8 @@ each endpoint call:
     with-timeout!                 sets a durable timer and runs the function under it
     sleep!                        sets a durable timer; the run waits
     get-callback!                 answered at once if the body came, else the run waits
+    spawn! await! ...             `flowmetal.task`: tasks of this run (below, and `machine`)
+    start-run! await-run! ...     `flowmetal.run`: child runs (`runtime.children`)
     any other endpoint            a pending step for a connector; the run waits
 
 Events are kept in memory while the run goes on and committed together, with a
@@ -57,6 +59,7 @@ import time
 from dataclasses import dataclass
 
 from flowmetal.lang import deep
+from flowmetal.runtime import children
 from flowmetal.runtime.machine import Done, Fault, Machine, Slice, Wait
 from flowmetal.runtime.program import Program, ProgramError, load
 from flowmetal.runtime.store import LeaseLost, Run, SQLiteStore, StoreError
@@ -174,11 +177,11 @@ class _Driver:
         self.run = run
         self.events: list[tuple] = []
         self.extra: dict = {"steps": [], "timers": [], "callbacks": [], "completed_steps": [],
-                            "cancelled_steps": [], "fired_timers": []}
+                            "cancelled_steps": [], "fired_timers": [], "children": [], "cancel_children": []}
         self.timeouts: list[list] = []  # [step, due] of the with-timeout! timers around the code
         # What each parked task waits for outside the machine: {"step", "kind": "step" (a
-        # connector's, a callback), "timer" (with "due"), or "tasks" (other tasks: the machine
-        # knows which)}.
+        # connector's, a callback), "timer" (with "due"), "child" (a child run's end, with
+        # "child", its id), or "tasks" (other tasks: the machine knows which)}.
         self.waits: dict[int, dict] = {}
         now = time.monotonic()
         self.share = share               # make way for other runs after a time slice
@@ -330,10 +333,14 @@ class _Driver:
         for tid, wait in self.waits.items():
             if wait["kind"] == "timer" and wait["due"] <= now:
                 came.append((wait["due"], wait["step"], tid, None))
+        came += children.came(self)
         if not came:
             return "still-waiting"
         _, step, tid, row = min(came, key=lambda c: (c[0], c[1]))
         del self.waits[tid]
+        if isinstance(row, tuple):  # a child run's outcome
+            children.give(self, machine, step, row, task=tid)
+            return None
         if row is None:  # a timer
             machine.deliver(tid, None)
             self.event("timer-fired", step=step)
@@ -542,6 +549,8 @@ class _Driver:
                    key=f"{self.run.id}:{step}", span=self.span(wait.expr_id))
         if wait.package == "flowmetal.task":
             return self.tasks(machine, wait)
+        if wait.package == children.PACKAGE:
+            return children.endpoint(self, machine, wait)
         if name == "flowmetal.time/now!":
             value = int(time.time() * 1000)
             self.event("step-completed", step=step, result=literal(value))
@@ -635,7 +644,8 @@ class _Driver:
         # `waiting`: the current task's wait (what inspecting the run shows), `waits`: all of them.
         waiting = self.waits.get(machine.task) or min(self.waits.values(), key=lambda w: w["step"], default=None)
         state = self.state(machine, waiting or {"kind": "none", "step": None}, lines=lines)
-        self.commit(snapshot=state, status="waiting", wake_at=self.wake_at(), release=True)
+        self.commit(snapshot=state, status="waiting", wake_at=self.wake_at(), release=True,
+                    awaited_children=children.awaited(self.waits))
         # A step that was answered while we committed (a callback delivered, a connector
         # quick to answer) woke the run already: `complete_step` sets its wake time.
         return Progress(self.run.id, "waiting")
