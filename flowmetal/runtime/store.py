@@ -518,10 +518,11 @@ class SQLiteStore:
         return _run(rows[0])
 
     def list_runs(self, since: float | None = None) -> list[Run]:
-        """Every run, oldest first; or those updated at or after `since`."""
+        """Every run, oldest first (in the order they were recorded); or those updated at or after
+        `since`."""
         if since is None:
-            return [_run(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, id").fetchall()]
-        rows = self.conn.execute("SELECT * FROM runs WHERE updated >= ? ORDER BY created, id", (since,))
+            return [_run(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, rowid").fetchall()]
+        rows = self.conn.execute("SELECT * FROM runs WHERE updated >= ? ORDER BY created, rowid", (since,))
         return [_run(r) for r in rows.fetchall()]
 
     def change_token(self) -> tuple[int, int]:
@@ -538,7 +539,7 @@ class SQLiteStore:
         """The runs `run_id` started (`flowmetal.run/start-run!`), oldest first."""
         if self.readonly and self.version() < 6:
             return []
-        rows = self.conn.execute("SELECT * FROM runs WHERE parent=? ORDER BY created, id", (run_id,)).fetchall()
+        rows = self.conn.execute("SELECT * FROM runs WHERE parent=? ORDER BY created, rowid", (run_id,)).fetchall()
         return [_run(r) for r in rows]
 
     def descendants(self, run_id: str) -> list[Run]:
