@@ -244,6 +244,7 @@ class _Runs:
             "uri": self.uri(bench, run, main) if main else None,
             "origin": from_fs_path(str(read_from)) if read_from else None,
             "blocked": bench.blocked(run),
+            "parent": run.parent,
             "unserved": bench.unserved(run),
         }
 
