@@ -134,7 +134,7 @@ def test_a_version_2_store_is_migrated_to_keep_keys(tmp_path):
     db.commit()
     db.close()
     store = SQLiteStore(path)
-    assert store.version() == SCHEMA_VERSION == 5
+    assert store.version() == SCHEMA_VERSION == 6
     assert store.run_key("k") is None
     assert store.record_run_key("k", "f", "r1") == ("r1", "f")
     assert store.record_run_key("k", "g", "r2") == ("r1", "f")  # the first record stands
