@@ -135,7 +135,7 @@ def test_serve_on_a_taken_port_fails_saying_what_holds_it(tmp_path: Path):
 
 
 def test_a_version_3_store_gets_an_id_and_the_default_public_url(tmp_path: Path):
-    from flowmetal.runtime.store import DEFAULT_PUBLIC_URL, SCHEMA_VERSION, SQLiteStore
+    from flowmetal.runtime.store import DEFAULT_PUBLIC_URL, SQLiteStore
     path = tmp_path / "store.db"
     SQLiteStore(path).close()
     db = sqlite3.connect(path)
@@ -147,7 +147,7 @@ def test_a_version_3_store_gets_an_id_and_the_default_public_url(tmp_path: Path)
     assert (old.version(), old.store_id(), old.public_url()) == (3, None, DEFAULT_PUBLIC_URL)
     old.close()
     store = SQLiteStore(path)
-    assert store.version() == SCHEMA_VERSION and len(store.store_id()) == 32
+    assert store.version() == 4 and len(store.store_id()) == 32
     assert store.public_url() == DEFAULT_PUBLIC_URL == "http://127.0.0.1:8700"
     assert store.set_public_url("http://flows.example.com") is None
     assert SQLiteStore(path).public_url() == "http://flows.example.com"
