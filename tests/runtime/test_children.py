@@ -81,3 +81,47 @@ def test_the_corpus_is_there_and_checks_cleanly():
     for path in DATA.glob("*.flow"):
         found = check_sources({path.name: path.read_text(encoding="utf-8")})
         assert not found, [f"{d.span.line}: {d.code} {d.message}" for d in found]
+
+
+FAMILY = """\
+(defpackage family
+  (require [flowmetal.run :refer [start-run! await-run!]]
+           [flowmetal.time :refer [sleep! duration +seconds+]])
+  (defn nap [n : int?] : int? (sleep! (duration n +seconds+)) n)
+  (defn middle [] : int? (await-run! (start-run! nap 600)))
+  (defn main [] : int? (await-run! (start-run! middle))))
+"""
+
+
+def test_cancelling_a_run_cancels_its_children_and_theirs(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "store.db")
+    run_id = start(store, {"family.flow": FAMILY}, "family/main")
+    for _ in range(10):
+        for rid in [run_id, *(c.id for c in store.descendants(run_id))]:
+            Executor(store).run_once(rid)
+    family = [store.get_run(run_id), *store.descendants(run_id)]
+    assert [r.status for r in family] == ["waiting"] * 3
+    assert [r.entry for r in family] == ["family/main", "family/middle", "family/nap"]
+    assert [r.parent for r in family] == [None, run_id, family[1].id]
+    assert store.request_cancel(run_id) == "cancelled"
+    assert [store.get_run(r.id).status for r in family] == ["cancelled"] * 3
+    assert all(store.events(r.id)[-1].kind == "run-cancelled" for r in family)
+    timers = store.conn.execute("SELECT status FROM timers WHERE run_id=?", (family[2].id,)).fetchall()
+    assert [t["status"] for t in timers] == ["cancelled"]
+
+
+def test_a_child_that_ends_before_its_parent_records_its_wait_wakes_the_parent(tmp_path: Path):
+    """The executor looked at the child (still going), then the child ended, then the parent
+    commits its wait: the commit sees the child's end and wakes the parent at once."""
+    store = SQLiteStore(tmp_path / "store.db")
+    sources = {"family.flow": FAMILY}
+    parent = store.get_run(start(store, sources, "family/main"))
+    kid = child_id(parent.id, 1)
+    run = store.claim("w", 30.0, run_id=parent.id)
+    store.commit(run, "w", [], children=[(kid, "family/nap", ["0"])])
+    store.claim("w2", 30.0, run_id=kid)
+    store.commit(store.get_run(kid), "w2", [], status="completed", result="0", release=True)
+    assert store.get_run(parent.id).wake_at is None  # it was running: nothing to wake yet
+    store.commit(run, "w", [], status="waiting", wake_at=None, release=True, awaited_children=[kid])
+    woken = store.get_run(parent.id)
+    assert woken.status == "waiting" and woken.wake_at is not None and woken.wake_at <= time.time()
