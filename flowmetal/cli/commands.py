@@ -423,10 +423,11 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
 
     runs = with_store(argparse.ArgumentParser(
         prog="flowmetal runs",
-        description="List the runs, oldest first: id, status, entry (package/name), start and outcome (the value, "
-                    "the error's first line, or for a waiting run the endpoints no live process serves). On a "
-                    "terminal with a header and aligned columns; otherwise one line a run, its fields separated "
-                    "by tabs, the start in ISO 8601 local time."))
+        description="List the runs, oldest first, each child run after the run that started it: id, status, entry "
+                    "(package/name), start and outcome (the value, the error's first line, or for a waiting run the "
+                    "endpoints no live process serves). On a terminal with a header and aligned columns, a child's "
+                    "id indented under its parent's; otherwise one line a run, its fields separated by tabs, the "
+                    "start in ISO 8601 local time, and last the parent's id (empty for a top-level run)."))
     runs.add_argument("--format", choices=("human", "json"), default="human")
     runs.set_defaults(handler=_runs)
 

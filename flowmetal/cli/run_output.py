@@ -40,7 +40,9 @@ from flowmetal.runtime.driving import FINAL, local_time, qualified_entry, waitin
 from flowmetal.runtime.store import Run, SQLiteStore
 
 # Endpoints the runtime answers itself; any other is performed by a connector.
-IN_PLACE = {"flowmetal.time/now!", "flowmetal.log/log!", "http.callback/make-callback!"}
+IN_PLACE = {"flowmetal.time/now!", "flowmetal.log/log!", "http.callback/make-callback!", "flowmetal.run/start-run!",
+            "flowmetal.run/cancel-run!"}
+AWAIT_RUN = "flowmetal.run/await-run!"  # waits for a child run, which this process runs too (`wait_for`)
 SLEEP, TIMEOUT, CALLBACK = "flowmetal.time/sleep!", "flowmetal.time/with-timeout!", "http.callback/get-callback!"
 REQUESTS = {"http.request/get!": "GET", "http.request/post!": "POST", "http.request/put!": "PUT",
             "http.request/delete!": "DELETE"}
@@ -232,6 +234,9 @@ class Progress:
                 return f"{request}: {reason}, retry {retry} {when}{limit}"
             countdown = "" if now is None else f" (in {until(due, now)})"
             return f"step {step}: sleep until {clock(due)}{countdown}{limit}"
+        if endpoint == AWAIT_RUN:
+            child = str(wait["args"].get("c", "")).removeprefix("#<run ").removesuffix(">")
+            return f"step {step}: waiting for child run {child}{limit}"
         if endpoint == CALLBACK:
             found = _CALLBACK_URL.match(str(wait["args"].get("cb", "")))
             where = f" at {found.group(1)}" if found else ""
@@ -346,24 +351,44 @@ def waiting_lines(store: SQLiteStore, run: Run) -> list[str]:
     return out or ["waiting"]
 
 
+def in_tree_order(runs: list[Run]) -> list[tuple[Run, int]]:
+    """Runs (oldest first) with each one's child runs right after it, theirs after them:
+    (run, depth), depth 0 for a run whose parent is not among them."""
+    ids = {r.id for r in runs}
+    kids: dict[str, list[Run]] = {}
+    for r in runs:
+        if r.parent in ids:
+            kids.setdefault(r.parent, []).append(r)
+    out: list[tuple[Run, int]] = []
+    todo = [(r, 0) for r in reversed(runs) if r.parent not in ids]
+    while todo:  # depth first, without recursion
+        run, depth = todo.pop()
+        out.append((run, depth))
+        todo += [(k, depth + 1) for k in reversed(kids.get(run.id, []))]
+    return out
+
+
 def print_runs(store: SQLiteStore, as_json: bool = False, terminal: bool = False, width: int = 100) -> int:
-    """The runs (`flowmetal runs`), oldest first. JSON: a list of {id, entry, status, result,
-    error} (SPEC section 6) and `unserved`, the endpoints the run waits on that no live
-    process serves. For people, on a terminal: a header and aligned columns, each line cut
-    at the terminal's width; otherwise one line a run of tab-separated fields: id, status,
-    entry (`package/name`), start (ISO 8601, local, with its offset), and its outcome (the
-    value, the error's first line, or for a waiting run a note on the endpoints no live
-    process serves)."""
+    """The runs (`flowmetal runs`), oldest first, each child run right after the run that
+    started it. JSON: a list of {id, entry, status, result, error} (SPEC section 6),
+    `parent` (the id of the run that started it, null for a top-level run) and `unserved`,
+    the endpoints the run waits on that no live process serves. For people, on a terminal: a
+    header and aligned columns, a child's id indented under its parent, each line cut at the
+    terminal's width; otherwise one line a run of tab-separated fields: id, status, entry
+    (`package/name`), start (ISO 8601, local, with its offset), its outcome (the value, the
+    error's first line, or for a waiting run a note on the endpoints no live process
+    serves), and its parent's id (empty for a top-level run)."""
     runs = store.list_runs()
     unserved = store.unserved_steps([r.id for r in runs if r.status == "waiting"])
     if as_json:
         json.dump([{"id": r.id, "entry": r.entry, "status": r.status, "result": r.result, "error": r.error,
-                    "unserved": sorted({e for _, e in unserved.get(r.id, [])})} for r in runs], sys.stdout, indent=2)
+                    "parent": r.parent, "unserved": sorted({e for _, e in unserved.get(r.id, [])})} for r in runs],
+                  sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     entries: dict = {}
     rows = []
-    for r in runs:
+    for r, depth in in_tree_order(runs):
         if r.status == "completed":
             outcome = r.result or ""
         elif r.status == "failed":
@@ -375,12 +400,12 @@ def print_runs(store: SQLiteStore, as_json: bool = False, terminal: bool = False
             outcome = ""
         entry = qualified_entry(r.entry, store, r, entries)
         if terminal:
-            rows.append((r.id, r.status, entry, local_time(r.created), outcome))
+            rows.append(("  " * depth + r.id, r.status, entry, local_time(r.created), outcome))
         else:
             started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(r.created))
             started = started[:-2] + ":" + started[-2:]
             print("\t".join(shown(field).replace("\t", "\\u0009") for field in (r.id, r.status, entry, started,
-                                                                                 outcome)))
+                                                                                 outcome, r.parent or "")))
     if terminal:
         header = ("RUN", "STATUS", "ENTRY", "STARTED", "OUTCOME")
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]

@@ -28,8 +28,9 @@ may hold `.flowmetal/store.db` with runs waiting in it), and driving a run
 means doing what its program says: sending its HTTP requests, among others.
 So the workbench is *untrusted* unless told otherwise (`trusted`): its
 embedded worker then claims only the runs started through this workbench
-(`store.claim(..., run_id=...)` for each), fires only their timers, and its
-request connector performs only their steps; the other runs are read and
+and the child runs they start, theirs too (`store.claim(..., run_id=...)` for
+each), fires only their timers, and its request connector performs only their
+steps; the other runs are read and
 shown, never advanced (`blocked` says why). Trusted, it drives every runnable
 run of the store, as `flowmetal worker` does. The set of runs started here
 lives in this process only: nothing in the store, which may have been written
@@ -136,7 +137,16 @@ class Workbench:
         if self.serve_url is not None or self.trusted or run.status in FINAL:
             return None
         with self._started_lock:
-            return None if run.id in self._started else BLOCKED
+            started = frozenset(self._started)
+        for _ in range(1000):  # a child run of one started here (`flowmetal.run`) is driven too
+            if run.id in started:
+                return None
+            if run.parent is None:
+                break
+            run = self.store.get_run(run.parent)
+            if run is None:
+                break
+        return BLOCKED
 
     def unserved(self, run: Run) -> list[str]:
         """The endpoints a waiting run waits on that no live process serves: a run that will
@@ -394,7 +404,8 @@ class EmbeddedWorker:
     """A worker thread with the callback server and request connector of `flowmetal run`.
 
     `runs()`, asked before each round, names the runs it may advance and whose steps its
-    connector may perform: None for any run of the store, else only those.
+    connector may perform: None for any run of the store, else only those and the child runs
+    they started (`flowmetal.run`), theirs too.
     """
 
     def __init__(self, location: str, poll: float = 0.1, runs=None) -> None:
@@ -402,6 +413,7 @@ class EmbeddedWorker:
         self.poll = poll
         self.runs = runs or (lambda: None)
         self._ended: set[str] = set()   # runs of `runs()` known to have ended: not claimed again
+        self._family: frozenset[str] | None = None  # `runs()` and their children, as of the last round
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.public_url: str | None = None
@@ -426,7 +438,7 @@ class EmbeddedWorker:
         from flowmetal.server.local import InProcess
         try:
             store = open_store(self.location)
-            with InProcess(store.path, 0, runs=self.runs) as connectors:
+            with InProcess(store.path, 0, runs=lambda: self._family) as connectors:
                 self.public_url = connectors.public_url
                 executor = Executor(store, public_url=connectors.public_url, stop=self._stop)
                 while not self._stop.is_set():
@@ -445,6 +457,9 @@ class EmbeddedWorker:
     def _round(self, executor, store):
         """Advance a runnable run: any one (`runs()` is None), else each of those named that is."""
         allowed = self.runs()
+        if allowed is not None:
+            allowed = frozenset(allowed) | {c.id for r in allowed - self._ended for c in store.descendants(r)}
+        self._family = allowed
         if allowed is None:
             return executor.run_once()
         progress = None

@@ -720,6 +720,8 @@ class Checker:
                     self.infer(arg, env)
                 return ANY
             self.facts.calls.append((e.node, symbol, symbol.sig))
+            if symbol.kind == "endpoint" and (symbol.package, symbol.name) == START_RUN:
+                return self.start_run(e, env)
             return self.call_sig(e, symbol.sig, env, symbol, expected)
         ftype = self.infer(callee, env)
         return self.call_value(e, ftype, env, None)
@@ -751,6 +753,66 @@ class Checker:
         for arg, t in zip(e.args, ftype.params):
             self.infer(arg, env, t, f" (argument {e.args.index(arg) + 1} of {label})")
         return ftype.ret
+
+    def start_run(self, e: Call, env: Env) -> Type:
+        """`(start-run! f arg...)`: `f` names a `defn` (a child run calls its function by name,
+        in another run), the arguments are checked against its parameters, by position, and
+        the result is `(child? R)`, R what `f` returns."""
+        if not e.args:
+            self.report(d.WRONG_ARITY, e.node.close or e.node, "`start-run!` takes the name of a function and "
+                        "its arguments, but 0 were given")
+            return Handle("child?", ANY)
+        f, args = e.args[0], e.args[1:]
+        found = self.infer(f, env)
+        symbol = self.program.lookup(f.name, self.scope) if type(f) is Name and env.lookup(f.name) is None else None
+        if symbol is None or symbol.kind != "function" or symbol.sig is None:
+            if not (type(f) is Name and symbol is None and found is ANY and env.lookup(f.name) is None):
+                what = f"`{f.name}`, {_KINDS.get(symbol.kind, 'no function')}" if symbol is not None \
+                    else f"a function value of type {show(found)}" if type(f) is not Name or env.lookup(f.name) \
+                    else "this"
+                self.report(d.TYPE_MISMATCH, f.node, f"expected the name of a `defn`, found {what} (argument `f` of "
+                            f"`start-run!`): a child run calls its function by name, from the program's code")
+            for arg in args:
+                self.infer(arg, env)
+            return Handle("child?", ANY)
+        sig, label = symbol.sig, f"`{symbol.name}`"
+        if symbol.definition is not None and id(symbol.definition) in self.program.damaged:
+            for arg in args:
+                self.infer(arg, env)
+            return Handle("child?", ANY)
+        params, ret = sig.params, sig.ret
+        if _is_generic(sig):
+            scope = fresh_scope()
+            params = [SigParam(p.name, instantiate(p.type, scope), p.optional) for p in params]
+            ret = instantiate(ret, scope)
+        if len(args) > len(params):
+            self.report(d.WRONG_ARITY, args[len(params)].node, f"{label} takes {_takes(sig.required, len(params))}, "
+                        f"but {len(args)} {'was' if len(args) == 1 else 'were'} given (the arguments of "
+                        f"`start-run!` after the function's name)")
+        elif len(args) < sig.required:
+            missing = ", ".join(f"`{p.name}`" for p in params[len(args):] if not p.optional)
+            self.report(d.WRONG_ARITY, e.node.close or e.node, f"{label} is missing {missing}: it takes "
+                        f"{_takes(sig.required, len(params))}, but {len(args)} {'was' if len(args) == 1 else 'were'} "
+                        f"given (the arguments of `start-run!` after the function's name)")
+        subst: dict[TVar, Type] = {}
+        reported = len(self.facts.diagnostics)
+        for i, arg in enumerate(args):
+            if i >= len(params):
+                self.infer(arg, env)
+                continue
+            ptype = params[i].type
+            expected_arg = substitute(ptype, _solved(subst))
+            context = f" (argument `{params[i].name}` of {label}, started by `start-run!`)"
+            if any(v.scope < 0 for v in _vars(expected_arg)):  # still open: bound by the argument
+                t = self.infer(arg, env)
+                if not _solve(ptype, expected_arg, t, subst):
+                    self.mismatch(arg.node, substitute(expected_arg, _solved(subst)), t, context)
+            else:
+                unify(ptype, self.infer(arg, env, expected_arg, context), subst)
+        if len(self.facts.diagnostics) > reported:
+            return Handle("child?", ANY)
+        result = substitute(ret, subst, ANY)
+        return Handle("child?", ANY if result is NEVER else result)
 
     def arity(self, e: Call, given: int, low: int, high: int | None, label: str) -> bool:
         """Report a wrong number of arguments; `label` names the callee (`fib`, or "this function")."""
@@ -1133,6 +1195,12 @@ def _takes(low: int, high: int | None) -> str:
         return f"at least {low} argument{'' if low == 1 else 's'}"
     return f"{low} to {high} arguments"
 
+
+# `flowmetal.run/start-run!` takes a function's name and its arguments: typed by `Checker.start_run`.
+START_RUN = ("flowmetal.run", "start-run!")
+_KINDS = {"endpoint": "an endpoint", "constant": "a constant",
+          "constructor": "a record's constructor", "accessor": "a record's accessor", "builtin": "a built-in function",
+          "type": "a type", "member": "an enum member", "package": "a package"}
 
 # What makes a handle, and what waits for one (`flowmetal.task`, `flowmetal.run`).
 _MADE_BY = {"task?": "a task is what `spawn!` returns", "child?": "a child run is what `start-run!` returns"}

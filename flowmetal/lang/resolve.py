@@ -222,6 +222,10 @@ class Program:
                                p.default is not None) for p in definition.params]
             ret = self.type_of(definition.ret, scope, tvars) if definition.ret else ANY
             sym.sig = Sig(params, ret)
+            if scope.standard and (scope.name, definition.name) == ("flowmetal.run", "start-run!") and params:
+                # `(start-run! f arg...)`: the arguments after the function's are its own (the
+                # checker types the call by `f`'s signature, `check.Checker.start_run`).
+                sym.sig = Sig(params[:1], ret, rest=SigParam("arg", ANY))
             sym.type = sym.sig.fn_type()
         elif definition.form == "def":
             sym.type = self.type_of(definition.type, scope, {}) if definition.type is not None else ANY

@@ -206,22 +206,30 @@ def check_entry(program, entry: str, args: list, first: str | None = None) -> No
 
 def wait_for(store: SQLiteStore, executor: Executor, run_id: str, status=None, poll: float = 0.05,
              stop=None) -> Run:
-    """Drive one run in this process until it ends, sleeping until its next timer. `status(run)`,
-    when given, is called each time the run has advanced and not ended (the command line says
-    what it waits for). `stop` (a `threading.Event`, the executor's own `stop` too), once set,
+    """Drive one run (and the child runs it starts) in this process until it ends, sleeping until
+    its next timer. `status(run)`, when given, is called each time the run has advanced and not
+    ended (the command line says what it waits for). `stop` (a `threading.Event`, the executor's own `stop` too), once set,
     ends the wait early: the executor has checkpointed and released the run, which is returned
     as it is then (`pending` or `waiting`, for any worker to resume)."""
     while True:
+        family = [run_id]
         if stop is None or not stop.is_set():
             executor.run_once(run_id)
+            # The child runs it started (`flowmetal.run`), theirs too: in this process as well, unless
+            # a worker took them first.
+            family += [c.id for c in store.descendants(run_id) if c.status not in FINAL]
+            for child in family[1:]:
+                if stop is None or not stop.is_set():
+                    executor.run_once(child)
         run = store.get_run(run_id)
         if run.status in FINAL or (stop is not None and stop.is_set()):
             return run
         if status is not None:
             status(run)
         delay = poll
-        if run.status == "waiting" and run.wake_at is not None:
-            delay = max(0.0, min(run.wake_at - time.time(), 0.5))
+        going = [r for r in map(store.get_run, family) if r is not None and r.status not in FINAL]
+        if going and all(r.status == "waiting" and r.wake_at is not None for r in going):
+            delay = max(0.0, min(min(r.wake_at for r in going) - time.time(), 0.5))
         # In short sleeps: a signal handler that sets `stop` does not cut a sleep short.
         deadline = time.monotonic() + delay
         while (stop is None or not stop.is_set()) and (left := deadline - time.monotonic()) > 0:
@@ -340,7 +348,7 @@ def _cut(text: str, width: int) -> str:
 
 def waiting_on(store: SQLiteStore, run: Run) -> list[str]:
     """What a waiting run waits on, in words: `step 3 acme.billing/charge!`, `a callback (step 4)`,
-    `a timer due 14:03:25`."""
+    `a timer due 14:03:25`, `child run 5f0c… acme/job (waiting)` (a child run still going)."""
     from flowmetal.runtime.store import CALLBACK_WAIT
     out = []
     for row in store.conn.execute("SELECT step, endpoint FROM steps WHERE run_id=? AND status IN "
@@ -349,6 +357,7 @@ def waiting_on(store: SQLiteStore, run: Run) -> list[str]:
                    else f"step {row['step']} {row['endpoint']}")
     if run.wake_at is not None and run.wake_at > time.time():
         out.append(f"a timer due {local_time(run.wake_at)}")
+    out += [f"child run {c.id} {c.entry} ({c.status})" for c in store.children(run.id) if c.status not in FINAL]
     return out
 
 

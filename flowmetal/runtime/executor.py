@@ -13,6 +13,8 @@ each endpoint call:
     get-callback!                 answered at once if the body came, else the run waits
     receive!                      answered at once if a signal is queued, else the run waits
                                     (`flowmetal.runtime.signals`)
+    spawn! await! ...             `flowmetal.task`: tasks of this run (below, and `machine`)
+    start-run! await-run! ...     `flowmetal.run`: child runs (`runtime.children`)
     any other endpoint            a pending step for a connector; the run waits
 
 Events are kept in memory while the run goes on and committed together, with a
@@ -60,6 +62,7 @@ import time
 from dataclasses import dataclass
 
 from flowmetal.lang import deep
+from flowmetal.runtime import children
 from flowmetal.runtime import signals
 from flowmetal.runtime.jitter import ENDPOINT as JITTER, jitter
 from flowmetal.runtime.machine import RET, Done, Fault, Machine, Slice, Wait
@@ -201,11 +204,12 @@ class _Driver:
         self.run = run
         self.events: list[tuple] = []
         self.extra: dict = {"steps": [], "timers": [], "callbacks": [], "completed_steps": [],
-                            "cancelled_steps": [], "fired_timers": [], "signals": []}
+                            "cancelled_steps": [], "fired_timers": [], "signals": [],
+                            "children": [], "cancel_children": []}
         self.timeouts: list[list] = []  # [step, due] of the with-timeout! timers around the code
         # What each parked task waits for outside the machine: {"step", "kind": "step" (a
-        # connector's, a callback), "timer" (with "due"), or "tasks" (other tasks: the machine
-        # knows which)}.
+        # connector's, a callback), "timer" (with "due"), "child" (a child run's end, with
+        # "child", its id), or "tasks" (other tasks: the machine knows which)}.
         self.waits: dict[int, dict] = {}
         now = time.monotonic()
         self.share = share               # make way for other runs after a time slice
@@ -343,10 +347,14 @@ class _Driver:
                 signal = signals.queued(self, wait["name"])
                 if signal is not None:
                     came.append((signal["sent"], wait["step"], tid, signal))
+        came += children.came(self)
         if not came:
             return self.expire_due(machine, now)
         _, step, tid, row = min(came, key=lambda c: (c[0], c[1]))
         wait = self.waits.pop(tid)
+        if wait["kind"] == "child":  # a child run's outcome
+            children.give(self, machine, step, row, task=tid)
+            return None
         if wait["kind"] == "signal":  # the oldest signal of its name, taken now
             machine.switch_to(tid)
             machine.resume(signals.take(self, step, row, waited=True))
@@ -585,6 +593,8 @@ class _Driver:
                    key=f"{self.run.id}:{step}", span=self.span(site))
         if wait.package == "flowmetal.task":
             return self.tasks(machine, wait)
+        if wait.package == children.PACKAGE:
+            return children.endpoint(self, machine, wait)
         if name == "flowmetal.time/now!":
             value = int(time.time() * 1000)
             self.event("step-completed", step=step, result=literal(value))
@@ -687,7 +697,8 @@ class _Driver:
         state = self.state(machine, waiting or {"kind": "none", "step": None}, lines=lines)
         new = {step for step, *_ in self.extra["steps"]}  # those the commit itself meets (`_meet_delivery`)
         awaited = [w["step"] for w in self.waits.values() if w["kind"] in ("step", "signal") and w["step"] not in new]
-        self.commit(snapshot=state, status="waiting", wake_at=self.wake_at(), release=True, awaited=awaited)
+        self.commit(snapshot=state, status="waiting", wake_at=self.wake_at(), release=True, awaited=awaited,
+                    awaited_children=children.awaited(self.waits))
         # A step that was answered while we committed (a callback delivered, a connector
         # quick to answer) woke the run already: `complete_step` sets its wake time.
         return Progress(self.run.id, "waiting")

@@ -64,6 +64,9 @@ from flowmetal.runtime.values import (
 )
 
 MAX_DEPTH = 150_000   # calls in progress at once (non-tail); docs/language.md
+# The one endpoint taking any number of arguments: `(start-run! f arg...)` gives the endpoint
+# `f` and the list of the others (`args`).
+START_RUN = ("flowmetal.run", "start-run!")
 
 # Frame tags.
 CALL, ARGS, BIND, RET, BODY, IF, LET, COND, LOGIC, MATCH, VEC, MAP, HMAP, HFILTER, HREDUCE, TIMEOUT, WHEN = range(17)
@@ -548,6 +551,8 @@ class Machine:
         return plan
 
     def _params_of(self, fn):
+        if type(fn) is GlobalFn and (fn.package, fn.name) == START_RUN:
+            return None  # its arguments after the function's are the child's, all by position
         if type(fn) is GlobalFn:
             definition = self.program.functions.get((fn.package, fn.name))
             if definition is not None and definition.form in ("defn", "defendpoint"):
@@ -588,6 +593,8 @@ class Machine:
             if symbol.kind in ("function", "endpoint"):
                 definition = symbol.definition
                 if supplied is None:
+                    if (fn.package, fn.name) == START_RUN and args:  # `(start-run! f arg...)`
+                        args = [args[0], List(args[1:])]
                     if len(args) > len(definition.params):
                         raise Fault(f"`{fn.name}` takes {_count(len(definition.params), 'argument')}, {len(args)} given")
                     supplied = {p.name: v for p, v in zip(definition.params, args)}

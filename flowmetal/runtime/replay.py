@@ -16,12 +16,13 @@ import time
 from dataclasses import dataclass, field
 
 from flowmetal.lang import deep
+from flowmetal.runtime import children
 from flowmetal.runtime.executor import TIMEOUT
 from flowmetal.runtime.literals import read_literal
 from flowmetal.runtime.machine import Done, Fault, Machine, Slice
 from flowmetal.runtime.program import load
-from flowmetal.runtime.store import SQLiteStore
-from flowmetal.runtime.values import TaskRef, literal
+from flowmetal.runtime.store import SQLiteStore, child_id
+from flowmetal.runtime.values import ChildRef, TaskRef, literal
 
 
 # How long a replay computes past its log's last step (see `Walk._run_past_log`), and the
@@ -189,9 +190,10 @@ class Walk:
                 if outcome is not None:
                     raise NotImplementedError  # pragma: no cover - enter_timeout only starts the function
                 continue
-            if wait.package == "flowmetal.task":
+            if wait.package in ("flowmetal.task", children.PACKAGE):
                 try:
-                    outcome = self._task_endpoint(machine, wait, timeouts)
+                    outcome = (self._task_endpoint(machine, wait, timeouts) if wait.package == "flowmetal.task"
+                               else self._run_endpoint(machine, wait))
                 except Fault as fault:  # raised where the task called it
                     if not fault.trace:
                         fault.set_trace(machine.trace())
@@ -248,6 +250,28 @@ class Walk:
         machine.resume(answer[1])
         return None
 
+    def _run_endpoint(self, machine: Machine, wait):
+        """`flowmetal.run`'s endpoints, as the executor answers them (`runtime.children`): a
+        child's id is derived from the run's and the step, its outcome read from the log."""
+        name = wait.endpoint
+        if name == "start-run!":
+            children.start_request(self.program, wait.args)
+            machine.resume(ChildRef(child_id(self.run.id, wait.step)))
+            return None
+        children.child_of(wait.args["c"], name)
+        if name == "cancel-run!":
+            machine.resume(None)
+            return None
+        result = self.completed.get(wait.step)
+        if result is None or result.data.get("waited"):
+            self.parked[machine.task] = wait.step  # given when every task is parked, in the log's order
+            self.__dict__.setdefault("child_waits", {})[wait.step] = wait.expr_id
+            return _SCHEDULE
+        if "error" in result.data:
+            raise Fault(result.data["error"])
+        machine.resume(children.read_value(result.data.get("result"), self.program, self.package))
+        return None
+
     @staticmethod
     def _drop_timeouts_of(machine: Machine, tid: int, timeouts: list) -> None:
         for tstep in list(timeouts):
@@ -283,7 +307,11 @@ class Walk:
             machine.expire_timeout(step, TIMEOUT)
             return None
         del self.parked[t]
-        machine.deliver(t, _value(self.completed[step].data.get("result"), self.program, self.package))
+        event = self.completed[step]
+        if "error" in event.data:  # a child run's fault, raised where the task waits
+            machine.switch_to(t)
+            children.raise_at(machine, event.data["error"], self.__dict__.get("child_waits", {}).get(step))
+        machine.deliver(t, _value(event.data.get("result"), self.program, self.package))
         return None
 
 

@@ -32,10 +32,18 @@ Tables:
                live. A run waiting on a step no live process serves says so (`unserved`)
     signals    signals sent to runs, in arrival order: name, JSON body, optional Idempotency-Key,
                and the step that consumed each (`flowmetal.runtime.signals`)
+
+Child runs (`flowmetal.run`): a run's `parent` names the run that started it (NULL for a
+top-level run). A child is created in the very transaction that commits its parent's
+`start-run!` step (`commit(children=...)`), under an id derived from the parent's id and
+the step (`child_id`), so a crash never makes two children for one step nor loses one.
+A run's end (the commit that ends it, or a cancel) wakes its parent, and cancels its
+children still going, recursively (`_ended`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -47,13 +55,13 @@ from pathlib import Path
 
 from flowmetal.runtime.program import source_hash, stored_code_hash
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8700"
 # Endpoints the runtime itself answers: never handed to a connector.
 CALLBACK_WAIT = "http.callback/get-callback!"
 SIGNAL_WAIT = "flowmetal.signal/receive!"
 RUNTIME_ENDPOINTS = f"('{CALLBACK_WAIT}', '{SIGNAL_WAIT}')"
-FINAL = ("completed", "failed", "cancelled")
+FINAL = ENDED = ("completed", "failed", "cancelled")
 
 
 class StoreError(Exception):
@@ -219,9 +227,30 @@ _MIGRATION_6 = [
 ]
 
 
+# Child runs: the run that started each (NULL for a top-level run), and its children found
+# without reading every run. Like the others, it can be applied again (a column is added once).
+_MIGRATION_7 = [
+    'ALTER TABLE "runs" ADD COLUMN "parent" TEXT',
+    '''CREATE INDEX IF NOT EXISTS "runs_by_parent"
+    ON "runs" ("parent")''',
+]
+
+
+def _migrate_7(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute('PRAGMA table_info("runs")')}
+    _migration(_MIGRATION_7[1:] if "parent" in columns else _MIGRATION_7)(conn)
+
+
 MIGRATIONS = {version: _migration(statements) for version, statements in
               enumerate([_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,
                                        _MIGRATION_6], start=1)}
+MIGRATIONS[7] = _migrate_7
+
+
+def child_id(parent: str, step: int) -> str:
+    """The id of the child run that step `step` of run `parent` starts: the same every time
+    the step is made (a retry after a crash, a replay), like the step's idempotency key."""
+    return hashlib.sha256(f"{parent}:{step}".encode()).hexdigest()[:16]
 
 PRESENCE_EVERY = 10.0   # seconds between a serving process's refreshes of its presence
 PRESENCE_LIVE = 90.0    # seconds after its last refresh that a presence is no longer live (3 leases)
@@ -255,6 +284,7 @@ class Run:
     wake_at: float | None
     next_seq: int
     cancel_requested: bool
+    parent: str | None = None   # the run that started this one (`flowmetal.run`), None for a top-level run
 
 
 def _run(row) -> Run:
@@ -275,7 +305,8 @@ def _run_of(row) -> Run:
                # From the program itself, not the column: a crafted row naming another run's hash must
                # not be taken for that run's program by anything that caches programs by hash.
                stored_code_hash(program), row["status"], row["result"], row["error"], row["created"], row["updated"],
-               row["owner"], row["lease_until"], row["wake_at"], row["next_seq"], bool(row["cancel_requested"]))
+               row["owner"], row["lease_until"], row["wake_at"], row["next_seq"], bool(row["cancel_requested"]),
+               row["parent"] if "parent" in row.keys() else None)  # a store older than child runs: none
 
 
 @dataclass
@@ -487,20 +518,31 @@ class SQLiteStore:
                    run_id: str | None = None, origin: str | None = None) -> str:
         """Record a new pending run. `origin` is the directory its files were read from, kept in
         its first event so that tools can show a run's code in the files it came from."""
+        run_id = run_id or uuid.uuid4().hex[:16]
+        with self.transaction() as conn:
+            self._insert_run(conn, run_id, entry, args_literals, program, code_hash, time.time(), origin=origin)
+        return run_id
+
+    @staticmethod
+    def _insert_run(conn, run_id: str, entry: str, args_literals: list[str], program: dict[str, str],
+                    code_hash: str, now: float, origin: str | None = None, parent: str | None = None) -> bool:
+        """Insert a pending run and its `run-started` event (inside a transaction); False, changing
+        nothing, when a run of that id exists already."""
         started = {"entry": entry, "args": args_literals, "code": code_hash}
         if origin is not None:
             started["origin"] = origin
+        if parent is not None:
+            started["parent"] = parent
         started["task"] = 0  # every event names its task; the entry's own is 0
-        run_id = run_id or uuid.uuid4().hex[:16]
-        now = time.time()
-        with self.transaction() as conn:
-            conn.execute("INSERT INTO runs(id, entry, args, program, code_hash, status, created, updated, next_seq) "
-                         "VALUES(?, ?, ?, ?, ?, 'pending', ?, ?, 2)",
-                         (run_id, entry, json.dumps(args_literals), json.dumps(program), code_hash, now, now))
-            conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES(?, 1, ?, "
-                         "'run-started', NULL, ?, NULL)",
-                         (run_id, now, json.dumps(started)))
-        return run_id
+        cur = conn.execute("INSERT OR IGNORE INTO runs(id, entry, args, program, code_hash, status, created, "
+                           "updated, next_seq, parent) VALUES(?, ?, ?, ?, ?, 'pending', ?, ?, 2, ?)",
+                           (run_id, entry, json.dumps(args_literals), json.dumps(program), code_hash, now, now,
+                            parent))
+        if cur.rowcount != 1:
+            return False
+        conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES(?, 1, ?, "
+                     "'run-started', NULL, ?, NULL)", (run_id, now, json.dumps(started)))
+        return True
 
     def get_run(self, run_id: str) -> Run | None:
         row = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
@@ -517,10 +559,11 @@ class SQLiteStore:
         return _run(rows[0])
 
     def list_runs(self, since: float | None = None) -> list[Run]:
-        """Every run, oldest first; or those updated at or after `since`."""
+        """Every run, oldest first (in the order they were recorded); or those updated at or after
+        `since`."""
         if since is None:
-            return [_run(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, id").fetchall()]
-        rows = self.conn.execute("SELECT * FROM runs WHERE updated >= ? ORDER BY created, id", (since,))
+            return [_run(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, rowid").fetchall()]
+        rows = self.conn.execute("SELECT * FROM runs WHERE updated >= ? ORDER BY created, rowid", (since,))
         return [_run(r) for r in rows.fetchall()]
 
     def change_token(self) -> tuple[int, int]:
@@ -532,6 +575,22 @@ class SQLiteStore:
         """(id, status, next_seq, updated) of the runs updated at or after `since`."""
         rows = self.conn.execute("SELECT id, status, next_seq, updated FROM runs WHERE updated >= ?", (since,))
         return [(r["id"], r["status"], r["next_seq"], r["updated"] or 0.0) for r in rows.fetchall()]
+
+    def children(self, run_id: str) -> list[Run]:
+        """The runs `run_id` started (`flowmetal.run/start-run!`), oldest first."""
+        if self.readonly and self.version() < 6:
+            return []
+        rows = self.conn.execute("SELECT * FROM runs WHERE parent=? ORDER BY created, rowid", (run_id,)).fetchall()
+        return [_run(r) for r in rows]
+
+    def descendants(self, run_id: str) -> list[Run]:
+        """Its children, theirs, and so on: each run after its parent."""
+        out, todo = [], [run_id]
+        while todo:
+            kids = self.children(todo.pop(0))
+            out += kids
+            todo += [k.id for k in kids]
+        return out
 
     def has_unfinished_runs(self) -> bool:
         row = self.conn.execute("SELECT 1 FROM runs WHERE status NOT IN ('completed','failed','cancelled') "
@@ -575,13 +634,18 @@ class SQLiteStore:
                error: str | None = None, steps: list[tuple] = (), timers: list[tuple] = (),
                callbacks: list[tuple] = (), completed_steps: list[tuple] = (), cancelled_steps: list[int] = (),
                fired_timers: list[int] = (), signals: list[tuple] = (), release: bool = False,
-               awaited: list[int] = ()) -> None:
+               awaited: list[int] = (), children: list[tuple] = (), cancel_children: list[str] = (),
+               awaited_children: list[str] = ()) -> None:
         """Append events and record the run's new state, in one transaction, if this worker
         still holds the run. Events are (kind, step, data, line); seqs are assigned here.
         `signals`: (signal seq, step) of the signals the run consumed, recorded with the events
         and the snapshot that follow from them. `awaited`: the steps the run, now waiting, waits
         on that earlier commits recorded: one answered meanwhile (while the run was running,
-        which no answer wakes; a signal sent for a `receive!`) wakes it now."""
+        which no answer wakes; a signal sent for a `receive!`) wakes it now. `children`: (id,
+        entry, argument literals) of child runs its steps started, created here (pinned to its
+        program); `cancel_children`: child runs it cancelled; `awaited_children`: the children
+        it waits for, any of which ended already wakes it at once. A run that ends here wakes
+        its parent and cancels its children still going."""
         now = time.time()
         with self.transaction() as conn:
             row = conn.execute("SELECT owner, status, next_seq, cancel_requested FROM runs WHERE id=?",
@@ -629,6 +693,13 @@ class SQLiteStore:
             for token, step in callbacks:
                 conn.execute("INSERT OR IGNORE INTO callbacks(token, run_id, step, created) VALUES(?,?,?,?)",
                              (token, run.id, step, now))
+            for child, entry, args in children:
+                self._insert_run(conn, child, entry, args, run.program, run.code_hash, now, parent=run.id)
+            for child in cancel_children:
+                self._cancel(conn, child, now)
+            if status == "waiting" and awaited_children:
+                # A child that ended after the executor looked, before this wait was recorded.
+                woken |= self._any_ended(conn, list(awaited_children))
             if snapshot is not None:
                 conn.execute("INSERT OR REPLACE INTO snapshots(run_id, seq, state) VALUES(?,?,?)",
                              (run.id, seq - 1, snapshot if isinstance(snapshot, str)  # written once already
@@ -651,6 +722,62 @@ class SQLiteStore:
             if release:
                 sets += ["owner=NULL", "lease_until=NULL"]
             conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id=?", (*params, run.id))
+            if status in ENDED:
+                self._ended(conn, run.id, now)
+
+    # -- child runs -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _any_ended(conn, run_ids: list[str]) -> bool:
+        for i in range(0, len(run_ids), 500):  # SQLite's limit on a statement's parameters
+            chunk = run_ids[i:i + 500]
+            row = conn.execute(f"SELECT 1 FROM runs WHERE id IN ({','.join('?' * len(chunk))}) AND status IN "
+                               f"{ENDED} LIMIT 1", chunk).fetchone()
+            if row is not None:
+                return True
+        return False
+
+    def _ended(self, conn, run_id: str, now: float) -> None:
+        """Run `run_id` just ended: its parent, if it waits, wakes (to give the outcome to what
+        awaits it), and its children still going are cancelled, theirs too (a child never
+        outlives its parent)."""
+        conn.execute("UPDATE runs SET wake_at=? WHERE id=(SELECT parent FROM runs WHERE id=?) AND status='waiting'",
+                     (now, run_id))
+        todo = [run_id]
+        while todo:  # a loop, not recursion: however deep the children go
+            for row in conn.execute(f"SELECT id FROM runs WHERE parent=? AND status NOT IN {ENDED}",
+                                    (todo.pop(),)).fetchall():
+                if self._cancel_one(conn, row["id"], now) == "cancelled":
+                    todo.append(row["id"])
+
+    def _cancel(self, conn, run_id: str, now: float) -> str:
+        """Cancel a run inside a transaction: a run being advanced is asked to stop (its worker
+        ends it at its next look, within a second); any other ends now, with what it waits
+        for, and so do its children. Its status afterwards ("cancelling" while running)."""
+        status = self._cancel_one(conn, run_id, now)
+        if status == "cancelled":
+            self._ended(conn, run_id, now)
+        return status.removeprefix("ended ")
+
+    @staticmethod
+    def _cancel_one(conn, run_id: str, now: float) -> str:
+        """`_cancel` without the run's children: "cancelled" when it was ended here."""
+        row = conn.execute("SELECT status, next_seq FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run `{run_id}`")
+        if row["status"] in ENDED:
+            return "ended " + row["status"]
+        if row["status"] == "running":
+            conn.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
+            return "cancelling"
+        conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES(?,?,?,?,NULL,?,NULL)",
+                     (run_id, row["next_seq"], now, "run-cancelled", json.dumps({"task": 0})))
+        conn.execute("UPDATE runs SET status='cancelled', next_seq=next_seq+1, wake_at=NULL, updated=? "
+                     "WHERE id=?", (now, run_id))
+        conn.execute("UPDATE steps SET status='cancelled' WHERE run_id=? AND status IN ('pending','claimed')",
+                     (run_id,))
+        conn.execute("UPDATE timers SET status='cancelled' WHERE run_id=? AND status='set'", (run_id,))
+        return "cancelled"
 
     def snapshot(self, run_id: str) -> dict | None:
         row = self.conn.execute("SELECT state FROM snapshots WHERE run_id=?", (run_id,)).fetchone()
@@ -866,25 +993,10 @@ class SQLiteStore:
                             (run_id, name)).fetchone() is not None
 
     def request_cancel(self, run_id: str) -> str:
-        """Cancel a run: at once when it is not running, else at its worker's next commit."""
-        now = time.time()
+        """Cancel a run, and its children: at once when it is not running, else at its worker's
+        next look. Its status afterwards ("cancelling" while its worker has yet to stop it)."""
         with self.transaction() as conn:
-            row = conn.execute("SELECT status, next_seq FROM runs WHERE id=?", (run_id,)).fetchone()
-            if row is None:
-                raise StoreError(f"no run `{run_id}`")
-            if row["status"] in ("completed", "failed", "cancelled"):
-                return row["status"]
-            if row["status"] == "running":
-                conn.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
-                return "cancelling"
-            conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES(?,?,?,?,NULL,?,NULL)",
-                         (run_id, row["next_seq"], now, "run-cancelled", json.dumps({})))
-            conn.execute("UPDATE runs SET status='cancelled', next_seq=next_seq+1, wake_at=NULL, updated=? "
-                         "WHERE id=?", (now, run_id))
-            conn.execute("UPDATE steps SET status='cancelled' WHERE run_id=? AND status IN ('pending','claimed')",
-                         (run_id,))
-            conn.execute("UPDATE timers SET status='cancelled' WHERE run_id=? AND status='set'", (run_id,))
-        return "cancelled"
+            return self._cancel(conn, run_id, time.time())
 
     def cancel_requested(self, run_id: str) -> bool:
         row = self.conn.execute("SELECT cancel_requested FROM runs WHERE id=?", (run_id,)).fetchone()

@@ -496,7 +496,7 @@ async def callback(request: web.Request) -> web.Response:
 def _run_json(run) -> dict:
     return {"id": run.id, "entry": run.entry, "status": run.status, "result": run.result, "error": run.error,
             "args": run.args, "code_hash": run.code_hash, "created": run.created, "updated": run.updated,
-            "last_seq": run.next_seq - 1}
+            "last_seq": run.next_seq - 1, "parent": run.parent}
 
 
 def _event_json(event) -> dict:

@@ -165,7 +165,7 @@ SCHEMAS = {
     "Run": {
         "type": "object",
         "required": ["id", "entry", "status", "result", "error", "args", "code_hash", "created", "updated",
-                     "last_seq"],
+                     "last_seq", "parent"],
         "properties": {
             "id": {"type": "string"},
             "entry": {"type": "string"},
@@ -178,6 +178,9 @@ SCHEMAS = {
             "created": {"type": "number", "description": "Unix time"},
             "updated": {"type": "number", "description": "Unix time of its latest change"},
             "last_seq": {"type": "integer", "minimum": 0, "description": "The `seq` of its latest event"},
+            "parent": {"type": ["string", "null"],
+                       "description": "The id of the run that started it with `flowmetal.run/start-run!` (a child "
+                                      "run), null for a top-level run"},
         },
     },
     "Sources": {"type": "object", "additionalProperties": {"type": "string"},
@@ -190,8 +193,9 @@ SCHEMAS = {
             "seq": {"type": "integer", "minimum": 1},
             "time": {"type": "number", "description": "Unix time"},
             "kind": {"type": "string", "description": "run-started, step-requested, step-completed, timer-set, "
-                                                      "timer-fired, timer-cancelled, log, signal-received, "
-                                                      "run-completed, run-failed, run-cancelled"},
+                                                      "timer-fired, timer-cancelled, log, signal-received, task-spawned, "
+                                                      "task-completed, task-failed, task-cancelled, "
+                                                      "child-started, run-completed, run-failed, run-cancelled"},
             "step": {"type": ["integer", "null"]},
             "line": {"type": ["integer", "null"], "description": "The source line that caused it"},
         },

@@ -76,7 +76,7 @@ class RemoteStore:
             self._programs[code] = program
         return Run(data["id"], data["entry"], list(data.get("args") or []), dict(program), code, data["status"],
                    data.get("result"), data.get("error"), data.get("created") or 0.0, data.get("updated") or 0.0,
-                   None, None, None, int(data.get("last_seq") or 0) + 1, False)
+                   None, None, None, int(data.get("last_seq") or 0) + 1, False, data.get("parent"))
 
     def get_run(self, run_id: str) -> Run | None:
         try:

@@ -310,6 +310,31 @@ async def test_cancel_a_waiting_run(client: LanguageClient):
     assert (await command(client, "flowmetal.cancel", runId=run_id))["status"] == "cancelled"
 
 
+FAMILY = """\
+(defpackage acme.family
+  (require [flowmetal.run :refer [start-run! await-run!]]
+           [flowmetal.time :refer [sleep! make-duration +milliseconds+]])
+  (defn double [n : int?] : int?
+    (sleep! (make-duration 50 +milliseconds+))
+    (* 2 n))
+  (defn main [n : int?] : int? (+ 1 (await-run! (start-run! double n)))))
+"""
+
+
+async def test_a_run_started_in_the_editor_drives_its_child_runs_in_an_untrusted_store(client: LanguageClient):
+    seen: Seen = client.seen
+    (client.workspace / "family.flow").write_text(FAMILY)
+    uri = (client.workspace / "family.flow").as_uri()
+    run_id = (await command(client, "flowmetal.run", uri=uri, entry="acme.family/main", args=["20"]))["runId"]
+    await seen.until(lambda: "completed" in seen.statuses(run_id), what="the parent to complete")
+    runs = {r["id"]: r for r in await request(client, "flowmetal/runs")}
+    (child,) = [r for r in runs.values() if r["parent"] == run_id]
+    assert (runs[run_id]["result"], runs[run_id]["parent"]) == ("41", None)
+    assert (child["entry"], child["status"], child["result"], child["blocked"]) == (
+        "acme.family/double", "completed", "40", None)
+    assert any(r["id"] == child["id"] and r["parent"] == run_id for r in seen.runs)  # it went by live too
+
+
 async def test_a_detached_run_from_the_command_line_shows_up_live(client: LanguageClient):
     seen: Seen = client.seen
     await request(client, "flowmetal/runs")  # the server watches the store from its start

@@ -148,6 +148,28 @@ async def test_hover_on_a_standard_generic_endpoint_shows_its_type_variables(cli
     assert "ts : (list? (task? int?))" in local.contents.value
 
 
+CHILDREN_TEXT = """(defpackage acme.children
+  (require [flowmetal.run :refer [start-run! await-run!]])
+  (defn reboot [host : str?] : int? (count host))
+  (defn reboot-one [host : str?] : int?
+    (let [c (start-run! reboot host)]
+      (await-run! c))))
+"""
+
+
+async def test_hover_on_start_run_shows_its_arguments_and_the_child_run_its_type(client: LanguageClient):
+    uri = open_doc(client, WORKSPACE / "children.flow", CHILDREN_TEXT)
+    assert await diagnostics(client, uri) == []
+    result = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos(CHILDREN_TEXT, "(start-run! reboot", plus=2)))
+    value = result.contents.value
+    assert "(defendpoint start-run! [f : fn? & arg : any?] : child?)" in value
+    assert "package `flowmetal.run`" in value and "start `(f arg...)` as a child run" in value
+    local = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos(CHILDREN_TEXT, "(await-run! c)", plus=12)))
+    assert "c : (child? int?)" in local.contents.value
+
+
 async def test_hover_on_a_local_shows_its_narrowed_type(client: LanguageClient):
     uri = open_doc(client, APP)
     await diagnostics(client, uri)
@@ -283,6 +305,14 @@ async def test_completion_inside_a_refer_lists_the_packages_names(client: Langua
     await diagnostics(client, uri, lambda d: any("aw" in x.message for x in d))
     names = await completion_labels(client, uri, text2, pos(text2, " aw]", plus=3))
     assert names == ["await!", "await-all!", "await-any!"]
+
+
+async def test_completion_inside_a_refer_lists_the_child_run_names(client: LanguageClient):
+    text = "(defpackage acme.refers2\n  (require [flowmetal.run :refer []])\n  (defn f [] 1))\n"
+    uri = open_doc(client, WORKSPACE / "refers2.flow", text)
+    await diagnostics(client, uri)
+    names = await completion_labels(client, uri, text, pos(text, ":refer [", plus=8))
+    assert names == ["await-run!", "cancel-run!", "start-run!"]
 
 
 async def test_signature_help_shows_the_active_parameter(client: LanguageClient):

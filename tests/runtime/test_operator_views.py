@@ -109,16 +109,16 @@ def test_runs_for_people_and_for_programs(tmp_path):
     lines = flowmetal("runs", cwd=tmp_path).stdout.splitlines()
     assert len(lines) == 1
     fields = lines[0].split("\t")
-    assert fields[:3] == [run_id, "completed", "demo/main"] and fields[4] == "8"
+    assert fields[:3] == [run_id, "completed", "demo/main"] and fields[4:] == ["8", ""]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", fields[3]), fields[3]
     # On a terminal: a header, aligned columns, the start as a local time.
     shown = on_a_terminal(tmp_path, "runs").splitlines()
     assert re.fullmatch(r"RUN +STATUS +ENTRY +STARTED +OUTCOME", shown[0]), shown
     assert re.fullmatch(rf"{run_id}  completed  demo/main  \d\d:\d\d:\d\d  8", shown[1]), shown
     assert shown[0].index("ENTRY") == shown[1].index("demo/main")
-    # JSON keeps its fields, and adds `unserved`.
+    # JSON keeps its fields, and adds `parent` (null: a top-level run) and `unserved`.
     assert listed(tmp_path)[run_id] == {"id": run_id, "entry": "main", "status": "completed", "result": "8",
-                                        "error": None, "unserved": []}
+                                        "error": None, "parent": None, "unserved": []}
 
 
 def test_trace_shows_due_times_as_local_times_and_cuts_long_values(tmp_path):

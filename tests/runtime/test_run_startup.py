@@ -96,7 +96,8 @@ SCHEMA = [
     ("table", "runs", 'CREATE TABLE "runs" (\n   "id" TEXT PRIMARY KEY,\n   "entry" TEXT NOT NULL,\n   "args" TEXT,\n'
                       '   "program" TEXT NOT NULL,\n   "code_hash" TEXT,\n   "status" TEXT NOT NULL,\n   "result" TEXT,\n'
                       '   "error" TEXT,\n   "created" REAL,\n   "updated" REAL,\n   "owner" TEXT,\n   "lease_until" REAL,\n'
-                      '   "wake_at" REAL,\n   "next_seq" INTEGER DEFAULT 1,\n   "cancel_requested" INTEGER DEFAULT 0\n)'),
+                      '   "wake_at" REAL,\n   "next_seq" INTEGER DEFAULT 1,\n   "cancel_requested" INTEGER DEFAULT 0\n'
+                      ', "parent" TEXT)'),  # added by version 6, as SQLite writes an added column
     ("index", "idx_runs_status_wake_at", 'CREATE INDEX "idx_runs_status_wake_at"\n    ON "runs" ("status", "wake_at")'),
     ("table", "events", 'CREATE TABLE "events" (\n   "run_id" TEXT REFERENCES "runs"("id"),\n   "seq" INTEGER,\n'
                         '   "time" REAL,\n   "kind" TEXT,\n   "step" INTEGER,\n   "data" TEXT,\n   "line" INTEGER,\n'
@@ -126,12 +127,13 @@ SCHEMA = [
                          '   "sent" REAL,\n   "step" INTEGER,\n   "consumed" REAL,\n   PRIMARY KEY ("run_id", "seq"),\n'
                          '   UNIQUE ("run_id", "key")\n)'),
     ("index", "signals_queued", 'CREATE INDEX "signals_queued"\n    ON "signals" ("run_id", "name", "step", "seq")'),
+    ("index", "runs_by_parent", 'CREATE INDEX "runs_by_parent"\n    ON "runs" ("parent")'),
 ]
 
 
 def test_a_new_store_has_the_schema_stores_always_had(tmp_path: Path):
     store = SQLiteStore(tmp_path / "store.db")
-    assert store.version() == SCHEMA_VERSION == 6
+    assert store.version() == SCHEMA_VERSION == 7
     rows = sqlite3.connect(tmp_path / "store.db").execute(
         "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
     assert rows == SCHEMA

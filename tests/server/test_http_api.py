@@ -129,6 +129,34 @@ async def test_callback_errors(api):
 
 # -- runs --------------------------------------------------------------------------------------------------
 
+FAMILY = """\
+(defpackage family
+  (require [flowmetal.run :refer [start-run! await-run!]])
+  (defn double [n : int?] : int? (* 2 n))
+  (defn main [n : int?] : int? (+ 1 (await-run! (start-run! double n)))))
+"""
+
+
+async def test_a_child_run_carries_its_parent_and_its_trace_says_so(api):
+    status, body, _ = await api.call("POST", "/api/runs", json={"sources": {"family.flow": FAMILY},
+                                                                "entry": "family/main", "args": ["20"]})
+    assert status == 201, body
+    parent = body["id"]
+    api.advance(parent)
+    (child,) = api.store.children(parent)
+    assert api.advance(child.id) == "completed" and api.advance(parent) == "completed"
+    status, runs, _ = await api.call("GET", "/api/runs")
+    assert status == 200 and {r["id"]: r["parent"] for r in runs} == {parent: None, child.id: parent}
+    status, one, _ = await api.call("GET", f"/api/runs/{child.id}")
+    assert status == 200 and (one["parent"], one["result"]) == (parent, "40")
+    status, parent_run, _ = await api.call("GET", f"/api/runs/{parent}")
+    assert (parent_run["parent"], parent_run["result"]) == (None, "41")
+    status, trace, _ = await api.call("GET", f"/api/runs/{parent}/trace")
+    assert [e["child"] for e in trace if e["kind"] == "child-started"] == [child.id]
+    status, trace, _ = await api.call("GET", f"/api/runs/{child.id}/trace")
+    assert trace[0]["kind"] == "run-started" and trace[0]["parent"] == parent
+
+
 async def test_a_run_is_created_listed_and_read(api):
     run_id = await api.start("shop/buy", ['"tea"', "3"])
     status, runs, _ = await api.call("GET", "/api/runs")
@@ -136,7 +164,7 @@ async def test_a_run_is_created_listed_and_read(api):
     assert status == 200 and runs == [
         {"id": run_id, "entry": "shop/buy", "status": "pending", "result": None, "error": None,
          "args": ['"tea"', "3"], "code_hash": stored.code_hash, "created": stored.created,
-         "updated": stored.updated, "last_seq": 1}]
+         "updated": stored.updated, "last_seq": 1, "parent": None}]
     status, recent, _ = await api.call("GET", f"/api/runs?since={stored.updated}")
     assert status == 200 and [r["id"] for r in recent] == [run_id]
     status, recent, _ = await api.call("GET", f"/api/runs?since={stored.updated + 1}")

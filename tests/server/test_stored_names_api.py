@@ -51,7 +51,7 @@ class StandIn:
 
     def __init__(self, sources) -> None:
         run = {"id": "r1", "entry": "shop/nap", "status": "completed", "result": "1", "error": None, "args": ["1"],
-               "code_hash": "c" * 64, "created": 1.0, "updated": 1.0, "last_seq": 1}
+               "code_hash": "c" * 64, "created": 1.0, "updated": 1.0, "last_seq": 1, "parent": None}
         answers = {"/api/runs": [run], "/api/runs/r1": run, "/api/runs/r1/sources": sources}
 
         class Handler(BaseHTTPRequestHandler):
