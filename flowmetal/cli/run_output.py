@@ -41,7 +41,7 @@ from flowmetal.runtime.store import Run, SQLiteStore
 
 # Endpoints the runtime answers itself; any other is performed by a connector.
 IN_PLACE = {"flowmetal.time/now!", "flowmetal.log/log!", "http.callback/make-callback!", "flowmetal.run/start-run!",
-            "flowmetal.run/cancel-run!"}
+            "flowmetal.run/cancel-run!", "flowmetal.retry/jitter!", "flowmetal.task/spawn!", "flowmetal.task/cancel!"}
 AWAIT_RUN = "flowmetal.run/await-run!"  # waits for a child run, which this process runs too (`wait_for`)
 SLEEP, TIMEOUT, CALLBACK = "flowmetal.time/sleep!", "flowmetal.time/with-timeout!", "http.callback/get-callback!"
 REQUESTS = {"http.request/get!": "GET", "http.request/post!": "POST", "http.request/put!": "PUT",

@@ -367,7 +367,6 @@ class _Driver:
             return None
         if row["status"] == "failed":
             machine.switch_to(tid)
-            self.extra["completed_steps"].append((step, None))  # its failure applied: not given again
             raise Fault(row["error"])  # the connector's message names the endpoint already
         value = deep.call(lambda: decode(json.loads(row["result"])))
         machine.deliver(tid, value)
