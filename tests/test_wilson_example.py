@@ -19,6 +19,8 @@ import wilson_service  # noqa: E402
 def test_the_wilson_job_runs_end_to_end(tmp_path):
     import os
     import socket
+    with wilson_service.LOCK:  # the fake service's jobs outlive the tests that made them
+        wilson_service.JOBS.clear()
     service = wilson_service.serve(port=0, delay=0.3)
     url = f"http://127.0.0.1:{service.server_port}/jobs"
     with socket.socket() as s:  # callbacks on a port of this test's own, not the default 8700
