@@ -73,3 +73,58 @@ def test_every_event_is_reported_once_in_order_while_runs_progress(tmp_path):
     assert looks > 10  # the feed was read while the runs went on, not once at the end
     bench.close()
     store.close()
+
+
+CALLBACK = """\
+(defpackage hook
+  (require [http.callback :refer [make-callback! get-callback! callback-url]]
+           [flowmetal.log :refer [log!]])
+  (defn wait-for-it [] : str?
+    (let [cb (make-callback!)]
+      (log! (callback-url cb))
+      (get-callback! cb))))
+"""
+
+
+def test_a_run_started_in_the_editor_takes_its_callback_after_the_editor_closed(tmp_path):
+    """The editor's worker builds callback URLs on the store's public URL (SPEC section 6),
+    never on a port of its own: closed while its run waits, the callback still reaches the
+    run through a `flowmetal serve` of the store, started later on that URL."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "store.db"
+    store = SQLiteStore(path)
+    store.set_public_url(f"http://127.0.0.1:{port}")
+    bench = Workbench(str(path))
+    run_id = bench.start({"hook.flow": CALLBACK}, "hook/wait-for-it", [])
+    deadline = time.monotonic() + 60
+    while not [e for e in store.events(run_id) if e.kind == "log"]:
+        assert time.monotonic() < deadline, "the run never asked for its callback"
+        time.sleep(0.05)
+    (log,) = [e for e in store.events(run_id) if e.kind == "log"]
+    url = log.data["message"]
+    assert url.startswith(f"http://127.0.0.1:{port}/callback/")
+    bench.close()  # the editor closes: nothing listens there now
+    env = {k: v for k, v in os.environ.items() if k not in ("FLOWMETAL_STORE", "FLOWMETAL_PUBLIC_URL")}
+    serve = subprocess.Popen([sys.executable, "-m", "flowmetal", "serve", "--store", str(path), "--port", str(port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert "listening on" in serve.stdout.readline()
+        request = urllib.request.Request(url, data=json.dumps("done").encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        assert urllib.request.urlopen(request, timeout=30).status == 200
+        while store.get_run(run_id).status != "completed":
+            assert time.monotonic() < deadline + 60, store.get_run(run_id)
+            time.sleep(0.05)
+    finally:
+        serve.terminate()
+        serve.wait(30)
+    assert store.get_run(run_id).result == '"\\"done\\""'

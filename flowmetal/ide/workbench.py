@@ -18,7 +18,10 @@ Who drives the runs started here:
   which has no snapshots: states come from replaying the log);
 - otherwise the workbench hosts an *embedded worker*: a thread that claims
   runnable runs from the store, with the HTTP callback server and the HTTP
-  request connector of `flowmetal run` (`server.local.InProcess`). It starts
+  request connector of `flowmetal run` (`server.local.InProcess`), callbacks on
+  the store's public URL as everywhere (a run waiting for one when the editor
+  closes gets it from a `serve` of the store; only when another program holds
+  that port does the worker listen on a port of its own, and log why). It starts
   with the first run started here, or, in a trusted store, at once when the
   store holds unfinished runs (a run that slept while the editor was closed
   wakes when it opens again).
@@ -418,6 +421,7 @@ class EmbeddedWorker:
         self._thread: threading.Thread | None = None
         self.public_url: str | None = None
         self.error: str | None = None
+        self.port_note: str | None = None  # why callbacks are not on the store's public URL, if not
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="flowmetal-embedded-worker", daemon=True)
@@ -435,10 +439,23 @@ class EmbeddedWorker:
         import traceback
 
         from flowmetal.runtime.executor import Executor
-        from flowmetal.server.local import InProcess
+        from flowmetal.server.local import InProcess, PortHeld
         try:
             store = open_store(self.location)
-            with InProcess(store.path, 0, runs=lambda: self._family) as connectors:
+            # Callbacks on the store's public URL (SPEC section 6), so that a run waiting for one
+            # still gets it after the editor is closed, from a `serve` of the store. Only when
+            # another program holds that port, on a port of this process's own, and says so.
+            connectors = InProcess(store.path, runs=lambda: self._family)
+            try:
+                connectors.__enter__()
+            except PortHeld as held:
+                import logging
+                logging.getLogger(__name__).warning("%s; callbacks of runs started here go to a port of this "
+                                                    "editor's own until it closes", held)
+                self.port_note = str(held)
+                connectors = InProcess(store.path, 0, runs=lambda: self._family)
+                connectors.__enter__()
+            try:
                 self.public_url = connectors.public_url
                 executor = Executor(store, public_url=connectors.public_url, stop=self._stop)
                 while not self._stop.is_set():
@@ -450,6 +467,8 @@ class EmbeddedWorker:
                         continue
                     if progress is None:
                         self._stop.wait(self.poll)
+            finally:
+                connectors.__exit__(None, None, None)
             store.close()
         except Exception:
             self.error = traceback.format_exc()
