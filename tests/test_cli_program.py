@@ -131,3 +131,26 @@ def test_a_name_only_another_package_defines_runs_it_and_the_run_records_its_pac
     runs = flowmetal("runs", "--store", "s.db", cwd=project / "prog")
     # a bare name means a function only from the file named: the runs record the package too
     assert sorted(line.split()[2] for line in runs.stdout.splitlines()) == ["app.a/main", "app.c/inc"]
+
+
+def test_the_trace_shows_each_events_line_from_its_own_file(tmp_path: Path):
+    """An event caused in another file of the program shows that file's line, named; the run's
+    own file's lines stay bare."""
+    (tmp_path / "main.flow").write_text(
+        "(defpackage app.main\n"
+        "  (require [app.talk :refer [say]]\n"
+        "           [flowmetal.log :refer [log!]])\n"
+        "  (defn main [] (log! \"from main\") (say)))\n")
+    (tmp_path / "talk.flow").write_text(
+        "(defpackage app.talk\n"
+        "  (require [flowmetal.log :refer [log!]])\n"
+        "  ;; a line to move the next one down\n"
+        "  (defn say [] (log! \"from talk\") 1))\n")
+    ran = flowmetal("run", "main.flow", "main", cwd=tmp_path)
+    assert (ran.returncode, ran.stdout) == (0, "1\n"), ran.stderr
+    (run_id,) = [line.split("\t")[0] for line in flowmetal("runs", cwd=tmp_path).stdout.splitlines()]
+    trace = flowmetal("trace", run_id, cwd=tmp_path).stdout.splitlines()
+    (main_log,) = [line for line in trace if " log message=from main" in line]
+    (talk_log,) = [line for line in trace if " log message=from talk" in line]
+    assert main_log.endswith('| 4: (defn main [] (log! "from main") (say)))')
+    assert talk_log.endswith('| talk.flow:4: (defn say [] (log! "from talk") 1))')

@@ -301,6 +301,7 @@ def print_events(store: SQLiteStore, run: Run, as_json: bool = False, follow: bo
     sources = store.get_sources(run.program)
     lines = {name: text.splitlines() for name, text in sources.items()}
     main = next(iter(sources))
+    step_files: dict[int, str] = {}  # the file of each step's request (its `span`), for its other events
     after = 0
     collected = []
     while True:
@@ -313,8 +314,16 @@ def print_events(store: SQLiteStore, run: Run, as_json: bool = False, follow: bo
                 continue
             source = ""
             if event.line:
-                text = lines[main][event.line - 1].strip() if event.line <= len(lines[main]) else ""
-                source = f"  | {event.line}: {_cut(text)}"
+                # The line is in the file the event's span names (a program of several files), or
+                # its step's request's; else the run's own file.
+                span = event.data.get("span")
+                name = span.split(":", 1)[0] if isinstance(span, str) and span.split(":", 1)[0] in lines else None
+                if name is not None and event.kind == "step-requested" and event.step is not None:
+                    step_files[event.step] = name
+                name = name or step_files.get(event.step) or main
+                text = lines[name][event.line - 1].strip() if event.line <= len(lines[name]) else ""
+                where = str(event.line) if name == main else f"{name}:{event.line}"
+                source = f"  | {where}: {_cut(text)}"
             stamp = time.strftime("%H:%M:%S", time.localtime(event.time)) + f".{int(event.time * 1000) % 1000:03d}"
             details = " ".join(f"{k}={_value(k, v, event.time)}" for k, v in event.data.items() if k not in ("trace",))
             step = f"#{event.step} " if event.step is not None else ""
