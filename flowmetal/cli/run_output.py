@@ -223,7 +223,22 @@ class Progress:
         limit = f" (timeout at {at(min(timeouts))})" if timeouts else ""
         if not waits:
             return f"{run.status}{limit}"
-        step, wait = max(waits)
+        # Awaiting tasks is waiting for what they wait for: those are the waits said.
+        outside = [(st, w) for st, w in waits if not w["endpoint"].startswith("flowmetal.task/await")] or waits
+        step, wait = max(outside)
+        line = self._one(step, wait, now, at, limit)
+        if len(outside) > 1:  # tasks wait for several things at once: the latest, and how many more
+            kinds: dict[str, int] = {}
+            for other_step, other in outside:
+                if other_step != step:
+                    kind = _KINDS.get(other["endpoint"], "step")
+                    kinds[kind] = kinds.get(kind, 0) + 1
+            more = ", ".join(f"{n} {kind}{'s' if n > 1 else ''}" for kind, n in sorted(kinds.items()))
+            line += f" (and {len(outside) - 1} more: {more})"
+        return line
+
+    def _one(self, step: int, wait: dict, now: float | None, at, limit: str) -> str:
+        """One wait, in words."""
         endpoint = wait["endpoint"]
         if endpoint == SLEEP:
             due = wait.get("due") or 0
@@ -256,6 +271,10 @@ class Progress:
                 f"`flowmetal connector MODULE --store {self.store_arg}` or `flowmetal serve --store "
                 f"{self.store_arg}`){limit}")
 
+
+# How the other waits of a run of several tasks are counted on the progress line.
+_KINDS = {SLEEP: "timer", CALLBACK: "callback", AWAIT_RUN: "child run", "flowmetal.signal/receive!": "signal",
+          **{endpoint: "request" for endpoint in REQUESTS}}
 
 VALUE_WIDTH = 200  # characters of one value a trace line shows; the rest is said by its length
 TIMES = ("due", "wake_at")  # event fields that are moments (epoch seconds), shown as local times

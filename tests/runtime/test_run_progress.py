@@ -53,6 +53,28 @@ def test_without_a_terminal_each_change_is_one_plain_line(tmp_path: Path):
     assert (entry, rest) == ("nap", [f"flowmetal run: step 1: sleep until {due} (in 1 s)"])
 
 
+TASKS = """\
+(defpackage naps
+  (require [flowmetal.time :refer [sleep! make-duration +milliseconds+]]
+           [flowmetal.task :refer [spawn! await-all!]])
+  (defn nap [ms : int?] : int? (sleep! (make-duration ms +milliseconds+)) ms)
+  (defn naps [] : int?
+    (reduce + 0 (await-all! [(spawn! (fn [] (nap 300))) (spawn! (fn [] (nap 600)))]))))
+"""
+
+
+def test_tasks_waiting_at_once_are_said_as_the_latest_wait_and_how_many_more(tmp_path: Path):
+    (tmp_path / "naps.flow").write_text(TASKS)
+    result = subprocess.run([sys.executable, "-m", "flowmetal", "run", "naps.flow", "naps", "--store", "s.db"],
+                            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "900\n"), result.stderr
+    first, *rest = result.stderr.splitlines()
+    # Both tasks sleep (the later timer said, the other counted); then the one left.
+    assert re.fullmatch(r"flowmetal run: step 5: sleep until \d\d:\d\d:\d\d \(in \d+ s\) \(and 1 more: 1 timer\)",
+                        rest[0]), rest
+    assert re.fullmatch(r"flowmetal run: step 5: sleep until \d\d:\d\d:\d\d \(in \d+ s\)", rest[-1]), rest
+
+
 def test_an_endpoint_no_part_of_this_process_serves_says_how_to_serve_it(tmp_path: Path):
     (tmp_path / "prog.flow").write_text(PROGRAM)
     running = Running("run", "prog.flow", "pay", "--store", "s.db", cwd=tmp_path)
