@@ -344,9 +344,12 @@ def print_events(store: SQLiteStore, run: Run, as_json: bool = False, follow: bo
                 where = str(event.line) if name == main else f"{name}:{event.line}"
                 source = f"  | {where}: {_cut(text)}"
             stamp = time.strftime("%H:%M:%S", time.localtime(event.time)) + f".{int(event.time * 1000) % 1000:03d}"
-            details = " ".join(f"{k}={_value(k, v, event.time)}" for k, v in event.data.items() if k not in ("trace",))
+            details = " ".join(f"{k}={_value(k, v, event.time)}" for k, v in event.data.items()
+                               if k not in ("trace", "task"))
             step = f"#{event.step} " if event.step is not None else ""
-            print(shown(f"{event.seq:>4} {stamp} {step}{event.kind} {details}{source}".rstrip()))
+            # A spawned task's events say whose they are; the entry's own (task 0) need not.
+            task = f"[task {event.data['task']}] " if event.data.get("task") else ""
+            print(shown(f"{event.seq:>4} {stamp} {task}{step}{event.kind} {details}{source}".rstrip()))
             for frame in event.data.get("trace", []):
                 print(shown(f"       in {frame['package']}/{frame['function']}, line {frame['line']}"))
         current = store.get_run(run.id)

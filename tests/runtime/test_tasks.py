@@ -179,3 +179,20 @@ def test_an_answer_that_comes_while_the_run_runs_is_not_lost(tmp_path: Path):
     run = store.get_run(run_id)
     assert run.status == "waiting" and run.wake_at is not None and run.wake_at <= time.time()
     assert drive(store, run_id).result == "3"
+
+
+def test_the_trace_says_which_task_did_what(tmp_path: Path):
+    import subprocess
+    import sys
+    path = DATA / "tasks.flow"
+    store = SQLiteStore(tmp_path / "store.db")
+    run_id = start(store, {path.name: path.read_text(encoding="utf-8")}, "tasks.cases/awaited-in-the-order-they-end")
+    drive(store, run_id)
+    env = {k: v for k, v in __import__("os").environ.items() if k != "FLOWMETAL_STORE"}
+    lines = subprocess.run([sys.executable, "-m", "flowmetal", "trace", run_id, "--store", str(tmp_path / "store.db")],
+                           capture_output=True, text=True, timeout=60, env=env).stdout.splitlines()
+    spawned = [line for line in lines if " task-spawned " in line]
+    assert len(spawned) == 2 and all("[task" not in line for line in spawned)  # the entry's own
+    naps = [line for line in lines if " timer-set " in line]
+    assert sorted(line.split("[task ")[1][0] for line in naps) == ["1", "2"]
+    assert not any("task=" in line for line in lines)
