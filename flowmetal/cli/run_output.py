@@ -42,6 +42,7 @@ from flowmetal.runtime.store import Run, SQLiteStore
 # Endpoints the runtime answers itself; any other is performed by a connector.
 IN_PLACE = {"flowmetal.time/now!", "flowmetal.log/log!", "http.callback/make-callback!", "flowmetal.run/start-run!",
             "flowmetal.run/cancel-run!", "flowmetal.retry/jitter!", "flowmetal.task/spawn!", "flowmetal.task/cancel!"}
+RECEIVE = "flowmetal.signal/receive!"
 AWAIT_RUN = "flowmetal.run/await-run!"  # waits for a child run, which this process runs too (`wait_for`)
 SLEEP, TIMEOUT, CALLBACK = "flowmetal.time/sleep!", "flowmetal.time/with-timeout!", "http.callback/get-callback!"
 REQUESTS = {"http.request/get!": "GET", "http.request/post!": "POST", "http.request/put!": "PUT",
@@ -249,6 +250,10 @@ class Progress:
                 return f"{request}: {reason}, retry {retry} {when}{limit}"
             countdown = "" if now is None else f" (in {until(due, now)})"
             return f"step {step}: sleep until {clock(due)}{countdown}{limit}"
+        if endpoint == RECEIVE:
+            name = wait["args"].get("name", "")
+            return (f"step {step}: waiting for the signal {name} (send it with `flowmetal signal RUN NAME JSON` "
+                    f"or POST /api/runs/RUN/signals/NAME){limit}")
         if endpoint == AWAIT_RUN:
             child = str(wait["args"].get("c", "")).removeprefix("#<run ").removesuffix(">")
             return f"step {step}: waiting for child run {child}{limit}"
@@ -273,7 +278,7 @@ class Progress:
 
 
 # How the other waits of a run of several tasks are counted on the progress line.
-_KINDS = {SLEEP: "timer", CALLBACK: "callback", AWAIT_RUN: "child run", "flowmetal.signal/receive!": "signal",
+_KINDS = {SLEEP: "timer", CALLBACK: "callback", AWAIT_RUN: "child run", RECEIVE: "signal",
           **{endpoint: "request" for endpoint in REQUESTS}}
 
 VALUE_WIDTH = 200  # characters of one value a trace line shows; the rest is said by its length

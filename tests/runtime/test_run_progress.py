@@ -166,3 +166,24 @@ def test_wilson_against_a_refused_port_shows_each_retry_and_its_error(tmp_path: 
                                 rf"in \d+ s \(at \d\d:\d\d:\d\d\)", attempts[2 * n + 1]), attempts[2 * n + 1]
     assert re.fullmatch(rf"flowmetal run: step {5 + 4 * retries}: waiting for a callback at "
                         rf"{re.escape(public)}/callback/[\w-]+ \(timeout at \d\d:\d\d:\d\d, in 1 h\)", callback), callback
+
+
+def test_a_run_waiting_for_a_signal_names_it_and_how_to_send_it(tmp_path: Path):
+    (tmp_path / "wait.flow").write_text(
+        "(defpackage wait\n"
+        "  (require [flowmetal.signal :refer [receive!]])\n"
+        "  (defn approval [] (receive! \"approve\")))\n")
+    running = Running("run", "wait.flow", "approval", "--store", "s.db", cwd=tmp_path)
+    try:
+        run_id = running.wait_line(ID_LINE.pattern).group(1)
+        running.wait_line("waiting for the signal")
+        sent = subprocess.run([sys.executable, "-m", "flowmetal", "signal", run_id, "approve", '{"by": "ann"}',
+                               "--store", "s.db"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                              timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        assert running.finish() == 0
+    finally:
+        running.kill()
+    assert running.lines[1] == ('flowmetal run: step 1: waiting for the signal "approve" (send it with '
+                                '`flowmetal signal RUN NAME JSON` or POST /api/runs/RUN/signals/NAME)')
+    assert running.stdout == '{"by" "ann"}\n'
