@@ -68,7 +68,7 @@ from flowmetal.runtime.jitter import ENDPOINT as JITTER, jitter
 from flowmetal.runtime.machine import RET, Done, Fault, Machine, Slice, Wait
 from flowmetal.runtime.program import Program, ProgramError, load
 from flowmetal.runtime.store import LeaseLost, Run, SQLiteStore, StoreError
-from flowmetal.runtime.values import Member, RecordValue, TaskRef, decode, encode, literal
+from flowmetal.runtime.values import Member, RecordValue, decode, encode, literal
 from flowmetal.runtime.literals import read_literal
 
 COMMIT_EVERY = 500        # events
@@ -658,22 +658,11 @@ class _Driver:
             machine.resume(ref)
             return None
         if name == "cancel!":
-            ref = wait.args["t"]
-            if not isinstance(ref, TaskRef):
-                raise Fault(f"`cancel!` needs a task, not {_literal(ref)}")
-            if ref.task == machine.task:
-                raise Fault("a task cannot cancel itself: return from it instead")
-            self.cancel_task(machine, ref.task)
+            self.cancel_task(machine, machine.task_to_cancel(wait.args["t"]))
             self.event("step-completed", step=step, result="nil")
             machine.resume(None)
             return None
-        if name == "await!":
-            mode, refs = "one", [wait.args["t"]]
-        else:
-            mode, refs = ("all" if name == "await-all!" else "any"), wait.args["ts"]
-            if not isinstance(refs, (list, tuple)) and type(refs).__name__ != "List":
-                raise Fault(f"`{name}` needs a list of tasks, not {_literal(refs)}")
-        answer = machine.await_tasks(mode, list(refs))
+        answer = machine.await_call(name, wait.args)
         if answer is None:
             return self.park(machine, {"step": step, "kind": "tasks"})
         if answer[0] == "fault":

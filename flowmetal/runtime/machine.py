@@ -894,6 +894,25 @@ class Machine:
             self.awaiting[self.task] = (mode, tids)
         return answer
 
+    def await_call(self, endpoint: str, args: dict) -> tuple | None:
+        """The call `(await! t)`, `(await-all! ts)` or `(await-any! ts)` of the current task
+        (`endpoint` its name in `flowmetal.task`), as `await_tasks` answers it. The executor
+        and replay both make it here, so that they read the arguments the same way."""
+        if endpoint == "await!":
+            return self.await_tasks("one", [args["t"]])
+        refs = args["ts"]
+        if not isinstance(refs, (List, list, tuple)):
+            raise Fault(f"`{endpoint}` needs a list of tasks, not {literal(refs)}")
+        return self.await_tasks("all" if endpoint == "await-all!" else "any", list(refs))
+
+    def task_to_cancel(self, ref) -> int:
+        """The task `(cancel! ref)` of the current task names (checked: a task, not itself)."""
+        if not isinstance(ref, TaskRef):
+            raise Fault(f"`cancel!` needs a task, not {literal(ref)}")
+        if ref.task == self.task:
+            raise Fault("a task cannot cancel itself: return from it instead")
+        return ref.task
+
     def _answer(self, mode: str, tids: list[int]) -> tuple | None:
         results = self.results
         if mode == "any":

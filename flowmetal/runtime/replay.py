@@ -22,7 +22,7 @@ from flowmetal.runtime.literals import read_literal
 from flowmetal.runtime.machine import Done, Fault, Machine, Slice
 from flowmetal.runtime.program import load
 from flowmetal.runtime.store import SQLiteStore, child_id
-from flowmetal.runtime.values import ChildRef, TaskRef, literal
+from flowmetal.runtime.values import ChildRef, literal
 
 
 # How long a replay computes past its log's last step (see `Walk._run_past_log`), and the
@@ -227,21 +227,13 @@ class Walk:
             machine.resume(machine.spawn(wait.args["f"]))
             return None
         if name == "cancel!":
-            ref = wait.args["t"]
-            if not isinstance(ref, TaskRef):
-                raise Fault(f"`cancel!` needs a task, not {literal(ref)}")
-            if ref.task == machine.task:
-                raise Fault("a task cannot cancel itself: return from it instead")
-            self._drop_timeouts_of(machine, ref.task, timeouts)
-            machine.cancel_task(ref.task)
-            self.parked.pop(ref.task, None)
+            tid = machine.task_to_cancel(wait.args["t"])
+            self._drop_timeouts_of(machine, tid, timeouts)
+            machine.cancel_task(tid)
+            self.parked.pop(tid, None)
             machine.resume(None)
             return None
-        if name == "await!":
-            mode, refs = "one", [wait.args["t"]]
-        else:
-            mode, refs = ("all" if name == "await-all!" else "any"), wait.args["ts"]
-        answer = machine.await_tasks(mode, list(refs))
+        answer = machine.await_call(name, wait.args)
         if answer is None:
             self.parked[machine.task] = None
             return _SCHEDULE
