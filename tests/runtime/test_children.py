@@ -21,7 +21,7 @@ from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.program import code_hash
 from flowmetal.runtime.replay import replay
 from flowmetal.runtime.store import SQLiteStore, child_id
-from tests.runtime.test_tasks import FINAL, cases
+from tests.runtime.test_tasks import FINAL, cases, ends_as_expected
 
 DATA = Path(__file__).resolve().parent.parent / "testdata" / "children"
 CASES = [(path, *case) for path in sorted(DATA.glob("*.flow")) for case in cases(path)]
@@ -61,12 +61,7 @@ def test_child_case(tmp_path: Path, path: Path, entry: str, line: int, expected:
     run_id = start(store, {path.name: path.read_text(encoding="utf-8")}, entry)
     run = drive(store, run_id)
     where = f"{path.name}:{line}: {entry}"
-    if expected.startswith("fault:"):
-        assert run.status == "failed", f"{where}: {run.status} {run.result}"
-        assert expected[len("fault:"):].strip().lower() in run.error.lower(), f"{where}: {run.error}"
-    else:
-        assert run.status == "completed", f"{where}: {run.error}"
-        assert run.result == expected, where
+    ends_as_expected(run, expected, where)
     settle(store, run_id)
     for r in [run, *store.descendants(run_id)]:
         assert all("task" in e.data for e in store.events(r.id)), (r.id, [e.kind for e in store.events(r.id)])

@@ -60,18 +60,23 @@ def start(store: SQLiteStore, sources: dict[str, str], entry: str) -> str:
     return store.create_run(entry, [], store.put_sources(sources), code_hash(sources))
 
 
-@pytest.mark.parametrize("path, entry, line, expected", CASES, ids=[f"{c[0].name}::{c[1]}" for c in CASES])
-def test_task_case(tmp_path: Path, path: Path, entry: str, line: int, expected: str):
-    store = SQLiteStore(tmp_path / "store.db")
-    run_id = start(store, {path.name: path.read_text(encoding="utf-8")}, entry)
-    run = drive(store, run_id)
-    where = f"{path.name}:{line}: {entry}"
+def ends_as_expected(run, expected: str, where: str) -> None:
+    """The run ended as its case's `;=>` line says: with that value, or a fault saying that."""
     if expected.startswith("fault:"):
         assert run.status == "failed", f"{where}: {run.status} {run.result}"
         assert expected[len("fault:"):].strip().lower() in run.error.lower(), f"{where}: {run.error}"
     else:
         assert run.status == "completed", f"{where}: {run.error}"
         assert run.result == expected, where
+
+
+@pytest.mark.parametrize("path, entry, line, expected", CASES, ids=[f"{c[0].name}::{c[1]}" for c in CASES])
+def test_task_case(tmp_path: Path, path: Path, entry: str, line: int, expected: str):
+    store = SQLiteStore(tmp_path / "store.db")
+    run_id = start(store, {path.name: path.read_text(encoding="utf-8")}, entry)
+    run = drive(store, run_id)
+    where = f"{path.name}:{line}: {entry}"
+    ends_as_expected(run, expected, where)
     events = store.events(run_id)
     assert all("task" in e.data for e in events), [e.kind for e in events if "task" not in e.data]
     again = replay(store, run_id, verify=True)
