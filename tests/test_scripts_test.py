@@ -1,7 +1,9 @@
-"""`scripts/test` waits out a package lock another apt or dpkg holds rather than failing.
+"""`scripts/test` and `scripts/postgres` wait out a package lock another apt or dpkg holds
+rather than failing.
 
-Its `apt_get` function is run by bash, as the script runs it, with a stand-in
-`apt-get` on PATH that fails as apt does while the lock is held, then succeeds.
+Their `apt_get` function (scripts/lib/apt.sh, which both source) is run by bash,
+as the scripts run it, with a stand-in `apt-get` on PATH that fails as apt does
+while the lock is held, then succeeds.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import pytest
 
 from conftest import ROOT
 
-SCRIPT = (ROOT / "scripts" / "test").read_text(encoding="utf-8")
-FUNCTION = re.search(r"^apt_get\(\) \{\n.*?^\}\n", SCRIPT, re.M | re.S).group(0)
+SCRIPTS = {name: (ROOT / "scripts" / name).read_text(encoding="utf-8") for name in ("test", "postgres")}
+FUNCTION = re.search(r"^apt_get\(\) \{\n.*?^\}\n", (ROOT / "scripts" / "lib" / "apt.sh").read_text(encoding="utf-8"),
+                     re.M | re.S).group(0)
 LOCKED = ("E: Could not get lock /var/lib/apt/lists/lock. It is held by process 4242 (apt-get)\n"
           "E: Unable to lock directory /var/lib/apt/lists/\n")
 
@@ -38,9 +41,12 @@ echo done
                           capture_output=True, text=True, env=env, timeout=60)
 
 
-def test_the_script_asks_apt_to_wait_for_the_dpkg_lock():
+def test_the_scripts_ask_apt_to_wait_for_the_dpkg_lock():
     assert "-o DPkg::Lock::Timeout=600" in FUNCTION
-    assert re.findall(r"^\s+apt-get .*$", SCRIPT, re.M) == []  # every call goes through apt_get
+    for script in SCRIPTS.values():
+        assert "lib/apt.sh" in script
+        assert re.findall(r"^\s+apt-get .*$", script, re.M) == []  # every call goes through apt_get
+        assert "apt_get install" in script
 
 
 def test_a_held_lock_is_waited_for_then_the_command_goes_on(tmp_path):
