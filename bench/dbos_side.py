@@ -1,11 +1,14 @@
-"""The DBOS half of `bench_steps.py`, run by the python of DBOS's own environment.
+"""The DBOS half of `bench_steps.py` and `bench_pg.py`, run by a python that has DBOS.
 
     bench/.venv-dbos/bin/python bench/dbos_side.py DIR STEPS REPEATS
+    .venv/bin/python bench/dbos_side.py postgresql://USER@HOST:PORT/DB STEPS REPEATS
 
 Times a DBOS Transact workflow of STEPS sequential steps (each returns
-`time.time()`), REPEATS times, on an SQLite system database in DIR, and prints
-one JSON object: the seconds of each run (from starting the workflow to having
-its result), the pragmas DBOS's connections ran with, and DBOS's version.
+`time.time()`), REPEATS times, on an SQLite system database in DIR, or on the
+PostgreSQL database of the URL (which DBOS makes when it does not exist), and
+prints one JSON object: the seconds of each run (from starting the workflow to
+having its result), the durability settings DBOS's connections ran with, and
+DBOS's version.
 
 DBOS itself sets neither `journal_mode` nor `synchronous` on SQLite, so every
 connection its engine opens is given `journal_mode=WAL` and `synchronous=FULL`
@@ -35,12 +38,12 @@ def _durable(dbapi_conn, _record) -> None:
 
 
 def main() -> int:
-    directory, steps, repeats = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    target, steps, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     from dbos import DBOS
 
-    db_path = directory / "dbos-system.db"
-    dbos = DBOS(config={"name": "bench-steps", "system_database_url": f"sqlite:///{db_path}",
-                 "log_level": "WARNING"})
+    postgres = target.startswith("postgresql://")
+    url = target if postgres else f"sqlite:///{Path(target) / 'dbos-system.db'}"
+    dbos = DBOS(config={"name": "bench-steps", "system_database_url": url, "log_level": "WARNING"})
 
     @DBOS.step()
     def now() -> float:
@@ -65,14 +68,19 @@ def main() -> int:
             assert 0 <= result <= steps
         engine = dbos._sys_db.engine  # the system database's own engine: what it ran with
         with engine.connect() as conn:
-            journal = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
-            synchronous = conn.exec_driver_sql("PRAGMA synchronous").scalar()
-            step_rows = conn.exec_driver_sql("SELECT COUNT(*) FROM operation_outputs").scalar()
+            if postgres:
+                settings = {name: conn.exec_driver_sql(f"SHOW {name}").scalar()
+                            for name in ("fsync", "synchronous_commit", "server_version")}
+                step_rows = conn.exec_driver_sql("SELECT COUNT(*) FROM dbos.operation_outputs").scalar()
+            else:
+                synchronous = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+                settings = {"journal_mode": conn.exec_driver_sql("PRAGMA journal_mode").scalar(),
+                            "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(synchronous, synchronous),
+                            "sqlite": __import__("sqlite3").sqlite_version}
+                step_rows = conn.exec_driver_sql("SELECT COUNT(*) FROM operation_outputs").scalar()
     finally:
         DBOS.destroy()
-    print(json.dumps({"times": times, "steps": steps, "journal_mode": journal,
-                      "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(synchronous, synchronous),
-                      "step_rows": step_rows, "dbos": version("dbos"), "sqlite": __import__("sqlite3").sqlite_version}))
+    print(json.dumps({"times": times, "steps": steps, **settings, "step_rows": step_rows, "dbos": version("dbos")}))
     return 0
 
 

@@ -15,6 +15,15 @@ def test_bench_runs_and_reports_each_figure_with_its_target():
     assert result.returncode == 0, result.stderr
     figures = {r["name"]: r for r in json.loads(result.stdout)}
     assert set(figures) >= {"read-1k", "read-form"}
+    # PostgreSQL against DBOS: measured on PostgreSQL, or on SQLite (named so) where its store is refused
+    pg = [name for name in figures if name.startswith("pg-")]
+    assert {name.removesuffix("-sqlite") for name in pg} == {
+        "pg-step-cost", "pg-connector-step", "pg-runs-1", "pg-runs-2", "pg-runs-4"}
+    for name in pg:
+        detail = figures[name]["detail"]
+        assert name.endswith("-sqlite") == ("Flowmetal on SQLite" in detail), (name, detail)
+        if "PostgreSQL store not available" in detail:
+            assert "PostgreSQL store not available" in result.stderr
     for figure in figures.values():
         assert figure["ratio"] > 0 and figure["target"] > 0 and figure["unit"]
 
