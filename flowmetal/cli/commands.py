@@ -123,18 +123,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.detach:
         if public_url:
             store.set_public_url(public_url)
-        print(record_run(store, sources, entry, list(args.args), code, origin=origin))
+        print(record_run(store, program.stored, entry, list(args.args), code, origin=origin))
         return 0
     from flowmetal.server.local import InProcess, needed_by, takes_callbacks
     if not needed_by(program):  # it never calls out nor waits for a callback: nothing to start besides the run
-        return _drive(args, store, lambda: record_run(store, sources, entry, list(args.args), code,
+        return _drive(args, store, lambda: record_run(store, program.stored, entry, list(args.args), code,
                                                       origin=origin))
     # The callback server, on the public URL's port, before the run is recorded: a port held by
     # another program is refused with nothing recorded.
     with InProcess(store.path, public_url=public_url, callbacks=takes_callbacks(program)) as connectors:
         if public_url:
             store.set_public_url(public_url)
-        return _drive(args, store, lambda: record_run(store, sources, entry, list(args.args), code,
+        return _drive(args, store, lambda: record_run(store, program.stored, entry, list(args.args), code,
                                                       origin=origin), connectors)
 
 

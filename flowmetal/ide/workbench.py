@@ -218,10 +218,10 @@ class Workbench:
 
     def start(self, sources: dict[str, str], entry: str, args: list[str], origin: str | None = None) -> str:
         """Check and record a run; the embedded worker (or the configured serve) drives it."""
-        from flowmetal.runtime.driving import prepare_run, record_run
+        from flowmetal.runtime.driving import prepare, record_run
         from flowmetal.runtime.literals import LiteralError
         try:
-            code = prepare_run(sources, entry, args)
+            code, program, _ = prepare(sources, entry, args)
         except ProgramNameError as error:
             raise WorkbenchError(f"{error}: nothing was run") from None
         except ProgramError as error:
@@ -231,7 +231,7 @@ class Workbench:
             raise WorkbenchError(str(message)) from None
         if self.serve_url:
             return self._serve_start(sources, entry, args)
-        run_id = record_run(self.store, sources, entry, args, code, origin=origin)
+        run_id = record_run(self.store, program.stored, entry, args, code, origin=origin)
         with self._started_lock:
             self._started.add(run_id)
         self.ensure_worker()

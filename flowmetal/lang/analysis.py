@@ -2,7 +2,7 @@
 
 A `Workspace` holds the text of every file of a program. `analyse()` reads and
 lowers each file, builds the `Program` (packages, declarations, requires; the
-standard packages included, read once per process), and checks every
+standard packages included, read once per process, or the copies given to it), and checks every
 definition on its own. The results are plain data: `Diagnostic`s, `Symbol`s,
 spans and types; the language server turns them into protocol messages.
 
@@ -87,7 +87,9 @@ class Signature:
 
 
 class Workspace:
-    def __init__(self) -> None:
+    def __init__(self, standard: tuple[Module, ...] | None = None) -> None:
+        # The standard packages' modules: the installed ones, unless given (a stored run's own copies).
+        self.standard = standard
         self.texts: dict[str, str] = {}
         self.files: dict[str, FileAnalysis] = {}
         self.program: Program | None = None
@@ -126,7 +128,7 @@ class Workspace:
             module = lower(read_source(Source(text, name)))
             self.files[name] = FileAnalysis(module.tree.source, module, [*module.tree.diagnostics, *module.diagnostics])
             modules.append(module)
-        program = Program(modules, list(standard_modules()))
+        program = Program(modules, list(standard_modules() if self.standard is None else self.standard))
         self.program = program
         self._drop_follow_ons(program)
         for diag in program.diagnostics:

@@ -6,7 +6,9 @@ server and the editor's workbench, which all start runs the same way.
   sources are stored with the run, so editing the files later changes nothing
   in flight. Only what FILE needs is read: a file beside it that is broken,
   huge or unreadable changes nothing unless it may define a package FILE
-  requires.
+  requires. The standard packages it uses are stored with it too
+  (`Program.stored`), so a run resumed after an upgrade runs the standard code
+  it started with.
 - `prepare_run` and `check_entry`: a run refused before it is recorded (a
   program with errors, no such function, arguments of the wrong number or
   type); `record_run`: the pending run in the store.
@@ -31,6 +33,7 @@ from flowmetal.lang.forms import head_symbol, is_symbol
 from flowmetal.lang.resolve import STANDARD_NAMES
 from flowmetal.lang.syntax import Kind, Seq, read
 from flowmetal.runtime.executor import Executor
+from flowmetal.runtime.program import is_standard
 from flowmetal.runtime.store import Run, SQLiteStore
 
 FINAL = ("completed", "failed", "cancelled")
@@ -163,16 +166,17 @@ def prepare(sources: dict[str, str], entry: str, args: list[str], first: str | N
     `first` (the one the user named; `Program.package_of`): (code hash, program, the entry as
     the run is to record it)."""
     from flowmetal.runtime.literals import read_literal
-    from flowmetal.runtime.program import code_hash, load
-    program = load(sources)
+    from flowmetal.runtime.program import load_new
+    program = load_new(sources)
     package, _ = program.package_of(entry, first)
     check_entry(program, entry, [read_literal(text, program, package) for text in args], first)
-    return code_hash(sources), program, program.entry_name(entry, first)
+    return program.stored_hash, program, program.entry_name(entry, first)
 
 
 def record_run(store: SQLiteStore, sources: dict[str, str], entry: str, args: list[str], code: str,
                origin: str | None = None) -> str:
-    """Record a pending run of a prepared program (`prepare_run`): its id."""
+    """Record a pending run of a prepared program (`prepare`): its id. `sources` is what the run
+    stores, the prepared program's `stored` (its files and the standard packages it uses)."""
     return store.create_run(entry, list(args), store.put_sources(sources), code, origin=origin)
 
 
@@ -384,6 +388,7 @@ def qualified_entry(entry: str, store, run: Run, cache: dict | None = None) -> s
         except Exception:  # noqa: BLE001 - a program that cannot be read: the entry as recorded
             return entry
         for name, text in sources.items():
-            packages |= file_packages(text, name)[0]
+            if not is_standard(name):  # the standard packages stored with the run are not its own
+                packages |= file_packages(text, name)[0]
         found = cache[run.code_hash] = next(iter(packages)) if len(packages) == 1 else ""
     return f"{found}/{entry}" if found else entry

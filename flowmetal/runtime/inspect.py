@@ -91,7 +91,8 @@ class State:
 def _sources(program: Program) -> dict[str, Source]:
     cached = program.__dict__.get("_inspect_sources")
     if cached is None:
-        cached = program.__dict__["_inspect_sources"] = {n: Source(t, n) for n, t in program.sources.items()}
+        # The standard packages stored with the run too: a fault inside one is traced to its file there.
+        cached = program.__dict__["_inspect_sources"] = {n: Source(t, n) for n, t in program.stored.items()}
     return cached
 
 

@@ -9,6 +9,25 @@ holds ids and values, never Python objects.
 `load` refuses a program with errors, with their diagnostics, and a program
 with a file name that is not a plain relative name (`flowmetal.lang.filenames`):
 tools turn those names into paths.
+
+The standard packages a program uses are part of it. Their ids are numbered in
+the same walk, and their Flowmetal code (`retry!`) runs like the program's own,
+so a run resumed after Flowmetal was upgraded must find the very standard code
+it started with. A new run therefore stores, beside its files, the sources of
+the standard packages it uses (those its packages require, and what those
+require) under `@stdlib/PACKAGE.flow` (`Program.stored`). No file of a new
+program may be named so (`load_new` refuses it), so the names never collide;
+they are still plain relative names, so tools show them like any stored file
+(`@stdlib/flowmetal.retry.flow:14`).
+`load` of a stored program with such files uses them, and nothing installed;
+a program stored before they were kept (none among its files) uses the
+installed standard packages, as it always did.
+
+The code hash covers the standard sources stored with a run: it names the exact
+program a run's expression ids are numbered over, and every cache of loaded
+programs is keyed by it, so the same files run under two Flowmetal versions
+whose standard packages differ must not share one. The same files with the
+same standard packages hash the same, whatever the version.
 """
 
 from __future__ import annotations
@@ -17,15 +36,21 @@ import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from flowmetal.lang import filenames
-from flowmetal.lang.analysis import Workspace
+from flowmetal.lang.analysis import Workspace, standard_modules
 from flowmetal.lang.diagnostics import Diagnostic
 from flowmetal.lang.forms import (
     Call, Cond, Definition, Do, Expr, FnExpr, If, Let, Logic, MapLit, Match, Name, VectorLit, When,
 )
+from flowmetal.lang.forms import Module, lower
 from flowmetal.lang.resolve import PackageScope, Symbol
-from flowmetal.lang.syntax import Token
+from flowmetal.lang.source import Source
+from flowmetal.lang.syntax import Token, read_source
+
+# The folder of a stored program that holds the standard packages it uses: `@stdlib/flowmetal.time.flow`.
+STANDARD_FOLDER = "@stdlib/"
 
 
 class ProgramError(Exception):
@@ -62,10 +87,18 @@ def stored_code_hash(program: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(sorted(program.items())).encode()).hexdigest()
 
 
+def is_standard(name: str) -> bool:
+    """Whether a stored program's file `name` is a standard package's source kept with the run."""
+    return name.startswith(STANDARD_FOLDER)
+
+
 @dataclass
 class Program:
-    sources: dict[str, str]
+    sources: dict[str, str]                                     # the program's own files
     workspace: Workspace
+    # The standard packages it uses, under their stored names (`@stdlib/...`): the ones stored
+    # with the run, else (a new program, a run stored before they were kept) the installed ones.
+    standard: dict[str, str] = field(default_factory=dict)
     exprs: list[Expr] = field(default_factory=list)              # by expression id
     ids: dict[int, int] = field(default_factory=dict)            # id(expr) -> expression id
     symbols: dict[int, Symbol] = field(default_factory=dict)     # id(name token) -> what it names
@@ -75,6 +108,16 @@ class Program:
 
     def expr_id(self, expr: Expr) -> int:
         return self.ids[id(expr)]
+
+    @property
+    def stored(self) -> dict[str, str]:
+        """What a new run of this program stores: its files, then the standard packages it uses."""
+        return {**self.sources, **self.standard}
+
+    @property
+    def stored_hash(self) -> str:
+        """The code hash of a new run of this program (`stored`)."""
+        return code_hash(self.stored)
 
     def symbol(self, token: Token) -> Symbol | None:
         return self.symbols.get(id(token))
@@ -141,19 +184,38 @@ def did_you_mean(name: str, candidates) -> str:
     return f"; did you mean `{close[0]}`?" if close else ""
 
 
+def load_new(sources: dict[str, str]) -> Program:
+    """`load` for the files of a new run, which must not pose as the standard packages."""
+    for name in sources:
+        if isinstance(name, str) and is_standard(name):
+            raise ProgramNameError(f"bad file name {filenames.shown(name)}: `{STANDARD_FOLDER}` holds the "
+                                   f"standard packages a run stores with it; a program's own file may not "
+                                   f"be named so")
+    return load(sources)
+
+
 def load(sources: dict[str, str]) -> Program:
+    """A program from its files, a stored run's (`@stdlib/` files: the standard packages kept with
+    it) or a new one's. Raises `ProgramNameError` or `ProgramError`."""
     for name in sources:
         try:
             filenames.check(name)
         except filenames.FileNameError as error:
             raise ProgramNameError(str(error)) from None
-    workspace = Workspace()
-    for name, text in sources.items():
+    own = {n: t for n, t in sources.items() if not is_standard(n)}
+    kept = {n: t for n, t in sources.items() if is_standard(n)}
+    for name in kept:
+        if "/" in name[len(STANDARD_FOLDER):] or not name.endswith(".flow"):
+            raise ProgramNameError(f"bad file name {filenames.shown(name)}: a standard package kept with a "
+                                   f"run is named `{STANDARD_FOLDER}PACKAGE.flow`")
+    workspace = Workspace(tuple(_lowered(n, t) for n, t in sorted(kept.items())) if kept else None)
+    for name, text in own.items():
         workspace.set_file(name, text)
     errors = [d for d in workspace.all_diagnostics() if d.is_error]
     if errors:
         raise ProgramError(errors)
-    program = Program(dict(sources), workspace, hash=code_hash(sources))
+    program = Program(own, workspace, hash=code_hash(sources))
+    program.standard = kept or _used_standard(workspace)
     for scope in workspace.program.packages.values():
         program.scopes[scope.name] = scope
         for definition in scope.package.definitions:
@@ -172,6 +234,32 @@ def load(sources: dict[str, str]) -> Program:
                 for token, symbol in check_definition(workspace.program, scope, definition).refs:
                     program.symbols[id(token)] = symbol
     return program
+
+
+@lru_cache(maxsize=64)
+def _lowered(name: str, text: str) -> Module:
+    """A standard package's source kept with a run, read and lowered (once per process for each
+    text: runs of one Flowmetal version share them, as programs share the installed ones)."""
+    return lower(read_source(Source(text, name)))
+
+
+def _used_standard(workspace: Workspace) -> dict[str, str]:
+    """The installed standard packages the program's own packages require, directly or through
+    other standard packages, under their stored names, in the order of their names."""
+    installed = {id(m): m for m in standard_modules()}
+    seen: set[int] = set()
+    todo = [s for s in workspace.program.packages.values() if not s.standard]
+    used = {}
+    while todo:
+        scope = todo.pop()
+        for target in scope.aliases.values():
+            if target.standard and id(target) not in seen:
+                seen.add(id(target))
+                todo.append(target)
+                if id(target.module) in installed:
+                    source = target.module.tree.source
+                    used[STANDARD_FOLDER + source.name.replace("\\", "/").rsplit("/", 1)[-1]] = source.text
+    return dict(sorted(used.items()))
 
 
 def _index(program: Program, definition: Definition) -> None:
@@ -221,4 +309,5 @@ def _children(e: Expr) -> list[Expr]:
     return []
 
 
-__all__ = ["Program", "ProgramError", "ProgramNameError", "load", "source_hash", "code_hash", "stored_code_hash", "Name"]
+__all__ = ["Program", "ProgramError", "ProgramNameError", "STANDARD_FOLDER", "is_standard", "load", "load_new",
+           "source_hash", "code_hash", "stored_code_hash", "Name"]

@@ -512,12 +512,13 @@ async def _run_or_404(api: _Api, run_id: str):
 
 
 def _check_new_run(sources: dict[str, str], entry: str, args: list[str]):
-    """Check a program, its entry and its arguments as `flowmetal run` does (422 when refused)."""
+    """Check a program, its entry and its arguments as `flowmetal run` does (422 when refused):
+    the run's code hash and what it stores (its files and the standard packages it uses)."""
     from flowmetal.runtime.driving import check_entry
     from flowmetal.runtime.literals import LiteralError, read_literal
-    from flowmetal.runtime.program import ProgramError, ProgramNameError, code_hash, load
+    from flowmetal.runtime.program import ProgramError, ProgramNameError, load_new
     try:
-        program = load(sources)
+        program = load_new(sources)
     except ProgramNameError as error:
         raise ApiError(400, f"`sources`: {error}") from None
     except ProgramError as error:
@@ -532,7 +533,7 @@ def _check_new_run(sources: dict[str, str], entry: str, args: list[str]):
     except (KeyError, LiteralError, ValueError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         raise ApiError(422, f"cannot start `{entry}`: {message}") from None
-    return code_hash(sources)
+    return program.stored_hash, program.stored
 
 
 def _idempotency_key(request: web.Request) -> str | None:
@@ -603,7 +604,7 @@ async def create_run(request: web.Request) -> web.Response:
             run_id = same_request(recorded)
             if exists:
                 return _created(run_id, first=False)
-    code = await api.check(_check_new_run, sources, entry, args)
+    code, stored = await api.check(_check_new_run, sources, entry, args)
 
     def store_run(store: SQLiteStore) -> tuple[str, bool]:
         """The run's id, and whether this request created it."""
@@ -613,9 +614,9 @@ async def create_run(request: web.Request) -> web.Response:
             run_id = same_request(store.record_run_key(key, asked, uuid.uuid4().hex[:16]))
             if store.get_run(run_id) is not None:
                 return run_id, False
-        stored = store.put_sources(sources)
+        program = store.put_sources(stored)
         try:
-            return store.create_run(entry, list(args), stored, code, run_id=run_id), True
+            return store.create_run(entry, list(args), program, code, run_id=run_id), True
         except sqlite3.IntegrityError:
             if run_id is None or store.get_run(run_id) is None:
                 raise

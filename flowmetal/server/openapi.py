@@ -37,6 +37,7 @@ import sys
 from flowmetal import __version__
 from flowmetal.lang import filenames
 from flowmetal.runtime import signals
+from flowmetal.runtime.program import STANDARD_FOLDER
 from flowmetal.server.bounds import ENDPOINT_NAME, MAX_LEASE, MAX_LIMIT, MAX_WAIT, NOT_BLANK
 
 # An Idempotency-Key of `POST /api/runs`: 1 to 255 printable ASCII characters, no blank at either
@@ -146,12 +147,14 @@ SCHEMAS = {
         "type": "object", "required": ["sources", "entry"], "additionalProperties": False,
         "properties": {
             "sources": {"type": "object", "minProperties": 1,
-                        "propertyNames": {"pattern": filenames.NAME_PATTERN, "maxLength": filenames.MAX_NAME},
+                        "propertyNames": {"pattern": filenames.NAME_PATTERN, "maxLength": filenames.MAX_NAME,
+                                          "not": {"pattern": f"^{STANDARD_FOLDER}"}},
                         "additionalProperties": {"type": "string"},
                         "description": "The program: file names to their text. A name is relative, `a.flow` or "
                                        "`dir/a.flow`, without `.` or `..` parts, `\\`, `:` or control characters "
-                                       "(docs/language.md section 4). Every package the program requires must be "
-                                       "among them (the standard ones are built in)"},
+                                       "(docs/language.md section 4), and not under `@stdlib/`. Every package the "
+                                       "program requires must be among them (the standard ones are built in, and "
+                                       "stored with the run as `@stdlib/PACKAGE.flow`)"},
             "entry": {"type": "string", "pattern": NOT_BLANK,
                       "description": "`package/name` of a `defn`, or `name` when the program has one package"},
             "args": {"type": ["array", "null"], "items": {"type": "string"}, "default": [],
@@ -358,7 +361,8 @@ def document() -> dict:
         "/api/runs/{run_id}/sources": {"get": {
             "operationId": "getSources", "summary": "The program a run runs, as stored with it",
             "parameters": [_run_id()],
-            "responses": {"200": _json("Sources", "Its files: each name to its text"),
+            "responses": {"200": _json("Sources", "Its files: each name to its text; then the standard "
+                                                  "packages it uses, as `@stdlib/PACKAGE.flow`"),
                           **_api_errors(404, 409, e409="The run's stored program cannot be read (a bad file name)")},
         }},
         "/api/runs/{run_id}/trace": {"get": {

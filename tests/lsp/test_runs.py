@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "tests" / "testdata" / "lsp_runs" / "jobs.flow"
 TEXT = PROGRAM.read_text(encoding="utf-8")
 ENV = {k: v for k, v in os.environ.items() if k not in ("FLOWMETAL_STORE", "FLOWMETAL_PUBLIC_URL", "FLOWMETAL_TOKEN")}
+STDLIB = ROOT / "flowmetal" / "stdlib"
 TOKEN = "editor-s3cret"                 # the serve's FLOWMETAL_TOKEN: every API call must carry it
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -643,3 +645,21 @@ async def test_a_run_with_tasks_names_each_events_task_and_no_parent(client: Lan
     assert {e["data"]["task"] for e in events if e["kind"] == "timer-set"} == {2}
     runs = await request(client, "flowmetal/runs")
     assert [(r["id"], r["parent"]) for r in runs] == [(run_id, None)]
+
+
+async def test_a_location_in_a_standard_package_is_the_copy_stored_with_the_run(client: LanguageClient):
+    (client.workspace / "bad.flow").write_text(
+        '(defpackage bad\n  (require [flowmetal.json :refer [loads]])\n  (defn main [] : any?\n'
+        '    (loads "{not json")))\n', encoding="utf-8")
+    failed = flowmetal("run", "bad.flow", "main", cwd=client.workspace)
+    assert failed.returncode != 0
+    run_id = failed.stderr.split("run ", 1)[1].split(":", 1)[0]
+    trace = await request(client, "flowmetal/trace", runId=run_id)
+    location = next(e for e in trace["events"] if e["kind"] == "run-failed")["location"]
+    stored = Path(urllib.parse.unquote(location["uri"].removeprefix("file://")))
+    assert stored.parent.name == "@stdlib" and stored.name == "flowmetal.json.flow"
+    assert stored.is_relative_to(client.workspace / ".flowmetal" / "sources")
+    text = stored.read_text(encoding="utf-8")
+    assert text == (STDLIB / "flowmetal.json.flow").read_text(encoding="utf-8")
+    line = text.splitlines()[location["range"]["start"]["line"]]
+    assert "(builtin-loads text)" in line

@@ -15,6 +15,7 @@ import re
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from flowmetal.lang.resolve import STDLIB
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.store import SQLiteStore
 from flowmetal.server.app import MAX_BODY, make_app
@@ -173,11 +174,15 @@ async def test_a_run_is_created_listed_and_read(api):
         status, body, _ = await api.call("GET", f"/api/runs?since={bad}")
         assert status == 400 and "`since` must be a Unix time" in body["error"]
     status, sources, _ = await api.call("GET", f"/api/runs/{run_id}/sources")
-    assert status == 200 and sources == SOURCES
+    # Its own files first, then the standard packages it requires, as installed when it started.
+    assert status == 200 and sources == {**SOURCES, **{
+        f"@stdlib/{name}": (STDLIB / name).read_text(encoding="utf-8")
+        for name in ("flowmetal.log.flow", "flowmetal.time.flow", "http.callback.flow")}}
+    assert list(sources)[0] == "shop.flow"
     assert (await api.call("GET", "/api/runs/nope/sources"))[0] == 404
     status, run, _ = await api.call("GET", f"/api/runs/{run_id}")
     assert status == 200 and run["args"] == ['"tea"', "3"] and run["status"] == "pending"
-    assert api.store.get_sources(api.store.get_run(run_id).program) == SOURCES
+    assert api.store.get_sources(api.store.get_run(run_id).program) == sources
     status, trace, _ = await api.call("GET", f"/api/runs/{run_id}/trace")
     assert status == 200 and [e["kind"] for e in trace] == ["run-started"]
     assert trace[0]["entry"] == "shop/buy" and trace[0]["args"] == ['"tea"', "3"] and trace[0]["seq"] == 1
@@ -200,6 +205,8 @@ async def test_creating_a_run_refuses_bad_requests(api):
     await api.refused("POST", post, 400, "`entry`", json={"sources": SOURCES})
     await api.refused("POST", post, 400, "`entry`", json={**good, "entry": " \t\n"})
     await api.refused("POST", post, 400, "only dots and spaces", json={**good, "sources": {" ": SOURCES["shop.flow"]}})
+    await api.refused("POST", post, 400, "`@stdlib/` holds the standard packages",
+                      json={**good, "sources": {**SOURCES, "@stdlib/flowmetal.time.flow": "(defpackage flowmetal.time)"}})
     await api.refused("POST", post, 400, "`args`", json={**good, "args": "3"})
     await api.refused("POST", post, 400, "`args`", json={**good, "args": [3]})
     await api.refused("POST", post, 400, "malformed JSON", data=b'{"sources": NaN}')
