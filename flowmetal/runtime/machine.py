@@ -64,6 +64,7 @@ from flowmetal.runtime.values import (
     decode, encode, literal, map_key, type_name,
 )
 
+COMPACT_SLACK = 1024  # environments' refs handed out past twice the live ones before a full rewrite
 MAX_DEPTH = 150_000   # calls in progress at once (non-tail); docs/language.md
 # The one endpoint taking any number of arguments: `(start-run! f arg...)` gives the endpoint
 # `f` and the list of the others (`args`).
@@ -1146,7 +1147,7 @@ class Machine:
         head["tasks"] = {"task": self.task, "next": self.next_task, "ready": list(self.ready), "live": _ranges(live),
                          **tables, "parts": {"next": st["next"], "base": st["base"], "compacted": st["compacted"]}}
         head["steps"], head["program"] = self.steps, self.program.hash
-        if not full and st["next"] - st["base"] > 2 * st["compacted"] + 1024:
+        if not full and st["next"] - st["base"] > 2 * st["compacted"] + COMPACT_SLACK:
             # Past the bound: rewritten whole now, by the commit that grew it, not a later resume.
             head, more = self.snapshot_parts(full=True)
             parts.update(more)
