@@ -164,7 +164,7 @@ def run(quick: bool = False) -> list[dict]:
                                         f"one task {one:.2f} s (median of {repeats})"},
         {"name": "fanout-store", "value": size_big, "reference": size_mid,
          "ratio": (size_big / big) / (size_mid / (big // 10)), "target": 1.2, "unit": "x per task",
-         "detail": f"snapshot {size_big / 1024:.0f} KiB with {big} waiting tasks, {size_mid / 1024:.0f} KiB with "
+         "detail": f"stored state {size_big / 1024:.0f} KiB with {big} waiting tasks, {size_mid / 1024:.0f} KiB with "
                    f"{big // 10}"},
         {"name": f"resume-{big // 1000}k" if big >= 1000 else f"resume-{big}", "value": t_big,
          "reference": t_small, "ratio": t_big / t_small, "target": 2.0, "unit": f"x {small} tasks",
