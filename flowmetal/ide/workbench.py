@@ -295,7 +295,9 @@ class Workbench:
         run = self.find(run_id)
         program = self.program(run)
         try:
-            state = inspect.state_at(program, run, self._log(run), seq, self.store.snapshot(run.id), self._replays)
+            parts = getattr(self.store, "snapshot_parts", None)
+            state = inspect.state_at(program, run, self._log(run), seq, self.store.snapshot(run.id), self._replays,
+                                     (lambda keys: parts(run.id, keys)) if parts else None)
         except inspect.InspectError as error:
             raise WorkbenchError(str(error)) from None
         return run, program, state

@@ -148,7 +148,7 @@ def ended(driver, run_id: str) -> tuple | None:
 def came(driver) -> list[tuple]:
     """The ended children that parked tasks await: (when it ended, step, task, outcome)."""
     out = []
-    for tid, wait in driver.waits.items():
+    for tid, wait in driver.waits.head.items():  # a wait for a child is kept in the head
         if wait["kind"] == "child":
             answer = ended(driver, wait["child"])
             if answer is not None:

@@ -205,12 +205,12 @@ class _Driver:
         self.events: list[tuple] = []
         self.extra: dict = {"steps": [], "timers": [], "callbacks": [], "completed_steps": [],
                             "cancelled_steps": [], "fired_timers": [], "signals": [],
-                            "children": [], "cancel_children": []}
-        self.timeouts: list[list] = []  # [step, due] of the with-timeout! timers around the code
-        # What each parked task waits for outside the machine: {"step", "kind": "step" (a
-        # connector's, a callback), "timer" (with "due"), "child" (a child run's end, with
-        # "child", its id), or "tasks" (other tasks: the machine knows which)}.
-        self.waits: dict[int, dict] = {}
+                            "children": [], "cancel_children": [], "applied_steps": []}
+        # [step, due, task] of the with-timeout! timers around the code (a state written before
+        # tasks kept their owner has [step, due]: `timeout_owner` looks for it)
+        self.timeouts: list[list] = []
+        self.waits = Waits()
+        self.given: set[int] = set()  # steps and timers given in this advance (the store learns at the commit)
         now = time.monotonic()
         self.share = share               # make way for other runs after a time slice
         self.last_beat = now
@@ -290,16 +290,18 @@ class _Driver:
                 machine.start(run.entry, args)
                 outcome = None
             else:
-                machine = deep.call(Machine.restore, self.program, state["machine"])
+                def load(keys):
+                    return self.store.snapshot_parts(run.id, keys)
+                machine = deep.call(Machine.restore, self.program, state["machine"], load)
             self.machine = machine
             if state is not None:
                 self.timeouts = state.get("timeouts", [])
                 self.step_lines.update({int(k): v for k, v in state.get("lines", {}).items()})
                 waiting = state["waiting"]
                 if "waits" in state:
-                    self.waits = {int(t): w for t, w in state["waits"].items()}
+                    self.waits = Waits(load, {int(t): w for t, w in state["waits"].items()}, state.get("parted", 0))
                 elif waiting is not None:  # a state written before tasks: the entry's one wait
-                    self.waits = {0: waiting}
+                    self.waits = Waits(load, {0: waiting})
                 if waiting is None:  # a checkpoint in the middle of running: go on from there
                     outcome = self.expire_running(machine)
                 else:
@@ -308,17 +310,19 @@ class _Driver:
         except Fault as fault:
             return self.fail(fault)
 
-    def wake_at(self) -> float | None:
-        times = [due for _, due in self.timeouts]
-        times += [w["due"] for w in self.waits.values() if w["kind"] == "timer"]
-        return min(times) if times else None
+    def timeout_owner(self, machine: Machine, timeout: list) -> int | None:
+        """The task a `with-timeout!` timer stops, None if it ended."""
+        if len(timeout) > 2:
+            return None if timeout[2] in machine.results else timeout[2]
+        return machine.timeout_owner(timeout[0])
 
     def expire_running(self, machine: Machine):
         """Resumed from a checkpoint while the current task ran: a `with-timeout!` timer of
         its own that fell due meanwhile ends the code under it."""
         now = time.time()
-        for tstep, due in reversed(self.timeouts):
-            if due <= now and machine.timeout_owner(tstep) == machine.task:
+        for timeout in reversed(self.timeouts):
+            tstep, due = timeout[:2]
+            if due <= now and self.timeout_owner(machine, timeout) == machine.task:
                 self.event("timer-fired", step=tstep, timeout=True)
                 self.extra["fired_timers"].append(tstep)
                 self.timeouts = [t for t in self.timeouts if t[0] != tstep]
@@ -335,15 +339,28 @@ class _Driver:
         taking it. One at a time, each recorded as it is given: the log's order is the run's."""
         now = time.time()
         # What came, each with when it came (a timer: when it fell due; a step: when its result
-        # was recorded): the first to come is given first.
+        # was recorded): the first to come is given first. The store says what came (the run's
+        # finished steps, its due timers), and the waits say whose it is: O(what came).
         came = []
-        asked = {wait["step"]: tid for tid, wait in self.waits.items() if wait["kind"] == "step"}
-        for row in (self.store.finished_steps(self.run.id, list(asked)) if asked else ()):
-            came.append((row["completed"] or now, row["step"], asked[row["step"]], row))
-        for tid, wait in self.waits.items():
-            if wait["kind"] == "timer" and wait["due"] <= now:
+        rows = [r for r in self.store.finished_steps(self.run.id, None) if r["step"] not in self.given]
+        timers = [t for t in self.store.due_timers(self.run.id, now) if t["step"] not in self.given]
+        owners = self.waits.tasks_of([r["step"] for r in rows] + [t["step"] for t in timers])
+        for row in rows:
+            tid = owners.get(row["step"])
+            wait = self.waits.get(tid) if tid is not None else None
+            if wait is None or wait["kind"] != "step" or wait["step"] != row["step"]:
+                # Nobody waits for it any more (a timeout ended its wait first): taken, so that it
+                # does not wake the run again.
+                self.extra["applied_steps"].append(row["step"])
+                continue
+            came.append((row["completed"] or now, row["step"], tid, row))
+        for timer in timers:  # a `with-timeout!`'s has no owner here: `expire_due` ends it
+            tid = owners.get(timer["step"])
+            wait = self.waits.get(tid) if tid is not None else None
+            if wait is not None and wait["kind"] == "timer" and wait["step"] == timer["step"]:
                 came.append((wait["due"], wait["step"], tid, None))
-            elif wait["kind"] == "signal":
+        for tid, wait in self.waits.head.items():
+            if wait["kind"] == "signal":
                 signal = signals.queued(self, wait["name"])
                 if signal is not None:
                     came.append((signal["sent"], wait["step"], tid, signal))
@@ -352,6 +369,7 @@ class _Driver:
             return self.expire_due(machine, now)
         _, step, tid, row = min(came, key=lambda c: (c[0], c[1]))
         wait = self.waits.pop(tid)
+        self.given.add(step)
         if wait["kind"] == "child":  # a child run's outcome
             children.give(self, machine, step, row, task=tid)
             return None
@@ -366,6 +384,7 @@ class _Driver:
             self.event("step-completed", step=step, result="nil", waited=True)
             return None
         if row["status"] == "failed":
+            self.extra["applied_steps"].append(step)
             machine.switch_to(tid)
             raise Fault(row["error"])  # the connector's message names the endpoint already
         value = deep.call(lambda: decode(json.loads(row["result"])))
@@ -377,16 +396,17 @@ class _Driver:
     def expire_due(self, machine: Machine, now: float):
         """A `with-timeout!` timer that fell due (innermost first) ends the code under it, and
         what that code waited for is cancelled: None (run on), else 'still-waiting'."""
-        for tstep, due in reversed(self.timeouts):
+        for timeout in reversed(self.timeouts):
+            tstep, due = timeout[:2]
             if due > now:
                 continue
-            owner = machine.timeout_owner(tstep)
+            owner = self.timeout_owner(machine, timeout)
             self.timeouts = [t for t in self.timeouts if t[0] != tstep]
             self.extra["fired_timers"].append(tstep)
             if owner is None:  # its task ended (cancelled): nothing to stop
                 self.event("timer-fired", step=tstep, timeout=True)
                 continue
-            wait = self.waits.pop(owner, None)
+            wait = self.waits.pop(owner)
             if wait is not None and wait["kind"] != "tasks":
                 self.extra["cancelled_steps"].append(wait["step"])
             machine.switch_to(owner)
@@ -404,9 +424,9 @@ class _Driver:
         while True:
             tid = machine.pop_ready()
             if tid is not None:
-                wait = self.waits.get(tid)
+                wait = self.waits.head.get(tid)  # a wait for tasks is kept in the head
                 if wait is not None and wait["kind"] == "tasks":  # woken by the tasks it awaited
-                    del self.waits[tid]
+                    del self.waits.head[tid]
                     answer = machine.answers.get(tid)
                     self.event("step-completed", step=wait["step"], task=tid, waited=True,
                                **({"result": _literal(answer[1])} if answer and answer[0] == "ok"
@@ -415,10 +435,10 @@ class _Driver:
             woke = self.wake(machine)
             if woke is None:
                 return None
-            if any(w["kind"] != "tasks" for w in self.waits.values()) or self.timeouts:
+            if self.waits.outside() or self.timeouts:
                 return self.suspend(machine)
-            if self.waits:  # every task awaits another, and nothing outside will come
-                stuck = ", ".join(str(t) for t in sorted(self.waits))
+            if self.waits.head:  # every task awaits another, and nothing outside will come
+                stuck = ", ".join(str(t) for t in sorted(self.waits.head))
                 raise _RunFault(f"every task waits for another task (tasks {stuck}): none can go on")
             return self.suspend(machine)
 
@@ -480,8 +500,9 @@ class _Driver:
 
     def drop_timeouts_of(self, machine: Machine, tid: int) -> None:
         """The `with-timeout!` timers of a task that ended: cancelled."""
-        for tstep, _ in list(self.timeouts):
-            if machine.timeout_owner(tstep) == tid:
+        for timeout in list(self.timeouts):
+            tstep = timeout[0]
+            if (timeout[2] if len(timeout) > 2 else machine.timeout_owner(tstep)) == tid:
                 self.timeouts = [t for t in self.timeouts if t[0] != tstep]
                 self.event("timer-cancelled", step=tstep, task=tid)
                 self.extra["cancelled_steps"].append(tstep)
@@ -491,7 +512,7 @@ class _Driver:
         self.drop_timeouts_of(machine, tid)
         if not machine.cancel_task(tid):
             return False
-        wait = self.waits.pop(tid, None)
+        wait = self.waits.pop(tid)
         if wait is not None and wait["kind"] != "tasks":
             self.extra["cancelled_steps"].append(wait["step"])
         self.event("task-cancelled", task=tid)
@@ -499,6 +520,7 @@ class _Driver:
 
     def cancel_tasks(self, machine: Machine) -> None:
         """The run ends: the tasks still going are cancelled (recorded)."""
+        self.waits.preload(machine.live_tasks())
         for tid in machine.live_tasks():
             if tid != machine.task:
                 self.cancel_task(machine, tid)
@@ -556,31 +578,35 @@ class _Driver:
         if self.store.cancel_requested(self.run.id):
             raise _Cancel()
         started = time.monotonic()
-        self.commit(snapshot=self.state(machine, None))
+        state, parts = self.state(machine, None)
+        self.commit(snapshot=state, parts=parts)
         self.beat()
         self.next_checkpoint = self.last_beat + max(CHECKPOINT_EVERY, 10 * (self.last_beat - started))
 
     def release(self, machine: Machine) -> Progress:
         """Checkpoint and put the run back in the queue, behind the runs runnable now."""
-        self.commit(snapshot=self.state(machine, None), status="pending", wake_at=time.time(), release=True)
+        state, parts = self.state(machine, None)
+        self.commit(snapshot=state, parts=parts, status="pending", wake_at=time.time(), release=True)
         return Progress(self.run.id, "pending")
 
-    def state(self, machine: Machine, waiting: dict | None, **more) -> str:
-        """The run's snapshot as the JSON text to store (written once: a run of many tasks has a
-        large one), refused (a `Fault`: the run fails) when it cannot be stored."""
-        def snapshot() -> tuple[str, int]:
-            state = {"machine": machine.snapshot(), "waiting": waiting, "timeouts": self.timeouts,
-                     "waits": {str(t): w for t, w in self.waits.items()}, **more}
+    def state(self, machine: Machine, waiting: dict | None) -> tuple[str, dict]:
+        """The run's snapshot as the JSON text to store, and the parts of a run with tasks to
+        write with it (`Machine.snapshot_parts`, `Waits`), refused (a `Fault`: the run fails)
+        when they cannot be stored: `MAX_SNAPSHOT` bounds what one commit writes."""
+        def snapshot() -> tuple[str, dict, int]:
+            head, parts = machine.snapshot_parts() if machine.next_task > 1 else (machine.snapshot(), {})
+            parts.update(self.waits.take_parts())
+            state = {"machine": head, "waiting": waiting, "timeouts": self.timeouts, **self.waits.head_state()}
             text = json.dumps(state, separators=(",", ":"))
-            return text, len(text)
+            return text, parts, len(text) + sum(len(t) for t in parts.values() if t is not None)
         try:
-            state, size = deep.call(snapshot)
+            state, parts, size = deep.call(snapshot)
         except (ValueError, RecursionError, OverflowError) as error:
             raise Fault(f"the run's state cannot be stored: {error}") from None
         if size > MAX_SNAPSHOT:
             raise Fault(f"the run's state is too large to store: {_size(size)}, more than the limit of "
                         f"{_size(MAX_SNAPSHOT)}")
-        return state
+        return state, parts
 
     def endpoint(self, machine: Machine, wait: Wait):
         """Answer or record one endpoint call. Returns the next outcome to handle (None: run
@@ -618,7 +644,7 @@ class _Driver:
             return None
         if name == "flowmetal.time/with-timeout!":
             due = time.time() + duration_ms(wait.args["d"]) / 1000
-            self.timeouts.append([step, due])
+            self.timeouts.append([step, due, machine.task])
             self.extra["timers"].append((step, due))
             self.event("timer-set", step=step, line=line, due=due, timeout=True)
             return machine.enter_timeout(step, wait.args["f"])
@@ -673,20 +699,18 @@ class _Driver:
 
     def park(self, machine: Machine, wait: dict):
         """The current task waits for `wait`: on with another task, or the run waits."""
-        self.waits[machine.task] = wait
+        self.waits.put(machine.task, wait, parted=machine.next_task > 1)
         return _SCHEDULE
 
     def suspend(self, machine: Machine) -> Progress:
-        """Every task is parked and nothing they wait for has come: the run waits."""
-        active = [*(w["step"] for w in self.waits.values()), *(t[0] for t in self.timeouts)]
-        lines = {str(step): self.step_lines.get(step) for step in active if self.step_lines.get(step)}
-        # `waiting`: the current task's wait (what inspecting the run shows), `waits`: all of them.
-        waiting = self.waits.get(machine.task) or min(self.waits.values(), key=lambda w: w["step"], default=None)
-        state = self.state(machine, waiting or {"kind": "none", "step": None}, lines=lines)
-        new = {step for step, *_ in self.extra["steps"]}  # those the commit itself meets (`_meet_delivery`)
-        awaited = [w["step"] for w in self.waits.values() if w["kind"] in ("step", "signal") and w["step"] not in new]
-        self.commit(snapshot=state, status="waiting", wake_at=self.wake_at(), release=True, awaited=awaited,
-                    awaited_children=children.awaited(self.waits))
+        """Every task is parked and nothing they wait for has come: the run waits (until its
+        earliest timer, which the store finds). What came while it ran, after the last look,
+        wakes it at once: the commit looks (`SQLiteStore.commit`)."""
+        # `waiting`: the current task's wait (what inspecting the run shows).
+        waiting = self.waits.get(machine.task)
+        state, parts = self.state(machine, waiting or {"kind": "none", "step": None})
+        self.commit(snapshot=state, parts=parts, status="waiting", release=True,
+                    awaited_children=children.awaited(self.waits.head))
         # A step that was answered while we committed (a callback delivered, a connector
         # quick to answer) woke the run already: `complete_step` sets its wake time.
         return Progress(self.run.id, "waiting")
@@ -696,10 +720,12 @@ class _Driver:
         machine = getattr(self, "machine", None)
         if machine is not None and machine.next_task > 1:
             self.cancel_tasks(machine)
-        for wait in self.waits.values():
+        if machine is not None:
+            self.waits.preload([machine.task])
+        for wait in self.waits.known_waits():
             if wait["kind"] in ("step", "timer", "signal"):
                 self.extra["cancelled_steps"].append(wait["step"])
-        self.waits = {}
+        self.waits = Waits()
 
     def fail(self, fault: Fault) -> Progress:
         machine = getattr(self, "machine", None)
@@ -720,6 +746,88 @@ class _Driver:
         self.event("run-cancelled")
         self.commit(status="cancelled", release=True)
         return Progress(self.run.id, "cancelled")
+
+
+class Waits:
+    """What each parked task waits for outside the machine: {"step", "kind": "step" (a
+    connector's, a callback), "timer" (with "due"), "signal" (with "name"), "child" (a child
+    run's end, with "child", its id), or "tasks" (other tasks: the machine knows which)}.
+
+    In a run with tasks, a wait for a step or a timer is a part of the run's state of its own
+    ("w<task>", and "s<step>" naming the task, found when the store says the step finished or
+    the timer fell due), read and written only when it is touched. The others, looked at on
+    every wake (a queued signal, a child's end) or by the scheduler, are kept in the head
+    (`head`), as every wait was before states were stored in parts (and still is in a run
+    without tasks, or one restored from such a state)."""
+
+    KEPT_IN_HEAD = ("tasks", "signal", "child")
+
+    def __init__(self, load=None, head: dict | None = None, parted: int = 0) -> None:
+        self.load = load              # keys -> {key: text}: the run's stored parts
+        self.head: dict[int, dict] = head or {}
+        self.parted = parted          # waits stored in parts
+        self.known: dict[int, dict | None] = {}  # waits in parts read or made here (None: none)
+        self.changed: dict[str, str | None] = {}  # parts to write (None: delete)
+
+    def put(self, tid: int, wait: dict, parted: bool) -> None:
+        if not parted or wait["kind"] in self.KEPT_IN_HEAD:
+            self.head[tid] = wait
+            return
+        self.known[tid] = wait
+        self.parted += 1
+        self.changed[f"w{tid}"] = json.dumps(wait, separators=(",", ":"))
+        self.changed[f"s{wait['step']}"] = str(tid)
+
+    def get(self, tid: int) -> dict | None:
+        if tid in self.head:
+            return self.head[tid]
+        if tid not in self.known:
+            self.preload([tid])
+        return self.known.get(tid)
+
+    def pop(self, tid: int) -> dict | None:
+        if tid in self.head:
+            return self.head.pop(tid)
+        wait = self.get(tid)
+        if wait is not None:
+            self.known[tid] = None
+            self.parted -= 1
+            self.changed[f"w{tid}"] = self.changed[f"s{wait['step']}"] = None
+        return wait
+
+    def preload(self, tids) -> None:
+        """Read the waits of `tids` not known yet, in one go."""
+        todo = [t for t in tids if t not in self.head and t not in self.known]
+        texts = self.load([f"w{t}" for t in todo]) if todo and self.parted and self.load else {}
+        for t in todo:
+            text = texts.get(f"w{t}")
+            self.known[t] = json.loads(text) if text is not None else None
+
+    def tasks_of(self, steps: list[int]) -> dict[int, int]:
+        """The tasks waiting for `steps` (a step or a timer), of those any task waits for."""
+        if not steps:
+            return {}
+        out = {w["step"]: t for t, w in self.head.items() if w["kind"] in ("step", "timer")}
+        out.update((w["step"], t) for t, w in self.known.items() if w is not None)
+        todo = [s for s in steps if s not in out and f"s{s}" not in self.changed]
+        if todo and self.parted and self.load:
+            for key, text in self.load([f"s{s}" for s in todo]).items():
+                out[int(key[1:])] = int(text)
+        return out
+
+    def outside(self) -> bool:
+        """Whether any task waits for something outside the run."""
+        return self.parted > 0 or any(w["kind"] != "tasks" for w in self.head.values())
+
+    def known_waits(self) -> list[dict]:
+        return [*self.head.values(), *(w for w in self.known.values() if w is not None)]
+
+    def head_state(self) -> dict:
+        return {"waits": {str(t): w for t, w in self.head.items()}, "parted": self.parted}
+
+    def take_parts(self) -> dict[str, str | None]:
+        changed, self.changed = self.changed, {}
+        return changed
 
 
 class _Cancel(Exception):

@@ -220,7 +220,9 @@ class Replays:
 
 
 def state_at(program: Program, run: Run, events: list[Event], seq: int, snapshot: dict | None = None,
-             replays: Replays | None = None) -> State:
+             replays: Replays | None = None, load=None) -> State:
+    """The state at event `seq`. `snapshot`: the run's stored one, with `load(keys) -> {key:
+    text}` reading its other parts (a run with tasks is stored in parts)."""
     event = next((e for e in events if e.seq == seq), None)
     if event is None:
         last = events[-1].seq if events else 0
@@ -238,7 +240,7 @@ def state_at(program: Program, run: Run, events: list[Event], seq: int, snapshot
     waiting = (snapshot or {}).get("waiting") or {}
     if (event.kind != "run-failed" and run.status == "waiting" and waiting.get("step") == step
             and "call_env" in snapshot["machine"]):
-        machine = deep.call(Machine.restore, program, snapshot["machine"])
+        machine = deep.call(Machine.restore, program, snapshot["machine"], load)
         span = _request_span(program, events, step)
         return State(seq, event.kind, step, span, _frames(program, machine, machine.call_env, span),
                      result=results.get(step), source="snapshot")

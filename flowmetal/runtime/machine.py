@@ -42,6 +42,7 @@ and a fault's stack trace keeps only its innermost `TRACE_KEEP` calls.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from itertools import islice, repeat
@@ -63,6 +64,7 @@ from flowmetal.runtime.values import (
     decode, encode, literal, map_key, type_name,
 )
 
+COMPACT_SLACK = 1024  # environments' refs handed out past twice the live ones before a full rewrite
 MAX_DEPTH = 150_000   # calls in progress at once (non-tail); docs/language.md
 # The one endpoint taking any number of arguments: `(start-run! f arg...)` gives the endpoint
 # `f` and the list of the others (`args`).
@@ -853,6 +855,8 @@ class Machine:
         self.task = tid
         if "raw" in saved:  # restored and not run since: decoded now
             saved = {"fields": self._restored["fields"](saved["raw"])}
+        elif "lazy" in saved:  # stored in a part of its own: read now
+            saved = self._load_task(tid)
         if "new" in saved:
             self.stack, self.mode_eval, self.expr, self.env, self.value = [], False, None, None, None
             self.depth, self.call_env, self.call_expr, self.fault_at = 0, None, None, None
@@ -872,6 +876,7 @@ class Machine:
         awaiting it that can now go on become ready. Returns them."""
         tid = self.task
         self.results[tid] = outcome
+        self.__dict__.setdefault("_ended", set()).add(tid)
         return self._wake_awaiters()
 
     def await_tasks(self, mode: str, refs) -> tuple | None:
@@ -969,6 +974,7 @@ class Machine:
         self.awaiting.pop(tid, None)
         self.others.pop(tid, None)
         self.results[tid] = ("cancelled",)
+        self.__dict__.setdefault("_ended", set()).add(tid)
         self._wake_awaiters()
         return True
 
@@ -976,6 +982,8 @@ class Machine:
         """The task whose stack holds step `step`'s `with-timeout!` frame."""
         for tid in [self.task, *self.others]:
             saved = self.others.get(tid, {})
+            if "lazy" in saved:
+                saved = self.others[tid] = self._load_task(tid)
             if "raw" in saved:  # as stored: [tag, step] frames
                 if any(f[0] == TIMEOUT and f[1] == step for f in saved["raw"]["frames"]):
                     return tid
@@ -989,14 +997,15 @@ class Machine:
     def snapshot(self, full: bool = False) -> dict:
         """The whole state as JSON-able data: frames by their schema, environments in a shared table.
 
-        Tasks restored and not run since are written back as they were read (`raw`), with the
-        table they refer to kept: resuming a run of a thousand waiting tasks to give one its
-        result decodes and encodes that one, not all. The table then keeps entries nobody
-        refers to any more; when it has grown past twice its size at the last full snapshot,
-        or with `full`, every task is decoded and the table made afresh."""
+        Tasks restored from a one-blob snapshot and not run since are written back as they were
+        read (`raw`), with the table they refer to kept: resuming a run of a thousand waiting
+        tasks to give one its result decodes and encodes that one, not all. The table then keeps
+        entries nobody refers to any more; when it has grown past twice its size at the last
+        full snapshot, or with `full`, every task is decoded and the table made afresh. A state
+        restored from parts (`snapshot_parts`) is read whole first."""
+        self._load_all_tasks()
         envs: dict[int, int] = {}
         table: list = []
-        ids = self.program.ids
         base = self.__dict__.get("_restored")
         old_refs: dict[int, int] = {}
         raw = [t for t, saved in self.others.items() if "raw" in saved]
@@ -1021,42 +1030,7 @@ class Machine:
                 table[ref] = [env_ref(env.parent), {k: enc(v) for k, v in env.vars.items()}]
             return envs[key]
 
-        def enc(value):
-            return encode(value, env_ref)
-
-        def part(kind, value):
-            if kind == "n":
-                return value
-            if kind == "X":
-                return ids[id(value)]
-            if kind == "E":
-                return env_ref(value)
-            if kind == "v":
-                return enc(value)
-            if kind == "L":
-                return [enc(v) for v in value]
-            if kind == "D":
-                return {k: enc(v) for k, v in value.items()}
-            if kind == "B":
-                return [ids[id(x)] for x in value]
-            if kind == "P":
-                return [[name, ids[id(x)]] for name, x in value]
-            if kind == "O":
-                return ["fn", enc(value[1])] if value[0] == "fn" else list(value)
-            if kind == "Q":
-                return None  # parameters: found again from the frame's owner
-            raise AssertionError(kind)
-
-        def task_state(stack, mode_eval, expr, env, value, call_env) -> dict:
-            return {
-                "frames": [[f[0], *(part(k, v) for k, v in zip(SCHEMA[f[0]], f[1:]))] for f in stack],
-                "mode_eval": mode_eval,
-                "expr": ids[id(expr)] if mode_eval else None,
-                "env": env_ref(env) if mode_eval else None,
-                "value": None if mode_eval else enc(value),
-                **({"call_env": env_ref(call_env)} if call_env is not None else {}),
-            }
-
+        enc, task_state = _encoding(self.program, env_ref)
         out = task_state(self.stack, self.mode_eval, self.expr, self.env, self.value, self.call_env)
         if self.next_task > 1:  # tasks were spawned: theirs too (a run without keeps the plain form)
             others = {}
@@ -1069,13 +1043,8 @@ class Machine:
                     f = saved["fields"]
                     others[str(tid)] = task_state(f["stack"], f["mode_eval"], f["expr"], f["env"], f["value"],
                                                   f["call_env"])
-            results = {str(t): ([r[0], enc(r[1])] if r[0] == "ok" else list(r)) for t, r in self.results.items()}
-            answers = {str(t): ([a[0], enc(a[1])] if a[0] == "ok" else list(a)) for t, a in self.answers.items()}
-            out["tasks"] = {
-                "task": self.task, "next": self.next_task, "ready": list(self.ready), "others": others,
-                "results": results, "awaiting": {str(t): [m, ts] for t, (m, ts) in self.awaiting.items()},
-                "answers": answers,
-            }
+            out["tasks"] = {"task": self.task, "next": self.next_task, "ready": list(self.ready), "others": others,
+                            **self._task_tables(enc)}
         out["envs"] = table
         out["steps"], out["program"] = self.steps, self.program.hash
         if self.next_task > 1:
@@ -1084,12 +1053,168 @@ class Machine:
             out["tasks"]["compacted"] = self.__dict__.get("_compacted", 0)
         return out
 
+    def _task_tables(self, enc) -> dict:
+        results = {str(t): ([r[0], enc(r[1])] if r[0] == "ok" else list(r)) for t, r in self.results.items()}
+        answers = {str(t): ([a[0], enc(a[1])] if a[0] == "ok" else list(a)) for t, a in self.answers.items()}
+        return {"results": results, "awaiting": {str(t): [m, ts] for t, (m, ts) in self.awaiting.items()},
+                "answers": answers}
+
+    # -- a state in parts ---------------------------------------------------------------------------
+    #
+    # A run with tasks is stored in parts, so that a resume reads and writes what it touches:
+    #   the head      the current task's fields (as the plain form), which tasks are live, ready,
+    #                 awaiting, their results and answers, counters; `snapshot_parts`' first value
+    #   "t<tid>"      another task: its frames (or {"new": fn}, not started yet)
+    #   "e<ref>"      an environment: [parent ref, its names' values, the refs it holds]
+    # Every part names the environments it refers to (`refs`), so that restoring one reads those
+    # it lacks a level at a time, not one by one. An environment has one ref for the run's life:
+    # tasks restored in one process share the same `Env` objects, however many parts name it.
+    # Another task is read when it is switched to; a part is written when it is new or changed
+    # (an environment whose text differs from what was read: a `let` bound a name), and deleted
+    # when its task ends. Environments nobody refers to any more are left until the refs handed
+    # out since the last full rewrite pass twice the number that rewrite kept (plus 1,024): then
+    # every task is read, the live environments numbered afresh and the old range deleted.
+
+    def snapshot_parts(self, full: bool = False) -> tuple[dict, dict[str, str | None]]:
+        """The head and the parts to write (a text, or None to delete it) of a run with tasks:
+        what changed, or with `full` (and when the refs handed out have grown past the bound)
+        everything, the environments numbered afresh."""
+        st = self.__dict__.get("_parts")
+        parts: dict[str, str | None] = {}
+        if st is None:  # started here, or restored from one blob: every part is written
+            st = self._parts = _parts_state(None, 0, 0, 0)
+            full = True
+        if full:
+            self._load_all_tasks()
+            for t, saved in list(self.others.items()):
+                if "raw" in saved:
+                    self.others[t] = {"fields": self._restored["fields"](saved["raw"])}
+            parts.update((f"e{r}", None) for r in range(st["base"], st["next"]))
+            st.update(base=st["next"], envs={}, refs={}, texts={}, data={})
+        seen: dict[int, int] = {}
+        collect: list[set] = [set()]
+
+        def env_ref(env):
+            if env is None:
+                return None
+            key = id(env)
+            ref = seen.get(key)
+            if ref is None:
+                ref = st["refs"].get(key)
+                if ref is None:
+                    ref = st["next"]
+                    st["next"] += 1
+                    st["refs"][key] = ref
+                    st["envs"][ref] = env
+                seen[key] = ref
+                collect.append(set())
+                parent = env_ref(env.parent)
+                vars_ = {k: enc(v) for k, v in env.vars.items()}
+                mine = collect.pop()
+                text = json.dumps([parent, vars_, sorted(mine)], separators=(",", ":"))
+                if st["texts"].get(ref) != text:
+                    st["texts"][ref] = text
+                    parts[f"e{ref}"] = text
+            collect[-1].add(ref)
+            return ref
+
+        enc, task_state = _encoding(self.program, env_ref)
+        head = task_state(self.stack, self.mode_eval, self.expr, self.env, self.value, self.call_env)
+        tables = self._task_tables(enc)
+        head["refs"] = sorted(collect[0])
+        for tid, saved in self.others.items():
+            if tid in self.results or "lazy" in saved or (saved.get("clean") and not full):
+                continue
+            collect.append(set())
+            if "new" in saved:
+                data = {"new": enc(saved["new"])}
+            else:
+                f = saved["fields"]
+                data = task_state(f["stack"], f["mode_eval"], f["expr"], f["env"], f["value"], f["call_env"])
+            data["refs"] = sorted(collect.pop())
+            parts[f"t{tid}"] = json.dumps(data, separators=(",", ":"))
+            saved["clean"] = True
+        for ref, env in list(st["envs"].items()):  # a name bound in a scope only other parts see
+            if id(env) not in seen:
+                env_ref(env)
+        ended = self.__dict__.get("_ended", set())
+        parts.update((f"t{t}", None) for t in ended)
+        ended.clear()
+        parts[f"t{self.task}"] = None  # the current task is in the head
+        if full:
+            st["compacted"] = len(seen)
+        live = sorted(t for t in self.others if t not in self.results)
+        head["tasks"] = {"task": self.task, "next": self.next_task, "ready": list(self.ready), "live": _ranges(live),
+                         **tables, "parts": {"next": st["next"], "base": st["base"], "compacted": st["compacted"]}}
+        head["steps"], head["program"] = self.steps, self.program.hash
+        if not full and st["next"] - st["base"] > 2 * st["compacted"] + COMPACT_SLACK:
+            # Past the bound: rewritten whole now, by the commit that grew it, not a later resume.
+            head, more = self.snapshot_parts(full=True)
+            parts.update(more)
+        return head, parts
+
+    def _env_of(self, ref):
+        if ref is None:
+            return None
+        st = self._parts
+        env = st["envs"].get(ref)
+        if env is None:
+            data = st["data"].pop(ref, None)
+            if data is None:
+                self._prefetch([ref])
+                data = st["data"].pop(ref)
+            env = st["envs"][ref] = Env({}, None)
+            st["refs"][id(env)] = ref
+            env.parent = self._env_of(data[0])
+            env.vars = {k: decode(v, self._env_of) for k, v in data[1].items()}
+        return env
+
+    def _prefetch(self, refs) -> None:
+        """Read the environments `refs` lead to that are not here yet, a level at a time."""
+        st = self._parts
+        todo = [r for r in dict.fromkeys(refs) if r not in st["envs"] and r not in st["data"]]
+        while todo:
+            texts = st["load"]([f"e{r}" for r in todo])
+            found = []
+            for r in todo:
+                text = texts.get(f"e{r}")
+                if text is None:
+                    raise Fault(f"the run's stored state lacks its environment {r}")
+                data = st["data"][r] = json.loads(text)
+                st["texts"][r] = text
+                found += data[2]
+            todo = [r for r in dict.fromkeys(found) if r not in st["envs"] and r not in st["data"]]
+
+    def _load_task(self, tid: int, text: str | None = None) -> dict:
+        """Another task's stored part, decoded (it is about to run, or be read whole)."""
+        if text is None:
+            text = self._parts["load"]([f"t{tid}"]).get(f"t{tid}")
+        if text is None:
+            raise Fault(f"the run's stored state lacks task {tid}")
+        data = json.loads(text)
+        self._prefetch(data.get("refs", ()))
+        if "new" in data:
+            return {"new": decode(data["new"], self._env_of)}
+        return {"fields": _decoding(self.program, self._env_of)(data)}
+
+    def _load_all_tasks(self) -> None:
+        lazy = [t for t, saved in self.others.items() if "lazy" in saved]
+        if not lazy:
+            return
+        texts = self._parts["load"]([f"t{t}" for t in lazy])
+        self._prefetch([r for text in texts.values() for r in json.loads(text).get("refs", ())])
+        for t in lazy:
+            self.others[t] = self._load_task(t, texts.get(f"t{t}"))
+
     @classmethod
-    def restore(cls, program: Program, data: dict) -> "Machine":
+    def restore(cls, program: Program, data: dict, load=None) -> "Machine":
+        """The machine of a snapshot: the plain form, or the head of one in parts, whose other
+        parts `load(keys) -> {key: text}` reads when they are needed."""
+        if "envs" not in data:
+            return cls._restore_parts(program, data, load)
         machine = cls(program)
         table = data["envs"]
         envs: dict[int, Env] = {}
-        exprs = program.exprs
 
         def env_of(ref):
             if ref is None:
@@ -1101,50 +1226,7 @@ class Machine:
                 env.vars = {k: decode(v, env_of) for k, v in vars_.items()}
             return envs[ref]
 
-        def part(kind, value, owner=None):
-            if kind == "n":
-                return value
-            if kind == "X":
-                return exprs[value]
-            if kind == "E":
-                return env_of(value)
-            if kind == "v":
-                return decode(value, env_of)
-            if kind == "L":
-                return [decode(v, env_of) for v in value]
-            if kind == "D":
-                return {k: decode(v, env_of) for k, v in value.items()}
-            if kind == "B":
-                return [exprs[x] for x in value]
-            if kind == "P":
-                return [(name, exprs[x]) for name, x in value]
-            if kind == "O":
-                return ("fn", decode(value[1], env_of)) if value[0] == "fn" else tuple(value)
-            if kind == "Q":
-                if owner[0] == "fn":
-                    return exprs[owner[1].fn_id].params
-                return program.functions[(owner[1], owner[2])].params
-            raise AssertionError(kind)
-
-        def task_fields(data: dict) -> dict:
-            stack, depth = [], 0
-            for frame in data["frames"]:
-                tag, rest = frame[0], frame[1:]
-                schema = SCHEMA[tag]
-                owner = part("O", rest[0]) if schema[0] == "O" else None
-                parts = [owner if k == "O" else part(k, v, owner) for k, v in zip(schema, rest)]
-                stack.append((tag, *parts))
-                if tag == RET:
-                    depth += 1
-            mode_eval = data["mode_eval"]
-            return {
-                "stack": stack, "depth": depth, "mode_eval": mode_eval,
-                "expr": exprs[data["expr"]] if mode_eval else None,
-                "env": env_of(data["env"]) if mode_eval else None,
-                "value": None if mode_eval else decode(data["value"], env_of),
-                "call_env": env_of(data.get("call_env")), "call_expr": None, "fault_at": None,
-            }
-
+        task_fields = _decoding(program, env_of)
         for f, v in task_fields(data).items():
             setattr(machine, f, v)
         machine.steps = data["steps"]
@@ -1157,13 +1239,149 @@ class Machine:
                                           else {"raw": saved})
             machine._restored = {"table": table, "envs": envs, "fields": task_fields}
             machine._compacted = tasks.get("compacted", 0)
-            machine.results = {int(t): ((r[0], decode(r[1], env_of)) if r[0] == "ok" else
-                                        (r[0], r[1], [tuple(x) for x in r[2]]) if r[0] == "fault" else tuple(r))
-                               for t, r in tasks["results"].items()}
-            machine.awaiting = {int(t): (m, list(ts)) for t, (m, ts) in tasks["awaiting"].items()}
-            machine.answers = {int(t): ((a[0], decode(a[1], env_of)) if a[0] == "ok" else tuple(a))
-                               for t, a in tasks["answers"].items()}
+            machine._restore_tables(tasks, env_of)
         return machine
+
+    @classmethod
+    def _restore_parts(cls, program: Program, data: dict, load) -> "Machine":
+        if load is None:
+            raise ValueError("a state stored in parts needs its parts to be restored")
+        machine = cls(program)
+        tasks = data["tasks"]
+        counts = tasks["parts"]
+        machine._parts = _parts_state(load, counts["next"], counts["base"], counts["compacted"])
+        machine._prefetch(data.get("refs", ()))
+        for f, v in _decoding(program, machine._env_of)(data).items():
+            setattr(machine, f, v)
+        machine.steps = data["steps"]
+        machine.task, machine.next_task, machine.ready = tasks["task"], tasks["next"], list(tasks["ready"])
+        for start, end in tasks["live"]:
+            for t in range(start, end + 1):
+                machine.others[t] = {"lazy": True}  # read when it runs again (`switch_to`)
+        machine._restore_tables(tasks, machine._env_of)
+        return machine
+
+    def _restore_tables(self, tasks: dict, env_of) -> None:
+        self.results = {int(t): ((r[0], decode(r[1], env_of)) if r[0] == "ok" else
+                                 (r[0], r[1], [tuple(x) for x in r[2]]) if r[0] == "fault" else tuple(r))
+                        for t, r in tasks["results"].items()}
+        self.awaiting = {int(t): (m, list(ts)) for t, (m, ts) in tasks["awaiting"].items()}
+        self.answers = {int(t): ((a[0], decode(a[1], env_of)) if a[0] == "ok" else tuple(a))
+                        for t, a in tasks["answers"].items()}
+
+
+def _parts_state(load, next_ref: int, base: int, compacted: int) -> dict:
+    """What a machine stored in parts keeps: how to read parts, the environments read or written
+    and their refs (`envs`, `refs` by object id), their texts as stored (`texts`), those read and
+    not decoded yet (`data`), and the refs' counters."""
+    return {"load": load, "envs": {}, "refs": {}, "texts": {}, "data": {}, "next": next_ref, "base": base,
+            "compacted": compacted}
+
+
+def _ranges(tids: list[int]) -> list[list[int]]:
+    """Sorted task ids as [first, last] runs: a thousand tasks spawned together are one pair."""
+    out: list[list[int]] = []
+    for t in tids:
+        if out and out[-1][1] == t - 1:
+            out[-1][1] = t
+        else:
+            out.append([t, t])
+    return out
+
+
+def _encoding(program: Program, env_ref):
+    """`enc(value)` and `task_state(...)`: a task's fields as JSON-able data, environments
+    named by `env_ref(env) -> int`."""
+    ids = program.ids
+
+    def enc(value):
+        return encode(value, env_ref)
+
+    def part(kind, value):
+        if kind == "n":
+            return value
+        if kind == "X":
+            return ids[id(value)]
+        if kind == "E":
+            return env_ref(value)
+        if kind == "v":
+            return enc(value)
+        if kind == "L":
+            return [enc(v) for v in value]
+        if kind == "D":
+            return {k: enc(v) for k, v in value.items()}
+        if kind == "B":
+            return [ids[id(x)] for x in value]
+        if kind == "P":
+            return [[name, ids[id(x)]] for name, x in value]
+        if kind == "O":
+            return ["fn", enc(value[1])] if value[0] == "fn" else list(value)
+        if kind == "Q":
+            return None  # parameters: found again from the frame's owner
+        raise AssertionError(kind)
+
+    def task_state(stack, mode_eval, expr, env, value, call_env) -> dict:
+        return {
+            "frames": [[f[0], *(part(k, v) for k, v in zip(SCHEMA[f[0]], f[1:]))] for f in stack],
+            "mode_eval": mode_eval,
+            "expr": ids[id(expr)] if mode_eval else None,
+            "env": env_ref(env) if mode_eval else None,
+            "value": None if mode_eval else enc(value),
+            **({"call_env": env_ref(call_env)} if call_env is not None else {}),
+        }
+
+    return enc, task_state
+
+
+def _decoding(program: Program, env_of):
+    """`task_fields(data)`: a task's fields from `_encoding`'s data."""
+    exprs = program.exprs
+
+    def part(kind, value, owner=None):
+        if kind == "n":
+            return value
+        if kind == "X":
+            return exprs[value]
+        if kind == "E":
+            return env_of(value)
+        if kind == "v":
+            return decode(value, env_of)
+        if kind == "L":
+            return [decode(v, env_of) for v in value]
+        if kind == "D":
+            return {k: decode(v, env_of) for k, v in value.items()}
+        if kind == "B":
+            return [exprs[x] for x in value]
+        if kind == "P":
+            return [(name, exprs[x]) for name, x in value]
+        if kind == "O":
+            return ("fn", decode(value[1], env_of)) if value[0] == "fn" else tuple(value)
+        if kind == "Q":
+            if owner[0] == "fn":
+                return exprs[owner[1].fn_id].params
+            return program.functions[(owner[1], owner[2])].params
+        raise AssertionError(kind)
+
+    def task_fields(data: dict) -> dict:
+        stack, depth = [], 0
+        for frame in data["frames"]:
+            tag, rest = frame[0], frame[1:]
+            schema = SCHEMA[tag]
+            owner = part("O", rest[0]) if schema[0] == "O" else None
+            parts = [owner if k == "O" else part(k, v, owner) for k, v in zip(schema, rest)]
+            stack.append((tag, *parts))
+            if tag == RET:
+                depth += 1
+        mode_eval = data["mode_eval"]
+        return {
+            "stack": stack, "depth": depth, "mode_eval": mode_eval,
+            "expr": exprs[data["expr"]] if mode_eval else None,
+            "env": env_of(data["env"]) if mode_eval else None,
+            "value": None if mode_eval else decode(data["value"], env_of),
+            "call_env": env_of(data.get("call_env")), "call_expr": None, "fault_at": None,
+        }
+
+    return task_fields
 
 
 # What each frame holds, for snapshots: n plain, X expression, E environment,

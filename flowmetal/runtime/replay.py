@@ -332,7 +332,8 @@ def _compare_end(store: SQLiteStore, run, machine: Machine, out: Replay) -> str 
         if stored is None:
             return None
         # Both made afresh (`full`): a stored table may keep entries nobody refers to any more.
-        kept = Machine.restore(machine.program, stored["machine"]).snapshot(full=True)
+        kept = Machine.restore(machine.program, stored["machine"],
+                               lambda keys: store.snapshot_parts(run.id, keys)).snapshot(full=True)
         replayed = machine.snapshot(full=True)
         for state in (kept, replayed):
             state.get("tasks", {}).pop("compacted", None)

@@ -55,7 +55,7 @@ from pathlib import Path
 
 from flowmetal.runtime.program import source_hash, stored_code_hash
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8700"
 # Endpoints the runtime itself answers: never handed to a connector.
 CALLBACK_WAIT = "http.callback/get-callback!"
@@ -241,10 +241,29 @@ def _migrate_7(conn: sqlite3.Connection) -> None:
     _migration(_MIGRATION_7[1:] if "parent" in columns else _MIGRATION_7)(conn)
 
 
+# A run's state in parts (`Machine.snapshot_parts`): the head stays in `snapshots`, each task
+# and each environment of a run with tasks is a row here, read and written only when touched.
+# The indexes let a resume ask for what came (the run's finished steps, its due timers) without
+# naming every step it waits on. A snapshot written before stays one blob, read as it was.
+_MIGRATION_8 = [
+    '''CREATE TABLE IF NOT EXISTS "snapshot_parts" (
+   "run_id" TEXT NOT NULL REFERENCES "runs"("id"),
+   "key" TEXT NOT NULL,
+   "state" TEXT NOT NULL,
+   PRIMARY KEY ("run_id", "key")
+)''',
+    '''CREATE INDEX IF NOT EXISTS "steps_by_run_status"
+    ON "steps" ("run_id", "status", "endpoint")''',
+    '''CREATE INDEX IF NOT EXISTS "timers_by_run_status"
+    ON "timers" ("run_id", "status", "due")''',
+]
+
+
 MIGRATIONS = {version: _migration(statements) for version, statements in
               enumerate([_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,
                                        _MIGRATION_6], start=1)}
 MIGRATIONS[7] = _migrate_7
+MIGRATIONS[8] = _migration(_MIGRATION_8)
 
 
 def child_id(parent: str, step: int) -> str:
@@ -634,14 +653,18 @@ class SQLiteStore:
                error: str | None = None, steps: list[tuple] = (), timers: list[tuple] = (),
                callbacks: list[tuple] = (), completed_steps: list[tuple] = (), cancelled_steps: list[int] = (),
                fired_timers: list[int] = (), signals: list[tuple] = (), release: bool = False,
-               awaited: list[int] = (), children: list[tuple] = (), cancel_children: list[str] = (),
-               awaited_children: list[str] = ()) -> None:
+               applied_steps: list[int] = (), children: list[tuple] = (), cancel_children: list[str] = (),
+               awaited_children: list[str] = (), parts: dict[str, str | None] | None = None) -> None:
         """Append events and record the run's new state, in one transaction, if this worker
         still holds the run. Events are (kind, step, data, line); seqs are assigned here.
         `signals`: (signal seq, step) of the signals the run consumed, recorded with the events
-        and the snapshot that follow from them. `awaited`: the steps the run, now waiting, waits
-        on that earlier commits recorded: one answered meanwhile (while the run was running,
-        which no answer wakes; a signal sent for a `receive!`) wakes it now. `children`: (id,
+        and the snapshot that follow from them. `applied_steps`: finished steps the run took
+        (a failure given to its task, a result nobody waits for any more), like
+        `completed_steps` marked `applied`. A run that now waits and has a finished step it
+        has not taken (answered while it ran, which no answer wakes), or a signal queued for a
+        `receive!` of its, wakes at once; a waiting run's wake time is its earliest timer
+        still set. `parts`: rows of the run's state in parts, by key (None deletes one),
+        written with `snapshot`, its head. `children`: (id,
         entry, argument literals) of child runs its steps started, created here (pinned to its
         program); `cancel_children`: child runs it cancelled; `awaited_children`: the children
         it waits for, any of which ended already wakes it at once. A run that ends here wakes
@@ -660,15 +683,6 @@ class SQLiteStore:
                 seq += 1
             self._consume_signals(conn, run.id, signals, now)  # before the waits: they look at the queue
             woken = False
-            for i in range(0, len(awaited), 500):  # SQLite's limit on a statement's parameters
-                chunk = awaited[i:i + 500]
-                for step_row in conn.execute(
-                        f"SELECT endpoint, args, status FROM steps WHERE run_id=? AND step IN "
-                        f"({','.join('?' * len(chunk))})", (run.id, *chunk)).fetchall():
-                    if step_row["status"] in ("completed", "failed"):
-                        woken = True
-                    elif step_row["endpoint"] == SIGNAL_WAIT and step_row["status"] == "pending":
-                        woken |= self._meet_signal(conn, run.id, json.loads(step_row["args"])["name"])
             for step, endpoint, args, key in steps:
                 conn.execute("INSERT OR IGNORE INTO steps(run_id, step, endpoint, args, key, status, created) "
                              "VALUES(?,?,?,?,?,'pending',?)", (run.id, step, endpoint, args, key, now))
@@ -680,6 +694,9 @@ class SQLiteStore:
                 conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, result, created, "
                              "completed) VALUES(?, ?, '', '', ?, 'applied', ?, ?, ?) ON CONFLICT(run_id, step) DO "
                              "UPDATE SET status='applied'", (run.id, step, f"{run.id}:{step}", result_json, now, now))
+            for step in applied_steps:
+                conn.execute("UPDATE steps SET status='applied' WHERE run_id=? AND step=? AND status IN "
+                             "('completed','failed')", (run.id, step))
             for step, due in timers:  # before cancellations: a timer may be set and cancelled at once
                 conn.execute("INSERT OR REPLACE INTO timers(run_id, step, due, status) VALUES(?,?,?,'set')",
                              (run.id, step, due))
@@ -697,13 +714,31 @@ class SQLiteStore:
                 self._insert_run(conn, child, entry, args, run.program, run.code_hash, now, parent=run.id)
             for child in cancel_children:
                 self._cancel(conn, child, now)
-            if status == "waiting" and awaited_children:
+            if status == "waiting":
+                # What came while the run ran, after the executor's last look (which no answer
+                # wakes: the run was `running`), found by the indexes, not by naming each wait.
+                woken |= conn.execute("SELECT 1 FROM steps WHERE run_id=? AND status IN ('completed','failed') "
+                                      "LIMIT 1", (run.id,)).fetchone() is not None
+                for step_row in conn.execute("SELECT args FROM steps WHERE run_id=? AND status='pending' AND "
+                                             "endpoint=?", (run.id, SIGNAL_WAIT)).fetchall():
+                    woken |= self._meet_signal(conn, run.id, json.loads(step_row["args"])["name"])
                 # A child that ended after the executor looked, before this wait was recorded.
-                woken |= self._any_ended(conn, list(awaited_children))
+                if awaited_children:
+                    woken |= self._any_ended(conn, list(awaited_children))
+                due = conn.execute("SELECT MIN(due) AS due FROM timers WHERE run_id=? AND status='set'",
+                                   (run.id,)).fetchone()["due"]
+                if due is not None:
+                    wake_at = due if wake_at is None else min(wake_at, due)
             if snapshot is not None:
                 conn.execute("INSERT OR REPLACE INTO snapshots(run_id, seq, state) VALUES(?,?,?)",
                              (run.id, seq - 1, snapshot if isinstance(snapshot, str)  # written once already
                               else json.dumps(snapshot, separators=(",", ":"))))
+            for key, text in (parts or {}).items():
+                if text is None:
+                    conn.execute("DELETE FROM snapshot_parts WHERE run_id=? AND key=?", (run.id, key))
+                else:
+                    conn.execute("INSERT INTO snapshot_parts(run_id, key, state) VALUES(?,?,?) ON CONFLICT "
+                                 "(run_id, key) DO UPDATE SET state=excluded.state", (run.id, key, text))
             sets = ["next_seq=?", "updated=?"]
             params: list = [seq, now]
             if status is not None:
@@ -780,6 +815,8 @@ class SQLiteStore:
         return "cancelled"
 
     def snapshot(self, run_id: str) -> dict | None:
+        """The run's latest snapshot: the whole state (a run without tasks, or written before
+        states were stored in parts), or the head of one in parts (`snapshot_parts`)."""
         row = self.conn.execute("SELECT state FROM snapshots WHERE run_id=?", (run_id,)).fetchone()
         if row is None:
             return None
@@ -787,6 +824,17 @@ class SQLiteStore:
             return json.loads(row["state"])
         except ValueError as error:
             raise StoreError(f"the store's snapshot of run `{run_id}` is malformed ({error})") from None
+
+    def snapshot_parts(self, run_id: str, keys: Collection[str]) -> dict[str, str]:
+        """The stored parts of the run's state among `keys`, as text (a key not stored is absent)."""
+        keys = list(keys)
+        out: dict[str, str] = {}
+        for i in range(0, len(keys), 500):  # SQLite's limit on a statement's parameters
+            chunk = keys[i:i + 500]
+            for row in self.conn.execute(f"SELECT key, state FROM snapshot_parts WHERE run_id=? AND key IN "
+                                         f"({','.join('?' * len(chunk))})", (run_id, *chunk)).fetchall():
+                out[row["key"]] = row["state"]
+        return out
 
     def events(self, run_id: str, after: int = 0, until: int | None = None, kind: str | None = None) -> list[Event]:
         """The run's events after `after` (and up to `until`), of one `kind` if given, in order."""
@@ -805,8 +853,12 @@ class SQLiteStore:
     def step(self, run_id: str, step: int):
         return self.conn.execute("SELECT * FROM steps WHERE run_id=? AND step=?", (run_id, step)).fetchone()
 
-    def finished_steps(self, run_id: str, steps: list[int]) -> list:
-        """The rows of those of `steps` that completed or failed (one query for any number)."""
+    def finished_steps(self, run_id: str, steps: list[int] | None = None) -> list:
+        """The rows of those of `steps` that completed or failed and the run has not taken yet
+        (one query for any number); without `steps`, all such steps of the run (an index's)."""
+        if steps is None:
+            return self.conn.execute("SELECT * FROM steps WHERE run_id=? AND status IN ('completed','failed')",
+                                     (run_id,)).fetchall()
         rows = []
         for i in range(0, len(steps), 500):  # SQLite's limit on a statement's parameters
             chunk = steps[i:i + 500]
@@ -814,6 +866,11 @@ class SQLiteStore:
                 f"SELECT * FROM steps WHERE run_id=? AND status IN ('completed','failed') AND step IN "
                 f"({','.join('?' * len(chunk))})", (run_id, *chunk)).fetchall()
         return rows
+
+    def due_timers(self, run_id: str, now: float) -> list:
+        """The run's timers still set that are due by `now`: (step, due) rows, an index's."""
+        return self.conn.execute("SELECT step, due FROM timers WHERE run_id=? AND status='set' AND due<=?",
+                                 (run_id, now)).fetchall()
 
     def timer(self, run_id: str, step: int):
         return self.conn.execute("SELECT * FROM timers WHERE run_id=? AND step=?", (run_id, step)).fetchone()

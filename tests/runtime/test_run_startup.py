@@ -128,12 +128,16 @@ SCHEMA = [
                          '   UNIQUE ("run_id", "key")\n)'),
     ("index", "signals_queued", 'CREATE INDEX "signals_queued"\n    ON "signals" ("run_id", "name", "step", "seq")'),
     ("index", "runs_by_parent", 'CREATE INDEX "runs_by_parent"\n    ON "runs" ("parent")'),
+    ("table", "snapshot_parts", 'CREATE TABLE "snapshot_parts" (\n   "run_id" TEXT NOT NULL REFERENCES "runs"("id"),\n'
+                                '   "key" TEXT NOT NULL,\n   "state" TEXT NOT NULL,\n   PRIMARY KEY ("run_id", "key")\n)'),
+    ("index", "steps_by_run_status", 'CREATE INDEX "steps_by_run_status"\n    ON "steps" ("run_id", "status", "endpoint")'),
+    ("index", "timers_by_run_status", 'CREATE INDEX "timers_by_run_status"\n    ON "timers" ("run_id", "status", "due")'),
 ]
 
 
 def test_a_new_store_has_the_schema_stores_always_had(tmp_path: Path):
     store = SQLiteStore(tmp_path / "store.db")
-    assert store.version() == SCHEMA_VERSION == 7
+    assert store.version() == SCHEMA_VERSION == 8
     rows = sqlite3.connect(tmp_path / "store.db").execute(
         "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
     assert rows == SCHEMA

@@ -10,6 +10,7 @@ the task of every event, cancelled waits, a resume in another executor.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -143,9 +144,14 @@ def test_a_run_with_many_waiting_tasks_is_plain_data_and_resumes_anywhere(tmp_pa
     Executor(store).run_once(run_id)
     snapshot = store.snapshot(run_id)
     assert store.get_run(run_id).status == "waiting"
-    kinds = sorted(w["kind"] for w in snapshot["waits"].values())
-    assert kinds == ["tasks"] + ["timer"] * 20  # the entry awaits the twenty, each on its timer
-    assert len(snapshot["machine"]["tasks"]["others"]) == 20
+    # The entry awaits the twenty (kept in the head), each on its timer (a part of its own).
+    assert [w["kind"] for w in snapshot["waits"].values()] == ["tasks"] and snapshot["parted"] == 20
+    waits = [json.loads(r["state"]) for r in store.conn.execute(
+        "SELECT state FROM snapshot_parts WHERE run_id=? AND key LIKE 'w%'", (run_id,)).fetchall()]
+    assert sorted(w["kind"] for w in waits) == ["timer"] * 20
+    tasks = store.conn.execute("SELECT COUNT(*) FROM snapshot_parts WHERE run_id=? AND key LIKE 't%'",
+                               (run_id,)).fetchone()[0]
+    assert tasks + 1 == 21  # the twenty and the entry; the current one is in the head
     run = drive(store, run_id)
     assert run.result == "1000"
 
