@@ -119,8 +119,9 @@ class Adapter:
 
     def _stopped(self, stop: Stop) -> None:
         if stop.ended:
-            run = self.session.timeline.run if self.session.timeline else None
-            self.event("exited", {"exitCode": 0 if run is None or run.status == "completed" else 1})
+            point = self.session.timeline.point if self.session.timeline else None
+            failed = point is not None and point.error is not None
+            self.event("exited", {"exitCode": 1 if failed else 0})
             self.event("terminated")
             return
         body = {"reason": stop.reason, "threadId": stop.task + 1, "allThreadsStopped": True}

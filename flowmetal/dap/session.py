@@ -515,7 +515,7 @@ class Session:
 
     def threads(self) -> list[tuple[int, str]]:
         timeline = self._require()
-        entry = self.program.entry_name(self.run.entry) if self.run else "entry"
+        entry = "/".join(self.program.package_of(self.run.entry))
         machine = timeline.machine
         tasks = {0}
         if machine is not None:
