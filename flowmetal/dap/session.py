@@ -126,6 +126,7 @@ class Session:
         self._frames: dict[int, tuple] = {}
         self._refs: dict[int, tuple] = {}
         self._emitted = -1
+        self._by_step: tuple = (None, {})
         self._evaluators: dict[tuple, object] = {}
         self._copies: dict[str, Path | None] = {}
 
@@ -491,9 +492,15 @@ class Session:
         if position <= self._emitted:
             return
         self._emitted = position
-        for event in self.timeline.events:
-            if event.step == wait.step and event.kind != "run-started":
-                self.output(self._event_line(event))
+        events = self.timeline.events
+        if self._by_step[0] is not events:   # indexed once for each version of the log
+            index: dict = {}
+            for event in events:
+                if event.step is not None and event.kind != "run-started":
+                    index.setdefault(event.step, []).append(event)
+            self._by_step = (events, index)
+        for event in self._by_step[1].get(wait.step, ()):
+            self.output(self._event_line(event))
 
     def _event_line(self, event) -> str:
         data = {k: v for k, v in event.data.items() if k not in ("span", "origin")}
