@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("connectors", ["flowmetal.connectors"]),
     ("server", ["flowmetal.server"]),
     ("workbench", ["flowmetal.ide.workbench"]),
+    ("dap", ["flowmetal.dap"]),
     ("cli", ["flowmetal.cli", "flowmetal.__main__"]),
 ]
 PACKAGES = {"flowmetal", "flowmetal.lang", "flowmetal.ide"}

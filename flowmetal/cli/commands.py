@@ -52,6 +52,7 @@ _SUMMARIES = {
     "connector": "serve the @endpoint functions of a Python module from the store",
     "serve": "the HTTP API, callbacks, workers and connectors in one process",
     "lsp": "run the language server (stdio, or --tcp PORT)",
+    "dap": "debug a run over the Debug Adapter Protocol on stdio, stepping forward and back",
 }
 
 
@@ -378,6 +379,11 @@ def _number(kind, least: float, above: bool):
     return parse
 
 
+def _dap(args: argparse.Namespace) -> int:
+    from flowmetal.dap.adapter import main as serve
+    return serve()
+
+
 def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     check = argparse.ArgumentParser(
         prog="flowmetal check",
@@ -398,6 +404,13 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                      help="the address to listen on with --tcp: a loopback address only, as the server has no "
                           "authentication (127.0.0.1, ::1 or localhost; default 127.0.0.1)")
     lsp.set_defaults(handler=_lsp)
+
+    dap = argparse.ArgumentParser(
+        prog="flowmetal dap",
+        description="Run the Flowmetal debug adapter: the Debug Adapter Protocol on stdin and stdout. A "
+                    "`launch` request names a recorded run (`run`) or a program to start (`program`, `entry`, "
+                    "`args`), and the store (`store`); see docs/debugging.md.")
+    dap.set_defaults(handler=_dap)
 
     def with_store(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument("--store", help="the store: an SQLite path (default: $FLOWMETAL_STORE, "
@@ -516,7 +529,7 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                             "reaches it can start, read and cancel runs")
     serve.set_defaults(handler=_serve)
     return {"check": check, "run": run, "runs": runs, "trace": trace, "worker": worker, "replay": replay,
-            "cancel": cancel, "signal": signal, "lsp": lsp, "connector": connector,
+            "cancel": cancel, "signal": signal, "lsp": lsp, "dap": dap, "connector": connector,
             "serve": serve}
 
 

@@ -67,6 +67,7 @@ class Frame:
     function: str         # `package/name`, or the name of a `fn` (`fn` when it has none)
     span: Span | None     # where this function is: the innermost at the stop, the others at their call
     bindings: list[Binding] = field(default_factory=list)
+    env: Env | None = field(default=None, repr=False, compare=False)  # its scope: the bindings' values
 
 
 @dataclass
@@ -289,7 +290,7 @@ def _frames(program: Program, machine: Machine, env: Env | None, span: Span | No
         if frame[0] == RET:
             _, package, function, call_id = frame[:4]
             label = f"{package}/{function}" if package else (function or "fn")
-            frames.append(Frame(label, span, _bindings(program, env, span)))
+            frames.append(Frame(label, span, _bindings(program, env, span), env))
             call = program.exprs[call_id] if call_id is not None and call_id >= 0 else None
             span = _stored(program, call.node.span) if call is not None else None
             env = None

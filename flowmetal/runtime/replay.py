@@ -83,7 +83,14 @@ class Walk:
         self.lines: list[str] = []
         self.stopped_past_log = False
         self.package, _ = program.package_of(run.entry)
-        self.machine = Machine(program)
+        self.machine = self.new_machine()
+
+    def new_machine(self, data: dict | None = None) -> Machine:
+        """The walk's machine: fresh, or restored from a checkpoint's `data`. A debugger's walk
+        gives a machine of its own kind here (`flowmetal.dap.timeline`)."""
+        if data is None:
+            return Machine(self.program)
+        return deep.call(Machine.restore, self.program, data)
 
     def _run_past_log(self, machine: Machine):
         """Run on past the log's last step, where the log no longer says how far the run got: a
@@ -119,7 +126,7 @@ class Walk:
         requested, completed = self.requested, self.completed
         self.parked = {}  # task -> the step it waits on outside the machine (None: other tasks)
         if self.start_from is not None:
-            machine = self.machine = deep.call(Machine.restore, program, self.start_from["machine"])
+            machine = self.machine = self.new_machine(self.start_from["machine"])
             self.timeouts, self.steps = list(self.start_from["timeouts"]), self.start_from["steps"]
             self.parked = {int(t): s for t, s in self.start_from.get("parked", {}).items()}
         else:
