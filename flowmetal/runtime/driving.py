@@ -351,8 +351,7 @@ def waiting_on(store: SQLiteStore, run: Run) -> list[str]:
     `a timer due 14:03:25`, `child run 5f0c… acme/job (waiting)` (a child run still going)."""
     from flowmetal.runtime.store import CALLBACK_WAIT
     out = []
-    for row in store.conn.execute("SELECT step, endpoint FROM steps WHERE run_id=? AND status IN "
-                                  "('pending','claimed') ORDER BY step", (run.id,)).fetchall():
+    for row in store.open_steps_of(run.id):
         out.append(f"a callback (step {row['step']})" if row["endpoint"] == CALLBACK_WAIT
                    else f"step {row['step']} {row['endpoint']}")
     if run.wake_at is not None and run.wake_at > time.time():
