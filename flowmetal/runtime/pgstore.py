@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from flowmetal.runtime.storeerrors import StoreError
+from flowmetal.runtime.storeerrors import StoreBusy, StoreError
 
 CONNECT_TIMEOUT = 10     # seconds to reach the server before a clear error
 POOL_SIZE = 8            # connections a process keeps at most to one store (its threads share them)
@@ -203,6 +203,8 @@ class Database:
             with self._connection() as conn:
                 with conn.transaction():
                     yield Tx(conn)
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
+            raise StoreBusy(describe(self.url, error)) from None
         except psycopg.Error as error:
             if _lost(error) and self.pool is not None:
                 self.pool.check()  # replace the other connections the restart broke, too

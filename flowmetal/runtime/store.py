@@ -43,6 +43,7 @@ children still going, recursively (`_ended`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -55,7 +56,7 @@ from pathlib import Path
 
 from flowmetal.runtime.program import source_hash, stored_code_hash
 # Defined below this module, for the PostgreSQL layer; the rest of Flowmetal imports them from here.
-from flowmetal.runtime.storeerrors import LeaseLost, StoreError
+from flowmetal.runtime.storeerrors import LeaseLost, StoreBusy, StoreError
 
 SCHEMA_VERSION = 8
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8700"
@@ -263,6 +264,23 @@ def child_id(parent: str, step: int) -> str:
 PRESENCE_EVERY = 10.0   # seconds between a serving process's refreshes of its presence
 PRESENCE_LIVE = 90.0    # seconds after its last refresh that a presence is no longer live (3 leases)
 PRESENCE_FORGET = 86400.0  # seconds after which a presence row is deleted
+
+
+def _again_when_busy(method):
+    """Do a write again (up to three times) when the database undid it to end a deadlock
+    (`StoreBusy`: nothing of it was kept). Only PostgreSQL's transactions can deadlock: a
+    commit that ends a child run locks the child's row, then its parent's, while its parent's
+    commit that cancels the child locks them the other way round."""
+    @functools.wraps(method)
+    def again(self, *args, **kwargs):
+        for attempt in range(3):
+            try:
+                return method(self, *args, **kwargs)
+            except StoreBusy:
+                if attempt == 2:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+    return again
 
 
 def _storable(text: str) -> str:
@@ -617,6 +635,7 @@ class Store:
 
     # -- committing a run's progress ----------------------------------------------------------------
 
+    @_again_when_busy
     def commit(self, run: Run, worker: str, events: list[tuple], *, snapshot: dict | None = None,
                status: str | None = None, wake_at: float | None = None, result: str | None = None,
                error: str | None = None, steps: list[tuple] = (), timers: list[tuple] = (),
@@ -998,6 +1017,7 @@ class Store:
         return conn.execute("SELECT 1 FROM signals WHERE run_id=? AND name=? AND step IS NULL LIMIT 1",
                             (run_id, name)).fetchone() is not None
 
+    @_again_when_busy
     def request_cancel(self, run_id: str) -> str:
         """Cancel a run, and its children: at once when it is not running, else at its worker's
         next look. Its status afterwards ("cancelling" while its worker has yet to stop it)."""

@@ -15,3 +15,8 @@ class StoreError(Exception):
 class LeaseLost(StoreError):
     """Another worker took the run over (this one's lease expired, or it was claimed again since
     this holder's claim: the lease epoch moved on): its work is discarded."""
+
+
+class StoreBusy(StoreError):
+    """Two transactions waited for each other (PostgreSQL ended one: a deadlock), and this one
+    was undone: nothing it did was kept, so it can be done again."""
