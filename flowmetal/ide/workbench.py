@@ -100,6 +100,10 @@ class Workbench:
         if root and not os.path.isabs(location) and "://" not in location:
             location = os.path.join(root, location)
         self.location = location
+        # Where files of the editor's own go (read-only copies of stored sources): beside an SQLite
+        # store, in the workspace's `.flowmetal` for a PostgreSQL one.
+        self.local_folder = (os.path.join(root or ".", ".flowmetal") if is_postgres(location)
+                             else os.path.dirname(location) or ".")
         self.serve_url = serve_url.rstrip("/") if serve_url else None
         self.token = token
         self._store: SQLiteStore | None = None

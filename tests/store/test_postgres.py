@@ -85,3 +85,20 @@ def test_a_read_only_command_on_an_empty_database_creates_nothing(tmp_path: Path
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema='public'"
                             ).fetchone()[0] == 0
+
+
+def test_the_editors_feed_of_changes_follows_a_postgresql_store(tmp_path: Path, postgres_url: str):
+    from flowmetal.ide.workbench import Workbench
+    bench = Workbench(store=postgres_url, root=str(tmp_path))
+    store = open_store(postgres_url)
+    try:
+        assert bench.changes().runs == []  # takes stock
+        assert bench.changes().runs == []  # nothing committed since: nothing
+        run_id = store.create_run("demo/main", [], store.put_sources({"demo.flow": "(defpackage demo)"}), "code")
+        assert [r.id for r in bench.changes().runs] == [run_id]
+        store.request_cancel(run_id)
+        assert [(r.id, r.status) for r in bench.changes().runs] == [(run_id, "cancelled")]
+        assert bench.local_folder == str(tmp_path / ".flowmetal")
+    finally:
+        store.close()
+        bench.close()
