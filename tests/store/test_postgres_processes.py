@@ -1,25 +1,30 @@
 """Real processes on one PostgreSQL store (`postgres_url`): `flowmetal run` of a run that
 sleeps and of one that waits for a callback, a `serve` and a `worker` completing runs
-woken by callbacks POSTed over HTTP, and two workers claiming at once without ever
-running a run twice."""
+woken by callbacks POSTed over HTTP, two workers claiming at once without ever running
+a run twice, and workers killed with SIGKILL at random instants losing no run and
+applying no step twice."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 from server_kit import PROGRAM, Serve, free_port  # noqa: E402
 
+from flowmetal.runtime.program import code_hash  # noqa: E402
 from flowmetal.runtime.store import open_store  # noqa: E402
+from flowmetal.runtime.values import encode  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -156,3 +161,87 @@ def test_two_workers_claiming_at_once_never_run_a_run_twice(tmp_path: Path, post
                                                        "timer-set", "timer-fired", "run-completed"}
     finally:
         store.close()
+
+
+CRASH = """\
+(defpackage crash.test
+  (require [flowmetal.time :refer [sleep! make-duration +milliseconds+]]
+           [flowmetal.log :refer [log!]])
+  (defendpoint charge! [amount : int?] : int? "Charge, outside the interpreter.")
+  (defn charges [n : int? i : int? total : int?] : int?
+    (if (= i 0)
+      total
+      (let [a (charge! (+ n i))]
+        (sleep! (make-duration 20 +milliseconds+))
+        (charges n (- i 1) (+ total a)))))
+  (defn job [n : int?] : int?
+    (let [total (charges n 5 0)]
+      (log! (str "done " n))
+      total)))
+"""
+
+
+class Charges(threading.Thread):
+    """The `charge!` service, in this process: answers each pending step, counting each key it saw."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.store = open_store(url)
+        self.seen: Counter = Counter()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for step in self.store.pending_steps("crash.test/charge!"):
+                self.seen[step["key"]] += 1
+                amount = json.loads(step["args"])["amount"]
+                self.store.complete_step(step["run_id"], step["step"], json.dumps(encode(amount * 2)))
+            time.sleep(0.005)
+
+
+def test_workers_killed_at_random_instants_lose_no_run_and_apply_no_step_twice(tmp_path: Path, postgres_url: str):
+    store = open_store(postgres_url)
+    sources = {"crash.flow": CRASH}
+    stored = store.put_sources(sources)
+    runs = {}
+    service = Charges(postgres_url)
+    service.start()
+    rng = random.Random(20261202)
+    log = open(tmp_path / "workers.log", "ab")
+    procs, progress = [], []
+    try:
+        for cycle in range(25):
+            for n in range(2):  # new runs keep coming, so that a worker is busy whenever it is killed
+                value = cycle * 2 + n
+                runs[store.create_run("crash.test/job", [str(value)], stored, code_hash(sources))] = value
+            # Two workers at once, one killed each cycle: claims race, and leases lapse under them.
+            procs.append(subprocess.Popen([sys.executable, "-m", "flowmetal", "worker", "--store", postgres_url,
+                                           "--lease", "0.5", "--poll", "0.01"], env=_env(), stdout=subprocess.DEVNULL,
+                                          stderr=log, start_new_session=True))
+            time.sleep(rng.uniform(0.3, 0.8))
+            if len(procs) > 1:
+                victim = procs.pop(rng.randrange(len(procs)))
+                os.killpg(victim.pid, signal.SIGKILL)
+                victim.wait()
+                progress.append(sum(r.next_seq for r in store.list_runs()))  # events logged so far
+        # The kills fell while there was work to do: the logs grew between most of them.
+        assert sum(1 for a, b in zip(progress, progress[1:]) if b > a) > 15, progress
+        wait_until(lambda: {r.status for r in store.list_runs()} <= {"completed", "failed", "cancelled"},
+                   "every run to end", timeout=180)
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        service.stop.set()
+        log.close()
+    for run_id, n in runs.items():
+        run = store.get_run(run_id)
+        assert (run.status, run.result) == ("completed", str(sum(2 * (n + i) for i in range(1, 6)))), run
+        events = store.events(run_id)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        completed = Counter(e.step for e in events if e.kind == "step-completed")
+        assert all(c == 1 for c in completed.values())
+        assert [e.data["message"] for e in events if e.kind == "log"] == [f"done {n}"]
+        assert [store.step(run_id, k)["status"] for k in range(1, 10, 2)] == ["applied"] * 5
+    assert set(service.seen.values()) == {1} and len(service.seen) == 5 * len(runs)
+    store.close()
