@@ -282,10 +282,11 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
                     continue
                 delay = poll
                 wake = store.next_wake()
+                now = store.clock() if wake is not None else 0.0  # due times are on the store's clock
                 if wake is not None:
-                    delay = max(0.0, min(poll, wake - time.time()))
+                    delay = max(0.0, min(poll, wake - now))
                 if once:
-                    soon = wake is not None and wake <= time.time() + ONCE_HORIZON
+                    soon = wake is not None and wake <= now + ONCE_HORIZON
                     sending = requests is not None and requests.busy(store)
                     if not soon and not sending:
                         return 0

@@ -35,7 +35,7 @@ from psycopg_pool import ConnectionPool
 from flowmetal.runtime.storeerrors import StoreBusy, StoreError
 
 CONNECT_TIMEOUT = 10     # seconds to reach the server before a clear error
-POOL_SIZE = 8            # connections a process keeps at most to one store (its threads share them)
+POOL_SIZE = 8            # connections a process may hold to one store (more when more store objects share it)
 MIGRATION_LOCK = 0x466C6F776D6574   # the advisory lock key of migrations ("Flowmet")
 
 
@@ -136,6 +136,8 @@ def _pool(url: str, readonly: bool) -> ConnectionPool:
         held = _POOLS.get((url, readonly))
         if held is not None:
             held[1] += 1
+            # Each store object uses one connection at a time: room for every one (serve's executors).
+            held[0].resize(1, max(POOL_SIZE, held[1] + 2))
             return held[0]
         # Connect once first: a server that cannot be reached, or refuses, is an error naming
         # why now (the pool's own would only say that it timed out).
