@@ -67,7 +67,7 @@ def test_many_processes_opening_a_fresh_database_at_once_migrate_it_once(tmp_pat
     hello = Path(__file__).resolve().parents[2] / "examples" / "hello.flow"
     procs = [subprocess.Popen([sys.executable, "-m", "flowmetal", "run", str(hello), "greet", f'"{i}"', "--detach",
                                "--store", postgres_url], cwd=tmp_path, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(4)]
+                              stderr=subprocess.PIPE, text=True) for i in range(6)]
     outcomes = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
     for proc in procs:
         proc.stdout.close()
@@ -75,7 +75,7 @@ def test_many_processes_opening_a_fresh_database_at_once_migrate_it_once(tmp_pat
     assert all(code == 0 for code, _ in outcomes), outcomes
     store = open_store(postgres_url)
     assert store.version() == SCHEMA_VERSION and len(store.store_id()) == 32
-    assert sorted(r.args[0] for r in store.list_runs()) == ['"0"', '"1"', '"2"', '"3"']
+    assert sorted(r.args[0] for r in store.list_runs()) == [f'"{i}"' for i in range(6)]
     store.close()
 
 
