@@ -1,18 +1,34 @@
 """The store: programs, runs, their event logs, snapshots, steps, timers and callbacks.
 
-SQLite by default (the standard `sqlite3` module; migrations are plain SQL),
-behind the narrow set of methods below that a PostgreSQL store will
-implement too. Durability settings: WAL, `synchronous=FULL` (nothing
-acknowledged is lost on power failure), `BEGIN IMMEDIATE` for every write
-transaction (writers queue at the start instead of failing mid-way), a busy
-timeout, foreign keys on. Several processes share one store file.
+A narrow set of methods (`Store`), written once, over two kinds of store that
+`open_store` picks from the location: an SQLite file (`SQLiteStore`, the
+default) or a PostgreSQL database (`PostgresStore`, `postgresql://...`, its
+connections in `flowmetal.runtime.pgstore`). The SQL is what both accept; what
+differs is in the named hooks `Store` lists, so behaviour cannot drift between
+them (`tests/store/test_contract.py` runs one suite against both).
 
-Migrations are numbered and applied in order, each in its own transaction; the
+SQLite's durability settings: WAL, `synchronous=FULL` (nothing acknowledged is
+lost on power failure), `BEGIN IMMEDIATE` for every write transaction (writers
+queue at the start instead of failing mid-way: every transaction is alone), a
+busy timeout, foreign keys on. Several processes share one store file.
+PostgreSQL's transactions run side by side: claims skip rows others hold
+(`FOR UPDATE SKIP LOCKED`), and every transaction that changes what a run's
+wake-up depends on locks the run's row first, so that a wait being recorded and
+what ends it (a delivery, a signal, a step's result, a child's end) meet in one
+order, as they do in SQLite.
+
+Fencing: each claim moves the run's lease `epoch` on; `commit` and `heartbeat`
+refuse (`LeaseLost`) a holder whose claim is no longer the latest, so a process
+that lost its lease (paused past it) can never commit again for that run, even
+when the run was claimed meanwhile under the same worker name.
+
+Migrations are numbered and applied in order, each in its own transaction (on
+PostgreSQL under an advisory lock: processes starting at once migrate once); the
 schema version lives in `meta`. A store written by a newer Flowmetal (a version
 this code does not know) is refused with a clear message, never guessed at.
 
-A `SQLiteStore` is one connection: use one per thread (every part of Flowmetal
-that runs in threads opens its own).
+A store object is one connection at a time: use one per thread (every part of
+Flowmetal that runs in threads opens its own; on PostgreSQL they share a pool).
 
 Tables:
     sources    content-addressed program files (sha256 of the text)
