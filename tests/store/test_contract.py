@@ -10,6 +10,7 @@ compares with the database's clock and ignores a `now` given by the caller.
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -370,3 +371,62 @@ def test_runs_updated_since_a_time_are_listed(store):
     assert (run.id, "running", 2) in [v[:3] for v in store.run_versions(stamp)]
     assert store.list_runs(since=stamp + 3600) == [] and store.run_versions(stamp + 3600) == []
     assert [r.id for r in store.list_runs()] == [old, run.id]
+
+
+# -- a wait and what ends it, at the same moment ---------------------------------------------------
+# Whichever commits first, the run must wake: the wait's commit sees what came, or what came sees
+# the wait. Each case: what the run recorded before (while running), the commit of its wait, and
+# what ends the wait, done from another store object at the same moment.
+
+WAKE_RACES = {
+    "a callback delivered": (
+        lambda run_id: {"callbacks": [(f"tok-{run_id}", 2)]},
+        lambda run_id: {"steps": [(2, CALLBACK_WAIT, json.dumps({"token": f"tok-{run_id}"}), f"{run_id}:2")]},
+        lambda other, run_id: other.deliver_callback(f"tok-{run_id}", '"body"')),
+    "a signal sent": (
+        lambda run_id: {},
+        lambda run_id: {"steps": [(2, SIGNAL_WAIT, json.dumps({"name": "go"}), f"{run_id}:2")]},
+        lambda other, run_id: other.send_signal(run_id, "go", "{}")),
+    "a step's result": (
+        lambda run_id: {"steps": [(2, "acme/charge!", "{}", f"{run_id}:2")]},
+        lambda run_id: {"awaited": [2]},
+        lambda other, run_id: other.complete_step(run_id, 2, '"ok"')),
+}
+
+
+@pytest.mark.parametrize("case", list(WAKE_RACES))
+def test_a_wait_and_what_ends_it_at_the_same_moment_always_wake_the_run(store, other, case):
+    before, wait, wake = WAKE_RACES[case]
+    for _ in range(15):
+        run = claimed(store)
+        store.commit(run, "w", [], **before(run.id))
+        both = threading.Barrier(2)
+
+        def waker():
+            both.wait()
+            wake(other, run.id)
+        thread = threading.Thread(target=waker)
+        thread.start()
+        both.wait()
+        store.commit(run, "w", [], status="waiting", release=True, **wait(run.id))
+        thread.join()
+        assert runnable(store, run.id), case
+
+
+def test_a_parents_wait_and_its_childs_end_at_the_same_moment_always_wake_the_parent(store, other):
+    for _ in range(15):
+        parent = claimed(store)
+        kid = child_id(parent.id, 2)
+        store.commit(parent, "w", [], children=[(kid, "demo/child", [])])
+        child = other.claim("w2", 30, run_id=kid)
+        both = threading.Barrier(2)
+
+        def end_child():
+            both.wait()
+            other.commit(child, "w2", [], status="completed", result="1", release=True)
+        thread = threading.Thread(target=end_child)
+        thread.start()
+        both.wait()
+        store.commit(parent, "w", [], status="waiting", release=True, awaited_children=[kid])
+        thread.join()
+        assert runnable(store, parent.id)
