@@ -12,7 +12,8 @@ from the command line or by `serve` on the same store come through the same way.
 Where a run's code is. Events and states carry spans in the run's stored
 sources. A stored file is shown as the workspace file it was read from when
 that file's text is still exactly the stored one; otherwise as a read-only copy
-written beside the store (`<store dir>/sources/<code hash>/<file>`), so a
+written beside the store (`<store dir>/sources/<code hash>/<file>`; for a
+PostgreSQL store, in the workspace's `.flowmetal/sources/`), so a
 location always points at the code the run really ran. Those copies are not
 part of the workspace: opening one adds nothing to the analysis.
 
@@ -281,7 +282,7 @@ class _Runs:
             except (OSError, UnicodeDecodeError, KeyError):
                 pass
         if key not in self._uris:
-            path = self.stored_copy(sources, key[0], Path(bench.location), name)
+            path = self.stored_copy(sources, key[0], Path(bench.local_folder), name)
             self._uris[key] = from_fs_path(str(path)) if path is not None else None
         return self._uris[key]
 
@@ -294,15 +295,15 @@ class _Runs:
             cached = self._texts[str(path)] = (key, path.read_text(encoding="utf-8"))
         return cached[1]
 
-    def stored_copy(self, sources: dict[str, str], digest: str, store: Path, name: str) -> Path | None:
+    def stored_copy(self, sources: dict[str, str], digest: str, beside: Path, name: str) -> Path | None:
         """The read-only copy of the stored file `name` of a program (`sources`, whose code
-        hash is `digest`) beside the store, written when missing; None when `name` is no file
+        hash is `digest`) in the folder `beside` the store (`Workbench.local_folder`), written when missing; None when `name` is no file
         of the program or the copy cannot be made (a symlink on the way, another file in its
         place: left as they are)."""
         text = sources.get(name)
         if text is None or filenames.problem(name) is not None:
             return None
-        folder = store.resolve().parent
+        folder = beside.resolve()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             return filenames.write_new(folder, f"sources/{digest[:16]}/{name}", text)

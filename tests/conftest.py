@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -18,3 +21,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------------
+# FLOWMETAL_TEST_POSTGRES: the URL of a PostgreSQL server's superuser on loopback (scripts/postgres
+# starts a throwaway one). Unset or unreachable: the tests that need it are skipped, unless
+# FLOWMETAL_REQUIRE_POSTGRES=1 makes that a failure.
+
+def _postgres_missing(reason: str):
+    if os.environ.get("FLOWMETAL_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required (FLOWMETAL_REQUIRE_POSTGRES=1) but {reason}", pytrace=False)
+    pytest.skip(f"no PostgreSQL: {reason}")
+
+
+@pytest.fixture
+def postgres_url():
+    """The URL of a fresh, empty PostgreSQL database for this test (a random name), dropped
+    afterwards (whoever still holds a connection to it)."""
+    server = os.environ.get("FLOWMETAL_TEST_POSTGRES")
+    if not server:
+        _postgres_missing("FLOWMETAL_TEST_POSTGRES is not set")
+    import psycopg
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=5)
+    except psycopg.Error as error:
+        _postgres_missing(f"{server} cannot be reached ({' '.join(str(error).split())})")
+    name = f"flowmetal_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        parts = urlsplit(server)
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

@@ -61,7 +61,7 @@ def test_flowmetal_alone_lists_the_commands_and_exits_2(tmp_path):
     assert all(len(line.split(maxsplit=1)) == 2 for line in lines if line.startswith("  "))  # one line each
 
 
-POSTGRES = "postgresql://flowmetal@127.0.0.1:5432/flowmetal"
+POSTGRES = "postgresql://flowmetal@127.0.0.1:1/flowmetal"  # nothing listens on port 1
 
 
 @pytest.mark.parametrize("args", [
@@ -70,14 +70,15 @@ POSTGRES = "postgresql://flowmetal@127.0.0.1:5432/flowmetal"
     ["connector", str(ROOT / "tests" / "connectors" / "billing_endpoints.py")], ["serve", "--port", "0"],
 ], ids=lambda args: " ".join(args[:2]) if args[-1] == "--detach" else args[0])
 @pytest.mark.parametrize("how", ["--store", "FLOWMETAL_STORE"])
-def test_a_postgresql_store_is_refused_as_not_available(folder, args, how):
-    """The README says SQLite only, and that a `postgresql://` store is refused: every command
-    touching the store says so (exit 2), and nothing is created."""
+def test_a_postgresql_server_that_cannot_be_reached_is_one_clear_line(folder, args, how):
+    """Every command touching the store says which server it could not use and why (exit 2),
+    never a traceback, and creates nothing (no SQLite file instead)."""
     env = {"FLOWMETAL_STORE": POSTGRES} if how == "FLOWMETAL_STORE" else {}
     options = ["--store", POSTGRES] if how == "--store" else []
     result = subprocess.run([sys.executable, "-m", "flowmetal", *args, *options], cwd=folder, capture_output=True,
                             text=True, timeout=120, env={**os.environ, **env})
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == (f"flowmetal {args[0]}: error: PostgreSQL stores are not available in this version; "
-                             f"use an SQLite path\n")
+    assert result.stderr.startswith(f"flowmetal {args[0]}: error: {POSTGRES}: cannot use the PostgreSQL server ("), \
+        result.stderr
+    assert "Connection refused" in result.stderr and result.stderr.count("\n") == 1
     assert sorted(p.name for p in folder.iterdir()) == ["hello.flow", "latin1.flow", "sub"]

@@ -279,7 +279,7 @@ def _signal(args: argparse.Namespace) -> int:
     is exit 2; an unknown or ended run, or a key used for another signal, exit 1."""
     from pathlib import Path
     from flowmetal.runtime.signals import SignalError, check_body, check_key, check_name
-    from flowmetal.runtime.store import StoreError, store_location
+    from flowmetal.runtime.store import StoreError, is_postgres, store_location
 
     def refuse(message: str, status: int) -> int:
         print(shown(f"flowmetal signal: error: {message}"), file=sys.stderr)
@@ -290,7 +290,7 @@ def _signal(args: argparse.Namespace) -> int:
     except SignalError as error:
         return refuse(str(error), 2)
     location = store_location(args.store)
-    if not Path(location).is_file():
+    if not is_postgres(location) and not Path(location).is_file():
         return refuse(f"no run `{args.run}`: there is no store at {location} (check --store or FLOWMETAL_STORE)", 1)
     store = _store(args)
     try:
@@ -413,8 +413,8 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     dap.set_defaults(handler=_dap)
 
     def with_store(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        parser.add_argument("--store", help="the store: an SQLite path (default: $FLOWMETAL_STORE, "
-                                            "else ./.flowmetal/store.db)")
+        parser.add_argument("--store", help="the store: an SQLite path or postgresql://USER@HOST:PORT/DB "
+                                            "(default: $FLOWMETAL_STORE, else ./.flowmetal/store.db)")
         return parser
 
     run = with_store(argparse.ArgumentParser(

@@ -40,7 +40,8 @@ lives in this process only: nothing in the store, which may have been written
 by anyone, can widen it.
 
 Watching (`changes`): the store is shared with other processes, which tell
-this one nothing, so it is polled. `PRAGMA data_version` says in one cheap
+this one nothing, so it is polled. The store's change token (`PRAGMA
+data_version` on SQLite, the current snapshot on PostgreSQL) says in one cheap
 call whether anyone committed since the last look (a serve is asked for its
 runs every time); only then are the runs
 updated recently read (`updated` within `WINDOW` seconds of the newest seen:
@@ -67,7 +68,7 @@ from pathlib import Path
 
 from flowmetal.runtime import inspect
 from flowmetal.runtime.program import Program, ProgramError, ProgramNameError, load
-from flowmetal.runtime.store import Run, SQLiteStore, StoreError, open_store
+from flowmetal.runtime.store import Run, SQLiteStore, StoreError, is_postgres, open_store
 
 FINAL = ("completed", "failed", "cancelled")
 WINDOW = 60.0          # seconds: how far before the newest change a late commit may be stamped
@@ -99,6 +100,10 @@ class Workbench:
         if root and not os.path.isabs(location) and "://" not in location:
             location = os.path.join(root, location)
         self.location = location
+        # Where files of the editor's own go (read-only copies of stored sources): beside an SQLite
+        # store, in the workspace's `.flowmetal` for a PostgreSQL one.
+        self.local_folder = (os.path.join(root or ".", ".flowmetal") if is_postgres(location)
+                             else os.path.dirname(location) or ".")
         self.serve_url = serve_url.rstrip("/") if serve_url else None
         self.token = token
         self._store: SQLiteStore | None = None
@@ -175,7 +180,8 @@ class Workbench:
         return self._store
 
     def exists(self) -> bool:
-        return self.serve_url is not None or self._store is not None or Path(self.location).is_file()
+        return (self.serve_url is not None or self._store is not None or is_postgres(self.location)
+                or Path(self.location).is_file())
 
     def close(self) -> None:
         if self.worker is not None:
@@ -321,7 +327,8 @@ class Workbench:
             self._stocked = True  # no store yet: every run that will appear is new
             return out
         store = self.store
-        # data_version: commits by other connections; total_changes: this one's own.
+        # A token that moves with every commit, this connection's own too (SQLite's data_version and
+        # total_changes; PostgreSQL's current snapshot).
         version = store.change_token()
         if version is not None and version == self._version:
             return out

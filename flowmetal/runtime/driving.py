@@ -286,10 +286,11 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
                     continue
                 delay = poll
                 wake = store.next_wake()
+                now = store.clock() if wake is not None else 0.0  # due times are on the store's clock
                 if wake is not None:
-                    delay = max(0.0, min(poll, wake - time.time()))
+                    delay = max(0.0, min(poll, wake - now))
                 if once:
-                    soon = wake is not None and wake <= time.time() + ONCE_HORIZON
+                    soon = wake is not None and wake <= now + ONCE_HORIZON
                     sending = requests is not None and requests.busy(store)
                     if not soon and not sending:
                         return 0
@@ -355,8 +356,7 @@ def waiting_on(store: SQLiteStore, run: Run) -> list[str]:
     `a timer due 14:03:25`, `child run 5f0c… acme/job (waiting)` (a child run still going)."""
     from flowmetal.runtime.store import CALLBACK_WAIT
     out = []
-    for row in store.conn.execute("SELECT step, endpoint FROM steps WHERE run_id=? AND status IN "
-                                  "('pending','claimed') ORDER BY step", (run.id,)).fetchall():
+    for row in store.open_steps_of(run.id):
         out.append(f"a callback (step {row['step']})" if row["endpoint"] == CALLBACK_WAIT
                    else f"step {row['step']} {row['endpoint']}")
     if run.wake_at is not None and run.wake_at > time.time():

@@ -235,9 +235,7 @@ class _Driver:
     def step_line(self, step: int) -> int | None:
         lines = self.__dict__.setdefault("step_lines", {})
         if step not in lines:
-            row = self.store.conn.execute("SELECT line FROM events WHERE run_id=? AND step=? AND "
-                                          "kind='step-requested'", (self.run.id, step)).fetchone()
-            lines[step] = row["line"] if row else None
+            lines[step] = self.store.request_line(self.run.id, step)
         return lines[step]
 
     @property
@@ -319,7 +317,7 @@ class _Driver:
     def expire_running(self, machine: Machine):
         """Resumed from a checkpoint while the current task ran: a `with-timeout!` timer of
         its own that fell due meanwhile ends the code under it."""
-        now = time.time()
+        now = self.store.clock()  # due times are on the store's clock (the database's, on PostgreSQL)
         for timeout in reversed(self.timeouts):
             tstep, due = timeout[:2]
             if due <= now and self.timeout_owner(machine, timeout) == machine.task:
@@ -337,7 +335,7 @@ class _Driver:
         `with-timeout!` that fell due (`expire_due`), or 'still-waiting'. What came wins over
         a timeout due by the time the run looks: the work is done, and nothing is lost by
         taking it. One at a time, each recorded as it is given: the log's order is the run's."""
-        now = time.time()
+        now = self.store.clock()
         # What came, each with when it came (a timer: when it fell due; a step: when its result
         # was recorded): the first to come is given first. The store says what came (the run's
         # finished steps, its due timers), and the waits say whose it is: O(what came).
@@ -569,7 +567,7 @@ class _Driver:
                 and self.store.others_runnable(self.run.id))
 
     def beat(self) -> None:
-        self.store.heartbeat(self.run.id, self.ex.worker, self.ex.lease)
+        self.store.heartbeat(self.run, self.ex.worker, self.ex.lease)  # fenced by its epoch
         self.last_beat = time.monotonic()
 
     def checkpoint(self, machine: Machine) -> None:
@@ -586,7 +584,7 @@ class _Driver:
     def release(self, machine: Machine) -> Progress:
         """Checkpoint and put the run back in the queue, behind the runs runnable now."""
         state, parts = self.state(machine, None)
-        self.commit(snapshot=state, parts=parts, status="pending", wake_at=time.time(), release=True)
+        self.commit(snapshot=state, parts=parts, status="pending", wake_at=self.store.clock(), release=True)
         return Progress(self.run.id, "pending")
 
     def state(self, machine: Machine, waiting: dict | None) -> tuple[str, dict]:
@@ -643,13 +641,13 @@ class _Driver:
             machine.resume(value)
             return None
         if name == "flowmetal.time/with-timeout!":
-            due = time.time() + duration_ms(wait.args["d"]) / 1000
+            due = self.store.clock() + duration_ms(wait.args["d"]) / 1000
             self.timeouts.append([step, due, machine.task])
             self.extra["timers"].append((step, due))
             self.event("timer-set", step=step, line=line, due=due, timeout=True)
             return machine.enter_timeout(step, wait.args["f"])
         if name == "flowmetal.time/sleep!":
-            due = time.time() + duration_ms(wait.args["d"]) / 1000
+            due = self.store.clock() + duration_ms(wait.args["d"]) / 1000
             self.extra["timers"].append((step, due))
             self.event("timer-set", step=step, line=line, due=due)
             return self.park(machine, {"step": step, "kind": "timer", "due": due})

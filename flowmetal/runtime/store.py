@@ -1,18 +1,34 @@
 """The store: programs, runs, their event logs, snapshots, steps, timers and callbacks.
 
-SQLite by default (the standard `sqlite3` module; migrations are plain SQL),
-behind the narrow set of methods below that a PostgreSQL store will
-implement too. Durability settings: WAL, `synchronous=FULL` (nothing
-acknowledged is lost on power failure), `BEGIN IMMEDIATE` for every write
-transaction (writers queue at the start instead of failing mid-way), a busy
-timeout, foreign keys on. Several processes share one store file.
+A narrow set of methods (`Store`), written once, over two kinds of store that
+`open_store` picks from the location: an SQLite file (`SQLiteStore`, the
+default) or a PostgreSQL database (`PostgresStore`, `postgresql://...`, its
+connections in `flowmetal.runtime.pgstore`). The SQL is what both accept; what
+differs is in the named hooks `Store` lists, so behaviour cannot drift between
+them (`tests/store/test_contract.py` runs one suite against both).
 
-Migrations are numbered and applied in order, each in its own transaction; the
+SQLite's durability settings: WAL, `synchronous=FULL` (nothing acknowledged is
+lost on power failure), `BEGIN IMMEDIATE` for every write transaction (writers
+queue at the start instead of failing mid-way: every transaction is alone), a
+busy timeout, foreign keys on. Several processes share one store file.
+PostgreSQL's transactions run side by side: claims skip rows others hold
+(`FOR UPDATE SKIP LOCKED`), and every transaction that changes what a run's
+wake-up depends on locks the run's row first, so that a wait being recorded and
+what ends it (a delivery, a signal, a step's result, a child's end) meet in one
+order, as they do in SQLite.
+
+Fencing: each claim moves the run's lease `epoch` on; `commit` and `heartbeat`
+refuse (`LeaseLost`) a holder whose claim is no longer the latest, so a process
+that lost its lease (paused past it) can never commit again for that run, even
+when the run was claimed meanwhile under the same worker name.
+
+Migrations are numbered and applied in order, each in its own transaction (on
+PostgreSQL under an advisory lock: processes starting at once migrate once); the
 schema version lives in `meta`. A store written by a newer Flowmetal (a version
 this code does not know) is refused with a clear message, never guessed at.
 
-A `SQLiteStore` is one connection: use one per thread (every part of Flowmetal
-that runs in threads opens its own).
+A store object is one connection at a time: use one per thread (every part of
+Flowmetal that runs in threads opens its own; on PostgreSQL they share a pool).
 
 Tables:
     sources    content-addressed program files (sha256 of the text)
@@ -43,6 +59,7 @@ children still going, recursively (`_ended`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -54,8 +71,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowmetal.runtime.program import source_hash, stored_code_hash
+# Defined below this module, for the PostgreSQL layer; the rest of Flowmetal imports them from here.
+from flowmetal.runtime.storeerrors import LeaseLost, StoreBusy, StoreError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8700"
 # Endpoints the runtime itself answers: never handed to a connector.
 CALLBACK_WAIT = "http.callback/get-callback!"
@@ -64,12 +83,6 @@ RUNTIME_ENDPOINTS = f"('{CALLBACK_WAIT}', '{SIGNAL_WAIT}')"
 FINAL = ENDED = ("completed", "failed", "cancelled")
 
 
-class StoreError(Exception):
-    """The store cannot be used as asked: a clear message, for the command line to print."""
-
-
-class LeaseLost(StoreError):
-    """Another worker took the run over (this one's lease expired): its work is discarded."""
 
 
 # Each migration is the SQL it runs, statement by statement, inside the migration's transaction.
@@ -241,6 +254,12 @@ def _migrate_7(conn: sqlite3.Connection) -> None:
     _migration(_MIGRATION_7[1:] if "parent" in columns else _MIGRATION_7)(conn)
 
 
+MIGRATIONS = {version: _migration(statements) for version, statements in
+              enumerate([_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,
+                                       _MIGRATION_6], start=1)}
+MIGRATIONS[7] = _migrate_7
+
+
 # A run's state in parts (`Machine.snapshot_parts`): the head stays in `snapshots`, each task
 # and each environment of a run with tasks is a row here, read and written only when touched.
 # The indexes let a resume ask for what came (the run's finished steps, its due timers) without
@@ -257,13 +276,19 @@ _MIGRATION_8 = [
     '''CREATE INDEX IF NOT EXISTS "timers_by_run_status"
     ON "timers" ("run_id", "status", "due")''',
 ]
-
-
-MIGRATIONS = {version: _migration(statements) for version, statements in
-              enumerate([_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,
-                                       _MIGRATION_6], start=1)}
-MIGRATIONS[7] = _migrate_7
 MIGRATIONS[8] = _migration(_MIGRATION_8)
+
+
+# Fencing: a run's lease epoch, moved on by each claim. A holder's commit and heartbeat name
+# the epoch it claimed at, so a process that lost its lease (paused past it) and resumed can
+# never commit over the run's new holder, even under the same worker name.
+def _migrate_9(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute('PRAGMA table_info("runs")')}
+    if "epoch" not in columns:
+        conn.execute('ALTER TABLE "runs" ADD COLUMN "epoch" INTEGER NOT NULL DEFAULT 0')
+
+
+MIGRATIONS[9] = _migrate_9
 
 
 def child_id(parent: str, step: int) -> str:
@@ -274,6 +299,23 @@ def child_id(parent: str, step: int) -> str:
 PRESENCE_EVERY = 10.0   # seconds between a serving process's refreshes of its presence
 PRESENCE_LIVE = 90.0    # seconds after its last refresh that a presence is no longer live (3 leases)
 PRESENCE_FORGET = 86400.0  # seconds after which a presence row is deleted
+
+
+def _again_when_busy(method):
+    """Do a write again (up to three times) when the database undid it to end a deadlock
+    (`StoreBusy`: nothing of it was kept). Only PostgreSQL's transactions can deadlock: a
+    commit that ends a child run locks the child's row, then its parent's, while its parent's
+    commit that cancels the child locks them the other way round."""
+    @functools.wraps(method)
+    def again(self, *args, **kwargs):
+        for attempt in range(3):
+            try:
+                return method(self, *args, **kwargs)
+            except StoreBusy:
+                if attempt == 2:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+    return again
 
 
 def _storable(text: str) -> str:
@@ -304,6 +346,7 @@ class Run:
     next_seq: int
     cancel_requested: bool
     parent: str | None = None   # the run that started this one (`flowmetal.run`), None for a top-level run
+    epoch: int = 0              # the lease epoch: how many times the run was claimed (fencing)
 
 
 def _run(row) -> Run:
@@ -325,7 +368,8 @@ def _run_of(row) -> Run:
                # not be taken for that run's program by anything that caches programs by hash.
                stored_code_hash(program), row["status"], row["result"], row["error"], row["created"], row["updated"],
                row["owner"], row["lease_until"], row["wake_at"], row["next_seq"], bool(row["cancel_requested"]),
-               row["parent"] if "parent" in row.keys() else None)  # a store older than child runs: none
+               row["parent"] if "parent" in row.keys() else None,  # a store older than child runs: none
+               row["epoch"] if "epoch" in row.keys() else 0)
 
 
 @dataclass
@@ -366,7 +410,864 @@ def _same_json(a: str, b: str) -> bool:
         return a == b
 
 
-class SQLiteStore:
+class Store:
+    """The store's logic, written once for every kind of store (`SQLiteStore`, `PostgresStore`).
+
+    The SQL here is what SQLite and PostgreSQL both accept (`?` placeholders, which the
+    PostgreSQL layer turns into its own; `INSERT ... ON CONFLICT`). Where the two differ, the
+    logic calls a named hook that each kind of store defines:
+
+        transaction()     a write transaction: `with store.transaction() as conn: conn.execute(...)`
+        _one, _all        a read outside any transaction
+        _now(conn, now)   the time to stamp and compare with: SQLite the caller's `now` or this
+                          machine's clock; PostgreSQL always the database's clock, so that
+                          leases, timers and due times agree between machines
+        _lock_run         take the run's row for this transaction, before reading what a wake-up
+                          depends on (SQLite: nothing, `BEGIN IMMEDIATE` serialises every writer;
+                          PostgreSQL: `FOR UPDATE`, so a wait and a delivery meet whichever is first)
+        _claiming         the suffix of a claim's SELECT (PostgreSQL: `FOR UPDATE SKIP LOCKED`)
+        _json_text        a string field of a JSON text column
+        _recorded         the order runs were recorded in
+        change_token      a value that changes whenever anything was committed, by any process
+        _tables, MIGRATIONS, _migration_lock   the schema and its versions
+    """
+
+    path: str
+    readonly: bool = False
+    MIGRATIONS: dict = {}
+    _locking = ""    # the suffix of a SELECT that takes its rows for the transaction
+    _claiming = ""   # the suffix of a claim's SELECT: rows others hold are passed over
+    _recorded = "created, rowid"
+
+    def _lock_run(self, conn, run_id: str) -> None:
+        if self._locking:  # nothing to do where every write transaction holds the whole store (SQLite)
+            conn.execute("SELECT 1 FROM runs WHERE id=?" + self._locking, (run_id,))
+
+    def _migration_lock(self, conn) -> None:
+        """Nothing to do where every write transaction holds the whole store (SQLite)."""
+
+    @staticmethod
+    def _json_text(column: str, key: str) -> str:
+        return f"json_extract({column}, '$.{key}')"
+
+    def _now(self, conn=None, now: float | None = None) -> float:
+        return time.time() if now is None else now
+
+    def clock(self) -> float:
+        """The store's clock, in Unix seconds: the one its leases, timers and due times are
+        compared with (this machine's for SQLite, the database's for PostgreSQL)."""
+        return self._now()
+
+    def _newer(self, current: int) -> StoreError:
+        return StoreError(f"{self.path}: this store has schema version {current}, written by a newer "
+                          f"Flowmetal; this one knows versions up to {SCHEMA_VERSION}. Upgrade Flowmetal "
+                          f"to use it (nothing was changed).")
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def version(self, conn=None) -> int:
+        if "meta" not in self._tables(conn):
+            return 0
+        query = "SELECT value FROM meta WHERE key='schema_version'"
+        row = conn.execute(query).fetchone() if conn is not None else self._one(query)
+        return int(row["value"]) if row else 0
+
+    def _migrate(self) -> None:
+        current = self.version()
+        if current > SCHEMA_VERSION:
+            raise self._newer(current)
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            with self.transaction() as conn:
+                self._migration_lock(conn)
+                if self.version(conn) >= version:  # another process migrated meanwhile
+                    continue
+                self.MIGRATIONS[version](conn)
+                conn.execute("INSERT INTO meta(key, value) VALUES('schema_version', ?) ON CONFLICT(key) DO "
+                             "UPDATE SET value=excluded.value", (str(version),))
+
+    # -- settings of the deployment ----------------------------------------------------------------
+
+    def setting(self, key: str) -> str | None:
+        """A setting's value, or None (also in a store older than the settings, read-only)."""
+        if self.readonly and self.version() < 4:
+            return None
+        row = self._one("SELECT value FROM settings WHERE key=?", (key,))
+        return row["value"] if row else None
+
+    def store_id(self) -> str | None:
+        """The store's id: random, made with the store's settings, the same for every process."""
+        return self.setting("store_id")
+
+    def public_url(self) -> str:
+        """The URL callback URLs are built on: the one set, else `DEFAULT_PUBLIC_URL`."""
+        return self.setting("public_url") or DEFAULT_PUBLIC_URL
+
+    def set_public_url(self, url: str) -> str | None:
+        """Set the public URL (checked by the caller); the one set before, if any."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT value FROM settings WHERE key='public_url'").fetchone()
+            conn.execute("INSERT INTO settings(key, value) VALUES('public_url', ?) ON CONFLICT(key) DO UPDATE SET "
+                         "value=excluded.value", (url,))
+        return row["value"] if row else None
+
+    # -- programs ----------------------------------------------------------------------------------
+
+    def put_sources(self, sources: dict[str, str]) -> dict[str, str]:
+        """Store a program's files, content-addressed; their names -> hashes. Each name must be
+        a plain relative file name (`flowmetal.lang.filenames`): nothing is stored otherwise."""
+        from flowmetal.lang import filenames
+        for name in sources:
+            why = filenames.problem(name)
+            if why is not None:
+                raise StoreError(f"bad file name {filenames.shown(name)} in a program to store: {why} "
+                                 f"(nothing was stored)")
+        out = {}
+        with self.transaction() as conn:
+            for name, text in sources.items():
+                digest = source_hash(text)
+                conn.execute("INSERT INTO sources(hash, name, text) VALUES(?, ?, ?) ON CONFLICT DO NOTHING",
+                             (digest, name, text))
+                out[name] = digest
+        return out
+
+    def get_sources(self, program: dict[str, str]) -> dict[str, str]:
+        """A run's program (`Run.program`: names -> hashes): names -> texts. A store may come
+        from anywhere (one shipped in a repository): a name that is not a plain relative file
+        name (`flowmetal.lang.filenames`), which tools would turn into a path outside the program's
+        folder, is refused."""
+        from flowmetal.lang import filenames
+        if not isinstance(program, dict) or not all(isinstance(d, str) for d in program.values()):
+            raise StoreError(f"{self.path}: a run's program is not a map of file names to source hashes")
+        for name in program:
+            why = filenames.problem(name)
+            if why is not None:
+                raise StoreError(f"{self.path}: a run's program has a bad file name {filenames.shown(name)}: "
+                                 f"{why}; it is not read")
+        out = {}
+        for name, digest in program.items():
+            row = self._one("SELECT text FROM sources WHERE hash=?", (digest,))
+            if row is None:
+                raise StoreError(f"the store lacks the source {digest[:12]} of {name}")
+            out[name] = row["text"]
+        return out
+
+    # -- runs ----------------------------------------------------------------------------------------
+
+    def create_run(self, entry: str, args_literals: list[str], program: dict[str, str], code_hash: str,
+                   run_id: str | None = None, origin: str | None = None) -> str:
+        """Record a new pending run. `origin` is the directory its files were read from, kept in
+        its first event so that tools can show a run's code in the files it came from."""
+        run_id = run_id or uuid.uuid4().hex[:16]
+        with self.transaction() as conn:
+            self._insert_run(conn, run_id, entry, args_literals, program, code_hash, self._now(conn), origin=origin)
+        return run_id
+
+    @staticmethod
+    def _insert_run(conn, run_id: str, entry: str, args_literals: list[str], program: dict[str, str],
+                    code_hash: str, now: float, origin: str | None = None, parent: str | None = None) -> bool:
+        """Insert a pending run and its `run-started` event (inside a transaction); False, changing
+        nothing, when a run of that id exists already."""
+        started = {"entry": entry, "args": args_literals, "code": code_hash}
+        if origin is not None:
+            started["origin"] = origin
+        if parent is not None:
+            started["parent"] = parent
+        started["task"] = 0  # every event names its task; the entry's own is 0
+        cur = conn.execute("INSERT INTO runs(id, entry, args, program, code_hash, status, created, "
+                           "updated, next_seq, parent) VALUES(?, ?, ?, ?, ?, 'pending', ?, ?, 2, ?) "
+                           "ON CONFLICT DO NOTHING",
+                           (run_id, entry, json.dumps(args_literals), json.dumps(program), code_hash, now, now,
+                            parent))
+        if cur.rowcount != 1:
+            return False
+        conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES(?, 1, ?, "
+                     "'run-started', NULL, ?, NULL)", (run_id, now, json.dumps(started)))
+        return True
+
+    def get_run(self, run_id: str) -> Run | None:
+        row = self._one("SELECT * FROM runs WHERE id=?", (run_id,))
+        return _run(row) if row else None
+
+    def find_run(self, prefix: str) -> Run:
+        """A run by its id, or a unique prefix of it."""
+        rows = self._all("SELECT * FROM runs WHERE id LIKE ? ORDER BY created LIMIT 2",
+                                 (prefix.replace("%", "") + "%",))
+        if not rows:
+            raise StoreError(f"no run `{prefix}` in {self.path}")
+        if len(rows) > 1 and rows[0]["id"] != prefix:
+            raise StoreError(f"`{prefix}` names more than one run: give more of its id")
+        return _run(rows[0])
+
+    def list_runs(self, since: float | None = None) -> list[Run]:
+        """Every run, oldest first (in the order they were recorded); or those updated at or after
+        `since`."""
+        if since is None:
+            return [_run(r) for r in self._all(f"SELECT * FROM runs ORDER BY {self._recorded}")]
+        rows = self._all(f"SELECT * FROM runs WHERE updated >= ? ORDER BY {self._recorded}", (since,))
+        return [_run(r) for r in rows]
+
+    def run_versions(self, since: float) -> list[tuple[str, str, int, float]]:
+        """(id, status, next_seq, updated) of the runs updated at or after `since`."""
+        rows = self._all("SELECT id, status, next_seq, updated FROM runs WHERE updated >= ?", (since,))
+        return [(r["id"], r["status"], r["next_seq"], r["updated"] or 0.0) for r in rows]
+
+    def children(self, run_id: str) -> list[Run]:
+        """The runs `run_id` started (`flowmetal.run/start-run!`), oldest first."""
+        if self.readonly and self.version() < 6:
+            return []
+        rows = self._all(f"SELECT * FROM runs WHERE parent=? ORDER BY {self._recorded}", (run_id,))
+        return [_run(r) for r in rows]
+
+    def descendants(self, run_id: str) -> list[Run]:
+        """Its children, theirs, and so on: each run after its parent."""
+        out, todo = [], [run_id]
+        while todo:
+            kids = self.children(todo.pop(0))
+            out += kids
+            todo += [k.id for k in kids]
+        return out
+
+    def has_unfinished_runs(self) -> bool:
+        row = self._one("SELECT 1 FROM runs WHERE status NOT IN ('completed','failed','cancelled') LIMIT 1")
+        return row is not None
+
+    def claim(self, worker: str, lease: float, now: float | None = None, run_id: str | None = None) -> Run | None:
+        """Take a runnable run: new, woken (timer due or step completed), or whose lease expired.
+        Each claim moves the run's lease epoch on (`Run.epoch`): what this holder commits later
+        is refused once anyone (even under the same worker name) has claimed the run again."""
+        with self.transaction() as conn:
+            now = self._now(conn, now)
+            query = ("SELECT * FROM runs WHERE (status='pending' OR (status='waiting' AND wake_at IS NOT NULL "
+                     "AND wake_at<=?) OR (status='running' AND lease_until<?))")
+            params: list = [now, now]
+            if run_id is not None:
+                query += " AND id=?"
+                params.append(run_id)
+            row = conn.execute(query + " ORDER BY COALESCE(wake_at, created) LIMIT 1" + self._claiming,
+                               params).fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE runs SET status='running', owner=?, lease_until=?, updated=?, epoch=epoch+1 "
+                         "WHERE id=?", (worker, now + lease, now, row["id"]))
+        run = _run(row)
+        run.status, run.owner, run.lease_until, run.epoch = "running", worker, now + lease, run.epoch + 1
+        return run
+
+    def heartbeat(self, run: Run | str, worker: str, lease: float, epoch: int | None = None) -> None:
+        """Renew the lease `worker` holds on the run; `LeaseLost` when it holds it no more. Given
+        the holder's `Run` (or its `epoch`), only while nobody claimed the run since (fencing)."""
+        run_id = run.id if isinstance(run, Run) else run
+        epoch = run.epoch if isinstance(run, Run) else epoch
+        with self.transaction() as conn:
+            cur = conn.execute("UPDATE runs SET lease_until=? WHERE id=? AND owner=? AND status='running' AND "
+                               "epoch=COALESCE(?, epoch)", (self._now(conn) + lease, run_id, worker, epoch))
+            if cur.rowcount != 1:
+                raise LeaseLost(run_id)
+
+    def next_wake(self) -> float | None:
+        row = self._one("SELECT MIN(wake_at) AS w FROM runs WHERE status='waiting'")
+        return row["w"]
+
+    # -- committing a run's progress ----------------------------------------------------------------
+
+    @_again_when_busy
+    def commit(self, run: Run, worker: str, events: list[tuple], *, snapshot: dict | None = None,
+               status: str | None = None, wake_at: float | None = None, result: str | None = None,
+               error: str | None = None, steps: list[tuple] = (), timers: list[tuple] = (),
+               callbacks: list[tuple] = (), completed_steps: list[tuple] = (), cancelled_steps: list[int] = (),
+               fired_timers: list[int] = (), signals: list[tuple] = (), release: bool = False,
+               applied_steps: list[int] = (), children: list[tuple] = (), cancel_children: list[str] = (),
+               awaited_children: list[str] = (), parts: dict[str, str | None] | None = None) -> None:
+        """Append events and record the run's new state, in one transaction, if this worker
+        still holds the run. Events are (kind, step, data, line); seqs are assigned here.
+        `signals`: (signal seq, step) of the signals the run consumed, recorded with the events
+        and the snapshot that follow from them. `applied_steps`: finished steps the run took
+        (a failure given to its task, a result nobody waits for any more), like
+        `completed_steps` marked `applied`. A run that now waits and has a finished step it
+        has not taken (answered while it ran, which no answer wakes), or a signal queued for a
+        `receive!` of its, wakes at once; a waiting run's wake time is its earliest timer
+        still set. `parts`: rows of the run's state in parts, by key (None deletes one),
+        written with `snapshot`, its head. `children`: (id,
+        entry, argument literals) of child runs its steps started, created here (pinned to its
+        program); `cancel_children`: child runs it cancelled; `awaited_children`: the children
+        it waits for, any of which ended already wakes it at once. A run that ends here wakes
+        its parent and cancels its children still going."""
+        with self.transaction() as conn:
+            now = self._now(conn)
+            row = conn.execute("SELECT owner, status, next_seq, cancel_requested, epoch FROM runs WHERE id=?"
+                               + self._locking, (run.id,)).fetchone()
+            if (row is None or row["owner"] != worker or row["status"] != "running"
+                    or row["epoch"] != run.epoch):  # claimed again since this holder's claim
+                raise LeaseLost(run.id)
+            seq = row["next_seq"]
+            for kind, step, data, line in events:
+                conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES(?,?,?,?,?,?,?)",
+                             (run.id, seq, data.pop("_time", now) if isinstance(data, dict) else now, kind, step,
+                              json.dumps(data), line))
+                seq += 1
+            self._consume_signals(conn, run.id, signals, now)  # before the waits: they look at the queue
+            woken = False
+            for step, endpoint, args, key in steps:
+                conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, created) "
+                             "VALUES(?,?,?,?,?,'pending',?) ON CONFLICT DO NOTHING", (run.id, step, endpoint, args,
+                                                                                      key, now))
+                if endpoint == CALLBACK_WAIT:
+                    woken |= self._meet_delivery(conn, run.id, step, json.loads(args)["token"], now)
+                elif endpoint == SIGNAL_WAIT:
+                    woken |= self._meet_signal(conn, run.id, json.loads(args)["name"])
+            for step, result_json in completed_steps:
+                conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, result, created, "
+                             "completed) VALUES(?, ?, '', '', ?, 'applied', ?, ?, ?) ON CONFLICT(run_id, step) DO "
+                             "UPDATE SET status='applied'", (run.id, step, f"{run.id}:{step}", result_json, now, now))
+            for step in applied_steps:
+                conn.execute("UPDATE steps SET status='applied' WHERE run_id=? AND step=? AND status IN "
+                             "('completed','failed')", (run.id, step))
+            for step, due in timers:  # before cancellations: a timer may be set and cancelled at once
+                conn.execute("INSERT INTO timers(run_id, step, due, status) VALUES(?,?,?,'set') ON CONFLICT(run_id, "
+                             "step) DO UPDATE SET due=excluded.due, status=excluded.status", (run.id, step, due))
+            for step in cancelled_steps:
+                conn.execute("UPDATE steps SET status='cancelled' WHERE run_id=? AND step=? AND status IN "
+                             "('pending','claimed')", (run.id, step))
+                conn.execute("UPDATE timers SET status='cancelled' WHERE run_id=? AND step=? AND status='set'",
+                             (run.id, step))
+            for step in fired_timers:
+                conn.execute("UPDATE timers SET status='fired' WHERE run_id=? AND step=?", (run.id, step))
+            for token, step in callbacks:
+                conn.execute("INSERT INTO callbacks(token, run_id, step, created) VALUES(?,?,?,?) ON CONFLICT DO "
+                             "NOTHING",
+                             (token, run.id, step, now))
+            for child, entry, args in children:
+                self._insert_run(conn, child, entry, args, run.program, run.code_hash, now, parent=run.id)
+            for child in cancel_children:
+                self._cancel(conn, child, now)
+            if status == "waiting":
+                # What came while the run ran, after the executor's last look (which no answer
+                # wakes: the run was `running`), found by the indexes, not by naming each wait.
+                woken |= conn.execute("SELECT 1 FROM steps WHERE run_id=? AND status IN ('completed','failed') "
+                                      "LIMIT 1", (run.id,)).fetchone() is not None
+                for step_row in conn.execute("SELECT args FROM steps WHERE run_id=? AND status='pending' AND "
+                                             "endpoint=?", (run.id, SIGNAL_WAIT)).fetchall():
+                    woken |= self._meet_signal(conn, run.id, json.loads(step_row["args"])["name"])
+                # A child that ended after the executor looked, before this wait was recorded.
+                if awaited_children:
+                    woken |= self._any_ended(conn, list(awaited_children))
+                due = conn.execute("SELECT MIN(due) AS due FROM timers WHERE run_id=? AND status='set'",
+                                   (run.id,)).fetchone()["due"]
+                if due is not None:
+                    wake_at = due if wake_at is None else min(wake_at, due)
+            if snapshot is not None:
+                conn.execute("INSERT INTO snapshots(run_id, seq, state) VALUES(?,?,?) ON CONFLICT(run_id) DO UPDATE "
+                             "SET seq=excluded.seq, state=excluded.state",
+                             (run.id, seq - 1, snapshot if isinstance(snapshot, str)  # written once already
+                              else json.dumps(snapshot, separators=(",", ":"))))
+            for key, text in (parts or {}).items():
+                if text is None:
+                    conn.execute("DELETE FROM snapshot_parts WHERE run_id=? AND key=?", (run.id, key))
+                else:
+                    conn.execute("INSERT INTO snapshot_parts(run_id, key, state) VALUES(?,?,?) ON CONFLICT "
+                                 "(run_id, key) DO UPDATE SET state=excluded.state", (run.id, key, text))
+            sets = ["next_seq=?", "updated=?"]
+            params: list = [seq, now]
+            if status is not None:
+                sets.append("status=?")
+                params.append(status)
+            if status is not None or release:
+                sets.append("wake_at=?")
+                # A callback delivered (or a signal sent) before this wait was recorded wakes the run at once.
+                params.append(now if woken and status == "waiting" else wake_at)
+            if result is not None:
+                sets.append("result=?")
+                params.append(_storable(result))
+            if error is not None:
+                sets.append("error=?")
+                params.append(_storable(error))
+            if release:
+                sets += ["owner=NULL", "lease_until=NULL"]
+            conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id=?", (*params, run.id))
+            if status in ENDED:
+                self._ended(conn, run.id, now)
+
+    # -- child runs -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _any_ended(conn, run_ids: list[str]) -> bool:
+        for i in range(0, len(run_ids), 500):  # SQLite's limit on a statement's parameters
+            chunk = run_ids[i:i + 500]
+            row = conn.execute(f"SELECT 1 FROM runs WHERE id IN ({','.join('?' * len(chunk))}) AND status IN "
+                               f"{ENDED} LIMIT 1", chunk).fetchone()
+            if row is not None:
+                return True
+        return False
+
+    def _ended(self, conn, run_id: str, now: float) -> None:
+        """Run `run_id` just ended: its parent, if it waits, wakes (to give the outcome to what
+        awaits it), and its children still going are cancelled, theirs too (a child never
+        outlives its parent)."""
+        parent = conn.execute("SELECT parent FROM runs WHERE id=?", (run_id,)).fetchone()
+        if parent is not None and parent["parent"] is not None:
+            self._lock_run(conn, parent["parent"])  # so that the parent's wait, if it is being recorded, sees this end
+            conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, parent["parent"]))
+        todo = [run_id]
+        while todo:  # a loop, not recursion: however deep the children go
+            for row in conn.execute(f"SELECT id FROM runs WHERE parent=? AND status NOT IN {ENDED}",
+                                    (todo.pop(),)).fetchall():
+                if self._cancel_one(conn, row["id"], now) == "cancelled":
+                    todo.append(row["id"])
+
+    def _cancel(self, conn, run_id: str, now: float) -> str:
+        """Cancel a run inside a transaction: a run being advanced is asked to stop (its worker
+        ends it at its next look, within a second); any other ends now, with what it waits
+        for, and so do its children. Its status afterwards ("cancelling" while running)."""
+        status = self._cancel_one(conn, run_id, now)
+        if status == "cancelled":
+            self._ended(conn, run_id, now)
+        return status.removeprefix("ended ")
+
+    def _cancel_one(self, conn, run_id: str, now: float) -> str:
+        """`_cancel` without the run's children: "cancelled" when it was ended here."""
+        row = conn.execute("SELECT status, next_seq FROM runs WHERE id=?" + self._locking, (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run `{run_id}`")
+        if row["status"] in ENDED:
+            return "ended " + row["status"]
+        if row["status"] == "running":
+            conn.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
+            return "cancelling"
+        conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES(?,?,?,?,NULL,?,NULL)",
+                     (run_id, row["next_seq"], now, "run-cancelled", json.dumps({"task": 0})))
+        conn.execute("UPDATE runs SET status='cancelled', next_seq=next_seq+1, wake_at=NULL, updated=? "
+                     "WHERE id=?", (now, run_id))
+        conn.execute("UPDATE steps SET status='cancelled' WHERE run_id=? AND status IN ('pending','claimed')",
+                     (run_id,))
+        conn.execute("UPDATE timers SET status='cancelled' WHERE run_id=? AND status='set'", (run_id,))
+        return "cancelled"
+
+    def snapshot(self, run_id: str) -> dict | None:
+        """The run's latest snapshot: the whole state (a run without tasks, or written before
+        states were stored in parts), or the head of one in parts (`snapshot_parts`)."""
+        row = self._one("SELECT state FROM snapshots WHERE run_id=?", (run_id,))
+        if row is None:
+            return None
+        try:
+            return json.loads(row["state"])
+        except ValueError as error:
+            raise StoreError(f"the store's snapshot of run `{run_id}` is malformed ({error})") from None
+
+    def snapshot_parts(self, run_id: str, keys: Collection[str]) -> dict[str, str]:
+        """The stored parts of the run's state among `keys`, as text (a key not stored is absent)."""
+        keys = list(keys)
+        out: dict[str, str] = {}
+        for i in range(0, len(keys), 500):  # SQLite's limit on a statement's parameters
+            chunk = keys[i:i + 500]
+            for row in self._all(f"SELECT key, state FROM snapshot_parts WHERE run_id=? AND key IN "
+                                 f"({','.join('?' * len(chunk))})", (run_id, *chunk)):
+                out[row["key"]] = row["state"]
+        return out
+
+    def events(self, run_id: str, after: int = 0, until: int | None = None, kind: str | None = None) -> list[Event]:
+        """The run's events after `after` (and up to `until`), of one `kind` if given, in order."""
+        query, params = "SELECT * FROM events WHERE run_id=? AND seq>?", [run_id, after]
+        if until is not None:
+            query += " AND seq<=?"
+            params.append(until)
+        if kind is not None:
+            query += " AND kind=?"
+            params.append(kind)
+        return [_event(run_id, r) for r in self._all(query + " ORDER BY seq", params)]
+
+    # -- steps, timers, callbacks ----------------------------------------------------------------------
+
+    def step(self, run_id: str, step: int):
+        return self._one("SELECT * FROM steps WHERE run_id=? AND step=?", (run_id, step))
+
+    def open_steps_of(self, run_id: str) -> list:
+        """The run's steps still pending or claimed, in step order: rows (step, endpoint)."""
+        return self._all("SELECT step, endpoint FROM steps WHERE run_id=? AND status IN ('pending','claimed') "
+                         "ORDER BY step", (run_id,))
+
+    def request_line(self, run_id: str, step: int) -> int | None:
+        """The line of the step's `step-requested` event, if there is one."""
+        row = self._one("SELECT line FROM events WHERE run_id=? AND step=? AND kind='step-requested'", (run_id, step))
+        return row["line"] if row else None
+
+    def finished_steps(self, run_id: str, steps: list[int] | None = None) -> list:
+        """The rows of those of `steps` that completed or failed and the run has not taken yet
+        (one query for any number); without `steps`, all such steps of the run (an index's)."""
+        if steps is None:
+            return self._all("SELECT * FROM steps WHERE run_id=? AND status IN ('completed','failed')", (run_id,))
+        rows = []
+        for i in range(0, len(steps), 500):  # SQLite's limit on a statement's parameters
+            chunk = steps[i:i + 500]
+            rows += self._all(
+                f"SELECT * FROM steps WHERE run_id=? AND status IN ('completed','failed') AND step IN "
+                f"({','.join('?' * len(chunk))})", (run_id, *chunk))
+        return rows
+
+    def due_timers(self, run_id: str, now: float) -> list:
+        """The run's timers still set that are due by `now`: (step, due) rows, an index's."""
+        return self._all("SELECT step, due FROM timers WHERE run_id=? AND status='set' AND due<=?", (run_id, now))
+
+    def timer(self, run_id: str, step: int):
+        return self._one("SELECT * FROM timers WHERE run_id=? AND step=?", (run_id, step))
+
+    def complete_step(self, run_id: str, step: int, result_json: str) -> bool:
+        """Record an endpoint's result, once: False when the step is not pending (already
+        completed, cancelled, or unknown). Wakes the run."""
+        with self.transaction() as conn:
+            self._lock_run(conn, run_id)
+            now = self._now(conn)
+            cur = conn.execute("UPDATE steps SET status='completed', result=?, completed=? WHERE run_id=? AND "
+                               "step=? AND status IN ('pending','claimed')", (result_json, now, run_id, step))
+            if cur.rowcount != 1:
+                return False
+            conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
+        return True
+
+    def claim_steps(self, endpoints: list[str], worker: str, lease: float, limit: int = 10,
+                    runs: Collection[str] | None = None) -> list[dict]:
+        """Claim pending (or lease-expired) step requests for the named endpoints, for a
+        connector: each as {run_id, step, endpoint, args (stored form), key}. With `runs`,
+        only the steps of those runs."""
+        if not endpoints or (runs is not None and not runs):
+            return []
+        marks = ",".join("?" for _ in endpoints)
+        of_runs, run_ids = "", ()
+        if runs is not None:
+            run_ids = tuple(runs)
+            of_runs = f"run_id IN ({','.join('?' for _ in run_ids)}) AND "
+        with self.transaction() as conn:
+            now = self._now(conn)
+            rows = conn.execute(
+                f"SELECT run_id, step, endpoint, args, key FROM steps WHERE endpoint IN ({marks}) AND "
+                f"endpoint NOT IN {RUNTIME_ENDPOINTS} AND {of_runs}"
+                f"(status='pending' OR (status='claimed' AND lease_until<?)) ORDER BY created LIMIT ?{self._claiming}",
+                (*endpoints, *run_ids, now, limit)).fetchall()
+            for row in rows:
+                conn.execute("UPDATE steps SET status='claimed', claimed_by=?, lease_until=? WHERE run_id=? AND step=?",
+                             (worker, now + lease, row["run_id"], row["step"]))
+        return [{"run_id": r["run_id"], "step": r["step"], "endpoint": r["endpoint"], "args": json.loads(r["args"]),
+                 "key": r["key"]} for r in rows]
+
+    def pending_steps(self, endpoint: str | None = None) -> list[dict]:
+        query = "SELECT run_id, step, endpoint, args, key, status FROM steps WHERE status IN ('pending','claimed')"
+        params: tuple = ()
+        if endpoint is not None:
+            query += " AND endpoint=?"
+            params = (endpoint,)
+        return [dict(r) for r in self._all(query + " ORDER BY created", params)]
+
+    def fail_step(self, run_id: str, step: int, error: str) -> bool:
+        """Record that an endpoint could not be performed (a connector's own failure, or a
+        result of the wrong type): the run fails with this error when it resumes. Once."""
+        with self.transaction() as conn:
+            self._lock_run(conn, run_id)
+            now = self._now(conn)
+            cur = conn.execute("UPDATE steps SET status='failed', error=?, completed=? WHERE run_id=? AND step=? "
+                               "AND status IN ('pending','claimed')", (error, now, run_id, step))
+            if cur.rowcount != 1:
+                return False
+            conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
+        return True
+
+    def deliver_callback(self, token: str, body: str) -> str:
+        """Deliver a callback body, once. The outcome:
+
+            delivered   it completed the run's wait for it (the run wakes)
+            kept        the run is not waiting for it now (it has not asked yet, or its last wait
+                        timed out): the body is kept for the run's next `get-callback!` on it
+            gone        the run has ended: the body is not used, and not recorded
+            duplicate   a body was delivered already: this one changes nothing
+            unknown     no such callback
+
+        Delivery and waiting meet in one transaction whichever comes first: a wait recorded
+        after the delivery finds the body (`commit` completes it), so no wake-up is lost."""
+        with self.transaction() as conn:
+            owner = conn.execute("SELECT run_id FROM callbacks WHERE token=?", (token,)).fetchone()
+            if owner is not None:
+                self._lock_run(conn, owner["run_id"])
+            now = self._now(conn)
+            row = conn.execute("SELECT c.run_id, c.delivered, r.status FROM callbacks c JOIN runs r ON "
+                               "r.id=c.run_id WHERE c.token=?", (token,)).fetchone()
+            if row is None:
+                return "unknown"
+            if row["delivered"] is not None:
+                return "duplicate"
+            if row["status"] in ("completed", "failed", "cancelled"):
+                return "gone"
+            conn.execute("UPDATE callbacks SET body=?, delivered=? WHERE token=?", (body, now, token))
+            waiting = conn.execute("SELECT step FROM steps WHERE run_id=? AND endpoint=? AND status='pending' "
+                                   f"AND {self._json_text('args', 'token')}=?",
+                                   (row["run_id"], CALLBACK_WAIT, token)).fetchall()
+            for w in waiting:
+                conn.execute("UPDATE steps SET status='completed', result=?, completed=? WHERE run_id=? AND step=?",
+                             (json.dumps(body), now, row["run_id"], w["step"]))
+            if waiting:
+                conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, row["run_id"]))
+        return "delivered" if waiting else "kept"
+
+    @staticmethod
+    def _meet_delivery(conn, run_id: str, step: int, token: str, now: float) -> bool:
+        """Inside a commit that records a wait for a callback: complete the wait at once when
+        its body is already there (delivered after the executor looked, before it committed)."""
+        row = conn.execute("SELECT body FROM callbacks WHERE token=? AND run_id=? AND delivered IS NOT NULL",
+                           (token, run_id)).fetchone()
+        if row is None:
+            return False
+        cur = conn.execute("UPDATE steps SET status='completed', result=?, completed=? WHERE run_id=? AND step=? "
+                           "AND status='pending'", (json.dumps(row["body"]), now, run_id, step))
+        return cur.rowcount == 1
+
+    def callback(self, token: str):
+        return self._one("SELECT * FROM callbacks WHERE token=?", (token,))
+
+    # -- signals ---------------------------------------------------------------------------------------
+    # Sending queues a signal and wakes the run if it waits for that name; only the run's driver
+    # consumes signals, oldest first, in the commit that records what the run did with them. A
+    # send and a wait meet in one transaction whichever comes first (`_meet_signal`), as a
+    # callback's delivery and its wait do.
+
+    def send_signal(self, run_id: str, name: str, body: str, key: str | None = None) -> "Sent":
+        """Queue the signal `name` with `body` (JSON text) for the run. The outcome (`Sent`):
+
+            queued     queued as the run's signal number `seq` (the run wakes if it waits for it)
+            duplicate  `key` was sent before with this name and body: nothing is queued again;
+                       `seq` is the first one's
+            conflict   `key` was sent before with another name or body (`seq`, `name`: that one's)
+            ended      the run has ended (`status`): nothing is queued
+            unknown    no such run
+        """
+        with self.transaction() as conn:
+            now = self._now(conn)
+            run = conn.execute("SELECT status FROM runs WHERE id=?" + self._locking, (run_id,)).fetchone()
+            if run is None:
+                return Sent("unknown")
+            if key is not None:
+                row = conn.execute("SELECT seq, name, body FROM signals WHERE run_id=? AND key=?",
+                                   (run_id, key)).fetchone()
+                if row is not None:
+                    same = row["name"] == name and _same_json(row["body"], body)
+                    return Sent("duplicate" if same else "conflict", row["seq"], row["name"])
+            if run["status"] in FINAL:
+                return Sent("ended", status=run["status"])
+            seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM signals WHERE run_id=?",
+                               (run_id,)).fetchone()[0]
+            conn.execute("INSERT INTO signals(run_id, seq, name, body, key, sent) VALUES(?,?,?,?,?,?)",
+                         (run_id, seq, name, body, key, now))
+            waits = conn.execute("SELECT 1 FROM steps WHERE run_id=? AND endpoint=? AND status='pending' AND "
+                                 f"{self._json_text('args', 'name')}=? LIMIT 1", (run_id, SIGNAL_WAIT, name)).fetchone()
+            if waits is not None:
+                conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
+        return Sent("queued", seq, name)
+
+    def next_signal(self, run_id: str, name: str, skip: Collection[int] = ()):
+        """The oldest signal `name` of the run not consumed yet (nor among `skip`, the seqs the
+        driver consumed and has not committed): a row (seq, name, body, sent), or None."""
+        skipped = tuple(skip)
+        marks = f" AND seq NOT IN ({','.join('?' for _ in skipped)})" if skipped else ""
+        return self._one(f"SELECT seq, name, body, sent FROM signals WHERE run_id=? AND name=? AND "
+                                 f"step IS NULL{marks} ORDER BY seq LIMIT 1", (run_id, name, *skipped))
+
+    def signals(self, run_id: str) -> list[dict]:
+        """The run's signals in arrival order: seq, name, body (JSON text), key, sent, and the
+        step that consumed each (None while queued)."""
+        rows = self._all("SELECT seq, name, body, key, sent, step FROM signals WHERE run_id=? ORDER BY seq", (run_id,))
+        return [dict(r) for r in rows]
+
+    @staticmethod
+    def _consume_signals(conn, run_id: str, consumed: list[tuple], now: float) -> None:
+        for seq, step in consumed:
+            cur = conn.execute("UPDATE signals SET step=?, consumed=? WHERE run_id=? AND seq=? AND step IS NULL",
+                               (step, now, run_id, seq))
+            if cur.rowcount != 1:  # only the lease holder consumes: never, unless the store was edited
+                raise StoreError(f"signal {seq} of run `{run_id}` is not queued any more; nothing was committed")
+
+    @staticmethod
+    def _meet_signal(conn, run_id: str, name: str) -> bool:
+        """Inside a commit that records a wait for the signal `name`: whether one is queued
+        already (sent after the executor looked, before it committed): the run wakes at once."""
+        return conn.execute("SELECT 1 FROM signals WHERE run_id=? AND name=? AND step IS NULL LIMIT 1",
+                            (run_id, name)).fetchone() is not None
+
+    @_again_when_busy
+    def request_cancel(self, run_id: str) -> str:
+        """Cancel a run, and its children: at once when it is not running, else at its worker's
+        next look. Its status afterwards ("cancelling" while its worker has yet to stop it)."""
+        with self.transaction() as conn:
+            return self._cancel(conn, run_id, self._now(conn))
+
+    def cancel_requested(self, run_id: str) -> bool:
+        row = self._one("SELECT cancel_requested FROM runs WHERE id=?", (run_id,))
+        return bool(row and row["cancel_requested"])
+
+    # -- sharing executors between runs ----------------------------------------------------------------
+
+    def others_runnable(self, run_id: str, now: float | None = None) -> bool:
+        """Whether a run other than `run_id` could be claimed now (as `claim` would find it):
+        a run that computes for long makes way for it."""
+        now = self._now(None, now)
+        row = self._one("SELECT 1 FROM runs WHERE id<>? AND (status='pending' OR (status='waiting' AND "
+                                "wake_at IS NOT NULL AND wake_at<=?) OR (status='running' AND lease_until<?)) "
+                                "LIMIT 1", (run_id, now, now))
+        return row is not None
+
+    # -- idempotency keys of run creation ------------------------------------------------------------
+    # A key is recorded with the run id it will name *before* the run is created (`create_run`
+    # with that id): a retry finds the key, and creates the run itself if a crash came between.
+
+    def run_key(self, key: str) -> tuple[str, str] | None:
+        """(run id, request fingerprint) recorded for an idempotency key, or None."""
+        row = self._one("SELECT run_id, fingerprint FROM run_keys WHERE key=?", (key,))
+        return (row["run_id"], row["fingerprint"]) if row else None
+
+    def record_run_key(self, key: str, fingerprint: str, run_id: str) -> tuple[str, str]:
+        """Record that `key` names the request `fingerprint` and the run `run_id`, unless the
+        key is recorded already (by another process meanwhile); the (run id, fingerprint)
+        recorded for it either way."""
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO run_keys(key, fingerprint, run_id, created) VALUES(?,?,?,?) ON CONFLICT DO "
+                         "NOTHING", (key, fingerprint, run_id, self._now(conn)))
+            row = conn.execute("SELECT run_id, fingerprint FROM run_keys WHERE key=?", (key,)).fetchone()
+        return row["run_id"], row["fingerprint"]
+
+    # -- presence: which live processes serve which endpoints ------------------------------------------
+    # A connector (serve's, a worker's, `flowmetal run`'s, a Python `flowmetal connector`, a client
+    # of the HTTP API's claim) says every `PRESENCE_EVERY` seconds that it is alive and which
+    # endpoints it serves, and takes its row away when it stops. A row older than `PRESENCE_LIVE`
+    # is a process that died without saying so.
+
+    def announce(self, name: str, kind: str, endpoints: Collection[str], pid: int | None = None,
+                 host: str | None = None) -> None:
+        """Record (or refresh) that `name`, a live process (or part of one) of `kind`, serves
+        `endpoints`; rows not refreshed for a day are deleted meanwhile."""
+        with self.transaction() as conn:
+            now = self._now(conn)
+            conn.execute("INSERT INTO presence(name, pid, host, kind, endpoints, seen) VALUES(?,?,?,?,?,?) ON "
+                         "CONFLICT(name) DO UPDATE SET pid=excluded.pid, host=excluded.host, kind=excluded.kind, "
+                         "endpoints=excluded.endpoints, seen=excluded.seen",
+                         (name, pid, host, kind, json.dumps(sorted(set(endpoints))), now))
+            conn.execute("DELETE FROM presence WHERE seen<?", (now - PRESENCE_FORGET,))
+
+    def withdraw(self, name: str) -> None:
+        """`name` stops serving (it is stopping): its row goes at once."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM presence WHERE name=?", (name,))
+
+    def presence(self, now: float | None = None) -> list[dict]:
+        """The live presences: {name, pid, host, kind, endpoints, seen}, most recent first."""
+        now = self._now(None, now)
+        if self.readonly and "presence" not in self._tables():  # an older store, only read
+            return []
+        rows = self._all("SELECT * FROM presence WHERE seen>=? ORDER BY seen DESC",
+                                 (now - PRESENCE_LIVE,))
+        out = []
+        for row in rows:
+            try:
+                endpoints = json.loads(row["endpoints"])
+            except ValueError:
+                continue
+            if isinstance(endpoints, list):
+                out.append({**dict(row), "endpoints": [e for e in endpoints if isinstance(e, str)]})
+        return out
+
+    def unserved_steps(self, run_ids: Collection[str] | None = None,
+                       now: float | None = None) -> dict[str, list[tuple[int, str]]]:
+        """The open steps that no live process serves, by run: (step, endpoint), in step order.
+        A step is open when it is pending, or claimed on a lease that has run out (a claim
+        still held is being served). Steps the runtime answers (callbacks) are not counted:
+        they wait for a delivery, not a process. With `run_ids`, only those runs'."""
+        now = self._now(None, now)
+        served = {endpoint for entry in self.presence(now) for endpoint in entry["endpoints"]}
+        query = (f"SELECT run_id, step, endpoint FROM steps WHERE endpoint NOT IN {RUNTIME_ENDPOINTS} AND "
+                 f"(status='pending' OR (status='claimed' AND lease_until<?))")
+        params: list = [now]
+        if run_ids is not None:
+            ids = list(run_ids)
+            if not ids:
+                return {}
+            query += f" AND run_id IN ({','.join('?' for _ in ids)})"
+            params += ids
+        out: dict[str, list[tuple[int, str]]] = {}
+        for row in self._all(query + " ORDER BY run_id, step", params):
+            if row["endpoint"] not in served:
+                out.setdefault(row["run_id"], []).append((row["step"], row["endpoint"]))
+        return out
+
+    def unserved(self, run_id: str) -> list[str]:
+        """The endpoints `run_id` waits on that no live process serves (sorted, once each)."""
+        return sorted({endpoint for _, endpoint in self.unserved_steps([run_id]).get(run_id, [])})
+
+    def open_steps(self, endpoints: Collection[str], worker: str | None = None, now: float | None = None) -> int:
+        """How many steps of `endpoints` are still to be performed: pending, claimed on a lease
+        that has run out, or claimed by `worker` (in flight there)."""
+        now = self._now(None, now)
+        names = list(endpoints)
+        if not names:
+            return 0
+        row = self._one(
+            f"SELECT count(*) FROM steps WHERE endpoint IN ({','.join('?' for _ in names)}) AND "
+            f"(status='pending' OR (status='claimed' AND (lease_until<? OR claimed_by=?)))",
+            (*names, now, worker))
+        return row[0]
+
+    # -- claimed steps: leases renewed, results fenced by the claim ------------------------------------
+    # A connector that holds a step's claim keeps it alive while the request is in flight and
+    # records the result only while the claim is still its own: a step whose lease lapsed and
+    # was claimed (and sent) by another connector is that connector's to record.
+
+    def renew_step_leases(self, worker: str, steps: list[tuple[str, int]], lease: float) -> set[tuple[str, int]]:
+        """Extend to now + `lease` the leases `worker` holds on `steps` ((run_id, step) pairs),
+        in one transaction; the pairs still claimed by `worker`. A step missing from the answer
+        was completed, cancelled, or claimed by another worker after this one's lease ran out."""
+        if not steps:
+            return set()
+        held = set()
+        with self.transaction() as conn:
+            now = self._now(conn)
+            for run_id, step in steps:
+                cur = conn.execute("UPDATE steps SET lease_until=? WHERE run_id=? AND step=? AND status='claimed' "
+                                   "AND claimed_by=?", (now + lease, run_id, step, worker))
+                if cur.rowcount == 1:
+                    held.add((run_id, step))
+        return held
+
+    def complete_claimed_step(self, run_id: str, step: int, worker: str, result_json: str) -> bool:
+        """`complete_step` fenced by the claim: records the result only while `worker` holds the
+        step's claim (its lease may have run out, as long as nobody claimed the step since).
+        False, changing nothing, otherwise. Wakes the run."""
+        return self._finish_claimed(run_id, step, worker, "status='completed', result=?", result_json)
+
+    def fail_claimed_step(self, run_id: str, step: int, worker: str, error: str) -> bool:
+        """`fail_step` fenced by the claim, as `complete_claimed_step`."""
+        return self._finish_claimed(run_id, step, worker, "status='failed', error=?", error)
+
+    def _finish_claimed(self, run_id: str, step: int, worker: str, sets: str, text: str) -> bool:
+        with self.transaction() as conn:
+            self._lock_run(conn, run_id)
+            now = self._now(conn)
+            cur = conn.execute(f"UPDATE steps SET {sets}, completed=? WHERE run_id=? AND step=? AND status='claimed' "
+                               "AND claimed_by=?", (text, now, run_id, step, worker))
+            if cur.rowcount != 1:
+                return False
+            conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
+        return True
+
+    def release_steps(self, worker: str, steps: list[tuple[str, int]]) -> int:
+        """Give back steps `worker` claimed but will not finish (it is stopping): pending again at
+        once, for any connector to claim, instead of after their leases run out. How many."""
+        released = 0
+        with self.transaction() as conn:
+            for run_id, step in steps:
+                released += conn.execute("UPDATE steps SET status='pending', claimed_by=NULL, lease_until=NULL "
+                                         "WHERE run_id=? AND step=? AND status='claimed' AND claimed_by=?",
+                                         (run_id, step, worker)).rowcount
+        return released
+
+
+class SQLiteStore(Store):
+    """A store in an SQLite file: one connection (use one store per thread)."""
+
+    MIGRATIONS = MIGRATIONS
+
     def __init__(self, path: str | os.PathLike, synchronous: str = "FULL", readonly: bool = False) -> None:
         """Open (and create or migrate) the store at `path`. `readonly`: only read it: a store
         that does not exist is an error, nothing is created or migrated, and a store on a
@@ -416,34 +1317,7 @@ class SQLiteStore:
         if current == 0 or "runs" not in self._tables():
             raise StoreError(f"{self.path}: not a Flowmetal store (an SQLite file without its tables)")
         if current > SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: this store has schema version {current}, written by a newer "
-                             f"Flowmetal; this one knows versions up to {SCHEMA_VERSION}. Upgrade Flowmetal "
-                             f"to use it (nothing was changed).")
-
-    # -- schema ---------------------------------------------------------------------------------
-
-    def _tables(self) -> set[str]:
-        return {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-
-    def version(self) -> int:
-        if "meta" not in self._tables():
-            return 0
-        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return int(row["value"]) if row else 0
-
-    def _migrate(self) -> None:
-        current = self.version()
-        if current > SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: this store has schema version {current}, written by a newer "
-                             f"Flowmetal; this one knows versions up to {SCHEMA_VERSION}. Upgrade Flowmetal "
-                             f"to use it (nothing was changed).")
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            with self.transaction():
-                if self.version() >= version:  # another process migrated meanwhile
-                    continue
-                MIGRATIONS[version](self.conn)
-                self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)",
-                                  (str(version),))
+            raise self._newer(current)
 
     class _Tx:
         def __init__(self, conn) -> None:
@@ -467,757 +1341,92 @@ class SQLiteStore:
     def close(self) -> None:
         self.conn.close()
 
-    # -- settings of the deployment ----------------------------------------------------------------
+    def _one(self, query: str, params=()):
+        return self.conn.execute(query, params).fetchone()
 
-    def setting(self, key: str) -> str | None:
-        """A setting's value, or None (also in a store older than the settings, read-only)."""
-        if self.readonly and self.version() < 4:
-            return None
-        row = self.conn.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
-        return row["value"] if row else None
+    def _all(self, query: str, params=()) -> list:
+        return self.conn.execute(query, params).fetchall()
 
-    def store_id(self) -> str | None:
-        """The store's id: random, made with the store's settings, the same for every process."""
-        return self.setting("store_id")
-
-    def public_url(self) -> str:
-        """The URL callback URLs are built on: the one set, else `DEFAULT_PUBLIC_URL`."""
-        return self.setting("public_url") or DEFAULT_PUBLIC_URL
-
-    def set_public_url(self, url: str) -> str | None:
-        """Set the public URL (checked by the caller); the one set before, if any."""
-        with self.transaction() as conn:
-            row = conn.execute("SELECT value FROM settings WHERE key='public_url'").fetchone()
-            conn.execute("INSERT OR REPLACE INTO settings(key, value) VALUES('public_url', ?)", (url,))
-        return row["value"] if row else None
-
-    # -- programs ----------------------------------------------------------------------------------
-
-    def put_sources(self, sources: dict[str, str]) -> dict[str, str]:
-        """Store a program's files, content-addressed; their names -> hashes. Each name must be
-        a plain relative file name (`flowmetal.lang.filenames`): nothing is stored otherwise."""
-        from flowmetal.lang import filenames
-        for name in sources:
-            why = filenames.problem(name)
-            if why is not None:
-                raise StoreError(f"bad file name {filenames.shown(name)} in a program to store: {why} "
-                                 f"(nothing was stored)")
-        out = {}
-        with self.transaction() as conn:
-            for name, text in sources.items():
-                digest = source_hash(text)
-                conn.execute("INSERT OR IGNORE INTO sources(hash, name, text) VALUES(?, ?, ?)", (digest, name, text))
-                out[name] = digest
-        return out
-
-    def get_sources(self, program: dict[str, str]) -> dict[str, str]:
-        """A run's program (`Run.program`: names -> hashes): names -> texts. A store may come
-        from anywhere (one shipped in a repository): a name that is not a plain relative file
-        name (`flowmetal.lang.filenames`), which tools would turn into a path outside the program's
-        folder, is refused."""
-        from flowmetal.lang import filenames
-        if not isinstance(program, dict) or not all(isinstance(d, str) for d in program.values()):
-            raise StoreError(f"{self.path}: a run's program is not a map of file names to source hashes")
-        for name in program:
-            why = filenames.problem(name)
-            if why is not None:
-                raise StoreError(f"{self.path}: a run's program has a bad file name {filenames.shown(name)}: "
-                                 f"{why}; it is not read")
-        out = {}
-        for name, digest in program.items():
-            row = self.conn.execute("SELECT text FROM sources WHERE hash=?", (digest,)).fetchone()
-            if row is None:
-                raise StoreError(f"the store lacks the source {digest[:12]} of {name}")
-            out[name] = row["text"]
-        return out
-
-    # -- runs ----------------------------------------------------------------------------------------
-
-    def create_run(self, entry: str, args_literals: list[str], program: dict[str, str], code_hash: str,
-                   run_id: str | None = None, origin: str | None = None) -> str:
-        """Record a new pending run. `origin` is the directory its files were read from, kept in
-        its first event so that tools can show a run's code in the files it came from."""
-        run_id = run_id or uuid.uuid4().hex[:16]
-        with self.transaction() as conn:
-            self._insert_run(conn, run_id, entry, args_literals, program, code_hash, time.time(), origin=origin)
-        return run_id
-
-    @staticmethod
-    def _insert_run(conn, run_id: str, entry: str, args_literals: list[str], program: dict[str, str],
-                    code_hash: str, now: float, origin: str | None = None, parent: str | None = None) -> bool:
-        """Insert a pending run and its `run-started` event (inside a transaction); False, changing
-        nothing, when a run of that id exists already."""
-        started = {"entry": entry, "args": args_literals, "code": code_hash}
-        if origin is not None:
-            started["origin"] = origin
-        if parent is not None:
-            started["parent"] = parent
-        started["task"] = 0  # every event names its task; the entry's own is 0
-        cur = conn.execute("INSERT OR IGNORE INTO runs(id, entry, args, program, code_hash, status, created, "
-                           "updated, next_seq, parent) VALUES(?, ?, ?, ?, ?, 'pending', ?, ?, 2, ?)",
-                           (run_id, entry, json.dumps(args_literals), json.dumps(program), code_hash, now, now,
-                            parent))
-        if cur.rowcount != 1:
-            return False
-        conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES(?, 1, ?, "
-                     "'run-started', NULL, ?, NULL)", (run_id, now, json.dumps(started)))
-        return True
-
-    def get_run(self, run_id: str) -> Run | None:
-        row = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
-        return _run(row) if row else None
-
-    def find_run(self, prefix: str) -> Run:
-        """A run by its id, or a unique prefix of it."""
-        rows = self.conn.execute("SELECT * FROM runs WHERE id LIKE ? ORDER BY created LIMIT 2",
-                                 (prefix.replace("%", "") + "%",)).fetchall()
-        if not rows:
-            raise StoreError(f"no run `{prefix}` in {self.path}")
-        if len(rows) > 1 and rows[0]["id"] != prefix:
-            raise StoreError(f"`{prefix}` names more than one run: give more of its id")
-        return _run(rows[0])
-
-    def list_runs(self, since: float | None = None) -> list[Run]:
-        """Every run, oldest first (in the order they were recorded); or those updated at or after
-        `since`."""
-        if since is None:
-            return [_run(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, rowid").fetchall()]
-        rows = self.conn.execute("SELECT * FROM runs WHERE updated >= ? ORDER BY created, rowid", (since,))
-        return [_run(r) for r in rows.fetchall()]
+    def _tables(self, conn=None) -> set[str]:
+        return {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
     def change_token(self) -> tuple[int, int]:
         """A value that changes whenever anything was committed to the store, by any process:
         `PRAGMA data_version` for other connections' commits, `total_changes` for this one's."""
-        return self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes
+        return self._one("PRAGMA data_version")[0], self.conn.total_changes
 
-    def run_versions(self, since: float) -> list[tuple[str, str, int, float]]:
-        """(id, status, next_seq, updated) of the runs updated at or after `since`."""
-        rows = self.conn.execute("SELECT id, status, next_seq, updated FROM runs WHERE updated >= ?", (since,))
-        return [(r["id"], r["status"], r["next_seq"], r["updated"] or 0.0) for r in rows.fetchall()]
 
-    def children(self, run_id: str) -> list[Run]:
-        """The runs `run_id` started (`flowmetal.run/start-run!`), oldest first."""
-        if self.readonly and self.version() < 6:
-            return []
-        rows = self.conn.execute("SELECT * FROM runs WHERE parent=? ORDER BY created, rowid", (run_id,)).fetchall()
-        return [_run(r) for r in rows]
 
-    def descendants(self, run_id: str) -> list[Run]:
-        """Its children, theirs, and so on: each run after its parent."""
-        out, todo = [], [run_id]
-        while todo:
-            kids = self.children(todo.pop(0))
-            out += kids
-            todo += [k.id for k in kids]
-        return out
+class PostgresStore(Store):
+    """A store in a PostgreSQL database (`postgresql://USER@HOST:PORT/DB`), shared by any number
+    of processes on any number of machines. Its connections, SQL and schema are
+    `flowmetal.runtime.pgstore`'s; here are the hooks of `Store` in PostgreSQL's terms: runs and
+    steps claimed with `FOR UPDATE SKIP LOCKED` (claimers never wait for one another), a run's
+    row locked by every transaction that changes what its wake-up depends on, and the
+    database's clock for every lease, timer and due time (a `now` passed in is ignored)."""
 
-    def has_unfinished_runs(self) -> bool:
-        row = self.conn.execute("SELECT 1 FROM runs WHERE status NOT IN ('completed','failed','cancelled') "
-                                "LIMIT 1").fetchone()
-        return row is not None
+    _locking = " FOR UPDATE"
+    _claiming = " FOR UPDATE SKIP LOCKED"
+    _recorded = "created, recorded"
 
-    def claim(self, worker: str, lease: float, now: float | None = None, run_id: str | None = None) -> Run | None:
-        """Take a runnable run: new, woken (timer due or step completed), or whose lease expired."""
-        now = time.time() if now is None else now
-        with self.transaction() as conn:
-            query = ("SELECT * FROM runs WHERE (status='pending' OR (status='waiting' AND wake_at IS NOT NULL "
-                     "AND wake_at<=?) OR (status='running' AND lease_until<?))")
-            params: list = [now, now]
-            if run_id is not None:
-                query += " AND id=?"
-                params.append(run_id)
-            row = conn.execute(query + " ORDER BY COALESCE(wake_at, created) LIMIT 1", params).fetchone()
-            if row is None:
-                return None
-            conn.execute("UPDATE runs SET status='running', owner=?, lease_until=?, updated=? WHERE id=?",
-                         (worker, now + lease, now, row["id"]))
-        run = _run(row)
-        run.status, run.owner, run.lease_until = "running", worker, now + lease
-        return run
-
-    def heartbeat(self, run_id: str, worker: str, lease: float) -> None:
-        with self.transaction() as conn:
-            cur = conn.execute("UPDATE runs SET lease_until=? WHERE id=? AND owner=? AND status='running'",
-                               (time.time() + lease, run_id, worker))
-            if cur.rowcount != 1:
-                raise LeaseLost(run_id)
-
-    def next_wake(self) -> float | None:
-        row = self.conn.execute("SELECT MIN(wake_at) AS w FROM runs WHERE status='waiting'").fetchone()
-        return row["w"]
-
-    # -- committing a run's progress ----------------------------------------------------------------
-
-    def commit(self, run: Run, worker: str, events: list[tuple], *, snapshot: dict | None = None,
-               status: str | None = None, wake_at: float | None = None, result: str | None = None,
-               error: str | None = None, steps: list[tuple] = (), timers: list[tuple] = (),
-               callbacks: list[tuple] = (), completed_steps: list[tuple] = (), cancelled_steps: list[int] = (),
-               fired_timers: list[int] = (), signals: list[tuple] = (), release: bool = False,
-               applied_steps: list[int] = (), children: list[tuple] = (), cancel_children: list[str] = (),
-               awaited_children: list[str] = (), parts: dict[str, str | None] | None = None) -> None:
-        """Append events and record the run's new state, in one transaction, if this worker
-        still holds the run. Events are (kind, step, data, line); seqs are assigned here.
-        `signals`: (signal seq, step) of the signals the run consumed, recorded with the events
-        and the snapshot that follow from them. `applied_steps`: finished steps the run took
-        (a failure given to its task, a result nobody waits for any more), like
-        `completed_steps` marked `applied`. A run that now waits and has a finished step it
-        has not taken (answered while it ran, which no answer wakes), or a signal queued for a
-        `receive!` of its, wakes at once; a waiting run's wake time is its earliest timer
-        still set. `parts`: rows of the run's state in parts, by key (None deletes one),
-        written with `snapshot`, its head. `children`: (id,
-        entry, argument literals) of child runs its steps started, created here (pinned to its
-        program); `cancel_children`: child runs it cancelled; `awaited_children`: the children
-        it waits for, any of which ended already wakes it at once. A run that ends here wakes
-        its parent and cancels its children still going."""
-        now = time.time()
-        with self.transaction() as conn:
-            row = conn.execute("SELECT owner, status, next_seq, cancel_requested FROM runs WHERE id=?",
-                               (run.id,)).fetchone()
-            if row is None or row["owner"] != worker or row["status"] != "running":
-                raise LeaseLost(run.id)
-            seq = row["next_seq"]
-            for kind, step, data, line in events:
-                conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES(?,?,?,?,?,?,?)",
-                             (run.id, seq, data.pop("_time", now) if isinstance(data, dict) else now, kind, step,
-                              json.dumps(data), line))
-                seq += 1
-            self._consume_signals(conn, run.id, signals, now)  # before the waits: they look at the queue
-            woken = False
-            for step, endpoint, args, key in steps:
-                conn.execute("INSERT OR IGNORE INTO steps(run_id, step, endpoint, args, key, status, created) "
-                             "VALUES(?,?,?,?,?,'pending',?)", (run.id, step, endpoint, args, key, now))
-                if endpoint == CALLBACK_WAIT:
-                    woken |= self._meet_delivery(conn, run.id, step, json.loads(args)["token"], now)
-                elif endpoint == SIGNAL_WAIT:
-                    woken |= self._meet_signal(conn, run.id, json.loads(args)["name"])
-            for step, result_json in completed_steps:
-                conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, result, created, "
-                             "completed) VALUES(?, ?, '', '', ?, 'applied', ?, ?, ?) ON CONFLICT(run_id, step) DO "
-                             "UPDATE SET status='applied'", (run.id, step, f"{run.id}:{step}", result_json, now, now))
-            for step in applied_steps:
-                conn.execute("UPDATE steps SET status='applied' WHERE run_id=? AND step=? AND status IN "
-                             "('completed','failed')", (run.id, step))
-            for step, due in timers:  # before cancellations: a timer may be set and cancelled at once
-                conn.execute("INSERT OR REPLACE INTO timers(run_id, step, due, status) VALUES(?,?,?,'set')",
-                             (run.id, step, due))
-            for step in cancelled_steps:
-                conn.execute("UPDATE steps SET status='cancelled' WHERE run_id=? AND step=? AND status IN "
-                             "('pending','claimed')", (run.id, step))
-                conn.execute("UPDATE timers SET status='cancelled' WHERE run_id=? AND step=? AND status='set'",
-                             (run.id, step))
-            for step in fired_timers:
-                conn.execute("UPDATE timers SET status='fired' WHERE run_id=? AND step=?", (run.id, step))
-            for token, step in callbacks:
-                conn.execute("INSERT OR IGNORE INTO callbacks(token, run_id, step, created) VALUES(?,?,?,?)",
-                             (token, run.id, step, now))
-            for child, entry, args in children:
-                self._insert_run(conn, child, entry, args, run.program, run.code_hash, now, parent=run.id)
-            for child in cancel_children:
-                self._cancel(conn, child, now)
-            if status == "waiting":
-                # What came while the run ran, after the executor's last look (which no answer
-                # wakes: the run was `running`), found by the indexes, not by naming each wait.
-                woken |= conn.execute("SELECT 1 FROM steps WHERE run_id=? AND status IN ('completed','failed') "
-                                      "LIMIT 1", (run.id,)).fetchone() is not None
-                for step_row in conn.execute("SELECT args FROM steps WHERE run_id=? AND status='pending' AND "
-                                             "endpoint=?", (run.id, SIGNAL_WAIT)).fetchall():
-                    woken |= self._meet_signal(conn, run.id, json.loads(step_row["args"])["name"])
-                # A child that ended after the executor looked, before this wait was recorded.
-                if awaited_children:
-                    woken |= self._any_ended(conn, list(awaited_children))
-                due = conn.execute("SELECT MIN(due) AS due FROM timers WHERE run_id=? AND status='set'",
-                                   (run.id,)).fetchone()["due"]
-                if due is not None:
-                    wake_at = due if wake_at is None else min(wake_at, due)
-            if snapshot is not None:
-                conn.execute("INSERT OR REPLACE INTO snapshots(run_id, seq, state) VALUES(?,?,?)",
-                             (run.id, seq - 1, snapshot if isinstance(snapshot, str)  # written once already
-                              else json.dumps(snapshot, separators=(",", ":"))))
-            for key, text in (parts or {}).items():
-                if text is None:
-                    conn.execute("DELETE FROM snapshot_parts WHERE run_id=? AND key=?", (run.id, key))
-                else:
-                    conn.execute("INSERT INTO snapshot_parts(run_id, key, state) VALUES(?,?,?) ON CONFLICT "
-                                 "(run_id, key) DO UPDATE SET state=excluded.state", (run.id, key, text))
-            sets = ["next_seq=?", "updated=?"]
-            params: list = [seq, now]
-            if status is not None:
-                sets.append("status=?")
-                params.append(status)
-            if status is not None or release:
-                sets.append("wake_at=?")
-                # A callback delivered (or a signal sent) before this wait was recorded wakes the run at once.
-                params.append(now if woken and status == "waiting" else wake_at)
-            if result is not None:
-                sets.append("result=?")
-                params.append(_storable(result))
-            if error is not None:
-                sets.append("error=?")
-                params.append(_storable(error))
-            if release:
-                sets += ["owner=NULL", "lease_until=NULL"]
-            conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id=?", (*params, run.id))
-            if status in ENDED:
-                self._ended(conn, run.id, now)
-
-    # -- child runs -------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _any_ended(conn, run_ids: list[str]) -> bool:
-        for i in range(0, len(run_ids), 500):  # SQLite's limit on a statement's parameters
-            chunk = run_ids[i:i + 500]
-            row = conn.execute(f"SELECT 1 FROM runs WHERE id IN ({','.join('?' * len(chunk))}) AND status IN "
-                               f"{ENDED} LIMIT 1", chunk).fetchone()
-            if row is not None:
-                return True
-        return False
-
-    def _ended(self, conn, run_id: str, now: float) -> None:
-        """Run `run_id` just ended: its parent, if it waits, wakes (to give the outcome to what
-        awaits it), and its children still going are cancelled, theirs too (a child never
-        outlives its parent)."""
-        conn.execute("UPDATE runs SET wake_at=? WHERE id=(SELECT parent FROM runs WHERE id=?) AND status='waiting'",
-                     (now, run_id))
-        todo = [run_id]
-        while todo:  # a loop, not recursion: however deep the children go
-            for row in conn.execute(f"SELECT id FROM runs WHERE parent=? AND status NOT IN {ENDED}",
-                                    (todo.pop(),)).fetchall():
-                if self._cancel_one(conn, row["id"], now) == "cancelled":
-                    todo.append(row["id"])
-
-    def _cancel(self, conn, run_id: str, now: float) -> str:
-        """Cancel a run inside a transaction: a run being advanced is asked to stop (its worker
-        ends it at its next look, within a second); any other ends now, with what it waits
-        for, and so do its children. Its status afterwards ("cancelling" while running)."""
-        status = self._cancel_one(conn, run_id, now)
-        if status == "cancelled":
-            self._ended(conn, run_id, now)
-        return status.removeprefix("ended ")
-
-    @staticmethod
-    def _cancel_one(conn, run_id: str, now: float) -> str:
-        """`_cancel` without the run's children: "cancelled" when it was ended here."""
-        row = conn.execute("SELECT status, next_seq FROM runs WHERE id=?", (run_id,)).fetchone()
-        if row is None:
-            raise StoreError(f"no run `{run_id}`")
-        if row["status"] in ENDED:
-            return "ended " + row["status"]
-        if row["status"] == "running":
-            conn.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
-            return "cancelling"
-        conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES(?,?,?,?,NULL,?,NULL)",
-                     (run_id, row["next_seq"], now, "run-cancelled", json.dumps({"task": 0})))
-        conn.execute("UPDATE runs SET status='cancelled', next_seq=next_seq+1, wake_at=NULL, updated=? "
-                     "WHERE id=?", (now, run_id))
-        conn.execute("UPDATE steps SET status='cancelled' WHERE run_id=? AND status IN ('pending','claimed')",
-                     (run_id,))
-        conn.execute("UPDATE timers SET status='cancelled' WHERE run_id=? AND status='set'", (run_id,))
-        return "cancelled"
-
-    def snapshot(self, run_id: str) -> dict | None:
-        """The run's latest snapshot: the whole state (a run without tasks, or written before
-        states were stored in parts), or the head of one in parts (`snapshot_parts`)."""
-        row = self.conn.execute("SELECT state FROM snapshots WHERE run_id=?", (run_id,)).fetchone()
-        if row is None:
-            return None
+    def __init__(self, url: str, readonly: bool = False) -> None:
+        from flowmetal.runtime import pgstore  # psycopg is loaded only for PostgreSQL stores
+        self._pg = pgstore
+        self.path = url
+        self.readonly = readonly
+        self.MIGRATIONS = pgstore.MIGRATIONS
+        self.db = pgstore.Database(url, readonly)
         try:
-            return json.loads(row["state"])
-        except ValueError as error:
-            raise StoreError(f"the store's snapshot of run `{run_id}` is malformed ({error})") from None
+            if readonly:
+                current = self.version()
+                if current == 0 or "runs" not in self._tables():
+                    raise StoreError(f"{pgstore.shown(url)}: not a Flowmetal store (a database without its tables; "
+                                     f"read-only commands never create them)")
+                if current > SCHEMA_VERSION:
+                    raise self._newer(current)
+            else:
+                self._migrate()
+        except BaseException:
+            self.db.close()
+            raise
 
-    def snapshot_parts(self, run_id: str, keys: Collection[str]) -> dict[str, str]:
-        """The stored parts of the run's state among `keys`, as text (a key not stored is absent)."""
-        keys = list(keys)
-        out: dict[str, str] = {}
-        for i in range(0, len(keys), 500):  # SQLite's limit on a statement's parameters
-            chunk = keys[i:i + 500]
-            for row in self.conn.execute(f"SELECT key, state FROM snapshot_parts WHERE run_id=? AND key IN "
-                                         f"({','.join('?' * len(chunk))})", (run_id, *chunk)).fetchall():
-                out[row["key"]] = row["state"]
-        return out
+    def _newer(self, current: int) -> StoreError:
+        return StoreError(f"{self._pg.shown(self.path)}: this store has schema version {current}, written by a "
+                          f"newer Flowmetal; this one knows versions up to {SCHEMA_VERSION}. Upgrade Flowmetal "
+                          f"to use it (nothing was changed).")
 
-    def events(self, run_id: str, after: int = 0, until: int | None = None, kind: str | None = None) -> list[Event]:
-        """The run's events after `after` (and up to `until`), of one `kind` if given, in order."""
-        query, params = "SELECT * FROM events WHERE run_id=? AND seq>?", [run_id, after]
-        if until is not None:
-            query += " AND seq<=?"
-            params.append(until)
-        if kind is not None:
-            query += " AND kind=?"
-            params.append(kind)
-        rows = self.conn.execute(query + " ORDER BY seq", params)
-        return [_event(run_id, r) for r in rows.fetchall()]
+    def transaction(self):
+        """A write transaction: `with store.transaction() as conn: ...`."""
+        return self.db.transaction()
 
-    # -- steps, timers, callbacks ----------------------------------------------------------------------
+    def close(self) -> None:
+        self.db.close()
 
-    def step(self, run_id: str, step: int):
-        return self.conn.execute("SELECT * FROM steps WHERE run_id=? AND step=?", (run_id, step)).fetchone()
+    def _one(self, query: str, params=()):
+        return self.db.read(query, params, many=False)
 
-    def finished_steps(self, run_id: str, steps: list[int] | None = None) -> list:
-        """The rows of those of `steps` that completed or failed and the run has not taken yet
-        (one query for any number); without `steps`, all such steps of the run (an index's)."""
-        if steps is None:
-            return self.conn.execute("SELECT * FROM steps WHERE run_id=? AND status IN ('completed','failed')",
-                                     (run_id,)).fetchall()
-        rows = []
-        for i in range(0, len(steps), 500):  # SQLite's limit on a statement's parameters
-            chunk = steps[i:i + 500]
-            rows += self.conn.execute(
-                f"SELECT * FROM steps WHERE run_id=? AND status IN ('completed','failed') AND step IN "
-                f"({','.join('?' * len(chunk))})", (run_id, *chunk)).fetchall()
-        return rows
+    def _all(self, query: str, params=()) -> list:
+        return self.db.read(query, params)
 
-    def due_timers(self, run_id: str, now: float) -> list:
-        """The run's timers still set that are due by `now`: (step, due) rows, an index's."""
-        return self.conn.execute("SELECT step, due FROM timers WHERE run_id=? AND status='set' AND due<=?",
-                                 (run_id, now)).fetchall()
+    def _tables(self, conn=None) -> set[str]:
+        rows = conn.execute(self._pg.TABLES).fetchall() if conn is not None else self._all(self._pg.TABLES)
+        return {row[0] for row in rows}
 
-    def timer(self, run_id: str, step: int):
-        return self.conn.execute("SELECT * FROM timers WHERE run_id=? AND step=?", (run_id, step)).fetchone()
+    def _migration_lock(self, conn) -> None:
+        conn.execute(self._pg.MIGRATION_LOCKING)
 
-    def complete_step(self, run_id: str, step: int, result_json: str) -> bool:
-        """Record an endpoint's result, once: False when the step is not pending (already
-        completed, cancelled, or unknown). Wakes the run."""
-        now = time.time()
-        with self.transaction() as conn:
-            cur = conn.execute("UPDATE steps SET status='completed', result=?, completed=? WHERE run_id=? AND "
-                               "step=? AND status IN ('pending','claimed')", (result_json, now, run_id, step))
-            if cur.rowcount != 1:
-                return False
-            conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
-        return True
-
-    def claim_steps(self, endpoints: list[str], worker: str, lease: float, limit: int = 10,
-                    runs: Collection[str] | None = None) -> list[dict]:
-        """Claim pending (or lease-expired) step requests for the named endpoints, for a
-        connector: each as {run_id, step, endpoint, args (stored form), key}. With `runs`,
-        only the steps of those runs."""
-        now = time.time()
-        if not endpoints or (runs is not None and not runs):
-            return []
-        marks = ",".join("?" for _ in endpoints)
-        of_runs, run_ids = "", ()
-        if runs is not None:
-            run_ids = tuple(runs)
-            of_runs = f"run_id IN ({','.join('?' for _ in run_ids)}) AND "
-        with self.transaction() as conn:
-            rows = conn.execute(
-                f"SELECT run_id, step, endpoint, args, key FROM steps WHERE endpoint IN ({marks}) AND "
-                f"endpoint NOT IN {RUNTIME_ENDPOINTS} AND {of_runs}"
-                f"(status='pending' OR (status='claimed' AND lease_until<?)) ORDER BY created LIMIT ?",
-                (*endpoints, *run_ids, now, limit)).fetchall()
-            for row in rows:
-                conn.execute("UPDATE steps SET status='claimed', claimed_by=?, lease_until=? WHERE run_id=? AND step=?",
-                             (worker, now + lease, row["run_id"], row["step"]))
-        return [{"run_id": r["run_id"], "step": r["step"], "endpoint": r["endpoint"], "args": json.loads(r["args"]),
-                 "key": r["key"]} for r in rows]
-
-    def pending_steps(self, endpoint: str | None = None) -> list[dict]:
-        query = "SELECT run_id, step, endpoint, args, key, status FROM steps WHERE status IN ('pending','claimed')"
-        params: tuple = ()
-        if endpoint is not None:
-            query += " AND endpoint=?"
-            params = (endpoint,)
-        return [dict(r) for r in self.conn.execute(query + " ORDER BY created", params).fetchall()]
-
-    def fail_step(self, run_id: str, step: int, error: str) -> bool:
-        """Record that an endpoint could not be performed (a connector's own failure, or a
-        result of the wrong type): the run fails with this error when it resumes. Once."""
-        now = time.time()
-        with self.transaction() as conn:
-            cur = conn.execute("UPDATE steps SET status='failed', error=?, completed=? WHERE run_id=? AND step=? "
-                               "AND status IN ('pending','claimed')", (error, now, run_id, step))
-            if cur.rowcount != 1:
-                return False
-            conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
-        return True
-
-    def deliver_callback(self, token: str, body: str) -> str:
-        """Deliver a callback body, once. The outcome:
-
-            delivered   it completed the run's wait for it (the run wakes)
-            kept        the run is not waiting for it now (it has not asked yet, or its last wait
-                        timed out): the body is kept for the run's next `get-callback!` on it
-            gone        the run has ended: the body is not used, and not recorded
-            duplicate   a body was delivered already: this one changes nothing
-            unknown     no such callback
-
-        Delivery and waiting meet in one transaction whichever comes first: a wait recorded
-        after the delivery finds the body (`commit` completes it), so no wake-up is lost."""
-        now = time.time()
-        with self.transaction() as conn:
-            row = conn.execute("SELECT c.run_id, c.delivered, r.status FROM callbacks c JOIN runs r ON "
-                               "r.id=c.run_id WHERE c.token=?", (token,)).fetchone()
-            if row is None:
-                return "unknown"
-            if row["delivered"] is not None:
-                return "duplicate"
-            if row["status"] in ("completed", "failed", "cancelled"):
-                return "gone"
-            conn.execute("UPDATE callbacks SET body=?, delivered=? WHERE token=?", (body, now, token))
-            waiting = conn.execute("SELECT step FROM steps WHERE run_id=? AND endpoint=? AND status='pending' "
-                                   "AND json_extract(args, '$.token')=?",
-                                   (row["run_id"], CALLBACK_WAIT, token)).fetchall()
-            for w in waiting:
-                conn.execute("UPDATE steps SET status='completed', result=?, completed=? WHERE run_id=? AND step=?",
-                             (json.dumps(body), now, row["run_id"], w["step"]))
-            if waiting:
-                conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, row["run_id"]))
-        return "delivered" if waiting else "kept"
-
-    @staticmethod
-    def _meet_delivery(conn, run_id: str, step: int, token: str, now: float) -> bool:
-        """Inside a commit that records a wait for a callback: complete the wait at once when
-        its body is already there (delivered after the executor looked, before it committed)."""
-        row = conn.execute("SELECT body FROM callbacks WHERE token=? AND run_id=? AND delivered IS NOT NULL",
-                           (token, run_id)).fetchone()
-        if row is None:
-            return False
-        cur = conn.execute("UPDATE steps SET status='completed', result=?, completed=? WHERE run_id=? AND step=? "
-                           "AND status='pending'", (json.dumps(row["body"]), now, run_id, step))
-        return cur.rowcount == 1
-
-    def callback(self, token: str):
-        return self.conn.execute("SELECT * FROM callbacks WHERE token=?", (token,)).fetchone()
-
-    # -- signals ---------------------------------------------------------------------------------------
-    # Sending queues a signal and wakes the run if it waits for that name; only the run's driver
-    # consumes signals, oldest first, in the commit that records what the run did with them. A
-    # send and a wait meet in one transaction whichever comes first (`_meet_signal`), as a
-    # callback's delivery and its wait do.
-
-    def send_signal(self, run_id: str, name: str, body: str, key: str | None = None) -> "Sent":
-        """Queue the signal `name` with `body` (JSON text) for the run. The outcome (`Sent`):
-
-            queued     queued as the run's signal number `seq` (the run wakes if it waits for it)
-            duplicate  `key` was sent before with this name and body: nothing is queued again;
-                       `seq` is the first one's
-            conflict   `key` was sent before with another name or body (`seq`, `name`: that one's)
-            ended      the run has ended (`status`): nothing is queued
-            unknown    no such run
-        """
-        now = time.time()
-        with self.transaction() as conn:
-            run = conn.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
-            if run is None:
-                return Sent("unknown")
-            if key is not None:
-                row = conn.execute("SELECT seq, name, body FROM signals WHERE run_id=? AND key=?",
-                                   (run_id, key)).fetchone()
-                if row is not None:
-                    same = row["name"] == name and _same_json(row["body"], body)
-                    return Sent("duplicate" if same else "conflict", row["seq"], row["name"])
-            if run["status"] in FINAL:
-                return Sent("ended", status=run["status"])
-            seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM signals WHERE run_id=?",
-                               (run_id,)).fetchone()[0]
-            conn.execute("INSERT INTO signals(run_id, seq, name, body, key, sent) VALUES(?,?,?,?,?,?)",
-                         (run_id, seq, name, body, key, now))
-            waits = conn.execute("SELECT 1 FROM steps WHERE run_id=? AND endpoint=? AND status='pending' AND "
-                                 "json_extract(args, '$.name')=? LIMIT 1", (run_id, SIGNAL_WAIT, name)).fetchone()
-            if waits is not None:
-                conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
-        return Sent("queued", seq, name)
-
-    def next_signal(self, run_id: str, name: str, skip: Collection[int] = ()):
-        """The oldest signal `name` of the run not consumed yet (nor among `skip`, the seqs the
-        driver consumed and has not committed): a row (seq, name, body, sent), or None."""
-        skipped = tuple(skip)
-        marks = f" AND seq NOT IN ({','.join('?' for _ in skipped)})" if skipped else ""
-        return self.conn.execute(f"SELECT seq, name, body, sent FROM signals WHERE run_id=? AND name=? AND "
-                                 f"step IS NULL{marks} ORDER BY seq LIMIT 1", (run_id, name, *skipped)).fetchone()
-
-    def signals(self, run_id: str) -> list[dict]:
-        """The run's signals in arrival order: seq, name, body (JSON text), key, sent, and the
-        step that consumed each (None while queued)."""
-        rows = self.conn.execute("SELECT seq, name, body, key, sent, step FROM signals WHERE run_id=? ORDER BY seq",
-                                 (run_id,))
-        return [dict(r) for r in rows.fetchall()]
-
-    @staticmethod
-    def _consume_signals(conn, run_id: str, consumed: list[tuple], now: float) -> None:
-        for seq, step in consumed:
-            cur = conn.execute("UPDATE signals SET step=?, consumed=? WHERE run_id=? AND seq=? AND step IS NULL",
-                               (step, now, run_id, seq))
-            if cur.rowcount != 1:  # only the lease holder consumes: never, unless the store was edited
-                raise StoreError(f"signal {seq} of run `{run_id}` is not queued any more; nothing was committed")
-
-    @staticmethod
-    def _meet_signal(conn, run_id: str, name: str) -> bool:
-        """Inside a commit that records a wait for the signal `name`: whether one is queued
-        already (sent after the executor looked, before it committed): the run wakes at once."""
-        return conn.execute("SELECT 1 FROM signals WHERE run_id=? AND name=? AND step IS NULL LIMIT 1",
-                            (run_id, name)).fetchone() is not None
-
-    def request_cancel(self, run_id: str) -> str:
-        """Cancel a run, and its children: at once when it is not running, else at its worker's
-        next look. Its status afterwards ("cancelling" while its worker has yet to stop it)."""
-        with self.transaction() as conn:
-            return self._cancel(conn, run_id, time.time())
-
-    def cancel_requested(self, run_id: str) -> bool:
-        row = self.conn.execute("SELECT cancel_requested FROM runs WHERE id=?", (run_id,)).fetchone()
-        return bool(row and row["cancel_requested"])
-
-    # -- sharing executors between runs ----------------------------------------------------------------
-
-    def others_runnable(self, run_id: str, now: float | None = None) -> bool:
-        """Whether a run other than `run_id` could be claimed now (as `claim` would find it):
-        a run that computes for long makes way for it."""
-        now = time.time() if now is None else now
-        row = self.conn.execute("SELECT 1 FROM runs WHERE id<>? AND (status='pending' OR (status='waiting' AND "
-                                "wake_at IS NOT NULL AND wake_at<=?) OR (status='running' AND lease_until<?)) "
-                                "LIMIT 1", (run_id, now, now)).fetchone()
-        return row is not None
-
-    # -- idempotency keys of run creation ------------------------------------------------------------
-    # A key is recorded with the run id it will name *before* the run is created (`create_run`
-    # with that id): a retry finds the key, and creates the run itself if a crash came between.
-
-    def run_key(self, key: str) -> tuple[str, str] | None:
-        """(run id, request fingerprint) recorded for an idempotency key, or None."""
-        row = self.conn.execute("SELECT run_id, fingerprint FROM run_keys WHERE key=?", (key,)).fetchone()
-        return (row["run_id"], row["fingerprint"]) if row else None
-
-    def record_run_key(self, key: str, fingerprint: str, run_id: str) -> tuple[str, str]:
-        """Record that `key` names the request `fingerprint` and the run `run_id`, unless the
-        key is recorded already (by another process meanwhile); the (run id, fingerprint)
-        recorded for it either way."""
-        with self.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO run_keys(key, fingerprint, run_id, created) VALUES(?,?,?,?)",
-                         (key, fingerprint, run_id, time.time()))
-            row = conn.execute("SELECT run_id, fingerprint FROM run_keys WHERE key=?", (key,)).fetchone()
-        return row["run_id"], row["fingerprint"]
-
-    # -- presence: which live processes serve which endpoints ------------------------------------------
-    # A connector (serve's, a worker's, `flowmetal run`'s, a Python `flowmetal connector`, a client
-    # of the HTTP API's claim) says every `PRESENCE_EVERY` seconds that it is alive and which
-    # endpoints it serves, and takes its row away when it stops. A row older than `PRESENCE_LIVE`
-    # is a process that died without saying so.
-
-    def announce(self, name: str, kind: str, endpoints: Collection[str], pid: int | None = None,
-                 host: str | None = None) -> None:
-        """Record (or refresh) that `name`, a live process (or part of one) of `kind`, serves
-        `endpoints`; rows not refreshed for a day are deleted meanwhile."""
-        now = time.time()
-        with self.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO presence(name, pid, host, kind, endpoints, seen) VALUES(?,?,?,?,?,?)",
-                         (name, pid, host, kind, json.dumps(sorted(set(endpoints))), now))
-            conn.execute("DELETE FROM presence WHERE seen<?", (now - PRESENCE_FORGET,))
-
-    def withdraw(self, name: str) -> None:
-        """`name` stops serving (it is stopping): its row goes at once."""
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM presence WHERE name=?", (name,))
-
-    def presence(self, now: float | None = None) -> list[dict]:
-        """The live presences: {name, pid, host, kind, endpoints, seen}, most recent first."""
-        now = time.time() if now is None else now
-        if self.readonly and "presence" not in self._tables():  # an older store, only read
-            return []
-        rows = self.conn.execute("SELECT * FROM presence WHERE seen>=? ORDER BY seen DESC",
-                                 (now - PRESENCE_LIVE,)).fetchall()
-        out = []
-        for row in rows:
-            try:
-                endpoints = json.loads(row["endpoints"])
-            except ValueError:
-                continue
-            if isinstance(endpoints, list):
-                out.append({**dict(row), "endpoints": [e for e in endpoints if isinstance(e, str)]})
-        return out
-
-    def unserved_steps(self, run_ids: Collection[str] | None = None,
-                       now: float | None = None) -> dict[str, list[tuple[int, str]]]:
-        """The open steps that no live process serves, by run: (step, endpoint), in step order.
-        A step is open when it is pending, or claimed on a lease that has run out (a claim
-        still held is being served). Steps the runtime answers (callbacks) are not counted:
-        they wait for a delivery, not a process. With `run_ids`, only those runs'."""
-        now = time.time() if now is None else now
-        served = {endpoint for entry in self.presence(now) for endpoint in entry["endpoints"]}
-        query = (f"SELECT run_id, step, endpoint FROM steps WHERE endpoint NOT IN {RUNTIME_ENDPOINTS} AND "
-                 f"(status='pending' OR (status='claimed' AND lease_until<?))")
-        params: list = [now]
-        if run_ids is not None:
-            ids = list(run_ids)
-            if not ids:
-                return {}
-            query += f" AND run_id IN ({','.join('?' for _ in ids)})"
-            params += ids
-        out: dict[str, list[tuple[int, str]]] = {}
-        for row in self.conn.execute(query + " ORDER BY run_id, step", params).fetchall():
-            if row["endpoint"] not in served:
-                out.setdefault(row["run_id"], []).append((row["step"], row["endpoint"]))
-        return out
-
-    def unserved(self, run_id: str) -> list[str]:
-        """The endpoints `run_id` waits on that no live process serves (sorted, once each)."""
-        return sorted({endpoint for _, endpoint in self.unserved_steps([run_id]).get(run_id, [])})
-
-    def open_steps(self, endpoints: Collection[str], worker: str | None = None, now: float | None = None) -> int:
-        """How many steps of `endpoints` are still to be performed: pending, claimed on a lease
-        that has run out, or claimed by `worker` (in flight there)."""
-        now = time.time() if now is None else now
-        names = list(endpoints)
-        if not names:
-            return 0
-        row = self.conn.execute(
-            f"SELECT count(*) FROM steps WHERE endpoint IN ({','.join('?' for _ in names)}) AND "
-            f"(status='pending' OR (status='claimed' AND (lease_until<? OR claimed_by=?)))",
-            (*names, now, worker)).fetchone()
+    def _now(self, conn=None, now: float | None = None) -> float:
+        row = conn.execute(self._pg.CLOCK).fetchone() if conn is not None else self._one(self._pg.CLOCK)
         return row[0]
 
-    # -- claimed steps: leases renewed, results fenced by the claim ------------------------------------
-    # A connector that holds a step's claim keeps it alive while the request is in flight and
-    # records the result only while the claim is still its own: a step whose lease lapsed and
-    # was claimed (and sent) by another connector is that connector's to record.
+    @staticmethod
+    def _json_text(column: str, key: str) -> str:
+        return f"({column}::jsonb ->> '{key}')"
 
-    def renew_step_leases(self, worker: str, steps: list[tuple[str, int]], lease: float) -> set[tuple[str, int]]:
-        """Extend to now + `lease` the leases `worker` holds on `steps` ((run_id, step) pairs),
-        in one transaction; the pairs still claimed by `worker`. A step missing from the answer
-        was completed, cancelled, or claimed by another worker after this one's lease ran out."""
-        if not steps:
-            return set()
-        now = time.time()
-        held = set()
-        with self.transaction() as conn:
-            for run_id, step in steps:
-                cur = conn.execute("UPDATE steps SET lease_until=? WHERE run_id=? AND step=? AND status='claimed' "
-                                   "AND claimed_by=?", (now + lease, run_id, step, worker))
-                if cur.rowcount == 1:
-                    held.add((run_id, step))
-        return held
-
-    def complete_claimed_step(self, run_id: str, step: int, worker: str, result_json: str) -> bool:
-        """`complete_step` fenced by the claim: records the result only while `worker` holds the
-        step's claim (its lease may have run out, as long as nobody claimed the step since).
-        False, changing nothing, otherwise. Wakes the run."""
-        return self._finish_claimed(run_id, step, worker, "status='completed', result=?", result_json)
-
-    def fail_claimed_step(self, run_id: str, step: int, worker: str, error: str) -> bool:
-        """`fail_step` fenced by the claim, as `complete_claimed_step`."""
-        return self._finish_claimed(run_id, step, worker, "status='failed', error=?", error)
-
-    def _finish_claimed(self, run_id: str, step: int, worker: str, sets: str, text: str) -> bool:
-        now = time.time()
-        with self.transaction() as conn:
-            cur = conn.execute(f"UPDATE steps SET {sets}, completed=? WHERE run_id=? AND step=? AND status='claimed' "
-                               "AND claimed_by=?", (text, now, run_id, step, worker))
-            if cur.rowcount != 1:
-                return False
-            conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
-        return True
-
-    def release_steps(self, worker: str, steps: list[tuple[str, int]]) -> int:
-        """Give back steps `worker` claimed but will not finish (it is stopping): pending again at
-        once, for any connector to claim, instead of after their leases run out. How many."""
-        released = 0
-        with self.transaction() as conn:
-            for run_id, step in steps:
-                released += conn.execute("UPDATE steps SET status='pending', claimed_by=NULL, lease_until=NULL "
-                                         "WHERE run_id=? AND step=? AND status='claimed' AND claimed_by=?",
-                                         (run_id, step, worker)).rowcount
-        return released
+    def change_token(self) -> str:
+        """A value that changes whenever a transaction that wrote commits, by any process
+        (`pgstore.CHANGE_TOKEN`)."""
+        return self._one(self._pg.CHANGE_TOKEN)[0]
 
 
 def describe_error(path: str, error: sqlite3.Error) -> str:
@@ -1242,10 +1451,16 @@ def store_location(location: str | None = None) -> str:
     return location or os.environ.get("FLOWMETAL_STORE") or os.path.join(".flowmetal", "store.db")
 
 
-def open_store(location: str | None = None, readonly: bool = False) -> SQLiteStore:
-    """The store named by `--store`, else `FLOWMETAL_STORE`, else `./.flowmetal/store.db`.
+def is_postgres(location: str) -> bool:
+    """Whether a store location names a PostgreSQL database rather than an SQLite file."""
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(location: str | None = None, readonly: bool = False) -> Store:
+    """The store named by `--store`, else `FLOWMETAL_STORE`, else `./.flowmetal/store.db`: a
+    `postgresql://` URL opens a `PostgresStore`, anything else is an SQLite file.
     `readonly`: for commands that only read (see `SQLiteStore`)."""
     location = store_location(location)
-    if location.startswith(("postgresql://", "postgres://")):
-        raise StoreError("PostgreSQL stores are not available in this version; use an SQLite path")
+    if is_postgres(location):
+        return PostgresStore(location, readonly=readonly)
     return SQLiteStore(location, readonly=readonly)

@@ -69,7 +69,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from flowmetal.lang import filenames
-from flowmetal.runtime.store import SIGNAL_WAIT, SQLiteStore, StoreError, open_store
+from flowmetal.runtime.store import SIGNAL_WAIT, Store, StoreError, open_store
 from flowmetal.server.addresses import Served
 from flowmetal.server.bounds import ENDPOINT_NAME, MAX_LEASE, MAX_LIMIT, MAX_WAIT, NOT_BLANK
 
@@ -207,11 +207,11 @@ class _Api:
         self.on_change = on_change or (lambda: None)
         self.store_thread = ThreadPoolExecutor(1, thread_name_prefix="flowmetal-store")
         self.check_thread = ThreadPoolExecutor(1, thread_name_prefix="flowmetal-check")
-        self.store: SQLiteStore | None = None
+        self.store: Store | None = None
         self.programs: OrderedDict[str, Any] = OrderedDict()
         self.closing = False
 
-    def _store(self) -> SQLiteStore:
+    def _store(self) -> Store:
         if self.store is None:
             self.store = open_store(self.location)
         return self.store
@@ -244,7 +244,7 @@ class _Api:
         from flowmetal.runtime.program import load
         program = self.programs.get(run.code_hash)
         if program is None:
-            sources = await self.db(SQLiteStore.get_sources, run.program)
+            sources = await self.db(Store.get_sources, run.program)
             program = await self.check(load, sources)
             self.programs[run.code_hash] = program
             while len(self.programs) > 32:
@@ -474,7 +474,7 @@ async def callback(request: web.Request) -> web.Response:
         raise ApiError(415, f"unknown charset `{charset}`") from None
     except UnicodeError:
         raise ApiError(400, f"the body is not {charset} text") from None
-    outcome = await api.db(SQLiteStore.deliver_callback, token, body)
+    outcome = await api.db(Store.deliver_callback, token, body)
     if outcome == "unknown":
         raise ApiError(404, "no callback with this token (a callback URL is made by `make-callback!`)")
     if outcome == "duplicate":
@@ -505,7 +505,7 @@ def _event_json(event) -> dict:
 
 
 async def _run_or_404(api: _Api, run_id: str):
-    run = await api.db(SQLiteStore.get_run, run_id)
+    run = await api.db(Store.get_run, run_id)
     if run is None:
         raise ApiError(404, f"no run `{run_id}`")
     return run
@@ -596,7 +596,7 @@ async def create_run(request: web.Request) -> web.Response:
         return run_id
 
     if key is not None:
-        def look(store: SQLiteStore):
+        def look(store: Store):
             recorded = store.run_key(key)
             return recorded, recorded is not None and store.get_run(recorded[0]) is not None
         recorded, exists = await api.db(look)
@@ -606,7 +606,7 @@ async def create_run(request: web.Request) -> web.Response:
                 return _created(run_id, first=False)
     code, stored = await api.check(_check_new_run, sources, entry, args)
 
-    def store_run(store: SQLiteStore) -> tuple[str, bool]:
+    def store_run(store: Store) -> tuple[str, bool]:
         """The run's id, and whether this request created it."""
         run_id = None
         if key is not None:
@@ -637,7 +637,7 @@ async def list_runs(request: web.Request) -> web.Response:
             since = None
         if since is None or not math.isfinite(since):
             raise ApiError(400, f"`since` must be a Unix time (seconds), not {text[:40]!r}")
-    runs = await _api(request).db(SQLiteStore.list_runs, since)
+    runs = await _api(request).db(Store.list_runs, since)
     return web.json_response([_run_json(r) for r in runs])
 
 
@@ -651,7 +651,7 @@ async def get_sources(request: web.Request) -> web.Response:
     api = _api(request)
     run = await _run_or_404(api, _path_text(request, "run_id", "run"))
     try:
-        sources = await api.db(SQLiteStore.get_sources, run.program)
+        sources = await api.db(Store.get_sources, run.program)
     except StoreError as error:
         raise ApiError(409, f"the program of run `{run.id}` cannot be read: {error}") from None
     return web.json_response(sources)
@@ -674,7 +674,7 @@ async def trace(request: web.Request) -> web.Response:
     api = _api(request)
     run = await _run_or_404(api, _path_text(request, "run_id", "run"))
     after = _after(request)
-    found = await api.db(SQLiteStore.events, run.id, after)
+    found = await api.db(Store.events, run.id, after)
     return web.json_response([_event_json(e) for e in found])
 
 
@@ -690,8 +690,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     last_write = time.monotonic()
     try:
         while True:
-            run = await api.db(SQLiteStore.get_run, run.id)
-            found = await api.db(SQLiteStore.events, run.id, after)
+            run = await api.db(Store.get_run, run.id)
+            found = await api.db(Store.events, run.id, after)
             chunks = []
             for event in found:
                 after = event.seq
@@ -718,7 +718,7 @@ async def cancel(request: web.Request) -> web.Response:
     api = _api(request)
     run_id = _path_text(request, "run_id", "run")
 
-    def cancel_run(store: SQLiteStore):
+    def cancel_run(store: Store):
         run = store.get_run(run_id)
         if run is None:
             return None
@@ -759,7 +759,7 @@ async def send_signal(request: web.Request) -> web.Response:
         body = check_body(raw.decode("utf-8"))
     except SignalError as error:  # a number no Flowmetal value holds
         raise ApiError(400, str(error)) from None
-    sent = await api.db(SQLiteStore.send_signal, run_id, name, body, key)
+    sent = await api.db(Store.send_signal, run_id, name, body, key)
     if sent.outcome == "unknown":
         raise ApiError(404, f"no run `{run_id}`")
     if sent.outcome == "ended":
@@ -815,10 +815,10 @@ async def claim(request: web.Request) -> web.Response:
     # The client serves these endpoints as long as it keeps claiming: its presence, under a name
     # of its worker and endpoints (a worker may claim different endpoints in different polls).
     named = hashlib.sha256(json.dumps(sorted(endpoints)).encode()).hexdigest()[:12]
-    await api.db(SQLiteStore.announce, f"api:{worker}:{named}", "api", list(endpoints), None, request.remote)
+    await api.db(Store.announce, f"api:{worker}:{named}", "api", list(endpoints), None, request.remote)
     deadline = time.monotonic() + wait
     while True:
-        steps = await api.db(SQLiteStore.claim_steps, list(endpoints), worker, lease, limit)
+        steps = await api.db(Store.claim_steps, list(endpoints), worker, lease, limit)
         left = deadline - time.monotonic()
         if steps or left <= 0 or api.closing:
             break
@@ -827,7 +827,7 @@ async def claim(request: web.Request) -> web.Response:
 
 
 async def _open_step(api: _Api, run_id: str, step: int):
-    def look(store: SQLiteStore):
+    def look(store: Store):
         run = store.get_run(run_id)
         return run, (dict(store.step(run_id, step) or {}) if run is not None else None)
     run, row = await api.db(look)
@@ -886,7 +886,7 @@ async def complete(request: web.Request) -> web.Response:
         raise ApiError(409, f"the program of run `{run_id}` cannot be loaded: {error}") from None
     value = await api.check(_result_value, program, row["endpoint"], data)
     stored = json.dumps(encode(value), separators=(",", ":"))
-    if not await api.db(SQLiteStore.complete_step, run_id, step, stored):
+    if not await api.db(Store.complete_step, run_id, step, stored):
         raise ApiError(409, f"step {step} of run `{run_id}` is no longer open (completed, failed or "
                             f"cancelled meanwhile): this result changed nothing")
     api.on_change()
@@ -901,7 +901,7 @@ async def fail(request: web.Request) -> web.Response:
     if not isinstance(error, str) or not re.search(NOT_BLANK, error):
         raise ApiError(400, "`error` must be a non-empty string saying why the endpoint failed")
     await _open_step(api, run_id, step)
-    if not await api.db(SQLiteStore.fail_step, run_id, step, error):
+    if not await api.db(Store.fail_step, run_id, step, error):
         raise ApiError(409, f"step {step} of run `{run_id}` is no longer open (completed, failed or "
                             f"cancelled meanwhile): this failure changed nothing")
     api.on_change()

@@ -97,7 +97,8 @@ SCHEMA = [
                       '   "program" TEXT NOT NULL,\n   "code_hash" TEXT,\n   "status" TEXT NOT NULL,\n   "result" TEXT,\n'
                       '   "error" TEXT,\n   "created" REAL,\n   "updated" REAL,\n   "owner" TEXT,\n   "lease_until" REAL,\n'
                       '   "wake_at" REAL,\n   "next_seq" INTEGER DEFAULT 1,\n   "cancel_requested" INTEGER DEFAULT 0\n'
-                      ', "parent" TEXT)'),  # added by version 6, as SQLite writes an added column
+                      ', "parent" TEXT, "epoch" INTEGER NOT NULL DEFAULT 0)'),  # added by versions 7 and 9,
+    # as SQLite writes an added column
     ("index", "idx_runs_status_wake_at", 'CREATE INDEX "idx_runs_status_wake_at"\n    ON "runs" ("status", "wake_at")'),
     ("table", "events", 'CREATE TABLE "events" (\n   "run_id" TEXT REFERENCES "runs"("id"),\n   "seq" INTEGER,\n'
                         '   "time" REAL,\n   "kind" TEXT,\n   "step" INTEGER,\n   "data" TEXT,\n   "line" INTEGER,\n'
@@ -137,7 +138,7 @@ SCHEMA = [
 
 def test_a_new_store_has_the_schema_stores_always_had(tmp_path: Path):
     store = SQLiteStore(tmp_path / "store.db")
-    assert store.version() == SCHEMA_VERSION == 8
+    assert store.version() == SCHEMA_VERSION == 9
     rows = sqlite3.connect(tmp_path / "store.db").execute(
         "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
     assert rows == SCHEMA

@@ -1,0 +1,361 @@
+"""PostgreSQL under the store: connections, SQL, rows, errors and the schema's versions.
+
+`flowmetal.runtime.store.PostgresStore` is the store's logic (`store.Store`, written
+once for SQLite and PostgreSQL) over a `Database` from here. Only this module imports
+psycopg, and only when a `postgresql://` store is opened, so that SQLite users never
+pay for it.
+
+Connections: a psycopg pool per process and URL (shared by every store object of the
+process opened on that URL, closed with the last of them), each connection in
+autocommit mode; a transaction is `BEGIN ... COMMIT` on one connection taken from the
+pool. A connection that breaks (the server restarted) is dropped by the pool and
+replaced at the next use: the operation it broke fails with a `StoreError` saying
+so, except a read, which is tried again once on a fresh connection (reading twice
+changes nothing). Every psycopg error becomes a `StoreError` naming the problem, never
+a traceback.
+
+SQL: the store's queries use `?` placeholders, as SQLite does; `_sql` turns them into
+psycopg's `%s`. Rows answer to a column's name and to its index, as `sqlite3.Row`s do.
+
+The schema (`MIGRATIONS`): the SQLite store's tables and versions, in PostgreSQL's types
+(DOUBLE PRECISION times, TEXT for JSON), plus `runs.recorded`, the order runs were
+recorded in (SQLite's `rowid`). Each migration runs in its own transaction under a
+transaction-level advisory lock, so that many processes starting at once migrate once.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from flowmetal.runtime.storeerrors import StoreBusy, StoreError
+
+CONNECT_TIMEOUT = 10     # seconds to reach the server before a clear error
+POOL_SIZE = 8            # connections a process may hold to one store (more when more store objects share it)
+MIGRATION_LOCK = 0x466C6F776D6574   # the advisory lock key of migrations ("Flowmet")
+
+
+def shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return url
+
+
+def describe(url: str, error: Exception) -> str:
+    """One line saying what is wrong, and where: never psycopg's traceback."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    where = shown(url)
+    if isinstance(error, psycopg.OperationalError):
+        if any(words in text for words in ("password authentication failed", "no password supplied", "role \"")):
+            return f"{where}: PostgreSQL refused the login ({text}): check the user and password in the URL"
+        if "does not exist" in text and "database" in text:
+            return f"{where}: {text}: create the database first (`createdb`), or name another in the URL"
+        return f"{where}: cannot use the PostgreSQL server ({text}): check that it runs and the URL"
+    if isinstance(error, psycopg.errors.ReadOnlySqlTransaction):
+        return f"{where}: the store was opened read-only and this command writes to it"
+    if isinstance(error, psycopg.errors.InsufficientPrivilege):
+        return f"{where}: PostgreSQL refused ({text}): the user lacks the privileges the store needs"
+    if isinstance(error, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure):
+        return f"{where}: the store was busy ({text}): nothing was changed; try again"
+    if isinstance(error, psycopg.DataError) and "0x00" in text:
+        return f"{where}: PostgreSQL cannot store text holding a NUL character: nothing was changed"
+    return f"{where}: the store cannot be used: {text}"
+
+
+class Row:
+    """A result row that answers `row["column"]`, `row[0]`, `keys()` and `dict(row)`."""
+    __slots__ = ("_values", "_index")
+
+    def __init__(self, values, index: dict[str, int]) -> None:
+        self._values, self._index = values, index
+
+    def __getitem__(self, key):
+        return self._values[self._index[key]] if isinstance(key, str) else self._values[key]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Row({dict(zip(self._index, self._values))!r})"
+
+
+def _rows(cursor):
+    index = {column.name: i for i, column in enumerate(cursor.description or ())}
+    return lambda values: Row(values, index)
+
+
+_TRANSLATED: dict[str, str] = {}
+
+
+def _sql(query: str) -> str:
+    """`?` placeholders as psycopg's `%s` (a literal `%` doubled). The store's queries hold no
+    `?` inside their string literals."""
+    out = _TRANSLATED.get(query)
+    if out is None:
+        out = _TRANSLATED[query] = query.replace("%", "%%").replace("?", "%s")
+    return out
+
+
+class Tx:
+    """One connection inside a transaction: `execute` as sqlite3's, answering a cursor."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, query: str, params=()):
+        if not params:  # without parameters psycopg reads no placeholders (nor `%`)
+            return self.conn.execute(query)
+        return self.conn.execute(_sql(query), tuple(params))
+
+
+# -- pools: one per process, URL and mode, shared by the store objects opened on it ------------------
+
+_POOLS: dict[tuple[str, bool], list] = {}   # (url, readonly) -> [pool, how many stores use it]
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(url: str, readonly: bool) -> ConnectionPool:
+    with _POOLS_LOCK:
+        held = _POOLS.get((url, readonly))
+        if held is not None:
+            held[1] += 1
+            # Each store object uses one connection at a time: room for every one (serve's executors).
+            held[0].resize(1, max(POOL_SIZE, held[1] + 2))
+            return held[0]
+        # Connect once first: a server that cannot be reached, or refuses, is an error naming
+        # why now (the pool's own would only say that it timed out).
+        options = "-c default_transaction_read_only=on" if readonly else None
+        try:
+            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, options=options or "").close()
+        except psycopg.Error as error:
+            raise StoreError(describe(url, error)) from None
+        except Exception as error:  # a malformed URL: psycopg's own ProgrammingError or ValueError
+            raise StoreError(f"{shown(url)}: not a usable PostgreSQL URL ({error})") from None
+        kwargs = {"autocommit": True, "row_factory": _rows, "connect_timeout": CONNECT_TIMEOUT}
+        if options:
+            kwargs["options"] = options
+        pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, kwargs=kwargs, open=False,
+                              timeout=CONNECT_TIMEOUT + 20, name="flowmetal-store")
+        try:
+            pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+        except psycopg.Error as error:
+            pool.close()
+            raise StoreError(describe(url, error)) from None
+        _POOLS[(url, readonly)] = [pool, 1]
+        return pool
+
+
+def _unpool(url: str, readonly: bool) -> None:
+    with _POOLS_LOCK:
+        held = _POOLS.get((url, readonly))
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] > 0:
+            return
+        del _POOLS[(url, readonly)]
+    held[0].close()
+
+
+def _lost(error: Exception) -> bool:
+    """Whether the error is the connection's (it broke), not the query's."""
+    return isinstance(error, psycopg.OperationalError) and not isinstance(
+        error, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable)
+
+
+class Database:
+    """A PostgreSQL store's connections (see the module's docstring)."""
+
+    def __init__(self, url: str, readonly: bool = False) -> None:
+        self.url, self.readonly = url, readonly
+        self.pool: ConnectionPool | None = _pool(url, readonly)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool = None
+            _unpool(self.url, self.readonly)
+
+    def _connection(self):
+        if self.pool is None:
+            raise StoreError(f"{shown(self.url)}: the store was closed")
+        return self.pool.connection()
+
+    @contextmanager
+    def transaction(self):
+        """A write transaction on one pooled connection: `with db.transaction() as tx: ...`.
+        Not tried again when the connection breaks: its outcome is not known."""
+        try:
+            with self._connection() as conn:
+                with conn.transaction():
+                    yield Tx(conn)
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
+            raise StoreBusy(describe(self.url, error)) from None
+        except psycopg.Error as error:
+            if _lost(error) and self.pool is not None:
+                self.pool.check()  # replace the other connections the restart broke, too
+            raise StoreError(describe(self.url, error) + (" (the operation was not done, or its outcome is "
+                                                          "unknown)" if _lost(error) else "")) from None
+
+    def read(self, query: str, params=(), many: bool = True):
+        """A read outside any transaction: its rows (`many`) or its first row (or None). A
+        broken connection is replaced and the read tried once more."""
+        for attempt in (1, 2):
+            try:
+                with self._connection() as conn:
+                    cursor = Tx(conn).execute(query, params)
+                    return cursor.fetchall() if many else cursor.fetchone()
+            except psycopg.Error as error:
+                if attempt == 1 and _lost(error) and self.pool is not None:
+                    self.pool.check()
+                    continue
+                raise StoreError(describe(self.url, error)) from None
+        raise AssertionError("unreachable")
+
+
+# -- the schema: SQLite's versions in PostgreSQL's types ----------------------------------------------
+
+def _statements(statements: list[str]):
+    def migrate(conn) -> None:
+        for statement in statements:
+            conn.execute(statement)
+    return migrate
+
+
+_VERSIONS = {
+    1: [
+        'CREATE TABLE "meta" ("key" TEXT PRIMARY KEY, "value" TEXT)',
+        'CREATE TABLE "sources" ("hash" TEXT PRIMARY KEY, "name" TEXT, "text" TEXT)',
+        '''CREATE TABLE "runs" (
+   "id" TEXT PRIMARY KEY,
+   "entry" TEXT NOT NULL,
+   "args" TEXT,
+   "program" TEXT NOT NULL,
+   "code_hash" TEXT,
+   "status" TEXT NOT NULL,
+   "result" TEXT,
+   "error" TEXT,
+   "created" DOUBLE PRECISION,
+   "updated" DOUBLE PRECISION,
+   "owner" TEXT,
+   "lease_until" DOUBLE PRECISION,
+   "wake_at" DOUBLE PRECISION,
+   "next_seq" INTEGER DEFAULT 1,
+   "cancel_requested" INTEGER DEFAULT 0,
+   "recorded" BIGINT GENERATED ALWAYS AS IDENTITY
+)''',
+        'CREATE INDEX "idx_runs_status_wake_at" ON "runs" ("status", "wake_at")',
+        'CREATE INDEX "runs_by_updated" ON "runs" ("updated")',
+        '''CREATE TABLE "events" (
+   "run_id" TEXT REFERENCES "runs"("id"),
+   "seq" INTEGER,
+   "time" DOUBLE PRECISION,
+   "kind" TEXT,
+   "step" INTEGER,
+   "data" TEXT,
+   "line" INTEGER,
+   PRIMARY KEY ("run_id", "seq")
+)''',
+        'CREATE TABLE "snapshots" ("run_id" TEXT PRIMARY KEY REFERENCES "runs"("id"), "seq" INTEGER, "state" TEXT)',
+        '''CREATE TABLE "steps" (
+   "run_id" TEXT REFERENCES "runs"("id"),
+   "step" INTEGER,
+   "endpoint" TEXT,
+   "args" TEXT,
+   "key" TEXT,
+   "status" TEXT,
+   "result" TEXT,
+   "error" TEXT,
+   "claimed_by" TEXT,
+   "lease_until" DOUBLE PRECISION,
+   "created" DOUBLE PRECISION,
+   "completed" DOUBLE PRECISION,
+   PRIMARY KEY ("run_id", "step")
+)''',
+        'CREATE INDEX "idx_steps_endpoint_status" ON "steps" ("endpoint", "status")',
+        '''CREATE TABLE "timers" (
+   "run_id" TEXT REFERENCES "runs"("id"),
+   "step" INTEGER,
+   "due" DOUBLE PRECISION,
+   "status" TEXT,
+   PRIMARY KEY ("run_id", "step")
+)''',
+        'CREATE INDEX "idx_timers_status_due" ON "timers" ("status", "due")',
+        '''CREATE TABLE "callbacks" (
+   "token" TEXT PRIMARY KEY,
+   "run_id" TEXT REFERENCES "runs"("id"),
+   "step" INTEGER,
+   "created" DOUBLE PRECISION,
+   "body" TEXT,
+   "delivered" DOUBLE PRECISION
+)''',
+    ],
+    2: ['CREATE INDEX "events_by_step" ON "events" ("run_id", "step")'],
+    3: ['''CREATE TABLE "run_keys" ("key" TEXT PRIMARY KEY, "fingerprint" TEXT NOT NULL, "run_id" TEXT NOT NULL,
+   "created" DOUBLE PRECISION)'''],
+    4: [
+        'CREATE TABLE "settings" ("key" TEXT PRIMARY KEY, "value" TEXT NOT NULL)',
+        "INSERT INTO settings(key, value) VALUES('store_id', replace(gen_random_uuid()::text, '-', '')) "
+        "ON CONFLICT DO NOTHING",
+    ],
+    5: [
+        '''CREATE TABLE "presence" ("name" TEXT PRIMARY KEY, "pid" INTEGER, "host" TEXT, "kind" TEXT NOT NULL,
+   "endpoints" TEXT NOT NULL, "seen" DOUBLE PRECISION NOT NULL)''',
+        'CREATE INDEX "steps_by_status" ON "steps" ("status")',
+    ],
+    6: [
+        '''CREATE TABLE "signals" (
+   "run_id" TEXT NOT NULL REFERENCES "runs"("id"),
+   "seq" INTEGER NOT NULL,
+   "name" TEXT NOT NULL,
+   "body" TEXT NOT NULL,
+   "key" TEXT,
+   "sent" DOUBLE PRECISION,
+   "step" INTEGER,
+   "consumed" DOUBLE PRECISION,
+   PRIMARY KEY ("run_id", "seq"),
+   UNIQUE ("run_id", "key")
+)''',
+        'CREATE INDEX "signals_queued" ON "signals" ("run_id", "name", "step", "seq")',
+    ],
+    7: [
+        'ALTER TABLE "runs" ADD COLUMN "parent" TEXT',
+        'CREATE INDEX "runs_by_parent" ON "runs" ("parent")',
+    ],
+    8: [
+        '''CREATE TABLE "snapshot_parts" ("run_id" TEXT NOT NULL REFERENCES "runs"("id"), "key" TEXT NOT NULL,
+           "state" TEXT NOT NULL, PRIMARY KEY ("run_id", "key"))''',
+        'CREATE INDEX "steps_by_run_status" ON "steps" ("run_id", "status", "endpoint")',
+        'CREATE INDEX "timers_by_run_status" ON "timers" ("run_id", "status", "due")',
+    ],
+    9: ['ALTER TABLE "runs" ADD COLUMN "epoch" INTEGER NOT NULL DEFAULT 0'],
+}
+
+MIGRATIONS = {version: _statements(statements) for version, statements in _VERSIONS.items()}
+
+# The store's hooks in PostgreSQL's SQL (see `store.Store`).
+TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema=current_schema()"
+CLOCK = "SELECT extract(epoch FROM clock_timestamp())::float8"
+MIGRATION_LOCKING = f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"
+# What changes whenever any transaction that wrote commits (and only then, apart from other
+# databases' commits on the same server: a look for nothing): the current snapshot. Two equal
+# snapshots see the same committed transactions; a commit between them either had an id at or
+# past the first's `xmax` (then `xmax` moved on) or was in progress (in its `xip` list, then
+# gone from it). Reading it takes no lock and writes nothing, so commits never queue on it.
+CHANGE_TOKEN = "SELECT pg_current_snapshot()::text"

@@ -1,0 +1,247 @@
+"""Real processes on one PostgreSQL store (`postgres_url`): `flowmetal run` of a run that
+sleeps and of one that waits for a callback, a `serve` and a `worker` completing runs
+woken by callbacks POSTed over HTTP, two workers claiming at once without ever running
+a run twice, and workers killed with SIGKILL at random instants losing no run and
+applying no step twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+from server_kit import PROGRAM, Serve, free_port  # noqa: E402
+
+from flowmetal.runtime.program import code_hash  # noqa: E402
+from flowmetal.runtime.store import open_store  # noqa: E402
+from flowmetal.runtime.values import encode  # noqa: E402
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def flowmetal(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flowmetal", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=_env(env))
+
+
+def _env(more: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("FLOWMETAL_STORE", "FLOWMETAL_PUBLIC_URL")}
+    return {**env, **(more or {})}
+
+
+def spawn(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "flowmetal", *args], cwd=cwd, env=_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(predicate, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def callback_url(store, run_id: str) -> str | None:
+    """The callback URL the run logged (PROGRAM's `hook` logs it first), once it has."""
+    for event in store.events(run_id, kind="log"):
+        if "/callback/" in str(event.data):
+            return next(v for v in event.data.values() if isinstance(v, str) and "/callback/" in v)
+    return None
+
+
+def test_flowmetal_run_drives_a_sleeping_run_on_postgresql(tmp_path: Path, postgres_url: str):
+    result = flowmetal("run", str(EXAMPLES / "hello.flow"), "greet", '"pg"', "--store", postgres_url, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, '"Hello, pg!"\n'), result.stderr
+    runs = flowmetal("runs", "--store", postgres_url, "--format", "json", cwd=tmp_path)
+    [run] = json.loads(runs.stdout)
+    assert (run["status"], run["result"], run["parent"]) == ("completed", '"Hello, pg!"', None)
+    trace = flowmetal("trace", run["id"], "--store", postgres_url, cwd=tmp_path)
+    assert "timer-fired" in trace.stdout and "run-completed" in trace.stdout, trace.stdout
+    replay = flowmetal("replay", run["id"], "--verify", "--store", postgres_url, cwd=tmp_path)
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert not (tmp_path / ".flowmetal").exists()  # nothing fell back to an SQLite file
+
+
+def test_flowmetal_run_waits_for_a_callback_on_postgresql(tmp_path: Path, postgres_url: str):
+    (tmp_path / "shop.flow").write_text(PROGRAM)
+    port = free_port()
+    proc = spawn("run", "shop.flow", "hook", "--store", postgres_url, cwd=tmp_path,
+                 env={"FLOWMETAL_PUBLIC_URL": f"http://127.0.0.1:{port}"})
+    store = open_store(postgres_url)
+    try:
+        run_id = wait_until(lambda: [r.id for r in store.list_runs()], "the run")[0]
+        url = wait_until(lambda: callback_url(store, run_id), "the callback URL")
+        assert url.startswith(f"http://127.0.0.1:{port}/callback/")
+        # The server `flowmetal run` starts for callbacks may still be binding its port.
+        answer = wait_until(lambda: _post(url, "yes"), "the callback server")
+        assert answer.status_code == 200, answer.text
+        out, err = proc.communicate(timeout=60)
+        assert (proc.returncode, out) == (0, '"got yes"\n'), err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        store.close()
+
+
+def _post(url: str, body: str):
+    try:
+        return httpx.post(url, content=body, timeout=10)
+    except httpx.TransportError:
+        return None
+
+
+def test_serve_and_a_worker_on_one_postgresql_store_complete_runs_woken_by_callbacks(tmp_path: Path,
+                                                                                      postgres_url: str):
+    worker = None
+    with Serve(postgres_url, cwd=tmp_path, env={"FLOWMETAL_EXECUTORS": "1"}) as serve:
+        store = open_store(postgres_url)
+        try:
+            worker = spawn("worker", "--store", postgres_url, cwd=tmp_path)
+            ids = []
+            for _ in range(6):
+                made = httpx.post(serve.url + "/api/runs", json={"sources": {"shop.flow": PROGRAM},
+                                                                  "entry": "shop/hook", "args": []}, timeout=30)
+                assert made.status_code == 201, made.text
+                ids.append(made.json()["id"])
+            urls = {run_id: wait_until(lambda run_id=run_id: callback_url(store, run_id), "callback URLs")
+                    for run_id in ids}
+            assert all(url.startswith(serve.url + "/callback/") for url in urls.values())
+            for i, (run_id, url) in enumerate(urls.items()):
+                assert httpx.post(url, content=f"body-{i}", timeout=30).status_code == 200
+            done = wait_until(lambda: all(store.get_run(i).status == "completed" for i in ids), "the runs to end")
+            assert done
+            assert [store.get_run(i).result for i in ids] == [f'"got body-{i}"' for i in range(6)]
+            listed = httpx.get(serve.url + "/api/runs", timeout=30).json()
+            assert sorted(r["id"] for r in listed) == sorted(ids)
+            for run_id in ids:
+                kinds = Counter(e.kind for e in store.events(run_id))
+                assert kinds["run-started"] == kinds["run-completed"] == 1, kinds
+        finally:
+            store.close()
+            if worker is not None:
+                worker.terminate()
+                worker.communicate(timeout=30)
+    assert worker.returncode == 0
+
+
+def test_two_workers_claiming_at_once_never_run_a_run_twice(tmp_path: Path, postgres_url: str):
+    (tmp_path / "shop.flow").write_text(PROGRAM)
+    ids = []
+    for i in range(24):
+        made = flowmetal("run", "shop.flow", "nap", str(10 * (i % 3)), "--detach", "--store", postgres_url,
+                         cwd=tmp_path)
+        assert made.returncode == 0, made.stderr
+        ids.append(made.stdout.strip())
+    workers = [spawn("worker", "--once", "--no-connectors", "--store", postgres_url, cwd=tmp_path) for _ in range(2)]
+    logs = [w.communicate(timeout=120) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], logs
+    store = open_store(postgres_url)
+    try:
+        for run_id in ids:
+            run = store.get_run(run_id)
+            assert run.status == "completed", (run_id, run.status, run.error)
+            events = Counter((e.kind, e.step, e.data.get("message")) for e in store.events(run_id))
+            # Each event once: a run driven twice would have logged twice, or set its timer twice.
+            assert all(n == 1 for n in events.values()), events
+            assert {kind for kind, _, _ in events} == {"run-started", "step-requested", "step-completed", "log",
+                                                       "timer-set", "timer-fired", "run-completed"}
+    finally:
+        store.close()
+
+
+CRASH = """\
+(defpackage crash.test
+  (require [flowmetal.time :refer [sleep! make-duration +milliseconds+]]
+           [flowmetal.log :refer [log!]])
+  (defendpoint charge! [amount : int?] : int? "Charge, outside the interpreter.")
+  (defn charges [n : int? i : int? total : int?] : int?
+    (if (= i 0)
+      total
+      (let [a (charge! (+ n i))]
+        (sleep! (make-duration 20 +milliseconds+))
+        (charges n (- i 1) (+ total a)))))
+  (defn job [n : int?] : int?
+    (let [total (charges n 5 0)]
+      (log! (str "done " n))
+      total)))
+"""
+
+
+class Charges(threading.Thread):
+    """The `charge!` service, in this process: answers each pending step, counting each key it saw."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.store = open_store(url)
+        self.seen: Counter = Counter()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for step in self.store.pending_steps("crash.test/charge!"):
+                self.seen[step["key"]] += 1
+                amount = json.loads(step["args"])["amount"]
+                self.store.complete_step(step["run_id"], step["step"], json.dumps(encode(amount * 2)))
+            time.sleep(0.005)
+
+
+def test_workers_killed_at_random_instants_lose_no_run_and_apply_no_step_twice(tmp_path: Path, postgres_url: str):
+    store = open_store(postgres_url)
+    sources = {"crash.flow": CRASH}
+    stored = store.put_sources(sources)
+    runs = {}
+    service = Charges(postgres_url)
+    service.start()
+    rng = random.Random(20261202)
+    log = open(tmp_path / "workers.log", "ab")
+    procs, progress = [], []
+    try:
+        for cycle in range(25):
+            for n in range(2):  # new runs keep coming, so that a worker is busy whenever it is killed
+                value = cycle * 2 + n
+                runs[store.create_run("crash.test/job", [str(value)], stored, code_hash(sources))] = value
+            # Two workers at once, one killed each cycle: claims race, and leases lapse under them.
+            procs.append(subprocess.Popen([sys.executable, "-m", "flowmetal", "worker", "--store", postgres_url,
+                                           "--lease", "0.5", "--poll", "0.01"], env=_env(), stdout=subprocess.DEVNULL,
+                                          stderr=log, start_new_session=True))
+            time.sleep(rng.uniform(0.3, 0.8))
+            if len(procs) > 1:
+                victim = procs.pop(rng.randrange(len(procs)))
+                os.killpg(victim.pid, signal.SIGKILL)
+                victim.wait()
+                progress.append(sum(r.next_seq for r in store.list_runs()))  # events logged so far
+        # The kills fell while there was work to do: the logs grew between most of them.
+        assert sum(1 for a, b in zip(progress, progress[1:]) if b > a) > 15, progress
+        wait_until(lambda: {r.status for r in store.list_runs()} <= {"completed", "failed", "cancelled"},
+                   "every run to end", timeout=180)
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        service.stop.set()
+        log.close()
+    for run_id, n in runs.items():
+        run = store.get_run(run_id)
+        assert (run.status, run.result) == ("completed", str(sum(2 * (n + i) for i in range(1, 6)))), run
+        events = store.events(run_id)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        completed = Counter(e.step for e in events if e.kind == "step-completed")
+        assert all(c == 1 for c in completed.values())
+        assert [e.data["message"] for e in events if e.kind == "log"] == [f"done {n}"]
+        assert [store.step(run_id, k)["status"] for k in range(1, 10, 2)] == ["applied"] * 5
+    assert set(service.seen.values()) == {1} and len(service.seen) == 5 * len(runs)
+    store.close()
