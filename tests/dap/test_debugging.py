@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 
-from dap_kit import PROGRAMS, Client, markers
+from dap_kit import PROGRAMS, Client, client, markers, recorded  # noqa: F401 (fixtures)
 
 AT = markers(PROGRAMS / "debugged.flow")
 
