@@ -57,7 +57,7 @@ def test_flowmetal_alone_lists_the_commands_and_exits_2(tmp_path):
     lines = result.stderr.splitlines()
     assert lines[0].startswith("usage: flowmetal")
     listed = [line.split()[0] for line in lines if line.startswith("  ")]
-    assert listed == ["check", "run", "runs", "trace", "worker", "replay", "cancel", "signal", "lsp", "connector", "serve"]
+    assert listed == ["check", "run", "runs", "trace", "worker", "replay", "cancel", "signal", "lsp", "dap", "connector", "serve"]
     assert all(len(line.split(maxsplit=1)) == 2 for line in lines if line.startswith("  "))  # one line each
 
 
