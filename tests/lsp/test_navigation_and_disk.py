@@ -70,7 +70,7 @@ def workspace(tmp_path: Path) -> Path:
 
 
 async def start(client: LanguageClient, folder: Path, capabilities: types.ClientCapabilities) -> None:
-    """Initialize a session (the registrations the server asks for are kept: conftest.py)."""
+    """Initialize a session (the registrations the server asks for are kept: tests/conftest.py)."""
     client.registrations = []
     await client.initialize_session(types.InitializeParams(
         capabilities=capabilities, root_uri=folder.as_uri(),
