@@ -473,6 +473,8 @@ def register(server) -> None:
             entries.append(entry)
             described = _describe(symbol)
             arguments: dict = {"uri": uri, "entry": entry, "params": described}
+            if symbol.definition is not None:  # the whole `(defn ...)`: a client runs the function point is in
+                arguments["definitionRange"] = convert.range_of(symbol.definition.node.span)
             asks = any(not p["optional"] for p in described)
             if not asks:
                 arguments["args"] = []

@@ -6,7 +6,14 @@ Nothing of the checker lives here.
 
 Documents. On `initialized` the server loads every `*.flow` file of the
 workspace folders, so that packages defined in other files resolve; an open
-document's text replaces its file's. Each change is applied to the analysis as
+document's text replaces its file's. It asks the client to watch `**/*.flow`
+(when the client allows dynamic registration) and reads again the files the
+client reports changed on disk, so a `git checkout` or a generator reaches the
+open documents' diagnostics.
+
+Markdown or plain text: hover and completion documentation follow the formats
+the client names in its capabilities (`markdown`), plain text otherwise, so an
+editor that shows text as it is never shows code fences. Each change is applied to the analysis as
 an edit (`Workspace.edit`), which re-checks only the edited definition when it
 can.
 
@@ -115,6 +122,19 @@ class FlowmetalServer(LanguageServer):
 
     def location(self, span: Span) -> types.Location:
         return types.Location(uri=self.uri_of(span.source.name), range=convert.range_of(span))
+
+    @staticmethod
+    def markdown(formats: list[types.MarkupKind] | None) -> bool:
+        """Whether to answer in Markdown, given the formats a client says it takes (`contentFormat`,
+        `documentationFormat`), preferred first: only when it names Markdown before plain text. A
+        client that says nothing gets plain text, which every client shows as it is (eglot without
+        markdown-mode asks for plain text; Markdown would show it the raw ``` fences)."""
+        for kind in formats or ():
+            if kind == types.MarkupKind.Markdown:
+                return True
+            if kind == types.MarkupKind.PlainText:
+                return False
+        return False
 
     # -- files on disk --
 
@@ -292,6 +312,12 @@ def guarded(fn):
     return wrapper
 
 
+def hidden(relative: Path) -> bool:
+    """Whether a file, by its path inside a workspace folder, is one the server leaves out of the
+    program: inside a hidden folder (`.git`, `.flowmetal`) or `node_modules`."""
+    return any(part.startswith(".") or part == "node_modules" for part in relative.parts)
+
+
 # -- documents --------------------------------------------------------------------------------
 
 @server.feature(types.INITIALIZED)
@@ -302,7 +328,7 @@ def initialized(ls: FlowmetalServer, params: types.InitializedParams) -> None:
             if not root.is_dir():
                 continue
             for path in sorted(root.rglob("*.flow")):
-                if any(part.startswith(".") or part == "node_modules" for part in path.relative_to(root).parts):
+                if hidden(path.relative_to(root)):
                     continue
                 name = str(path)
                 # (A link out of the workspace, or to another kind of file, is not read: disk_text.)
@@ -312,6 +338,10 @@ def initialized(ls: FlowmetalServer, params: types.InitializedParams) -> None:
                         ls.analysis.set_file(name, text)
     except Exception:
         ls.report_failure("loading the workspace")
+    try:
+        watch_files(ls)
+    except Exception:
+        ls.report_failure("registering the file watcher")
     ls.schedule_publish()
     try:
         runs.on_initialized(ls)
@@ -352,6 +382,47 @@ def did_change(ls: FlowmetalServer, params: types.DidChangeTextDocumentParams) -
     ls.schedule_publish()
 
 
+WATCHER_ID = "flowmetal-watched-files"
+
+
+def watch_files(ls: FlowmetalServer) -> None:
+    """Ask the client to tell of `.flow` files changed, created or deleted on disk, when it can be
+    asked (dynamic registration of `workspace/didChangeWatchedFiles`)."""
+    workspace = ls.client_capabilities.workspace
+    watched = workspace.did_change_watched_files if workspace else None
+    if not (watched and watched.dynamic_registration):
+        return
+    asked = ls.client_register_capability(types.RegistrationParams(registrations=[types.Registration(
+        id=WATCHER_ID, method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+        register_options=types.DidChangeWatchedFilesRegistrationOptions(
+            watchers=[types.FileSystemWatcher(glob_pattern="**/*.flow")]))]))
+    # A client that refuses only leaves the files as they were read: say so in the log, no more.
+    asked.add_done_callback(lambda done: done.exception() and log.warning(
+        "flowmetal lsp: the client did not register the file watcher: %s", done.exception()))
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def did_change_watched_files(ls: FlowmetalServer, params: types.DidChangeWatchedFilesParams) -> None:
+    """Files changed on disk (a `git checkout`, a generator): each `.flow` file of the workspace is read
+    again, a deleted one leaves the program, and the open documents' diagnostics follow. An open
+    document keeps the editor's text (it goes back to the disk's when closed)."""
+    try:
+        for event in params.changes:
+            name = ls.name_of(event.uri)
+            if not name.endswith(".flow") or name in ls.open or runs.runs_of(ls).is_stored_copy(name) \
+                    or any(hidden(Path(name).relative_to(f)) for f in ls.folders() if Path(name).is_relative_to(f)):
+                continue
+            text = ls.disk_text(name) if event.type != types.FileChangeType.Deleted else None
+            if text is not None:
+                if ls.analysis.texts.get(name) != text:
+                    ls.analysis.set_file(name, text)
+            elif name in ls.analysis.texts:  # deleted, or no longer a file the server reads
+                ls.analysis.remove_file(name)
+    except Exception:
+        ls.report_failure("reading the files changed on disk")
+    ls.schedule_publish()
+
+
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
 def did_change_configuration(ls: FlowmetalServer, params: types.DidChangeConfigurationParams) -> None:
     """Settings `flowmetal.store` and `flowmetal.serve` (docs/lsp-protocol.md)."""
@@ -384,8 +455,12 @@ def hover(ls: FlowmetalServer, params: types.HoverParams) -> types.Hover | None:
     found = features.hover(ls.analysis, name, offset)
     if found is None:
         return None
-    return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=found.markdown),
-                       range=convert.range_of(found.span))
+    hover_ = ls.client_capabilities.text_document.hover if ls.client_capabilities.text_document else None
+    if ls.markdown(hover_.content_format if hover_ else None):
+        contents = types.MarkupContent(kind=types.MarkupKind.Markdown, value=found.markdown)
+    else:
+        contents = types.MarkupContent(kind=types.MarkupKind.PlainText, value=found.plaintext)
+    return types.Hover(contents=contents, range=convert.range_of(found.span))
 
 
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)
@@ -461,6 +536,62 @@ def workspace_symbol(ls: FlowmetalServer, params: types.WorkspaceSymbolParams) -
             for s in features.workspace_symbols(ls.analysis, params.query)]
 
 
+# -- call hierarchy -----------------------------------------------------------------------------------
+
+def call_hierarchy_item(ls: FlowmetalServer, symbol) -> types.CallHierarchyItem:
+    """An item for a definition; its `data` names it (package, name) so that later requests find it
+    in the program as it is then."""
+    definition = symbol.definition
+    kind = SYMBOL_KIND.get(symbol.kind, types.SymbolKind.Function)
+    return types.CallHierarchyItem(
+        name=symbol.name, kind=kind, uri=ls.uri_of(symbol.node.source.name),
+        range=convert.range_of(definition.node.span if definition is not None else symbol.node.span),
+        selection_range=convert.range_of(symbol.node.span), detail=symbol.package,
+        data={"package": symbol.package, "name": symbol.name})
+
+
+def _item_symbol(ls: FlowmetalServer, item: types.CallHierarchyItem):
+    data = item.data if isinstance(item.data, dict) else {}
+    package, name = data.get("package"), data.get("name")
+    if isinstance(package, str) and isinstance(name, str):
+        found = features.call_item(ls.analysis, package, name)
+        if found is not None:
+            return found
+    # An item from elsewhere (no data, or a definition since renamed): whatever its name is at.
+    file = ls.name_of(item.uri)
+    return features.call_item_at(ls.analysis, file, convert.offset(ls.source(file), item.selection_range.start))
+
+
+@server.feature(types.TEXT_DOCUMENT_PREPARE_CALL_HIERARCHY)
+@guarded
+def prepare_call_hierarchy(ls: FlowmetalServer, params: types.CallHierarchyPrepareParams):
+    name, offset = ls.offset(params.text_document.uri, params.position)
+    symbol = features.call_item_at(ls.analysis, name, offset)
+    return [call_hierarchy_item(ls, symbol)] if symbol is not None else None
+
+
+@server.feature(types.CALL_HIERARCHY_INCOMING_CALLS)
+@guarded
+def incoming_calls(ls: FlowmetalServer, params: types.CallHierarchyIncomingCallsParams):
+    symbol = _item_symbol(ls, params.item)
+    if symbol is None:
+        return None
+    return [types.CallHierarchyIncomingCall(from_=call_hierarchy_item(ls, caller),
+                                            from_ranges=[convert.range_of(span) for span in spans])
+            for caller, spans in features.incoming_calls(ls.analysis, symbol)]
+
+
+@server.feature(types.CALL_HIERARCHY_OUTGOING_CALLS)
+@guarded
+def outgoing_calls(ls: FlowmetalServer, params: types.CallHierarchyOutgoingCallsParams):
+    symbol = _item_symbol(ls, params.item)
+    if symbol is None:
+        return None
+    return [types.CallHierarchyOutgoingCall(to=call_hierarchy_item(ls, callee),
+                                            from_ranges=[convert.range_of(span) for span in spans])
+            for callee, spans in features.outgoing_calls(ls.analysis, symbol)]
+
+
 # -- writing ------------------------------------------------------------------------------------------
 
 @server.feature(types.TEXT_DOCUMENT_COMPLETION,
@@ -468,13 +599,18 @@ def workspace_symbol(ls: FlowmetalServer, params: types.WorkspaceSymbolParams) -
 @guarded
 def completion(ls: FlowmetalServer, params: types.CompletionParams) -> types.CompletionList:
     name, offset = ls.offset(params.text_document.uri, params.position)
+    document = ls.client_capabilities.text_document
+    item_caps = document.completion.completion_item if document and document.completion else None
+    doc_kind = types.MarkupKind.Markdown if ls.markdown(item_caps.documentation_format if item_caps else None) \
+        else types.MarkupKind.PlainText
     items = []
     for c in features.completion(ls.analysis, name, offset):
         edit = types.TextEdit(range=convert.range_of(c.replace), new_text=c.insert or c.label) if c.replace else None
+        # Names the typed text begins come first; then the others it is a subsequence of.
         items.append(types.CompletionItem(
             label=c.label, kind=COMPLETION_KIND.get(c.kind, types.CompletionItemKind.Text), detail=c.detail or None,
-            documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=c.doc) if c.doc else None,
-            text_edit=edit))
+            documentation=types.MarkupContent(kind=doc_kind, value=c.doc) if c.doc else None,
+            sort_text=f"{c.rank}{c.label}", filter_text=c.label, text_edit=edit))
     return types.CompletionList(is_incomplete=False, items=items)
 
 

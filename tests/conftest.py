@@ -54,3 +54,18 @@ def postgres_url():
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+# The language server registers its file watcher (`workspace/didChangeWatchedFiles`
+# for `**/*.flow`) with a client whose capabilities allow it, as VS Code's do. The
+# pytest-lsp test client accepts every registration, as editors do, and keeps it in
+# `client.registrations` for the tests that look at them (tests/lsp/).
+from lsprotocol import types as _lsp_types  # noqa: E402
+from pytest_lsp.client import LanguageClient as _LanguageClient, default_feature as _default_feature  # noqa: E402
+
+
+@_default_feature(_lsp_types.CLIENT_REGISTER_CAPABILITY)
+def _register_capability(client: _LanguageClient, params: _lsp_types.RegistrationParams) -> None:
+    if not hasattr(client, "registrations"):
+        client.registrations = []
+    client.registrations.extend(params.registrations)

@@ -1,8 +1,13 @@
 ;;; flowmetal-mode.el --- Major mode for Flowmetal, a durable Lisp  -*- lexical-binding: t; -*-
 
+;; Copyright (c) The Flowmetal authors
+
+;; Author: The Flowmetal authors
+;; URL: https://flowmetal.example/
 ;; Version: 0.1.0
-;; Package-Requires: ((emacs "28.1"))
+;; Package-Requires: ((emacs "28.1") (eglot "1.9"))
 ;; Keywords: languages, lisp
+;; SPDX-License-Identifier: MIT
 
 ;; This file is not part of GNU Emacs.
 
@@ -26,12 +31,22 @@
 ;; Running and tracing, over the same language server (the protocol is
 ;; docs/lsp-protocol.md in the Flowmetal sources):
 ;;
-;;   M-x flowmetal-run     (C-c C-r)  run the function at point, asking
-;;                                    for its arguments
+;;   M-x flowmetal-run     (C-c C-r)  run the function point is in (outside
+;;                                    any, choose one), asking for its
+;;                                    arguments
 ;;   M-x flowmetal-runs    (C-c C-l)  the runs of the store, live
-;;   M-x flowmetal-trace              one run's events, live; RET on an
-;;                                    event shows its code and the
-;;                                    program's state there
+;;   M-x flowmetal-trace              one run's events, live
+;;
+;; In a trace, n and p step to the next or previous event and show the
+;; program's state there in another window (the trace stays in view);
+;; RET also shows the event's code, s shows the state at the event on
+;; the line, c cancels the run and r replays it.
+;;
+;; Installing, on Emacs 28 with eglot (Debian 12: elpa-eglot):
+;;
+;;   M-x package-install-file RET /path/to/flowmetal/editors/emacs/flowmetal-mode.el
+;;
+;; or put this file's directory on `load-path' and (require 'flowmetal-mode).
 ;;
 ;; The store and the `flowmetal serve' that drives the runs are the
 ;; options `flowmetal-store' and `flowmetal-serve' (also as directory
@@ -55,6 +70,7 @@
 (require 'subr-x)
 (require 'json)
 (require 'tabulated-list)
+(require 'eglot)
 
 (defgroup flowmetal nil
   "Editing Flowmetal source files."
@@ -318,21 +334,26 @@ language server (`flowmetal lsp'); start it with \\[eglot].
 
 ;;;; The language server
 
-(defvar eglot-server-programs)
-(defvar eglot-connect-hook)
-(defvar eglot--managed-mode)
-(defvar eglot--servers-by-project)
+;; eglot's public interface is used wherever it has what is needed.  What
+;; eglot 1.9 (Debian 12's, for Emacs 28) offers only privately, and is
+;; used here all the same, each behind `fboundp' where a later eglot has
+;; a public name for it:
+;;
+;;   `eglot--signal-textDocument/didChange'  sends the buffer's pending
+;;       edits before `flowmetal-run' asks for the code lenses: eglot
+;;       sends them only before its own requests.
+;;   `eglot--uri-to-path', `eglot--path-to-uri'  file names and URIs as
+;;       eglot makes them; `eglot-uri-to-path' and `eglot-path-to-uri'
+;;       (eglot 1.16 and later) are used when they exist.
+;;   `eglot--workspace-configuration-plist'  whether the user configured
+;;       a `flowmetal' section (then the settings are left to it); it
+;;       resolves the per-directory and function forms of
+;;       `eglot-workspace-configuration', as eglot sends it.
+;;   `eglot--project'  the project of a server (its root is where a
+;;       relative store path starts); no public accessor in eglot 1.9.
 
-(declare-function eglot-current-server "eglot" ())
-(declare-function eglot--major-modes "eglot" (server) t)
-(declare-function eglot--signal-textDocument/didChange "eglot" ())
-(declare-function eglot--lsp-position-to-point "eglot" (pos-plist &optional marker))
-(declare-function eglot--uri-to-path "eglot" (uri))
-(declare-function eglot--path-to-uri "eglot" (path))
 (declare-function eglot-uri-to-path "eglot" (uri))
 (declare-function eglot-path-to-uri "eglot" (path &rest args))
-(declare-function eglot--workspace-configuration-plist "eglot" (server &optional path))
-(declare-function eglot--project "eglot" (server) t)
 (declare-function project-root "project" (project))
 (declare-function jsonrpc-async-request "jsonrpc" (connection method params &rest args))
 (declare-function jsonrpc-request "jsonrpc" (connection method params &rest args))
@@ -487,12 +508,11 @@ not only those started from Emacs."
       (message "Flowmetal: %s is trusted for this session (customize `flowmetal-trusted-stores' to keep it)"
                (abbreviate-file-name store)))))
 
-;;;###autoload
-(with-eval-after-load 'eglot
-  (add-to-list 'eglot-server-programs
-               '(flowmetal-mode . ("flowmetal" "lsp" :initializationOptions
-                                   flowmetal-initialization-options)))
-  (add-hook 'eglot-connect-hook #'flowmetal--send-settings t))
+;; Loading the mode (visiting a .flow file does) registers the server.
+(add-to-list 'eglot-server-programs
+             '(flowmetal-mode . ("flowmetal" "lsp" :initializationOptions
+                                 flowmetal-initialization-options)))
+(add-hook 'eglot-connect-hook #'flowmetal--send-settings t)
 
 ;;;; Talking to the server
 
@@ -504,24 +524,28 @@ not only those started from Emacs."
   (and server (fboundp 'jsonrpc-running-p) (jsonrpc-running-p server)))
 
 (defun flowmetal--flowmetal-server-p (server)
-  "Non-nil when SERVER is a live language server for `flowmetal-mode'."
+  "Non-nil when SERVER is a live language server for `flowmetal-mode'.
+That is, one started with `flowmetal-initialization-options', which
+keeps each such server in `flowmetal--server-settings'."
   (and (flowmetal--running-p server)
-       (memq 'flowmetal-mode (ignore-errors (eglot--major-modes server)))))
+       (gethash server flowmetal--server-settings)
+       t))
 
 (defun flowmetal--server ()
   "The Flowmetal language server for the current buffer, or an error."
   (or (and (flowmetal--running-p flowmetal--server) flowmetal--server)
       (and (fboundp 'eglot-current-server)
            (let ((server (eglot-current-server)))
-             (and (flowmetal--flowmetal-server-p server) server)))
-      (and (boundp 'eglot--servers-by-project)
-           (catch 'found
-             (maphash (lambda (_project servers)
-                        (dolist (server servers)
-                          (when (flowmetal--flowmetal-server-p server)
-                            (throw 'found server))))
-                      eglot--servers-by-project)
-             nil))
+             ;; (The server of a Flowmetal buffer is one, however it was started.)
+             (and (or (flowmetal--flowmetal-server-p server)
+                      (and (derived-mode-p 'flowmetal-mode) (flowmetal--running-p server)))
+                  server)))
+      (catch 'found
+        (maphash (lambda (server _settings)
+                   (when (flowmetal--flowmetal-server-p server)
+                     (throw 'found server)))
+                 flowmetal--server-settings)
+        nil)
       (user-error "No Flowmetal language server: visit a .flow file and start one with M-x eglot")))
 
 (defun flowmetal--request (server method params)
@@ -548,12 +572,22 @@ not only those started from Emacs."
     (if (fboundp 'eglot-path-to-uri) (eglot-path-to-uri file) (eglot--path-to-uri file))))
 
 (defun flowmetal--point (position)
-  "The point in the current buffer of the LSP POSITION."
-  (eglot--lsp-position-to-point position))
+  "The point in the current buffer of the LSP POSITION.
+Its character counts as eglot counts columns (UTF-16 code units, by
+`eglot-move-to-column-function')."
+  (save-excursion
+    (save-restriction
+      (widen)
+      (goto-char (point-min))
+      (forward-line (plist-get position :line))
+      (unless (eobp)
+        (let ((column (plist-get position :character)))
+          (funcall eglot-move-to-column-function (if (wholenump column) column 0))))
+      (point))))
 
 (defun flowmetal--flush-changes ()
   "Send the server the buffer's edits it has not seen yet."
-  (when (and (bound-and-true-p eglot--managed-mode)
+  (when (and (fboundp 'eglot-managed-p) (eglot-managed-p)
              (fboundp 'eglot--signal-textDocument/didChange))
     (eglot--signal-textDocument/didChange)))
 
@@ -606,21 +640,31 @@ with :args ARGS when the function needs no arguments."
              collect (append (list :range (plist-get lens :range))
                              (aref (plist-get command :arguments) 0)))))
 
+(defun flowmetal--lens-around-point (lenses)
+  "The entry of LENSES whose function holds point, or nil.
+The server gives the range of each function's whole definition
+\(`definitionRange'); on the function's name counts too."
+  (cl-find-if (lambda (lens)
+                (cl-some (lambda (range)
+                           (and range
+                                (<= (flowmetal--point (plist-get range :start))
+                                    (point)
+                                    (flowmetal--point (plist-get range :end)))))
+                         (list (plist-get lens :definitionRange) (plist-get lens :range))))
+              lenses))
+
 (defun flowmetal--lens-at-point (lenses)
-  "The entry of LENSES whose function holds point; else ask which one."
-  (or (cl-find-if (lambda (lens)
-                    (let ((range (plist-get lens :range)))
-                      (<= (flowmetal--point (plist-get range :start))
-                          (point)
-                          (flowmetal--point (plist-get range :end)))))
-                  lenses)
-      (cond ((null lenses) (user-error "No function to run in this file"))
-            ((null (cdr lenses)) (car lenses))
-            (t (let ((entry (completing-read
-                             "Run: " (mapcar (lambda (lens) (plist-get lens :entry)) lenses)
-                             nil t)))
-                 (cl-find entry lenses :key (lambda (lens) (plist-get lens :entry))
-                          :test #'equal))))))
+  "The entry of LENSES whose function holds point; else ask which one.
+The question offers the file's entries, with completion; the first is
+the default."
+  (or (flowmetal--lens-around-point lenses)
+      (if (null lenses)
+          (user-error "No function to run in this file")
+        (let* ((entries (mapcar (lambda (lens) (plist-get lens :entry)) lenses))
+               (entry (completing-read (format-prompt "Run function" (car entries))
+                                       entries nil t nil nil (car entries))))
+          (cl-find entry lenses :key (lambda (lens) (plist-get lens :entry))
+                   :test #'equal)))))
 
 (defun flowmetal--read-arguments (lens all)
   "Read the arguments of the entry of LENS.
@@ -641,11 +685,12 @@ left empty."
 
 ;;;###autoload
 (defun flowmetal-run (&optional all)
-  "Run the function at point (or one chosen) in a run of the store.
-Ask for its arguments, Flowmetal literals; with a prefix argument ALL,
-for its optional ones too.  The program is the file and the files it
-requires as they are in Emacs, unsaved changes included.  Show the
-run's trace as it goes, and return the run's id."
+  "Run the function point is in, in a run of the store.
+With point outside every function, ask which of the file's functions
+to run.  Ask for its arguments, Flowmetal literals; with a prefix
+argument ALL, for its optional ones too.  The program is the file and
+the files it requires as they are in Emacs, unsaved changes included.
+Show the run's trace as it goes, and return the run's id."
   (interactive "P")
   (unless (derived-mode-p 'flowmetal-mode)
     (user-error "Not a Flowmetal buffer"))
@@ -900,13 +945,17 @@ line or by a serve on the same store.
     (define-key map "s" #'flowmetal-trace-show-state)
     (define-key map "c" #'flowmetal-trace-cancel)
     (define-key map "r" #'flowmetal-trace-replay)
-    (define-key map "n" #'next-line)
-    (define-key map "p" #'previous-line)
+    (define-key map "n" #'flowmetal-trace-next-event)
+    (define-key map "p" #'flowmetal-trace-previous-event)
     map)
   "Keymap for `flowmetal-trace-mode'.")
 
 (define-derived-mode flowmetal-trace-mode special-mode "Flowmetal-Trace"
   "The events of a Flowmetal run, one a line, as they are logged.
+\\<flowmetal-trace-mode-map>
+\\[flowmetal-trace-next-event] and \\[flowmetal-trace-previous-event] step to the next or previous event
+and show the program's state there, in another window: the trace
+stays in view.  \\[flowmetal-trace-visit-event] also shows the event's code.
 
 \\{flowmetal-trace-mode-map}"
   :group 'flowmetal
@@ -929,7 +978,7 @@ line or by a serve on the same store.
    (buffer-list)))
 
 (defun flowmetal--trace-open (server run-id)
-  "The trace buffer of RUN-ID (an id or a unique prefix), read afresh."
+  "The trace buffer of RUN-ID (an id or a unique prefix), read afresh from SERVER."
   (let* ((fresh (not (get-buffer (flowmetal--trace-buffer-name run-id))))
          (buffer (get-buffer-create (flowmetal--trace-buffer-name run-id))))
     (with-current-buffer buffer
@@ -1006,8 +1055,14 @@ of the program there."
   "Show the run's summary at the top of the trace buffer."
   (let* ((inhibit-read-only t)
          (run flowmetal--run)
-         (end (or (next-single-property-change (point-min) 'flowmetal-summary)
-                  (point-min))))
+         ;; The summary drawn before ends where its property does: at the end of
+         ;; the buffer while no event is shown yet (`next-single-property-change'
+         ;; then says nil, which must not be taken for "no summary": the old one
+         ;; would stay, a stray "Run ID" line above the new one).
+         (end (if (get-text-property (point-min) 'flowmetal-summary)
+                  (or (next-single-property-change (point-min) 'flowmetal-summary)
+                      (point-max))
+                (point-min))))
     (save-excursion
       (delete-region (point-min) end)
       (goto-char (point-min))
@@ -1182,14 +1237,48 @@ events shown so far are drawn again with it."
   (or (get-text-property (line-beginning-position) 'flowmetal-event)
       (user-error "No event on this line")))
 
+(defun flowmetal--trace-window-p (window)
+  "Non-nil when WINDOW shows a trace buffer."
+  (with-current-buffer (window-buffer window)
+    (derived-mode-p 'flowmetal-trace-mode)))
+
+(defun flowmetal--display-in-free-window (buffer _alist)
+  "Show BUFFER in a window that shows no trace and is not the selected one.
+A display action: nil when there is no such window."
+  (let ((window (cl-find-if (lambda (window)
+                              (not (or (eq window (selected-window))
+                                       (flowmetal--trace-window-p window))))
+                            (window-list nil 'nomini))))
+    (when window
+      (window--display-buffer buffer window 'reuse))))
+
+(defun flowmetal--display-in-selected-unless-trace (buffer _alist)
+  "Show BUFFER in the selected window, unless that shows a trace.
+A display action, the last resort of `flowmetal--display-beside'."
+  (unless (flowmetal--trace-window-p (selected-window))
+    (window--display-buffer buffer (selected-window) 'reuse)))
+
+(defun flowmetal--display-beside (buffer)
+  "Show BUFFER without hiding a trace, and return its window.
+Where it is shown already, else in a window that shows no trace (not
+the selected one), else in a new window split off, else (no room to
+split) in the selected window when that is no trace's: the trace stays
+in view."
+  (display-buffer buffer '((display-buffer-reuse-window
+                            flowmetal--display-in-free-window
+                            display-buffer-pop-up-window
+                            flowmetal--display-in-selected-unless-trace)
+                           (inhibit-same-window . t))))
+
 (defun flowmetal--visit-location (location)
   "Show the code at LOCATION (a URI and an LSP range) and put point there.
-Return the buffer."
+The code goes in another window than a trace's.  Return the buffer."
   (let* ((path (flowmetal--uri-to-path (plist-get location :uri)))
          (buffer (or (find-file-noselect path)
                      (user-error "Cannot open %s" path)))
          (range (plist-get location :range)))
-    (pop-to-buffer buffer)
+    (select-window (or (flowmetal--display-beside buffer)
+                       (user-error "No window to show %s in" path)))
     (let ((start (flowmetal--point (plist-get range :start)))
           (end (flowmetal--point (plist-get range :end))))
       (goto-char start)
@@ -1210,6 +1299,30 @@ changed since, else a read-only copy of the run's stored source."
           (flowmetal--visit-location location)
         (message "Flowmetal: this event has no place in the code")))
     (flowmetal--show-state server run-id (plist-get event :seq))))
+
+(defun flowmetal--trace-step (direction)
+  "Move to the event DIRECTION (1 or -1) lines away that has one; show its state.
+Point stays in the trace; the state shows in another window."
+  (let ((start (point))
+        found)
+    (while (and (not found)
+                (zerop (forward-line direction))
+                (not (and (> direction 0) (eobp))))
+      (setq found (get-text-property (point) 'flowmetal-event)))
+    (unless found
+      (goto-char start)
+      (user-error "No %s event" (if (> direction 0) "next" "previous")))
+    (flowmetal--show-state (flowmetal--server) flowmetal--run-id (plist-get found :seq))))
+
+(defun flowmetal-trace-next-event ()
+  "Step to the next event and show the program's state there."
+  (interactive)
+  (flowmetal--trace-step 1))
+
+(defun flowmetal-trace-previous-event ()
+  "Step to the previous event and show the program's state there."
+  (interactive)
+  (flowmetal--trace-step -1))
 
 (defun flowmetal-trace-show-state ()
   "Show the state of the program at the event on this line."
@@ -1261,7 +1374,8 @@ changed since, else a read-only copy of the run's stored source."
                     (plist-get binding :value)))))
 
 (defun flowmetal--show-state (server run-id seq)
-  "Show the state of the run RUN-ID at its event SEQ in *flowmetal state*."
+  "Show the state of the run RUN-ID at its event SEQ in *flowmetal state*.
+SERVER finds it."
   (let ((state (flowmetal--request server :flowmetal/stateAt
                                    (list :runId run-id :seq seq)))
         (buffer (get-buffer-create "*flowmetal state*")))
@@ -1299,7 +1413,9 @@ changed since, else a read-only copy of the run's stored source."
               (insert "\nBindings\n")
               (flowmetal--insert-bindings (plist-get state :bindings))))))
       (goto-char (point-min)))
-    (display-buffer buffer)
+    ;; Beside the trace, never in its window: stepping through the events
+    ;; (n and p there) keeps both in view.
+    (flowmetal--display-beside buffer)
     state))
 
 (defun flowmetal-state-visit-frame ()
@@ -1333,16 +1449,15 @@ changed since, else a read-only copy of the run's stored source."
         (flowmetal--trace-show-run)))
     (flowmetal--runs-update server run)))
 
-(with-eval-after-load 'eglot
-  (cl-defmethod eglot-handle-notification
-    (server (_method (eql flowmetal/traceEvent)) &key runId event &allow-other-keys)
-    "Show a run's new EVENT (of run RUNID) in its trace buffers."
-    (flowmetal--on-trace-event server runId event))
+(cl-defmethod eglot-handle-notification
+  (server (_method (eql flowmetal/traceEvent)) &key runId event &allow-other-keys)
+  "Show a run's new EVENT (of run RUNID) in its trace buffers, for SERVER."
+  (flowmetal--on-trace-event server runId event))
 
-  (cl-defmethod eglot-handle-notification
-    (server (_method (eql flowmetal/runUpdated)) &rest run)
-    "Show a new or changed RUN in the runs and trace buffers."
-    (flowmetal--on-run-updated server run)))
+(cl-defmethod eglot-handle-notification
+  (server (_method (eql flowmetal/runUpdated)) &rest run)
+  "Show a new or changed RUN, from SERVER, in the runs and trace buffers."
+  (flowmetal--on-run-updated server run))
 
 (provide 'flowmetal-mode)
 

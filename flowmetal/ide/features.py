@@ -7,11 +7,14 @@ testable without a client and the server stays a thin translation layer.
 
     hover            the symbol under the cursor: its signature or type (a local's
                      type after narrowing), its docstring, and whether calling it
-                     is a durable step
+                     is a durable step; in Markdown and in plain text
     completion       names that fit where the cursor is: callables after `(`, enum
                      members after `+`, the callee's keyword arguments after `:`,
                      a package's exports after `alias/` and inside its `:refer [...]`,
-                     else everything in scope
+                     else everything in scope; matched as editors filter (the typed
+                     text as a subsequence), names it begins ranked first
+    call hierarchy   a definition's callers and callees, across the workspace, with
+                     the exact spans of the calls
     rename           every place that names a symbol, across the workspace
     outline          packages and their definitions, nested
     semantic_tokens  each name classified: definition, type, enum member, special
@@ -44,6 +47,15 @@ from flowmetal.lang.types import ANY, Type, show
 class Hover:
     span: Span
     markdown: str
+    plaintext: str = ""
+
+
+def _hover_text(parts: list[tuple[str, str]]) -> tuple[str, str]:
+    """The parts of a hover, each (Markdown, plain text) or ("code", text) for Flowmetal code, as one
+    Markdown text and one plain text: an editor without a Markdown renderer (Emacs without
+    markdown-mode) shows the plain one, with no fences or emphasis marks."""
+    markdown = [f"```flowmetal\n{plain}\n```" if md == "code" else md for md, plain in parts]
+    return "\n\n".join(markdown), "\n\n".join(plain for _, plain in parts)
 
 
 def signature_text(symbol: Symbol, sig: Sig | None = None) -> str:
@@ -79,23 +91,26 @@ def hover(ws: Workspace, name: str, offset: int) -> Hover | None:
     symbol = ws.definition_at(name, offset)
     if symbol is None:
         return None
-    parts = []
+    parts: list[tuple[str, str]] = []
     if symbol.kind in ("parameter", "local"):
         found = ws.type_at(name, offset)
         t = found[1] if found is not None and found[0] is token else symbol.type
-        parts.append(f"```flowmetal\n{symbol.name} : {show(t)}\n```")
-        parts.append(f"{'Parameter' if symbol.kind == 'parameter' else 'Local'} `{symbol.name}`"
-                     + ("; its type here, after narrowing." if t != symbol.type else "."))
+        parts.append(("code", f"{symbol.name} : {show(t)}"))
+        about = (f"{'Parameter' if symbol.kind == 'parameter' else 'Local'} `{symbol.name}`"
+                 + ("; its type here, after narrowing." if t != symbol.type else "."))
+        parts.append((about, about))
     else:
-        parts.append(f"```flowmetal\n{signature_text(symbol)}\n```")
+        parts.append(("code", signature_text(symbol)))
         where = f"package `{symbol.package}`" if symbol.package else "built-in"
-        parts.append(f"*{symbol.kind}* in {where}")
+        parts.append((f"*{symbol.kind}* in {where}", f"{symbol.kind} in {where}"))
         if symbol.doc:
-            parts.append(symbol.doc.strip())
+            parts.append((symbol.doc.strip(), symbol.doc.strip()))
         if symbol.is_durable:
-            parts.append("**Durable step**: each call of this endpoint is recorded in the run's log "
-                         "(its request and its result), and the run waits, durably, for the result.")
-    return Hover(token.span, "\n\n".join(parts))
+            durable = ("each call of this endpoint is recorded in the run's log "
+                       "(its request and its result), and the run waits, durably, for the result.")
+            parts.append((f"**Durable step**: {durable}", f"Durable step: {durable}"))
+    markdown, plain = _hover_text(parts)
+    return Hover(token.span, markdown, plain)
 
 
 # -- tokens and nodes at an offset --------------------------------------------------------------
@@ -158,6 +173,17 @@ class Completion:
     doc: str | None = None
     insert: str | None = None
     replace: Span | None = None
+    rank: int = 0      # 0: the label begins with what was typed; 1: it holds it as a subsequence
+
+
+def match_rank(label: str, typed: str) -> int | None:
+    """How well `label` fits the text typed before the cursor, as editors filter: 0 when it begins
+    with it, 1 when the typed characters appear in it in order (`parcel-wi` in `parcel-weight`),
+    None when it does not fit. Case-insensitive past the exact prefix."""
+    if not typed or label.startswith(typed):
+        return 0
+    rest = iter(label.lower())
+    return 1 if all(c in rest for c in typed.lower()) else None
 
 
 _PREFIX = re.compile(r"[\w\-+*/<>=!?.:]*$")
@@ -175,9 +201,11 @@ def completion(ws: Workspace, name: str, offset: int) -> list[Completion]:
     scope = ws.scope_at(name, offset)
     out: list[Completion] = []
 
-    def add(label, kind, detail="", doc=None):
-        if label.startswith(prefix) or not prefix:
-            out.append(Completion(label, kind, detail, doc, None, replace))
+    def add(label, kind, detail="", doc=None, symbol=None):
+        rank = match_rank(label, prefix)
+        if rank is not None:  # (a symbol's detail is worked out only for the names offered)
+            detail = _detail(symbol) if symbol is not None else detail
+            out.append(Completion(label, kind, detail, doc, None, replace, rank))
 
     if prefix.startswith(":"):
         sig = ws.signature_at(name, offset)
@@ -191,7 +219,7 @@ def completion(ws: Workspace, name: str, offset: int) -> list[Completion]:
         target = ws.program.packages.get(package) if ws.program is not None else None
         for sym_name, sym in sorted(target.decls.items()) if target is not None else ():
             if sym_name not in listed:
-                add(sym_name, sym.kind, _detail(sym), sym.doc)
+                add(sym_name, sym.kind, doc=sym.doc, symbol=sym)
         return out
     if "/" in prefix:
         alias = prefix.rsplit("/", 1)[0]
@@ -199,19 +227,19 @@ def completion(ws: Workspace, name: str, offset: int) -> list[Completion]:
             target = scope_.aliases.get(alias)
             if target is not None:
                 for sym_name, sym in target.decls.items():
-                    add(f"{alias}/{sym_name}", sym.kind, _detail(sym), sym.doc)
+                    add(f"{alias}/{sym_name}", sym.kind, doc=sym.doc, symbol=sym)
                 break
         return out
     if prefix.startswith("+"):
         for sym_name, sym in scope.items():
             if sym.kind == "member":
-                add(sym_name, "member", _detail(sym), sym.doc)
+                add(sym_name, "member", doc=sym.doc, symbol=sym)
         return out
     for sym_name, sym in sorted(scope.items()):
         callable_ = sym.sig is not None or sym.kind in ("function", "endpoint", "constructor", "accessor", "builtin")
         if after_open and not callable_ and sym.kind not in ("parameter", "local"):
             continue
-        add(sym_name, sym.kind, _detail(sym), sym.doc)
+        add(sym_name, sym.kind, doc=sym.doc, symbol=sym)
     if after_open:
         for form in sorted(SPECIAL_FORMS | DEFINITION_FORMS | {"require", "defpackage", "not"}):
             if form not in scope:
@@ -293,6 +321,92 @@ def rename(ws: Workspace, name: str, offset: int, new_name: str) -> dict[str, li
             seen.add(key)
             edits.setdefault(token.source.name, []).append((token.span, qualifier + new_name + base[len(old):]))
     return edits
+
+
+# -- call hierarchy -------------------------------------------------------------------------------
+
+CALLABLE = ("function", "endpoint", "constructor", "accessor")
+
+
+def _same(a: Symbol, b: Symbol) -> bool:
+    """Whether two symbols name the same definition: an edit re-checks one definition and may give
+    another's symbols anew, so identity alone would miss calls checked before it."""
+    return a is b or (a.kind == b.kind and a.kind not in ("parameter", "local") and a.package == b.package
+                      and a.name == b.name and a.package is not None)
+
+
+def call_item_at(ws: Workspace, name: str, offset: int) -> Symbol | None:
+    """The definition a call hierarchy starts from: the function, endpoint or record named at `offset`
+    (where it is defined or where it is used)."""
+    token = token_at(ws, name, offset)
+    if token is None or token.kind is not Kind.SYMBOL:
+        return None
+    symbol = ws.definition_at(name, offset)
+    if symbol is None or symbol.kind not in CALLABLE or symbol.node is None or symbol.definition is None:
+        return None
+    return symbol
+
+
+def call_item(ws: Workspace, package: str, name: str) -> Symbol | None:
+    """The definition `name` of `package` in the program as it is now (a call hierarchy item's own
+    record of what it stands for), or None when it is gone."""
+    ws.analyse()
+    scope = ws.program.packages.get(package) if ws.program is not None else None
+    symbol = scope.decls.get(name) if scope is not None else None
+    return symbol if symbol is not None and symbol.node is not None and symbol.definition is not None else None
+
+
+def _caller(scope, definition) -> Symbol | None:
+    """The symbol a definition defines, as the caller of the calls inside it."""
+    symbol = scope.decls.get(definition.name) or scope.decls.get(definition.name + "?")
+    return symbol if symbol is not None and symbol.node is not None else None
+
+
+def incoming_calls(ws: Workspace, target: Symbol) -> list[tuple[Symbol, list[Span]]]:
+    """The definitions of the workspace that call `target`, each with the spans of the names that call
+    it (the heads of the calls), in the order of the files and of the definitions in them."""
+    ws.analyse()
+    out: list[tuple[Symbol, list[Span]]] = []
+    for scope in ws.program.packages.values():
+        owner = ws.files.get(scope.module.tree.source.name)
+        if scope.standard or owner is None:
+            continue
+        for definition in scope.package.definitions:
+            facts = owner.facts.get(id(definition))
+            caller = _caller(scope, definition)
+            if facts is None or caller is None:
+                continue
+            spans = _call_heads(facts, lambda callee: _same(callee, target))
+            if spans:
+                out.append((caller, spans))
+    return out
+
+
+def outgoing_calls(ws: Workspace, caller: Symbol) -> list[tuple[Symbol, list[Span]]]:
+    """What the definition of `caller` calls (definitions of the program, not built-ins), each callee
+    with the spans of the names that call it, in the order of their first call."""
+    ws.analyse()
+    if caller.definition is None or caller.node is None:
+        return []
+    owner = ws.files.get(caller.node.source.name)
+    facts = owner.facts.get(id(caller.definition)) if owner is not None else None
+    if facts is None:  # a standard package's definition: not checked, so its calls are not known
+        return []
+    callees: list[Symbol] = []
+    for _, callee, _ in facts.calls:
+        if callee is not None and callee.node is not None and callee.kind in CALLABLE \
+                and not any(_same(callee, c) for c in callees):
+            callees.append(callee)
+    return [(callee, _call_heads(facts, lambda s, c=callee: _same(s, c))) for callee in callees]
+
+
+def _call_heads(facts, wanted) -> list[Span]:
+    spans: dict[int, Span] = {}
+    for call, callee, _ in facts.calls:
+        if callee is not None and call.forms and wanted(callee):
+            head = call.forms[0]
+            spans.setdefault(head.start, head.span)
+    return [spans[start] for start in sorted(spans)]
 
 
 # -- outline ----------------------------------------------------------------------------------------
@@ -568,6 +682,6 @@ def entry_functions(ws: Workspace, name: str) -> list[Symbol]:
 
 
 __all__ = ["Hover", "Completion", "CodeAction", "OutlineItem", "SemanticToken", "RenameError",
-           "hover", "completion", "prepare_rename", "rename", "outline", "workspace_symbols", "semantic_tokens",
+           "hover", "completion", "match_rank", "call_item_at", "call_item", "incoming_calls", "outgoing_calls", "prepare_rename", "rename", "outline", "workspace_symbols", "semantic_tokens",
            "code_actions", "inlay_hints", "folding", "selection_ranges", "entry_functions", "token_at",
            "TOKEN_TYPES", "TOKEN_MODIFIERS", "_head"]

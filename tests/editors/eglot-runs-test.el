@@ -12,7 +12,8 @@
 ;;
 ;; and runs:
 ;;
-;;   emacs --batch -Q -l editors/emacs/flowmetal-mode.el \
+;;   emacs --batch -Q -l tests/editors/eglot-load.el -f flowmetal-test-load-eglot \
+;;         -l editors/emacs/flowmetal-mode.el \
 ;;         -l tests/editors/eglot-runs-test.el -f ert-run-tests-batch-and-exit
 ;;
 ;; The program (written below into the scratch directory) logs, sleeps

@@ -8,7 +8,8 @@
 ;; `flowmetal lsp' language server does all checking), so these tests
 ;; cover only the editing layer.  Run with:
 ;;
-;;   emacs --batch -Q -l editors/emacs/flowmetal-mode.el \
+;;   emacs --batch -Q -l tests/editors/eglot-load.el -f flowmetal-test-load-eglot \
+;;         -l editors/emacs/flowmetal-mode.el \
 ;;         -l tests/editors/flowmetal-mode-test.el -f ert-run-tests-batch-and-exit
 
 ;;; Code:
@@ -275,6 +276,116 @@ a while.\"\"\"
           (should (byte-compile-file copy))
           (should (file-exists-p (concat copy "c"))))
       (delete-directory dir t))))
+
+;;;; Trace buffers: the summary, stepping, windows
+
+(ert-deftest flowmetal-mode-trace-summary-is-drawn-once ()
+  ;; Read afresh, a trace shows "Run ID" until the run's summary comes;
+  ;; the summary then replaces it, leaving no stray "Run ID" line.
+  (with-temp-buffer
+    (flowmetal-trace-mode)
+    (setq flowmetal--run-id "ab12" flowmetal--run nil flowmetal--seen (make-hash-table))
+    (flowmetal--trace-show-run)
+    (should (equal (buffer-substring-no-properties (point-min) (point-max)) "Run ab12\n\n"))
+    (setq flowmetal--run (list :id "ab12" :entry "demo/nap" :status "completed" :args [] :started "t"))
+    (flowmetal--trace-show-run)
+    (flowmetal--trace-add-event (flowmetal-mode-test--event 1 "run-started" nil :entry "demo/nap" :args []))
+    (let ((lines (split-string (buffer-substring-no-properties (point-min) (point-max)) "\n" t)))
+      (should (equal (cl-remove-if-not (lambda (line) (string-prefix-p "Run " line)) lines)
+                     '("Run ab12  demo/nap  completed")))
+      (should (string-match-p "run-started" (car (last lines)))))))
+
+(defun flowmetal-mode-test--trace-buffer (&rest events)
+  "A trace buffer, shown alone in the selected window, holding EVENTS."
+  (let ((buffer (get-buffer-create "*flowmetal trace t1*")))
+    (with-current-buffer buffer
+      (flowmetal-trace-mode)
+      (setq flowmetal--run-id "t1" flowmetal--seen (make-hash-table)
+            flowmetal--run (list :id "t1" :entry "demo/nap" :status "completed" :args [] :started "t"))
+      (flowmetal--trace-show-run)
+      (mapc #'flowmetal--trace-add-event events)
+      (goto-char (point-min)))
+    (delete-other-windows)
+    (switch-to-buffer buffer)
+    buffer))
+
+(ert-deftest flowmetal-mode-trace-n-and-p-step-through-states-beside-the-trace ()
+  (let* ((trace (flowmetal-mode-test--trace-buffer
+                 (flowmetal-mode-test--event 1 "run-started" nil :entry "demo/nap" :args [])
+                 (flowmetal-mode-test--event 2 "timer-fired" nil)
+                 (flowmetal-mode-test--event 3 "run-completed" nil :result "11")))
+         (trace-window (selected-window))
+         shown)
+    (unwind-protect
+        (cl-letf (((symbol-function 'flowmetal--server) (lambda () 'server))
+                  ((symbol-function 'flowmetal--request)
+                   (lambda (_server _method params)
+                     (push (plist-get params :seq) shown)
+                     (list :runId "t1" :seq (plist-get params :seq) :kind "k" :via "replay"))))
+          (should (eq (key-binding "n") #'flowmetal-trace-next-event))
+          (should (eq (key-binding "p") #'flowmetal-trace-previous-event))
+          (execute-kbd-macro "n")
+          (execute-kbd-macro "n")
+          (execute-kbd-macro "p")
+          (should (equal (reverse shown) '(1 2 1)))
+          (should (equal (plist-get (get-text-property (point) 'flowmetal-event) :seq) 1))
+          ;; Point stays in the trace, still in its window; the state is in another one.
+          (should (eq (selected-window) trace-window))
+          (should (eq (window-buffer trace-window) trace))
+          (let ((state-window (get-buffer-window "*flowmetal state*")))
+            (should state-window)
+            (should-not (eq state-window trace-window)))
+          (should-error (flowmetal-trace-previous-event) :type 'user-error))
+      (kill-buffer trace)
+      (when (get-buffer "*flowmetal state*") (kill-buffer "*flowmetal state*")))))
+
+(ert-deftest flowmetal-mode-state-never-takes-the-trace-window ()
+  ;; Two windows, the code selected and the trace in the other: the state
+  ;; goes in neither the trace's window nor over it.
+  (let* ((trace (flowmetal-mode-test--trace-buffer))
+         (trace-window (selected-window))
+         (code (get-buffer-create "code.flow"))
+         (code-window (split-window trace-window nil 'above)))
+    (unwind-protect
+        (progn
+          (set-window-buffer code-window code)
+          (select-window code-window)
+          (let ((window (flowmetal--display-beside (get-buffer-create "*flowmetal state*"))))
+            (should window)
+            (should-not (eq window trace-window))
+            (should (eq (window-buffer trace-window) trace))))
+      (delete-other-windows)
+      (mapc #'kill-buffer (list trace code "*flowmetal state*")))))
+
+;;;; Which function to run
+
+(defun flowmetal-mode-test--lens (entry from to)
+  "A run lens of ENTRY whose definition spans lines FROM to TO (0-based)."
+  (list :range (list :start (list :line from :character 8) :end (list :line from :character 12))
+        :uri "file:///x.flow" :entry entry :params []
+        :definitionRange (list :start (list :line from :character 2) :end (list :line to :character 10))))
+
+(ert-deftest flowmetal-mode-run-picks-the-function-point-is-in ()
+  (with-temp-buffer
+    (insert "(defpackage demo\n  (defn one []\n    1)\n\n  (defn two []\n    (+ 1\n       1)))\n")
+    (let ((lenses (list (flowmetal-mode-test--lens "demo/one" 1 2)
+                        (flowmetal-mode-test--lens "demo/two" 4 6)))
+          asked)
+      ;; Anywhere inside `two', not only on its name.
+      (goto-char (point-min))
+      (search-forward "(+ 1\n       1")
+      (should (equal (plist-get (flowmetal--lens-at-point lenses) :entry) "demo/two"))
+      (goto-char (point-min))
+      (search-forward "1)")
+      (should (equal (plist-get (flowmetal--lens-at-point lenses) :entry) "demo/one"))
+      ;; Outside every function: a question offering the entries, with a default.
+      (goto-char (point-min))
+      (cl-letf (((symbol-function 'completing-read)
+                 (lambda (prompt collection &rest args)
+                   (setq asked (list prompt collection (nth 4 args)))
+                   (nth 4 args))))
+        (should (equal (plist-get (flowmetal--lens-at-point lenses) :entry) "demo/one")))
+      (should (equal asked '("Run function (default demo/one): " ("demo/one" "demo/two") "demo/one"))))))
 
 ;;;; The language server
 

@@ -125,7 +125,9 @@ def _emacs_with_eglot(env: dict[str, str]) -> str:
 def _run_ert(ert: pathlib.Path, env: dict[str, str], tests: int) -> str:
     """Emacs with eglot runs the ERT file's tests, which must be `tests` and all pass: its output."""
     emacs = _emacs_with_eglot(env)
-    status, output = _run([emacs, "--batch", "-Q", "-l", str(MODE), "-l", str(ert),
+    # (eglot first: the mode requires it.)
+    status, output = _run([emacs, "--batch", "-Q", "-l", str(EGLOT_LOAD), "-f", "flowmetal-test-load-eglot",
+                           "-l", str(MODE), "-l", str(ert),
                            "-f", "ert-run-tests-batch-and-exit"], env)
     assert status == 0, output
     ran = re.search(r"Ran (\d+) tests?, (\d+) results? as expected, (\d+) unexpected", output)

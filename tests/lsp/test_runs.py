@@ -290,6 +290,13 @@ async def test_run_from_the_editor_live_trace_and_state(client: LanguageClient, 
     titles = {(lens.command.arguments[0]["entry"], lens.command.title) for lens in lenses}
     assert ("acme.jobs/job", "Trace (1 run)") in titles and ("acme.jobs/nap", "Trace (0 runs)") in titles
     assert ("acme.jobs/job", "▶ Run…") in titles and ("acme.jobs/hello", "▶ Run") in titles
+    # Each carries the range of its whole definition: a client runs the function the cursor is in.
+    for lens in lenses:
+        whole, name = lens.command.arguments[0].get("definitionRange"), lens.range
+        if lens.command.command == "flowmetal.run":
+            start, end = (whole["start"]["line"], whole["start"]["character"]), \
+                (whole["end"]["line"], whole["end"]["character"])
+            assert start < (name.start.line, name.start.character) and end > (name.end.line, name.end.character)
     assert seen.refreshes >= 1  # the editor was told to ask for the lenses again when the run appeared
 
 
