@@ -484,11 +484,18 @@ def register(server) -> None:
             counts = await runs.call(lambda bench: _counts(bench, entries))
         except JsonRpcRequestFailed:
             counts = {}
+        # A client that handles `flowmetal.debug` itself says so (`debugLens`); others get no Debug lens.
+        options = _plain(getattr(runs, "pending_options", None))
+        debug = isinstance(options, dict) and options.get("debugLens") is True
         lenses = []
         for symbol, command in out:
             rng = convert.range_of(symbol.node.span)
             entry = command.arguments[0]["entry"]
             lenses.append(types.CodeLens(range=rng, command=command))
+            if debug:
+                lenses.append(types.CodeLens(range=rng, command=types.Command(
+                    title=command.title.replace("▶ Run", "Debug"), command="flowmetal.debug",
+                    arguments=command.arguments)))
             n = counts.get(entry, 0)
             lenses.append(types.CodeLens(range=rng, command=types.Command(
                 title=f"Trace ({n} run{'' if n == 1 else 's'})", command="flowmetal.showRuns",

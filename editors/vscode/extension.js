@@ -2,12 +2,14 @@
 // (`flowmetal lsp`, over stdio) for Flowmetal documents and holds no language
 // logic of its own: diagnostics, hover, completion, navigation and the rest
 // all come from the server, and so do the runs and traces shown in the
-// Flowmetal side bar (runs.js, docs/lsp-protocol.md).
+// Flowmetal side bar (runs.js, docs/lsp-protocol.md). It also contributes the
+// `flowmetal` debugger, which starts `flowmetal dap` (debug.js, docs/debugging.md).
 'use strict';
 
 const vscode = require('vscode');
 const { LanguageClient, RevealOutputChannelOn } = require('vscode-languageclient/node');
 const { RunsPanel } = require('./runs');
+const { Debugger } = require('./debug');
 
 let client;
 let panel;
@@ -65,8 +67,9 @@ async function startClient() {
       { scheme: 'untitled', language: 'flowmetal' },
     ],
     // The run settings, and whether the workspace is trusted; later changes of
-    // the settings are sent by sendRunSettings.
-    initializationOptions: { ...runSettings(), trusted: vscode.workspace.isTrusted === true },
+    // the settings are sent by sendRunSettings. `debugLens`: this client handles
+    // the Debug lens's `flowmetal.debug` command (debug.js).
+    initializationOptions: { ...runSettings(), trusted: vscode.workspace.isTrusted === true, debugLens: true },
     // Failed requests are logged in the output channel; the run commands show
     // the server's own message instead of a generic notification.
     revealOutputChannelOn: RevealOutputChannelOn.Never,
@@ -119,6 +122,7 @@ async function restartClient() {
 
 async function activate(context) {
   panel = new RunsPanel(context);
+  new Debugger(context, panel); // eslint-disable-line no-new -- it registers itself in context
   context.subscriptions.push(
     vscode.commands.registerCommand('flowmetal.restartServer', restartClient),
     vscode.workspace.onDidChangeConfiguration((event) => {

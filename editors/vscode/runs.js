@@ -233,11 +233,12 @@ function place(location) {
 
 // ------------------------------------------------------------------ arguments
 
-// Asks for the arguments of `entry`, one input box per parameter. A required
+// Asks for the arguments of `entry`, one input box per parameter, titled
+// `${verb} entry (i/n)`. A required
 // parameter needs a value; an empty optional one takes its default, and so do
 // the ones after it. Answers the arguments (Flowmetal literals, as typed), or
 // undefined when the user escapes.
-async function askArguments(entry, params) {
+async function askArguments(entry, params, verb = 'Run') {
   const values = [];
   for (let i = 0; i < params.length; i++) {
     const param = params[i] || {};
@@ -249,7 +250,7 @@ async function askArguments(entry, params) {
         : ' (optional: leave empty for its default)';
     }
     const value = await vscode.window.showInputBox({
-      title: `Run ${entry} (${i + 1}/${params.length})`,
+      title: `${verb} ${entry} (${i + 1}/${params.length})`,
       prompt,
       placeHolder: 'a Flowmetal literal, such as "host-1", 42 or [+reboot+]',
       ignoreFocusOut: true,

@@ -40,7 +40,7 @@ from flowmetal.lang.source import Span
 from flowmetal.runtime import inspect
 from flowmetal.runtime.machine import Done, Machine, Slice, Wait
 from flowmetal.runtime.faults import Fault
-from flowmetal.runtime.program import ProgramError, code_hash, load
+from flowmetal.runtime.program import ProgramError, code_hash, load, number
 from flowmetal.runtime.values import Env, List, Map, MapKey, RecordValue, literal, type_name
 
 EVAL_BUDGET = 1_000_000     # transitions an evaluation may take
@@ -113,6 +113,7 @@ class Session:
         self.location: str | None = None
         self.run = None
         self.program = None
+        self.stored: dict[str, str] = {}  # the run's stored files, the standard packages kept with it included
         self.timeline: Timeline | None = None
         self.worker = None
         self.origin: str | None = None
@@ -187,7 +188,8 @@ class Session:
 
     def _load(self, run) -> None:
         try:
-            self.program = load(self.store.get_sources(run.program))
+            self.stored = self.store.get_sources(run.program)
+            self.program = load(self.stored)
         except ProgramError as error:
             raise SessionError(f"run `{run.id}`: its stored program does not check here: {error}") from None
         self.run = run
@@ -686,17 +688,22 @@ class Session:
         return self.program.scopes[package].package
 
     def _evaluator(self, package, names: tuple, text: str):
-        """The program with a function of the bindings' names returning `text`, in `package`."""
+        """The program with a function of the bindings' names returning `text`, in `package`.
+
+        The function is written at the end of `package`, so it sees what the package's code
+        sees, but numbered after every other expression: the run's values name code by
+        expression id (a closure is the id of its `fn`), and the rest of the copy keeps the ids
+        it has in the run's program, so a closure of any package runs its own code here."""
         node = package.node.span
         name = node.source.name
         source = self.program.sources[name]
         close = node.end - 1
         params = " ".join(names)
         added = f"\n(defn {EVAL_NAME} [{params}]\n{text}\n)"
-        sources = dict(self.program.sources)
+        sources = dict(self.stored)  # the very standard packages the run uses, as the run's program
         sources[name] = source[:close] + added + source[close:]
         try:
-            return load(sources)
+            copy = load(sources)
         except ProgramError as error:
             first = source[:close].count("\n") + 3  # the line `text` starts on
             problems = [f"{d.message}" + (f" (line {d.span.line - first + 1} of the expression)"
@@ -705,6 +712,14 @@ class Session:
             return EvaluationError("; ".join(problems) or "the expression does not check")
         except Exception as error:  # noqa: BLE001 - a malformed expression is reported, never a traceback
             return EvaluationError(f"cannot evaluate `{text}`: {error}")
+        probe = copy.functions.get((package.name, EVAL_NAME))
+        if probe is not None:
+            number(copy, last=probe)
+        kept = copy.exprs[:len(self.program.exprs)]
+        if probe is None or [type(e) for e in kept] != [type(e) for e in self.program.exprs]:
+            # The expression's text closed the package early, or the like: the copy is another program.
+            return EvaluationError(f"cannot evaluate `{text}`: it is not one expression")
+        return copy
 
 
 def _values(env: Env | None) -> dict:

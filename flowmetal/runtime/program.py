@@ -221,7 +221,7 @@ def load(sources: dict[str, str]) -> Program:
         for definition in scope.package.definitions:
             if definition.form in ("defn", "defendpoint", "def"):
                 program.functions[(scope.name, definition.name)] = definition
-            _index(program, definition)
+    number(program)
     for analysis in workspace.files.values():
         for facts in analysis.facts.values():
             for token, symbol in facts.refs:
@@ -260,6 +260,22 @@ def _used_standard(workspace: Workspace) -> dict[str, str]:
                     source = target.module.tree.source
                     used[STANDARD_FOLDER + source.name.replace("\\", "/").rsplit("/", 1)[-1]] = source.text
     return dict(sorted(used.items()))
+
+
+def number(program: Program, last: Definition | None = None) -> None:
+    """Give every expression of `program` its id, in the fixed walk (packages, definitions,
+    expressions in order); with `last`, that definition's expressions are numbered after all the
+    others, so the others keep the ids they have in the program without it (the debugger's
+    evaluation adds a function to a copy of a run's program, and the run's closures name their
+    code by these ids)."""
+    program.exprs.clear()
+    program.ids.clear()
+    for scope in program.workspace.program.packages.values():
+        for definition in scope.package.definitions:
+            if definition is not last:
+                _index(program, definition)
+    if last is not None:
+        _index(program, last)
 
 
 def _index(program: Program, definition: Definition) -> None:

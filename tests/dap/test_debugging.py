@@ -5,6 +5,7 @@ The lines a test stops at are marked in tests/dap/programs/debugged.flow (`;; @n
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -181,6 +182,34 @@ def test_evaluate_pure_expressions_in_the_frame(client, recorded):
     assert not bad["success"] and "str?" in bad["message"]
     unknown = client.request("evaluate", {"expression": "nope", "frameId": frame}, ok=False)
     assert not unknown["success"] and "nope" in unknown["message"]
+
+
+def test_evaluate_calls_a_closure_of_a_package_numbered_after_the_frames(tmp_path):
+    # The expression is checked in a copy of the program with a function added to `helpers`,
+    # which the walk numbering expressions passes before `main`: the closure bound to `f` (the
+    # id of a `fn` of `main`) must still name its own code there.
+    for name in ("main.flow", "helpers.flow"):
+        shutil.copy(PROGRAMS / "closures" / name, tmp_path / name)
+    env = {k: v for k, v in os.environ.items() if k != "FLOWMETAL_STORE"}
+    done = subprocess.run([sys.executable, "-m", "flowmetal", "run", "main.flow", "main", "5", "--store",
+                           "store.db"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.strip() == "1006", done.stderr
+    run_id = done.stderr.split("run ", 1)[1].split(":", 1)[0]
+    line = markers(PROGRAMS / "closures" / "helpers.flow")["apply-log"]
+    client = Client(tmp_path)
+    try:
+        client.launch({tmp_path / "helpers.flow": [line]}, run=run_id, store="store.db")
+        client.event("stopped")
+        top = client.top()
+        assert (top["name"], client.variables()["f"]["type"]) == ("helpers/apply-to", "(fn? [int?] : int?)")
+        for expression, value in (("(f x)", "1006"), ("(f 20)", "1025"), ("(+ (f 0) x)", "1006")):
+            answer = client.request("evaluate", {"expression": expression, "frameId": top["id"], "context": "repl"})
+            assert answer["body"]["result"] == value, expression
+        # The run's own program is untouched: it goes on to its end with the same value.
+        end = client.move("continue")
+        assert end["reason"] == "end" and end["description"] == "the run completed: 1006"
+    finally:
+        client.close()
 
 
 def test_a_run_with_tasks_has_a_thread_for_each(client, recorded):

@@ -213,3 +213,42 @@ def test_run_and_trace_in_vscode(code_server, e2e_modules, tmp_path):
     assert not any(row.startswith("#25 ") for row in rows[:lane])  # task 3's events are in its lane only
     # Its event's state says which task.
     assert steps["tasks"]["state"].startswith("fleet/reboot-all · task 3 #25 step-requested")
+
+
+def _binding(rows: list[str], name: str, value: str) -> bool:
+    """Whether the Variables view's rows show `name` bound to `value` (`n = 3`)."""
+    return any(row.split() == [name, "=", value] for row in rows)
+
+
+def test_debug_a_recorded_run_in_vscode(code_server, e2e_modules, tmp_path):
+    """A run recorded by `flowmetal run` in the workspace's store, debugged from the Runs view."""
+    url, workspace = code_server
+    env = {k: v for k, v in os.environ.items() if k != "FLOWMETAL_STORE"}
+    done = subprocess.run([sys.executable, "-m", "flowmetal", "run", "demo.flow", "main", '"ann"', "3", "--store",
+                           "runs/store.db"], cwd=workspace, capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.strip() == "7", done.stderr
+    line = 1 + DEMO.splitlines().index("      (sleep! (make-duration 10 +milliseconds+))")
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    result = subprocess.run(
+        ["node", str(HERE / "vscode_code_server_debug.js"), str(e2e_modules), url, str(workspace), str(shots),
+         str(line)],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, CHROME=_chrome()),
+    )
+    report = json.loads(result.stdout) if result.stdout.startswith("{") else {"steps": [], "error": result.stderr}
+    assert result.returncode == 0 and report["error"] is None, (
+        f"{report['error']}\nsteps: {json.dumps(report['steps'], ensure_ascii=False, indent=1)}\n"
+        f"screenshots in {shots}\n{result.stderr[-2000:]}")
+    steps = {step["name"]: step for step in report["steps"]}
+
+    assert "Debug…" in steps["breakpoint"]["lenses"]  # beside "▶ Run…"
+    stopped = steps["stopped"]
+    # A frame's row: its function, its file, and line:column.
+    assert stopped["frame"].split() == ["demo/helper", "demo.flow", f"{line}:7"]
+    assert any(row.startswith("demo/main") for row in stopped["stack"])  # the caller, below it
+    assert _binding(stopped["variables"], "twice", "6") and _binding(stopped["variables"], "n", "3")
+    assert any(label.startswith("Step Back") for label in stopped["toolbar"])
+    back = steps["stepBack"]
+    assert back["frame"].split() == ["demo/helper", "demo.flow", f"{line - 1}:5"]  # the `let` that binds `twice`
+    assert not _binding(back["variables"], "twice", "6") and _binding(back["variables"], "n", "3")
+    assert (shots / "debugging.png").is_file()

@@ -123,14 +123,15 @@ def test_manifest_contributes_the_runs_side_bar():
     assert "viewItem == flowmetalRun.active" in inline["flowmetal.runs.cancel"]  # only runs that can stop
     assert "flowmetalRun" in inline["flowmetal.runs.replay"]
     context = {m["command"] for m in menus["view/item/context"] if not m["group"].startswith("inline")}
-    assert context == {"flowmetal.runs.cancel", "flowmetal.runs.replay", "flowmetal.runs.refresh"}
+    assert context == {"flowmetal.runs.cancel", "flowmetal.runs.replay", "flowmetal.runs.debug",
+                       "flowmetal.runs.refresh"}
     for item in menus["view/item/context"] + menus["view/title"]:
         assert "view == flowmetal.runs" in item["when"]
     title = {m["command"]: m["when"] for m in menus["view/title"]}
     assert "flowmetal.runsFiltered" in title["flowmetal.runs.showAll"]
     assert "flowmetal.runs.refresh" in title
     hidden = {m["command"] for m in menus["commandPalette"] if m["when"] == "false"}
-    assert {"flowmetal.runs.showEvent", "flowmetal.openLocation"} <= hidden
+    assert {"flowmetal.runs.showEvent", "flowmetal.openLocation", "flowmetal.runs.debug", "flowmetal.debug"} <= hidden
 
 
 def test_manifest_limits_what_an_untrusted_workspace_can_do():
@@ -391,7 +392,7 @@ def test_activation_starts_language_server(node_cache):
     registered = {e["name"] for e in activation if e["kind"] == "registerCommand"}
     assert registered == {"flowmetal.restartServer", "flowmetal.runs.refresh", "flowmetal.runs.cancel",
                           "flowmetal.runs.replay", "flowmetal.runs.showAll", "flowmetal.runs.showEvent",
-                          "flowmetal.openLocation"}
+                          "flowmetal.openLocation", "flowmetal.runs.debug", "flowmetal.debug"}
     assert [e["id"] for e in activation if e["kind"] == "createTreeView"] == ["flowmetal.runs", "flowmetal.state"]
     [create] = [e for e in activation if e["kind"] == "create"]
     assert create["id"] == "flowmetal"
@@ -401,7 +402,7 @@ def test_activation_starts_language_server(node_cache):
     assert {"scheme": "file", "language": "flowmetal"} in options["documentSelector"]
     # The run settings, trimmed, unset ones null, and the workspace's trust (not yet given).
     assert options["initializationOptions"] == {"store": "runs/store.db", "serve": "http://127.0.0.1:8080",
-                                                "token": None, "trusted": False}
+                                                "token": None, "trusted": False, "debugLens": True}
     # No section synchronized wholesale: a workspace's settings file could put `trusted` in it.
     assert "synchronize" not in options
     assert options["revealOutputChannelOn"] == report["revealOutputChannelOn"]["Never"]
@@ -900,3 +901,178 @@ def test_run_and_trace_against_the_language_server(node_cache, tmp_path):
     # The state at task 3's sleep!: that task's stack.
     assert fleet["state"]["description"].startswith("fleet/reboot-all · task 3 #")
     assert fleet["state"]["tree"][0]["label"] == "fleet/reboot"
+
+
+# ------------------------------------------------- the debugger (debug.js, vscode_debug.js)
+
+DEBUG_PROGRAM = """\
+(defpackage demo
+  (defn main [who : str?, n : int?] : int?
+    (let [twice (* n 2)]
+      (+ twice 1))))
+"""
+
+
+def _documented_launch_fields():
+    """docs/debugging.md's launch configuration table: field -> its type as written there."""
+    text = (ROOT / "docs" / "debugging.md").read_text(encoding="utf-8")
+    section = text.split("## Launch configuration", 1)[1].split("\n## ", 1)[0]
+    return dict(re.findall(r"^\| `(\w+)` \| ([^|]+?) \|", section, flags=re.M))
+
+
+def test_manifest_contributes_the_debugger_with_the_documented_launch_fields():
+    manifest = _manifest()
+    contributes = manifest["contributes"]
+    [debugger] = contributes["debuggers"]
+    assert (debugger["type"], debugger["label"], debugger["languages"]) == ("flowmetal", "Flowmetal", ["flowmetal"])
+    assert contributes["breakpoints"] == [{"language": "flowmetal"}]
+    assert "onDebugResolve:flowmetal" in manifest["activationEvents"]
+
+    schema = debugger["configurationAttributes"]["launch"]["properties"]
+    documented = _documented_launch_fields()
+    assert set(documented) == {"run", "program", "entry", "args", "store", "stopOnEntry"}
+    assert set(schema) == set(documented)
+    json_types = {"string": {"type": "string"}, "boolean": {"type": "boolean"},
+                  "list of strings": {"type": "array", "items": {"type": "string"}}}
+    for name, written in documented.items():
+        wanted = json_types[written.strip()]
+        assert {k: schema[name][k] for k in wanted} == wanted, name
+        assert schema[name]["markdownDescription"], name
+    assert schema["args"]["default"] == [] and schema["stopOnEntry"]["default"] is False
+
+    # Every configuration it offers uses only those fields, and names what to debug.
+    offered = debugger["initialConfigurations"] + [s["body"] for s in debugger["configurationSnippets"]]
+    for config in offered:
+        assert (config["type"], config["request"]) == ("flowmetal", "launch")
+        assert set(config) - {"type", "request", "name"} <= set(schema), config
+        assert "run" in config or {"program", "entry"} <= set(config), config
+    labels = [s["label"] for s in debugger["configurationSnippets"]]
+    assert labels == ["Flowmetal: Replay a run", "Flowmetal: Run and debug an entry"]
+
+    # "Debug" on a run: inline and in its context menu.
+    commands = {c["command"]: c for c in contributes["commands"]}
+    assert commands["flowmetal.runs.debug"]["icon"].startswith("$(")
+    groups = [m["group"] for m in contributes["menus"]["view/item/context"] if m["command"] == "flowmetal.runs.debug"]
+    assert sorted(g.split("@")[0] for g in groups) == ["inline", "run"]
+
+
+@pytest.fixture(scope="module")
+def debug_report(node_cache, tmp_path_factory):
+    """vscode_debug.js's report, on a workspace holding a store with one recorded run of demo/main."""
+    node, cache = node_cache
+    workspace = tmp_path_factory.mktemp("debug") / "project"
+    workspace.mkdir()
+    (workspace / "demo.flow").write_text(DEBUG_PROGRAM, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "FLOWMETAL_STORE"}
+    done = subprocess.run([sys.executable, "-m", "flowmetal", "run", "demo.flow", "main", '"ann"', "3",
+                           "--store", "runs/store.db"], cwd=workspace, capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.stdout.strip() == "7", done.stderr
+    run_id = done.stderr.split("run ", 1)[1].split(":", 1)[0]
+    result = subprocess.run([node, str(HERE / "vscode_debug.js"), str(cache), str(EXT), str(workspace),
+                             sys.executable], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout), workspace, run_id
+
+
+def test_the_adapter_is_started_as_the_language_server_is_in_the_workspace_folder(debug_report):
+    report, workspace, _ = debug_report
+    registered = {(e["kind"], e["type"]) for e in report["activation"]["registered"]}
+    assert registered == {("registerDebugAdapterDescriptorFactory", "flowmetal"),
+                          ("registerDebugConfigurationProvider", "flowmetal")}
+    assert {"flowmetal.runs.debug", "flowmetal.debug"} <= set(report["activation"]["commands"])
+    assert report["activation"]["initializationOptions"]["debugLens"] is True
+
+    # The server's interpreter and its arguments up to `lsp`, then `dap`: the server's own options stay out.
+    assert report["descriptor"] == {"command": sys.executable, "args": ["-m", "flowmetal", "dap"],
+                                    "options": {"cwd": str(workspace)}}
+    assert report["defaults"]["descriptor"]["command"] == "flowmetal"
+    assert report["defaults"]["descriptor"]["args"] == ["dap"]
+
+
+def test_a_configuration_gets_the_language_servers_store(debug_report):
+    report, workspace, _ = debug_report
+    assert report["resolved"]["store"] == str(workspace / "runs" / "store.db")  # flowmetal.store, trimmed
+    assert report["ownStore"]["store"] == "/elsewhere/store.db"  # one it names is kept
+    assert report["defaults"]["resolved"]["store"] == str(workspace / ".flowmetal" / "store.db")
+    assert report["defaults"]["fromEnvironment"] == str(workspace / "env" / "store.db")
+
+
+def _dap_session(descriptor: dict, config: dict) -> list[dict]:
+    """Start the adapter as VS Code would from `descriptor`, launch `config`, and answer the
+    messages up to the first stop's stack."""
+    from flowmetal.dap.wire import Writer, read_message
+    env = {k: v for k, v in os.environ.items() if k != "FLOWMETAL_STORE"}
+    proc = subprocess.Popen([descriptor["command"], *descriptor["args"]], cwd=descriptor["options"]["cwd"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    writer, seen = Writer(proc.stdin), []
+    try:
+        def until(predicate):
+            while True:
+                message = read_message(proc.stdout)
+                assert message is not None, proc.stderr.read().decode(errors="replace")
+                seen.append(message)
+                if predicate(message):
+                    return message
+        requests = [("initialize", {"adapterID": "flowmetal"}), ("launch", config), ("configurationDone", {})]
+        for seq, (command, arguments) in enumerate(requests, 1):
+            writer.write({"seq": seq, "type": "request", "command": command, "arguments": arguments})
+            answer = until(lambda m, seq=seq: m["type"] == "response" and m["request_seq"] == seq)
+            assert answer["success"], answer
+        until(lambda m: m.get("event") == "stopped")
+        writer.write({"seq": 9, "type": "request", "command": "stackTrace", "arguments": {"threadId": 1}})
+        until(lambda m: m.get("request_seq") == 9)
+        writer.write({"seq": 10, "type": "request", "command": "disconnect", "arguments": {}})
+        until(lambda m: m.get("request_seq") == 10)
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    return seen
+
+
+def test_the_described_adapter_debugs_the_run_in_the_resolved_store(debug_report):
+    report, workspace, run_id = debug_report
+    config = dict(report["resolved"], run=run_id)  # the run recorded in the workspace's store
+    seen = _dap_session(report["descriptor"], config)
+    stopped = next(m for m in seen if m.get("event") == "stopped")
+    assert stopped["body"]["reason"] == "entry"  # stopOnEntry
+    [trace] = [m for m in seen if m.get("command") == "stackTrace"]
+    top = trace["body"]["stackFrames"][0]
+    assert top["name"] == "demo/main" and top["source"]["path"] == str(workspace / "demo.flow")
+
+
+def test_f5_without_a_configuration_picks_a_run_of_the_runs_view(debug_report):
+    report, workspace, _ = debug_report
+    assert report["f5Empty"]["resolved"] is None  # nothing to pick: no session
+    [info] = _kinds(report["f5Empty"]["events"], "info")
+    assert "no runs to debug" in info["message"]
+    [pick] = _kinds(report["f5"]["events"], "quickPick")
+    assert pick["items"] == [{"label": "demo/main", "description": "completed · 1956a58dc5864667"}]
+    assert report["f5"]["resolved"] == {"type": "flowmetal", "request": "launch",
+                                        "name": "Debug run 1956a58d (demo/main)", "run": "1956a58dc5864667",
+                                        "store": str(workspace / "runs" / "store.db")}
+
+
+def test_debug_on_a_run_of_the_runs_view_replays_it(debug_report):
+    report, workspace, _ = debug_report
+    [started] = report["runsView"]
+    assert started["folder"] == "project"
+    assert started["config"] == {"type": "flowmetal", "request": "launch", "name": "Debug run 1956a58d (demo/main)",
+                                 "run": "1956a58dc5864667"}
+    assert started["resolved"]["store"] == str(workspace / "runs" / "store.db")
+
+
+def test_the_debug_lens_asks_for_the_arguments_and_debugs_a_new_run(debug_report):
+    report, workspace, _ = debug_report
+    boxes = report["lens"]["boxes"]
+    assert [b["title"] for b in boxes] == ["Debug demo/main (1/2)", "Debug demo/main (2/2)"]
+    [started] = report["lens"]["started"]
+    assert started["resolved"] == {"type": "flowmetal", "request": "launch", "name": "Debug demo/main",
+                                   "program": str(workspace / "demo.flow"), "entry": "demo/main",
+                                   "args": ['"ann"', "3"], "store": str(workspace / "runs" / "store.db")}
+    # Without parameters: nothing asked; escaped: nothing started; an unsaved file: said so.
+    events = report["lensNoArgs"]["events"]
+    assert not _kinds(events, "inputBox") and _kinds(events, "startDebugging")[0]["config"]["args"] == []
+    assert not _kinds(report["lensEscaped"]["events"], "startDebugging")
+    [error] = _kinds(report["lensUntitled"]["events"], "error")
+    assert "save" in error["message"] and not _kinds(report["lensUntitled"]["events"], "startDebugging")

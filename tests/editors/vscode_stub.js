@@ -2,7 +2,8 @@
 // LanguageClient, enough to load the VS Code extension outside VS Code and
 // watch what it does: the commands it registers, the views it fills, the
 // input boxes and messages it shows, the editors it opens, the clients it
-// creates and the requests they send.
+// creates and the requests they send, and the debug adapters and sessions it
+// starts.
 //
 // install(cacheDir, extensionDir) hooks `require` so that the extension gets
 // these stand-ins, and answers an object to drive and inspect them.
@@ -79,9 +80,27 @@ function install(cacheDir, extensionDir) {
 
   const Uri = {
     parse(text) {
-      return { scheme: String(text).split(':', 1)[0], toString: () => String(text), toJSON: () => String(text) };
+      const scheme = String(text).split(':', 1)[0];
+      const fsPath = scheme === 'file' ? decodeURIComponent(new URL(String(text)).pathname) : undefined;
+      return { scheme, fsPath, toString: () => String(text), toJSON: () => String(text) };
+    },
+    file(fsPath) {
+      return Uri.parse(`file://${fsPath.split('/').map(encodeURIComponent).join('/')}`);
     },
   };
+
+  // The debugger's side: the adapter executable a factory describes, and what
+  // startDebugging was asked to start.
+  class DebugAdapterExecutable {
+    constructor(command, args, options) {
+      this.command = command;
+      this.args = args;
+      this.options = options;
+    }
+  }
+  const debugFactories = {};
+  const debugProviders = {};
+  const quickPickAnswers = [];
 
   function createTreeView(id, options) {
     const selectionChanged = new EventEmitter();
@@ -129,7 +148,29 @@ function install(cacheDir, extensionDir) {
     Range,
     Uri,
     ProgressLocation: { SourceControl: 1, Window: 10, Notification: 15 },
+    DebugAdapterExecutable,
+    debug: {
+      registerDebugAdapterDescriptorFactory(type, factory) {
+        debugFactories[type] = factory;
+        record({ kind: 'registerDebugAdapterDescriptorFactory', type });
+        return { dispose() { delete debugFactories[type]; } };
+      },
+      registerDebugConfigurationProvider(type, provider) {
+        debugProviders[type] = provider;
+        record({ kind: 'registerDebugConfigurationProvider', type });
+        return { dispose() { delete debugProviders[type]; } };
+      },
+      // As VS Code does: the provider resolves the configuration, then the session starts.
+      async startDebugging(folder, config) {
+        const provider = debugProviders[config.type];
+        const resolved = provider ? await provider.resolveDebugConfiguration(folder, config) : config;
+        record({ kind: 'startDebugging', folder: folder ? folder.name : null, config, resolved });
+        return resolved !== undefined && resolved !== null;
+      },
+    },
     workspace: {
+      workspaceFolders: undefined,
+      textDocuments: [],
       getConfiguration(section) {
         return {
           get(key, fallback) {
@@ -182,6 +223,14 @@ function install(cacheDir, extensionDir) {
         return Promise.resolve(answer);
       },
       createTreeView,
+      showQuickPick(items, options) {
+        const answer = quickPickAnswers.length ? quickPickAnswers.shift() : undefined;
+        const picked = typeof answer === 'number' ? items[answer] : undefined;
+        record({ kind: 'quickPick', title: options && options.title,
+          items: items.map((item) => ({ label: item.label, description: item.description })),
+          picked: picked ? picked.label : null });
+        return Promise.resolve(picked);
+      },
       showTextDocument(uri, options) {
         record({ kind: 'showTextDocument', uri: String(uri), options });
         return Promise.resolve({});
@@ -239,6 +288,9 @@ function install(cacheDir, extensionDir) {
     userSettings,
     inputAnswers,
     messageAnswers,
+    quickPickAnswers,
+    debugFactories,
+    debugProviders,
     realClient,
     requireFromCache,
     vscode,

@@ -192,6 +192,16 @@ async def served_client(lsp_client: LanguageClient, workspace: Path, serve):
     await lsp_client.shutdown_session()
 
 
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "flowmetal", "lsp"],
+                                              server_env=ENV))
+async def debugging_client(lsp_client: LanguageClient, workspace: Path):
+    """A client that handles the Debug lens's command itself, and says so."""
+    watch(lsp_client)
+    await start_session(lsp_client, workspace, {"debugLens": True})
+    yield
+    await lsp_client.shutdown_session()
+
+
 async def command(client: LanguageClient, name: str, **arguments):
     answer = await client.workspace_execute_command_async(types.ExecuteCommandParams(
         command=name, arguments=[arguments]))
@@ -297,7 +307,24 @@ async def test_run_from_the_editor_live_trace_and_state(client: LanguageClient, 
             start, end = (whole["start"]["line"], whole["start"]["character"]), \
                 (whole["end"]["line"], whole["end"]["character"])
             assert start < (name.start.line, name.start.character) and end > (name.end.line, name.end.character)
+    assert not any(title.startswith("Debug") for _, title in titles)  # this client did not ask for them
     assert seen.refreshes >= 1  # the editor was told to ask for the lenses again when the run appeared
+
+
+async def test_a_client_that_debugs_gets_a_debug_lens_beside_each_run_lens(debugging_client: LanguageClient):
+    uri = (debugging_client.workspace / "jobs.flow").as_uri()
+    document = types.TextDocumentIdentifier(uri=uri)
+    lenses = await debugging_client.text_document_code_lens_async(types.CodeLensParams(text_document=document))
+    runs = {lens.command.arguments[0]["entry"]: lens for lens in lenses if lens.command.command == "flowmetal.run"}
+    debugs = {lens.command.arguments[0]["entry"]: lens for lens in lenses if lens.command.command == "flowmetal.debug"}
+    assert set(debugs) == set(runs) and "acme.jobs/job" in debugs
+    # The same arguments as the Run lens (the parameters to ask for, or the empty arguments), on the same line.
+    for entry, lens in debugs.items():
+        assert plain(lens.command.arguments) == plain(runs[entry].command.arguments)
+        assert lens.range == runs[entry].range
+    assert debugs["acme.jobs/job"].command.title == "Debug…"
+    assert debugs["acme.jobs/hello"].command.title == "Debug"
+    assert plain(debugs["acme.jobs/hello"].command.arguments)[0]["args"] == []
 
 
 async def test_cancel_a_waiting_run(client: LanguageClient):
