@@ -345,6 +345,13 @@ _VERSIONS = {
         'CREATE INDEX "timers_by_run_status" ON "timers" ("run_id", "status", "due")',
     ],
     9: ['ALTER TABLE "runs" ADD COLUMN "epoch" INTEGER NOT NULL DEFAULT 0'],
+    # The change feed (`store.PostgresStore`): runs recorded before are stamped with the id of
+    # the transaction that migrates, below any stamp to come.
+    10: [
+        'ALTER TABLE "runs" ADD COLUMN "change_seq" BIGINT',
+        'UPDATE "runs" SET "change_seq" = pg_current_xact_id()::text::bigint',
+        'CREATE INDEX "runs_by_change" ON "runs" ("change_seq")',
+    ],
 }
 
 MIGRATIONS = {version: _statements(statements) for version, statements in _VERSIONS.items()}
