@@ -32,7 +32,8 @@ Flowmetal that runs in threads opens its own; on PostgreSQL they share a pool).
 
 Tables:
     sources    content-addressed program files (sha256 of the text)
-    runs       one row a run: entry, arguments, program, status, lease, wake time, result
+    runs       one row a run: entry, arguments, program, status, lease, wake time, result, and the
+               change sequence's value at its latest change (`change_seq`, `Store.changes`)
     events     the run's log, append-only: (run, seq) -> time, kind, step, data, line
     snapshots  the latest state of each run (resuming never replays the log)
     steps      endpoint calls: request, idempotency key, status, result (exactly once)
@@ -298,8 +299,8 @@ def _migrate_10(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute('PRAGMA table_info("runs")')}
     if "change_seq" not in columns:
         conn.execute('ALTER TABLE "runs" ADD COLUMN "change_seq" INTEGER')
-    conn.execute('UPDATE runs SET change_seq=(SELECT n FROM (SELECT id, row_number() OVER (ORDER BY updated, '
-                 'rowid) AS n FROM runs) AS ordered WHERE ordered.id=runs.id) WHERE change_seq IS NULL')
+    conn.execute('UPDATE runs SET change_seq=ordered.n FROM (SELECT id, row_number() OVER (ORDER BY updated, rowid) '
+                 'AS n FROM runs) AS ordered WHERE ordered.id=runs.id AND runs.change_seq IS NULL')
     conn.execute('CREATE INDEX IF NOT EXISTS "runs_by_change" ON "runs" ("change_seq")')
 
 
