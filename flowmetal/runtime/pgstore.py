@@ -19,7 +19,9 @@ psycopg's `%s`. Rows answer to a column's name and to its index, as `sqlite3.Row
 
 The schema (`MIGRATIONS`): the SQLite store's tables and versions, in PostgreSQL's types
 (DOUBLE PRECISION times, TEXT for JSON), plus `runs.recorded`, the order runs were
-recorded in (SQLite's `rowid`). Each migration runs in its own transaction under a
+recorded in (SQLite's `rowid`). `runs.change_seq` holds the id of the transaction that
+last changed the run (`pg_current_xact_id()`, PostgreSQL 13 or later: see
+`store.PostgresStore` on the change feed). Each migration runs in its own transaction under a
 transaction-level advisory lock, so that many processes starting at once migrate once.
 """
 
