@@ -55,7 +55,8 @@ def write_run(store: Path, program: dict[str, str], *, status: str = "completed"
                 conn.execute("INSERT OR IGNORE INTO sources(hash, name, text) VALUES(?, ?, ?)", (digest, name, text))
                 names[name] = digest
             conn.execute("INSERT INTO runs(id, entry, args, program, code_hash, status, result, created, updated, "
-                         "next_seq) VALUES(?, ?, '[]', ?, ?, ?, ?, ?, ?, 2)",
+                         "next_seq, change_seq) VALUES(?, ?, '[]', ?, ?, ?, ?, ?, ?, 2, "
+                         "(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM runs))",  # stamped as the store stamps
                          (run_id, entry, json.dumps(names), code_hash, status,
                           '"hello"' if status == "completed" else None, now, now))
             started = {"entry": entry, "args": [], "code": code_hash}

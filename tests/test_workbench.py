@@ -75,6 +75,26 @@ def test_every_event_is_reported_once_in_order_while_runs_progress(tmp_path):
     store.close()
 
 
+def test_a_change_stamped_by_a_clock_behind_the_others_is_reported(tmp_path):
+    """Machines' clocks disagree: a worker whose clock is an hour behind claims a run after
+    another's was seen. The feed follows the store's sequence, not the times stamped."""
+    path = tmp_path / "store.db"
+    store = SQLiteStore(path)
+    stored = store.put_sources({"feed.flow": PROGRAM})
+    bench = Workbench(str(path))
+    assert bench.changes().runs == []
+    ahead, behind = (store.create_run("feed/ticks", ["1"], stored, code_hash({"feed.flow": PROGRAM}))
+                     for _ in range(2))
+    assert {r.id for r in bench.changes().runs} == {ahead, behind}
+    store.claim("ahead", 30, run_id=ahead)
+    assert [(r.id, r.status) for r in bench.changes().runs] == [(ahead, "running")]
+    store.claim("behind", 30, now=time.time() - 3600, run_id=behind)
+    assert [(r.id, r.status) for r in bench.changes().runs] == [(behind, "running")]
+    assert bench.changes().runs == []
+    bench.close()
+    store.close()
+
+
 CALLBACK = """\
 (defpackage hook
   (require [http.callback :refer [make-callback! get-callback! callback-url]]

@@ -42,11 +42,13 @@ by anyone, can widen it.
 Watching (`changes`): the store is shared with other processes, which tell
 this one nothing, so it is polled. The store's change token (`PRAGMA
 data_version` on SQLite, the current snapshot on PostgreSQL) says in one cheap
-call whether anyone committed since the last look (a serve is asked for its
-runs every time); only then are the runs
-updated recently read (`updated` within `WINDOW` seconds of the newest seen:
-a commit's time is taken before it waits for the write lock, at most the
-busy timeout) and compared with what was seen, and their new events read.
+call whether anyone committed since the last look (a serve is asked every
+time); only then is the store's change feed read from the cursor of the last
+look (`Store.changes`: the runs changed since, whatever the machines' clocks
+and the order their transactions committed in), each run compared with what
+was seen, and its new events read. On PostgreSQL the feed holds back what
+committed after a transaction still in flight; that transaction's end moves
+the token, so the next look reads it.
 A run is reported once for each change of its status or log, and a waiting run
 again when the endpoints it waits on that no live process serves change (a
 connector for them started or stopped: `unserved`, from the store's presence
@@ -71,7 +73,6 @@ from flowmetal.runtime.program import Program, ProgramError, ProgramNameError, l
 from flowmetal.runtime.store import Run, SQLiteStore, StoreError, is_postgres, open_store
 
 FINAL = ("completed", "failed", "cancelled")
-WINDOW = 60.0          # seconds: how far before the newest change a late commit may be stamped
 LOOK_EVERY = 0.2       # seconds between looks at the store for changes
 
 
@@ -110,7 +111,7 @@ class Workbench:
         self._programs: dict[str, Program] = {}
         self._entries: dict[str, str] = {}
         self._seen: dict[str, tuple[str, int]] = {}   # run id -> (status, next_seq) last reported
-        self._newest = 0.0
+        self._cursor = 0                               # the store's change feed, read up to here
         self._version: tuple[int, int] | None = None
         self._stocked = False
         self._logs: dict[str, tuple[int, list]] = {}  # run id -> (its next seq, its events)
@@ -332,13 +333,13 @@ class Workbench:
         version = store.change_token()
         if version is not None and version == self._version:
             return out
-        versions = store.run_versions(self._newest - WINDOW)  # (may fail: then nothing is taken as seen)
+        changed, cursor = store.changes(self._cursor)  # (may fail: then nothing is taken as seen)
         first, self._stocked = not self._stocked, True
-        self._version = version
-        for run_id, status, next_seq, updated in versions:
-            self._newest = max(self._newest, updated)
+        self._version, self._cursor = version, cursor
+        for listed in changed:
+            run_id = listed.id
             seen = self._seen.get(run_id)
-            now = (status, next_seq)
+            now = (listed.status, listed.next_seq)
             if seen == now:
                 continue
             self._seen[run_id] = now

@@ -19,7 +19,9 @@ psycopg's `%s`. Rows answer to a column's name and to its index, as `sqlite3.Row
 
 The schema (`MIGRATIONS`): the SQLite store's tables and versions, in PostgreSQL's types
 (DOUBLE PRECISION times, TEXT for JSON), plus `runs.recorded`, the order runs were
-recorded in (SQLite's `rowid`). Each migration runs in its own transaction under a
+recorded in (SQLite's `rowid`). `runs.change_seq` holds the id of the transaction that
+last changed the run (`pg_current_xact_id()`, PostgreSQL 13 or later: see
+`store.PostgresStore` on the change feed). Each migration runs in its own transaction under a
 transaction-level advisory lock, so that many processes starting at once migrate once.
 """
 
@@ -345,6 +347,13 @@ _VERSIONS = {
         'CREATE INDEX "timers_by_run_status" ON "timers" ("run_id", "status", "due")',
     ],
     9: ['ALTER TABLE "runs" ADD COLUMN "epoch" INTEGER NOT NULL DEFAULT 0'],
+    # The change feed (`store.PostgresStore`): runs recorded before are stamped with the id of
+    # the transaction that migrates, below any stamp to come.
+    10: [
+        'ALTER TABLE "runs" ADD COLUMN "change_seq" BIGINT',
+        'UPDATE "runs" SET "change_seq" = pg_current_xact_id()::text::bigint',
+        'CREATE INDEX "runs_by_change" ON "runs" ("change_seq")',
+    ],
 }
 
 MIGRATIONS = {version: _statements(statements) for version, statements in _VERSIONS.items()}

@@ -32,7 +32,8 @@ Flowmetal that runs in threads opens its own; on PostgreSQL they share a pool).
 
 Tables:
     sources    content-addressed program files (sha256 of the text)
-    runs       one row a run: entry, arguments, program, status, lease, wake time, result
+    runs       one row a run: entry, arguments, program, status, lease, wake time, result, and the
+               change sequence's value at its latest change (`change_seq`, `Store.changes`)
     events     the run's log, append-only: (run, seq) -> time, kind, step, data, line
     snapshots  the latest state of each run (resuming never replays the log)
     steps      endpoint calls: request, idempotency key, status, result (exactly once)
@@ -74,7 +75,7 @@ from flowmetal.runtime.program import source_hash, stored_code_hash
 # Defined below this module, for the PostgreSQL layer; the rest of Flowmetal imports them from here.
 from flowmetal.runtime.storeerrors import LeaseLost, StoreBusy, StoreError
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8700"
 # Endpoints the runtime itself answers: never handed to a connector.
 CALLBACK_WAIT = "http.callback/get-callback!"
@@ -291,6 +292,21 @@ def _migrate_9(conn: sqlite3.Connection) -> None:
 MIGRATIONS[9] = _migrate_9
 
 
+# The change feed (`Store.changes`): each run carries the value of the store-wide change sequence
+# its latest change was stamped with. Runs recorded before have theirs in the order they last
+# changed (`updated`, then recording order), below any stamp to come.
+def _migrate_10(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute('PRAGMA table_info("runs")')}
+    if "change_seq" not in columns:
+        conn.execute('ALTER TABLE "runs" ADD COLUMN "change_seq" INTEGER')
+    conn.execute('UPDATE runs SET change_seq=ordered.n FROM (SELECT id, row_number() OVER (ORDER BY updated, rowid) '
+                 'AS n FROM runs) AS ordered WHERE ordered.id=runs.id AND runs.change_seq IS NULL')
+    conn.execute('CREATE INDEX IF NOT EXISTS "runs_by_change" ON "runs" ("change_seq")')
+
+
+MIGRATIONS[10] = _migrate_10
+
+
 def child_id(parent: str, step: int) -> str:
     """The id of the child run that step `step` of run `parent` starts: the same every time
     the step is made (a retry after a crash, a replay), like the step's idempotency key."""
@@ -347,6 +363,7 @@ class Run:
     cancel_requested: bool
     parent: str | None = None   # the run that started this one (`flowmetal.run`), None for a top-level run
     epoch: int = 0              # the lease epoch: how many times the run was claimed (fencing)
+    change_seq: int = 0         # the change sequence's value at its latest change (`Store.changes`)
 
 
 def _run(row) -> Run:
@@ -369,7 +386,8 @@ def _run_of(row) -> Run:
                stored_code_hash(program), row["status"], row["result"], row["error"], row["created"], row["updated"],
                row["owner"], row["lease_until"], row["wake_at"], row["next_seq"], bool(row["cancel_requested"]),
                row["parent"] if "parent" in row.keys() else None,  # a store older than child runs: none
-               row["epoch"] if "epoch" in row.keys() else 0)
+               row["epoch"] if "epoch" in row.keys() else 0,
+               (row["change_seq"] or 0) if "change_seq" in row.keys() else 0)
 
 
 @dataclass
@@ -429,6 +447,8 @@ class Store:
         _json_text        a string field of a JSON text column
         _recorded         the order runs were recorded in
         change_token      a value that changes whenever anything was committed, by any process
+        _stamp            the change sequence's next value, in SQL, for the run a transaction changes
+        _settled          the condition on `change_seq` a run's change must meet to be read by `changes`
         _tables, MIGRATIONS, _migration_lock   the schema and its versions
     """
 
@@ -438,6 +458,16 @@ class Store:
     _locking = ""    # the suffix of a SELECT that takes its rows for the transaction
     _claiming = ""   # the suffix of a claim's SELECT: rows others hold are passed over
     _recorded = "created, rowid"
+    # The change feed on SQLite: every write transaction holds the whole store (`BEGIN IMMEDIATE`),
+    # so the next value is the highest so far plus one (an index's last entry), and values become
+    # visible in the order they were taken: every committed change can be read at once.
+    _stamp = "(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM runs)"
+    _settled = ""
+
+    def _wake(self, conn, run_id: str, now: float) -> None:
+        """Wake the run if it waits: it is due now (a change the feed reports)."""
+        conn.execute(f"UPDATE runs SET wake_at=?, change_seq={self._stamp} WHERE id=? AND status='waiting'",
+                     (now, run_id))
 
     def _lock_run(self, conn, run_id: str) -> None:
         if self._locking:  # nothing to do where every write transaction holds the whole store (SQLite)
@@ -562,8 +592,7 @@ class Store:
             self._insert_run(conn, run_id, entry, args_literals, program, code_hash, self._now(conn), origin=origin)
         return run_id
 
-    @staticmethod
-    def _insert_run(conn, run_id: str, entry: str, args_literals: list[str], program: dict[str, str],
+    def _insert_run(self, conn, run_id: str, entry: str, args_literals: list[str], program: dict[str, str],
                     code_hash: str, now: float, origin: str | None = None, parent: str | None = None) -> bool:
         """Insert a pending run and its `run-started` event (inside a transaction); False, changing
         nothing, when a run of that id exists already."""
@@ -574,8 +603,8 @@ class Store:
             started["parent"] = parent
         started["task"] = 0  # every event names its task; the entry's own is 0
         cur = conn.execute("INSERT INTO runs(id, entry, args, program, code_hash, status, created, "
-                           "updated, next_seq, parent) VALUES(?, ?, ?, ?, ?, 'pending', ?, ?, 2, ?) "
-                           "ON CONFLICT DO NOTHING",
+                           f"updated, next_seq, parent, change_seq) VALUES(?, ?, ?, ?, ?, 'pending', ?, ?, 2, ?, "
+                           f"{self._stamp}) ON CONFLICT DO NOTHING",
                            (run_id, entry, json.dumps(args_literals), json.dumps(program), code_hash, now, now,
                             parent))
         if cur.rowcount != 1:
@@ -600,16 +629,41 @@ class Store:
 
     def list_runs(self, since: float | None = None) -> list[Run]:
         """Every run, oldest first (in the order they were recorded); or those updated at or after
-        `since`."""
+        the Unix time `since` (by the clock of whoever changed them: what `changes` replaces, kept
+        for HTTP clients that still ask so)."""
         if since is None:
             return [_run(r) for r in self._all(f"SELECT * FROM runs ORDER BY {self._recorded}")]
         rows = self._all(f"SELECT * FROM runs WHERE updated >= ? ORDER BY {self._recorded}", (since,))
         return [_run(r) for r in rows]
 
-    def run_versions(self, since: float) -> list[tuple[str, str, int, float]]:
-        """(id, status, next_seq, updated) of the runs updated at or after `since`."""
-        rows = self._all("SELECT id, status, next_seq, updated FROM runs WHERE updated >= ?", (since,))
-        return [(r["id"], r["status"], r["next_seq"], r["updated"] or 0.0) for r in rows]
+    # -- the change feed ---------------------------------------------------------------------------
+    # Every change to a run (created, claimed, new events, a status change, woken, a cancel asked
+    # for or done, ended) stamps it, in the transaction that makes the change, with the store-wide
+    # change sequence's next value (`_stamp`): `runs.change_seq`. A follower keeps a cursor, the
+    # highest value it has read, and asks for the runs stamped above it: each change is read
+    # once, in the order of the sequence, whatever the clocks of the machines that made it. A run
+    # changed twice between two looks is read once, as it is at the second. What "read once"
+    # takes on PostgreSQL, whose transactions commit side by side, is in `PostgresStore`.
+
+    def changes(self, after: int = 0) -> tuple[list[Run], int]:
+        """The runs changed since the cursor `after` (0: every run), in the order of their latest
+        changes, and the cursor to ask with next time: `after` again when nothing changed. Any
+        change not read here has a value above the new cursor. An older store only read (no
+        change sequence): every run, and `after` as it was."""
+        if self.readonly and self.version() < 10:
+            return self.list_runs(), after
+        rows = self._all(f"SELECT * FROM runs WHERE change_seq > ?{self._settled} ORDER BY change_seq, "
+                         f"{self._recorded}", (after,))
+        runs = [_run(r) for r in rows]
+        return runs, max([after, *(run.change_seq for run in runs)])
+
+    def change_cursor(self) -> int:
+        """A cursor that every change read by a later `list_runs()` is at or below: a follower that
+        starts with a whole listing reads what changes after it from here (`changes`)."""
+        if self.readonly and self.version() < 10:
+            return 0
+        row = self._one(f"SELECT COALESCE(MAX(change_seq), 0) FROM runs WHERE 1=1{self._settled}")
+        return int(row[0])
 
     def children(self, run_id: str) -> list[Run]:
         """The runs `run_id` started (`flowmetal.run/start-run!`), oldest first."""
@@ -647,8 +701,8 @@ class Store:
                                params).fetchone()
             if row is None:
                 return None
-            conn.execute("UPDATE runs SET status='running', owner=?, lease_until=?, updated=?, epoch=epoch+1 "
-                         "WHERE id=?", (worker, now + lease, now, row["id"]))
+            conn.execute("UPDATE runs SET status='running', owner=?, lease_until=?, updated=?, epoch=epoch+1, "
+                         f"change_seq={self._stamp} WHERE id=?", (worker, now + lease, now, row["id"]))
         run = _run(row)
         run.status, run.owner, run.lease_until, run.epoch = "running", worker, now + lease, run.epoch + 1
         return run
@@ -766,7 +820,7 @@ class Store:
                 else:
                     conn.execute("INSERT INTO snapshot_parts(run_id, key, state) VALUES(?,?,?) ON CONFLICT "
                                  "(run_id, key) DO UPDATE SET state=excluded.state", (run.id, key, text))
-            sets = ["next_seq=?", "updated=?"]
+            sets = ["next_seq=?", "updated=?", f"change_seq={self._stamp}"]
             params: list = [seq, now]
             if status is not None:
                 sets.append("status=?")
@@ -806,7 +860,8 @@ class Store:
         parent = conn.execute("SELECT parent FROM runs WHERE id=?", (run_id,)).fetchone()
         if parent is not None and parent["parent"] is not None:
             self._lock_run(conn, parent["parent"])  # so that the parent's wait, if it is being recorded, sees this end
-            conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, parent["parent"]))
+            conn.execute(f"UPDATE runs SET wake_at=?, change_seq={self._stamp} WHERE id=? AND status='waiting'",
+                         (now, parent["parent"]))
         todo = [run_id]
         while todo:  # a loop, not recursion: however deep the children go
             for row in conn.execute(f"SELECT id FROM runs WHERE parent=? AND status NOT IN {ENDED}",
@@ -831,12 +886,12 @@ class Store:
         if row["status"] in ENDED:
             return "ended " + row["status"]
         if row["status"] == "running":
-            conn.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
+            conn.execute(f"UPDATE runs SET cancel_requested=1, change_seq={self._stamp} WHERE id=?", (run_id,))
             return "cancelling"
         conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES(?,?,?,?,NULL,?,NULL)",
                      (run_id, row["next_seq"], now, "run-cancelled", json.dumps({"task": 0})))
-        conn.execute("UPDATE runs SET status='cancelled', next_seq=next_seq+1, wake_at=NULL, updated=? "
-                     "WHERE id=?", (now, run_id))
+        conn.execute("UPDATE runs SET status='cancelled', next_seq=next_seq+1, wake_at=NULL, updated=?, "
+                     f"change_seq={self._stamp} WHERE id=?", (now, run_id))
         conn.execute("UPDATE steps SET status='cancelled' WHERE run_id=? AND status IN ('pending','claimed')",
                      (run_id,))
         conn.execute("UPDATE timers SET status='cancelled' WHERE run_id=? AND status='set'", (run_id,))
@@ -920,7 +975,7 @@ class Store:
                                "step=? AND status IN ('pending','claimed')", (result_json, now, run_id, step))
             if cur.rowcount != 1:
                 return False
-            conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
+            self._wake(conn, run_id, now)
         return True
 
     def claim_steps(self, endpoints: list[str], worker: str, lease: float, limit: int = 10,
@@ -966,7 +1021,7 @@ class Store:
                                "AND status IN ('pending','claimed')", (error, now, run_id, step))
             if cur.rowcount != 1:
                 return False
-            conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
+            self._wake(conn, run_id, now)
         return True
 
     def deliver_callback(self, token: str, body: str) -> str:
@@ -1002,7 +1057,7 @@ class Store:
                 conn.execute("UPDATE steps SET status='completed', result=?, completed=? WHERE run_id=? AND step=?",
                              (json.dumps(body), now, row["run_id"], w["step"]))
             if waiting:
-                conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, row["run_id"]))
+                self._wake(conn, row["run_id"], now)
         return "delivered" if waiting else "kept"
 
     @staticmethod
@@ -1056,7 +1111,7 @@ class Store:
             waits = conn.execute("SELECT 1 FROM steps WHERE run_id=? AND endpoint=? AND status='pending' AND "
                                  f"{self._json_text('args', 'name')}=? LIMIT 1", (run_id, SIGNAL_WAIT, name)).fetchone()
             if waits is not None:
-                conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
+                self._wake(conn, run_id, now)
         return Sent("queued", seq, name)
 
     def next_signal(self, run_id: str, name: str, skip: Collection[int] = ()):
@@ -1248,7 +1303,7 @@ class Store:
                                "AND claimed_by=?", (text, now, run_id, step, worker))
             if cur.rowcount != 1:
                 return False
-            conn.execute("UPDATE runs SET wake_at=? WHERE id=? AND status='waiting'", (now, run_id))
+            self._wake(conn, run_id, now)
         return True
 
     def release_steps(self, worker: str, steps: list[tuple[str, int]]) -> int:
@@ -1363,11 +1418,31 @@ class PostgresStore(Store):
     `flowmetal.runtime.pgstore`'s; here are the hooks of `Store` in PostgreSQL's terms: runs and
     steps claimed with `FOR UPDATE SKIP LOCKED` (claimers never wait for one another), a run's
     row locked by every transaction that changes what its wake-up depends on, and the
-    database's clock for every lease, timer and due time (a `now` passed in is ignored)."""
+    database's clock for every lease, timer and due time (a `now` passed in is ignored).
+
+    The change feed (`Store.changes`). A sequence's values are taken in one order and committed
+    in another: a reader that saw value 8 committed may later find 7 committed by a transaction
+    that was still in flight, and a cursor past 8 would lose it. So the value a change is
+    stamped with is the id of the transaction that makes it (`pg_current_xact_id()`, the
+    server's 64-bit transaction counter: store-wide, monotonic, never wrapping), and a reader
+    takes only the changes below the oldest transaction still in flight when it reads
+    (`pg_snapshot_xmin` of its statement's snapshot): every transaction with a lower id has
+    ended, so nothing can appear below the cursor afterwards. A change of a transaction in
+    flight waits for it to end: a reader lags by the longest write transaction of the server
+    (the store's are milliseconds; a long one of another database on the same server holds
+    the feed back, never loses from it). The other way, one row counter updated under lock by
+    every transaction that changes a run, would make every such commit of the fleet wait for
+    the one before it: `bench/bench_feed.py` measures both (docs/performance.md); the
+    transaction's id costs nothing a commit can measure, the counter divides the commits a
+    second of concurrent writers."""
 
     _locking = " FOR UPDATE"
     _claiming = " FOR UPDATE SKIP LOCKED"
     _recorded = "created, recorded"
+    # The change feed: stamped with the writing transaction's id, read below the oldest one in
+    # flight (see the class's docstring).
+    _stamp = "pg_current_xact_id()::text::bigint"
+    _settled = " AND change_seq < (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
 
     def __init__(self, url: str, readonly: bool = False) -> None:
         from flowmetal.runtime import pgstore  # psycopg is loaded only for PostgreSQL stores

@@ -71,7 +71,8 @@ from aiohttp.web_protocol import RequestHandler
 from flowmetal.lang import filenames
 from flowmetal.runtime.store import SIGNAL_WAIT, Store, StoreError, open_store
 from flowmetal.server.addresses import Served
-from flowmetal.server.bounds import ENDPOINT_NAME, MAX_LEASE, MAX_LIMIT, MAX_WAIT, NOT_BLANK
+from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_LEASE, MAX_LIMIT, MAX_WAIT,
+                                     NOT_BLANK)
 
 MAX_BODY = 1024 * 1024          # bytes: request bodies above this are refused with 413
 POLL = 0.1                      # seconds between looks at the store in long polls and streams
@@ -627,18 +628,39 @@ async def create_run(request: web.Request) -> web.Response:
     return _created(run_id, first)
 
 
+def _since(request: web.Request) -> int | float | None:
+    """`?since=`: a change cursor (digits: an int), or, as older clients send, a Unix time (a
+    float), or None."""
+    if "since" not in request.query:
+        return None
+    text = request.query["since"]
+    if text.isascii() and text.isdigit():
+        if int(text) > MAX_CURSOR:
+            raise ApiError(400, f"`since` is past the largest change cursor ({MAX_CURSOR}): {text[:40]!r}")
+        return int(text)
+    try:
+        since = float(text)
+    except ValueError:
+        since = math.nan
+    if not math.isfinite(since):
+        raise ApiError(400, f"`since` must be a change cursor (digits, as the {CURSOR_HEADER} header gave it), "
+                            f"not {text[:40]!r}")
+    return since
+
+
 async def list_runs(request: web.Request) -> web.Response:
-    since = None
-    if "since" in request.query:
-        text = request.query["since"]
-        try:
-            since = float(text)
-        except ValueError:
-            since = None
-        if since is None or not math.isfinite(since):
-            raise ApiError(400, f"`since` must be a Unix time (seconds), not {text[:40]!r}")
-    runs = await _api(request).db(Store.list_runs, since)
-    return web.json_response([_run_json(r) for r in runs])
+    """Every run with the change feed's cursor before the listing; or, given a cursor, the runs
+    changed after it (`Store.changes`) and the next cursor; or, given a Unix time (the old
+    form), the runs updated at or after it by their writers' clocks."""
+    since = _since(request)
+
+    def listed(store: Store) -> tuple[list, int]:
+        if isinstance(since, int):
+            return store.changes(since)
+        cursor = store.change_cursor()  # first: whatever changes after the listing is above it
+        return store.list_runs(since), cursor
+    runs, cursor = await _api(request).db(listed)
+    return web.json_response([_run_json(r) for r in runs], headers={CURSOR_HEADER: str(cursor)})
 
 
 async def get_run(request: web.Request) -> web.Response:

@@ -38,7 +38,7 @@ from flowmetal import __version__
 from flowmetal.lang import filenames
 from flowmetal.runtime import signals
 from flowmetal.runtime.program import STANDARD_FOLDER
-from flowmetal.server.bounds import ENDPOINT_NAME, MAX_LEASE, MAX_LIMIT, MAX_WAIT, NOT_BLANK
+from flowmetal.server.bounds import CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_LEASE, MAX_LIMIT, MAX_WAIT, NOT_BLANK
 
 # An Idempotency-Key of `POST /api/runs`: 1 to 255 printable ASCII characters, no blank at either
 # end (HTTP drops those).
@@ -347,11 +347,24 @@ def document() -> dict:
             },
             "get": {
                 "operationId": "listRuns", "summary": "List the runs",
-                "parameters": [{"name": "since", "in": "query", "required": False, "schema": {"type": "number"},
-                                "description": "Only the runs changed at or after this Unix time (seconds)"}],
-                "responses": {"200": _json({"type": "array", "items": _ref("Run")}, "The runs, oldest first",
+                "parameters": [{"name": "since", "in": "query", "required": False,
+                                "schema": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_CURSOR},
+                                                     {"type": "number"}]},
+                                "description": f"A change cursor (digits, from the `{CURSOR_HEADER}` header of "
+                                               "an earlier answer): only the runs changed after it, in the order "
+                                               "of their latest changes, each change once. A number with a "
+                                               "decimal point is the older form, a Unix time: the runs updated "
+                                               "at or after it by the clocks of the processes that changed "
+                                               "them (deprecated: it can miss changes)"}],
+                "responses": {"200": _json({"type": "array", "items": _ref("Run")},
+                                           "The runs, oldest first; with a cursor, those changed after it",
+                                           headers={CURSOR_HEADER: {
+                                               "required": True,
+                                               "description": "The cursor to ask with next (`?since=`): every "
+                                                              "change not in this answer is after it",
+                                               "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"}}},
                                            links=_run_links("/0/id")),
-                              **_api_errors(400, e400="`since` is not a number")},
+                              **_api_errors(400, e400="`since` is neither a change cursor nor a number")},
             },
         },
         "/api/runs/{run_id}": {"get": {

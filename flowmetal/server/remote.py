@@ -3,7 +3,7 @@
 For tools that look into runs (`flowmetal.ide.workbench`, under the language
 server) when the store is not theirs to open: the serve may be on another
 machine. `RemoteStore` answers the reading half of `SQLiteStore`'s interface
-(runs, their events, their programs) from `GET /api/runs`, `GET
+(runs, the change feed, their events, their programs) from `GET /api/runs`, `GET
 /api/runs/{id}`, `GET /api/runs/{id}/trace` and `GET /api/runs/{id}/sources`;
 it changes nothing (runs are started and cancelled through the API by the
 caller). It has no snapshots: a run's state is rebuilt by replaying its log.
@@ -24,6 +24,7 @@ import httpx
 from flowmetal.lang import filenames
 from flowmetal.runtime.program import source_hash
 from flowmetal.runtime.store import Event, Run, StoreError
+from flowmetal.server.bounds import CURSOR_HEADER
 
 EVENT_FIELDS = ("seq", "time", "kind", "step", "line")
 
@@ -40,7 +41,8 @@ class RemoteStore:
     def close(self) -> None:
         self.client.close()
 
-    def _get(self, path: str, params: dict | None = None, missing: str | None = None):
+    def _get(self, path: str, params: dict | None = None, missing: str | None = None, header: str | None = None):
+        """The JSON answer; with `header`, (the answer, that header's value or None)."""
         try:
             response = self.client.get(path, params=params)
         except httpx.HTTPError as error:
@@ -54,9 +56,10 @@ class RemoteStore:
                 message = response.text[:200]
             raise StoreError(f"flowmetal serve at {self.url} answered {response.status_code}: {message}")
         try:
-            return response.json()
+            answer = response.json()
         except ValueError:
             raise StoreError(f"flowmetal serve at {self.url} answered {path} with something not JSON") from None
+        return answer if header is None else (answer, response.headers.get(header))
 
     # -- runs --
 
@@ -101,9 +104,17 @@ class RemoteStore:
     def change_token(self) -> None:
         return None  # nothing tells cheaply whether anything changed: look every time
 
-    def run_versions(self, since: float) -> list[tuple[str, str, int, float]]:
-        return [(d["id"], d["status"], int(d.get("last_seq") or 0) + 1, d.get("updated") or 0.0)
-                for d in self._get("/api/runs", {"since": repr(float(since))})]
+    def changes(self, after: int = 0) -> tuple[list[Run], int]:
+        """`Store.changes` through `GET /api/runs?since=CURSOR`. The runs come without their
+        programs (`get_run` reads a run's). A serve too old to give a cursor lists every run
+        each time, and the cursor stays as it was."""
+        listed, cursor = self._get("/api/runs", {"since": str(after)} if after else None, header=CURSOR_HEADER)
+        runs = [Run(d["id"], d["entry"], list(d.get("args") or []), {}, d.get("code_hash") or "", d["status"],
+                    d.get("result"), d.get("error"), d.get("created") or 0.0, d.get("updated") or 0.0, None, None,
+                    None, int(d.get("last_seq") or 0) + 1, False, d.get("parent")) for d in listed]
+        if cursor is None or not cursor.isascii() or not cursor.isdigit() or len(cursor) > 18:
+            return runs, after
+        return runs, int(cursor)
 
     # -- logs and programs --
 

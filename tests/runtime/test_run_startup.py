@@ -97,8 +97,8 @@ SCHEMA = [
                       '   "program" TEXT NOT NULL,\n   "code_hash" TEXT,\n   "status" TEXT NOT NULL,\n   "result" TEXT,\n'
                       '   "error" TEXT,\n   "created" REAL,\n   "updated" REAL,\n   "owner" TEXT,\n   "lease_until" REAL,\n'
                       '   "wake_at" REAL,\n   "next_seq" INTEGER DEFAULT 1,\n   "cancel_requested" INTEGER DEFAULT 0\n'
-                      ', "parent" TEXT, "epoch" INTEGER NOT NULL DEFAULT 0)'),  # added by versions 7 and 9,
-    # as SQLite writes an added column
+                      ', "parent" TEXT, "epoch" INTEGER NOT NULL DEFAULT 0, "change_seq" INTEGER)'),
+    # (parent, epoch and change_seq added by versions 7, 9 and 10, as SQLite writes an added column)
     ("index", "idx_runs_status_wake_at", 'CREATE INDEX "idx_runs_status_wake_at"\n    ON "runs" ("status", "wake_at")'),
     ("table", "events", 'CREATE TABLE "events" (\n   "run_id" TEXT REFERENCES "runs"("id"),\n   "seq" INTEGER,\n'
                         '   "time" REAL,\n   "kind" TEXT,\n   "step" INTEGER,\n   "data" TEXT,\n   "line" INTEGER,\n'
@@ -133,12 +133,13 @@ SCHEMA = [
                                 '   "key" TEXT NOT NULL,\n   "state" TEXT NOT NULL,\n   PRIMARY KEY ("run_id", "key")\n)'),
     ("index", "steps_by_run_status", 'CREATE INDEX "steps_by_run_status"\n    ON "steps" ("run_id", "status", "endpoint")'),
     ("index", "timers_by_run_status", 'CREATE INDEX "timers_by_run_status"\n    ON "timers" ("run_id", "status", "due")'),
+    ("index", "runs_by_change", 'CREATE INDEX "runs_by_change" ON "runs" ("change_seq")'),
 ]
 
 
 def test_a_new_store_has_the_schema_stores_always_had(tmp_path: Path):
     store = SQLiteStore(tmp_path / "store.db")
-    assert store.version() == SCHEMA_VERSION == 9
+    assert store.version() == SCHEMA_VERSION == 10
     rows = sqlite3.connect(tmp_path / "store.db").execute(
         "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
     assert rows == SCHEMA

@@ -158,6 +158,25 @@ async def test_a_child_run_carries_its_parent_and_its_trace_says_so(api):
     assert trace[0]["kind"] == "run-started" and trace[0]["parent"] == parent
 
 
+async def test_a_client_follows_the_runs_with_the_change_cursor(api):
+    first = await api.start("shop/buy", ['"tea"', "3"])
+    status, runs, response = await api.call("GET", "/api/runs")
+    cursor = response.headers["Flowmetal-Cursor"]
+    assert status == 200 and [r["id"] for r in runs] == [first] and cursor.isdigit()
+    status, runs, response = await api.call("GET", f"/api/runs?since={cursor}")
+    assert (status, runs, response.headers["Flowmetal-Cursor"]) == (200, [], cursor)  # nothing changed
+    second = await api.start("shop/buy", ['"jam"', "1"])
+    api.store.request_cancel(first)
+    status, runs, response = await api.call("GET", f"/api/runs?since={cursor}")
+    moved = response.headers["Flowmetal-Cursor"]
+    assert status == 200 and [(r["id"], r["status"]) for r in runs] == [(second, "pending"), (first, "cancelled")]
+    assert int(moved) > int(cursor)
+    status, runs, response = await api.call("GET", f"/api/runs?since={moved}")
+    assert (runs, response.headers["Flowmetal-Cursor"]) == ([], moved)
+    status, runs, _ = await api.call("GET", "/api/runs?since=0")
+    assert [r["id"] for r in runs] == [second, first]
+
+
 async def test_a_run_is_created_listed_and_read(api):
     run_id = await api.start("shop/buy", ['"tea"', "3"])
     status, runs, _ = await api.call("GET", "/api/runs")
@@ -170,9 +189,9 @@ async def test_a_run_is_created_listed_and_read(api):
     assert status == 200 and [r["id"] for r in recent] == [run_id]
     status, recent, _ = await api.call("GET", f"/api/runs?since={stored.updated + 1}")
     assert status == 200 and recent == []
-    for bad in ("soon", "nan", "inf"):
-        status, body, _ = await api.call("GET", f"/api/runs?since={bad}")
-        assert status == 400 and "`since` must be a Unix time" in body["error"]
+    for bad in ("soon", "nan", "inf", "-", "1e999"):
+        await api.refused("GET", f"/api/runs?since={bad}", 400, "`since` must be a change cursor")
+    await api.refused("GET", f"/api/runs?since={2 ** 63}", 400, "past the largest change cursor")
     status, sources, _ = await api.call("GET", f"/api/runs/{run_id}/sources")
     # Its own files first, then the standard packages it requires, as installed when it started.
     assert status == 200 and sources == {**SOURCES, **{

@@ -368,9 +368,103 @@ def test_runs_updated_since_a_time_are_listed(store):
     run = claimed(store)
     stamp = store.get_run(run.id).updated
     assert run.id in [r.id for r in store.list_runs(since=stamp)]
-    assert (run.id, "running", 2) in [v[:3] for v in store.run_versions(stamp)]
-    assert store.list_runs(since=stamp + 3600) == [] and store.run_versions(stamp + 3600) == []
+    assert store.list_runs(since=stamp + 3600) == []
     assert [r.id for r in store.list_runs()] == [old, run.id]
+
+
+def test_an_empty_store_has_no_changes_and_reading_moves_no_cursor(store):
+    assert store.changes(0) == ([], 0) and store.change_cursor() == 0
+    run_id = new_run(store)
+    runs, cursor = store.changes(0)
+    assert [r.id for r in runs] == [run_id] and cursor > 0
+    assert store.changes(cursor) == ([], cursor) and store.changes(cursor) == ([], cursor)
+    assert store.change_cursor() == cursor
+
+
+def test_every_change_to_a_run_is_read_once_in_the_order_of_the_sequence(store, other):
+    read = []
+
+    def look(cursor):
+        runs, moved = store.changes(cursor)
+        assert moved >= cursor and [r.change_seq for r in runs] == sorted(r.change_seq for r in runs)
+        assert all(cursor < r.change_seq <= moved for r in runs)
+        read.append([(r.id, r.status) for r in runs])
+        return moved
+
+    cursor = look(0)
+    a, b = new_run(store), new_run(other)                                      # created
+    cursor = look(cursor)
+    run = store.claim("w", 30, run_id=a)                                       # claimed
+    store.heartbeat(run, "w", 30)                                              # a lease renewed: no change
+    cursor = look(cursor)
+    store.commit(run, "w", [("step-requested", 2, {}, 1)], status="waiting", release=True,
+                 steps=[(2, "acme/charge!", "{}", f"{a}:2")])                 # new events, waiting
+    cursor = look(cursor)
+    other.complete_step(a, 2, '"ok"')                                          # woken
+    cursor = look(cursor)
+    claimed_b = other.claim("v", 30, run_id=b)
+    store.request_cancel(b)                                                    # a cancel asked for
+    cursor = look(cursor)
+    other.commit(claimed_b, "v", [("run-cancelled", None, {}, None)], status="cancelled")  # ended
+    store.request_cancel(a)                                                    # cancelled at once
+    cursor = look(cursor)
+    assert read == [[], [(a, "pending"), (b, "pending")], [(a, "running")], [(a, "waiting")], [(a, "waiting")],
+                    [(b, "running")], [(b, "cancelled"), (a, "cancelled")]]
+    assert store.changes(cursor) == ([], cursor)
+    assert store.get_run(a).change_seq == cursor and store.change_cursor() == cursor
+
+
+def test_a_change_committed_after_a_later_one_is_not_missed(location, store, other):
+    """Two writers: the one that took the lower value commits after the other. A reader between
+    the two commits must not move its cursor past the value still in flight."""
+    first, second = (waiting(store, steps=[(2, "acme/charge!", "{}")]) for _ in range(2))
+    reader = open_store(location)
+    try:
+        _, cursor = reader.changes(0)
+        ahead = store.transaction()
+        conn = ahead.__enter__()
+        try:
+            store._wake(conn, first, store.clock())  # the lower value, taken first, committed last
+            behind = threading.Thread(target=other.complete_step, args=(second, 2, '"ok"'))
+            behind.start()
+            if location.startswith("postgresql"):  # SQLite's writers queue: the second commits after
+                behind.join()
+                runs, moved = reader.changes(cursor)
+                assert [r.id for r in runs] == [] and moved == cursor
+        finally:
+            ahead.__exit__(None, None, None)
+        behind.join()
+        runs, moved = reader.changes(cursor)
+        assert [r.id for r in runs] == [first, second] and moved > cursor
+        assert reader.get_run(first).change_seq < reader.get_run(second).change_seq
+        assert reader.changes(moved) == ([], moved)
+    finally:
+        reader.close()
+
+
+def test_runs_recorded_before_the_change_sequence_are_stamped_in_the_order_they_changed(location, store):
+    a, b = new_run(store), new_run(store)
+    store.request_cancel(a)  # changed after b
+    with store.transaction() as conn:  # the store as it was at version 9
+        conn.execute('DROP INDEX "runs_by_change"')
+        conn.execute('ALTER TABLE "runs" DROP COLUMN "change_seq"')
+        conn.execute("UPDATE meta SET value='9' WHERE key='schema_version'")
+    old = open_store(location, readonly=True)
+    try:
+        assert [r.id for r in old.changes(0)[0]] == [a, b] and old.changes(5) == (old.list_runs(), 5)
+    finally:
+        old.close()
+    migrated = open_store(location)
+    try:
+        assert migrated.version() == SCHEMA_VERSION
+        runs, cursor = migrated.changes(0)
+        assert sorted(r.id for r in runs) == sorted([a, b]) and cursor > 0
+        if not location.startswith("postgresql"):  # PostgreSQL stamps them all with the migration's id
+            assert [r.id for r in runs] == [b, a]
+        c = new_run(migrated)
+        assert [r.id for r in migrated.changes(cursor)[0]] == [c]
+    finally:
+        migrated.close()
 
 
 # -- a wait and what ends it, at the same moment ---------------------------------------------------
