@@ -345,6 +345,7 @@ _VERSIONS = {
         'CREATE INDEX "timers_by_run_status" ON "timers" ("run_id", "status", "due")',
     ],
     9: ['ALTER TABLE "runs" ADD COLUMN "epoch" INTEGER NOT NULL DEFAULT 0'],
+    10: ['ALTER TABLE "steps" ADD COLUMN "claim_epoch" INTEGER NOT NULL DEFAULT 0'],
 }
 
 MIGRATIONS = {version: _statements(statements) for version, statements in _VERSIONS.items()}
