@@ -15,11 +15,13 @@ examples' fake wilson service and wait for its callback.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -31,6 +33,7 @@ from fleet_kit import (FINAL, ROOT, Balancer, Wilson, check_runs, expected, serv
 
 from flowmetal.runtime.program import code_hash
 from flowmetal.runtime.store import open_store
+from flowmetal.runtime.values import encode
 
 
 def start_run(balancer: Balancer, host: str, nap: int, service: str) -> str:
@@ -103,4 +106,92 @@ def test_a_fleet_killed_at_random_instants_completes_every_run_once(tmp_path: Pa
             process.kill9()
         balancer.close()
         wilson.close()
+        store.close()
+
+
+PAUSED = """\
+(defpackage paused.test
+  (defendpoint charge! [amount : int?] : int? "Charge, outside the interpreter.")
+  (defn spin [i : int? total : int?] : int?
+    (if (= i 0) total (spin (- i 1) (+ total (mod i 7)))))
+  (defn crunch [n : int? rounds : int?] : int?
+    (let [a (charge! n)
+          s (spin rounds 0)
+          b (charge! (+ n 1))]
+      (+ a b s))))
+"""
+
+
+class Charges(threading.Thread):
+    """The `charge!` service, in this process: answers each pending step with twice its amount,
+    counting each idempotency key it saw."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.store = open_store(url)
+        self.seen: Counter = Counter()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for step in self.store.pending_steps("paused.test/charge!"):
+                self.seen[step["key"]] += 1
+                amount = json.loads(step["args"])["amount"]
+                self.store.complete_step(step["run_id"], step["step"], json.dumps(encode(amount * 2)))
+            time.sleep(0.01)
+
+
+def spun(rounds: int) -> int:
+    return sum(i % 7 for i in range(1, rounds + 1))
+
+
+def test_a_worker_paused_past_its_lease_cannot_commit_after_another_took_over(tmp_path: Path, postgres_url: str):
+    store = open_store(postgres_url)
+    sources = {"paused.flow": PAUSED}
+    stored = store.put_sources(sources)
+    service = Charges(postgres_url)
+    service.start()
+    first = worker("first", postgres_url, tmp_path, lease=1.0).start()
+    second = worker("second", postgres_url, tmp_path, lease=1.0)
+    rounds = 3_000_000  # seconds of computing, between the two steps
+    try:
+        run_id = store.create_run("paused.test/crunch", ["10", str(rounds)], stored, code_hash(sources))
+
+        def computing(pid: int) -> bool:
+            # Holding the run, with the first step's result and the second step not asked yet.
+            run, done = store.get_run(run_id), store.step(run_id, 1)
+            return (run.status == "running" and f":{pid}:" in (run.owner or "") and done is not None
+                    and done["status"] in ("completed", "applied") and store.step(run_id, 2) is None)
+        wait_until(lambda: computing(first.proc.pid), "the first worker to compute between the steps", timeout=60)
+        first.signal(signal.SIGSTOP)
+        second.start()
+        # The first's lease runs out; the second takes the run over and completes it.
+        wait_until(lambda: store.get_run(run_id).status in FINAL, "the run to end", timeout=120, every=0.1)
+        run = store.get_run(run_id)
+        assert (run.status, run.result) == ("completed", str(20 + 22 + spun(rounds))), (run.status, run.error)
+        assert f"run {run_id} paused.test/crunch: claimed" in second.logged()
+        events_before = [(e.seq, e.kind, e.step) for e in store.events(run_id)]
+        first.signal(signal.SIGCONT)
+        # What the first worker did meanwhile is refused: it says it lost the run, and the run's
+        # log is as the second left it.
+        wait_until(lambda: f"run {run_id}: left to another worker (its lease ran out)" in first.logged(),
+                   "the first worker to find its lease lost", timeout=60)
+        assert [(e.seq, e.kind, e.step) for e in store.events(run_id)] == events_before
+        kinds = Counter(e.kind for e in store.events(run_id))
+        assert kinds["run-completed"] == 1 and kinds["step-completed"] == 2, kinds
+        assert [store.step(run_id, s)["status"] for s in (1, 2)] == ["applied", "applied"]
+        assert set(service.seen.values()) == {1} and len(service.seen) == 2
+        # The first worker carries on: with the second stopped, it alone completes a new run.
+        assert second.stop() == 0
+        later = store.create_run("paused.test/crunch", ["100", "10"], stored, code_hash(sources))
+        wait_until(lambda: store.get_run(later).status in FINAL, "the first worker's next run", timeout=60)
+        assert (store.get_run(later).status, store.get_run(later).result) == ("completed", str(200 + 202 + spun(10)))
+        assert f"run {later} paused.test/crunch: claimed" in first.logged()
+        assert first.proc.poll() is None
+    finally:
+        if first.proc.poll() is None:
+            first.signal(signal.SIGCONT)
+        first.kill9()
+        second.kill9()
+        service.stop.set()
         store.close()
