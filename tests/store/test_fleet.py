@@ -195,3 +195,58 @@ def test_a_worker_paused_past_its_lease_cannot_commit_after_another_took_over(tm
         second.kill9()
         service.stop.set()
         store.close()
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL cluster of this test's own (`scripts/postgres`), which it may restart:
+    (its directory, its URL). Needs what `postgres_url` needs (FLOWMETAL_TEST_POSTGRES says
+    PostgreSQL is there to test against)."""
+    if not os.environ.get("FLOWMETAL_TEST_POSTGRES"):
+        if os.environ.get("FLOWMETAL_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL is required (FLOWMETAL_REQUIRE_POSTGRES=1) but FLOWMETAL_TEST_POSTGRES is not set")
+        pytest.skip("no PostgreSQL: FLOWMETAL_TEST_POSTGRES is not set")
+    # Under /tmp, not pytest's own temporary directories: PostgreSQL's user must reach it.
+    directory = tempfile.mkdtemp(prefix="flowmetal-pg-", dir="/tmp")
+    started = subprocess.run([str(ROOT / "scripts" / "postgres"), "start", directory], capture_output=True,
+                             text=True, timeout=180)
+    try:
+        assert started.returncode == 0, started.stderr
+        yield directory, started.stdout.strip()
+    finally:
+        subprocess.run([str(ROOT / "scripts" / "postgres"), "stop", directory], capture_output=True, timeout=180)
+
+
+def test_restarting_postgresql_under_load_loses_nothing(tmp_path: Path, own_postgres):
+    directory, url = own_postgres
+    store = open_store(url)
+    wilson = Wilson(tmp_path)
+    serves = []
+    balancer = Balancer(lambda: [s.url for s in serves])
+    serves += [serve(f"serve-{i}", url, tmp_path, balancer.url).start() for i in (1, 2)]
+    workers = [worker(f"worker-{i}", url, tmp_path).start() for i in (1, 2)]
+    fleet = serves + workers
+    runs: dict[str, str] = {}
+    stored = store.put_sources(sources())
+    try:
+        for restart in range(2):
+            for i in range(30):
+                host = f"host-{restart}-{i}"
+                runs[store.create_run("fleet.test/reboot", [f'"{host}"', str(20 * (i % 5)), f'"{wilson.url}"'],
+                                      stored, code_hash(sources()))] = host
+            # Restarted while runs are being claimed, sleeping, posting and called back.
+            wait_until(lambda: sum(r.status == "completed" for r in store.list_runs()) >= 30 * restart + 5,
+                       "some runs to complete", timeout=60)
+            done = subprocess.run([str(ROOT / "scripts" / "postgres"), "restart", directory], capture_output=True,
+                                  text=True, timeout=180)
+            assert done.returncode == 0, done.stderr
+        wait_until(lambda: all_ended(store, len(runs)), "every run to end", timeout=120, every=0.5)
+        check_runs(store, runs, wilson)
+        # Every process lived through the restarts, and they were felt: some store call failed.
+        assert [p.proc.poll() for p in fleet] == [None] * len(fleet), [p.logged()[-2000:] for p in fleet]
+    finally:
+        for process in fleet:
+            process.kill9()
+        balancer.close()
+        wilson.close()
+        store.close()
