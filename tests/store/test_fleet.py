@@ -250,3 +250,55 @@ def test_restarting_postgresql_under_load_loses_nothing(tmp_path: Path, own_post
         balancer.close()
         wilson.close()
         store.close()
+
+
+def test_a_store_restored_from_a_copy_taken_under_load_goes_on(tmp_path: Path, postgres_url: str):
+    """`pg_dump` while runs wait for their callbacks; the copy restored into another database
+    and served there: the runs go on from where the copy found them, and the callbacks the
+    service sends meanwhile (through the public URL) reach them there."""
+    bin_dir = Path("/usr/lib/postgresql/15/bin")
+    wilson = Wilson(tmp_path, delay=1.0)
+    backends: list[str] = []
+    balancer = Balancer(lambda: list(backends), patience=60)  # no serve at first: callbacks wait
+    store = open_store(postgres_url)
+    store.set_public_url(balancer.url)
+    stored = store.put_sources(sources())
+    runs = {store.create_run("fleet.test/reboot", [f'"host-{i}"', "20", f'"{wilson.url}"'], stored,
+                             code_hash(sources())): f"host-{i}" for i in range(6)}
+    first = worker("first", postgres_url, tmp_path).start()
+    restored = postgres_url.rsplit("/", 1)[0] + f"/restored_{uuid.uuid4().hex[:8]}"
+    fleet = [first]
+    try:
+        def waiting_for_callbacks() -> bool:
+            return all(any("started job" in e.data.get("message", "") for e in store.events(run_id, kind="log"))
+                       and store.get_run(run_id).status == "waiting" for run_id in runs)
+        wait_until(waiting_for_callbacks, "every run to wait for its callback")
+        copy = tmp_path / "store.dump"
+        dumped = subprocess.run([str(bin_dir / "pg_dump"), "-Fc", "-d", postgres_url, "-f", str(copy)],
+                                capture_output=True, text=True, timeout=120)
+        assert dumped.returncode == 0, dumped.stderr
+        first.kill9()
+        import psycopg
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{restored.rsplit("/", 1)[1]}"')
+        loaded = subprocess.run([str(bin_dir / "pg_restore"), "-d", restored, str(copy)], capture_output=True,
+                                text=True, timeout=120)
+        assert loaded.returncode == 0, loaded.stderr
+        again = open_store(restored)
+        try:
+            server = serve("restored-serve", restored, tmp_path, balancer.url).start()
+            fleet.append(server)
+            backends.append(server.url)
+            wait_until(lambda: all_ended(again, len(runs)), "the restored runs to end", timeout=90, every=0.2)
+            check_runs(again, runs, wilson)
+        finally:
+            again.close()
+    finally:
+        for process in fleet:
+            process.kill9()
+        balancer.close()
+        wilson.close()
+        store.close()
+        import psycopg
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{restored.rsplit("/", 1)[1]}" WITH (FORCE)')
