@@ -86,11 +86,14 @@ class Handler(BaseHTTPRequestHandler):
         if fresh:
             threading.Thread(target=_finish, args=(job, self.delay), daemon=True).start()
         answer = json.dumps({"job": job["id"]}).encode()
-        self.send_response(202)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
+        try:
+            self.send_response(202)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the caller went away (killed mid-request); it asks again under the same key
 
     def do_GET(self) -> None:  # noqa: N802
         with LOCK:
