@@ -6,7 +6,6 @@ checks every run of a fleet must pass whatever happened to the processes."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
