@@ -4,7 +4,8 @@
 
 `POST /jobs` takes `{"host": ..., "stages": [...], "callbacks": [{"type": "http", "url": ...}]}`,
 answers 202 with the job's id, and a moment later POSTs the job's result to each
-callback URL: `{"host": ..., "stages": [...], "status": "done"}`. Requests with
+callback URL: `{"host": ..., "stages": [...], "status": "done"}`, again after a
+connection error or a 5xx answer (up to 8 times, backing off to 8 s). Requests with
 an `Idempotency-Key` already seen get the same job back and start nothing new,
 as a real service would; `GET /jobs` lists what was asked, with the keys.
 
@@ -24,6 +25,7 @@ import os
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -31,16 +33,34 @@ JOBS: dict[str, dict] = {}
 LOCK = threading.Lock()
 
 
+CALLBACK_ATTEMPTS = 8   # a callback that cannot be delivered is tried again, 0.25 s, 0.5 s ... 8 s apart
+
+
 def _finish(job: dict, delay: float) -> None:
     time.sleep(delay)
     body = json.dumps({"host": job["host"], "stages": job["stages"], "status": "done"}).encode()
     for callback in job["callbacks"]:
-        request = urllib.request.Request(callback["url"], data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        _call_back(callback["url"], body)
+
+
+def _call_back(url: str, body: bytes) -> None:
+    """POST the job's result to its callback URL, as a real service would: again after a
+    connection error or a 5xx (the server restarting), never after a 4xx (the callback was
+    delivered already, or its run has ended)."""
+    for attempt in range(1, CALLBACK_ATTEMPTS + 1):
+        request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
         try:
             urllib.request.urlopen(request, timeout=10).read()
-        except OSError as error:  # the run may be gone; a real service would retry
-            print(f"callback to {callback['url']} failed: {error}", flush=True)
+            return
+        except urllib.error.HTTPError as error:
+            if error.code < 500 or attempt == CALLBACK_ATTEMPTS:
+                print(f"callback to {url} failed: {error}", flush=True)
+                return
+        except OSError as error:
+            if attempt == CALLBACK_ATTEMPTS:
+                print(f"callback to {url} failed: {error}", flush=True)
+                return
+        time.sleep(min(8.0, 0.25 * 2 ** (attempt - 1)))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -66,11 +86,14 @@ class Handler(BaseHTTPRequestHandler):
         if fresh:
             threading.Thread(target=_finish, args=(job, self.delay), daemon=True).start()
         answer = json.dumps({"job": job["id"]}).encode()
-        self.send_response(202)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
+        try:
+            self.send_response(202)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the caller went away (killed mid-request); it asks again under the same key
 
     def do_GET(self) -> None:  # noqa: N802
         with LOCK:

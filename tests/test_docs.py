@@ -6,6 +6,7 @@
   under its lines.
 - The README's Quick start holds exactly two commands, and `.ci/run` runs the
   second one.
+- The tests the security model and the deployment guide name exist.
 """
 
 from __future__ import annotations
@@ -70,9 +71,16 @@ def test_the_readme_example_is_what_check_prints():
     assert result.stdout + result.stderr == shown_output
 
 
-def test_every_test_the_security_model_names_exists():
-    text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+@pytest.mark.parametrize("doc, least", [("security.md", 10), ("deployment.md", 8)])
+def test_every_test_a_document_names_exists(doc, least):
+    """The security model and the deployment guide back each claim with the test that shows it."""
+    text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
     named = set(re.findall(r"`(tests/[\w/.-]+)`", text))
-    assert len(named) >= 10
+    assert len(named) >= least
     missing = [path for path in sorted(named) if not (ROOT / path).exists()]
-    assert missing == [], f"docs/security.md names tests that do not exist: {missing}"
+    assert missing == [], f"docs/{doc} names tests that do not exist: {missing}"
+
+
+def test_the_deployment_guide_is_linked_from_the_readme_and_the_code_map():
+    assert "(docs/deployment.md)" in README
+    assert "docs/deployment.md" in (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")

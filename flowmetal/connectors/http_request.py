@@ -389,11 +389,11 @@ class RequestConnector:
 
     def renew(self) -> None:
         """Extend the leases of the steps in flight; abandon the requests of those no longer ours."""
-        keys = {future: (step["run_id"], step["step"]) for future, step in self.in_flight.items()}
+        keys = {future: (step["run_id"], step["step"], step.get("epoch")) for future, step in self.in_flight.items()}
         held = self.store.renew_step_leases(self.worker, list(keys.values()), self.lease)
         self.renewed = time.monotonic()
-        for future, (run_id, number) in keys.items():
-            if (run_id, number) not in held and future in self.in_flight:
+        for future, (run_id, number, epoch) in keys.items():
+            if (run_id, number, epoch) not in held and future in self.in_flight:
                 del self.in_flight[future]
                 future.cancel()
                 self.handled += 1
@@ -402,18 +402,19 @@ class RequestConnector:
 
     def record(self, future: Future) -> None:
         step = self.in_flight.pop(future)
-        run_id, number = step["run_id"], step["step"]
+        run_id, number, epoch = step["run_id"], step["step"], step.get("epoch")
         try:
             value = future.result()
         except BadRequest as error:
             log.warning("step %s of run %s: %s", number, run_id, error)
-            recorded = self.store.fail_claimed_step(run_id, number, self.worker, str(error))
+            recorded = self.store.fail_claimed_step(run_id, number, self.worker, str(error), epoch)
         except Exception as error:  # noqa: BLE001 - a fault of this connector still ends the step
             log.exception("step %s of run %s: the connector failed", number, run_id)
             recorded = self.store.complete_claimed_step(run_id, number, self.worker, json.dumps(encode(
-                connection_error(f"the request could not be sent: {type(error).__name__}: {error}"))))
+                connection_error(f"the request could not be sent: {type(error).__name__}: {error}"))), epoch)
         else:
-            recorded = self.store.complete_claimed_step(run_id, number, self.worker, json.dumps(encode(value)))
+            recorded = self.store.complete_claimed_step(run_id, number, self.worker, json.dumps(encode(value)),
+                                                        epoch)
         if self.report is not None:
             try:
                 self.report(step, outcome_of(future) + ("" if recorded else " (not recorded: the step is no "
@@ -441,7 +442,7 @@ class RequestConnector:
         """Abandon the requests in flight and release their steps for another connector."""
         if not self.in_flight:
             return
-        keys = [(step["run_id"], step["step"]) for step in self.in_flight.values()]
+        keys = [(step["run_id"], step["step"], step.get("epoch")) for step in self.in_flight.values()]
         for future in self.in_flight:
             future.cancel()
         self.in_flight.clear()

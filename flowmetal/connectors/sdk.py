@@ -321,9 +321,11 @@ class _Pool:
 
 @dataclass
 class _Flight:
-    """A claimed step whose function is running: `lost` once a renewal found the claim gone."""
+    """A claimed step whose function is running, under the claim `epoch` (`claim_steps`'s): `lost`
+    once a renewal found the claim gone."""
     step: Step
     future: Future
+    epoch: int | None = None
     lost: bool = False
 
 
@@ -454,8 +456,9 @@ class Connector:
             flight = self.in_flight.get(key)
             if flight is not None:
                 # Our lease lapsed (the store was locked past it) and this connector took the
-                # step again: its function is still running, and its result is ours to record.
-                flight.lost = False
+                # step again: its function is still running, and its result is recorded under
+                # the new claim (the store refuses it under the old one), not called twice.
+                flight.lost, flight.epoch = False, claimed.get("epoch")
                 continue
             self.start(claimed)
         return len(steps)
@@ -467,18 +470,20 @@ class Connector:
             args = {k: decode(v) for k, v in claimed["args"].items()}
             declared = self.declared(step.run_id, name)
         except (ConnectorError, ValueError, TypeError, KeyError) as error:
-            self._record(step, "fail", f"`{name}` cannot be performed by this connector: {error}")
+            self._record(step, "fail", f"`{name}` cannot be performed by this connector: {error}",
+                         claimed.get("epoch"))
             return
         future = self.pool.submit(self.perform, self.endpoints[name], step, args, declared)
-        self.in_flight[(step.run_id, step.step)] = _Flight(step, future)
+        self.in_flight[(step.run_id, step.step)] = _Flight(step, future, claimed.get("epoch"))
 
     def renew(self) -> None:
         """Extend the leases of the steps whose functions are running; note those no longer ours."""
         keys = [key for key, flight in self.in_flight.items() if not flight.lost]
-        held = self.store.renew_step_leases(self.worker, keys, self.lease)
+        claims = {key: (*key, self.in_flight[key].epoch) for key in keys}
+        held = self.store.renew_step_leases(self.worker, list(claims.values()), self.lease)
         self.renewed = time.monotonic()
         for key in keys:
-            if key not in held:
+            if claims[key] not in held:
                 flight = self.in_flight[key]
                 flight.lost = True
                 log.warning("step %s of run %s (`%s`) is no longer this connector's (its run was cancelled, or "
@@ -493,15 +498,15 @@ class Connector:
             outcome, text = flight.future.result()
         except BaseException as error:  # noqa: BLE001 - a fault of the connector itself still ends the step
             outcome, text = "fail", f"`{flight.step.endpoint}` could not be performed: {type(error).__name__}: {error}"
-        result = self._record(flight.step, outcome, text)
+        result = self._record(flight.step, outcome, text, flight.epoch)
         del self.in_flight[key]
         return result
 
-    def _record(self, step: Step, outcome: str, text: str) -> str:
+    def _record(self, step: Step, outcome: str, text: str, epoch: int | None) -> str:
         if outcome == "complete":
-            recorded = self.store.complete_claimed_step(step.run_id, step.step, self.worker, text)
+            recorded = self.store.complete_claimed_step(step.run_id, step.step, self.worker, text, epoch)
         else:
-            recorded = self.store.fail_claimed_step(step.run_id, step.step, self.worker, text)
+            recorded = self.store.fail_claimed_step(step.run_id, step.step, self.worker, text, epoch)
         self.handled += 1
         if not recorded:
             # Cancelled meanwhile, or claimed by another connector after our lease ran out: that
@@ -529,7 +534,7 @@ class Connector:
         perform at once (their functions go on; whatever they return is not recorded)."""
         if not self.in_flight:
             return 0
-        keys = list(self.in_flight)
+        keys = [(*key, flight.epoch) for key, flight in self.in_flight.items()]
         for flight in self.in_flight.values():
             flight.future.cancel()
         self.in_flight.clear()

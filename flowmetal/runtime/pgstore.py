@@ -11,7 +11,9 @@ autocommit mode; a transaction is `BEGIN ... COMMIT` on one connection taken fro
 pool. A connection that breaks (the server restarted) is dropped by the pool and
 replaced at the next use: the operation it broke fails with a `StoreError` saying
 so, except a read, which is tried again once on a fresh connection (reading twice
-changes nothing). Every psycopg error becomes a `StoreError` naming the problem, never
+changes nothing), and a transaction whose BEGIN found the connection broken (nothing
+was done yet), which is begun again on a fresh one. So a restart of the server
+fails only the transactions it cut short, not the next one of every process. Every psycopg error becomes a `StoreError` naming the problem, never
 a traceback.
 
 SQL: the store's queries use `?` placeholders, as SQLite does; `_sql` turns them into
@@ -28,7 +30,7 @@ transaction-level advisory lock, so that many processes starting at once migrate
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -199,14 +201,36 @@ class Database:
             raise StoreError(f"{shown(self.url)}: the store was closed")
         return self.pool.connection()
 
+    def _begin(self) -> tuple[ExitStack, psycopg.Connection]:
+        """A pooled connection in a transaction just begun. A connection the server broke
+        since it was last used (a restart) fails at its BEGIN, before anything was done:
+        the pool's other idle ones are checked, and it is tried once more on a fresh one
+        (the pool waits for the server to accept connections again, up to its timeout)."""
+        for attempt in (1, 2):
+            stack = ExitStack()
+            try:
+                conn = stack.enter_context(self._connection())
+                stack.enter_context(conn.transaction())
+                return stack, conn
+            except psycopg.Error as error:
+                try:
+                    stack.close()  # the broken connection goes back to the pool, which drops it
+                except psycopg.Error:
+                    pass
+                if attempt == 1 and _lost(error) and self.pool is not None:
+                    self.pool.check()
+                    continue
+                raise StoreError(describe(self.url, error)) from None
+        raise AssertionError("unreachable")
+
     @contextmanager
     def transaction(self):
         """A write transaction on one pooled connection: `with db.transaction() as tx: ...`.
-        Not tried again when the connection breaks: its outcome is not known."""
+        Not tried again when the connection breaks once it began: its outcome is not known."""
+        stack, conn = self._begin()
         try:
-            with self._connection() as conn:
-                with conn.transaction():
-                    yield Tx(conn)
+            with stack:
+                yield Tx(conn)
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
             raise StoreBusy(describe(self.url, error)) from None
         except psycopg.Error as error:
@@ -354,6 +378,7 @@ _VERSIONS = {
         'UPDATE "runs" SET "change_seq" = pg_current_xact_id()::text::bigint',
         'CREATE INDEX "runs_by_change" ON "runs" ("change_seq")',
     ],
+    11: ['ALTER TABLE "steps" ADD COLUMN IF NOT EXISTS "claim_epoch" INTEGER NOT NULL DEFAULT 0'],
 }
 
 MIGRATIONS = {version: _statements(statements) for version, statements in _VERSIONS.items()}

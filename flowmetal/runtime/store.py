@@ -20,7 +20,8 @@ order, as they do in SQLite.
 Fencing: each claim moves the run's lease `epoch` on; `commit` and `heartbeat`
 refuse (`LeaseLost`) a holder whose claim is no longer the latest, so a process
 that lost its lease (paused past it) can never commit again for that run, even
-when the run was claimed meanwhile under the same worker name.
+when the run was claimed meanwhile under the same worker name. Steps claimed by
+connectors are fenced the same way, by each step's `claim_epoch`.
 
 Migrations are numbered and applied in order, each in its own transaction (on
 PostgreSQL under an advisory lock: processes starting at once migrate once); the
@@ -75,7 +76,7 @@ from flowmetal.runtime.program import source_hash, stored_code_hash
 # Defined below this module, for the PostgreSQL layer; the rest of Flowmetal imports them from here.
 from flowmetal.runtime.storeerrors import LeaseLost, StoreBusy, StoreError
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8700"
 # Endpoints the runtime itself answers: never handed to a connector.
 CALLBACK_WAIT = "http.callback/get-callback!"
@@ -305,6 +306,18 @@ def _migrate_10(conn: sqlite3.Connection) -> None:
 
 
 MIGRATIONS[10] = _migrate_10
+
+
+# Fencing of connectors: a step's claim epoch, moved on by each claim of the step. A connector
+# records a result (and renews a lease) naming the epoch it claimed at, so the result of a
+# request whose claim lapsed is refused even when the same connector claimed the step again.
+def _migrate_11(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute('PRAGMA table_info("steps")')}
+    if "claim_epoch" not in columns:
+        conn.execute('ALTER TABLE "steps" ADD COLUMN "claim_epoch" INTEGER NOT NULL DEFAULT 0')
+
+
+MIGRATIONS[11] = _migrate_11
 
 
 def child_id(parent: str, step: int) -> str:
@@ -981,8 +994,10 @@ class Store:
     def claim_steps(self, endpoints: list[str], worker: str, lease: float, limit: int = 10,
                     runs: Collection[str] | None = None) -> list[dict]:
         """Claim pending (or lease-expired) step requests for the named endpoints, for a
-        connector: each as {run_id, step, endpoint, args (stored form), key}. With `runs`,
-        only the steps of those runs."""
+        connector: each as {run_id, step, endpoint, args (stored form), key, epoch}. With
+        `runs`, only the steps of those runs. Each claim moves the step's claim `epoch` on:
+        renewing, recording and giving back name it, so that what a claim that lapsed
+        does is refused, even when the same connector claimed the step again since."""
         if not endpoints or (runs is not None and not runs):
             return []
         marks = ",".join("?" for _ in endpoints)
@@ -993,15 +1008,16 @@ class Store:
         with self.transaction() as conn:
             now = self._now(conn)
             rows = conn.execute(
-                f"SELECT run_id, step, endpoint, args, key FROM steps WHERE endpoint IN ({marks}) AND "
+                f"SELECT run_id, step, endpoint, args, key, claim_epoch FROM steps WHERE endpoint IN ({marks}) AND "
                 f"endpoint NOT IN {RUNTIME_ENDPOINTS} AND {of_runs}"
                 f"(status='pending' OR (status='claimed' AND lease_until<?)) ORDER BY created LIMIT ?{self._claiming}",
                 (*endpoints, *run_ids, now, limit)).fetchall()
             for row in rows:
-                conn.execute("UPDATE steps SET status='claimed', claimed_by=?, lease_until=? WHERE run_id=? AND step=?",
+                conn.execute("UPDATE steps SET status='claimed', claimed_by=?, lease_until=?, "
+                             "claim_epoch=claim_epoch+1 WHERE run_id=? AND step=?",
                              (worker, now + lease, row["run_id"], row["step"]))
         return [{"run_id": r["run_id"], "step": r["step"], "endpoint": r["endpoint"], "args": json.loads(r["args"]),
-                 "key": r["key"]} for r in rows]
+                 "key": r["key"], "epoch": r["claim_epoch"] + 1} for r in rows]
 
     def pending_steps(self, endpoint: str | None = None) -> list[dict]:
         query = "SELECT run_id, step, endpoint, args, key, status FROM steps WHERE status IN ('pending','claimed')"
@@ -1267,54 +1283,70 @@ class Store:
     # -- claimed steps: leases renewed, results fenced by the claim ------------------------------------
     # A connector that holds a step's claim keeps it alive while the request is in flight and
     # records the result only while the claim is still its own: a step whose lease lapsed and
-    # was claimed (and sent) by another connector is that connector's to record.
+    # was claimed (and sent) by another connector, or by the same one again, is that claim's to
+    # record. A claim is named by its worker and, given, its epoch (`claim_steps`'s `epoch`):
+    # steps are given as (run_id, step) or (run_id, step, epoch); without the epoch, any claim
+    # of the worker's will do.
 
-    def renew_step_leases(self, worker: str, steps: list[tuple[str, int]], lease: float) -> set[tuple[str, int]]:
-        """Extend to now + `lease` the leases `worker` holds on `steps` ((run_id, step) pairs),
-        in one transaction; the pairs still claimed by `worker`. A step missing from the answer
-        was completed, cancelled, or claimed by another worker after this one's lease ran out."""
+    @staticmethod
+    def _claim_of(step: tuple) -> tuple[str, int, int | None]:
+        run_id, number, *epoch = step
+        return run_id, number, (epoch[0] if epoch else None)
+
+    def renew_step_leases(self, worker: str, steps: list[tuple], lease: float) -> set[tuple]:
+        """Extend to now + `lease` the leases `worker` holds on `steps` ((run_id, step) pairs, or
+        (run_id, step, epoch) triples), in one transaction; the items still claimed by `worker`
+        (under that epoch), as given. A step missing from the answer was completed, cancelled,
+        or claimed again (by another worker, or this one) after this claim's lease ran out."""
         if not steps:
             return set()
         held = set()
         with self.transaction() as conn:
             now = self._now(conn)
-            for run_id, step in steps:
+            for item in steps:
+                run_id, step, epoch = self._claim_of(item)
                 cur = conn.execute("UPDATE steps SET lease_until=? WHERE run_id=? AND step=? AND status='claimed' "
-                                   "AND claimed_by=?", (now + lease, run_id, step, worker))
+                                   "AND claimed_by=? AND claim_epoch=COALESCE(?, claim_epoch)",
+                                   (now + lease, run_id, step, worker, epoch))
                 if cur.rowcount == 1:
-                    held.add((run_id, step))
+                    held.add(tuple(item))
         return held
 
-    def complete_claimed_step(self, run_id: str, step: int, worker: str, result_json: str) -> bool:
+    def complete_claimed_step(self, run_id: str, step: int, worker: str, result_json: str,
+                              epoch: int | None = None) -> bool:
         """`complete_step` fenced by the claim: records the result only while `worker` holds the
-        step's claim (its lease may have run out, as long as nobody claimed the step since).
-        False, changing nothing, otherwise. Wakes the run."""
-        return self._finish_claimed(run_id, step, worker, "status='completed', result=?", result_json)
+        step's claim (its lease may have run out, as long as nobody claimed the step since),
+        and, given its `epoch`, only while that claim is the latest. False, changing nothing,
+        otherwise. Wakes the run."""
+        return self._finish_claimed(run_id, step, worker, epoch, "status='completed', result=?", result_json)
 
-    def fail_claimed_step(self, run_id: str, step: int, worker: str, error: str) -> bool:
+    def fail_claimed_step(self, run_id: str, step: int, worker: str, error: str, epoch: int | None = None) -> bool:
         """`fail_step` fenced by the claim, as `complete_claimed_step`."""
-        return self._finish_claimed(run_id, step, worker, "status='failed', error=?", error)
+        return self._finish_claimed(run_id, step, worker, epoch, "status='failed', error=?", error)
 
-    def _finish_claimed(self, run_id: str, step: int, worker: str, sets: str, text: str) -> bool:
+    def _finish_claimed(self, run_id: str, step: int, worker: str, epoch: int | None, sets: str, text: str) -> bool:
         with self.transaction() as conn:
             self._lock_run(conn, run_id)
             now = self._now(conn)
             cur = conn.execute(f"UPDATE steps SET {sets}, completed=? WHERE run_id=? AND step=? AND status='claimed' "
-                               "AND claimed_by=?", (text, now, run_id, step, worker))
+                               "AND claimed_by=? AND claim_epoch=COALESCE(?, claim_epoch)",
+                               (text, now, run_id, step, worker, epoch))
             if cur.rowcount != 1:
                 return False
             self._wake(conn, run_id, now)
         return True
 
-    def release_steps(self, worker: str, steps: list[tuple[str, int]]) -> int:
+    def release_steps(self, worker: str, steps: list[tuple]) -> int:
         """Give back steps `worker` claimed but will not finish (it is stopping): pending again at
-        once, for any connector to claim, instead of after their leases run out. How many."""
+        once, for any connector to claim, instead of after their leases run out. How many.
+        Steps are named as for `renew_step_leases`."""
         released = 0
         with self.transaction() as conn:
-            for run_id, step in steps:
+            for item in steps:
+                run_id, step, epoch = self._claim_of(item)
                 released += conn.execute("UPDATE steps SET status='pending', claimed_by=NULL, lease_until=NULL "
-                                         "WHERE run_id=? AND step=? AND status='claimed' AND claimed_by=?",
-                                         (run_id, step, worker)).rowcount
+                                         "WHERE run_id=? AND step=? AND status='claimed' AND claimed_by=? AND "
+                                         "claim_epoch=COALESCE(?, claim_epoch)", (run_id, step, worker, epoch)).rowcount
         return released
 
 

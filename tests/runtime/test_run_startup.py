@@ -108,7 +108,8 @@ SCHEMA = [
     ("table", "steps", 'CREATE TABLE "steps" (\n   "run_id" TEXT REFERENCES "runs"("id"),\n   "step" INTEGER,\n'
                        '   "endpoint" TEXT,\n   "args" TEXT,\n   "key" TEXT,\n   "status" TEXT,\n   "result" TEXT,\n'
                        '   "error" TEXT,\n   "claimed_by" TEXT,\n   "lease_until" REAL,\n   "created" REAL,\n'
-                       '   "completed" REAL,\n   PRIMARY KEY ("run_id", "step")\n)'),
+                       '   "completed" REAL, "claim_epoch" INTEGER NOT NULL DEFAULT 0,\n'  # added by version 11
+                       '   PRIMARY KEY ("run_id", "step")\n)'),
     ("index", "idx_steps_endpoint_status", 'CREATE INDEX "idx_steps_endpoint_status"\n    ON "steps" ("endpoint", "status")'),
     ("table", "timers", 'CREATE TABLE "timers" (\n   "run_id" TEXT REFERENCES "runs"("id"),\n   "step" INTEGER,\n'
                         '   "due" REAL,\n   "status" TEXT,\n   PRIMARY KEY ("run_id", "step")\n)'),
@@ -139,7 +140,7 @@ SCHEMA = [
 
 def test_a_new_store_has_the_schema_stores_always_had(tmp_path: Path):
     store = SQLiteStore(tmp_path / "store.db")
-    assert store.version() == SCHEMA_VERSION == 10
+    assert store.version() == SCHEMA_VERSION == 11
     rows = sqlite3.connect(tmp_path / "store.db").execute(
         "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
     assert rows == SCHEMA

@@ -4,7 +4,8 @@ which is killed with SIGKILL while the jobs are being posted, then started again
 
 Every job is asked for under one idempotency key per host however often it was sent,
 every callback is applied once, the result is right and in the order of the hosts, and
-replay reproduces the run."""
+replay reproduces the run. On both kinds of store: an SQLite file and a PostgreSQL
+database (`postgres_url`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import pytest
 
 from server_kit import Serve, free_port
 
@@ -77,14 +79,21 @@ def wait_until(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_a_fleet_reboot_survives_a_kill_9_in_the_middle_of_its_fan_out(tmp_path: Path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The store: an SQLite file, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "store.db"
+    return request.getfixturevalue("postgres_url")
+
+
+def test_a_fleet_reboot_survives_a_kill_9_in_the_middle_of_its_fan_out(tmp_path: Path, store):
     for name in ("fleet.flow", "wilson.flow"):
         shutil.copy(EXAMPLES / name, tmp_path / name)
-    store = tmp_path / "store.db"
     jobs = Jobs()
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    first = Serve(store, port=port, args=["--public-url", public]).start()
+    first = Serve(store, port=port, args=["--public-url", public], cwd=tmp_path).start()
     try:
         started = flowmetal("run", "--detach", "--store", str(store), "fleet.flow", "com.twitter.fleet/reboot-all",
                             json.dumps(HOSTS).replace(",", ""), json.dumps(jobs.url), cwd=tmp_path)
@@ -93,7 +102,7 @@ def test_a_fleet_reboot_survives_a_kill_9_in_the_middle_of_its_fan_out(tmp_path:
         wait_until(lambda: len(jobs.hosts()) >= 3, 60, "the first jobs")
     finally:
         first.kill9()
-    with Serve(store, port=port, args=["--public-url", public]):
+    with Serve(store, port=port, args=["--public-url", public], cwd=tmp_path):
         wait_until(lambda: jobs.hosts() == set(HOSTS), 60, "every job")
         with jobs.lock:
             callbacks = {body["host"]: body["callbacks"][0]["url"] for _, body in jobs.posts}

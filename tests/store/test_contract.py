@@ -236,6 +236,22 @@ def test_a_step_whose_claim_ran_out_goes_to_another_connector(store, other):
     assert (store.step(run_id, 2)["status"], store.step(run_id, 2)["error"]) == ("failed", "the service said no")
 
 
+def test_a_connector_that_claimed_a_step_again_cannot_record_its_first_claims_result(store, other):
+    run_id = waiting(store, steps=[(2, "acme/charge!", "{}")])
+    [first] = store.claim_steps(["acme/charge!"], "c1", -1)  # the first request's claim lapses
+    [second] = other.claim_steps(["acme/charge!"], "c1", 30)  # the same connector claims the step again
+    assert second["epoch"] > first["epoch"] and second["key"] == first["key"]
+    stale, fresh = (run_id, 2, first["epoch"]), (run_id, 2, second["epoch"])
+    assert store.renew_step_leases("c1", [stale, fresh], 30) == {fresh}
+    assert not store.complete_claimed_step(run_id, 2, "c1", '"first request"', first["epoch"])
+    assert not store.fail_claimed_step(run_id, 2, "c1", "first request", first["epoch"])
+    assert store.release_steps("c1", [stale]) == 0
+    assert store.step(run_id, 2)["status"] == "claimed"
+    assert other.complete_claimed_step(run_id, 2, "c1", '"second request"', second["epoch"])
+    assert not other.complete_claimed_step(run_id, 2, "c1", '"again"', second["epoch"])  # once
+    assert (store.step(run_id, 2)["status"], store.step(run_id, 2)["result"]) == ("completed", '"second request"')
+
+
 def test_steps_given_back_are_pending_again(store):
     run_id = waiting(store, steps=[(2, "acme/charge!", "{}")])
     store.claim_steps(["acme/charge!"], "c1", 30)

@@ -55,10 +55,18 @@ def test_connections_lost_under_a_store_are_replaced(postgres_url: str):
         assert _drop_connections(postgres_url) >= 1  # as a server restart does
         assert store.get_run(run_id).status == "pending"  # a read is tried again on a new connection
         assert _drop_connections(postgres_url) >= 1
+        # A write begun on a connection that broke since it was last used fails at its BEGIN,
+        # having done nothing: it is begun again on a new connection.
+        assert store.request_cancel(run_id) == "cancelled"
+        # One cut short after it began is not tried again: its outcome is not known.
+        later = store.create_run("demo/main", [], store.put_sources({"demo.flow": "x"}), "code")
         with pytest.raises(StoreError, match="cannot use the PostgreSQL server .* not done"):
-            store.request_cancel(run_id)  # a write is not tried again: its outcome is not known
-        assert store.get_run(run_id).status == "pending"
-        assert store.request_cancel(run_id) == "cancelled"  # the next use has a new connection
+            with store.transaction() as conn:
+                conn.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (later,))
+                assert _drop_connections(postgres_url) >= 1
+                conn.execute("UPDATE runs SET status='cancelled' WHERE id=?", (later,))
+        assert (store.get_run(later).status, store.get_run(later).cancel_requested) == ("pending", False)
+        assert store.request_cancel(later) == "cancelled"  # the next use has a new connection
     finally:
         store.close()
 
