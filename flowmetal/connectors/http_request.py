@@ -416,14 +416,13 @@ class RequestConnector:
             recorded = self.store.complete_claimed_step(run_id, number, self.worker, json.dumps(encode(value)))
         if self.report is not None:
             try:
-                self.report(step, outcome_of(future) + ("" if recorded else " (not recorded: the step is no "
-                                                                              "longer this connector's)"))
+                self.report(step, outcome_of(future) + ("" if recorded else f" (not recorded: {recorded.reason})"))
             except Exception:  # noqa: BLE001 - a log line must not lose a result
                 log.exception("reporting a step failed")
         if not recorded:
             # Cancelled meanwhile, or claimed by another connector after our lease ran out: that
-            # claim's result is the one recorded.
-            log.info("step %s of run %s is no longer this connector's; its result is dropped", number, run_id)
+            # claim's result is the one recorded. The store says which.
+            log.info("step %s of run %s: its result is dropped: %s", number, run_id, recorded.reason)
         self.handled += 1
 
     def collect(self, timeout: float) -> None:

@@ -506,9 +506,8 @@ class Connector:
         if not recorded:
             # Cancelled meanwhile, or claimed by another connector after our lease ran out: that
             # claim's result is the one recorded.
-            log.warning("step %s of run %s (`%s`) is no longer this connector's (its run was cancelled, or another "
-                        "connector claimed it); the function's result is dropped", step.step, step.run_id,
-                        step.endpoint)
+            log.warning("step %s of run %s (`%s`): the function's result is dropped: %s", step.step, step.run_id,
+                        step.endpoint, recorded.reason)
             return "dropped"
         return "completed" if outcome == "complete" else "failed"
 

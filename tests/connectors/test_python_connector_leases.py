@@ -195,7 +195,8 @@ def test_a_step_taken_over_after_the_lease_lapsed_is_recorded_by_its_new_holder_
         with caplog.at_level(logging.WARNING, logger="flowmetal.connectors.sdk"):
             while stalled.in_flight:
                 stalled.collect(0.1)
-    assert any("result is dropped" in r.getMessage() and run_id in r.getMessage() for r in caplog.records)
+    assert any("result is dropped" in r.getMessage() and run_id in r.getMessage() and "claimed by `heir`" in
+               r.getMessage() for r in caplog.records)
     row = store.step(run_id, 1)
     assert (row["status"], row["claimed_by"], row["result"]) == ("claimed", "heir", None)
     assert store.complete_claimed_step(run_id, 1, "heir", json.dumps("the heir's"))
