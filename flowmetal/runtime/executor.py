@@ -351,13 +351,18 @@ class _Driver:
         `with-timeout!` that fell due (`expire_due`), or 'still-waiting'. What came wins over
         a timeout due by the time the run looks: the work is done, and nothing is lost by
         taking it. One at a time, each recorded as it is given: the log's order is the run's."""
-        now = self.store.clock()
+        # A run without tasks, timeouts or a timer to wait on has no timer to look for: neither
+        # the store's clock nor its timers are asked (two round trips a step on PostgreSQL).
+        timed = (machine.next_task > 1 or bool(self.timeouts)
+                 or any(w["kind"] == "timer" for w in self.waits.head.values()))
+        now = self.store.clock() if timed else time.time()
         # What came, each with when it came (a timer: when it fell due; a step: when its result
         # was recorded): the first to come is given first. The store says what came (the run's
         # finished steps, its due timers), and the waits say whose it is: O(what came).
         came = []
         rows = [r for r in self.store.finished_steps(self.run.id, None) if r["step"] not in self.given]
-        timers = [t for t in self.store.due_timers(self.run.id, now) if t["step"] not in self.given]
+        timers = ([t for t in self.store.due_timers(self.run.id, now) if t["step"] not in self.given]
+                  if timed else [])
         owners = self.waits.tasks_of([r["step"] for r in rows] + [t["step"] for t in timers])
         for row in rows:
             tid = owners.get(row["step"])
