@@ -240,6 +240,24 @@ def test_a_body_without_a_length_is_read_up_to_the_limit_exactly_and_no_further(
     assert kept.record == "response" and len(kept.values[2]) == MAX_BODY
 
 
+def test_the_limit_is_a_setting_of_the_process_and_a_bad_one_keeps_the_default(store, service, monkeypatch,
+                                                                                caplog):
+    from flowmetal.connectors.http_request import MAX_BODY_SETTING, RequestConnector
+    monkeypatch.setenv(MAX_BODY_SETTING, "1000")
+    run_id = waiting_step(store, service.url("/exact"))  # MAX_BODY bytes: far over 1000
+    assert run_once(store, worker="capped", timeout=PATIENT) == 1
+    assert len(store.step(run_id, 1)["result"]) < 4096
+    value = result_of(store, run_id)
+    assert value.record == "response-error"
+    assert "limit of 1000 bytes" in value.values[0].values[2]
+    assert drive(store, run_id) == "completed"  # an error value the program handles
+    monkeypatch.setenv(MAX_BODY_SETTING, "lots")
+    with caplog.at_level("WARNING", logger="flowmetal.connectors.http_request"):
+        with RequestConnector(store, worker="default") as connector:
+            assert connector.max_body == MAX_BODY
+    assert any(MAX_BODY_SETTING in r.getMessage() and "'lots'" in r.getMessage() for r in caplog.records)
+
+
 # -- time ------------------------------------------------------------------------------------------------
 
 def test_a_whole_exchange_has_a_total_time_limit_even_while_bytes_keep_coming(store, service):
