@@ -189,10 +189,10 @@ def connectors(path, service):
 
 
 def waiting_step(store: SQLiteStore, url: str) -> str:
-    """A run of `web/fetch` that has asked for its request: its step 1 is recorded (pending, or
-    already taken by a connector running meanwhile)."""
+    """A run of `web/fetch` that has asked for its request and waits (not held for the answer):
+    its step 1 is recorded (pending, or already taken by a connector running meanwhile)."""
     run_id = start_run(store, SOURCES, "web/fetch", [json.dumps(url)])
-    Executor(store).run_once(run_id)
+    Executor(store, hold=0).run_once(run_id)
     assert store.step(run_id, 1)["status"] in ("pending", "claimed", "completed")
     return run_id
 
