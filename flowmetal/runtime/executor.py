@@ -734,6 +734,8 @@ class _Driver:
             self.commit(snapshot=state, parts=parts)
             if self.answered(held):
                 return _WAKE  # given at once, in memory (`wake`)
+            if self.store.cancel_requested(self.run.id):  # asked for while it was held: a waiting run
+                raise _Cancel()                           # would not look again
             self.commit(status="waiting", release=True, awaited_children=children.awaited(self.waits.head))
             return Progress(self.run.id, "waiting")
         self.commit(snapshot=state, parts=parts, status="waiting", release=True,

@@ -98,3 +98,20 @@ def test_a_run_whose_answer_does_not_come_within_the_hold_waits_and_its_endpoint
     assert executor.run_once(first).status == "waiting"
     assert store.get_run(first).epoch == 2
     store.close()
+
+
+def test_a_cancel_asked_for_while_the_run_is_held_ends_it(location):
+    store = open_store(location)
+    run_id = start(store)
+    looks = store.finished_steps
+
+    def cancel_while_held(run_id, steps=None):  # asked for from another process while the run is held
+        if store.get_run(run_id).status == "running" and store.step(run_id, 1) is not None:
+            assert store.request_cancel(run_id) == "cancelling"
+        return looks(run_id, steps)
+    store.finished_steps = cancel_while_held
+    assert Executor(store, worker="holder", hold=0.01).run_once(run_id).status == "cancelled"
+    run = store.get_run(run_id)
+    assert (run.status, run.owner) == ("cancelled", None)
+    assert store.step(run_id, 1)["status"] == "cancelled"
+    store.close()
