@@ -337,7 +337,7 @@ def _connector(args: argparse.Namespace) -> int:
             print(f"flowmetal connector: serving {', '.join(sorted(endpoints))} from {store.path}", file=sys.stderr,
                   flush=True)
             run_connector(module, store, lease=args.lease, poll=args.poll, stop=stop, concurrency=args.concurrency,
-                          grace=args.grace)
+                          grace=args.grace, max_result=args.max_result)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -509,6 +509,9 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     connector.add_argument("--grace", type=_number(float, 0, above=False), default=5.0,
                            help="seconds to let running functions finish on SIGINT or SIGTERM before their "
                                 "steps are given back (default 5)")
+    connector.add_argument("--max-result", type=_number(int, 1, above=False), default=1024 * 1024,
+                           help="bytes of a result's stored form: a larger one fails its step, naming its "
+                                "size and the limit (default 1048576, 1 MiB)")
     connector.add_argument("--poll", type=_number(float, 0, above=True), default=0.1,
                            help="seconds between looks for work")
     connector.set_defaults(handler=_connector)

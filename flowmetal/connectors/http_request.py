@@ -21,7 +21,8 @@ Response header names are lower-cased; repeated headers are joined with ", ".
 Limits, so that no service can exhaust the connector:
 
 - Bodies: a response body is streamed and kept up to `MAX_BODY` (10 MiB, after
-  content decoding). A larger one is not read further (a `Content-Length` over
+  content decoding; `FLOWMETAL_MAX_RESPONSE_BODY`, in bytes, sets another limit
+  for every request connector of the process: the worker's, serve's, run's). A larger one is not read further (a `Content-Length` over
   the limit is not read at all) and the result is a `response-error` holding
   the answer's status and headers (header blocks are bounded by httpcore, at
   100 KiB) and, as its body, a message naming the size and the limit.
@@ -83,6 +84,7 @@ ENDPOINTS = {
 KEY_HEADER = "Idempotency-Key"
 MiB = 1024 * 1024
 MAX_BODY = 10 * MiB                                  # the largest response body kept, in bytes
+MAX_BODY_SETTING = "FLOWMETAL_MAX_RESPONSE_BODY"     # another limit, in bytes, for every connector of the process
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)  # per phase: connect, and each read or write
 TOTAL_TIMEOUT = 300.0                                # seconds for a whole exchange, body included
 DEFAULT_CONCURRENCY = 64                             # requests in flight at once
@@ -327,6 +329,23 @@ class _Sender:
                 self.loop.close()
 
 
+def max_body_setting() -> int:
+    """The largest response body kept: `FLOWMETAL_MAX_RESPONSE_BODY` bytes when it is set (a
+    value that is not a positive whole number is said in the log, and `MAX_BODY` used)."""
+    text = os.environ.get(MAX_BODY_SETTING, "").strip()
+    if not text:
+        return MAX_BODY
+    try:
+        value = int(text)
+        if value <= 0:
+            raise ValueError
+    except ValueError:
+        log.warning("%s=%r is not a positive number of bytes: the limit stays %d bytes (%g MiB)",
+                    MAX_BODY_SETTING, text, MAX_BODY, MAX_BODY / MiB)
+        return MAX_BODY
+    return value
+
+
 class RequestConnector:
     """Claims `http.request` steps and performs them; `run_once` for one batch, `serve` for a loop.
 
@@ -337,7 +356,7 @@ class RequestConnector:
 
     def __init__(self, store, *, worker: str | None = None, lease: float = DEFAULT_LEASE,
                  timeout: httpx.Timeout = DEFAULT_TIMEOUT, total: float = TOTAL_TIMEOUT,
-                 concurrency: int = DEFAULT_CONCURRENCY, max_body: int = MAX_BODY,
+                 concurrency: int = DEFAULT_CONCURRENCY, max_body: int | None = None,
                  grace: float = SHUTDOWN_GRACE, kind: str = "http-request", report=None) -> None:
         if lease <= 0 or total <= 0:
             raise ValueError(f"the lease ({lease}) and the total timeout ({total}) must be positive seconds")
@@ -346,7 +365,7 @@ class RequestConnector:
         self.lease = lease
         self.renew_every = lease / 3  # two renewals can fail before the lease lapses
         self.total = total
-        self.max_body = max_body
+        self.max_body = max_body if max_body is not None else max_body_setting()
         self.grace = grace
         self.concurrency = max(1, concurrency)
         self.sender = _Sender(timeout, self.concurrency)
@@ -417,14 +436,13 @@ class RequestConnector:
                                                         epoch)
         if self.report is not None:
             try:
-                self.report(step, outcome_of(future) + ("" if recorded else " (not recorded: the step is no "
-                                                                              "longer this connector's)"))
+                self.report(step, outcome_of(future) + ("" if recorded else f" (not recorded: {recorded.reason})"))
             except Exception:  # noqa: BLE001 - a log line must not lose a result
                 log.exception("reporting a step failed")
         if not recorded:
             # Cancelled meanwhile, or claimed by another connector after our lease ran out: that
-            # claim's result is the one recorded.
-            log.info("step %s of run %s is no longer this connector's; its result is dropped", number, run_id)
+            # claim's result is the one recorded. The store says which.
+            log.info("step %s of run %s: its result is dropped: %s", number, run_id, recorded.reason)
         self.handled += 1
 
     def collect(self, timeout: float) -> None:

@@ -24,6 +24,8 @@ connector always checks against the version of the program the run is on):
     a value of the declared type           complete_claimed_step: the run resumes with it
     a value of another type                fail_claimed_step: the run fails, naming the
                                            endpoint, the declared type and the value
+    a value stored in more than max_result  fail_claimed_step, naming its size and the limit
+      bytes (1 MiB, `--max-result`)          (never a giant row in the store)
     an exception raised by the function    fail_claimed_step, likewise, with the exception
 
 Why check here: the type checker trusts a `defendpoint`'s declared type
@@ -269,6 +271,7 @@ def describe(value) -> str:
 DEFAULT_LEASE = 30.0        # seconds a claim lasts without renewal
 DEFAULT_CONCURRENCY = 16    # endpoint functions running at once, each on a thread of its own
 SHUTDOWN_GRACE = 5.0        # seconds to let running functions finish when stopping
+MAX_RESULT = 1024 * 1024    # bytes of a result's stored form: a larger one fails the step
 
 
 def default_worker() -> str:
@@ -340,13 +343,16 @@ class Connector:
 
     def __init__(self, endpoints: dict[str, Callable], store, *, worker: str | None = None,
                  lease: float = DEFAULT_LEASE, concurrency: int = DEFAULT_CONCURRENCY,
-                 grace: float = SHUTDOWN_GRACE) -> None:
+                 grace: float = SHUTDOWN_GRACE, max_result: int = MAX_RESULT) -> None:
         if not endpoints:
             raise ConnectorError("no endpoints to serve: decorate functions with @endpoint(\"package/name!\")")
         if not lease > 0:
             raise ConnectorError(f"the lease must be a positive number of seconds, not {lease}")
         if concurrency < 1:
             raise ConnectorError(f"the concurrency must be at least 1, not {concurrency}")
+        if max_result < 1:
+            raise ConnectorError(f"the largest result must be at least 1 byte, not {max_result}")
+        self.max_result = max_result
         self.endpoints = dict(endpoints)
         self.store = store
         self.worker = worker or default_worker()
@@ -437,7 +443,13 @@ class Connector:
         if not _flowmetal(value) or not conforms(value, declared):
             return "fail", (f"`{step.endpoint}` returned {describe(value)}, which is not of its declared "
                             f"type {show(declared)}")
-        return "complete", json.dumps(encode(value))
+        stored = json.dumps(encode(value))
+        size = len(stored.encode("utf-8", "surrogatepass"))
+        if size > self.max_result:
+            return "fail", (f"`{step.endpoint}` returned a value of {size} bytes (stored form), over this "
+                            f"connector's limit of {self.max_result} bytes ({self.max_result / (1 << 20):g} MiB; "
+                            f"`--max-result`): the value was not recorded")
+        return "complete", stored
 
     # -- claiming, renewing, recording: on the connector's thread --
 
@@ -511,9 +523,8 @@ class Connector:
         if not recorded:
             # Cancelled meanwhile, or claimed by another connector after our lease ran out: that
             # claim's result is the one recorded.
-            log.warning("step %s of run %s (`%s`) is no longer this connector's (its run was cancelled, or another "
-                        "connector claimed it); the function's result is dropped", step.step, step.run_id,
-                        step.endpoint)
+            log.warning("step %s of run %s (`%s`): the function's result is dropped: %s", step.step, step.run_id,
+                        step.endpoint, recorded.reason)
             return "dropped"
         return "completed" if outcome == "complete" else "failed"
 
@@ -592,18 +603,19 @@ async def _awaited(awaitable):
 
 def run_connector(module: str | ModuleType, store, *, worker: str | None = None, lease: float = DEFAULT_LEASE,
                   poll: float = 0.1, stop=None, concurrency: int = DEFAULT_CONCURRENCY,
-                  grace: float = SHUTDOWN_GRACE) -> int:
+                  grace: float = SHUTDOWN_GRACE, max_result: int = MAX_RESULT) -> int:
     """Serve the `@endpoint` functions of a module (a module, a dotted name or a .py path) from
-    a store until `stop` says to end; returns the steps handled. `lease`, `concurrency` and
-    `grace` are as in the module's docstring."""
+    a store until `stop` says to end; returns the steps handled. `lease`, `concurrency`,
+    `grace` and `max_result` are as in the module's docstring."""
     loaded = load_module(module)
     endpoints = endpoints_of(loaded)
     if not endpoints:
         raise ConnectorError(f"{getattr(loaded, '__file__', None) or loaded.__name__}: no @endpoint functions")
-    connector = Connector(endpoints, store, worker=worker, lease=lease, concurrency=concurrency, grace=grace)
+    connector = Connector(endpoints, store, worker=worker, lease=lease, concurrency=concurrency, grace=grace,
+                          max_result=max_result)
     return connector.serve(poll=poll, stop=stop)
 
 
 __all__ = ["endpoint", "run_connector", "Connector", "ConnectorError", "DEFAULT_LEASE", "DEFAULT_CONCURRENCY",
-           "SHUTDOWN_GRACE", "Step", "current_step", "load_module",
+           "SHUTDOWN_GRACE", "MAX_RESULT", "Step", "current_step", "load_module",
            "endpoints_of", "conforms", "to_python", "from_python", "Keyword", "Member", "RecordValue", "REGISTRY"]

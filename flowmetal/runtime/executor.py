@@ -41,6 +41,18 @@ machine's `pause` hook), the driver looks around:
     `CHECKPOINT_EVERY` elapsed    a checkpoint (a snapshot: a crash resumes from here);
                                   never inside a pure call, and rarer when snapshots are slow
 
+A step for a connector is often answered within milliseconds. So when a run's
+only news is such a request, the executor commits it (events, the step, the
+snapshot: as durable as ever) *without* letting the run go, and watches for the
+answer for up to `HOLD` seconds (25 ms): a result that comes meanwhile is given
+to the run at once, in memory, with no release, no claim and no restore of the
+snapshot; the next commit records it taken, as after any resume. Only when none
+comes does the run wait as before (a second commit: `waiting`, released). A
+crash while it holds loses nothing: the run is `running` on a lease, its
+request and state committed, and the next holder resumes it from that snapshot
+once the lease lapses. An endpoint that let a hold pass unanswered is not held
+for again for `HOLD_AGAIN` seconds, so slow connectors cost no executor time.
+
 A snapshot larger than `MAX_SNAPSHOT` (or one that cannot be written) fails the
 run with a clear error instead of an unstorable commit.
 
@@ -67,7 +79,7 @@ from flowmetal.runtime import signals
 from flowmetal.runtime.jitter import ENDPOINT as JITTER, jitter
 from flowmetal.runtime.machine import RET, Done, Fault, Machine, Slice, Wait
 from flowmetal.runtime.program import Program, ProgramError, load
-from flowmetal.runtime.store import LeaseLost, Run, SQLiteStore, StoreError
+from flowmetal.runtime.store import CALLBACK_WAIT, SIGNAL_WAIT, LeaseLost, Run, SQLiteStore, StoreError
 from flowmetal.runtime.values import Member, RecordValue, decode, encode, literal
 from flowmetal.runtime.literals import read_literal
 
@@ -78,6 +90,8 @@ LOOK_EVERY = 0.05         # seconds between looks at the store (cancel, lease, q
 TIME_SLICE = 0.3          # seconds of CPU a run keeps its executor while other runs wait
 CHECKPOINT_EVERY = 5.0    # seconds between checkpoints of a run that computes (at least 10x a snapshot's cost)
 MAX_SNAPSHOT = 256 << 20  # bytes: the largest state a run may store (SQLite's own limit is 1e9)
+HOLD = 0.025              # seconds a run keeps its executor, after committing a connector's step, for the answer
+HOLD_AGAIN = 30.0         # seconds before holding again for an endpoint that let a hold pass unanswered
 TIMEOUT = Member("flowmetal.time", "timeout", "+timeout+")
 UNITS_MS = {"+milliseconds+": 1, "+seconds+": 1000, "+minutes+": 60_000, "+hours+": 3_600_000,
             "+days+": 86_400_000}
@@ -148,8 +162,10 @@ class Executor:
     in hand commit a checkpoint and go back to the queue (within `LOOK_EVERY` seconds)."""
 
     def __init__(self, store: SQLiteStore, worker: str | None = None, lease: float = 30.0,
-                 public_url: str | None = None, stop: threading.Event | None = None) -> None:
+                 public_url: str | None = None, stop: threading.Event | None = None, hold: float = HOLD) -> None:
         self.store = store
+        self.hold = hold  # seconds to hold a run for a connector's answer (0: never)
+        self.slow: dict[str, float] = {}  # endpoint -> when holding for it is worth trying again
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.lease = lease
         self.stop = stop
@@ -335,13 +351,18 @@ class _Driver:
         `with-timeout!` that fell due (`expire_due`), or 'still-waiting'. What came wins over
         a timeout due by the time the run looks: the work is done, and nothing is lost by
         taking it. One at a time, each recorded as it is given: the log's order is the run's."""
-        now = self.store.clock()
+        # A run without tasks, timeouts or a timer to wait on has no timer to look for: neither
+        # the store's clock nor its timers are asked (two round trips a step on PostgreSQL).
+        timed = (machine.next_task > 1 or bool(self.timeouts)
+                 or any(w["kind"] == "timer" for w in self.waits.head.values()))
+        now = self.store.clock() if timed else time.time()
         # What came, each with when it came (a timer: when it fell due; a step: when its result
         # was recorded): the first to come is given first. The store says what came (the run's
         # finished steps, its due timers), and the waits say whose it is: O(what came).
         came = []
         rows = [r for r in self.store.finished_steps(self.run.id, None) if r["step"] not in self.given]
-        timers = [t for t in self.store.due_timers(self.run.id, now) if t["step"] not in self.given]
+        timers = ([t for t in self.store.due_timers(self.run.id, now) if t["step"] not in self.given]
+                  if timed else [])
         owners = self.waits.tasks_of([r["step"] for r in rows] + [t["step"] for t in timers])
         for row in rows:
             tid = owners.get(row["step"])
@@ -468,7 +489,7 @@ class _Driver:
                 return self.suspend(machine)
         if outcome is _SCHEDULE:
             outcome = self.schedule(machine)
-            if isinstance(outcome, Progress):
+            if isinstance(outcome, Progress) or outcome is _WAKE:
                 return outcome
         if outcome is None:
             outcome = machine.run(SLICE, self.pause)
@@ -707,11 +728,49 @@ class _Driver:
         # `waiting`: the current task's wait (what inspecting the run shows).
         waiting = self.waits.get(machine.task)
         state, parts = self.state(machine, waiting or {"kind": "none", "step": None})
+        held = self.holdable()
+        if held:
+            # Committed as durably as a wait, but the run stays ours for a moment (`HOLD`).
+            self.commit(snapshot=state, parts=parts)
+            if self.answered(held):
+                return _WAKE  # given at once, in memory (`wake`)
+            if self.store.cancel_requested(self.run.id):  # asked for while it was held: a waiting run
+                raise _Cancel()                           # would not look again
+            self.commit(status="waiting", release=True, awaited_children=children.awaited(self.waits.head))
+            return Progress(self.run.id, "waiting")
         self.commit(snapshot=state, parts=parts, status="waiting", release=True,
                     awaited_children=children.awaited(self.waits.head))
         # A step that was answered while we committed (a callback delivered, a connector
         # quick to answer) woke the run already: `complete_step` sets its wake time.
         return Progress(self.run.id, "waiting")
+
+    def holdable(self) -> list[str]:
+        """The endpoints of the connectors' steps this commit requests, if holding the run for
+        their answer is worth it (none: let it go): not when stopping or not holding, nor for
+        an endpoint whose last hold passed unanswered."""
+        if self.ex.hold <= 0 or (self.ex.stop is not None and self.ex.stop.is_set()):
+            return []
+        now = time.monotonic()
+        names = [name for _, name, _, _ in self.extra["steps"] if name not in (CALLBACK_WAIT, SIGNAL_WAIT)]
+        if not names or any(self.ex.slow.get(name, 0.0) > now for name in names):
+            return []
+        return names
+
+    def answered(self, endpoints: list[str]) -> bool:
+        """Whether a step of the run finished within `HOLD` seconds (looked for every 0.5 to 4 ms)."""
+        deadline = time.monotonic() + self.ex.hold
+        pause = 0.0005
+        while True:
+            if any(row["step"] not in self.given for row in self.store.finished_steps(self.run.id, None)):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0 or (self.ex.stop is not None and self.ex.stop.is_set()):
+                break
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.004)
+        for name in endpoints:  # not quick: no more holds for it for a while
+            self.ex.slow[name] = time.monotonic() + HOLD_AGAIN
+        return False
 
     def end_waits(self) -> None:
         """The run ends: what its tasks wait for outside is cancelled."""

@@ -23,6 +23,17 @@ that lost its lease (paused past it) can never commit again for that run, even
 when the run was claimed meanwhile under the same worker name. Steps claimed by
 connectors are fenced the same way, by each step's `claim_epoch`.
 
+Leases need no flush. A transaction that only takes, renews or gives back a lease (a run's
+claim and heartbeat, a step's claim, renewal and release) commits without waiting for the
+disk (`_lease_transaction`: PostgreSQL's `synchronous_commit=off` for that transaction,
+SQLite's `synchronous=NORMAL`). Visible to every process at once all the same; only a crash
+of the database's machine can lose it, and losing it is what a lease is made for: the run or
+step is claimed again, as when its holder dies, and the holder's later commits are refused
+(fencing). It cannot be lost on its own behind a durable commit: both databases write one
+log in order, and a durable commit flushes everything before it. So what a run or a step's
+result depends on (events, snapshots, requests, results) is flushed before it is
+acknowledged, as ever, and the lease traffic around it costs no flush.
+
 Migrations are numbered and applied in order, each in its own transaction (on
 PostgreSQL under an advisory lock: processes starting at once migrate once); the
 schema version lives in `meta`. A store written by a newer Flowmetal (a version
@@ -61,6 +72,7 @@ children still going, recursively (`_ended`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -433,6 +445,42 @@ class Sent:
     status: str | None = None
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What recording a step's result or failure did (`complete_step`, `fail_step` and their
+    claimed forms): true only when it was recorded; otherwise `outcome` says why it was refused,
+    decided inside the transaction that tried:
+
+        recorded    the result is the step's (the run wakes)
+        unknown     no such step (or no such run)
+        done        the step has its outcome already (`status`: completed, failed or applied)
+        cancelled   the step was cancelled (its run ended, or a timeout ended its wait)
+        lost        the claim is no longer the caller's (`holder`: who holds it now, None when
+                    it was given back or its step is pending again)
+    """
+    outcome: str
+    status: str | None = None
+    holder: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.outcome == "recorded"
+
+    @property
+    def reason(self) -> str:
+        """Why it was refused, in words (empty when recorded)."""
+        return {
+            "recorded": "",
+            "unknown": "there is no such step",
+            "done": f"the step is {self.status} already: it takes one result",
+            "cancelled": "the step was cancelled (its run ended, or a timeout ended its wait)",
+            "lost": (f"the step is claimed by `{self.holder}` now (this claim's lease ran out)" if self.holder
+                     else "the step is no longer claimed by this connector (given back, or its lease ran out)"),
+        }[self.outcome]
+
+
+RECORDED = Recorded("recorded")
+
+
 def _same_json(a: str, b: str) -> bool:
     """Whether two JSON texts hold the same value (key order aside; 1, 1.0 and true differ)."""
     try:
@@ -449,6 +497,8 @@ class Store:
     logic calls a named hook that each kind of store defines:
 
         transaction()     a write transaction: `with store.transaction() as conn: conn.execute(...)`
+        _lease_transaction()  one that changes only leases (claims, renewals, give-backs): its
+                          commit waits for no disk flush (below, "Leases need no flush")
         _one, _all        a read outside any transaction
         _now(conn, now)   the time to stamp and compare with: SQLite the caller's `now` or this
                           machine's clock; PostgreSQL always the database's clock, so that
@@ -488,6 +538,11 @@ class Store:
 
     def _migration_lock(self, conn) -> None:
         """Nothing to do where every write transaction holds the whole store (SQLite)."""
+
+    def _lease_transaction(self):
+        """A write transaction that only moves leases: committed without a flush (see the
+        module's docstring). By default an ordinary one."""
+        return self.transaction()
 
     @staticmethod
     def _json_text(column: str, key: str) -> str:
@@ -702,7 +757,7 @@ class Store:
         """Take a runnable run: new, woken (timer due or step completed), or whose lease expired.
         Each claim moves the run's lease epoch on (`Run.epoch`): what this holder commits later
         is refused once anyone (even under the same worker name) has claimed the run again."""
-        with self.transaction() as conn:
+        with self._lease_transaction() as conn:
             now = self._now(conn, now)
             query = ("SELECT * FROM runs WHERE (status='pending' OR (status='waiting' AND wake_at IS NOT NULL "
                      "AND wake_at<=?) OR (status='running' AND lease_until<?))")
@@ -725,7 +780,7 @@ class Store:
         the holder's `Run` (or its `epoch`), only while nobody claimed the run since (fencing)."""
         run_id = run.id if isinstance(run, Run) else run
         epoch = run.epoch if isinstance(run, Run) else epoch
-        with self.transaction() as conn:
+        with self._lease_transaction() as conn:
             cur = conn.execute("UPDATE runs SET lease_until=? WHERE id=? AND owner=? AND status='running' AND "
                                "epoch=COALESCE(?, epoch)", (self._now(conn) + lease, run_id, worker, epoch))
             if cur.rowcount != 1:
@@ -978,18 +1033,33 @@ class Store:
     def timer(self, run_id: str, step: int):
         return self._one("SELECT * FROM timers WHERE run_id=? AND step=?", (run_id, step))
 
-    def complete_step(self, run_id: str, step: int, result_json: str) -> bool:
-        """Record an endpoint's result, once: False when the step is not pending (already
-        completed, cancelled, or unknown). Wakes the run."""
+    def complete_step(self, run_id: str, step: int, result_json: str) -> Recorded:
+        """Record an endpoint's result, once, whoever claimed the step. Wakes the run. Refused
+        (a false `Recorded` saying why) when the step is unknown, done or cancelled."""
         with self.transaction() as conn:
             self._lock_run(conn, run_id)
             now = self._now(conn)
             cur = conn.execute("UPDATE steps SET status='completed', result=?, completed=? WHERE run_id=? AND "
                                "step=? AND status IN ('pending','claimed')", (result_json, now, run_id, step))
             if cur.rowcount != 1:
-                return False
+                return self._refused(conn, run_id, step)
             self._wake(conn, run_id, now)
-        return True
+        return RECORDED
+
+    @staticmethod
+    def _refused(conn, run_id: str, step: int, worker: str | None = None) -> Recorded:
+        """Why a step's result or failure was not recorded, read in the transaction that tried."""
+        row = conn.execute("SELECT status, claimed_by FROM steps WHERE run_id=? AND step=?", (run_id, step)).fetchone()
+        if row is None:
+            return Recorded("unknown")
+        if row["status"] in ("completed", "failed", "applied"):
+            return Recorded("done", status=row["status"])
+        if row["status"] == "cancelled":
+            return Recorded("cancelled", status="cancelled")
+        # pending or claimed, yet not by `worker`: the claim was given back, or taken over
+        return Recorded("lost", status=row["status"],
+                        holder=row["claimed_by"] if row["status"] == "claimed" and row["claimed_by"] != worker
+                        else None)
 
     def claim_steps(self, endpoints: list[str], worker: str, lease: float, limit: int = 10,
                     runs: Collection[str] | None = None) -> list[dict]:
@@ -1005,7 +1075,7 @@ class Store:
         if runs is not None:
             run_ids = tuple(runs)
             of_runs = f"run_id IN ({','.join('?' for _ in run_ids)}) AND "
-        with self.transaction() as conn:
+        with self._lease_transaction() as conn:
             now = self._now(conn)
             rows = conn.execute(
                 f"SELECT run_id, step, endpoint, args, key, claim_epoch FROM steps WHERE endpoint IN ({marks}) AND "
@@ -1027,18 +1097,19 @@ class Store:
             params = (endpoint,)
         return [dict(r) for r in self._all(query + " ORDER BY created", params)]
 
-    def fail_step(self, run_id: str, step: int, error: str) -> bool:
+    def fail_step(self, run_id: str, step: int, error: str) -> Recorded:
         """Record that an endpoint could not be performed (a connector's own failure, or a
-        result of the wrong type): the run fails with this error when it resumes. Once."""
+        result of the wrong type): the run fails with this error when it resumes. Once; refused
+        as `complete_step` is."""
         with self.transaction() as conn:
             self._lock_run(conn, run_id)
             now = self._now(conn)
             cur = conn.execute("UPDATE steps SET status='failed', error=?, completed=? WHERE run_id=? AND step=? "
                                "AND status IN ('pending','claimed')", (error, now, run_id, step))
             if cur.rowcount != 1:
-                return False
+                return self._refused(conn, run_id, step)
             self._wake(conn, run_id, now)
-        return True
+        return RECORDED
 
     def deliver_callback(self, token: str, body: str) -> str:
         """Deliver a callback body, once. The outcome:
@@ -1301,7 +1372,7 @@ class Store:
         if not steps:
             return set()
         held = set()
-        with self.transaction() as conn:
+        with self._lease_transaction() as conn:
             now = self._now(conn)
             for item in steps:
                 run_id, step, epoch = self._claim_of(item)
@@ -1313,18 +1384,21 @@ class Store:
         return held
 
     def complete_claimed_step(self, run_id: str, step: int, worker: str, result_json: str,
-                              epoch: int | None = None) -> bool:
+                              epoch: int | None = None) -> Recorded:
         """`complete_step` fenced by the claim: records the result only while `worker` holds the
         step's claim (its lease may have run out, as long as nobody claimed the step since),
-        and, given its `epoch`, only while that claim is the latest. False, changing nothing,
-        otherwise. Wakes the run."""
+        and, given its `epoch`, only while that claim is the latest. Otherwise a false
+        `Recorded` saying why (`lost` when the claim is not `worker`'s), and nothing changed.
+        Wakes the run."""
         return self._finish_claimed(run_id, step, worker, epoch, "status='completed', result=?", result_json)
 
-    def fail_claimed_step(self, run_id: str, step: int, worker: str, error: str, epoch: int | None = None) -> bool:
+    def fail_claimed_step(self, run_id: str, step: int, worker: str, error: str,
+                          epoch: int | None = None) -> Recorded:
         """`fail_step` fenced by the claim, as `complete_claimed_step`."""
         return self._finish_claimed(run_id, step, worker, epoch, "status='failed', error=?", error)
 
-    def _finish_claimed(self, run_id: str, step: int, worker: str, epoch: int | None, sets: str, text: str) -> bool:
+    def _finish_claimed(self, run_id: str, step: int, worker: str, epoch: int | None, sets: str,
+                        text: str) -> Recorded:
         with self.transaction() as conn:
             self._lock_run(conn, run_id)
             now = self._now(conn)
@@ -1332,16 +1406,16 @@ class Store:
                                "AND claimed_by=? AND claim_epoch=COALESCE(?, claim_epoch)",
                                (text, now, run_id, step, worker, epoch))
             if cur.rowcount != 1:
-                return False
+                return self._refused(conn, run_id, step, worker)
             self._wake(conn, run_id, now)
-        return True
+        return RECORDED
 
     def release_steps(self, worker: str, steps: list[tuple]) -> int:
         """Give back steps `worker` claimed but will not finish (it is stopping): pending again at
         once, for any connector to claim, instead of after their leases run out. How many.
         Steps are named as for `renew_step_leases`."""
         released = 0
-        with self.transaction() as conn:
+        with self._lease_transaction() as conn:
             for item in steps:
                 run_id, step, epoch = self._claim_of(item)
                 released += conn.execute("UPDATE steps SET status='pending', claimed_by=NULL, lease_until=NULL "
@@ -1362,6 +1436,7 @@ class SQLiteStore(Store):
         truncated, corrupt, unwritable) is a `StoreError` naming the file, never a traceback."""
         self.path = str(path)
         self.readonly = readonly
+        self.synchronous = synchronous
         try:
             self.conn = self._connect(synchronous)
             if readonly:
@@ -1424,6 +1499,33 @@ class SQLiteStore(Store):
     def transaction(self) -> "_Tx":
         """An IMMEDIATE write transaction: `with store.transaction() as conn: ...`."""
         return self._Tx(self.conn)
+
+    class _LeaseTx(_Tx):
+        """In WAL mode with `synchronous=NORMAL` a commit is appended to the log unflushed; the
+        next `FULL` commit's flush of the log makes it durable with its own."""
+
+        def __init__(self, conn, synchronous: str) -> None:
+            super().__init__(conn)
+            self.synchronous = synchronous
+
+        def __enter__(self):
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                return super().__enter__()
+            except BaseException:
+                self.conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                raise
+
+        def __exit__(self, kind, value, tb):
+            try:
+                return super().__exit__(kind, value, tb)
+            finally:
+                self.conn.execute(f"PRAGMA synchronous={self.synchronous}")
+
+    def _lease_transaction(self) -> "_Tx":
+        if self.synchronous.upper() not in ("FULL", "EXTRA", "2", "3"):
+            return self._Tx(self.conn)  # no flush to save
+        return self._LeaseTx(self.conn, self.synchronous)
 
     def close(self) -> None:
         self.conn.close()
@@ -1505,6 +1607,14 @@ class PostgresStore(Store):
     def transaction(self):
         """A write transaction: `with store.transaction() as conn: ...`."""
         return self.db.transaction()
+
+    @contextlib.contextmanager
+    def _lease_transaction(self):
+        """The commit returns before the server flushes its log (`synchronous_commit=off`
+        for this transaction only); visible to others at once."""
+        with self.db.transaction() as conn:
+            conn.execute("SET LOCAL synchronous_commit TO OFF")
+            yield conn
 
     def close(self) -> None:
         self.db.close()

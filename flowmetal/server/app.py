@@ -890,11 +890,29 @@ def _result_value(program, endpoint: str, data: dict):
     return value
 
 
+def _step_worker(data: dict) -> str | None:
+    """The `worker` a result is recorded under: only while its claim is that worker's (None: any)."""
+    worker = data.get("worker")
+    if worker is not None and (not isinstance(worker, str) or not worker or len(worker) > 200):
+        raise ApiError(400, "`worker` must be the name the step was claimed under (1 to 200 characters)")
+    return worker
+
+
+def _refused(recorded, run_id: str, step: int, what: str) -> None:
+    """A result or failure the store refused, in the transaction that tried (a race lost after
+    `_open_step` looked, or a claim no longer the worker's): 404 or 409 saying why."""
+    if recorded:
+        return
+    status = 404 if recorded.outcome == "unknown" else 409
+    raise ApiError(status, f"step {step} of run `{run_id}`: {recorded.reason}; this {what} changed nothing",
+                   reason=recorded.outcome)
+
+
 async def complete(request: web.Request) -> web.Response:
     from flowmetal.runtime.values import encode
     api = _api(request)
     run_id, step = _path_text(request, "run_id", "run"), int(request.match_info["step"])
-    data = await json_object(request, {"result": "JSON", "literal": "text"})
+    data = await json_object(request, {"result": "JSON", "literal": "text", "worker": "name"})
     if ("result" in data) == ("literal" in data):
         raise ApiError(400, "give the step's value as `result` (JSON) or as `literal` (a Flowmetal literal), "
                             "one of the two")
@@ -908,9 +926,12 @@ async def complete(request: web.Request) -> web.Response:
         raise ApiError(409, f"the program of run `{run_id}` cannot be loaded: {error}") from None
     value = await api.check(_result_value, program, row["endpoint"], data)
     stored = json.dumps(encode(value), separators=(",", ":"))
-    if not await api.db(Store.complete_step, run_id, step, stored):
-        raise ApiError(409, f"step {step} of run `{run_id}` is no longer open (completed, failed or "
-                            f"cancelled meanwhile): this result changed nothing")
+    worker = _step_worker(data)
+    if worker is None:
+        recorded = await api.db(Store.complete_step, run_id, step, stored)
+    else:
+        recorded = await api.db(Store.complete_claimed_step, run_id, step, worker, stored)
+    _refused(recorded, run_id, step, "result")
     api.on_change()
     return web.json_response({"run_id": run_id, "step": step, "status": "completed"})
 
@@ -918,14 +939,17 @@ async def complete(request: web.Request) -> web.Response:
 async def fail(request: web.Request) -> web.Response:
     api = _api(request)
     run_id, step = _path_text(request, "run_id", "run"), int(request.match_info["step"])
-    data = await json_object(request, {"error": "message"})
+    data = await json_object(request, {"error": "message", "worker": "name"})
     error = data.get("error")
     if not isinstance(error, str) or not re.search(NOT_BLANK, error):
         raise ApiError(400, "`error` must be a non-empty string saying why the endpoint failed")
+    worker = _step_worker(data)
     await _open_step(api, run_id, step)
-    if not await api.db(Store.fail_step, run_id, step, error):
-        raise ApiError(409, f"step {step} of run `{run_id}` is no longer open (completed, failed or "
-                            f"cancelled meanwhile): this failure changed nothing")
+    if worker is None:
+        recorded = await api.db(Store.fail_step, run_id, step, error)
+    else:
+        recorded = await api.db(Store.fail_claimed_step, run_id, step, worker, error)
+    _refused(recorded, run_id, step, "failure")
     api.on_change()
     return web.json_response({"run_id": run_id, "step": step, "status": "failed"})
 

@@ -141,6 +141,10 @@ SCHEMAS = {
             "error": {"type": "string", "minLength": 1, "description": "What is wrong, naming the field, run or step"},
             "diagnostics": {"type": "array", "items": {"type": "string"},
                             "description": "For a program with errors: each as `file:line:col: code: message`"},
+            "reason": {"type": "string", "enum": ["unknown", "done", "cancelled", "lost"],
+                       "description": "For a step's result or failure the store refused: why (no such step; "
+                                      "it has its outcome already; it was cancelled; the claim is no longer "
+                                      "the `worker`'s)"},
         },
     },
     "NewRun": {
@@ -264,13 +268,22 @@ SCHEMAS = {
         "properties": {
             "result": {"description": "The value as JSON, converted to the endpoint's declared return type"},
             "literal": {"type": "string", "description": "The value as a Flowmetal literal"},
+            "worker": {"type": ["string", "null"], "minLength": 1, "maxLength": 200,
+                       "description": "The name the step was claimed under: recorded only while the claim is "
+                                      "still that worker's (409 with `reason` `lost` otherwise); null or absent: "
+                                      "recorded whoever claimed it"},
         },
         "oneOf": [{"required": ["result"]}, {"required": ["literal"]}],
         "examples": [{"result": {"price": 12, "size": "large", "note": "in stock"}}, {"literal": "42"}],
     },
     "Fail": {"type": "object", "required": ["error"], "additionalProperties": False,
              "properties": {"error": {"type": "string", "pattern": NOT_BLANK,
-                                      "description": "Why the endpoint failed (not blank)"}}},
+                                      "description": "Why the endpoint failed (not blank)"},
+                            "worker": {"type": ["string", "null"], "minLength": 1, "maxLength": 200,
+                       "description": "The name the step was claimed under: recorded only while the claim is "
+                                      "still that worker's (409 with `reason` `lost` otherwise); null or absent: "
+                                      "recorded whoever claimed it"},
+                            }},
     "StepDone": {
         "type": "object", "required": ["run_id", "step", "status"],
         "properties": {"run_id": {"type": "string"}, "step": {"type": "integer"},
@@ -441,7 +454,8 @@ def document() -> dict:
             "responses": {"200": _json("StepDone", "Recorded; the run wakes"),
                           **_api_errors(400, 404, 409, 413, 415, 422,
                                         e404="No such run, or the run has no such step",
-                                        e409="The step has its result already, failed, or was cancelled (or "
+                                        e409="The step has its result already, failed, or was cancelled, or "
+                                             "its claim is no longer the `worker`'s (`reason` says which; or "
                                              "its run's program cannot be loaded, or it is a `receive!`, "
                                              "which a signal answers): this one changed nothing",
                                         e422="The value is not of the endpoint's declared return type (the "
@@ -454,7 +468,8 @@ def document() -> dict:
             "responses": {"200": _json("StepDone", "Recorded; the run fails when it resumes"),
                           **_api_errors(400, 404, 409, 413, 415,
                                         e404="No such run, or the run has no such step",
-                                        e409="The step has its result already, failed, or was cancelled (or "
+                                        e409="The step has its result already, failed, or was cancelled, or "
+                                             "its claim is no longer the `worker`'s (`reason` says which; or "
                                              "it is a `receive!`): this failure changed nothing")},
         }},
     }

@@ -37,3 +37,8 @@ def mixed():
 def classify(order):
     total = order[Keyword("total")] * order[Keyword("count")]
     return Member("acme.billing", "tier", "+gold+") if total > 100 else None
+
+
+@endpoint("acme.billing/huge!")
+def huge(n):
+    return "x" * n

@@ -189,10 +189,11 @@ def connectors(path, service):
 
 
 def waiting_step(store: SQLiteStore, url: str) -> str:
-    """A run of `web/fetch` that has asked for its request: its step 1 is pending."""
+    """A run of `web/fetch` that has asked for its request and waits (not held for the answer):
+    its step 1 is recorded (pending, or already taken by a connector running meanwhile)."""
     run_id = start_run(store, SOURCES, "web/fetch", [json.dumps(url)])
-    Executor(store).run_once(run_id)
-    assert store.step(run_id, 1)["status"] == "pending"
+    Executor(store, hold=0).run_once(run_id)
+    assert store.step(run_id, 1)["status"] in ("pending", "claimed", "completed")
     return run_id
 
 
@@ -237,6 +238,24 @@ def test_a_body_without_a_length_is_read_up_to_the_limit_exactly_and_no_further(
     # A body of exactly the limit is kept whole.
     kept = result_of(store, exact)
     assert kept.record == "response" and len(kept.values[2]) == MAX_BODY
+
+
+def test_the_limit_is_a_setting_of_the_process_and_a_bad_one_keeps_the_default(store, service, monkeypatch,
+                                                                                caplog):
+    from flowmetal.connectors.http_request import MAX_BODY_SETTING, RequestConnector
+    monkeypatch.setenv(MAX_BODY_SETTING, "1000")
+    run_id = waiting_step(store, service.url("/exact"))  # MAX_BODY bytes: far over 1000
+    assert run_once(store, worker="capped", timeout=PATIENT) == 1
+    assert len(store.step(run_id, 1)["result"]) < 4096
+    value = result_of(store, run_id)
+    assert value.record == "response-error"
+    assert "limit of 1000 bytes" in value.values[0].values[2]
+    assert drive(store, run_id) == "completed"  # an error value the program handles
+    monkeypatch.setenv(MAX_BODY_SETTING, "lots")
+    with caplog.at_level("WARNING", logger="flowmetal.connectors.http_request"):
+        with RequestConnector(store, worker="default") as connector:
+            assert connector.max_body == MAX_BODY
+    assert any(MAX_BODY_SETTING in r.getMessage() and "'lots'" in r.getMessage() for r in caplog.records)
 
 
 # -- time ------------------------------------------------------------------------------------------------

@@ -105,6 +105,28 @@ def test_a_result_of_the_wrong_type_fails_the_run_naming_endpoint_type_and_value
     assert "acme.billing/bad!" in failed.data["error"]
 
 
+def test_a_result_over_the_limit_fails_its_step_naming_size_and_limit_and_is_not_stored(served):
+    store, run_id, status = run(served, "acme.billing/pay-huge", str(2 * 1024 * 1024))
+    assert status == "failed"
+    error = store.get_run(run_id).error
+    assert "`acme.billing/huge!` returned a value of 2097154 bytes" in error
+    assert "limit of 1048576 bytes (1 MiB" in error
+    row = store.step(run_id, 1)
+    assert row["result"] is None and len(row["error"]) < 1000
+    store, run_id, status = run(served, "acme.billing/pay-huge", "1000")
+    assert status == "completed" and len(store.get_run(run_id).result) == 1002
+
+
+def test_the_limit_on_results_is_the_connectors_to_set(tmp_path):
+    store = SQLiteStore(tmp_path / "s.db")
+    run_id = start_run(store, SOURCES, "acme.billing/pay-huge", ["100"])
+    Executor(store).run_once(run_id)
+    with Connector({"acme.billing/huge!": lambda n: "x" * n}, store, worker="tight", max_result=101) as connector:
+        assert connector.run_once() == 1
+    assert drive(store, run_id) == "failed"
+    assert "a value of 102 bytes (stored form), over this connector's limit of 101 bytes" in store.get_run(run_id).error
+
+
 def test_a_list_is_checked_all_the_way_down(served):
     store, run_id, status = run(served, "acme.billing/pay-mixed")
     assert status == "failed"

@@ -413,6 +413,32 @@ async def test_step_requests_refuse_bad_input(api):
     assert status == 200
 
 
+async def test_a_result_named_with_its_worker_is_recorded_only_under_that_workers_claim(api):
+    run_id = await api.start("shop/buy", ['"tea"', "3"])
+    assert api.advance(run_id) == "waiting"
+    good = {"result": {"price": 12, "size": "large", "note": "ok"}}
+    complete, fail = f"/api/steps/{run_id}/1/complete", f"/api/steps/{run_id}/1/fail"
+    # Not claimed yet: a worker's result has no claim to stand on.
+    body = await api.refused("POST", complete, 409, "no longer claimed by this connector",
+                             json={**good, "worker": "prices"})
+    assert body["reason"] == "lost"
+    # Claimed by one whose lease runs out at once, then taken over by another.
+    status, body, _ = await api.call("POST", "/api/steps/claim", json={"endpoints": ["shop/price!"],
+                                                                       "worker": "slow", "lease": 1})
+    assert status == 200 and len(body["steps"]) == 1
+    api.store.renew_step_leases("slow", [(run_id, 1)], -1)  # as if the lease ran out
+    assert len(api.store.claim_steps(["shop/price!"], "quick", 30)) == 1
+    body = await api.refused("POST", complete, 409, "claimed by `quick`", json={**good, "worker": "slow"})
+    assert body["reason"] == "lost"
+    body = await api.refused("POST", fail, 409, "claimed by `quick`", json={"error": "late", "worker": "slow"})
+    assert body["reason"] == "lost"
+    await api.refused("POST", complete, 400, "`worker`", json={**good, "worker": ""})
+    await api.refused("POST", fail, 400, "`worker`", json={"error": "x", "worker": 7})
+    status, body, _ = await api.call("POST", complete, json={**good, "worker": "quick"})
+    assert (status, body) == (200, {"run_id": run_id, "step": 1, "status": "completed"})
+    assert api.store.step(run_id, 1)["status"] == "completed"
+
+
 async def test_a_cancelled_runs_steps_take_no_result(api):
     run_id = await api.start("shop/buy", ['"tea"', "3"])
     api.advance(run_id)

@@ -259,6 +259,28 @@ def test_steps_given_back_are_pending_again(store):
     assert store.step(run_id, 2)["status"] == "pending"
 
 
+def test_a_refused_result_or_failure_says_why(store, other):
+    run_id = waiting(store, steps=[(2, "acme/charge!", "{}"), (3, "acme/charge!", "{}"), (4, "acme/mail!", "{}")])
+    assert store.complete_step(run_id, 99, '"x"').outcome == "unknown"
+    assert store.fail_claimed_step("no-such-run", 2, "c1", "x").outcome == "unknown"
+    claims = store.claim_steps(["acme/charge!"], "c1", -1, limit=1)  # its lease ran out at once
+    assert [c["step"] for c in claims] == [2]
+    assert [c["step"] for c in other.claim_steps(["acme/charge!"], "c2", 30, limit=1)] == [2]
+    lost = store.complete_claimed_step(run_id, 2, "c1", '"late"')
+    assert (lost.outcome, lost.holder) == ("lost", "c2") and "`c2`" in lost.reason
+    assert store.complete_claimed_step(run_id, 3, "c1", '"never claimed"').outcome == "lost"
+    assert other.complete_claimed_step(run_id, 2, "c2", '"charged"')
+    done = store.fail_step(run_id, 2, "too late")
+    assert (done.outcome, done.status) == ("done", "completed") and "completed already" in done.reason
+    store.claim_steps(["acme/mail!"], "c1", 30)
+    assert store.release_steps("c1", [(run_id, 4)]) == 1
+    given_back = store.complete_claimed_step(run_id, 4, "c1", '"after giving it back"')
+    assert (given_back.outcome, given_back.holder) == ("lost", None)
+    assert store.request_cancel(run_id) == "cancelled"
+    assert other.complete_step(run_id, 3, '"x"').outcome == "cancelled"
+    assert store.step(run_id, 3)["result"] is None and store.step(run_id, 4)["result"] is None
+
+
 def test_the_runtimes_own_waits_are_never_handed_to_a_connector(store):
     _callback_wait(store)
     assert store.claim_steps([CALLBACK_WAIT, SIGNAL_WAIT], "c", 30) == []
