@@ -220,6 +220,31 @@ def test_an_idle_worker_takes_a_run_woken_by_a_callback_after_its_listening_conn
     assert worker.returncode == 0, err
 
 
+CONNECTORS = Path(__file__).resolve().parents[1] / "connectors"
+
+
+def test_an_idle_connector_polling_every_30_s_performs_a_new_step_at_once(tmp_path: Path, postgres_url: str):
+    (tmp_path / "billing.flow").write_text((CONNECTORS / "billing.flow").read_text())
+    store = open_store(postgres_url)
+    worker = _idle_worker(tmp_path, postgres_url)
+    connector = spawn("connector", str(CONNECTORS / "billing_endpoints.py"), "--poll", "30", "--store", postgres_url,
+                      cwd=tmp_path)
+    try:
+        wait_until(lambda: len(_listeners(postgres_url)) == 2, "the connector's listening connection", timeout=30)
+        made = flowmetal("run", "billing.flow", "pay", "5", "--detach", "--store", postgres_url, cwd=tmp_path)
+        assert made.returncode == 0, made.stderr
+        run_id = made.stdout.strip()
+        # Two steps, each performed by the connector and resumed by the worker, each woken in turn.
+        wait_until(lambda: store.get_run(run_id).status == "completed", "the run to end", timeout=2 * WOKEN)
+        assert store.get_run(run_id).result == "13"
+    finally:
+        connector.terminate()
+        connector.communicate(timeout=30)
+        err = _stopped(worker)
+        store.close()
+    assert worker.returncode == 0, err
+
+
 def test_an_sqlite_store_listens_to_nothing_and_its_loops_poll(tmp_path: Path):
     store = SQLiteStore(tmp_path / "store.db")
     try:
