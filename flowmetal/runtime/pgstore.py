@@ -267,7 +267,6 @@ class Listener:
     def __init__(self, url: str, channels: tuple[str, ...]) -> None:
         self.url, self.channels = url, channels
         self.listening = False
-        self.backend_pid: int | None = None   # the listening connection's server process, when connected
         self._subscriptions: list[Subscription] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -302,7 +301,6 @@ class Listener:
                 with conn:
                     for channel in self.channels:
                         conn.execute(f'LISTEN "{channel}"')
-                    self.backend_pid = conn.info.backend_pid
                     self.listening = True
                     self._deliver(None, None)  # what was said while nobody listened is lost: look now
                     checked = time.monotonic()
@@ -316,7 +314,6 @@ class Listener:
                 pass
             finally:
                 self.listening = False
-                self.backend_pid = None
             if not self._closed.is_set():
                 self._deliver(None, None)   # the loops poll at their short interval until it is back
                 self._closed.wait(RECONNECT)
