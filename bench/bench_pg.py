@@ -16,6 +16,14 @@
   W `flowmetal worker --once` processes on the store until all have ended: runs
   a second, start-up of the processes included, and the time against 1 worker
   (informational).
+- `pg-wake-latency`: claim latency after a wake-up. One idle `flowmetal worker`
+  (its default `--poll`) holds runs waiting for a signal; the benchmark sends
+  each its signal (`send_signal`, the transaction `POST /api/runs/{id}/signals`
+  makes) and times from just before that call to the worker's log line saying
+  it claimed the run (read from its stderr as it comes): the median over 200
+  runs (20 with `--quick`), each sent once the worker is idle again. Target:
+  <= 50 ms. On PostgreSQL the worker is woken by the commit's notification; on
+  SQLite it finds the run at its next poll.
 
 What is compared, and why it is fair. A DBOS step's result is durable before
 the workflow goes on (DBOS commits each step's output). A `now!` step's result
@@ -59,6 +67,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -77,7 +86,8 @@ FINAL = {"completed", "failed", "cancelled"}
 NOT_AVAILABLE = "PostgreSQL store not available"
 PROGRAM = """\
 (defpackage bench.pg
-  (require [flowmetal.time :refer [now!]])
+  (require [flowmetal.time :refer [now!]]
+           [flowmetal.signal :refer [receive!]])
   (defendpoint tick! [] : int?
     "Answered by the benchmark, as a connector would.")
   (defn clock [n : int? acc : int?] : int?
@@ -87,7 +97,8 @@ PROGRAM = """\
   (defn main [n : int?] : int?
     (clock n 0))
   (defn connector [n : int?] : int?
-    (ticks n 0)))
+    (ticks n 0))
+  (defn woken [] (receive! "go")))
 """
 SOURCES = {"pg.flow": PROGRAM}
 
@@ -242,6 +253,82 @@ def _throughput(location: str, runs: int, workers: int) -> float:
     return runs / elapsed
 
 
+# -- claim latency after a wake-up ------------------------------------------------------------------------
+
+class _WorkerLog(threading.Thread):
+    """A worker's stderr, read as it comes: when each run was claimed and left (monotonic times)."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        super().__init__(daemon=True)
+        self.process = process
+        self.claimed: dict[str, list[float]] = {}
+        self.left: dict[str, list[str]] = {}
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+
+    def run(self) -> None:
+        for line in self.process.stderr:
+            at = time.monotonic()
+            words = line.split()
+            with self.changed:
+                self.lines.append(line)
+                if len(words) >= 5 and words[2] == "run":  # flowmetal worker: run ID ...
+                    run_id = words[3].rstrip(":")
+                    if line.rstrip().endswith(": claimed"):
+                        self.claimed.setdefault(run_id, []).append(at)
+                    else:
+                        self.left.setdefault(run_id, []).append(line)
+                self.changed.notify_all()
+
+    def wait(self, predicate, what: str, timeout: float = 60.0) -> None:
+        with self.changed:
+            if not self.changed.wait_for(predicate, timeout):
+                raise AssertionError(f"the worker did not log {what} in {timeout:.0f} s:\n" + "".join(self.lines[-20:]))
+
+
+def _listening(location: str) -> bool:
+    """Whether a Flowmetal listening connection is open on the store's database (PostgreSQL)."""
+    import psycopg
+    with psycopg.connect(location, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name='flowmetal-listener' "
+                            "AND datname=current_database()").fetchone()[0] > 0
+
+
+def _wake_latency(location: str, count: int, on_postgres: bool) -> list[float]:
+    """Seconds from sending a waiting run its signal to an idle worker's claim of it, for `count` runs
+    (after 3 untimed)."""
+    store = open_store(location)
+    stored = store.put_sources(SOURCES)
+    digest = code_hash(SOURCES)
+    worker = subprocess.Popen([sys.executable, "-m", "flowmetal", "worker", "--no-connectors", "--store", location],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = _WorkerLog(worker)
+    log.start()
+    times = []
+    try:
+        deadline = time.monotonic() + 60
+        while on_postgres and not _listening(location):
+            assert time.monotonic() < deadline and worker.poll() is None, "the worker's listener never connected"
+            time.sleep(0.05)
+        for i in range(count + 3):
+            run_id = store.create_run("bench.pg/woken", [], stored, digest)
+            log.wait(lambda: len(log.left.get(run_id, ())) >= 1, f"run {run_id} waiting")
+            assert "waiting" in log.left[run_id][0], log.left[run_id]
+            time.sleep(0.05)  # the worker back asleep
+            start = time.monotonic()
+            assert store.send_signal(run_id, "go", str(i)).outcome == "queued"
+            log.wait(lambda: len(log.claimed.get(run_id, ())) >= 2, f"run {run_id} claimed again")
+            if i >= 3:
+                times.append(log.claimed[run_id][1] - start)
+            log.wait(lambda: len(log.left.get(run_id, ())) >= 2, f"run {run_id} ended")
+            assert store.get_run(run_id).status == "completed", store.get_run(run_id)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        store.close()
+    return times
+
+
 # -- the figures ------------------------------------------------------------------------------------------
 
 def _us(seconds: float) -> str:
@@ -271,6 +358,10 @@ def run(quick: bool = False, store: str | None = None, postgres: str | None = No
                 dbos_info = _dbos_run(python, dbos_database, steps)
                 dbos_times += dbos_info["times"]
         flowmetal.close()
+
+        wake_location = _fresh_database(server, "flowmetal_wake") if on_postgres and not store else (
+            store if on_postgres else str(folder / "wake.db"))
+        wakes = _wake_latency(wake_location, 20 if quick else 200, on_postgres)
 
         rates = {}
         for workers in (1, 2, 4):
@@ -306,6 +397,13 @@ def run(quick: bool = False, store: str | None = None, postgres: str | None = No
             "detail": f"{on}: {rate:.0f} runs/s, {runs} runs of 10 now! steps, {workers} flowmetal worker --once "
                       f"process{'es' if workers > 1 else ''}, start-up included; time against 1 worker "
                       f"(informational)"})
+    wake = statistics.median(wakes) * 1000
+    results.append({
+        "name": f"pg-wake-latency{suffix}", "value": wake, "reference": 50.0, "ratio": wake, "target": 50.0,
+        "unit": "ms",
+        "detail": f"{on}: median {wake:.1f} ms (min {min(wakes) * 1000:.1f}, max {max(wakes) * 1000:.1f}) from "
+                  f"sending a waiting run its signal to an idle flowmetal worker's claim of it (default --poll), "
+                  f"over {len(wakes)} runs"})
     return results
 
 

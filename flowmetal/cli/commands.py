@@ -464,7 +464,9 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                         help="only run runs: leave their HTTP requests to another process (a serve or a worker)")
     worker.add_argument("--lease", type=_positive, default=30.0,
                         help="seconds a claim lasts without a heartbeat (renewed every third of it)")
-    worker.add_argument("--poll", type=_positive, default=0.2, help="seconds between looks for work")
+    worker.add_argument("--poll", type=_positive, default=0.2,
+                        help="seconds between looks for work (on PostgreSQL, which tells it of new work at once, "
+                             "at least 5)")
     worker.set_defaults(handler=_worker)
 
     replay = with_store(argparse.ArgumentParser(prog="flowmetal replay",
@@ -513,7 +515,8 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                            help="bytes of a result's stored form: a larger one fails its step, naming its "
                                 "size and the limit (default 1048576, 1 MiB)")
     connector.add_argument("--poll", type=_number(float, 0, above=True), default=0.1,
-                           help="seconds between looks for work")
+                           help="seconds between looks for work (on PostgreSQL, which tells it of new work at once, "
+                                "at least 5)")
     connector.set_defaults(handler=_connector)
     serve = with_store(argparse.ArgumentParser(
         prog="flowmetal serve",

@@ -73,6 +73,7 @@ import httpx
 
 from flowmetal.connectors import Presence, pause, stopped
 from flowmetal.runtime.values import Map, RecordValue, decode, encode, key_value
+from flowmetal.runtime.wakeups import Wakeup
 
 PACKAGE = "http.request"
 ENDPOINTS = {
@@ -485,17 +486,22 @@ class RequestConnector:
         """Claim, perform and record until `stop` is set, claiming more as answers come. Then
         waits up to `grace` seconds for the requests in flight and gives the rest back. Returns
         the steps handled."""
-        while not stopped(stop):
-            self.presence.beat()
-            try:
-                claimed = self.claim(self.concurrency - len(self.in_flight))
-                if self.in_flight:
-                    self.collect(poll)
-                elif not claimed:
+        wakeup = Wakeup(self.store, endpoints=ENDPOINTS)  # a step created wakes it (PostgreSQL)
+        try:
+            while not stopped(stop):
+                self.presence.beat()
+                try:
+                    wakeup.clear()
+                    claimed = self.claim(self.concurrency - len(self.in_flight))
+                    if self.in_flight:
+                        self.collect(poll)
+                    elif not claimed:
+                        wakeup.sleep(wakeup.interval(poll), stop)
+                except Exception:  # noqa: BLE001 - the store was busy or gone for a moment: try again
+                    log.exception("the HTTP request connector could not reach the store; retrying")
                     pause(stop, poll)
-            except Exception:  # noqa: BLE001 - the store was busy or gone for a moment: try again
-                log.exception("the HTTP request connector could not reach the store; retrying")
-                pause(stop, poll)
+        finally:
+            wakeup.close()
         deadline = time.monotonic() + self.grace
         while self.in_flight and time.monotonic() < deadline:
             try:

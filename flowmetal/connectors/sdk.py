@@ -94,6 +94,7 @@ from flowmetal.lang.types import ListOf, MapOf, Record, Type, Union, show
 from flowmetal.runtime.primitives import is_instance
 from flowmetal.runtime.program import Program, ProgramError, load
 from flowmetal.runtime.store import StoreError
+from flowmetal.runtime.wakeups import Wakeup
 from flowmetal.runtime.values import (
     FUNCTIONS, Keyword, List, Map, Member, RecordValue, decode, encode, key_value, literal, map_key,
 )
@@ -574,17 +575,22 @@ class Connector:
         end, claiming more as functions return. Then waits up to `grace` seconds for the
         functions still running and gives the rest of their steps back. The steps handled."""
         try:
-            while not stopped(stop):
-                self.presence.beat()
-                try:
-                    claimed = self.claim(self.capacity())
-                    if self.in_flight:
-                        self.collect(poll)
-                    elif not claimed:
+            wakeup = Wakeup(self.store, endpoints=self.endpoints)  # a step created wakes it (PostgreSQL)
+            try:
+                while not stopped(stop):
+                    self.presence.beat()
+                    try:
+                        wakeup.clear()
+                        claimed = self.claim(self.capacity())
+                        if self.in_flight:
+                            self.collect(poll)
+                        elif not claimed:
+                            wakeup.sleep(wakeup.interval(poll), stop)
+                    except Exception:  # noqa: BLE001 - the store was busy or gone for a moment: try again
+                        log.exception("the connector could not reach the store; retrying")
                         pause(stop, poll)
-                except Exception:  # noqa: BLE001 - the store was busy or gone for a moment: try again
-                    log.exception("the connector could not reach the store; retrying")
-                    pause(stop, poll)
+            finally:
+                wakeup.close()
             deadline = time.monotonic() + self.grace
             while self.in_flight and time.monotonic() < deadline:
                 try:

@@ -71,6 +71,7 @@ from pathlib import Path
 from flowmetal.runtime import inspect
 from flowmetal.runtime.program import Program, ProgramError, ProgramNameError, load
 from flowmetal.runtime.store import Run, SQLiteStore, StoreError, is_postgres, open_store
+from flowmetal.runtime.wakeups import Wakeup
 
 FINAL = ("completed", "failed", "cancelled")
 LOOK_EVERY = 0.2       # seconds between looks at the store for changes
@@ -465,23 +466,35 @@ class EmbeddedWorker:
                 self.port_note = str(held)
                 connectors = InProcess(store.path, 0, runs=lambda: self._family)
                 connectors.__enter__()
+            wakeup = Wakeup(store, runs=True)  # another process's change wakes it (PostgreSQL)
             try:
                 self.public_url = connectors.public_url
                 executor = Executor(store, public_url=connectors.public_url, stop=self._stop)
                 while not self._stop.is_set():
                     try:
+                        wakeup.clear()
                         progress = self._round(executor, store)
                     except Exception:  # a bug or a store error: say so, and go on with the next run
                         self.error = traceback.format_exc()
                         self._stop.wait(1.0)
                         continue
                     if progress is None:
-                        self._stop.wait(self.poll)
+                        wakeup.sleep(self._delay(store, wakeup), self._stop)
             finally:
+                wakeup.close()
                 connectors.__exit__(None, None, None)
             store.close()
         except Exception:
             self.error = traceback.format_exc()
+
+    def _delay(self, store, wakeup) -> float:
+        """How long to sleep idle: `poll`; while notifications come, until the next due time
+        (a timer, a lease another process may take over) or `LISTENING_POLL` at the most."""
+        if not wakeup.listening:
+            return self.poll
+        delay = wakeup.interval(self.poll)
+        due = store.next_wake(leases=True)
+        return delay if due is None else max(0.0, min(delay, due - store.clock()))
 
     def _round(self, executor, store):
         """Advance a runnable run: any one (`runs()` is None), else each of those named that is."""

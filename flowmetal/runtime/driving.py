@@ -17,6 +17,8 @@ server and the editor's workbench, which all start runs the same way.
 - `work`: the worker loop (`flowmetal worker`): SIGTERM and SIGINT become its
   executor's stop; a connector handed in runs beside it; a line of log for each
   run claimed and left; `once` ends when nothing is due soon (`ONCE_HORIZON`).
+  Idle, it sleeps until the next due time, a notification that a run is
+  runnable (PostgreSQL), or its polling interval (`flowmetal.runtime.wakeups`).
 - `waiting_on`, `qualified_entry`, `local_time`: what a run waits on, its entry
   as `package/name`, a moment as local time, in words for people.
 
@@ -35,6 +37,7 @@ from flowmetal.lang.syntax import Kind, Seq, read
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.program import is_standard
 from flowmetal.runtime.store import Run, SQLiteStore
+from flowmetal.runtime.wakeups import Wakeup
 
 FINAL = ("completed", "failed", "cancelled")
 
@@ -266,9 +269,12 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
     stop = threading.Event()
     received: list[int] = []
 
+    wakeup = Wakeup(store, runs=True)
+
     def on_signal(signum, frame) -> None:
         received.append(signum)
         stop.set()
+        wakeup.set()
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -280,15 +286,19 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
             requests.start()
         while not stop.is_set():
             try:
+                wakeup.clear()
                 progress = executor.run_once()
                 if progress is not None:
                     log(_left(store, progress, here))
                     continue
-                delay = poll
+                listening = wakeup.listening
+                delay = wakeup.interval(poll)
                 wake = store.next_wake()
-                now = store.clock() if wake is not None else 0.0  # due times are on the store's clock
-                if wake is not None:
-                    delay = max(0.0, min(poll, wake - now))
+                # Told of everything else, it must still wake for a lease another process may take over.
+                due = store.next_wake(leases=True) if listening else wake
+                now = store.clock() if due is not None else 0.0  # due times are on the store's clock
+                if due is not None:
+                    delay = max(0.0, min(delay, due - now))
                 if once:
                     soon = wake is not None and wake <= now + ONCE_HORIZON
                     sending = requests is not None and requests.busy(store)
@@ -298,8 +308,9 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
                 print(f"flowmetal worker: advancing a run failed:\n{traceback.format_exc()}", file=sys.stderr)
                 stop.wait(1.0)
                 continue
-            stop.wait(delay)
+            wakeup.sleep(delay, stop)
     finally:
+        wakeup.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if requests is not None:

@@ -19,6 +19,13 @@ a traceback.
 SQL: the store's queries use `?` placeholders, as SQLite does; `_sql` turns them into
 psycopg's `%s`. Rows answer to a column's name and to its index, as `sqlite3.Row`s do.
 
+Wake-ups (`listener`): one more connection per process and URL, outside the pool, that
+LISTENs on the store's channels in a thread of its own and sets the `threading.Event`s of
+the loops that subscribed (`Listener`). It reconnects after the connection breaks (a
+server restart, `pg_terminate_backend`), every `RECONNECT` seconds, and then wakes every
+subscriber once, since what was said meanwhile was lost; `listening` says whether it is
+connected now, so that loops poll at their short interval while it is not.
+
 The schema (`MIGRATIONS`): the SQLite store's tables and versions, in PostgreSQL's types
 (DOUBLE PRECISION times, TEXT for JSON), plus `runs.recorded`, the order runs were
 recorded in (SQLite's `rowid`). `runs.change_seq` holds the id of the transaction that
@@ -30,6 +37,7 @@ transaction-level advisory lock, so that many processes starting at once migrate
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import ExitStack, contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -253,6 +261,119 @@ class Database:
                     continue
                 raise StoreError(describe(self.url, error)) from None
         raise AssertionError("unreachable")
+
+
+# -- wake-ups: a dedicated listening connection per process and URL -----------------------------------
+
+RECONNECT = 1.0      # seconds between tries to connect the listening connection again
+KEEPALIVE = 10.0     # seconds between checks that the listening connection still works
+LOOK = 0.5           # seconds between looks at whether the listener was closed
+
+
+class Subscription:
+    """A loop's interest in wake-ups: its event is set when a notification on one of its
+    channels comes (for steps, naming one of its endpoints), and when the listener
+    reconnects. `close()` ends it (the last one closes the listener)."""
+
+    def __init__(self, listener: "Listener", event: threading.Event, channels: dict[str, frozenset | None]) -> None:
+        self.listener, self.event, self.channels = listener, event, channels
+
+    @property
+    def listening(self) -> bool:
+        return self.listener.listening
+
+    def close(self) -> None:
+        _unsubscribe(self)
+
+
+class Listener:
+    """LISTEN on `channels` over one connection of its own (not the pool's: a pooled
+    connection goes back to other work and misses notifications), in a daemon thread."""
+
+    def __init__(self, url: str, channels: tuple[str, ...]) -> None:
+        self.url, self.channels = url, channels
+        self.listening = False
+        self._subscriptions: list[Subscription] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="flowmetal-listener", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _deliver(self, channel: str | None, payload: str | None) -> None:
+        """Set the events of the subscriptions the notification concerns (every one for None)."""
+        with self._lock:
+            subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            if channel is None:
+                subscription.event.set()
+            elif channel in subscription.channels:
+                wanted = subscription.channels[channel]
+                if wanted is None or payload in wanted:
+                    subscription.event.set()
+
+    def _main(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                                       application_name="flowmetal-listener", keepalives=1, keepalives_idle=30,
+                                       keepalives_interval=10, keepalives_count=3)
+            except Exception:  # noqa: BLE001 - the server is down or restarting: polling covers it meanwhile
+                self._closed.wait(RECONNECT)
+                continue
+            try:
+                with conn:
+                    for channel in self.channels:
+                        conn.execute(f'LISTEN "{channel}"')
+                    self.listening = True
+                    self._deliver(None, None)  # what was said while nobody listened is lost: look now
+                    checked = time.monotonic()
+                    while not self._closed.is_set():
+                        for note in conn.notifies(timeout=LOOK):
+                            self._deliver(note.channel, note.payload)
+                        if time.monotonic() - checked >= KEEPALIVE:
+                            conn.execute("SELECT 1")   # a connection dropped silently raises here
+                            checked = time.monotonic()
+            except Exception:  # noqa: BLE001 - the connection broke: connect again
+                pass
+            finally:
+                self.listening = False
+            if not self._closed.is_set():
+                self._deliver(None, None)   # the loops poll at their short interval until it is back
+                self._closed.wait(RECONNECT)
+
+
+_LISTENERS: dict[str, Listener] = {}
+_LISTENERS_LOCK = threading.Lock()
+
+
+def subscribe(url: str, channels: tuple[str, ...], event: threading.Event,
+              wanted: dict[str, frozenset | None]) -> Subscription:
+    """Set `event` at each notification on a channel of `wanted` (whose payload is among its
+    values, unless None), through the process's listener for `url` (started now if none is)."""
+    with _LISTENERS_LOCK:
+        found = _LISTENERS.get(url)
+        if found is None:
+            found = _LISTENERS[url] = Listener(url, channels)
+        subscription = Subscription(found, event, wanted)
+        with found._lock:
+            found._subscriptions.append(subscription)
+    return subscription
+
+
+def _unsubscribe(subscription: Subscription) -> None:
+    """End a subscription; the listener goes with its last one."""
+    found = subscription.listener
+    with _LISTENERS_LOCK:
+        with found._lock:
+            if subscription in found._subscriptions:
+                found._subscriptions.remove(subscription)
+            last = not found._subscriptions
+        if last and _LISTENERS.get(found.url) is found:
+            del _LISTENERS[found.url]
+            found.close()
 
 
 # -- the schema: SQLite's versions in PostgreSQL's types ----------------------------------------------

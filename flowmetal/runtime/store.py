@@ -68,6 +68,14 @@ top-level run). A child is created in the very transaction that commits its pare
 the step (`child_id`), so a crash never makes two children for one step nor loses one.
 A run's end (the commit that ends it, or a cancel) wakes its parent, and cancels its
 children still going, recursively (`_ended`).
+
+Wake-ups (`_notify`): every transaction that makes work runnable says so inside itself, so
+that the word goes out only if it commits: a run created, released pending, or woken (its
+`wake_at` set: now, or a new earliest timer) on `RUNS_CHANNEL` with the run's id; a step
+left for a connector (created, or given back) on `STEPS_CHANNEL` with its endpoint's name.
+On PostgreSQL that is `pg_notify`, which processes LISTEN for (`flowmetal.runtime.wakeups`);
+on SQLite nothing (processes of one file poll it, and a process wakes its own loops).
+What no transaction announces, a lease running out, is found by polling.
 """
 
 from __future__ import annotations
@@ -95,6 +103,9 @@ CALLBACK_WAIT = "http.callback/get-callback!"
 SIGNAL_WAIT = "flowmetal.signal/receive!"
 RUNTIME_ENDPOINTS = f"('{CALLBACK_WAIT}', '{SIGNAL_WAIT}')"
 FINAL = ENDED = ("completed", "failed", "cancelled")
+# The channels of wake-ups (`Store._notify`), and what each carries: a run's id; an endpoint's name.
+RUNS_CHANNEL = "flowmetal_runs"
+STEPS_CHANNEL = "flowmetal_steps"
 
 
 
@@ -509,6 +520,8 @@ class Store:
         _claiming         the suffix of a claim's SELECT (PostgreSQL: `FOR UPDATE SKIP LOCKED`)
         _json_text        a string field of a JSON text column
         _recorded         the order runs were recorded in
+        _notify           tell listening processes, when this transaction commits, that work is
+                          runnable (SQLite: nothing; PostgreSQL: `pg_notify`)
         change_token      a value that changes whenever anything was committed, by any process
         _stamp            the change sequence's next value, in SQL, for the run a transaction changes
         _settled          the condition on `change_seq` a run's change must meet to be read by `changes`
@@ -527,11 +540,6 @@ class Store:
     _stamp = "(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM runs)"
     _settled = ""
 
-    def _wake(self, conn, run_id: str, now: float) -> None:
-        """Wake the run if it waits: it is due now (a change the feed reports)."""
-        conn.execute(f"UPDATE runs SET wake_at=?, change_seq={self._stamp} WHERE id=? AND status='waiting'",
-                     (now, run_id))
-
     def _lock_run(self, conn, run_id: str) -> None:
         if self._locking:  # nothing to do where every write transaction holds the whole store (SQLite)
             conn.execute("SELECT 1 FROM runs WHERE id=?" + self._locking, (run_id,))
@@ -543,6 +551,21 @@ class Store:
         """A write transaction that only moves leases: committed without a flush (see the
         module's docstring). By default an ordinary one."""
         return self.transaction()
+
+    def _notify(self, conn, channel: str, payload: str) -> None:
+        """Nothing to do where no process listens (SQLite: they poll the file)."""
+
+    def _woke(self, conn, run_id: str, changed: int = 1) -> None:
+        """A run of this transaction became runnable, or its wake time changed (`changed`: the
+        rows the update changed; 0 notifies nobody)."""
+        if changed:
+            self._notify(conn, RUNS_CHANNEL, run_id)
+
+    def _wake(self, conn, run_id: str, now: float) -> None:
+        """Wake the run now if it waits (something it may wait for came): a change the feed
+        reports, and a word to the processes that listen."""
+        self._woke(conn, run_id, conn.execute(f"UPDATE runs SET wake_at=?, change_seq={self._stamp} WHERE id=? "
+                                              "AND status='waiting'", (now, run_id)).rowcount)
 
     @staticmethod
     def _json_text(column: str, key: str) -> str:
@@ -657,7 +680,8 @@ class Store:
         its first event so that tools can show a run's code in the files it came from."""
         run_id = run_id or uuid.uuid4().hex[:16]
         with self.transaction() as conn:
-            self._insert_run(conn, run_id, entry, args_literals, program, code_hash, self._now(conn), origin=origin)
+            if self._insert_run(conn, run_id, entry, args_literals, program, code_hash, self._now(conn), origin=origin):
+                self._woke(conn, run_id)
         return run_id
 
     def _insert_run(self, conn, run_id: str, entry: str, args_literals: list[str], program: dict[str, str],
@@ -786,9 +810,22 @@ class Store:
             if cur.rowcount != 1:
                 raise LeaseLost(run_id)
 
-    def next_wake(self) -> float | None:
-        row = self._one("SELECT MIN(wake_at) AS w FROM runs WHERE status='waiting'")
+    def next_wake(self, leases: bool = False) -> float | None:
+        """The earliest wake time of a waiting run (on the store's clock), or None. With
+        `leases`, or the earliest end of a running run's lease, when another process may take
+        the run over: what a process that is told of everything else must still wake for."""
+        if leases:
+            row = self._one("SELECT MIN(CASE WHEN status='waiting' THEN wake_at ELSE lease_until END) AS w "
+                            "FROM runs WHERE status IN ('waiting','running')")
+        else:
+            row = self._one("SELECT MIN(wake_at) AS w FROM runs WHERE status='waiting'")
         return row["w"]
+
+    def listen(self, event, runs: bool = False, endpoints: Collection[str] | None = None):
+        """Have `event` (a `threading.Event`) set when another process makes work runnable: a run
+        (`runs`), or a step of one of `endpoints`: a subscription (`listening`, `close()`), or
+        None where no notifications come (SQLite). See `flowmetal.runtime.wakeups`."""
+        return None
 
     # -- committing a run's progress ----------------------------------------------------------------
 
@@ -837,6 +874,8 @@ class Store:
                     woken |= self._meet_delivery(conn, run.id, step, json.loads(args)["token"], now)
                 elif endpoint == SIGNAL_WAIT:
                     woken |= self._meet_signal(conn, run.id, json.loads(args)["name"])
+                else:  # left for a connector
+                    self._notify(conn, STEPS_CHANNEL, endpoint)
             for step, result_json in completed_steps:
                 conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, result, created, "
                              "completed) VALUES(?, ?, '', '', ?, 'applied', ?, ?, ?) ON CONFLICT(run_id, step) DO "
@@ -859,7 +898,8 @@ class Store:
                              "NOTHING",
                              (token, run.id, step, now))
             for child, entry, args in children:
-                self._insert_run(conn, child, entry, args, run.program, run.code_hash, now, parent=run.id)
+                if self._insert_run(conn, child, entry, args, run.program, run.code_hash, now, parent=run.id):
+                    self._woke(conn, child)
             for child in cancel_children:
                 self._cancel(conn, child, now)
             if status == "waiting":
@@ -906,6 +946,8 @@ class Store:
             if release:
                 sets += ["owner=NULL", "lease_until=NULL"]
             conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id=?", (*params, run.id))
+            if status == "pending" or (status == "waiting" and (woken or wake_at is not None)):
+                self._woke(conn, run.id)  # runnable again, or at a time some process must wake for
             if status in ENDED:
                 self._ended(conn, run.id, now)
 
@@ -928,8 +970,7 @@ class Store:
         parent = conn.execute("SELECT parent FROM runs WHERE id=?", (run_id,)).fetchone()
         if parent is not None and parent["parent"] is not None:
             self._lock_run(conn, parent["parent"])  # so that the parent's wait, if it is being recorded, sees this end
-            conn.execute(f"UPDATE runs SET wake_at=?, change_seq={self._stamp} WHERE id=? AND status='waiting'",
-                         (now, parent["parent"]))
+            self._wake(conn, parent["parent"], now)
         todo = [run_id]
         while todo:  # a loop, not recursion: however deep the children go
             for row in conn.execute(f"SELECT id FROM runs WHERE parent=? AND status NOT IN {ENDED}",
@@ -1418,9 +1459,12 @@ class Store:
         with self._lease_transaction() as conn:
             for item in steps:
                 run_id, step, epoch = self._claim_of(item)
-                released += conn.execute("UPDATE steps SET status='pending', claimed_by=NULL, lease_until=NULL "
-                                         "WHERE run_id=? AND step=? AND status='claimed' AND claimed_by=? AND "
-                                         "claim_epoch=COALESCE(?, claim_epoch)", (run_id, step, worker, epoch)).rowcount
+                for row in conn.execute("UPDATE steps SET status='pending', claimed_by=NULL, lease_until=NULL "
+                                        "WHERE run_id=? AND step=? AND status='claimed' AND claimed_by=? AND "
+                                        "claim_epoch=COALESCE(?, claim_epoch) RETURNING endpoint",
+                                        (run_id, step, worker, epoch)).fetchall():
+                    released += 1
+                    self._notify(conn, STEPS_CHANNEL, row["endpoint"])
         return released
 
 
@@ -1639,6 +1683,19 @@ class PostgresStore(Store):
     @staticmethod
     def _json_text(column: str, key: str) -> str:
         return f"({column}::jsonb ->> '{key}')"
+
+    def _notify(self, conn, channel: str, payload: str) -> None:
+        """`pg_notify`: delivered to the listeners when this transaction commits, never if it rolls
+        back; the same (channel, payload) twice in one transaction is delivered once."""
+        conn.execute("SELECT pg_notify(?, ?)", (channel, payload))
+
+    def listen(self, event, runs: bool = False, endpoints: Collection[str] | None = None):
+        wanted = {}
+        if runs:
+            wanted[RUNS_CHANNEL] = None
+        if endpoints is not None:
+            wanted[STEPS_CHANNEL] = frozenset(endpoints)
+        return self._pg.subscribe(self.path, (RUNS_CHANNEL, STEPS_CHANNEL), event, wanted)
 
     def change_token(self) -> str:
         """A value that changes whenever a transaction that wrote commits, by any process

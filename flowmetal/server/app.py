@@ -41,7 +41,10 @@ How it is built, and why:
   with the first answer, 422 for another signal) and an ended run (409).
 - Long polls (`/api/steps/claim` with `wait`) and the live event stream poll
   the store every `POLL` seconds: another process sharing the store (a
-  `flowmetal worker`) changes it without telling this one.
+  `flowmetal worker`) changes it without telling this one. On PostgreSQL a
+  long poll is told instead (a notification that a step of its endpoints was
+  created, `flowmetal.runtime.wakeups`): it claims at once when told, and
+  looks on its own only every `LISTENING_POLL` seconds.
 - When `FLOWMETAL_TOKEN` (or `token=`) is set, every `/api/` request must
   carry `Authorization: Bearer <token>`. Callbacks are not under `/api/`:
   their unguessable token is their authorisation.
@@ -50,6 +53,7 @@ How it is built, and why:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -70,6 +74,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from flowmetal.lang import filenames
 from flowmetal.runtime.store import SIGNAL_WAIT, Store, StoreError, open_store
+from flowmetal.runtime.wakeups import LISTENING_POLL
 from flowmetal.server.addresses import Served
 from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_LEASE, MAX_LIMIT, MAX_WAIT,
                                      NOT_BLANK)
@@ -839,13 +844,45 @@ async def claim(request: web.Request) -> web.Response:
     named = hashlib.sha256(json.dumps(sorted(endpoints)).encode()).hexdigest()[:12]
     await api.db(Store.announce, f"api:{worker}:{named}", "api", list(endpoints), None, request.remote)
     deadline = time.monotonic() + wait
-    while True:
-        steps = await api.db(Store.claim_steps, list(endpoints), worker, lease, limit)
-        left = deadline - time.monotonic()
-        if steps or left <= 0 or api.closing:
-            break
-        await asyncio.sleep(min(POLL, left))
+    told = _Told(asyncio.get_running_loop())
+    subscription = await api.db(Store.listen, told, False, list(endpoints)) if wait > 0 else None
+    try:
+        while True:
+            told.event.clear()
+            looked = time.monotonic()
+            steps = await api.db(Store.claim_steps, list(endpoints), worker, lease, limit)
+            if steps or api.closing or time.monotonic() >= deadline:
+                break
+            await _next_look(api, told, subscription, looked, deadline)
+    finally:
+        if subscription is not None:
+            subscription.close()
     return web.json_response({"steps": [_step_json(s) for s in steps]})
+
+
+async def _next_look(api: _Api, told: "_Told", subscription, looked: float, deadline: float) -> None:
+    """Wait until a long poll is to look again: `POLL` after its last look; while notifications
+    come, when one comes, else `LISTENING_POLL` after it; never past the deadline, and in slices
+    of `POLL`, so that a stopping server ends the poll within `POLL`."""
+    while not api.closing and not told.event.is_set():
+        listening = subscription is not None and subscription.listening
+        now = time.monotonic()
+        until = min(deadline, looked + (LISTENING_POLL if listening else POLL))
+        if now >= until:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(told.event.wait(), min(POLL, until - now))
+
+
+class _Told:
+    """A notification's wake-up (set on the listener's thread) as an asyncio event of the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.event = asyncio.Event()
+
+    def set(self) -> None:
+        self.loop.call_soon_threadsafe(self.event.set)
 
 
 async def _open_step(api: _Api, run_id: str, step: int):

@@ -11,8 +11,10 @@ What runs, and why this way:
   store connection. When no run is runnable one sleeps until the store's
   `next_wake()` (the next timer) or `IDLE_POLL` seconds, whichever comes
   first, and the API wakes them at once when it changes something that may
-  make a run runnable (a new run, a step's result, a callback). They poll at
-  all because other processes may share the store. Threads, not asyncio
+  make a run runnable (a new run, a step's result, a callback). Other processes
+  may share the store: on PostgreSQL their changes wake the executors too (a
+  notification, `flowmetal.runtime.wakeups`), and the executors then poll only
+  as a fallback (`LISTENING_POLL`); on SQLite they poll at `IDLE_POLL`. Threads, not asyncio
   tasks: running a run is CPU work and SQLite calls block. A run that computes
   for long makes way for waiting runs after its time slice (see
   `flowmetal.runtime.executor`), so a few runaway runs cannot starve the rest.
@@ -61,6 +63,7 @@ from aiohttp import web
 
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.store import open_store
+from flowmetal.runtime.wakeups import Wakeup
 from flowmetal.server.addresses import AddressError, check_public_url, is_wildcard, needs_token, url_of
 from flowmetal.server.app import begin_shutdown, make_app, make_runner
 from flowmetal.server.ports import holder, identify
@@ -111,6 +114,7 @@ class Executors:
     def _loop(self) -> None:
         store = open_store(self.location)
         executor = Executor(store, public_url=self.public_url, stop=self.stop)
+        wakeup = Wakeup(store, runs=True, event=self.wake)
         try:
             while not self.stop.is_set():
                 self.wake.clear()
@@ -122,16 +126,19 @@ class Executors:
                     continue
                 if progress is not None:
                     continue
-                delay = IDLE_POLL
+                listening = wakeup.listening
+                delay = wakeup.interval(IDLE_POLL)
                 try:
-                    wake_at = store.next_wake()
+                    wake_at = store.next_wake(leases=listening)
+                    now = store.clock() if wake_at is not None else 0.0  # due times are on the store's clock
                 except Exception:
                     wake_at = None
                 if wake_at is not None:
-                    delay = max(0.0, min(delay, wake_at - time.time()))
+                    delay = max(0.0, min(delay, wake_at - now))
                 if delay > 0:
                     self.wake.wait(delay)
         finally:
+            wakeup.close()
             store.close()
 
 

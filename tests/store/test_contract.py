@@ -161,6 +161,17 @@ def test_a_waiting_run_is_runnable_once_its_wake_time_is_due(store, due_in, is_r
     assert runnable(store, run.id) is is_runnable
 
 
+def test_the_next_due_time_with_leases_is_also_when_a_running_run_may_be_taken_over(store):
+    assert store.next_wake() is None and store.next_wake(leases=True) is None
+    held = claimed(store, lease=600)
+    assert store.next_wake() is None  # nothing waits
+    assert store.next_wake(leases=True) == pytest.approx(held.lease_until, abs=1)
+    run = claimed(store, lease=600)
+    wake = store.clock() + 60
+    store.commit(run, "w", [], status="waiting", wake_at=wake, release=True, timers=[(2, wake)])
+    assert store.next_wake() == pytest.approx(wake) and store.next_wake(leases=True) == pytest.approx(wake)
+
+
 def test_a_timer_cancelled_or_fired_says_so(store):
     run = claimed(store)
     store.commit(run, "w", [], timers=[(2, store.clock() + 60), (3, store.clock() + 60)], cancelled_steps=[2])
