@@ -68,8 +68,9 @@ def test_manifest_declares_language_grammar_and_configuration():
     assert manifest["name"] == "flowmetal"
     assert manifest["publisher"]
     assert manifest["engines"]["vscode"]
-    assert manifest["main"] in ("./extension.js", "extension.js")
-    assert (EXT / manifest["main"]).is_file()
+    # The packaged extension runs the bundle scripts/vsix makes of extension.js (tests/editors/test_vscode_vsix.py).
+    assert manifest["main"] == "./dist/extension.js"
+    assert (EXT / "extension.js").is_file()
     assert "onLanguage:flowmetal" in manifest["activationEvents"]
 
     contributes = manifest["contributes"]
@@ -213,10 +214,11 @@ def test_grammar_is_well_formed_and_every_regex_compiles():
 
 def test_build_output_is_ignored():
     ignored = (EXT / ".gitignore").read_text(encoding="utf-8").split()
-    for pattern in ("node_modules/", "*.vsix", ".test-cache/"):
+    for pattern in ("node_modules/", "dist/", "*.vsix", ".test-cache/"):
         assert pattern in ignored
     packaged_ignores = (EXT / ".vscodeignore").read_text(encoding="utf-8").split()
-    assert ".test-cache/**" in packaged_ignores
+    for pattern in (".test-cache/**", "node_modules/**", "*.js", "!dist/extension.js"):
+        assert pattern in packaged_ignores
 
 
 # ------------------------------------------------------------ node-based checks

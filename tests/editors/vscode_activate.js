@@ -19,7 +19,7 @@ const env = install(cacheDir, extensionDir);
 const { record, commands } = env;
 
 async function main() {
-  const extension = require(path.resolve(extensionDir, env.manifest.main));
+  const extension = require(path.resolve(extensionDir, 'extension.js')); // the source, not the bundle
   const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p) };
 
   env.userSettings['flowmetal.store'] = 'runs/store.db';

@@ -254,9 +254,11 @@ function install(cacheDir, extensionDir) {
   };
 
   // The real vscode-languageclient needs a `vscode` module only to load: any
-  // class will do for that.
+  // class will do for that. It says it is an ES module so that TypeScript's
+  // `import * as` (__importStar) takes it as it is rather than copying its
+  // own properties, of which a proxy has none.
   const loadOnlyVscode = new Proxy({}, {
-    get: (_, key) => (key === '__esModule' ? false : typeof key === 'string' ? class {} : undefined),
+    get: (_, key) => (key === '__esModule' ? true : typeof key === 'string' ? class {} : undefined),
   });
   const originalLoad = Module._load;
   let loadingRealClient = false;
