@@ -60,7 +60,7 @@ def test_the_bundle_holds_the_extension_and_its_client(vsix):
     for module in ("vscode-languageclient", "./runs", "./debug", "./token"):
         assert f'require("{module}' not in bundle, module
     # The extension's own code (its strings survive minifying), and the language client's.
-    assert "flowmetal/runUpdated" in bundle
+    assert "flowmetal/runUpdated" in bundle and "flowmetal.setToken" in bundle
     assert "Flowmetal Language Server" in bundle
     assert "vscode-languageclient" in bundle or "LanguageClient" in bundle
 
