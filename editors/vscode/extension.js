@@ -4,15 +4,18 @@
 // all come from the server, and so do the runs and traces shown in the
 // Flowmetal side bar (runs.js, docs/lsp-protocol.md). It also contributes the
 // `flowmetal` debugger, which starts `flowmetal dap` (debug.js, docs/debugging.md).
+// The token of a remote `flowmetal serve` is kept in SecretStorage (token.js).
 'use strict';
 
 const vscode = require('vscode');
 const { LanguageClient, RevealOutputChannelOn } = require('vscode-languageclient/node');
 const { RunsPanel } = require('./runs');
 const { Debugger } = require('./debug');
+const { ApiToken } = require('./token');
 
 let client;
 let panel;
+let apiToken;
 let ready = false; // the client in `client` has started
 
 function serverCommand() {
@@ -23,14 +26,15 @@ function serverCommand() {
 }
 
 // The server's run settings: the store, and the `flowmetal serve` that drives
-// runs (with its token). Unset ones are null: the server's defaults apply.
+// runs (with its token, from secret storage). Unset ones are null: the
+// server's defaults apply.
 function runSettings() {
   const config = vscode.workspace.getConfiguration('flowmetal');
   const setting = (key) => {
     const value = config.get(key);
     return typeof value === 'string' && value.trim() ? value.trim() : null;
   };
-  return { store: setting('store'), serve: setting('serve'), token: setting('token') };
+  return { store: setting('store'), serve: setting('serve'), token: apiToken ? apiToken.value : null };
 }
 
 // Trust. A workspace's store may hold runs someone else left there (a cloned
@@ -122,20 +126,29 @@ async function restartClient() {
 
 async function activate(context) {
   panel = new RunsPanel(context);
+  apiToken = new ApiToken(context, sendRunSettings);
+  await apiToken.load();
+  await apiToken.migrate();
   new Debugger(context, panel); // eslint-disable-line no-new -- it registers itself in context
   context.subscriptions.push(
     vscode.commands.registerCommand('flowmetal.restartServer', restartClient),
-    vscode.workspace.onDidChangeConfiguration((event) => {
+    vscode.workspace.onDidChangeConfiguration(async (event) => {
+      // A token given in the settings again goes to secret storage first.
+      const moved = event.affectsConfiguration('flowmetal.token') && (await apiToken.migrate());
       if (event.affectsConfiguration('flowmetal.server')) {
         return restartClient();
       }
-      if (['flowmetal.store', 'flowmetal.serve', 'flowmetal.token'].some((key) => event.affectsConfiguration(key))) {
+      if (moved || ['flowmetal.store', 'flowmetal.serve'].some((key) => event.affectsConfiguration(key))) {
         return sendRunSettings();
       }
       return undefined;
     }),
     vscode.workspace.onDidGrantWorkspaceTrust(async () => {
+      // The workspace's own settings now count: a token in them moves too.
+      // (sendRunSettings grants the trust along with them.)
+      if (await apiToken.migrate()) return sendRunSettings();
       if (client && ready) await grantTrust(client);
+      return undefined;
     })
   );
   await startClient();

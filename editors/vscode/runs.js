@@ -51,7 +51,6 @@ const EVENT_ICONS = {
   'task-completed': 'pass',
   'task-failed': 'error',
   'task-cancelled': 'circle-slash',
-  'signal-received': 'mail',
 };
 
 // How a task ended: its last event's kind, and the status it reads as.

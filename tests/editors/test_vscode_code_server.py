@@ -1,21 +1,22 @@
 """The Flowmetal extension in VS Code itself: code-server, driven by headless Chromium.
 
-The extension is packaged (`vsce package`), installed into code-server, and
-used on a workspace holding a small program, as a user would
-(vscode_code_server.js, with playwright-core): the Run lens of a function with
-parameters, its argument boxes, the run followed live in the Runs view, an
-event clicked for its source and its state in the State view, Replay from
-the run's inline button, the Trace lens and Show All Runs; then a run with
-tasks (fleet.flow), its task lanes in the Runs view, one opened. The server is the
-real one, `python -m flowmetal lsp` with this Python.
+The extension is packaged as users get it (scripts/vsix: `vsce package`, the
+scripts bundled into one file by esbuild), the .vsix installed into
+code-server (`--install-extension`), and used on a workspace holding a small
+program, as a user would (vscode_code_server.js, with playwright-core): the
+Run lens of a function with parameters, its argument boxes, the run followed
+live in the Runs view, an event clicked for its source and its state in the
+State view, Replay from the run's inline button, the Trace lens and Show All
+Runs; then a run with tasks (fleet.flow), its task lanes in the Runs view, one
+opened. The server is the real one, `python -m flowmetal lsp` with this Python.
 
 Skipped unless code-server and Chromium are installed: code-server as
 $FLOWMETAL_CODE_SERVER (the executable) or under
 editors/vscode/.test-cache/code-server/ (tests/editors/install_code_server.sh
 puts it there), Chromium as $CHROME or /usr/bin/chromium (Debian's
-`chromium`). With them, the test installs playwright-core and @vscode/vsce
-with npm into editors/vscode/.test-cache/e2e/ once. The test takes about
-half a minute.
+`chromium`). With them, the test installs playwright-core with npm into
+editors/vscode/.test-cache/e2e/ once, and builds the .vsix unless scripts/test
+just did. The test takes about half a minute.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXT = ROOT / "editors" / "vscode"
 HERE = pathlib.Path(__file__).resolve().parent
 CACHE = pathlib.Path(os.environ.get("FLOWMETAL_VSCODE_TEST_CACHE", EXT / ".test-cache"))
-E2E_PACKAGES = {"playwright-core": "1.65.1", "@vscode/vsce": "3.9.2"}
+E2E_PACKAGES = {"playwright-core": "1.65.1"}
 
 DEMO = (HERE / "data" / "demo.flow").read_text(encoding="utf-8")
 FLEET = (HERE / "data" / "fleet.flow").read_text(encoding="utf-8")
@@ -70,7 +71,7 @@ def _npm(*args, cwd, timeout=600):
 
 @pytest.fixture(scope="module")
 def e2e_modules():
-    """node_modules with playwright-core and @vscode/vsce."""
+    """node_modules with playwright-core."""
     where = CACHE / "e2e"
     where.mkdir(parents=True, exist_ok=True)
     manifest = {"name": "flowmetal-vscode-e2e", "private": True, "dependencies": E2E_PACKAGES}
@@ -83,16 +84,11 @@ def e2e_modules():
 
 
 @pytest.fixture(scope="module")
-def vsix(e2e_modules, tmp_path_factory):
-    """The extension packaged as users get it."""
-    stage = tmp_path_factory.mktemp("vsix") / "flowmetal"
-    shutil.copytree(EXT, stage, ignore=shutil.ignore_patterns("node_modules", ".test-cache", "*.vsix"))
-    _npm("install", "--omit=dev", cwd=stage)
-    out = stage.parent / "flowmetal.vsix"
-    result = subprocess.run(
-        [str(e2e_modules / ".bin" / "vsce"), "package", "--allow-missing-repository", "--skip-license", "-o", str(out)],
-        cwd=stage, capture_output=True, text=True, timeout=300,
-    )
+def vsix():
+    """The extension packaged as users get it: the bundled .vsix scripts/vsix builds (or has built)."""
+    out = CACHE / "flowmetal.vsix"
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "vsix"), str(out)], capture_output=True, text=True,
+                            timeout=600, env=dict(os.environ, FLOWMETAL_VSCODE_TEST_CACHE=str(CACHE)))
     assert result.returncode == 0, result.stdout + result.stderr
     return out
 

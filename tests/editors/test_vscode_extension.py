@@ -68,8 +68,9 @@ def test_manifest_declares_language_grammar_and_configuration():
     assert manifest["name"] == "flowmetal"
     assert manifest["publisher"]
     assert manifest["engines"]["vscode"]
-    assert manifest["main"] in ("./extension.js", "extension.js")
-    assert (EXT / manifest["main"]).is_file()
+    # The packaged extension runs the bundle scripts/vsix makes of extension.js (tests/editors/test_vscode_vsix.py).
+    assert manifest["main"] == "./dist/extension.js"
+    assert (EXT / "extension.js").is_file()
     assert "onLanguage:flowmetal" in manifest["activationEvents"]
 
     contributes = manifest["contributes"]
@@ -153,6 +154,12 @@ def test_manifest_declares_run_settings():
         assert settings[name]["markdownDescription"], name
     assert "FLOWMETAL_STORE" in settings["flowmetal.store"]["markdownDescription"]
     assert "flowmetal serve" in settings["flowmetal.serve"]["markdownDescription"]
+    # The token is kept in secret storage: the setting says where it went, and how to set it.
+    commands = {c["command"]: c for c in _manifest()["contributes"]["commands"]}
+    assert (commands["flowmetal.setToken"]["category"], commands["flowmetal.setToken"]["title"]) == (
+        "Flowmetal", "Set API Token")
+    for key in ("markdownDescription", "markdownDeprecationMessage"):
+        assert "Flowmetal: Set API Token" in settings["flowmetal.token"][key], key
 
 
 def test_extension_speaks_only_the_documented_protocol():
@@ -213,10 +220,11 @@ def test_grammar_is_well_formed_and_every_regex_compiles():
 
 def test_build_output_is_ignored():
     ignored = (EXT / ".gitignore").read_text(encoding="utf-8").split()
-    for pattern in ("node_modules/", "*.vsix", ".test-cache/"):
+    for pattern in ("node_modules/", "dist/", "*.vsix", ".test-cache/"):
         assert pattern in ignored
     packaged_ignores = (EXT / ".vscodeignore").read_text(encoding="utf-8").split()
-    assert ".test-cache/**" in packaged_ignores
+    for pattern in (".test-cache/**", "node_modules/**", "*.js", "!dist/extension.js"):
+        assert pattern in packaged_ignores
 
 
 # ------------------------------------------------------------ node-based checks
@@ -390,7 +398,7 @@ def test_activation_starts_language_server(node_cache):
     # flowmetal documents, which lists the runs once started.
     activation = between("activate", "change run settings")
     registered = {e["name"] for e in activation if e["kind"] == "registerCommand"}
-    assert registered == {"flowmetal.restartServer", "flowmetal.runs.refresh", "flowmetal.runs.cancel",
+    assert registered == {"flowmetal.restartServer", "flowmetal.setToken", "flowmetal.runs.refresh", "flowmetal.runs.cancel",
                           "flowmetal.runs.replay", "flowmetal.runs.showAll", "flowmetal.runs.showEvent",
                           "flowmetal.openLocation", "flowmetal.runs.debug", "flowmetal.debug"}
     assert [e["id"] for e in activation if e["kind"] == "createTreeView"] == ["flowmetal.runs", "flowmetal.state"]
@@ -430,9 +438,12 @@ def test_activation_starts_language_server(node_cache):
     assert [e["method"] for e in again[2:]] == ["workspace/executeCommand", "flowmetal/runs"]
     assert again[2]["params"]["command"] == "flowmetal.trust"
 
-    # Changing the server settings restarts the server with them (and the token changed with them).
+    # Changing the server settings restarts the server with them (and with the token given in the
+    # settings, moved first to secret storage: vscode_token.js).
     changed = between("change server settings", "change other settings")
-    assert kinds(changed) == ["settings", "stop", "create", "start", "request"]
+    assert kinds(changed) == ["settings", "storeSecret", "updateSetting", "info", "stop", "create", "start",
+                              "request"]
+    changed = changed[:1] + changed[4:]
     assert changed[2]["serverOptions"]["run"] == {
         "command": "/opt/flowmetal/bin/flowmetal",
         "args": ["lsp", "--log-level", "debug"],
@@ -1076,3 +1087,67 @@ def test_the_debug_lens_asks_for_the_arguments_and_debugs_a_new_run(debug_report
     assert not _kinds(report["lensEscaped"]["events"], "startDebugging")
     [error] = _kinds(report["lensUntitled"]["events"], "error")
     assert "save" in error["message"] and not _kinds(report["lensUntitled"]["events"], "startDebugging")
+
+
+# ---------------------------------------------- the serve's API token (vscode_token.js)
+
+
+def test_the_api_token_is_kept_in_secret_storage(node_cache):
+    report = _node_script(node_cache, "vscode_token.js")
+    events = report["events"]
+    steps = [i for i, e in enumerate(events) if e["kind"] == "step"] + [len(events)]
+    during = {events[i]["name"]: events[i + 1:j] for i, j in zip(steps, steps[1:])}
+
+    def only(evs, *kinds):
+        return [e for e in evs if e["kind"] in kinds]
+
+    def tokens_sent(evs):
+        return [e["params"]["settings"]["flowmetal"]["token"] for e in only(evs, "notification")]
+
+    # At the start, the user's token moves to secret storage, out of the settings, with a message;
+    # the workspace's stays where it is while the workspace is not trusted. The server gets the moved one.
+    start = during["activate"]
+    assert only(start, "storeSecret") == [{"kind": "storeSecret", "key": "flowmetal.token", "value": "user-token"}]
+    assert only(start, "updateSetting") == [
+        {"kind": "updateSetting", "key": "flowmetal.token", "value": None, "target": "user"}]
+    [moved] = only(start, "info")
+    assert "secret storage" in moved["message"] and "Flowmetal: Set API Token" in moved["message"]
+    [create] = only(start, "create")
+    assert create["clientOptions"]["initializationOptions"]["token"] == "user-token"
+
+    # Trusted, the workspace's token moves too, and goes to the server.
+    trusted = during["grant trust"]
+    assert [e["target"] for e in only(trusted, "updateSetting")] == ["workspace"]
+    assert [e["value"] for e in only(trusted, "storeSecret")] == ["workspace-token"]
+    assert tokens_sent(trusted) == ["workspace-token"]
+    assert "flowmetal.trust" in [e["params"].get("command") for e in only(trusted, "request")]
+
+    # The command asks with a password box; the token typed is stored and sent, once.
+    typed = during["set token"]
+    [box] = only(typed, "inputBox")
+    assert box["title"] == "Flowmetal: Set API Token" and box["password"] is True
+    assert [e["value"] for e in only(typed, "storeSecret")] == ["typed-token"]
+    assert tokens_sent(typed) == ["typed-token"]
+    # Escape changes nothing; an empty answer removes the token.
+    assert [e["kind"] for e in during["escape"]] == ["inputBox"]
+    removed = during["remove token"]
+    assert only(removed, "deleteSecret") and tokens_sent(removed) == [None]
+    assert only(removed, "info")[0]["message"] == "Flowmetal: API token removed."
+
+    # A token put in the settings again moves again; one stored by another window is sent.
+    again = during["token in settings again"]
+    assert [e["value"] for e in only(again, "storeSecret")] == ["pasted-token"]
+    assert only(again, "updateSetting") and tokens_sent(again) == ["pasted-token"]
+    assert tokens_sent(during["another window"]) == ["other-window-token"]
+
+    # Settings that cannot be written: the token is still moved and used, and the user told to remove it.
+    stuck = during["settings not writable"]
+    [warning] = only(stuck, "warning")
+    assert "could not be removed from your user settings" in warning["message"]
+    assert tokens_sent(stuck) == ["stuck-token"]
+
+    # A restarted server starts with the stored token.
+    [create] = only(during["restart"], "create")
+    assert create["clientOptions"]["initializationOptions"]["token"] == "stuck-token"
+    assert report["secrets"] == {"flowmetal.token": "stuck-token"}
+    assert report["workspaceSettings"] == {}

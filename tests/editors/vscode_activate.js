@@ -19,8 +19,8 @@ const env = install(cacheDir, extensionDir);
 const { record, commands } = env;
 
 async function main() {
-  const extension = require(path.resolve(extensionDir, env.manifest.main));
-  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p) };
+  const extension = require(path.resolve(extensionDir, 'extension.js')); // the source, not the bundle
+  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p), secrets: env.secrets };
 
   env.userSettings['flowmetal.store'] = 'runs/store.db';
   env.userSettings['flowmetal.serve'] = ' http://127.0.0.1:8080 ';

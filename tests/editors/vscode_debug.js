@@ -38,8 +38,8 @@ async function main() {
   env.userSettings['flowmetal.server.path'] = python;
   env.userSettings['flowmetal.server.args'] = ['-m', 'flowmetal', 'lsp', '--log-level', 'debug'];
   env.userSettings['flowmetal.store'] = ' runs/store.db ';
-  const extension = require(path.resolve(extensionDir, env.manifest.main));
-  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p) };
+  const extension = require(path.resolve(extensionDir, 'extension.js')); // the source, not the bundle
+  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p), secrets: env.secrets };
   await extension.activate(context);
   report.activation = {
     registered: env.events.filter((e) => e.kind.startsWith('registerDebug')),

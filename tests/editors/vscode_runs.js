@@ -174,8 +174,8 @@ async function middleware(command, args, nextAnswer) {
 }
 
 async function main() {
-  const extension = require(path.resolve(extensionDir, env.manifest.main));
-  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p) };
+  const extension = require(path.resolve(extensionDir, 'extension.js')); // the source, not the bundle
+  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p), secrets: env.secrets };
   await extension.activate(context);
   runsView().provider.onDidChangeTreeData((element) => changes.push(element ? element.id || element.kind : 'root'));
 

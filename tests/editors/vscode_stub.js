@@ -2,8 +2,8 @@
 // LanguageClient, enough to load the VS Code extension outside VS Code and
 // watch what it does: the commands it registers, the views it fills, the
 // input boxes and messages it shows, the editors it opens, the clients it
-// creates and the requests they send, and the debug adapters and sessions it
-// starts.
+// creates and the requests they send, the debug adapters and sessions it
+// starts, and the settings and secrets it writes.
 //
 // install(cacheDir, extensionDir) hooks `require` so that the extension gets
 // these stand-ins, and answers an object to drive and inspect them.
@@ -19,8 +19,12 @@ function install(cacheDir, extensionDir) {
     events.push(JSON.parse(JSON.stringify(event)));
   };
 
-  // Settings: the defaults come from the manifest, as in VS Code.
+  // Settings: the defaults come from the manifest, as in VS Code. The
+  // workspace's own settings count only in a trusted workspace for the
+  // settings the manifest restricts, as in VS Code's Restricted Mode.
   const userSettings = {};
+  const workspaceSettings = {};
+  const restricted = new Set(manifest.capabilities.untrustedWorkspaces.restrictedConfigurations);
   const defaults = {};
   for (const [key, spec] of Object.entries(manifest.contributes.configuration.properties)) {
     defaults[key] = spec.default;
@@ -138,6 +142,27 @@ function install(cacheDir, extensionDir) {
   }
 
   const outputs = [];
+  const ConfigurationTarget = { Global: 1, Workspace: 2, WorkspaceFolder: 3 };
+
+  // The extension's SecretStorage (context.secrets), shared by every window.
+  const secretValues = {};
+  const secretsChanged = new EventEmitter();
+  const secrets = {
+    async get(key) {
+      return secretValues[key];
+    },
+    async store(key, value) {
+      secretValues[key] = value;
+      record({ kind: 'storeSecret', key, value });
+      secretsChanged.fire({ key });
+    },
+    async delete(key) {
+      delete secretValues[key];
+      record({ kind: 'deleteSecret', key });
+      secretsChanged.fire({ key });
+    },
+    onDidChange: secretsChanged.event,
+  };
 
   const vscode = {
     EventEmitter,
@@ -148,6 +173,7 @@ function install(cacheDir, extensionDir) {
     Range,
     Uri,
     ProgressLocation: { SourceControl: 1, Window: 10, Notification: 15 },
+    ConfigurationTarget,
     DebugAdapterExecutable,
     debug: {
       registerDebugAdapterDescriptorFactory(type, factory) {
@@ -175,9 +201,28 @@ function install(cacheDir, extensionDir) {
         return {
           get(key, fallback) {
             const full = `${section}.${key}`;
+            const workspaceCounts = vscode.workspace.isTrusted || !restricted.has(full);
+            if (workspaceCounts && full in workspaceSettings) return workspaceSettings[full];
             if (full in userSettings) return userSettings[full];
             if (full in defaults) return defaults[full];
             return fallback;
+          },
+          inspect(key) {
+            const full = `${section}.${key}`;
+            return { key: full, defaultValue: defaults[full], globalValue: userSettings[full],
+              workspaceValue: workspaceSettings[full] };
+          },
+          // Writes the user's or the workspace's settings file; then, as in
+          // VS Code, the change is announced.
+          async update(key, value, target) {
+            const full = `${section}.${key}`;
+            const where = target === ConfigurationTarget.Workspace ? workspaceSettings : userSettings;
+            if (env.failUpdates) throw new Error('Unable to write into the settings file');
+            if (value === undefined) delete where[full];
+            else where[full] = value;
+            record({ kind: 'updateSetting', key: full, value: value === undefined ? null : value,
+              target: target === ConfigurationTarget.Workspace ? 'workspace' : 'user' });
+            await env.announceSettings([full]);
           },
         };
       },
@@ -215,6 +260,7 @@ function install(cacheDir, extensionDir) {
           title: options.title,
           prompt: options.prompt,
           placeHolder: options.placeHolder,
+          password: Boolean(options.password),
           // What the box says to an empty answer, and to a typed one.
           validateEmpty: options.validateInput ? options.validateInput('') : undefined,
           validateTyped: options.validateInput ? options.validateInput('1') : undefined,
@@ -254,9 +300,11 @@ function install(cacheDir, extensionDir) {
   };
 
   // The real vscode-languageclient needs a `vscode` module only to load: any
-  // class will do for that.
+  // class will do for that. It says it is an ES module so that TypeScript's
+  // `import * as` (__importStar) takes it as it is rather than copying its
+  // own properties, of which a proxy has none.
   const loadOnlyVscode = new Proxy({}, {
-    get: (_, key) => (key === '__esModule' ? false : typeof key === 'string' ? class {} : undefined),
+    get: (_, key) => (key === '__esModule' ? true : typeof key === 'string' ? class {} : undefined),
   });
   const originalLoad = Module._load;
   let loadingRealClient = false;
@@ -286,6 +334,10 @@ function install(cacheDir, extensionDir) {
     clients,
     outputs,
     userSettings,
+    workspaceSettings,
+    secrets,
+    secretValues,
+    failUpdates: false,
     inputAnswers,
     messageAnswers,
     quickPickAnswers,
@@ -296,14 +348,23 @@ function install(cacheDir, extensionDir) {
     vscode,
     failNextStart: false,
     respond: (client, method) => (method === 'flowmetal/runs' ? [] : null),
-    async changeSettings(changes) {
-      Object.assign(userSettings, changes);
-      const keys = Object.keys(changes);
+    // The user edits settings (in the workspace's settings file with `workspace`).
+    async changeSettings(changes, workspace = false) {
+      Object.assign(workspace ? workspaceSettings : userSettings, changes);
+      record({ kind: 'settings', keys: Object.keys(changes) });
+      await env.announceSettings(Object.keys(changes));
+    },
+    async announceSettings(keys) {
       const event = {
         affectsConfiguration: (section) => keys.some((key) => key === section || key.startsWith(`${section}.`)),
       };
-      record({ kind: 'settings', keys });
       for (const listener of configListeners) await listener(event);
+    },
+    // Secrets another window stores.
+    async storeSecretElsewhere(key, value) {
+      secretValues[key] = value;
+      record({ kind: 'secretElsewhere', key });
+      for (const listener of [...secretsChanged.listeners]) await listener({ key });
     },
     async grantTrust() {
       vscode.workspace.isTrusted = true;
