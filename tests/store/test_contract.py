@@ -148,6 +148,21 @@ def test_a_commit_records_events_and_the_snapshot_in_order(store):
     assert not store.has_unfinished_runs()
 
 
+def test_a_state_in_parts_is_written_read_and_deleted_by_key(store, other):
+    run = claimed(store)
+    head = {"machine": {"tasks": {"next": 3}}}
+    store.commit(run, "w", [], snapshot=head, parts={"t1": '{"frames": [1]}', "t2": '{"frames": [2]}',
+                                                     "e0": '["env"]'})
+    assert other.snapshot(run.id) == head
+    assert other.snapshot_parts(run.id, ["t1", "t2", "e0", "t9"]) == {
+        "t1": '{"frames": [1]}', "t2": '{"frames": [2]}', "e0": '["env"]'}  # a key not stored is absent
+    # A later commit rewrites one part, deletes another, leaves the rest as they were.
+    store.commit(run, "w", [], snapshot=head, parts={"t1": '{"frames": [1, 1]}', "t2": None})
+    assert other.snapshot_parts(run.id, ["t1", "t2", "e0"]) == {"t1": '{"frames": [1, 1]}', "e0": '["env"]'}
+    assert other.snapshot_parts(run.id, [f"e{i}" for i in range(1200)]) == {"e0": '["env"]'}  # many keys at once
+    assert other.snapshot_parts("nothing", ["t1"]) == {}
+
+
 # -- timers and due times --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("due_in, is_runnable", [(3600, False), (-1, True)])
