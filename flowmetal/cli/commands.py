@@ -149,15 +149,16 @@ def _drive(args: argparse.Namespace, store, record, connectors=None) -> int:
     from flowmetal.cli.run_output import Progress
     from flowmetal.runtime.driving import FINAL, wait_for
     from flowmetal.runtime.executor import Executor
+    from flowmetal.runtime.wakeups import set_from_handler
     stop = threading.Event()
     received: list[int] = []
 
     def on_signal(signum, frame) -> None:
-        if stop.is_set():  # a second one: at once (the run is safe: its leases lapse)
+        if received:  # a second one: at once (the run is safe: its leases lapse)
             os.write(2, b"flowmetal run: stopped at once\n")
             os._exit(128 + signum)
         received.append(signum)
-        stop.set()  # the executor checkpoints the run and releases it; then this process stops
+        set_from_handler(stop)  # the executor checkpoints the run and releases it; then this process stops
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         run_id = record()
@@ -316,6 +317,7 @@ def _connector(args: argparse.Namespace) -> int:
     import signal
     import threading
     from flowmetal.connectors.sdk import ConnectorError, endpoints_of, load_module, run_connector
+    from flowmetal.runtime.wakeups import set_from_handler
     logging.basicConfig(level=logging.WARNING, format="flowmetal connector: %(message)s")
     # SIGINT and SIGTERM end the loop rather than the process, so that the steps claimed but
     # not finished are given back for the next connector instead of waiting out their leases.
@@ -324,7 +326,7 @@ def _connector(args: argparse.Namespace) -> int:
 
     def on_signal(signum, frame) -> None:
         received.append(signum)
-        stop.set()
+        set_from_handler(stop)
 
     try:
         module = load_module(args.module)

@@ -37,7 +37,7 @@ from flowmetal.lang.syntax import Kind, Seq, read
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.program import is_standard
 from flowmetal.runtime.store import Run, SQLiteStore
-from flowmetal.runtime.wakeups import Wakeup
+from flowmetal.runtime.wakeups import Wakeup, set_from_handler
 
 FINAL = ("completed", "failed", "cancelled")
 
@@ -273,8 +273,7 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
 
     def on_signal(signum, frame) -> None:
         received.append(signum)
-        stop.set()
-        wakeup.set()
+        set_from_handler(stop, wakeup)
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -77,6 +77,14 @@ class Wakeup:
             self._subscription = None
 
 
+def set_from_handler(*events) -> None:
+    """Set `events` from a signal handler. Setting an event takes its lock, which the main
+    thread (where handlers run) may hold at that very instant, inside a wait on the same event:
+    setting it there would wait for itself forever. A short-lived thread sets them instead."""
+    threading.Thread(target=lambda: [event.set() for event in events], name="flowmetal-signal",
+                     daemon=True).start()
+
+
 def _stopped(stop) -> bool:
     is_set = getattr(stop, "is_set", None)
     return bool(is_set()) if is_set is not None else bool(stop())
