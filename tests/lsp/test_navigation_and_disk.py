@@ -18,7 +18,6 @@ so that the tests can change them on disk as `git checkout` would:
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
@@ -26,6 +25,8 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from test_server import diagnostics, open_doc, pos  # the LSP tests' helpers, one copy
 
 LIB = """(defpackage ship.lib
   (defrecord parcel [grams : int?])
@@ -89,30 +90,6 @@ async def plain_client(lsp_client: LanguageClient, workspace: Path):
     await start(lsp_client, workspace, PLAIN_TEXT_CLIENT)
     yield
     await lsp_client.shutdown_session()
-
-
-def open_doc(client: LanguageClient, path: Path, text: str | None = None) -> str:
-    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
-        uri=path.as_uri(), language_id="flowmetal", version=1,
-        text=text if text is not None else path.read_text(encoding="utf-8"))))
-    return path.as_uri()
-
-
-async def diagnostics(client: LanguageClient, uri: str, predicate=lambda d: True, timeout: float = 20):
-    async def wait():
-        while True:
-            if uri in client.diagnostics and predicate(client.diagnostics[uri]):
-                return list(client.diagnostics[uri])
-            await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
-    return await asyncio.wait_for(wait(), timeout)
-
-
-def pos(text: str, needle: str, plus: int = 0, nth: int = 0) -> types.Position:
-    i = -1
-    for _ in range(nth + 1):
-        i = text.index(needle, i + 1)
-    i += plus
-    return types.Position(line=text.count("\n", 0, i), character=i - (text.rfind("\n", 0, i) + 1))
 
 
 def span(text: str, needle: str, nth: int = 0, plus: int = 0, length: int | None = None) -> types.Range:
