@@ -81,11 +81,16 @@ class Process:
         # Both streams go to files: a pipe closed or left unread would stop or kill it.
         out = self.cwd / f"{self.name}.out"
         out.write_text("")
+        start = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log, open(out, "wb") as stdout:
             self.proc = subprocess.Popen([sys.executable, "-m", "flowmetal", *self.args], cwd=self.cwd, env=env(),
                                          stdout=stdout, stderr=log, start_new_session=True)
         if self.ready:
-            wait_until(lambda: self.ready in out.read_text() or self.proc.poll() is not None,
+            # A worker says it is ready on stderr (the log, appended to across restarts: only
+            # what this start wrote counts), serve on stdout.
+            started = lambda: (self.ready in out.read_text()  # noqa: E731
+                               or self.ready.encode() in self.log.read_bytes()[start:])
+            wait_until(lambda: started() or self.proc.poll() is not None,
                        f"{self.name} to start", timeout=30, every=0.02)
             assert self.proc.poll() is None, f"{self.name} did not start; see {self.log}"
         return self
@@ -127,7 +132,8 @@ def serve(name: str, store: str, cwd: Path, public_url: str) -> Process:
 
 
 def worker(name: str, store: str, cwd: Path, lease: float = 1.0) -> Process:
-    return Process(name, ["worker", "--store", store, "--lease", str(lease), "--poll", "0.05"], cwd)
+    return Process(name, ["worker", "--store", store, "--lease", str(lease), "--poll", "0.05"], cwd,
+                   ready="running the runs of")
 
 
 class Balancer:
