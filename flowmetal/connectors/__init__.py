@@ -38,6 +38,8 @@ import os
 import socket
 import time
 
+from flowmetal.runtime.storeerrors import StoreError
+
 
 def stopped(stop) -> bool:
     """Whether a loop's `stop` says to end: None (never), a `threading.Event`, or a callable."""
@@ -80,9 +82,9 @@ class Presence:
         self.last = time.monotonic()
         try:
             self.store.announce(self.name, self.kind, self.endpoints, pid=os.getpid(), host=socket.gethostname())
-        except Exception:  # noqa: BLE001 - a busy store: the next beat tries again
-            logging.getLogger("flowmetal.connectors").warning("could not refresh this connector's presence",
-                                                             exc_info=True)
+        except Exception as error:  # noqa: BLE001 - a busy store: the next beat tries again
+            logging.getLogger("flowmetal.connectors").warning("could not refresh this connector's presence: %s", error,
+                                                             exc_info=not isinstance(error, StoreError))
 
     def close(self) -> None:
         if not self.enabled or self.last is None:

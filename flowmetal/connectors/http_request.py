@@ -72,6 +72,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 import httpx
 
 from flowmetal.connectors import Presence, pause, stopped
+from flowmetal.runtime.storeerrors import StoreError
 from flowmetal.runtime.values import Map, RecordValue, decode, encode, key_value
 from flowmetal.runtime.wakeups import Wakeup
 
@@ -497,8 +498,11 @@ class RequestConnector:
                         self.collect(poll)
                     elif not claimed:
                         wakeup.sleep(wakeup.interval(poll), stop)
-                except Exception:  # noqa: BLE001 - the store was busy or gone for a moment: try again
-                    log.exception("the HTTP request connector could not reach the store; retrying")
+                except StoreError as error:  # the store was busy or gone for a moment: one line, try again
+                    log.warning("the HTTP request connector could not reach the store (%s); retrying", error)
+                    pause(stop, max(poll, 1.0))
+                except Exception:  # noqa: BLE001 - a bug: in full, and try again
+                    log.exception("the HTTP request connector failed; retrying")
                     pause(stop, poll)
         finally:
             wakeup.close()

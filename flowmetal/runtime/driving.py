@@ -36,7 +36,7 @@ from flowmetal.lang.resolve import STANDARD_NAMES
 from flowmetal.lang.syntax import Kind, Seq, read
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.program import is_standard
-from flowmetal.runtime.store import Run, SQLiteStore
+from flowmetal.runtime.store import Run, SQLiteStore, StoreError
 from flowmetal.runtime.wakeups import Wakeup, set_from_handler
 
 FINAL = ("completed", "failed", "cancelled")
@@ -303,7 +303,11 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
                     sending = requests is not None and requests.busy(store)
                     if not soon and not sending:
                         return 0
-            except Exception:  # a store error or a bug: say so, and go on with the next run
+            except StoreError as error:  # the store went away for a moment (a restart): one line, not a traceback
+                print(f"flowmetal worker: {error}; trying again in 1 s", file=sys.stderr, flush=True)
+                stop.wait(1.0)
+                continue
+            except Exception:  # a bug: say so in full, and go on with the next run
                 print(f"flowmetal worker: advancing a run failed:\n{traceback.format_exc()}", file=sys.stderr)
                 stop.wait(1.0)
                 continue

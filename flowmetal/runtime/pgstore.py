@@ -36,6 +36,7 @@ transaction-level advisory lock, so that many processes starting at once migrate
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from contextlib import ExitStack, contextmanager
@@ -49,6 +50,10 @@ from flowmetal.runtime.storeerrors import StoreBusy, StoreError
 CONNECT_TIMEOUT = 10     # seconds to reach the server before a clear error
 POOL_SIZE = 8            # connections a process may hold to one store (more when more store objects share it)
 MIGRATION_LOCK = 0x466C6F776D6574   # the advisory lock key of migrations ("Flowmet")
+
+# psycopg's pool logs each connection it drops or fails to make, as object reprs, many times
+# a restart: noise for an operator. The store's own errors say what failed, in one line.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 def shown(url: str) -> str:

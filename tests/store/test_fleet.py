@@ -248,6 +248,9 @@ def test_restarting_postgresql_under_load_loses_nothing(tmp_path: Path, own_post
         check_runs(store, runs, wilson)
         # Every process lived through the restarts, and they were felt: some store call failed.
         assert [p.proc.poll() for p in fleet] == [None] * len(fleet), [p.logged()[-2000:] for p in fleet]
+        # ...and said so in one line each time, as for any error a user can act on: no traceback.
+        for process in workers:
+            assert "Traceback" not in process.logged(), process.logged()[-3000:]
     finally:
         for process in fleet:
             process.kill9()
