@@ -76,8 +76,8 @@ from flowmetal.lang import filenames
 from flowmetal.runtime.store import SIGNAL_WAIT, Store, StoreError, open_store
 from flowmetal.runtime.wakeups import LISTENING_POLL
 from flowmetal.server.addresses import Served
-from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_LEASE, MAX_LIMIT, MAX_WAIT,
-                                     NOT_BLANK)
+from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_EPOCH, MAX_LEASE, MAX_LIMIT,
+                                     MAX_WAIT, NOT_BLANK)
 
 MAX_BODY = 1024 * 1024          # bytes: request bodies above this are refused with 413
 POLL = 0.1                      # seconds between looks at the store in long polls and streams
@@ -814,7 +814,7 @@ def _step_json(row: dict) -> dict:
             continue
         args[name], literals[name] = to_json(value), literal(value)
     return {"run_id": row["run_id"], "step": row["step"], "endpoint": row["endpoint"], "key": row["key"],
-            "args": args, "literals": literals}
+            "args": args, "literals": literals, "epoch": row["epoch"]}
 
 
 async def claim(request: web.Request) -> web.Response:
@@ -927,12 +927,30 @@ def _result_value(program, endpoint: str, data: dict):
     return value
 
 
-def _step_worker(data: dict) -> str | None:
-    """The `worker` a result is recorded under: only while its claim is that worker's (None: any)."""
+def _step_claim(data: dict) -> tuple[str | None, int | None]:
+    """The claim a result is recorded under: `worker`, the name the step was claimed under, and
+    `epoch`, the claim's number from `/api/steps/claim` (None, None: any claim, or none)."""
     worker = data.get("worker")
     if worker is not None and (not isinstance(worker, str) or not worker or len(worker) > 200):
         raise ApiError(400, "`worker` must be the name the step was claimed under (1 to 200 characters)")
-    return worker
+    epoch = data.get("epoch")
+    if epoch is not None:
+        epoch = int(_number(data, "epoch", 0, 1, MAX_EPOCH, integer=True))
+    return worker, epoch
+
+
+def _finish(finish: Callable, run_id: str, step: int, worker: str | None, epoch: int | None, text: str):
+    """On the store's thread: `finish` (`Store.complete_claimed_step` or `fail_claimed_step`)
+    under the claim named. Given only the epoch, under the step's claimant if its claim is that
+    one: a claim's epoch is never given twice, so (claimant, epoch) names it, and the store
+    checks both in the transaction that records."""
+    def record(store: Store):
+        holder = worker
+        if holder is None:
+            row = store.step(run_id, step)
+            holder = row["claimed_by"] if row is not None and row["claimed_by"] else ""
+        return finish(store, run_id, step, holder, text, epoch=epoch)
+    return record
 
 
 def _refused(recorded, run_id: str, step: int, what: str) -> None:
@@ -949,12 +967,13 @@ async def complete(request: web.Request) -> web.Response:
     from flowmetal.runtime.values import encode
     api = _api(request)
     run_id, step = _path_text(request, "run_id", "run"), int(request.match_info["step"])
-    data = await json_object(request, {"result": "JSON", "literal": "text", "worker": "name"})
+    data = await json_object(request, {"result": "JSON", "literal": "text", "worker": "name", "epoch": "number"})
     if ("result" in data) == ("literal" in data):
         raise ApiError(400, "give the step's value as `result` (JSON) or as `literal` (a Flowmetal literal), "
                             "one of the two")
     if "literal" in data and not isinstance(data["literal"], str):
         raise ApiError(400, f"`literal` must be a string holding a Flowmetal literal, not {_kind(data['literal'])}")
+    worker, epoch = _step_claim(data)
     run, row = await _open_step(api, run_id, step)
     from flowmetal.runtime.program import ProgramError
     try:
@@ -963,11 +982,10 @@ async def complete(request: web.Request) -> web.Response:
         raise ApiError(409, f"the program of run `{run_id}` cannot be loaded: {error}") from None
     value = await api.check(_result_value, program, row["endpoint"], data)
     stored = json.dumps(encode(value), separators=(",", ":"))
-    worker = _step_worker(data)
-    if worker is None:
+    if worker is None and epoch is None:
         recorded = await api.db(Store.complete_step, run_id, step, stored)
     else:
-        recorded = await api.db(Store.complete_claimed_step, run_id, step, worker, stored)
+        recorded = await api.db(_finish(Store.complete_claimed_step, run_id, step, worker, epoch, stored))
     _refused(recorded, run_id, step, "result")
     api.on_change()
     return web.json_response({"run_id": run_id, "step": step, "status": "completed"})
@@ -976,16 +994,16 @@ async def complete(request: web.Request) -> web.Response:
 async def fail(request: web.Request) -> web.Response:
     api = _api(request)
     run_id, step = _path_text(request, "run_id", "run"), int(request.match_info["step"])
-    data = await json_object(request, {"error": "message", "worker": "name"})
+    data = await json_object(request, {"error": "message", "worker": "name", "epoch": "number"})
     error = data.get("error")
     if not isinstance(error, str) or not re.search(NOT_BLANK, error):
         raise ApiError(400, "`error` must be a non-empty string saying why the endpoint failed")
-    worker = _step_worker(data)
+    worker, epoch = _step_claim(data)
     await _open_step(api, run_id, step)
-    if worker is None:
+    if worker is None and epoch is None:
         recorded = await api.db(Store.fail_step, run_id, step, error)
     else:
-        recorded = await api.db(Store.fail_claimed_step, run_id, step, worker, error)
+        recorded = await api.db(_finish(Store.fail_claimed_step, run_id, step, worker, epoch, error))
     _refused(recorded, run_id, step, "failure")
     api.on_change()
     return web.json_response({"run_id": run_id, "step": step, "status": "failed"})
