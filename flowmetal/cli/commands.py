@@ -541,6 +541,18 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
             "serve": serve}
 
 
+# Commands that run until stopped: started beside a PostgreSQL server (a boot, a restart), they
+# wait for it at their first connection rather than exit; the others fail fast.
+LONG_RUNNING = ("worker", "serve", "connector", "lsp")
+STORE_PATIENCE = 60.0   # seconds
+
+
+def _wait_for_store(command: str) -> None:
+    from flowmetal.runtime.store import wait_for_store
+    wait_for_store(STORE_PATIENCE, lambda message: print(f"flowmetal {command}: {message}", file=sys.stderr,
+                                                         flush=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Options may stand before or after a command's positional
     arguments, so each command parses its own arguments, intermixed."""
@@ -560,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     parsed = top.parse_args(argv)
     args = commands[parsed.command].parse_intermixed_args(parsed.args)
     args.command_name = parsed.command
+    if parsed.command in LONG_RUNNING:
+        _wait_for_store(parsed.command)
     try:
         return args.handler(args)
     except BrokenPipeError:  # `flowmetal check ... | head`

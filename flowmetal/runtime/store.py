@@ -1590,6 +1590,20 @@ class SQLiteStore(Store):
 
 
 
+# How long this process's PostgreSQL stores wait, at their first connection, for a server that
+# is not there (`wait_for_store`), and what they say when they start waiting.
+_PATIENCE: dict = {"seconds": 0.0, "say": None}
+
+
+def wait_for_store(seconds: float, say=None) -> None:
+    """From now on, a PostgreSQL store of this process opened while its server is unavailable
+    (down, starting up, shutting down, restarting) tries again with backoff for up to `seconds`
+    before the usual error, calling `say(message)` once when it starts waiting: what the
+    commands that run until stopped do. Otherwise only a server that says it is starting up or
+    shutting down is waited for, a few seconds (`pgstore.STARTING`). SQLite stores never wait."""
+    _PATIENCE["seconds"], _PATIENCE["say"] = seconds, say
+
+
 class PostgresStore(Store):
     """A store in a PostgreSQL database (`postgresql://USER@HOST:PORT/DB`), shared by any number
     of processes on any number of machines. Its connections, SQL and schema are
@@ -1628,7 +1642,7 @@ class PostgresStore(Store):
         self.path = url
         self.readonly = readonly
         self.MIGRATIONS = pgstore.MIGRATIONS
-        self.db = pgstore.Database(url, readonly)
+        self.db = pgstore.Database(url, readonly, _PATIENCE["seconds"], _PATIENCE["say"])
         try:
             if readonly:
                 current = self.version()
