@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -54,6 +56,24 @@ def postgres_url():
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL cluster of this test's own (`scripts/postgres`), which it may restart, halt
+    and start again: (its directory, its URL). Needs what `postgres_url` needs
+    (FLOWMETAL_TEST_POSTGRES says PostgreSQL is there to test against)."""
+    if not os.environ.get("FLOWMETAL_TEST_POSTGRES"):
+        _postgres_missing("FLOWMETAL_TEST_POSTGRES is not set")
+    # Under /tmp, not pytest's own temporary directories: PostgreSQL's user must reach it.
+    directory = tempfile.mkdtemp(prefix="flowmetal-pg-", dir="/tmp")
+    started = subprocess.run([str(ROOT / "scripts" / "postgres"), "start", directory], capture_output=True,
+                             text=True, timeout=180)
+    try:
+        assert started.returncode == 0, started.stderr
+        yield directory, started.stdout.strip()
+    finally:
+        subprocess.run([str(ROOT / "scripts" / "postgres"), "stop", directory], capture_output=True, timeout=180)
 
 
 # The language server registers its file watcher (`workspace/didChangeWatchedFiles`

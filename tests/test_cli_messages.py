@@ -74,11 +74,29 @@ def test_a_postgresql_server_that_cannot_be_reached_is_one_clear_line(folder, ar
     """Every command touching the store says which server it could not use and why (exit 2),
     never a traceback, and creates nothing (no SQLite file instead)."""
     env = {"FLOWMETAL_STORE": POSTGRES} if how == "FLOWMETAL_STORE" else {}
+    # The commands that run until stopped wait for the server first (60 s; here a moment), saying so.
+    long_running = args[0] in ("worker", "connector", "serve")
+    env["FLOWMETAL_STORE_WAIT"] = "0.3"
     options = ["--store", POSTGRES] if how == "--store" else []
     result = subprocess.run([sys.executable, "-m", "flowmetal", *args, *options], cwd=folder, capture_output=True,
                             text=True, timeout=120, env={**os.environ, **env})
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr.startswith(f"flowmetal {args[0]}: error: {POSTGRES}: cannot use the PostgreSQL server ("), \
+    lines = result.stderr.splitlines()
+    if long_running:
+        assert lines[0].startswith(f"flowmetal {args[0]}: waiting for the store at {POSTGRES} (up to 0.3 s): "), lines
+        lines = lines[1:]
+    assert len(lines) == 1 and "waiting" not in lines[0], result.stderr
+    assert lines[0].startswith(f"flowmetal {args[0]}: error: {POSTGRES}: cannot use the PostgreSQL server ("), \
         result.stderr
-    assert "Connection refused" in result.stderr and result.stderr.count("\n") == 1
+    assert "Connection refused" in lines[0]
     assert sorted(p.name for p in folder.iterdir()) == ["hello.flow", "latin1.flow", "sub"]
+
+
+def test_a_malformed_store_wait_is_one_clear_line(folder):
+    for text in ("soon", "-1", "nan"):
+        result = subprocess.run([sys.executable, "-m", "flowmetal", "worker", "--store", POSTGRES], cwd=folder,
+                                capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "FLOWMETAL_STORE_WAIT": text})
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == (f"flowmetal worker: error: FLOWMETAL_STORE_WAIT must be a number of seconds from 0 "
+                                 f"to 86400, not {text!r}\n")

@@ -541,6 +541,27 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
             "serve": serve}
 
 
+# Commands that run until stopped: started beside a PostgreSQL server (a boot, a restart), they
+# wait for it at their first connection rather than exit; the others fail fast.
+LONG_RUNNING = ("worker", "serve", "connector", "lsp")
+STORE_PATIENCE = 60.0   # seconds, unless FLOWMETAL_STORE_WAIT says otherwise
+
+
+def _wait_for_store(command: str) -> str | None:
+    """Have the command's PostgreSQL stores wait for their server (None), or the error of a
+    malformed FLOWMETAL_STORE_WAIT."""
+    text = os.environ.get("FLOWMETAL_STORE_WAIT", "").strip()
+    try:
+        seconds = float(text) if text else STORE_PATIENCE
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86400:
+        return f"FLOWMETAL_STORE_WAIT must be a number of seconds from 0 to 86400, not {text[:40]!r}"
+    from flowmetal.runtime.store import wait_for_store
+    wait_for_store(seconds, lambda message: print(f"flowmetal {command}: {message}", file=sys.stderr, flush=True))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Options may stand before or after a command's positional
     arguments, so each command parses its own arguments, intermixed."""
@@ -560,6 +581,11 @@ def main(argv: list[str] | None = None) -> int:
     parsed = top.parse_args(argv)
     args = commands[parsed.command].parse_intermixed_args(parsed.args)
     args.command_name = parsed.command
+    if parsed.command in LONG_RUNNING:
+        problem = _wait_for_store(parsed.command)
+        if problem:
+            print(f"flowmetal {parsed.command}: error: {problem}", file=sys.stderr)
+            return 2
     try:
         return args.handler(args)
     except BrokenPipeError:  # `flowmetal check ... | head`

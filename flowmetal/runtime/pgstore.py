@@ -13,7 +13,11 @@ replaced at the next use: the operation it broke fails with a `StoreError` sayin
 so, except a read, which is tried again once on a fresh connection (reading twice
 changes nothing), and a transaction whose BEGIN found the connection broken (nothing
 was done yet), which is begun again on a fresh one. So a restart of the server
-fails only the transactions it cut short, not the next one of every process. Every psycopg error becomes a `StoreError` naming the problem, never
+fails only the transactions it cut short, not the next one of every process. The first
+connection of a process (`_first_connection`) waits for a server that is not there yet: up
+to the patience the process was given (`store.wait_for_store`: 60 s for the commands that
+run until stopped), and a few seconds (`STARTING`) for one that says it is starting up or
+shutting down; a refused login or a missing database is never waited for. Every psycopg error becomes a `StoreError` naming the problem, never
 a traceback.
 
 SQL: the store's queries use `?` placeholders, as SQLite does; `_sql` turns them into
@@ -148,7 +152,64 @@ _POOLS: dict[tuple[str, bool], list] = {}   # (url, readonly) -> [pool, how many
 _POOLS_LOCK = threading.Lock()
 
 
-def _pool(url: str, readonly: bool) -> ConnectionPool:
+# Waiting for the server at the first connection (`_first_connection`).
+STARTING = 5.0           # seconds any process waits for a server starting up or shutting down
+_STARTING_WORDS = ("starting up", "shutting down", "not yet accepting connections", "in recovery mode")
+_said_waiting = False     # whether this process said that it waits for the store (once)
+_SAID_LOCK = threading.Lock()
+
+
+def _unavailable(error: Exception) -> bool:
+    """Whether the first connection failed because the server is not there now (down, starting,
+    stopping, restarting: worth waiting for), rather than because the URL or login is wrong."""
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    text = " ".join(str(error).split())
+    refused = any(words in text for words in ("password authentication failed", "no password supplied", "role \"",
+                                              "does not exist", "no pg_hba.conf entry", "invalid"))
+    return not refused
+
+
+def _starting(error: Exception) -> bool:
+    """Whether the server said it is starting up or shutting down (a restart under way)."""
+    return isinstance(error, psycopg.OperationalError) and any(w in str(error) for w in _STARTING_WORDS)
+
+
+def _first_connection(url: str, options: str | None, patience: float, say) -> None:
+    """Connect once, to make sure the server can be reached and the login works. While the
+    server is unavailable, try again with backoff (0.1 s doubling to 2 s): for up to `patience`
+    seconds whatever the reason, and up to `STARTING` seconds when it says it is starting up or
+    shutting down. `say(message)` is called once per process when it starts waiting. Then the
+    error of the last try, in one line."""
+    start = time.monotonic()
+    pause = 0.1
+    while True:
+        try:
+            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, options=options or "").close()
+            return
+        except psycopg.Error as error:
+            waited = time.monotonic() - start
+            limit = max(patience, STARTING) if _starting(error) else patience
+            if not _unavailable(error) or waited + pause > limit:
+                raise StoreError(describe(url, error)) from None
+            _say_waiting(url, error, limit, say)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+        except Exception as error:  # a malformed URL: psycopg's own ProgrammingError or ValueError
+            raise StoreError(f"{shown(url)}: not a usable PostgreSQL URL ({error})") from None
+
+
+def _say_waiting(url: str, error: Exception, limit: float, say) -> None:
+    global _said_waiting
+    with _SAID_LOCK:
+        if _said_waiting or say is None:
+            return
+        _said_waiting = True
+    text = " ".join(str(error).split())
+    say(f"waiting for the store at {shown(url)} (up to {limit:g} s): {text}")
+
+
+def _pool(url: str, readonly: bool, patience: float = 0.0, say=None) -> ConnectionPool:
     with _POOLS_LOCK:
         held = _POOLS.get((url, readonly))
         if held is not None:
@@ -156,15 +217,17 @@ def _pool(url: str, readonly: bool) -> ConnectionPool:
             # Each store object uses one connection at a time: room for every one (serve's executors).
             held[0].resize(1, max(POOL_SIZE, held[1] + 2))
             return held[0]
-        # Connect once first: a server that cannot be reached, or refuses, is an error naming
-        # why now (the pool's own would only say that it timed out).
-        options = "-c default_transaction_read_only=on" if readonly else None
-        try:
-            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, options=options or "").close()
-        except psycopg.Error as error:
-            raise StoreError(describe(url, error)) from None
-        except Exception as error:  # a malformed URL: psycopg's own ProgrammingError or ValueError
-            raise StoreError(f"{shown(url)}: not a usable PostgreSQL URL ({error})") from None
+    # Connect once first, outside the lock (it may wait for the server): a server that cannot
+    # be reached, or refuses, is an error naming why now (the pool's own would only say that
+    # it timed out).
+    options = "-c default_transaction_read_only=on" if readonly else None
+    _first_connection(url, options, patience, say)
+    with _POOLS_LOCK:
+        held = _POOLS.get((url, readonly))
+        if held is not None:  # another thread of this process made it meanwhile
+            held[1] += 1
+            held[0].resize(1, max(POOL_SIZE, held[1] + 2))
+            return held[0]
         kwargs = {"autocommit": True, "row_factory": _rows, "connect_timeout": CONNECT_TIMEOUT}
         if options:
             kwargs["options"] = options
@@ -200,9 +263,9 @@ def _lost(error: Exception) -> bool:
 class Database:
     """A PostgreSQL store's connections (see the module's docstring)."""
 
-    def __init__(self, url: str, readonly: bool = False) -> None:
+    def __init__(self, url: str, readonly: bool = False, patience: float = 0.0, say=None) -> None:
         self.url, self.readonly = url, readonly
-        self.pool: ConnectionPool | None = _pool(url, readonly)
+        self.pool: ConnectionPool | None = _pool(url, readonly, patience, say)
 
     def close(self) -> None:
         if self.pool is not None:

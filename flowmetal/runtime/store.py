@@ -106,6 +106,12 @@ FINAL = ENDED = ("completed", "failed", "cancelled")
 # The channels of wake-ups (`Store._notify`), and what each carries: a run's id; an endpoint's name.
 RUNS_CHANNEL = "flowmetal_runs"
 STEPS_CHANNEL = "flowmetal_steps"
+# A run ended (completed, failed, cancelled): its id. For the followers of runs' events (the API's
+# live streams), which the two channels above tell of a run's other changes that matter most (a
+# step requested, a wait recorded, a wake-up). Not said at every commit: a transaction that
+# notifies holds the server's notification queue's lock until it has committed, which made
+# concurrent commits take turns (half the commits a second at 8 writers).
+ENDED_CHANNEL = "flowmetal_ended"
 
 
 
@@ -821,10 +827,12 @@ class Store:
             row = self._one("SELECT MIN(wake_at) AS w FROM runs WHERE status='waiting'")
         return row["w"]
 
-    def listen(self, event, runs: bool = False, endpoints: Collection[str] | None = None):
+    def listen(self, event, runs: bool = False, endpoints: Collection[str] | None = None, changes: bool = False):
         """Have `event` (a `threading.Event`) set when another process makes work runnable: a run
-        (`runs`), or a step of one of `endpoints`: a subscription (`listening`, `close()`), or
-        None where no notifications come (SQLite). See `flowmetal.runtime.wakeups`."""
+        (`runs`), or a step of one of `endpoints`; with `changes`, also a step of any endpoint and
+        a run's end (what followers of runs' events are woken by): a subscription (`listening`,
+        `close()`), or None where no notifications come (SQLite). See
+        `flowmetal.runtime.wakeups`."""
         return None
 
     # -- committing a run's progress ----------------------------------------------------------------
@@ -966,7 +974,8 @@ class Store:
     def _ended(self, conn, run_id: str, now: float) -> None:
         """Run `run_id` just ended: its parent, if it waits, wakes (to give the outcome to what
         awaits it), and its children still going are cancelled, theirs too (a child never
-        outlives its parent)."""
+        outlives its parent). Its followers are told (`ENDED_CHANNEL`)."""
+        self._notify(conn, ENDED_CHANNEL, run_id)
         parent = conn.execute("SELECT parent FROM runs WHERE id=?", (run_id,)).fetchone()
         if parent is not None and parent["parent"] is not None:
             self._lock_run(conn, parent["parent"])  # so that the parent's wait, if it is being recorded, sees this end
@@ -1590,6 +1599,20 @@ class SQLiteStore(Store):
 
 
 
+# How long this process's PostgreSQL stores wait, at their first connection, for a server that
+# is not there (`wait_for_store`), and what they say when they start waiting.
+_PATIENCE: dict = {"seconds": 0.0, "say": None}
+
+
+def wait_for_store(seconds: float, say=None) -> None:
+    """From now on, a PostgreSQL store of this process opened while its server is unavailable
+    (down, starting up, shutting down, restarting) tries again with backoff for up to `seconds`
+    before the usual error, calling `say(message)` once when it starts waiting: what the
+    commands that run until stopped do. Otherwise only a server that says it is starting up or
+    shutting down is waited for, a few seconds (`pgstore.STARTING`). SQLite stores never wait."""
+    _PATIENCE["seconds"], _PATIENCE["say"] = seconds, say
+
+
 class PostgresStore(Store):
     """A store in a PostgreSQL database (`postgresql://USER@HOST:PORT/DB`), shared by any number
     of processes on any number of machines. Its connections, SQL and schema are
@@ -1628,7 +1651,7 @@ class PostgresStore(Store):
         self.path = url
         self.readonly = readonly
         self.MIGRATIONS = pgstore.MIGRATIONS
-        self.db = pgstore.Database(url, readonly)
+        self.db = pgstore.Database(url, readonly, _PATIENCE["seconds"], _PATIENCE["say"])
         try:
             if readonly:
                 current = self.version()
@@ -1689,13 +1712,16 @@ class PostgresStore(Store):
         back; the same (channel, payload) twice in one transaction is delivered once."""
         conn.execute("SELECT pg_notify(?, ?)", (channel, payload))
 
-    def listen(self, event, runs: bool = False, endpoints: Collection[str] | None = None):
+    def listen(self, event, runs: bool = False, endpoints: Collection[str] | None = None, changes: bool = False):
         wanted = {}
-        if runs:
+        if runs or changes:
             wanted[RUNS_CHANNEL] = None
         if endpoints is not None:
             wanted[STEPS_CHANNEL] = frozenset(endpoints)
-        return self._pg.subscribe(self.path, (RUNS_CHANNEL, STEPS_CHANNEL), event, wanted)
+        if changes:
+            wanted[STEPS_CHANNEL] = None
+            wanted[ENDED_CHANNEL] = None
+        return self._pg.subscribe(self.path, (RUNS_CHANNEL, STEPS_CHANNEL, ENDED_CHANNEL), event, wanted)
 
     def change_token(self) -> str:
         """A value that changes whenever a transaction that wrote commits, by any process

@@ -39,12 +39,15 @@ How it is built, and why:
 - `POST /api/runs/{id}/signals/{name}` queues a signal (`flowmetal.runtime.signals`)
   in one store call, `send_signal`, which also decides its key's repeats (202
   with the first answer, 422 for another signal) and an ended run (409).
-- Long polls (`/api/steps/claim` with `wait`) and the live event stream poll
-  the store every `POLL` seconds: another process sharing the store (a
-  `flowmetal worker`) changes it without telling this one. On PostgreSQL a
-  long poll is told instead (a notification that a step of its endpoints was
-  created, `flowmetal.runtime.wakeups`): it claims at once when told, and
-  looks on its own only every `LISTENING_POLL` seconds.
+- Long polls (`/api/steps/claim` with `wait`) poll the store every `POLL`
+  seconds: another process sharing the store (a `flowmetal worker`) changes
+  it without telling this one. On PostgreSQL a long poll is told instead (a
+  notification that a step of its endpoints was created,
+  `flowmetal.runtime.wakeups`): it claims at once when told, and looks on its
+  own only every `LISTENING_POLL` seconds. The live event streams share one
+  look at the store per process (`_Follow`: the change feed, read when told on
+  PostgreSQL, when the change token moved on SQLite), which wakes the streams
+  of the runs that changed.
 - When `FLOWMETAL_TOKEN` (or `token=`) is set, every `/api/` request must
   carry `Authorization: Bearer <token>`. Callbacks are not under `/api/`:
   their unguessable token is their authorisation.
@@ -76,8 +79,8 @@ from flowmetal.lang import filenames
 from flowmetal.runtime.store import SIGNAL_WAIT, Store, StoreError, open_store
 from flowmetal.runtime.wakeups import LISTENING_POLL
 from flowmetal.server.addresses import Served
-from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_LEASE, MAX_LIMIT, MAX_WAIT,
-                                     NOT_BLANK)
+from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_EPOCH, MAX_LEASE, MAX_LIMIT,
+                                     MAX_WAIT, NOT_BLANK)
 
 MAX_BODY = 1024 * 1024          # bytes: request bodies above this are refused with 413
 POLL = 0.1                      # seconds between looks at the store in long polls and streams
@@ -216,6 +219,7 @@ class _Api:
         self.store: Store | None = None
         self.programs: OrderedDict[str, Any] = OrderedDict()
         self.closing = False
+        self.follow = _Follow(self)
 
     def _store(self) -> Store:
         if self.store is None:
@@ -707,7 +711,8 @@ async def trace(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """The run's events as server-sent events: those logged so far, then each as it is
-    committed, until the run has ended (a last `end` event gives its status)."""
+    committed, until the run has ended (a last `end` event gives its status). The stream reads
+    the store when the process's one look at it (`_Follow`) says its run changed."""
     api = _api(request)
     run = await _run_or_404(api, _path_text(request, "run_id", "run"))
     after = _after(request)
@@ -715,8 +720,10 @@ async def events(request: web.Request) -> web.StreamResponse:
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
     last_write = time.monotonic()
+    changed = api.follow.add(run.id)
     try:
         while True:
+            changed.clear()  # before reading: a change from now on is read at the next turn
             run = await api.db(Store.get_run, run.id)
             found = await api.db(Store.events, run.id, after)
             chunks = []
@@ -731,14 +738,89 @@ async def events(request: web.Request) -> web.StreamResponse:
                 last_write = time.monotonic()
             if run.status in FINAL or api.closing:
                 break
-            if time.monotonic() - last_write > KEEPALIVE:
+            # Until the run changes, in slices of POLL (a stopping server ends the stream within
+            # POLL), and no longer than KEEPALIVE: no store call meanwhile.
+            while not changed.is_set() and not api.closing and time.monotonic() - last_write < KEEPALIVE:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(changed.wait(), POLL)
+            if not changed.is_set() and time.monotonic() - last_write >= KEEPALIVE:
                 await response.write(b": keep-alive\n\n")
                 last_write = time.monotonic()
-            await asyncio.sleep(POLL)
         await response.write_eof()
     except (ConnectionResetError, ConnectionError):
         pass
+    finally:
+        api.follow.remove(run.id, changed)
     return response
+
+
+class _Follow:
+    """What the live streams of a process follow, and its one look at the store for them: which
+    runs changed, from the store's change feed (`Store.changes` from its cursor), and the
+    streams of those runs woken. So the store is read for the streams at a cost that does not
+    grow with their number (each stream reads its run's new events once woken).
+
+    When to look: on SQLite, every POLL, at the cheap change token first (`change_token`: the
+    feed is read only when something was committed); on PostgreSQL, when a notification comes
+    (`Store.listen(changes=True)`: a step requested, a run woken or ended, by any process), and
+    every LISTENING_POLL besides, for what no notification tells (a run that computes between
+    its waits commits without one; a child cancelled with its parent), or every POLL while the
+    listening connection is down."""
+
+    def __init__(self, api: "_Api") -> None:
+        self.api = api
+        self.streams: dict[str, set[asyncio.Event]] = {}
+        self.task: asyncio.Task | None = None
+
+    def add(self, run_id: str) -> asyncio.Event:
+        changed = asyncio.Event()
+        self.streams.setdefault(run_id, set()).add(changed)
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._main())
+        return changed
+
+    def remove(self, run_id: str, changed: asyncio.Event) -> None:
+        streams = self.streams.get(run_id)
+        if streams is not None:
+            streams.discard(changed)
+            if not streams:
+                del self.streams[run_id]
+
+    def _wake(self, run_ids=None) -> None:
+        for run_id in (list(self.streams) if run_ids is None else run_ids):
+            for changed in self.streams.get(run_id, ()):
+                changed.set()
+
+    async def _main(self) -> None:
+        api = self.api
+        told = _Told(asyncio.get_running_loop())
+        subscription = None
+        try:
+            with contextlib.suppress(StoreError):
+                subscription = await api.db(lambda store: store.listen(told, changes=True))
+            cursor = token = None
+            while self.streams and not api.closing:
+                told.event.clear()
+                looked = time.monotonic()
+                try:
+                    if cursor is None:
+                        cursor = await api.db(Store.change_cursor)
+                        self._wake()  # what changed before the cursor, after the streams' first reads
+                    else:
+                        moved = True
+                        if subscription is None:  # SQLite: the feed only when something was committed
+                            now = await api.db(lambda store: store.change_token())
+                            moved, token = now != token, now
+                        if moved:
+                            runs, cursor = await api.db(Store.changes, cursor)
+                            self._wake({run.id for run in runs})
+                except StoreError:  # the store failed under the streams: each reads (and says) it itself
+                    self._wake()
+                await _next_look(api, told, subscription, looked, math.inf)
+        finally:
+            if subscription is not None:
+                subscription.close()
+            self.task = None
 
 
 async def cancel(request: web.Request) -> web.Response:
@@ -814,7 +896,7 @@ def _step_json(row: dict) -> dict:
             continue
         args[name], literals[name] = to_json(value), literal(value)
     return {"run_id": row["run_id"], "step": row["step"], "endpoint": row["endpoint"], "key": row["key"],
-            "args": args, "literals": literals}
+            "args": args, "literals": literals, "epoch": row["epoch"]}
 
 
 async def claim(request: web.Request) -> web.Response:
@@ -927,12 +1009,30 @@ def _result_value(program, endpoint: str, data: dict):
     return value
 
 
-def _step_worker(data: dict) -> str | None:
-    """The `worker` a result is recorded under: only while its claim is that worker's (None: any)."""
+def _step_claim(data: dict) -> tuple[str | None, int | None]:
+    """The claim a result is recorded under: `worker`, the name the step was claimed under, and
+    `epoch`, the claim's number from `/api/steps/claim` (None, None: any claim, or none)."""
     worker = data.get("worker")
     if worker is not None and (not isinstance(worker, str) or not worker or len(worker) > 200):
         raise ApiError(400, "`worker` must be the name the step was claimed under (1 to 200 characters)")
-    return worker
+    epoch = data.get("epoch")
+    if epoch is not None:
+        epoch = int(_number(data, "epoch", 0, 1, MAX_EPOCH, integer=True))
+    return worker, epoch
+
+
+def _finish(finish: Callable, run_id: str, step: int, worker: str | None, epoch: int | None, text: str):
+    """On the store's thread: `finish` (`Store.complete_claimed_step` or `fail_claimed_step`)
+    under the claim named. Given only the epoch, under the step's claimant if its claim is that
+    one: a claim's epoch is never given twice, so (claimant, epoch) names it, and the store
+    checks both in the transaction that records."""
+    def record(store: Store):
+        holder = worker
+        if holder is None:
+            row = store.step(run_id, step)
+            holder = row["claimed_by"] if row is not None and row["claimed_by"] else ""
+        return finish(store, run_id, step, holder, text, epoch=epoch)
+    return record
 
 
 def _refused(recorded, run_id: str, step: int, what: str) -> None:
@@ -949,12 +1049,13 @@ async def complete(request: web.Request) -> web.Response:
     from flowmetal.runtime.values import encode
     api = _api(request)
     run_id, step = _path_text(request, "run_id", "run"), int(request.match_info["step"])
-    data = await json_object(request, {"result": "JSON", "literal": "text", "worker": "name"})
+    data = await json_object(request, {"result": "JSON", "literal": "text", "worker": "name", "epoch": "number"})
     if ("result" in data) == ("literal" in data):
         raise ApiError(400, "give the step's value as `result` (JSON) or as `literal` (a Flowmetal literal), "
                             "one of the two")
     if "literal" in data and not isinstance(data["literal"], str):
         raise ApiError(400, f"`literal` must be a string holding a Flowmetal literal, not {_kind(data['literal'])}")
+    worker, epoch = _step_claim(data)
     run, row = await _open_step(api, run_id, step)
     from flowmetal.runtime.program import ProgramError
     try:
@@ -963,11 +1064,10 @@ async def complete(request: web.Request) -> web.Response:
         raise ApiError(409, f"the program of run `{run_id}` cannot be loaded: {error}") from None
     value = await api.check(_result_value, program, row["endpoint"], data)
     stored = json.dumps(encode(value), separators=(",", ":"))
-    worker = _step_worker(data)
-    if worker is None:
+    if worker is None and epoch is None:
         recorded = await api.db(Store.complete_step, run_id, step, stored)
     else:
-        recorded = await api.db(Store.complete_claimed_step, run_id, step, worker, stored)
+        recorded = await api.db(_finish(Store.complete_claimed_step, run_id, step, worker, epoch, stored))
     _refused(recorded, run_id, step, "result")
     api.on_change()
     return web.json_response({"run_id": run_id, "step": step, "status": "completed"})
@@ -976,16 +1076,16 @@ async def complete(request: web.Request) -> web.Response:
 async def fail(request: web.Request) -> web.Response:
     api = _api(request)
     run_id, step = _path_text(request, "run_id", "run"), int(request.match_info["step"])
-    data = await json_object(request, {"error": "message", "worker": "name"})
+    data = await json_object(request, {"error": "message", "worker": "name", "epoch": "number"})
     error = data.get("error")
     if not isinstance(error, str) or not re.search(NOT_BLANK, error):
         raise ApiError(400, "`error` must be a non-empty string saying why the endpoint failed")
-    worker = _step_worker(data)
+    worker, epoch = _step_claim(data)
     await _open_step(api, run_id, step)
-    if worker is None:
+    if worker is None and epoch is None:
         recorded = await api.db(Store.fail_step, run_id, step, error)
     else:
-        recorded = await api.db(Store.fail_claimed_step, run_id, step, worker, error)
+        recorded = await api.db(_finish(Store.fail_claimed_step, run_id, step, worker, epoch, error))
     _refused(recorded, run_id, step, "failure")
     api.on_change()
     return web.json_response({"run_id": run_id, "step": step, "status": "failed"})

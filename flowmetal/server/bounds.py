@@ -11,6 +11,7 @@ from __future__ import annotations
 MAX_WAIT = 60.0                 # seconds: the longest long poll of /api/steps/claim
 MAX_LEASE = 3600.0              # seconds: the longest lease a connector may take on a step
 MAX_LIMIT = 100                 # steps one claim may return
+MAX_EPOCH = 2 ** 31 - 1         # the largest claim epoch of a step (a 32-bit integer in the store)
 MAX_CURSOR = 2 ** 63 - 1        # the largest change cursor (`GET /api/runs?since=`): a 64-bit integer
 CURSOR_HEADER = "Flowmetal-Cursor"   # the change cursor `GET /api/runs` answers with
 # Patterns: blanks are spelled out, not `\s`, which means other characters in Python than in JSON

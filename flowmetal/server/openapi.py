@@ -38,7 +38,8 @@ from flowmetal import __version__
 from flowmetal.lang import filenames
 from flowmetal.runtime import signals
 from flowmetal.runtime.program import STANDARD_FOLDER
-from flowmetal.server.bounds import CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_LEASE, MAX_LIMIT, MAX_WAIT, NOT_BLANK
+from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_EPOCH, MAX_LEASE, MAX_LIMIT,
+                                     MAX_WAIT, NOT_BLANK)
 
 # An Idempotency-Key of `POST /api/runs`: 1 to 255 printable ASCII characters, no blank at either
 # end (HTTP drops those).
@@ -258,6 +259,9 @@ SCHEMAS = {
             "args": {"type": "object", "description": "Parameter names to their values as plain JSON"},
             "literals": {"type": "object", "additionalProperties": {"type": ["string", "null"]},
                          "description": "Parameter names to their values as exact Flowmetal literals"},
+            "epoch": {"type": "integer", "minimum": 1, "maximum": MAX_EPOCH,
+                      "description": "This claim's number: each claim of the step has a greater one. Given "
+                                     "back with the result, it is recorded only while this claim is the latest"},
         },
     },
     "Steps": {"type": "object", "required": ["steps"],
@@ -272,6 +276,9 @@ SCHEMAS = {
                        "description": "The name the step was claimed under: recorded only while the claim is "
                                       "still that worker's (409 with `reason` `lost` otherwise); null or absent: "
                                       "recorded whoever claimed it"},
+            "epoch": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_EPOCH,
+                      "description": "The claim's `epoch` from the claim: recorded only while that claim is the "
+                                     "step's latest (409 with `reason` `lost` once the step was claimed again)"},
         },
         "oneOf": [{"required": ["result"]}, {"required": ["literal"]}],
         "examples": [{"result": {"price": 12, "size": "large", "note": "in stock"}}, {"literal": "42"}],
@@ -283,6 +290,9 @@ SCHEMAS = {
                        "description": "The name the step was claimed under: recorded only while the claim is "
                                       "still that worker's (409 with `reason` `lost` otherwise); null or absent: "
                                       "recorded whoever claimed it"},
+            "epoch": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_EPOCH,
+                      "description": "The claim's `epoch` from the claim: recorded only while that claim is the "
+                                     "step's latest (409 with `reason` `lost` once the step was claimed again)"},
                             }},
     "StepDone": {
         "type": "object", "required": ["run_id", "step", "status"],
@@ -455,8 +465,8 @@ def document() -> dict:
                           **_api_errors(400, 404, 409, 413, 415, 422,
                                         e404="No such run, or the run has no such step",
                                         e409="The step has its result already, failed, or was cancelled, or "
-                                             "its claim is no longer the `worker`'s (`reason` says which; or "
-                                             "its run's program cannot be loaded, or it is a `receive!`, "
+                                             "its claim is no longer the `worker`'s or the `epoch`'s (`reason` says "
+                                             "which; or its run's program cannot be loaded, or it is a `receive!`, "
                                              "which a signal answers): this one changed nothing",
                                         e422="The value is not of the endpoint's declared return type (the "
                                              "error names the place); a corrected result may follow")},
@@ -469,8 +479,8 @@ def document() -> dict:
                           **_api_errors(400, 404, 409, 413, 415,
                                         e404="No such run, or the run has no such step",
                                         e409="The step has its result already, failed, or was cancelled, or "
-                                             "its claim is no longer the `worker`'s (`reason` says which; or "
-                                             "it is a `receive!`): this failure changed nothing")},
+                                             "its claim is no longer the `worker`'s or the `epoch`'s (`reason` says "
+                                             "which; or it is a `receive!`): this failure changed nothing")},
         }},
     }
     return {

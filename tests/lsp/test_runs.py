@@ -132,11 +132,20 @@ def plain(value):
     return value
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request) -> str | None:
+    """The store of the editor's workbench: the workspace's own SQLite file (None: the default),
+    or a PostgreSQL database, given as the `store` setting. The tests with a `client` name it
+    (`usefixtures`): pytest-lsp's fixtures look their own up only when they start."""
+    return None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "flowmetal", "lsp"],
                                               server_env=ENV))
-async def client(lsp_client: LanguageClient, workspace: Path):
+async def client(lsp_client: LanguageClient, workspace: Path, store: str | None):
     watch(lsp_client)
-    await start_session(lsp_client, workspace)
+    await start_session(lsp_client, workspace, {"store": store} if store else None)
+    lsp_client.store_args = ["--store", store] if store else []
     yield
     await lsp_client.shutdown_session()
 
@@ -224,6 +233,7 @@ def flowmetal(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 # -- the tests -------------------------------------------------------------------------------------
 
+@pytest.mark.usefixtures("store")  # both stores
 async def test_run_from_the_editor_live_trace_and_state(client: LanguageClient, service: Service):
     seen: Seen = client.seen
     uri = (client.workspace / "jobs.flow").as_uri()
@@ -291,7 +301,7 @@ async def test_run_from_the_editor_live_trace_and_state(client: LanguageClient, 
     assert [(r["id"], r["status"]) for r in runs] == [(run_id, "completed")]
 
     # The command line sees the same run in the same store.
-    listed = json.loads(flowmetal("runs", "--format", "json", cwd=client.workspace).stdout)
+    listed = json.loads(flowmetal("runs", "--format", "json", *client.store_args, cwd=client.workspace).stdout)
     assert [(r["id"], r["status"]) for r in listed] == [(run_id, "completed")]
 
     # The lens counts it.
@@ -327,6 +337,7 @@ async def test_a_client_that_debugs_gets_a_debug_lens_beside_each_run_lens(debug
     assert plain(debugs["acme.jobs/hello"].command.arguments)[0]["args"] == []
 
 
+@pytest.mark.usefixtures("store")  # both stores
 async def test_cancel_a_waiting_run(client: LanguageClient):
     seen: Seen = client.seen
     uri = (client.workspace / "jobs.flow").as_uri()
@@ -357,6 +368,7 @@ FAMILY = """\
 """
 
 
+@pytest.mark.usefixtures("store")  # both stores
 async def test_a_run_started_in_the_editor_drives_its_child_runs_in_an_untrusted_store(client: LanguageClient):
     seen: Seen = client.seen
     (client.workspace / "family.flow").write_text(FAMILY)
@@ -371,14 +383,16 @@ async def test_a_run_started_in_the_editor_drives_its_child_runs_in_an_untrusted
     assert any(r["id"] == child["id"] and r["parent"] == run_id for r in seen.runs)  # it went by live too
 
 
+@pytest.mark.usefixtures("store")  # both stores
 async def test_a_detached_run_from_the_command_line_shows_up_live(client: LanguageClient):
     seen: Seen = client.seen
     await request(client, "flowmetal/runs")  # the server watches the store from its start
-    recorded = flowmetal("run", "--detach", "jobs.flow", "nap", "1", cwd=client.workspace)
+    recorded = flowmetal("run", "--detach", "jobs.flow", "nap", "1", *client.store_args, cwd=client.workspace)
     assert recorded.returncode == 0, recorded.stderr
     run_id = recorded.stdout.strip()
     await seen.until(lambda: "pending" in seen.statuses(run_id), what="the detached run")
-    worker = subprocess.Popen([sys.executable, "-m", "flowmetal", "worker"], cwd=client.workspace, env=ENV,
+    worker = subprocess.Popen([sys.executable, "-m", "flowmetal", "worker", *client.store_args], cwd=client.workspace,
+                              env=ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         await seen.until(lambda: "completed" in seen.statuses(run_id), what="the worker to finish the run")
@@ -392,6 +406,7 @@ async def test_a_detached_run_from_the_command_line_shows_up_live(client: Langua
     assert update["origin"] == (client.workspace / "jobs.flow").as_uri()
 
 
+@pytest.mark.usefixtures("store")  # both stores
 async def test_locations_point_at_the_stored_source_once_the_file_changed(client: LanguageClient):
     seen: Seen = client.seen
     path = client.workspace / "jobs.flow"
@@ -407,6 +422,7 @@ async def test_locations_point_at_the_stored_source_once_the_file_changed(client
     assert location["range"]["start"]["line"] == line_of("(defn hello")
 
 
+@pytest.mark.usefixtures("store")  # both stores
 async def test_bad_requests_are_refused_with_a_message_and_record_nothing(client: LanguageClient):
     uri = (client.workspace / "jobs.flow").as_uri()
 
@@ -433,10 +449,13 @@ async def test_bad_requests_are_refused_with_a_message_and_record_nothing(client
     message = await refused(request(client, "flowmetal/trace"))
     assert "runId" in message
     assert await request(client, "flowmetal/runs") == []
+    if client.store_args:  # PostgreSQL: the database holds no run
+        assert json.loads(flowmetal("runs", "--format", "json", *client.store_args, cwd=client.workspace).stdout) == []
     assert not (client.workspace / ".flowmetal" / "store.db").exists() or \
         json.loads(flowmetal("runs", "--format", "json", cwd=client.workspace).stdout) == []
 
 
+@pytest.mark.usefixtures("store")  # both stores
 async def test_state_at_an_event_the_run_does_not_have(client: LanguageClient):
     seen: Seen = client.seen
     uri = (client.workspace / "jobs.flow").as_uri()
@@ -629,17 +648,20 @@ def charge(amount):
 """
 
 
+@pytest.mark.usefixtures("store")  # both stores
 async def test_a_run_waiting_on_an_endpoint_nobody_serves_says_so_live(client: LanguageClient):
     seen: Seen = client.seen
     (client.workspace / "billing.flow").write_text(BILLING)
     (client.workspace / "charge.py").write_text(HELD_CHARGE)
     await request(client, "flowmetal/runs")  # the server watches the store from its start
-    run_id = flowmetal("run", "--detach", "billing.flow", "pay", "5", cwd=client.workspace).stdout.strip()
-    assert flowmetal("worker", "--once", "--no-connectors", cwd=client.workspace).returncode == 0
+    run_id = flowmetal("run", "--detach", "billing.flow", "pay", "5", *client.store_args,
+                       cwd=client.workspace).stdout.strip()
+    assert flowmetal("worker", "--once", "--no-connectors", *client.store_args, cwd=client.workspace).returncode == 0
     (run,) = [r for r in await request(client, "flowmetal/runs") if r["id"] == run_id]
     assert (run["status"], run["unserved"]) == ("waiting", ["acme.billing/charge!"])
     await seen.until(lambda: any(r["id"] == run_id and r["unserved"] for r in seen.runs), what="the unserved note")
-    connector = subprocess.Popen([sys.executable, "-m", "flowmetal", "connector", "charge.py", "--grace", "0.1"],
+    connector = subprocess.Popen([sys.executable, "-m", "flowmetal", "connector", "charge.py", "--grace", "0.1",
+                                  *client.store_args],
                                  cwd=client.workspace, env=ENV, stderr=subprocess.PIPE)
     try:
         # A connector for it started: the run is sent again, without the note.
@@ -655,6 +677,7 @@ async def test_a_run_waiting_on_an_endpoint_nobody_serves_says_so_live(client: L
                      what="the note to come back")
 
 
+@pytest.mark.usefixtures("store")  # both stores
 async def test_a_run_with_tasks_names_each_events_task_and_no_parent(client: LanguageClient):
     """What the editors' task lanes and child-run nesting are drawn from: every event's `task`,
     the tasks' lives, and each run's `parent` (null: a run started from the editor is top-level)."""
@@ -681,11 +704,12 @@ async def test_a_run_with_tasks_names_each_events_task_and_no_parent(client: Lan
     assert [(r["id"], r["parent"]) for r in runs] == [(run_id, None)]
 
 
+@pytest.mark.usefixtures("store")  # both stores
 async def test_a_location_in_a_standard_package_is_the_copy_stored_with_the_run(client: LanguageClient):
     (client.workspace / "bad.flow").write_text(
         '(defpackage bad\n  (require [flowmetal.json :refer [loads]])\n  (defn main [] : any?\n'
         '    (loads "{not json")))\n', encoding="utf-8")
-    failed = flowmetal("run", "bad.flow", "main", cwd=client.workspace)
+    failed = flowmetal("run", "bad.flow", "main", *client.store_args, cwd=client.workspace)
     assert failed.returncode != 0
     run_id = failed.stderr.split("run ", 1)[1].split(":", 1)[0]
     trace = await request(client, "flowmetal/trace", runId=run_id)

@@ -328,7 +328,7 @@ async def test_a_connector_claims_and_completes_a_step(api):
     (step,) = body["steps"]
     assert step == {"run_id": run_id, "step": 1, "endpoint": "shop/price!", "key": f"{run_id}:1",
                     "args": {"item": "tea", "qty": 3, "tags": ["fast", "cheap"]},
-                    "literals": {"item": '"tea"', "qty": "3", "tags": "[:fast :cheap]"}}
+                    "literals": {"item": '"tea"', "qty": "3", "tags": "[:fast :cheap]"}, "epoch": 1}
     # Claimed: a second claim (within the lease) gets nothing.
     status, body, _ = await api.call("POST", "/api/steps/claim", json={"endpoints": ["shop/price!"], "wait": 0.3})
     assert (status, body) == (200, {"steps": []})

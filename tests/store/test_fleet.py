@@ -22,7 +22,6 @@ import os
 import random
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -199,26 +198,6 @@ def test_a_worker_paused_past_its_lease_cannot_commit_after_another_took_over(tm
         second.kill9()
         service.stop.set()
         store.close()
-
-
-@pytest.fixture
-def own_postgres():
-    """A PostgreSQL cluster of this test's own (`scripts/postgres`), which it may restart:
-    (its directory, its URL). Needs what `postgres_url` needs (FLOWMETAL_TEST_POSTGRES says
-    PostgreSQL is there to test against)."""
-    if not os.environ.get("FLOWMETAL_TEST_POSTGRES"):
-        if os.environ.get("FLOWMETAL_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is required (FLOWMETAL_REQUIRE_POSTGRES=1) but FLOWMETAL_TEST_POSTGRES is not set")
-        pytest.skip("no PostgreSQL: FLOWMETAL_TEST_POSTGRES is not set")
-    # Under /tmp, not pytest's own temporary directories: PostgreSQL's user must reach it.
-    directory = tempfile.mkdtemp(prefix="flowmetal-pg-", dir="/tmp")
-    started = subprocess.run([str(ROOT / "scripts" / "postgres"), "start", directory], capture_output=True,
-                             text=True, timeout=180)
-    try:
-        assert started.returncode == 0, started.stderr
-        yield directory, started.stdout.strip()
-    finally:
-        subprocess.run([str(ROOT / "scripts" / "postgres"), "stop", directory], capture_output=True, timeout=180)
 
 
 def test_restarting_postgresql_under_load_loses_nothing(tmp_path: Path, own_postgres):

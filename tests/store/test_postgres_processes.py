@@ -245,3 +245,38 @@ def test_workers_killed_at_random_instants_lose_no_run_and_apply_no_step_twice(t
         assert [store.step(run_id, k)["status"] for k in range(1, 10, 2)] == ["applied"] * 5
     assert set(service.seen.values()) == {1} and len(service.seen) == 5 * len(runs)
     store.close()
+
+
+APPROVE = """\
+(defpackage approve
+  (require [flowmetal.signal :refer [receive!]])
+  (defn main [] [(receive! "approve") (receive! "approve")]))
+"""
+
+
+def test_the_run_commands_work_on_a_postgresql_url(tmp_path: Path, postgres_url: str):
+    """`run --detach`, `signal`, `cancel`, `worker`, `runs`, `trace` and `replay --verify`, each a
+    process of its own, on one PostgreSQL store."""
+    (tmp_path / "approve.flow").write_text(APPROVE)
+    store = ["--store", postgres_url]
+    signalled = flowmetal("run", "approve.flow", "approve/main", "--detach", *store, cwd=tmp_path).stdout.strip()
+    cancelled = flowmetal("run", "approve.flow", "approve/main", "--detach", *store, cwd=tmp_path).stdout.strip()
+    assert signalled and cancelled and signalled != cancelled
+    for n, body in enumerate(('{"by": "ann"}', '"bob"'), 1):
+        sent = flowmetal("signal", signalled[:8], "approve", body, *store, cwd=tmp_path)
+        assert (sent.returncode, sent.stdout) == (0, f"{signalled} signal #{n} approve queued\n"), sent.stderr
+    cancel = flowmetal("cancel", cancelled, *store, cwd=tmp_path)
+    assert cancel.returncode == 0, cancel.stderr
+    worked = flowmetal("worker", "--once", "--no-connectors", *store, cwd=tmp_path)
+    assert worked.returncode == 0, worked.stderr
+    listed = {r["id"]: r for r in json.loads(flowmetal("runs", "--format", "json", *store, cwd=tmp_path).stdout)}
+    assert (listed[signalled]["status"], listed[signalled]["result"]) == ("completed", '[{"by" "ann"} "bob"]')
+    assert listed[cancelled]["status"] == "cancelled"
+    trace = flowmetal("trace", signalled, *store, cwd=tmp_path)
+    assert trace.returncode == 0 and "signal" in trace.stdout and "run-completed" in trace.stdout, trace.stdout
+    assert "run-cancelled" in flowmetal("trace", cancelled, *store, cwd=tmp_path).stdout
+    replay = flowmetal("replay", signalled, "--verify", *store, cwd=tmp_path)
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    ended = flowmetal("signal", cancelled, "approve", "1", *store, cwd=tmp_path)
+    assert ended.returncode == 1 and f"run `{cancelled}` has ended (cancelled)" in ended.stderr
+    assert not (tmp_path / ".flowmetal").exists()  # nothing fell back to an SQLite file
