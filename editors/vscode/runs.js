@@ -380,9 +380,10 @@ function nodeElement(name, node, { type, records, icon, contextValue, expanded, 
   const state = !parts.length ? vscode.TreeItemCollapsibleState.None
     : expanded ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed;
   const item = new vscode.TreeItem(`${name} = ${flat}`, state);
-  const kind = parts.length ? (node.json ? 'JSON' : values.summary(node)) : '';
-  item.description = [type, kind && kind !== type ? kind : ''].filter(Boolean).join(' · ');
-  const printed = values.pretty(flat, records);
+  // What it holds, when its type does not say: `JSON`, `3 items`, `2 keys`, a record's name.
+  const kind = !parts.length ? '' : node.json ? 'JSON' : node.kind === 'record' && type ? '' : values.summary(node);
+  item.description = [type, kind].filter(Boolean).join(' · ');
+  const printed = values.prettyNode(node);
   item.tooltip = `${type ? `${name} : ${type}` : name}\n${printed}`;
   item.iconPath = new vscode.ThemeIcon(icon || (parts.length ? 'symbol-structure' : 'symbol-variable'));
   item.contextValue = contextValue || 'flowmetalValue';
@@ -649,7 +650,7 @@ class RunsPanel {
     const added = this.mergeRun(run);
     this.updateMessage();
     if (ACTIVE.has(run.status)) this.watched.add(run.id);
-    else if (this.watched.delete(run.id) && run.status === 'failed') this.announceFailure(run);
+    else if (this.watched.delete(run.id) && run.status === 'failed') this.announced = this.announceFailure(run);
     // A new status redraws the whole list: VS Code may drop an element's own refresh
     // that comes while the list is being redrawn, and leave a run shown as pending.
     this.changed.fire(added || moved ? undefined : this.runElement(run.id));

@@ -157,6 +157,10 @@ function summary(node) {
 // The value printed over several lines, indented, when it is too long for one
 // (`width` characters); a string's escapes are kept. A JSON body is printed as JSON.
 function pretty(text, records = {}, width = 60) {
+  return prettyNode(parseValue(text, records), width);
+}
+
+function prettyNode(top, width = 60) {
   const render = (node, indent) => {
     const flat = show(node);
     if (!node.parts.length || indent.length + flat.length <= width) {
@@ -179,7 +183,7 @@ function pretty(text, records = {}, width = 60) {
     }
     return `(${node.head || ''}\n${node.parts.map((p) => `${next}${render(p.node, next)}`).join('\n')})`;
   };
-  return render(parseValue(text, records), '');
+  return render(top, '');
 }
 
-module.exports = { parseValue, pretty, show, summary, stringText };
+module.exports = { parseValue, pretty, prettyNode, show, summary, stringText };

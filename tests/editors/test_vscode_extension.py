@@ -849,6 +849,120 @@ def test_a_run_without_tasks_and_runs_without_a_parent_show_as_before(runs_repor
     assert "child run of ffffffffffffffff" in _node(tasks["runs"], "0a0a0a0a0a0a0a0a")["tooltip"]
 
 
+def test_the_filter_keeps_the_runs_of_a_status_entry_and_text(runs_report):
+    shown = runs_report["filter"]
+    [box, _] = _kinds(shown["events"], "inputBox")
+    assert box["title"] == "Filter the Runs" and "status:" in box["prompt"] and "entry:" in box["prompt"]
+    assert box.get("validateEmpty") is None  # empty: every run
+    assert [node["id"] for node in shown["runs"]] == [f"run:{RUN_MAIN}"]  # completed, and "ann" in its arguments
+    assert shown["shown"] == 1
+    assert shown["description"] == "status:completed,failed ann"
+    assert shown["message"] == "1 of 9 runs: status:completed,failed ann"
+    # A run's description: its status, how long it took, when it started and ended.
+    assert shown["runs"][0]["description"].startswith("completed · 208 ms · ")
+    assert "ended: " in shown["runs"][0]["tooltip"] and "(208 ms)" in shown["runs"][0]["tooltip"]
+    # A status that is none is refused; the filter stays.
+    assert shown["bad"] and shown["after"] == "status:completed,failed ann"
+    from_js = subprocess.run(["node", "-e", "const r = require(process.argv[1]);"
+                              "console.log(JSON.stringify([r.parseFilter('status:bogus'), r.parseFilter('status:active x'),"
+                              "r.matches(r.parseFilter('entry:main'), {entry: 'demo/main', status: 'failed'})]))",
+                              str(EXT / "rows.js")], capture_output=True, text=True, check=True)
+    bogus, active, short_entry = json.loads(from_js.stdout)
+    assert bogus["error"].startswith("`bogus` is not a status")
+    assert active == {"statuses": ["pending", "running", "waiting"], "text": "x"}
+    assert short_entry is True
+
+
+def test_times_and_durations_read_as_people_say_them():
+    script = ("const r = require(process.argv[1]);"
+              "console.log(JSON.stringify([8, 1234, 45000, 185000, 7500000].map(r.duration).concat("
+              "[r.offset('2026-01-01T00:00:01.500Z', '2026-01-01T00:00:00.000Z')])))")
+    out = subprocess.run(["node", "-e", script, str(EXT / "rows.js")], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == ["8 ms", "1.2 s", "45 s", "3 min 05 s", "2 h 05 min", "+1.5 s"]
+
+
+def test_active_runs_are_redrawn_each_second(runs_report):
+    # The runs still going (not the ended ones): how long they have run, and waited, goes on.
+    assert runs_report["ticks"] == ["5e4e5e4e5e4e5e4e", "b10cb10cb10cb10c", "beefbeefbeefbeef"]
+
+
+def test_next_and_previous_event_step_through_a_run_across_its_tasks(runs_report):
+    stepping = runs_report["stepping"]
+    reveals = [(e["element"]["seq"], e["options"]) for e in _kinds(stepping["events"], "reveal")]
+    # From #11 (the await-all! of task 0) to #13 (a log of task 1), to #16, back to #13, back to #11.
+    assert [seq for seq, _ in reveals] == [13, 16, 13, 11]
+    assert all(options == {"select": True, "focus": True} for _, options in reveals)
+    assert stepping["nextSelected"] == [{"kind": "event", "runId": "f1ee7f1ee7f1ee70", "seq": 13}]
+    asked = [e["params"]["seq"] for e in _kinds(stepping["events"], "request")]
+    assert asked[:2] == [33, 13]  # the await-all! row at its completion, then #13
+    manifest = _manifest()["contributes"]
+    keys = {k["command"]: (k["key"], k["when"]) for k in manifest["keybindings"]}
+    assert keys["flowmetal.runs.nextEvent"] == ("alt+down", "focusedView == flowmetal.runs")
+    assert keys["flowmetal.runs.previousEvent"] == ("alt+up", "focusedView == flowmetal.runs")
+
+
+def _marks(events):
+    """The lines marked by each setDecorations: (background colour, [lines])."""
+    return [(e["options"]["backgroundColor"]["id"], [r["start"]["line"] for r in e["ranges"]])
+            for e in _kinds(events, "setDecorations") if e["ranges"]]
+
+
+def test_the_event_shown_is_marked_as_a_debugger_marks_the_current_line(runs_report):
+    shown = runs_report["showEvent"]
+    [mark] = [e for e in _kinds(shown["events"], "setDecorations") if e["ranges"]]
+    assert mark["options"]["isWholeLine"] is True
+    assert mark["options"]["backgroundColor"]["id"] == "editor.stackFrameHighlightBackground"
+    assert [r["start"]["line"] for r in mark["ranges"]] == [5]  # the sleep! line
+
+
+def test_a_selected_run_shows_its_latest_state_and_follows_it(runs_report):
+    follow = runs_report["follow"]
+    assert [e["params"]["seq"] for e in _kinds(follow["events"], "request") if e["method"] == "flowmetal/stateAt"] == [4]
+    assert not _kinds(follow["events"], "showTextDocument")  # following opens no editor
+    assert follow["description"].startswith("demo/main #4 sleep!") and "(latest)" in follow["description"]
+    after = follow["after"]
+    assert [e["params"]["seq"] for e in _kinds(after["events"], "request")] == [6]
+    assert after["description"].startswith("demo/main #6 run-completed (latest)")
+
+
+def test_a_run_that_fails_is_announced_and_its_failing_event_shown_in_red(runs_report):
+    failure = runs_report["failure"]
+    [error] = _kinds(failure["events"], "error")
+    assert error["message"] == "Flowmetal: demo/main failed: division by zero"
+    assert error["items"] == ["Show Failing Event"]
+    assert failure["selection"] == [{"kind": "event", "runId": "fa11fa11fa11fa11", "seq": 2}]
+    assert failure["description"] == "demo/main #2 run-failed"
+    assert _marks(failure["events"]) == [("inputValidation.errorBackground", [9])]  # the fault's line, red
+    assert failure["quiet"] == []  # a run first seen failed is not announced
+
+
+def test_a_new_run_folds_the_one_before_and_turns_the_state_view_to_it(runs_report):
+    second = runs_report["secondRun"]
+    names = [e["name"] for e in _kinds(second["events"], "executeCommand")]
+    assert names.index("workbench.actions.treeView.flowmetal.runs.collapseAll") < [
+        e["kind"] for e in second["events"] if e["kind"] in ("executeCommand", "reveal")].index("reveal")
+    [reveal] = _kinds(second["events"], "reveal")
+    assert reveal["element"] == {"kind": "run", "id": "c0ffee01c0ffee01"} and reveal["options"]["expand"]
+    assert second["description"] == "demo/main #1 run-started (latest)"
+
+
+def test_values_unfold_into_their_parts(runs_report):
+    result, frame = runs_report["values"]
+    # A JSON body: its keys.
+    assert (result["label"], result["description"]) == ('result = "{\\"ok\\": true, \\"items\\": [1, 2]}"', "JSON")
+    assert _labels(result["children"]) == [('"ok" = true', ""), ('"items" = [1, 2]', "JSON")]
+    assert _labels(result["children"][1]["children"]) == [("[0] = 1", ""), ("[1] = 2", "")]
+    q, prices, odd = frame["children"]
+    # A record, with its fields' names; the type beside the value, not before it.
+    assert (q["label"], q["description"]) == ('q = (quote "sku-1" 1250 "EUR")', "quote?")
+    assert _labels(q["children"]) == [('sku = "sku-1"', ""), ("cents = 1250", ""), ('currency = "EUR"', "")]
+    assert prices["description"] == "(map? str? (list? int?)) · 2 keys"
+    assert _labels(prices["children"]) == [('"a" = [1 2]', "2 items"), ('"b" = []', "")]
+    assert prices["children"][0]["collapsible"] == 1 and prices["children"][1]["collapsible"] == 0
+    # Text that is no literal stays as it is.
+    assert (odd["label"], odd["collapsible"]) == ('odd = "unclosed [', 0)
+
+
 # ------------------------------------------- against the real server (vscode_real_server.js)
 
 DEMO = (HERE / "data" / "demo.flow").read_text(encoding="utf-8")

@@ -142,7 +142,8 @@ function install(cacheDir, extensionDir) {
       async reveal(element, revealOptions) {
         view.reveals.push({ element, options: revealOptions });
         record({ kind: 'reveal', view: id, element, options: revealOptions });
-        if (revealOptions && revealOptions.select) view.selection = [element];
+        // Selecting, as VS Code does, tells the selection's listeners.
+        if (revealOptions && revealOptions.select) view.select([element]);
       },
       dispose() {},
     };
