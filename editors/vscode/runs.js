@@ -484,6 +484,7 @@ class RunsPanel {
     this.filter = undefined; // show only the runs that pass it (rows.parseFilter)
     this.watched = new Set(); // ids of the active runs seen: one that fails is announced
     this.expanded = undefined; // the run last started from the editor, shown expanded
+    this.started = new Set(); // ids of the runs started from here not yet seen active or failed
     this.listed = false;
     this.listError = undefined;
     this.stateTicket = 0;
@@ -651,6 +652,8 @@ class RunsPanel {
     this.updateMessage();
     if (ACTIVE.has(run.status)) this.watched.add(run.id);
     else if (this.watched.delete(run.id) && run.status === 'failed') this.announced = this.announceFailure(run);
+    // A run started here that failed before it was first seen running is announced too.
+    else if (this.started.delete(run.id) && run.status === 'failed') this.announced = this.announceFailure(run);
     // A new status redraws the whole list: VS Code may drop an element's own refresh
     // that comes while the list is being redrawn, and leave a run shown as pending.
     this.changed.fire(added || moved ? undefined : this.runElement(run.id));
@@ -952,6 +955,7 @@ class RunsPanel {
   // expanded; the run started before it from here is folded again (only the
   // newest stays open), and the State view turns to the new run.
   async revealRun(runId) {
+    this.started.add(runId);
     if (!this.loaded.has(runId)) {
       try {
         await this.loadTrace(runId);
@@ -960,6 +964,8 @@ class RunsPanel {
       }
     }
     const run = this.runs.get(runId);
+    if (run && ACTIVE.has(run.status) && this.started.delete(runId)) this.watched.add(runId);
+    if (run && run.status === 'failed' && this.started.delete(runId)) this.announced = this.announceFailure(run);
     if (this.filter && run && !rows.matches(this.filter, run)) this.setFilter(undefined);
     this.clearState();
     this.updateMessage();
