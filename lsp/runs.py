@@ -336,6 +336,7 @@ class _Runs:
             "stack": [{"function": f.function, "location": self.location(bench, run, f.span),
                        "bindings": bindings(f.bindings)} for f in state.frames],
             "result": state.result, "value": state.value, "error": state.error, "via": state.source,
+            "records": state.records,
         }
 
     def is_stored_copy(self, name: str) -> bool:

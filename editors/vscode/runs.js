@@ -1,29 +1,43 @@
 // Running and tracing Flowmetal programs from VS Code: the Run lens's
 // arguments, the "Runs" and "State" views of the Flowmetal side bar, and the
-// run actions (cancel, replay, refresh).
+// run actions (cancel, replay, refresh, filter, stepping through events).
 //
 // Everything shown comes from the language server, through the protocol of
 // docs/lsp-protocol.md: the `flowmetal/runs`, `flowmetal/trace` and
 // `flowmetal/stateAt` requests, the `flowmetal/runUpdated` and
 // `flowmetal/traceEvent` notifications, and the `flowmetal.*` commands. Nothing
-// here reads Flowmetal: arguments are passed on as the user typed them, and
-// values are shown as the server wrote them.
+// here evaluates Flowmetal: arguments are passed on as the user typed them, and
+// values are shown as the server wrote them, split at their brackets to be
+// unfolded (values.js).
 //
-// Tasks and child runs are drawn from the same messages: each event's `task`
-// (0 for the run's own code) puts the events of a run with tasks into lanes, a
-// "task N" item per spawned task after the run's own events; a run summary's
-// `parent` nests a child run under the run that started it. A run without
-// tasks, or a summary without `parent`, shows as it always did.
+// A run's events are drawn as rows (rows.js): a step's request and its
+// completion are one row, with its duration and result, and so are a timer
+// and its firing; times are relative to the run's start. Tasks and child runs
+// are drawn from the same messages: each event's `task` (0 for the run's own
+// code) puts the events of a run with tasks into lanes, a "task N" item per
+// spawned task after the run's own rows; a run summary's `parent` nests a
+// child run under the run that started it.
+//
+// The event shown is marked in its editor as a debugger marks the current
+// line (the line of a fault in red: highlight.js), and failed runs and their
+// failing events are red in the list (a FileDecorationProvider colours the
+// labels of the items it is given a `flowmetal-runs:` resourceUri for).
 'use strict';
 
 const vscode = require('vscode');
+const rows = require('./rows');
+const values = require('./values');
+const { Highlighter } = require('./highlight');
 
 const RUNS_VIEW = 'flowmetal.runs';
 const STATE_VIEW = 'flowmetal.state';
 const CONTAINER_COMMAND = 'workbench.view.extension.flowmetal';
+const COLLAPSE_COMMAND = `workbench.actions.treeView.${RUNS_VIEW}.collapseAll`;
 const FILTERED_CONTEXT = 'flowmetal.runsFiltered';
+const DECORATION_SCHEME = 'flowmetal-runs';
 
 const ACTIVE = new Set(['pending', 'running', 'waiting']);
+const FAILS = new Set(['run-failed', 'task-failed']);
 
 // Codicon and theme colour of each run status.
 const STATUS_ICONS = {
@@ -60,9 +74,13 @@ const TASK_ENDS = {
   'task-cancelled': 'cancelled',
 };
 
-const NO_STATE = 'Select an event of a run to see the run\'s state there.';
+const NO_STATE = 'Select a run or one of its events to see the run\'s state there.';
+const FILTER_HELP = 'status:failed,waiting (or active)  entry:demo/main  and words to find in the entry, id, ' +
+  'arguments, result or error. Empty: every run.';
 
 // ------------------------------------------------------------------ formatting
+
+const { clock } = rows;
 
 function errorMessage(err) {
   return err && err.message ? err.message : String(err);
@@ -80,24 +98,17 @@ function shown(value) {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
-// A time (ISO 8601, or milliseconds since the epoch) as the local time of
-// day, with the date when it is not today.
-function clock(when, now = new Date()) {
-  if (when == null || when === '') return '';
-  const t = new Date(when);
-  if (Number.isNaN(t.getTime())) return String(when);
-  const pad = (n) => String(n).padStart(2, '0');
-  const time = `${pad(t.getHours())}:${pad(t.getMinutes())}:${pad(t.getSeconds())}`;
-  if (t.toDateString() === now.toDateString()) return time;
-  return `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())} ${time}`;
-}
-
 function formatArgs(args) {
   if (Array.isArray(args)) return args.map(shown).join(' ');
   if (args && typeof args === 'object') {
     return Object.entries(args).map(([name, value]) => `${name}=${shown(value)}`).join(' ');
   }
   return args == null ? '' : shown(args);
+}
+
+// An endpoint's own name, without its package: `sleep!` for `flowmetal.time/sleep!`.
+function endpointName(endpoint) {
+  return String(endpoint || '').split('/').pop();
 }
 
 // The one-line summary of an event: what was called, logged or answered.
@@ -129,6 +140,90 @@ function describeEvent(event) {
   }
 }
 
+// A row's label: `#4 sleep! (duration 10 +milliseconds+)` for a step (the
+// endpoint's own name and the arguments' values), `#16 timer` for a timer,
+// `#N kind` for the rest.
+function rowLabel(row) {
+  const event = row.head;
+  const data = event.data || {};
+  if (event.kind === 'step-requested' && row.end !== null) {
+    const args = data.args && typeof data.args === 'object' && !Array.isArray(data.args)
+      ? Object.values(data.args).map(shown).join(' ') : formatArgs(data.args);
+    return [`#${event.seq} ${endpointName(data.endpoint) || 'step'}`, args].filter(Boolean).join(' ');
+  }
+  if (event.kind === 'timer-set' && row.end !== null) return `#${event.seq} timer`;
+  return `#${event.seq} ${event.kind}`;
+}
+
+// A row's description: what it came to and how long that took, or how long it
+// has waited; then when it happened, from the run's start (`start`).
+function rowDescription(row, start, now) {
+  const event = row.head;
+  const at = event.kind === 'run-started' ? '' : rows.offset(event.time, start);
+  let what;
+  if (row.end === null) {
+    what = describeEvent(event);
+  } else if (event.kind === 'timer-set') {
+    const set = rows.ms(event.time);
+    if (!row.end) what = rows.dueText(row, now);
+    else what = `${row.end.kind === 'timer-fired' ? 'fired' : 'cancelled'} after ${rows.duration(rows.ms(row.end.time) - set)}`;
+  } else if (!row.end) {
+    what = `waiting ${rows.duration(now - rows.ms(event.time))}`;
+  } else {
+    const result = (row.end.data || {}).result;
+    what = [result == null ? '' : `→ ${firstLine(shown(result))}`, rows.duration(rows.ms(row.end.time) - rows.ms(event.time))]
+      .filter(Boolean).join(' · ');
+  }
+  return [what, at].filter(Boolean).join(' · ');
+}
+
+function eventLines(event, start) {
+  const lines = [`#${event.seq} ${event.kind}` + (event.step != null ? ` (step ${event.step})` : '')];
+  if (event.time) lines.push(`${rows.localTime(event.time)}${start ? ` (${rows.offset(event.time, start)} from the start)` : ''}`);
+  for (const [key, value] of Object.entries(event.data || {})) {
+    if (key === 'args' && value && typeof value === 'object' && !Array.isArray(value)) {
+      lines.push('args:', ...Object.entries(value).map(([name, arg]) =>
+        `  ${name} = ${typeof arg === 'string' ? values.pretty(arg).replace(/\n/g, '\n  ') : JSON.stringify(arg)}`));
+    } else if (key === 'result' && typeof value === 'string') {
+      lines.push(`result: ${values.pretty(value)}`);
+    } else {
+      lines.push(`${key}: ${typeof value === 'string' ? value : JSON.stringify(value, null, 2)}`);
+    }
+  }
+  return lines;
+}
+
+function rowTooltip(row, start) {
+  const lines = eventLines(row.head, start);
+  if (row.end) lines.push('', ...eventLines(row.end, start));
+  else if (row.end === undefined) lines.push('', 'not answered yet');
+  return lines.join('\n');
+}
+
+function runTooltip(run) {
+  const lines = [`${run.entry} ${formatArgs(run.args)}`.trim(), `run ${run.id}`, `status: ${run.status}`];
+  if (run.started) lines.push(`started: ${rows.localTime(run.started)}`);
+  if (run.ended) lines.push(`ended: ${rows.localTime(run.ended)} (${rows.duration(rows.ms(run.ended) - rows.ms(run.started))})`);
+  if (run.result != null) lines.push(`result: ${values.pretty(run.result)}`);
+  if (run.error != null) lines.push(`error: ${run.error}`);
+  if (run.origin) lines.push(`from: ${run.origin}`);
+  if (run.parent) lines.push(`child run of ${run.parent}`);
+  if (run.blocked) lines.push(`not run here: ${run.blocked}`);
+  if (run.unserved && run.unserved.length) lines.push(unservedNote(run));
+  return lines.join('\n');
+}
+
+// A run's description: its status, how long it took (or has taken so far),
+// and when it started and ended.
+function runDescription(run, now) {
+  const unserved = run.unserved && run.unserved.length ? `no live process serves ${run.unserved.join(', ')}` : '';
+  const start = rows.ms(run.started);
+  const end = run.ended ? rows.ms(run.ended) : ACTIVE.has(run.status) ? now : NaN;
+  const span = run.ended ? `${clock(run.started)}–${clock(run.ended)}` : clock(run.started);
+  return [run.status, run.blocked ? 'not trusted' : '', unserved, rows.duration(end - start), span]
+    .filter(Boolean).join(' · ');
+}
+
 // The task an event belongs to: 0, the run's own code, when the event says none.
 function taskOf(event) {
   const task = event && event.data ? event.data.task : undefined;
@@ -153,28 +248,6 @@ function lanesOf(events) {
     }
   }
   return lanes.size > 1 ? lanes : null;
-}
-
-function eventTooltip(event) {
-  const lines = [`#${event.seq} ${event.kind}` + (event.step != null ? ` (step ${event.step})` : '')];
-  if (event.time) lines.push(event.time);
-  for (const [key, value] of Object.entries(event.data || {})) {
-    lines.push(`${key}: ${typeof value === 'string' ? value : JSON.stringify(value, null, 2)}`);
-  }
-  return lines.join('\n');
-}
-
-function runTooltip(run) {
-  const lines = [`${run.entry} ${formatArgs(run.args)}`.trim(), `run ${run.id}`, `status: ${run.status}`];
-  if (run.started) lines.push(`started: ${run.started}`);
-  if (run.ended) lines.push(`ended: ${run.ended}`);
-  if (run.result != null) lines.push(`result: ${run.result}`);
-  if (run.error != null) lines.push(`error: ${run.error}`);
-  if (run.origin) lines.push(`from: ${run.origin}`);
-  if (run.parent) lines.push(`child run of ${run.parent}`);
-  if (run.blocked) lines.push(`not run here: ${run.blocked}`);
-  if (run.unserved && run.unserved.length) lines.push(unservedNote(run));
-  return lines.join('\n');
 }
 
 // What a task's item says of its life: how it ended (or that it goes on), and
@@ -230,6 +303,24 @@ function place(location) {
   return location.range ? `${name}:${location.range.start.line + 1}` : name;
 }
 
+// The labels of failed runs and failing events are red: their items carry a
+// `flowmetal-runs:` resourceUri, which this provider decorates.
+class FailureColours {
+  constructor() {
+    this.changed = new vscode.EventEmitter();
+    this.onDidChangeFileDecorations = this.changed.event;
+  }
+
+  provideFileDecoration(uri) {
+    if (uri.scheme !== DECORATION_SCHEME) return undefined;
+    return { color: new vscode.ThemeColor('errorForeground'), tooltip: 'failed' };
+  }
+}
+
+function failedUri(what) {
+  return vscode.Uri.parse(`${DECORATION_SCHEME}:/${what}`);
+}
+
 // ------------------------------------------------------------------ arguments
 
 // Asks for the arguments of `entry`, one input box per parameter, titled
@@ -272,10 +363,37 @@ function leaf(label, options = {}) {
   return { item, children: [] };
 }
 
-function bindingElement(binding) {
-  const typed = binding.type ? `${binding.name} : ${binding.type}` : binding.name;
-  const label = `${typed} = ${binding.value}`;
-  return leaf(label, { tooltip: label, iconPath: new vscode.ThemeIcon('symbol-variable'), contextValue: 'flowmetalBinding' });
+// At most this many parts of one value are listed (the tooltip has them all).
+const MAX_PARTS = 200;
+
+// A value's item: `name = value` (the value on one line, cut by VS Code where
+// the view ends), its type as the description, the value printed in full in
+// the tooltip; a list, map, record or JSON body unfolds into its parts.
+function valueElement(name, text, { type, records, icon, contextValue, expanded } = {}) {
+  const node = typeof text === 'string' ? values.parseValue(text, records) : text;
+  return nodeElement(name, node, { type, records, icon, contextValue, expanded, text });
+}
+
+function nodeElement(name, node, { type, records, icon, contextValue, expanded, text }) {
+  const flat = text !== undefined ? String(text) : values.show(node);
+  const parts = node.parts.slice(0, MAX_PARTS);
+  const state = !parts.length ? vscode.TreeItemCollapsibleState.None
+    : expanded ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed;
+  const item = new vscode.TreeItem(`${name} = ${flat}`, state);
+  // What it holds, when its type does not say: `JSON`, `3 items`, `2 keys`, a record's name.
+  const kind = !parts.length ? '' : node.json ? 'JSON' : node.kind === 'record' && type ? '' : values.summary(node);
+  item.description = [type, kind].filter(Boolean).join(' · ');
+  const printed = values.prettyNode(node);
+  item.tooltip = `${type ? `${name} : ${type}` : name}\n${printed}`;
+  item.iconPath = new vscode.ThemeIcon(icon || (parts.length ? 'symbol-structure' : 'symbol-variable'));
+  item.contextValue = contextValue || 'flowmetalValue';
+  const children = parts.map((part) => nodeElement(part.key, part.node, { records }));
+  if (node.parts.length > MAX_PARTS) children.push(leaf(`… ${node.parts.length - MAX_PARTS} more (in the tooltip)`));
+  return { item, children };
+}
+
+function bindingElement(binding, records) {
+  return valueElement(binding.name, binding.value, { type: binding.type, records, contextValue: 'flowmetalBinding' });
 }
 
 function openCommand(location) {
@@ -284,8 +402,8 @@ function openCommand(location) {
     : undefined;
 }
 
-function frameElement(frame, innermost) {
-  const bindings = (frame.bindings || []).map(bindingElement);
+function frameElement(frame, innermost, records) {
+  const bindings = (frame.bindings || []).map((binding) => bindingElement(binding, records));
   const item = new vscode.TreeItem(
     frame.function,
     bindings.length ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None
@@ -301,27 +419,25 @@ function frameElement(frame, innermost) {
 // The items of a State: the fault, value and step result first, then the call
 // stack, innermost first, each frame with its bindings.
 function stateElements(state) {
+  const records = state.records && typeof state.records === 'object' ? state.records : {};
   const out = [];
   if (state.error != null) {
     out.push(leaf(`error: ${firstLine(state.error)}`, {
-      tooltip: String(state.error), iconPath: new vscode.ThemeIcon('error'), contextValue: 'flowmetalError',
+      tooltip: String(state.error), iconPath: new vscode.ThemeIcon('error', new vscode.ThemeColor('errorForeground')),
+      contextValue: 'flowmetalError', resourceUri: failedUri('state-error'),
     }));
   }
   if (state.value != null) {
-    out.push(leaf(`value = ${state.value}`, {
-      tooltip: `the run's value: ${state.value}`, iconPath: new vscode.ThemeIcon('symbol-constant'),
-    }));
+    out.push(valueElement('value', state.value, { records, icon: 'symbol-constant', expanded: true }));
   }
   if (state.result != null) {
-    out.push(leaf(`result = ${state.result}`, {
-      tooltip: `the step's result: ${state.result}`, iconPath: new vscode.ThemeIcon('symbol-constant'),
-    }));
+    out.push(valueElement('result', state.result, { records, icon: 'symbol-constant', expanded: true }));
   }
   const stack = state.stack || [];
   if (stack.length) {
-    stack.forEach((frame, i) => out.push(frameElement(frame, i === 0)));
+    stack.forEach((frame, i) => out.push(frameElement(frame, i === 0, records)));
   } else {
-    for (const binding of state.bindings || []) out.push(bindingElement(binding));
+    for (const binding of state.bindings || []) out.push(bindingElement(binding, records));
   }
   return out;
 }
@@ -364,7 +480,11 @@ class RunsPanel {
     this.eventElements = new Map();
     this.taskElements = new Map(); // run id -> Map(task -> element)
     this.laneCache = new Map(); // run id -> {events, size, lanes}: a run's lanes, until it has more events
-    this.filter = undefined; // show only the runs of this entry
+    this.rowCache = new Map(); // run id -> {events, size, rows, rowOf}: a run's rows, until it has more events
+    this.filter = undefined; // show only the runs that pass it (rows.parseFilter)
+    this.watched = new Set(); // ids of the active runs seen: one that fails is announced
+    this.expanded = undefined; // the run last started from the editor, shown expanded
+    this.started = new Set(); // ids of the runs started from here not yet seen active or failed
     this.listed = false;
     this.listError = undefined;
     this.stateTicket = 0;
@@ -376,22 +496,35 @@ class RunsPanel {
     this.runsView = vscode.window.createTreeView(RUNS_VIEW, { treeDataProvider: this, showCollapseAll: true });
     this.stateView = vscode.window.createTreeView(STATE_VIEW, { treeDataProvider: this.stateTree });
     this.stateView.message = NO_STATE;
-    this.shown = undefined; // the event the State view is for: {runId, seq, at, done}
+    this.shown = undefined; // the event the State view is for: {runId, seq, at, done, follow}
+    this.highlighter = new Highlighter();
+    this.colours = new FailureColours();
+    // Pending rows say how long they have waited: the active runs whose rows are drawn are redrawn each second.
+    this.ticker = setInterval(() => this.tick(), 1000);
+    if (this.ticker && typeof this.ticker.unref === 'function') this.ticker.unref();
 
     context.subscriptions.push(
       this.runsView,
       this.stateView,
-      // Selecting an event (a click, or the arrow keys) shows it too.
+      // Selecting an event (a click, or the arrow keys) shows it too; selecting a
+      // run shows its latest state, and follows it while it runs.
       this.runsView.onDidChangeSelection((event) => {
         const selected = event.selection || [];
-        if (selected.length === 1 && selected[0].kind === 'event') this.showEvent(selected[0]);
+        if (selected.length !== 1) return;
+        if (selected[0].kind === 'event') this.showEvent(selected[0]);
+        else if (selected[0].kind === 'run') this.showRun(selected[0].id);
       }),
+      this.highlighter,
+      vscode.window.registerFileDecorationProvider(this.colours),
       this.changed,
       this.stateTree.changed,
       vscode.commands.registerCommand('flowmetal.runs.refresh', (element) => this.refreshCommand(element)),
       vscode.commands.registerCommand('flowmetal.runs.cancel', (element) => this.cancel(element)),
       vscode.commands.registerCommand('flowmetal.runs.replay', (element) => this.replay(element)),
       vscode.commands.registerCommand('flowmetal.runs.showAll', () => this.setFilter(undefined)),
+      vscode.commands.registerCommand('flowmetal.runs.filter', () => this.filterCommand()),
+      vscode.commands.registerCommand('flowmetal.runs.nextEvent', () => this.step(1)),
+      vscode.commands.registerCommand('flowmetal.runs.previousEvent', () => this.step(-1)),
       vscode.commands.registerCommand('flowmetal.runs.showEvent', (element) => this.showEvent(element)),
       vscode.commands.registerCommand('flowmetal.openLocation', (location) => this.openLocation(location, false)),
       { dispose: () => this.dispose() }
@@ -460,7 +593,7 @@ class RunsPanel {
 
   async showRuns(arg) {
     const entry = arg && typeof arg.entry === 'string' && arg.entry ? arg.entry : undefined;
-    this.setFilter(entry);
+    this.setFilter(entry ? { entry } : undefined);
     if (!this.listed) await this.refresh();
     await this.revealPanel();
     return this.visibleIds().reverse().map((id) => this.runs.get(id));
@@ -490,6 +623,7 @@ class RunsPanel {
     }
     this.runs = fresh;
     this.order = [...fresh.keys()];
+    this.watched = new Set([...fresh.values()].filter((run) => ACTIVE.has(run.status)).map((run) => run.id));
     this.events.clear();
     this.loaded.clear();
     this.loading.clear();
@@ -516,6 +650,10 @@ class RunsPanel {
     const moved = !known || known.status !== run.status;
     const added = this.mergeRun(run);
     this.updateMessage();
+    if (ACTIVE.has(run.status)) this.watched.add(run.id);
+    else if (this.watched.delete(run.id) && run.status === 'failed') this.announced = this.announceFailure(run);
+    // A run started here that failed before it was first seen running is announced too.
+    else if (this.started.delete(run.id) && run.status === 'failed') this.announced = this.announceFailure(run);
     // A new status redraws the whole list: VS Code may drop an element's own refresh
     // that comes while the list is being redrawn, and leave a run shown as pending.
     this.changed.fire(added || moved ? undefined : this.runElement(run.id));
@@ -530,6 +668,7 @@ class RunsPanel {
     if (events.has(event.seq)) return; // read with the trace already
     events.set(event.seq, event);
     if (this.loaded.has(runId) && this.runs.has(runId)) this.changed.fire(this.runElement(runId));
+    if (this.shown && this.shown.follow && this.shown.runId === runId) this.followRun(runId);
   }
 
   loadTrace(runId) {
@@ -556,7 +695,7 @@ class RunsPanel {
   }
 
   visibleIds() {
-    const ids = this.order.filter((id) => !this.filter || (this.runs.get(id) || {}).entry === this.filter);
+    const ids = this.order.filter((id) => rows.matches(this.filter, this.runs.get(id)));
     return ids.reverse(); // newest first
   }
 
@@ -598,12 +737,51 @@ class RunsPanel {
     return lanes;
   }
 
-  setFilter(entry) {
-    this.filter = entry || undefined;
-    this.runsView.description = this.filter || '';
+  // The rows of a run whose trace is read (rows.rowsOf), with `rowOf`: the row of each seq.
+  rows(runId) {
+    const events = this.events.get(runId);
+    if (!events) return null;
+    const cached = this.rowCache.get(runId);
+    if (cached && cached.events === events && cached.size === events.size) return cached;
+    const list = rows.rowsOf([...events.values()].sort((a, b) => a.seq - b.seq));
+    const rowOf = new Map();
+    for (const row of list) for (const seq of row.within) rowOf.set(seq, row);
+    const made = { events, size: events.size, rows: list, rowOf };
+    this.rowCache.set(runId, made);
+    return made;
+  }
+
+  // The seqs of the rows of one lane (or of the whole run), in order: a row
+  // stands at its first event's place.
+  rowSeqs(runId, seqs) {
+    const model = this.rows(runId);
+    if (!model) return [];
+    return seqs.filter((seq) => (model.rowOf.get(seq) || {}).seq === seq);
+  }
+
+  // Shows only the runs that pass `filter` ({statuses, entry, text}, or none: all).
+  setFilter(filter) {
+    this.filter = rows.isEmpty(filter) ? undefined : filter;
+    this.runsView.description = rows.filterText(this.filter);
     vscode.commands.executeCommand('setContext', FILTERED_CONTEXT, Boolean(this.filter));
     this.updateMessage();
     this.changed.fire(undefined);
+  }
+
+  // The filter, as the user types it: `status:failed entry:demo/main words`.
+  async filterCommand() {
+    const typed = await vscode.window.showInputBox({
+      title: 'Filter the Runs',
+      prompt: FILTER_HELP,
+      value: rows.filterText(this.filter),
+      placeHolder: 'status:failed entry:demo/main ann',
+      validateInput: (text) => rows.parseFilter(text).error,
+    });
+    if (typed === undefined) return undefined;
+    const filter = rows.parseFilter(typed);
+    if (filter.error) return undefined;
+    this.setFilter(filter);
+    return this.visibleIds().length;
   }
 
   updateMessage() {
@@ -612,8 +790,12 @@ class RunsPanel {
       message = this.listError;
     } else if (this.listed && this.visibleIds().length === 0) {
       message = this.filter
-        ? `No runs of ${this.filter} yet.`
+        ? (this.filter.entry && !this.filter.statuses && !this.filter.text
+          ? `No runs of ${this.filter.entry} yet.` : `No runs match ${rows.filterText(this.filter)}.`)
         : 'No runs yet. Run a function with the ▶ Run lens above its defn.';
+    } else if (this.filter) {
+      const shownCount = this.visibleIds().length;
+      message = `${shownCount} of ${this.order.length} runs: ${rows.filterText(this.filter)}`;
     }
     this.runsView.message = message;
   }
@@ -668,21 +850,31 @@ class RunsPanel {
       const item = new vscode.TreeItem(run.entry || shortId(run.id), vscode.TreeItemCollapsibleState.Collapsed);
       item.id = `run:${run.id}`;
       // A run the server does not drive (an untrusted workspace's store) says so.
-      const unserved = run.unserved && run.unserved.length ? `no live process serves ${run.unserved.join(', ')}` : '';
-      item.description = [run.status, run.blocked ? 'not trusted' : '', unserved, clock(run.started)]
-        .filter(Boolean).join(' · ');
+      item.description = runDescription(run, Date.now());
       item.tooltip = runTooltip(run);
       item.iconPath = run.blocked ? new vscode.ThemeIcon('lock') : statusIcon(run.status);
+      if (run.status === 'failed') item.resourceUri = failedUri(`run/${run.id}`);
       item.contextValue = ACTIVE.has(run.status) ? 'flowmetalRun.active' : 'flowmetalRun.ended';
       return item;
     }
     if (element.kind === 'event') {
       const event = this.event(element) || { seq: element.seq, kind: '' };
-      const item = new vscode.TreeItem(`#${event.seq} ${event.kind}`, vscode.TreeItemCollapsibleState.None);
+      const model = this.rows(element.runId);
+      const row = (model && model.rowOf.get(element.seq)) || { seq: event.seq, head: event, end: null, within: [] };
+      const start = (this.runs.get(element.runId) || {}).started;
+      const item = new vscode.TreeItem(rowLabel(row), vscode.TreeItemCollapsibleState.None);
       item.id = `event:${element.runId}:${element.seq}`;
-      item.description = describeEvent(event);
-      item.tooltip = eventTooltip(event);
-      item.iconPath = new vscode.ThemeIcon(EVENT_ICONS[event.kind] || 'circle-small');
+      item.description = rowDescription(row, start, Date.now());
+      item.tooltip = rowTooltip(row, start);
+      const last = row.end || event;
+      if (FAILS.has(event.kind)) {
+        item.iconPath = new vscode.ThemeIcon('error', new vscode.ThemeColor('errorForeground'));
+        item.resourceUri = failedUri(`event/${element.runId}/${event.seq}`);
+      } else if (row.end === undefined) {
+        item.iconPath = new vscode.ThemeIcon(event.kind === 'timer-set' ? 'watch' : 'loading~spin');
+      } else {
+        item.iconPath = new vscode.ThemeIcon(EVENT_ICONS[last.kind] || 'circle-small');
+      }
       item.contextValue = 'flowmetalEvent';
       item.command = { command: 'flowmetal.runs.showEvent', title: 'Show the State Here', arguments: [element] };
       return item;
@@ -697,6 +889,7 @@ class RunsPanel {
       item.description = taskDescription(lane, run);
       item.tooltip = taskTooltip(lane, run);
       item.iconPath = taskIcon(lane, run);
+      if (lane.end && lane.end.kind === 'task-failed') item.resourceUri = failedUri(`task/${element.runId}/${element.task}`);
       item.contextValue = 'flowmetalTask';
       return item;
     }
@@ -711,7 +904,7 @@ class RunsPanel {
     if (!element) return this.topIds().map((id) => this.runElement(id));
     if (element.kind === 'task') {
       const lane = (this.lanes(element.runId) || new Map()).get(element.task);
-      return lane ? lane.seqs.map((seq) => this.eventElement(element.runId, seq)) : [];
+      return lane ? this.rowSeqs(element.runId, lane.seqs).map((seq) => this.eventElement(element.runId, seq)) : [];
     }
     if (element.kind !== 'run') return [];
     const children = this.childIds(element.id).map((id) => this.runElement(id));
@@ -727,11 +920,11 @@ class RunsPanel {
     if (!events) return children;
     const lanes = this.lanes(element.id);
     if (!lanes) {
-      const seqs = [...events.keys()].sort((a, b) => a - b);
+      const seqs = this.rowSeqs(element.id, [...events.keys()].sort((a, b) => a - b));
       return [...children, ...seqs.map((seq) => this.eventElement(element.id, seq))];
     }
     const tasks = [...lanes.keys()].filter((task) => task !== 0).sort((a, b) => a - b);
-    return [...children, ...lanes.get(0).seqs.map((seq) => this.eventElement(element.id, seq)),
+    return [...children, ...this.rowSeqs(element.id, lanes.get(0).seqs).map((seq) => this.eventElement(element.id, seq)),
       ...tasks.map((task) => this.taskElement(element.id, task))];
   }
 
@@ -758,8 +951,11 @@ class RunsPanel {
     }
   }
 
-  // Shows a run just started: reads it, opens the Runs view and selects it.
+  // Shows a run just started: reads it, opens the Runs view and selects it,
+  // expanded; the run started before it from here is folded again (only the
+  // newest stays open), and the State view turns to the new run.
   async revealRun(runId) {
+    this.started.add(runId);
     if (!this.loaded.has(runId)) {
       try {
         await this.loadTrace(runId);
@@ -768,11 +964,22 @@ class RunsPanel {
       }
     }
     const run = this.runs.get(runId);
-    if (this.filter && run && run.entry !== this.filter) this.setFilter(undefined);
+    if (run && ACTIVE.has(run.status) && this.started.delete(runId)) this.watched.add(runId);
+    if (run && run.status === 'failed' && this.started.delete(runId)) this.announced = this.announceFailure(run);
+    if (this.filter && run && !rows.matches(this.filter, run)) this.setFilter(undefined);
+    this.clearState();
     this.updateMessage();
     this.changed.fire(undefined);
     await this.revealPanel();
     if (!run) return;
+    if (this.expanded && this.expanded !== runId) {
+      try {
+        await vscode.commands.executeCommand(COLLAPSE_COMMAND);
+      } catch (_) {
+        // No such command (the view is not shown): nothing is expanded.
+      }
+    }
+    this.expanded = runId;
     try {
       await this.runsView.reveal(this.runElement(runId), { select: true, focus: false, expand: true });
     } catch (_) {
@@ -780,48 +987,103 @@ class RunsPanel {
     }
   }
 
+  // Opens `location` in an editor: answers the editor, or undefined.
   async openLocation(location, preserveFocus = true) {
-    if (!location || !location.uri) return;
+    if (!location || !location.uri) return undefined;
     const options = { preserveFocus, preview: true };
     if (location.range) options.selection = toRange(location.range);
     try {
-      await vscode.window.showTextDocument(vscode.Uri.parse(location.uri), options);
+      return await vscode.window.showTextDocument(vscode.Uri.parse(location.uri), options);
     } catch (err) {
       vscode.window.showErrorMessage(`Flowmetal: could not open ${location.uri} (${errorMessage(err)})`);
+      return undefined;
     }
   }
 
-  // An event clicked or selected: its source in an editor, and the run's state
-  // there in the State view. A click both selects and runs the item's command:
-  // the second, right after the first, is the same one.
+  // An event clicked or selected: its source in an editor, its line marked,
+  // and the run's state there in the State view. A click both selects and
+  // runs the item's command: the second, right after the first, is the same one.
   showEvent(element) {
     const event = this.event(element);
     if (!event) return Promise.resolve(undefined);
     const last = this.shown;
-    if (last && last.runId === element.runId && last.seq === event.seq && Date.now() - last.at < 1000) {
+    if (last && !last.follow && last.runId === element.runId && last.seq === event.seq && Date.now() - last.at < 1000) {
       return last.done;
     }
-    const shown = { runId: element.runId, seq: event.seq, at: Date.now() };
-    shown.done = this.readState(element, event);
+    const shown = { runId: element.runId, seq: event.seq, at: Date.now(), follow: false };
+    shown.done = this.readState(element.runId, event, { open: true });
     this.shown = shown;
     return shown.done;
   }
 
-  async readState(element, event) {
+  // A run selected: the State view shows its latest state, and follows it
+  // while events come in.
+  async showRun(runId) {
+    const last = this.shown;
+    if (last && last.follow && last.runId === runId && Date.now() - last.at < 1000) return last.done;
+    const shown = { runId, seq: undefined, at: Date.now(), follow: true };
+    this.shown = shown;
+    shown.done = (async () => {
+      if (!this.loaded.has(runId)) {
+        try {
+          await this.loadTrace(runId);
+        } catch (err) {
+          if (this.shown === shown) this.stateView.message = `Could not read the trace: ${errorMessage(err)}`;
+          return undefined;
+        }
+      }
+      return this.showLatest(shown);
+    })();
+    return shown.done;
+  }
+
+  showLatest(shown) {
+    if (this.shown !== shown) return undefined;
+    const model = this.rows(shown.runId);
+    const row = model && model.rows[model.rows.length - 1];
+    if (!row) return undefined;
+    shown.seq = row.seq;
+    return this.readState(shown.runId, row.head, { open: false, latest: true });
+  }
+
+  // New events of the run the State view follows: its latest state, once the burst is over.
+  followRun(runId) {
+    const shown = this.shown;
+    if (!shown || shown.runId !== runId || shown.timer) return;
+    shown.timer = setTimeout(() => {
+      shown.timer = undefined;
+      shown.done = this.showLatest(shown);
+    }, 150);
+  }
+
+  // The state at `event`'s row (at its last event, which holds a step's result).
+  async readState(runId, event, { open, latest } = {}) {
     const ticket = ++this.stateTicket;
-    const run = this.runs.get(element.runId) || { entry: shortId(element.runId) };
+    const run = this.runs.get(runId) || { entry: shortId(runId) };
+    const model = this.rows(runId);
+    const row = (model && model.rowOf.get(event.seq)) || { seq: event.seq, head: event, end: null, within: [event.seq] };
+    const at = (row.end || row.head).seq;
     const task = taskOf(event);
-    const title = `${run.entry}${task ? ` · task ${task}` : ''} #${event.seq} ${event.kind}`;
-    const opening = this.openLocation(event.location);
-    this.stateTree.show(undefined);
+    const title = `${run.entry}${task ? ` · task ${task}` : ''} ${rowLabel(row)}${latest ? ' (latest)' : ''}`;
+    const failed = FAILS.has(event.kind);
+    const opening = open ? this.openLocation(event.location) : Promise.resolve(this.visibleEditor(event.location));
+    if (!latest) this.stateTree.show(undefined);
     this.stateView.description = title;
-    this.stateView.message = `Reading the state at #${event.seq}…`;
+    if (!latest) this.stateView.message = `Reading the state at #${at}…`;
+    const marking = opening.then((editor) => {
+      if (ticket !== this.stateTicket) return;
+      if (editor && event.location && event.location.range) this.highlighter.show(editor, toRange(event.location.range), failed);
+      else this.highlighter.clear();
+    });
     let state;
     try {
-      state = await this.request('flowmetal/stateAt', { runId: element.runId, seq: event.seq });
+      state = await this.request('flowmetal/stateAt', { runId, seq: at });
     } catch (err) {
-      if (ticket === this.stateTicket) this.stateView.message = `No state at #${event.seq}: ${errorMessage(err)}`;
-      await opening;
+      if (ticket === this.stateTicket) {
+        this.stateTree.show(undefined);
+        this.stateView.message = `No state at #${at}: ${errorMessage(err)}`;
+      }
+      await marking;
       return undefined;
     }
     if (ticket === this.stateTicket) {
@@ -829,16 +1091,110 @@ class RunsPanel {
       this.stateView.description = state && state.via ? `${title} (${state.via})` : title;
       this.stateView.message = this.stateTree.roots.length ? undefined : 'Nothing is bound here.';
     }
-    await opening;
+    await marking;
     return state;
+  }
+
+  // The editor showing `location`'s file now, if one does.
+  visibleEditor(location) {
+    if (!location || !location.uri) return undefined;
+    return (vscode.window.visibleTextEditors || []).find((editor) =>
+      editor && editor.document && String(editor.document.uri) === String(location.uri));
   }
 
   clearState() {
     this.stateTicket++;
+    if (this.shown && this.shown.timer) clearTimeout(this.shown.timer);
     this.shown = undefined;
+    this.highlighter.clear();
     this.stateTree.show(undefined);
     this.stateView.description = '';
     this.stateView.message = NO_STATE;
+  }
+
+  // -- stepping through events --
+
+  // The next (`direction` 1) or previous (-1) row of the selected run, in the
+  // order of its log (across its tasks): selected, revealed and shown. From a
+  // run or a task, the first row (or the last, going back).
+  async step(direction) {
+    const selected = (this.runsView.selection || [])[0];
+    if (!selected || !['run', 'event', 'task'].includes(selected.kind)) return undefined;
+    const runId = selected.kind === 'run' ? selected.id : selected.runId;
+    if (!this.loaded.has(runId)) {
+      try {
+        await this.loadTrace(runId);
+      } catch (err) {
+        vscode.window.showErrorMessage(`Flowmetal: ${errorMessage(err)}`);
+        return undefined;
+      }
+    }
+    const model = this.rows(runId);
+    if (!model || !model.rows.length) return undefined;
+    let list = model.rows;
+    if (selected.kind === 'task') list = list.filter((row) => taskOf(row.head) === selected.task);
+    let target;
+    if (selected.kind === 'event') {
+      const row = model.rowOf.get(selected.seq);
+      const at = list.indexOf(row);
+      target = at < 0 ? undefined : list[at + direction];
+    } else {
+      target = direction > 0 ? list[0] : list[list.length - 1];
+    }
+    if (!target) return undefined;
+    const element = this.eventElement(runId, target.seq);
+    try {
+      await this.runsView.reveal(element, { select: true, focus: true });
+    } catch (_) {
+      // The view is hidden: shown all the same.
+    }
+    return this.showEvent(element);
+  }
+
+  // -- live --
+
+  // Each second, the active runs are redrawn: how long each has run, and how
+  // long its pending step has waited, go on.
+  tick() {
+    for (const id of this.visibleIds()) {
+      const run = this.runs.get(id);
+      if (run && ACTIVE.has(run.status) && !run.blocked) this.changed.fire(this.runElement(id));
+    }
+  }
+
+  // A run seen running has failed: say so, offering its failing event.
+  async announceFailure(run) {
+    const show = 'Show Failing Event';
+    const chosen = await vscode.window.showErrorMessage(
+      `Flowmetal: ${run.entry} failed: ${firstLine(run.error) || 'no message'}`, show);
+    if (chosen === show) return this.showFailure(run.id);
+    return undefined;
+  }
+
+  // The event a failed run failed at (its `run-failed`, else its last failed
+  // task's): selected in the Runs view, its line marked red, its state shown.
+  async showFailure(runId) {
+    try {
+      await this.loadTrace(runId);
+    } catch (err) {
+      vscode.window.showErrorMessage(`Flowmetal: ${errorMessage(err)}`);
+      return undefined;
+    }
+    const events = [...(this.events.get(runId) || new Map()).values()].sort((a, b) => a.seq - b.seq);
+    const failure = events.find((event) => event.kind === 'run-failed')
+      || events.filter((event) => event.kind === 'task-failed').pop();
+    if (!failure) return undefined;
+    const run = this.runs.get(runId);
+    if (this.filter && run && !rows.matches(this.filter, run)) this.setFilter(undefined);
+    this.changed.fire(undefined);
+    await this.revealPanel();
+    const element = this.eventElement(runId, failure.seq);
+    try {
+      await this.runsView.reveal(element, { select: true, focus: true });
+    } catch (_) {
+      // The view is hidden: shown all the same.
+    }
+    return this.showEvent(element);
   }
 
   // -- run actions --
@@ -924,6 +1280,7 @@ class RunsPanel {
 
   dispose() {
     this.detach();
+    clearInterval(this.ticker);
     if (this.output) this.output.dispose();
   }
 }

@@ -38,7 +38,7 @@ from flowmetal.runtime.machine import RET, Env, Machine
 from flowmetal.runtime.program import Program
 from flowmetal.runtime.replay import Walk
 from flowmetal.runtime.store import Event, Run
-from flowmetal.runtime.values import literal, type_name
+from flowmetal.runtime.values import List, Map, RecordValue, literal, type_name
 
 
 class InspectError(Exception):
@@ -60,6 +60,9 @@ class Binding:
     name: str
     type: str
     value: str            # a Flowmetal literal
+    # The field names of the records in the value, by record name: a literal prints a record
+    # without them (`(quote "sku-1" 1250)`), and an editor that unfolds it names its parts.
+    records: dict[str, list[str]] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -85,6 +88,16 @@ class State:
     @property
     def bindings(self) -> list[Binding]:
         return self.frames[0].bindings if self.frames else []
+
+    @property
+    def records(self) -> dict[str, list[str]]:
+        """The field names of the records in the stack's values, by record name."""
+        out: dict[str, list[str]] = {}
+        for frame in self.frames:
+            for binding in frame.bindings:
+                for name, fields in binding.records.items():
+                    out.setdefault(name, fields)
+        return out
 
 
 # -- spans ------------------------------------------------------------------------------------------
@@ -316,7 +329,25 @@ def _bindings(program: Program, env: Env | None, span: Span | None) -> list[Bind
     symbols = program.workspace.scope_at(span.source.name, span.start) if span is not None else {}
     out = []
     for name, value in seen.items():
-        out.append(Binding(name, _type(program, symbols.get(name), value), deep.call(literal, value)))
+        out.append(Binding(name, _type(program, symbols.get(name), value), deep.call(literal, value),
+                           _record_fields(value)))
+    return out
+
+
+def _record_fields(value) -> dict[str, list[str]]:
+    """The field names of the records in `value`, however deep, by record name (without recursion:
+    a value can be deeper than Python's stack)."""
+    out: dict[str, list[str]] = {}
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, RecordValue):
+            out.setdefault(item.record, list(item.fields))
+            stack.extend(item.values)
+        elif isinstance(item, (List, tuple)):
+            stack.extend(item)
+        elif isinstance(item, (Map, dict)):
+            stack.extend(item.values())
     return out
 
 

@@ -8,7 +8,11 @@ Run lens of a function with parameters, its argument boxes, the run followed
 live in the Runs view, an event clicked for its source and its state in the
 State view, Replay from the run's inline button, the Trace lens and Show All
 Runs; then a run with tasks (fleet.flow), its task lanes in the Runs view, one
-opened. The server is the real one, `python -m flowmetal lsp` with this Python.
+opened; Alt+Down/Alt+Up through its events, the filter; then shop.flow: a
+record unfolded in the State view, a run waiting on a timer, a run that fails
+(announced, red, its fault's line marked). The screenshots runs-view-tasks.png,
+state-record.png and failed-run-window.png are docs/images/vscode-runs-tasks.png,
+vscode-state-record.png and vscode-failed-run.png. The server is the real one, `python -m flowmetal lsp` with this Python.
 
 Skipped unless code-server and Chromium are installed: code-server as
 $FLOWMETAL_CODE_SERVER (the executable) or under
@@ -16,7 +20,7 @@ editors/vscode/.test-cache/code-server/ (tests/editors/install_code_server.sh
 puts it there), Chromium as $CHROME or /usr/bin/chromium (Debian's
 `chromium`). With them, the test installs playwright-core with npm into
 editors/vscode/.test-cache/e2e/ once, and builds the .vsix unless scripts/test
-just did. The test takes about half a minute.
+just did. The test takes about a minute.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -42,6 +47,7 @@ E2E_PACKAGES = {"playwright-core": "1.65.1"}
 
 DEMO = (HERE / "data" / "demo.flow").read_text(encoding="utf-8")
 FLEET = (HERE / "data" / "fleet.flow").read_text(encoding="utf-8")
+SHOP = (HERE / "data" / "shop.flow").read_text(encoding="utf-8")
 
 
 def _code_server() -> str | None:
@@ -113,6 +119,7 @@ def code_server(vsix, tmp_path):
     (workspace / ".vscode").mkdir(parents=True)
     (workspace / "demo.flow").write_text(DEMO, encoding="utf-8")
     (workspace / "fleet.flow").write_text(FLEET, encoding="utf-8")
+    (workspace / "shop.flow").write_text(SHOP, encoding="utf-8")
     (workspace / ".vscode" / "settings.json").write_text(json.dumps({
         "flowmetal.server.path": sys.executable,
         "flowmetal.server.args": ["-m", "flowmetal", "lsp"],
@@ -180,16 +187,26 @@ def test_run_and_trace_in_vscode(code_server, e2e_modules, tmp_path):
     rows = steps["runs"]["rows"]
     assert rows[0].startswith("demo/main") and "completed" in rows[0]
     assert rows[1] == '#1 run-starteddemo/main "ann" 3'
-    assert rows[-1] == "#9 run-completed→ 7"
-    assert any("flowmetal.time/sleep!" in row for row in rows)
+    assert re.fullmatch(r"#9 run-completed→ 7 · \+[\d.]+ m?s", rows[-1]), rows
+    # The run: its status, how long it took, when it started and ended.
+    assert re.fullmatch(r"demo/maincompleted · [\d.]+ m?s · \d\d:\d\d:\d\d–\d\d:\d\d:\d\d", rows[0]), rows
+    # A step's request and completion: one row, with its result, its duration, and when, from the start.
+    assert any(re.fullmatch(r"#\d+ sleep! \(duration 10 \+milliseconds\+\)→ nil · \d+ ms · \+[\d.]+ m?s", row)
+               for row in rows), rows
+    assert any(re.fullmatch(r"#\d+ timerfired after \d+ ms · \+[\d.]+ m?s", row) for row in rows), rows
+    assert not any("step-requested" in row or "step-completed" in row for row in rows)
 
     state = steps["state"]["rows"]
-    assert state == ["demo/helperdemo.flow:6 (here)", "n : int? = 3", "twice : int? = 6",
-                     "demo/maindemo.flow:10", 'who : str? = "ann"', "n : int? = 3"]
+    # The value first, its type after it.
+    assert state == ["result = nil", "demo/helperdemo.flow:6 (here)", "n = 3int?", "twice = 6int?",
+                     "demo/maindemo.flow:10", 'who = "ann"str?', "n = 3int?"]
     assert steps["state"]["selected"] >= 1  # the sleep! call is selected in the editor
+    # ... and its line marked as a debugger marks the current line.
+    [mark] = steps["state"]["marked"]
+    assert mark["line"] == 1 + DEMO.splitlines().index("      (sleep! (make-duration 10 +milliseconds+))")
 
     assert "reproduces (2 steps replayed, value 7)" in steps["replay"]["message"]
-    assert steps["traceLens"]["header"].split() == ["RUNS", "demo/main"]
+    assert steps["traceLens"]["header"].split() == ["RUNS", "entry:demo/main"]
     assert "showAll" in steps
     assert (workspace / "runs" / "store.db").is_file()  # the store the settings name
 
@@ -198,17 +215,53 @@ def test_run_and_trace_in_vscode(code_server, e2e_modules, tmp_path):
     before = steps["tasks"]["before"]
     start = before.index(next(row for row in before if row.startswith("fleet/reboot-all")))
     assert before[start + 1] == "#1 run-startedfleet/reboot-all"
-    assert "#3 task-spawned→ task 1" in before
-    assert before.index("#37 run-completed→ [\"web-1 up\" \"web-2 up\"]") < before.index(
-        "task 1cancelled · spawned at #3")
+    assert any(row.startswith("#3 task-spawned→ task 1 · +") for row in before)
+    # The fan-in: await-all! and the tasks' results, when both were done.
+    assert any(row.startswith('#11 await-all! [#<task 2> #<task 3>]→ ["web-1 up" "web-2 up"] · ') for row in before)
+    ended = next(i for i, row in enumerate(before) if row.startswith("#37 run-completed"))
+    assert ended < before.index("task 1cancelled · spawned at #3")
     rows = steps["tasks"]["rows"]
     assert "task 2completed → \"web-1 up\" · spawned at #6" in rows
     lane = rows.index("task 3completed → \"web-2 up\" · spawned at #9")
-    assert rows[lane + 1].startswith("#22 step-requestedflowmetal.log/log!")
-    assert rows[lane + 8] == "#29 task-completed→ \"web-2 up\""
+    assert rows[lane + 1].startswith('#22 log! "rebooting web-2"→ nil · ')
+    assert rows[lane + 3].startswith("#25 sleep! (duration 10 +milliseconds+)→ nil · ")
+    assert rows[lane + 5].startswith("#29 task-completed→ \"web-2 up\" · +")
     assert not any(row.startswith("#25 ") for row in rows[:lane])  # task 3's events are in its lane only
     # Its event's state says which task.
-    assert steps["tasks"]["state"].startswith("fleet/reboot-all · task 3 #25 step-requested")
+    assert steps["tasks"]["state"].startswith("fleet/reboot-all · task 3 #25 sleep!")
+
+    # Alt+Down and Alt+Up: the next and previous event, the State view following.
+    keys = steps["keys"]
+    assert keys["afterDown"].startswith("fleet/reboot-all · task 3 #26 timer")
+    assert keys["selected"].startswith("#26 timerfired after")  # back up from #29
+    # The filter: the view's header says it; only the runs that pass are listed.
+    assert steps["filter"]["header"].split("\n") == ["RUNS", "status:completed entry:demo/main ann"]
+    assert [row.split("completed")[0] for row in steps["filter"]["rows"]] == ["demo/main"]
+
+    # A record, unfolded, its fields named; the run started before it folded.
+    record = steps["record"]
+    assert record["folded"] == 0
+    assert record["state"][2:] == [
+        'o = (order "o-1" [(item "sku-1" 1250) (item "sku-2" 990)])order?', 'id = "o-1"',
+        'lines = [(item "sku-1" 1250) (item "sku-2" 990)]2 items', '[0] = (item "sku-1" 1250)item',
+        'sku = "sku-1"', "cents = 1250", '[1] = (item "sku-2" 990)item']
+    assert not any(row.startswith("fleet/reboot-all") and "#" in row for row in record["runs"][1:5])
+    # A run waiting: its status, how long its step has waited, when its timer is due.
+    waiting = steps["waiting"]
+    assert waiting["run"].startswith("shop/napwaiting · ")
+    assert re.fullmatch(r"#\d+ sleep! \(duration 2 \+seconds\+\)waiting [\d.]+ m?s · \+[\d.]+ m?s", waiting["step"])
+    assert re.fullmatch(r"#\d+ timerdue \d\d:\d\d:\d\d \(in [\d.]+ m?s\) · \+[\d.]+ m?s", waiting["timer"])
+    assert waiting["fired"].startswith(("#3 timerfired after 2.0 s", "#3 timerfired after 2.1 s"))
+    # A failed run: announced; its failing event shown, its line red, its label red.
+    failed = steps["failed"]
+    assert failed["toast"] == "Flowmetal: shop/split failed: fault: division by zero"
+    assert failed["state"][0] == "error: fault: division by zero"
+    [mark] = failed["marked"]
+    assert mark["line"] == 1 + SHOP.splitlines().index("    (mod n (- n n))))")
+    assert mark["background"] != steps["state"]["marked"][0]["background"]  # red, not the current line's
+    assert failed["colours"]["run"] != failed["colours"]["fine"]
+    for name in ("runs-view-tasks.png", "state-record.png", "failed-run.png"):
+        assert (shots / name).is_file(), name
 
 
 def _binding(rows: list[str], name: str, value: str) -> bool:

@@ -400,7 +400,8 @@ def test_activation_starts_language_server(node_cache):
     registered = {e["name"] for e in activation if e["kind"] == "registerCommand"}
     assert registered == {"flowmetal.restartServer", "flowmetal.setToken", "flowmetal.runs.refresh", "flowmetal.runs.cancel",
                           "flowmetal.runs.replay", "flowmetal.runs.showAll", "flowmetal.runs.showEvent",
-                          "flowmetal.openLocation", "flowmetal.runs.debug", "flowmetal.debug"}
+                          "flowmetal.openLocation", "flowmetal.runs.debug", "flowmetal.debug",
+                          "flowmetal.runs.filter", "flowmetal.runs.nextEvent", "flowmetal.runs.previousEvent"}
     assert [e["id"] for e in activation if e["kind"] == "createTreeView"] == ["flowmetal.runs", "flowmetal.state"]
     [create] = [e for e in activation if e["kind"] == "create"]
     assert create["id"] == "flowmetal"
@@ -475,6 +476,14 @@ def runs_report(node_cache):
     return _node_script(node_cache, "vscode_runs.js")
 
 
+def _local(iso: str) -> str:
+    """An ISO 8601 UTC time as the extension's tooltips show it: local, with milliseconds."""
+    import datetime
+
+    t = datetime.datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
+    return t.strftime("%Y-%m-%d %H:%M:%S.") + f"{t.microsecond // 1000:03d}"
+
+
 def _kinds(events, *wanted):
     return [e for e in events if e["kind"] in wanted]
 
@@ -487,7 +496,7 @@ def _node(tree, run_id):
 def test_runs_view_lists_the_runs_at_start(runs_report):
     start = runs_report["activate"]
     assert start["views"] == ["flowmetal.runs", "flowmetal.state"]
-    assert start["stateMessage"].startswith("Select an event")
+    assert start["stateMessage"].startswith("Select a run or one of its events")
     nap, main = start["runs"]  # newest first
     assert (nap["label"], main["label"]) == ("demo/nap", "demo/main")
     assert nap["description"].startswith("waiting · ")
@@ -575,22 +584,31 @@ def test_runs_view_follows_notifications(runs_report):
     # Opening a run reads its trace; an event notified before that is not kept twice.
     requests = _kinds(live["events"], "request")
     assert requests[0] == {"kind": "request", "client": 1, "method": "flowmetal/trace", "params": {"runId": RUN_MAIN}}
+    # A step's request and completion are one row: what was called, what it answered,
+    # how long it took, and when, from the run's start.
     events = _node(live["expanded"], RUN_MAIN)["children"]
-    assert [e["label"] for e in events] == ["#1 run-started", "#2 step-requested", "#3 step-completed",
-                                            "#4 step-requested"]
+    assert [e["label"] for e in events] == ["#1 run-started", '#2 log! "hi ann"',
+                                            "#4 sleep! (duration 10 +milliseconds+)"]
     assert events[0]["description"] == 'demo/main "ann" 3'
-    assert events[1]["description"] == 'flowmetal.log/log! message="hi ann"'
-    assert events[2]["description"] == "→ nil"
-    assert events[3]["description"] == "flowmetal.time/sleep! d=(duration 10 +milliseconds+)"
-    assert "key: 1956a58dc5864667:2" in events[3]["tooltip"]
-    assert events[3]["command"] == {"command": "flowmetal.runs.showEvent",
+    assert events[1]["description"] == "→ nil · 10 ms · +8 ms"
+    assert events[1]["tooltip"].splitlines()[:4] == [
+        "#2 step-requested (step 1)", f"{_local('2026-11-28T12:25:39.800Z')} (+8 ms from the start)",
+        "endpoint: flowmetal.log/log!", "args:"]
+    assert '  message = "hi ann"' in events[1]["tooltip"].splitlines()
+    assert "#3 step-completed (step 1)" in events[1]["tooltip"].splitlines()
+    # Not answered yet: how long it has waited (here, since 2026).
+    assert re.fullmatch(r"waiting \d+ d \d+ h · \+28 ms", events[2]["description"]), events[2]
+    assert events[2]["icon"] == "loading~spin"
+    assert "key: 1956a58dc5864667:2" in events[2]["tooltip"]
+    assert events[2]["tooltip"].endswith("not answered yet")
+    assert events[2]["command"] == {"command": "flowmetal.runs.showEvent",
                                     "arguments": [{"kind": "event", "runId": RUN_MAIN, "seq": 4}]}
 
     # Then new events of it come in (one it has already is not added again), and its status changes.
     after = _node(live["afterEvents"], RUN_MAIN)
     labels = [e["label"] for e in after["children"]]
-    assert labels == ["#1 run-started", "#2 step-requested", "#3 step-completed", "#4 step-requested", "#5 log"]
-    assert after["children"][4]["description"] == "slept"
+    assert labels == ["#1 run-started", '#2 log! "hi ann"', "#4 sleep! (duration 10 +milliseconds+)", "#5 log"]
+    assert after["children"][3]["description"] == "slept · +38 ms"
     assert after["description"].startswith("completed")
     # Redrawn for the new event (the run), then for the new status (the list); not for the
     # event it had.
@@ -606,8 +624,14 @@ def test_a_received_signal_shows_its_name_and_body(runs_report):
 
 def test_events_notified_while_the_trace_is_read_are_kept(runs_report):
     failed = _node(runs_report["raced"], RUN_FAILED)
-    assert [e["label"] for e in failed["children"]] == ["#1 run-started", "#2 step-requested", "#3 run-failed"]
-    assert failed["children"][2]["description"] == "no such host: nowhere"
+    assert [e["label"] for e in failed["children"]] == ["#1 run-started", '#2 get! "http://nowhere"',
+                                                        "#3 run-failed"]
+    assert failed["children"][2]["description"] == "no such host: nowhere · +1.0 s"
+    # The failing event is red, as its run is.
+    assert failed["children"][2]["labelColor"] == "errorForeground"
+    assert failed["children"][2]["iconColor"] == "errorForeground"
+    assert failed["labelColor"] == "errorForeground"
+    assert failed["children"][1].get("labelColor") is None
     # The run as the trace read it was older than the notified failure.
     assert failed["description"].startswith("failed")
 
@@ -625,12 +649,14 @@ def test_clicking_an_event_opens_its_source_and_shows_the_state(runs_report):
     state = shown["state"]
     assert [node["label"] for node in state] == ["result = nil", "demo/helper", "demo/main"]
     helper, main = state[1], state[2]
-    assert [b["label"] for b in helper["children"]] == ["n : int? = 3", "twice : int? = 6"]
-    assert [b["label"] for b in main["children"]] == ['who : str? = "ann"', "n : int? = 3"]
+    # The value first, its type beside it.
+    assert _labels(helper["children"]) == [("n = 3", "int?"), ("twice = 6", "int?")]
+    assert _labels(main["children"]) == [('who = "ann"', "str?"), ("n = 3", "int?")]
+    assert main["children"][0]["tooltip"] == 'who : str?\n"ann"'
     assert helper["description"] == "demo.flow:6 (here)"
     assert main["description"] == "demo.flow:10"
     assert helper["collapsible"] == 2  # expanded
-    assert shown["description"] == "demo/main #4 step-requested (replay)"
+    assert shown["description"] == "demo/main #4 sleep! (duration 10 +milliseconds+) (replay)"
     assert shown.get("message") is None
 
     # A frame goes to where it is.
@@ -640,14 +666,15 @@ def test_clicking_an_event_opens_its_source_and_shows_the_state(runs_report):
 
 
 def test_selecting_an_event_shows_it_once(runs_report):
-    # A click selects the item and runs its command: one request, one editor.
+    # A click selects the item and runs its command: one request, one editor. A step's
+    # row shows the state at its completion (which holds its result).
     clicked = runs_report["selectAndClick"]["events"]
-    assert [e["params"] for e in _kinds(clicked, "request")] == [{"runId": RUN_MAIN, "seq": 2}]
+    assert [e["params"] for e in _kinds(clicked, "request")] == [{"runId": RUN_MAIN, "seq": 3}]
     assert len(_kinds(clicked, "showTextDocument")) == 1
     # Selecting another event (the arrow keys) shows that one.
     after = runs_report["selectNext"]
     assert [e["params"] for e in _kinds(after["events"], "request")] == [{"runId": RUN_MAIN, "seq": 4}]
-    assert after["description"] == "demo/main #4 step-requested (replay)"
+    assert after["description"] == "demo/main #4 sleep! (duration 10 +milliseconds+) (replay)"
 
 
 def test_an_event_without_state_says_why(runs_report):
@@ -663,7 +690,7 @@ def test_trace_lens_opens_the_runs_of_its_entry(runs_report):
     assert [run["id"] for run in show["answer"]] == [RUN_NAP, RUN_FAILED]
     assert {run["label"] for run in show["runs"]} == {"demo/nap"}
     assert len(show["runs"]) == 2
-    assert show["description"] == "demo/nap"
+    assert show["description"] == "entry:demo/nap"
     names = [(e["name"], e["args"]) for e in show["events"] if e["kind"] == "executeCommand"]
     assert ("setContext", ["flowmetal.runsFiltered", True]) in names
     assert ("workbench.view.extension.flowmetal", []) in names
@@ -738,7 +765,7 @@ def test_refresh_reads_runs_and_open_traces_again(runs_report):
     assert refresh["requests"] == ["flowmetal/runs", "flowmetal/trace"]
     # The runs are the server's: those it no longer lists are gone.
     assert [node["id"] for node in refresh["runs"]] == [f"run:{RUN_NAP}", f"run:{RUN_MAIN}"]
-    assert len(_node(refresh["runs"], RUN_MAIN)["children"]) == 4
+    assert len(_node(refresh["runs"], RUN_MAIN)["children"]) == 3  # #1, #2 (with #3), #4
 
 
 def test_restart_listens_to_the_new_server_only(runs_report):
@@ -762,25 +789,30 @@ def test_a_run_with_tasks_shows_its_own_events_then_a_lane_per_task(runs_report)
     assert children[0]["id"] == "run:c41dc41dc41dc41d" and children[0]["label"] == "fleet/reboot"
     own = [node for node in children if node["id"].startswith("event:")]
     assert [node["label"] for node in own] == [
-        "#1 run-started", "#2 step-requested", "#3 task-spawned", "#4 step-completed", "#6 task-spawned",
-        "#9 task-spawned", "#11 step-requested", "#33 step-completed", "#37 run-completed"]
+        "#1 run-started", "#2 spawn! #<fn fn>", "#3 task-spawned", "#6 task-spawned",
+        "#9 task-spawned", "#11 await-all! [#<task 2> #<task 3>]", "#37 run-completed"]
+    # The fan-in: await-all! and its answer, when the tasks it waited on were done.
+    assert own[5]["description"] == '→ ["web-1 up" "web-2 up"] · 0 ms · +100 ms'
     assert children[1:1 + len(own)] == own
     lanes = children[1 + len(own):]
     assert [node["label"] for node in lanes] == ["task 1", "task 2", "task 3", "task 4"]
-    assert own[2]["description"] == "→ task 1"
+    assert own[2]["description"] == "→ task 1 · +100 ms"
 
     # Each task: its events, and its life: how it ended, where it was spawned.
     one, two, three, four = lanes
     assert _labels([one]) == [("task 1", "cancelled · spawned at #3")]
-    assert [node["label"] for node in one["children"]] == ["#13 log", "#16 timer-set", "#35 task-cancelled"]
+    assert [node["label"] for node in one["children"]] == ["#13 log", "#16 timer", "#35 task-cancelled"]
+    # A timer never fired: when it is due (in 2026: long past here).
+    assert one["children"][1]["description"].startswith("due ") and "(now)" in one["children"][1]["description"]
     assert (one["icon"], one["collapsible"]) == ("circle-slash", 1)
     assert two["description"] == 'completed → "web-1 up" · spawned at #6'
     assert (two["icon"], two["iconColor"]) == ("pass", "testing.iconPassed")
-    assert _labels(two["children"]) == [
-        ("#20 step-requested", "flowmetal.time/sleep! d=(duration 30 +milliseconds+)"),
-        ("#21 signal-received", 'go ← {"by":"ann","hosts":[1,2]}'),
-        ("#32 task-completed", '→ "web-1 up"')]
-    assert _labels(three["children"]) == [("#25 task-spawned", "→ task 4"), ("#29 task-completed", '→ "web-2 up"')]
+    assert [label for label, _ in _labels(two["children"])] == [
+        "#20 sleep! (duration 30 +milliseconds+)", "#21 signal-received", "#32 task-completed"]
+    assert [description for _, description in _labels(two["children"])][1:] == [
+        'go ← {"by":"ann","hosts":[1,2]} · +100 ms', '→ "web-1 up" · +100 ms']
+    assert _labels(three["children"]) == [("#25 task-spawned", "→ task 4 · +100 ms"),
+                                          ("#29 task-completed", '→ "web-2 up" · +100 ms')]
     assert four["description"] == "failed: division by zero · spawned at #25 in task 3"
     assert four["icon"] == "error"
     assert four["tooltip"].splitlines() == ["task 4", "spawned by task 3 at #25 (step 10)",
@@ -789,7 +821,7 @@ def test_a_run_with_tasks_shows_its_own_events_then_a_lane_per_task(runs_report)
     assert "task: 2" in two["children"][0]["tooltip"]
 
     # An event of a task: its state says which task; revealed under its task, under its run.
-    assert tasks["stateDescription"] == "fleet/reboot-all · task 2 #20 step-requested (replay)"
+    assert tasks["stateDescription"] == "fleet/reboot-all · task 2 #20 sleep! (duration 30 +milliseconds+) (replay)"
     parents = tasks["parents"]
     assert parents["taskEvent"] == {"kind": "task", "task": 2}
     assert parents["ownEvent"] == parents["task"] == {"kind": "run", "id": "f1ee7f1ee7f1ee70"}
@@ -806,7 +838,7 @@ def test_a_run_without_tasks_and_runs_without_a_parent_show_as_before(runs_repor
     tasks = runs_report["tasks"]
     # Every event task 0's: flat, as a run whose events name no task.
     solo = _node(tasks["runs"], "5010501050105010")
-    assert _labels(solo["children"]) == [("#1 run-started", "hello"), ("#2 run-completed", '→ "hello"')]
+    assert _labels(solo["children"]) == [("#1 run-started", "hello"), ("#2 run-completed", '→ "hello" · +0 ms')]
     # The child run is under its parent only; a run whose parent is not listed is at the top.
     top = [node["id"] for node in tasks["runs"]]
     assert "run:c41dc41dc41dc41d" not in top and "run:0a0a0a0a0a0a0a0a" in top
@@ -815,6 +847,120 @@ def test_a_run_without_tasks_and_runs_without_a_parent_show_as_before(runs_repor
     child = _node(tasks["runs"], "f1ee7f1ee7f1ee70")["children"][0]
     assert "child run of f1ee7f1ee7f1ee70" in child["tooltip"]
     assert "child run of ffffffffffffffff" in _node(tasks["runs"], "0a0a0a0a0a0a0a0a")["tooltip"]
+
+
+def test_the_filter_keeps_the_runs_of_a_status_entry_and_text(runs_report):
+    shown = runs_report["filter"]
+    [box, _] = _kinds(shown["events"], "inputBox")
+    assert box["title"] == "Filter the Runs" and "status:" in box["prompt"] and "entry:" in box["prompt"]
+    assert box.get("validateEmpty") is None  # empty: every run
+    assert [node["id"] for node in shown["runs"]] == [f"run:{RUN_MAIN}"]  # completed, and "ann" in its arguments
+    assert shown["shown"] == 1
+    assert shown["description"] == "status:completed,failed ann"
+    assert shown["message"] == "1 of 9 runs: status:completed,failed ann"
+    # A run's description: its status, how long it took, when it started and ended.
+    assert shown["runs"][0]["description"].startswith("completed · 208 ms · ")
+    assert "ended: " in shown["runs"][0]["tooltip"] and "(208 ms)" in shown["runs"][0]["tooltip"]
+    # A status that is none is refused; the filter stays.
+    assert shown["bad"] and shown["after"] == "status:completed,failed ann"
+    from_js = subprocess.run(["node", "-e", "const r = require(process.argv[1]);"
+                              "console.log(JSON.stringify([r.parseFilter('status:bogus'), r.parseFilter('status:active x'),"
+                              "r.matches(r.parseFilter('entry:main'), {entry: 'demo/main', status: 'failed'})]))",
+                              str(EXT / "rows.js")], capture_output=True, text=True, check=True)
+    bogus, active, short_entry = json.loads(from_js.stdout)
+    assert bogus["error"].startswith("`bogus` is not a status")
+    assert active == {"statuses": ["pending", "running", "waiting"], "text": "x"}
+    assert short_entry is True
+
+
+def test_times_and_durations_read_as_people_say_them():
+    script = ("const r = require(process.argv[1]);"
+              "console.log(JSON.stringify([8, 1234, 45000, 185000, 7500000].map(r.duration).concat("
+              "[r.offset('2026-01-01T00:00:01.500Z', '2026-01-01T00:00:00.000Z')])))")
+    out = subprocess.run(["node", "-e", script, str(EXT / "rows.js")], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == ["8 ms", "1.2 s", "45 s", "3 min 05 s", "2 h 05 min", "+1.5 s"]
+
+
+def test_active_runs_are_redrawn_each_second(runs_report):
+    # The runs still going (not the ended ones): how long they have run, and waited, goes on.
+    assert runs_report["ticks"] == ["5e4e5e4e5e4e5e4e", "b10cb10cb10cb10c", "beefbeefbeefbeef"]
+
+
+def test_next_and_previous_event_step_through_a_run_across_its_tasks(runs_report):
+    stepping = runs_report["stepping"]
+    reveals = [(e["element"]["seq"], e["options"]) for e in _kinds(stepping["events"], "reveal")]
+    # From #11 (the await-all! of task 0) to #13 (a log of task 1), to #16, back to #13, back to #11.
+    assert [seq for seq, _ in reveals] == [13, 16, 13, 11]
+    assert all(options == {"select": True, "focus": True} for _, options in reveals)
+    assert stepping["nextSelected"] == [{"kind": "event", "runId": "f1ee7f1ee7f1ee70", "seq": 13}]
+    asked = [e["params"]["seq"] for e in _kinds(stepping["events"], "request")]
+    assert asked[:2] == [33, 13]  # the await-all! row at its completion, then #13
+    manifest = _manifest()["contributes"]
+    keys = {k["command"]: (k["key"], k["when"]) for k in manifest["keybindings"]}
+    assert keys["flowmetal.runs.nextEvent"] == ("alt+down", "focusedView == flowmetal.runs")
+    assert keys["flowmetal.runs.previousEvent"] == ("alt+up", "focusedView == flowmetal.runs")
+
+
+def _marks(events):
+    """The lines marked by each setDecorations: (background colour, [lines])."""
+    return [(e["options"]["backgroundColor"]["id"], [r["start"]["line"] for r in e["ranges"]])
+            for e in _kinds(events, "setDecorations") if e["ranges"]]
+
+
+def test_the_event_shown_is_marked_as_a_debugger_marks_the_current_line(runs_report):
+    shown = runs_report["showEvent"]
+    [mark] = [e for e in _kinds(shown["events"], "setDecorations") if e["ranges"]]
+    assert mark["options"]["isWholeLine"] is True
+    assert mark["options"]["backgroundColor"]["id"] == "editor.stackFrameHighlightBackground"
+    assert [r["start"]["line"] for r in mark["ranges"]] == [5]  # the sleep! line
+
+
+def test_a_selected_run_shows_its_latest_state_and_follows_it(runs_report):
+    follow = runs_report["follow"]
+    assert [e["params"]["seq"] for e in _kinds(follow["events"], "request") if e["method"] == "flowmetal/stateAt"] == [4]
+    assert not _kinds(follow["events"], "showTextDocument")  # following opens no editor
+    assert follow["description"].startswith("demo/main #4 sleep!") and "(latest)" in follow["description"]
+    after = follow["after"]
+    assert [e["params"]["seq"] for e in _kinds(after["events"], "request")] == [6]
+    assert after["description"].startswith("demo/main #6 run-completed (latest)")
+
+
+def test_a_run_that_fails_is_announced_and_its_failing_event_shown_in_red(runs_report):
+    failure = runs_report["failure"]
+    [error] = _kinds(failure["events"], "error")
+    assert error["message"] == "Flowmetal: demo/main failed: division by zero"
+    assert error["items"] == ["Show Failing Event"]
+    assert failure["selection"] == [{"kind": "event", "runId": "fa11fa11fa11fa11", "seq": 2}]
+    assert failure["description"] == "demo/main #2 run-failed"
+    assert _marks(failure["events"]) == [("inputValidation.errorBackground", [9])]  # the fault's line, red
+    assert failure["quiet"] == []  # a run first seen failed is not announced
+
+
+def test_a_new_run_folds_the_one_before_and_turns_the_state_view_to_it(runs_report):
+    second = runs_report["secondRun"]
+    names = [e["name"] for e in _kinds(second["events"], "executeCommand")]
+    assert names.index("workbench.actions.treeView.flowmetal.runs.collapseAll") < [
+        e["kind"] for e in second["events"] if e["kind"] in ("executeCommand", "reveal")].index("reveal")
+    [reveal] = _kinds(second["events"], "reveal")
+    assert reveal["element"] == {"kind": "run", "id": "c0ffee01c0ffee01"} and reveal["options"]["expand"]
+    assert second["description"] == "demo/main #1 run-started (latest)"
+
+
+def test_values_unfold_into_their_parts(runs_report):
+    result, frame = runs_report["values"]
+    # A JSON body: its keys.
+    assert (result["label"], result["description"]) == ('result = "{\\"ok\\": true, \\"items\\": [1, 2]}"', "JSON")
+    assert _labels(result["children"]) == [('"ok" = true', ""), ('"items" = [1, 2]', "JSON")]
+    assert _labels(result["children"][1]["children"]) == [("[0] = 1", ""), ("[1] = 2", "")]
+    q, prices, odd = frame["children"]
+    # A record, with its fields' names; the type beside the value, not before it.
+    assert (q["label"], q["description"]) == ('q = (quote "sku-1" 1250 "EUR")', "quote?")
+    assert _labels(q["children"]) == [('sku = "sku-1"', ""), ("cents = 1250", ""), ('currency = "EUR"', "")]
+    assert prices["description"] == "(map? str? (list? int?)) · 2 keys"
+    assert _labels(prices["children"]) == [('"a" = [1 2]', "2 items"), ('"b" = []', "")]
+    assert prices["children"][0]["collapsible"] == 1 and prices["children"][1]["collapsible"] == 0
+    # Text that is no literal stays as it is.
+    assert (odd["label"], odd["collapsible"]) == ('odd = "unclosed [', 0)
 
 
 # ------------------------------------------- against the real server (vscode_real_server.js)
@@ -863,11 +1009,14 @@ def test_run_and_trace_against_the_language_server(node_cache, tmp_path):
     labels = [e["label"].split(" ", 1)[1] for e in node_["children"]]
     assert labels[0] == "run-started" and labels[-1] == "run-completed"
     assert node_["children"][0]["description"] == 'demo/main "ann" 3'
-    assert any(e["description"].startswith("flowmetal.time/sleep! d=(duration 10 +milliseconds+)")
-               for e in node_["children"])
-    # A timer's due time, which the log holds in seconds since the epoch, as a time of day.
-    [timer] = [e for e in node_["children"] if e["label"].endswith("timer-set")]
-    assert re.fullmatch(r"due (\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d", timer["description"]), timer
+    # The sleep! step, requested and answered: one row; and its timer, set and fired: one row.
+    [sleep] = [e for e in node_["children"] if e["label"].endswith(" sleep! (duration 10 +milliseconds+)")]
+    assert re.fullmatch(r"→ nil · \d+ ms · \+\d+ ms", sleep["description"]), sleep
+    [timer] = [e for e in node_["children"] if e["label"].endswith(" timer")]
+    assert re.fullmatch(r"fired after \d+ ms · \+\d+ ms", timer["description"]), timer
+    # Its due time, which the log holds in seconds since the epoch, as a time of day, on hover.
+    assert re.search(r"^due: \d+\.\d+$", timer["tooltip"], re.M), timer["tooltip"]
+    assert not any(e["label"].endswith(("step-requested", "step-completed", "timer-fired")) for e in node_["children"])
     assert report["notified"]["flowmetal/traceEvent"] >= 1
     assert report["notified"]["flowmetal/runUpdated"] >= 1
     # The store is the one the settings name.
@@ -878,10 +1027,10 @@ def test_run_and_trace_against_the_language_server(node_cache, tmp_path):
     [opened] = _kinds(state["events"], "showTextDocument")
     assert opened["uri"] == uri
     assert opened["options"]["selection"]["start"]["line"] == 5  # the sleep! line
-    helper, main = state["tree"]
-    assert (helper["label"], main["label"]) == ("demo/helper", "demo/main")
-    assert [b["label"] for b in helper["children"]] == ["n : int? = 3", "twice : int? = 6"]
-    assert [b["label"] for b in main["children"]] == ['who : str? = "ann"', "n : int? = 3"]
+    result, helper, main = state["tree"]  # at the step's completion: its result too
+    assert (result["label"], helper["label"], main["label"]) == ("result = nil", "demo/helper", "demo/main")
+    assert _labels(helper["children"]) == [("n = 3", "int?"), ("twice = 6", "int?")]
+    assert _labels(main["children"]) == [('who = "ann"', "str?"), ("n = 3", "int?")]
     assert report["endState"]["tree"][0]["label"] == "value = 7"
 
     [info] = _kinds(report["replay"]["events"], "info")
@@ -890,7 +1039,7 @@ def test_run_and_trace_against_the_language_server(node_cache, tmp_path):
     shown = report["showRuns"]
     assert [r["id"] for r in shown["answer"]] == [run_id]
     assert [r["id"] for r in shown["runs"]] == [f"run:{run_id}"]
-    assert shown["description"] == "demo/main"
+    assert shown["description"] == "entry:demo/main"
 
     # A run with tasks: the run's own events, then a lane per task, each with its life.
     fleet = report["tasks"]
@@ -898,20 +1047,19 @@ def test_run_and_trace_against_the_language_server(node_cache, tmp_path):
     own = [node for node in fleet["children"] if not node["label"].startswith("task ")]
     assert fleet["children"] == own + lanes
     assert own[0]["label"] == "#1 run-started" and own[-1]["label"].endswith("run-completed")
-    assert [node["description"] for node in own if node["label"].endswith("task-spawned")] == [
+    assert [node["description"].split(" · ")[0] for node in own if node["label"].endswith("task-spawned")] == [
         "→ task 1", "→ task 2", "→ task 3"]
     assert [(node["label"], node["description"]) for node in lanes] == [
         ("task 1", "cancelled · spawned at #3"),
         ("task 2", 'completed → "web-1 up" · spawned at #6'),
         ("task 3", 'completed → "web-2 up" · spawned at #9')]
     assert [node["label"].split(" ", 1)[1] for node in lanes[2]["children"]] == [
-        "step-requested", "log", "step-completed", "step-requested", "timer-set", "timer-fired", "step-completed",
-        "task-completed"]
+        'log! "rebooting web-2"', "log", "sleep! (duration 10 +milliseconds+)", "timer", "task-completed"]
     assert lanes[0]["children"][-1]["label"].endswith("task-cancelled")
-    assert not any("sleep!" in node["description"] for node in own)  # the tasks' steps are in their lanes
+    assert not any("sleep!" in node["label"] for node in own)  # the tasks' steps are in their lanes
     # The state at task 3's sleep!: that task's stack.
     assert fleet["state"]["description"].startswith("fleet/reboot-all · task 3 #")
-    assert fleet["state"]["tree"][0]["label"] == "fleet/reboot"
+    assert [node["label"] for node in fleet["state"]["tree"]][:2] == ["result = nil", "fleet/reboot"]
 
 
 # ------------------------------------------------- the debugger (debug.js, vscode_debug.js)

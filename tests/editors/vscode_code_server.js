@@ -3,7 +3,11 @@
 // holding demo.flow: clicks the Run lens, answers the argument boxes, waits
 // for the run to finish in the Runs view, clicks an event and reads the State
 // view, then follows the Trace lens; then runs fleet.flow, whose run has tasks,
-// and opens one of its task lanes.
+// and opens one of its task lanes; filters the runs, steps through events with
+// the keyboard; runs shop.flow's functions: a record unfolded in the State
+// view, a run waiting on a timer, and a run that fails. Screenshots of the side
+// bar (runs-view-tasks.png, state-record.png, failed-run.png) are kept for the
+// README (docs/images/).
 //
 // Usage: node vscode_code_server.js NODE_MODULES URL FOLDER SHOTS_DIR (test_vscode_code_server.py)
 //   NODE_MODULES holds playwright-core; URL is code-server's; FOLDER the
@@ -33,6 +37,49 @@ async function rows(page, title) {
 function paneRow(page, title, text) {
   const pane = page.locator('.pane', { has: page.locator('.pane-header', { hasText: title }) });
   return pane.locator('.monaco-list-row', { hasText: text });
+}
+
+// The editor lines with a whole-line decoration of the extension: [{line, background}].
+async function marked(page) {
+  return page.evaluate(() => {
+    const editor = document.querySelector('.monaco-editor');
+    const numbers = [...editor.querySelectorAll('.margin-view-overlays .line-numbers')]
+      .map((el) => ({ line: Number(el.textContent), top: el.getBoundingClientRect().top }));
+    return [...editor.querySelectorAll('.view-overlays > div > div')]
+      .filter((el) => /\bced-/.test(el.className))
+      .map((el) => {
+        const top = el.getBoundingClientRect().top;
+        const at = numbers.find((n) => Math.abs(n.top - top) < 3);
+        return { line: at ? at.line : null, background: getComputedStyle(el).backgroundColor };
+      });
+  });
+}
+
+// The text colour of a row's label in a pane.
+async function labelColour(row) {
+  return row.locator('.label-name').first().evaluate((el) => getComputedStyle(el).color);
+}
+
+async function openFile(page, name) {
+  await page.keyboard.press('Control+P');
+  await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
+  await page.keyboard.type(name);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor();
+  await page.keyboard.press('Enter');
+  await page.locator('.monaco-editor .view-lines', { hasText: '(defpackage' }).first().waitFor();
+}
+
+// A screenshot of the side bar, down to the last row of the State view.
+async function sidebarShot(page, shots, name) {
+  if (!shots) return;
+  await page.mouse.move(700, 5); // no row hovered in the picture
+  await page.waitForTimeout(300);
+  const sidebar = await page.locator('.part.sidebar').boundingBox();
+  const last = page.locator('.pane', { has: page.locator('.pane-header', { hasText: 'State' }) })
+    .locator('.monaco-list-row').last();
+  const box = await last.boundingBox();
+  const height = box ? Math.min(sidebar.height, box.y + box.height + 12 - sidebar.y) : sidebar.height;
+  await page.screenshot({ path: path.join(shots, name), clip: { x: sidebar.x, y: sidebar.y, width: sidebar.width, height } });
 }
 
 async function command(page, name) {
@@ -113,10 +160,10 @@ async function main() {
 
     // An event: its source selected, the state there.
     await paneRow(page, 'Runs', 'sleep!').first().click();
-    await paneRow(page, 'State', 'twice : int? = 6').first().waitFor();
+    await paneRow(page, 'State', 'twice = 6').first().waitFor();
     await snap('state');
     const selected = await page.locator('.monaco-editor .selected-text').count();
-    step('state', { rows: await rows(page, 'State'), selected });
+    step('state', { rows: await rows(page, 'State'), selected, marked: await marked(page) });
 
     // Replay, from the run's inline button.
     const runRow = paneRow(page, 'Runs', 'demo/main').first();
@@ -168,25 +215,100 @@ async function main() {
     }
     await paneRow(page, 'Runs', /^#29 task-completed/).first().waitFor();
     const rowsSeen = await rows(page, 'Runs');
-    const laneSleep = paneRow(page, 'Runs', /^#25 step-requested/).first();
+    const laneSleep = paneRow(page, 'Runs', /^#25 sleep!/).first();
     await laneSleep.click();
     await page.locator('.pane-header', { hasText: 'State' }).locator('.description', { hasText: 'task 3' }).waitFor();
     await paneRow(page, 'State', 'fleet/reboot').first().waitFor();
-    await page.mouse.move(700, 5); // no row hovered in the picture
-    await page.waitForTimeout(300);
     await snap('tasks');
     const sidebar = await page.locator('.part.sidebar').boundingBox();
-    if (shots) {
-      // The side bar down to the State view's last row (docs/images/vscode-runs-tasks.png is one).
-      const last = await paneRow(page, 'State', 'ms : int?').first().boundingBox();
-      const height = Math.min(sidebar.height, last.y + last.height + 12 - sidebar.y);
-      await page.screenshot({ path: path.join(shots, 'runs-view-tasks.png'),
-        clip: { x: sidebar.x, y: sidebar.y, width: sidebar.width, height } });
-    }
+    await sidebarShot(page, shots, 'runs-view-tasks.png'); // docs/images/vscode-runs-tasks.png
     step('tasks', {
       before: rowsBefore, rows: rowsSeen, sidebarWidth: sidebar ? sidebar.width : null,
       state: await page.locator('.pane-header', { hasText: 'State' }).locator('.description').innerText(),
     });
+
+    // The keyboard: Alt+Down and Alt+Up step through the run's events, across its lanes.
+    await laneSleep.click();
+    await page.keyboard.press('Alt+ArrowDown');
+    const stateDescription = page.locator('.pane-header', { hasText: 'State' }).locator('.description');
+    await stateDescription.filter({ hasText: '#26 timer' }).waitFor();
+    const afterDown = await stateDescription.innerText();
+    await page.keyboard.press('Alt+ArrowDown');
+    await stateDescription.filter({ hasText: '#29 task-completed' }).waitFor();
+    await page.keyboard.press('Alt+ArrowUp');
+    await stateDescription.filter({ hasText: '#26 timer' }).waitFor();
+    const selectedRow = await page.locator('.pane', { has: page.locator('.pane-header', { hasText: 'Runs' }) })
+      .locator('.monaco-list-row.selected').innerText();
+    step('keys', { afterDown, selected: selectedRow, after: await stateDescription.innerText() });
+
+    // The filter: by status, entry and text, said in the view's header.
+    await command(page, 'Flowmetal: Filter Runs');
+    const filterBox = page.locator('.quick-input-widget input');
+    await filterBox.waitFor({ state: 'visible' });
+    await filterBox.fill('status:completed entry:demo/main ann');
+    await page.keyboard.press('Enter');
+    await runsHeader.locator('.description', { hasText: 'status:completed' }).waitFor();
+    await page.waitForTimeout(300);
+    const filtered = { header: await runsHeader.innerText(), rows: await rows(page, 'Runs') };
+    await command(page, 'Flowmetal: Show All Runs');
+    await runsHeader.locator('.description', { hasText: 'status:completed' }).waitFor({ state: 'hidden' });
+    step('filter', filtered);
+
+    // shop.flow: a record, unfolded in the State view. The run started before it folds.
+    await openFile(page, 'shop.flow');
+    await page.locator('.codelens-decoration a', { hasText: /^▶ Run$/ }).first().click();
+    await paneRow(page, 'Runs', /^shop\/place\s*completed/).first().waitFor();
+    await paneRow(page, 'Runs', /^#\d+ log! "placing o-1"/).first().waitFor();
+    const folded = await paneRow(page, 'Runs', /^task 3/).count();
+    // Selected, the run shows its latest state: its value.
+    await paneRow(page, 'State', 'value = 1250').first().waitFor();
+    await paneRow(page, 'Runs', /^#\d+ log! "placing o-1"/).first().click();
+    const order = paneRow(page, 'State', /^o = \(order/).first();
+    await order.waitFor();
+    await order.click(); // unfolds it
+    const lines = paneRow(page, 'State', /^lines = \[/).first();
+    await lines.waitFor();
+    await lines.click();
+    const first = paneRow(page, 'State', /^\[0\] = \(item "sku-1" 1250\)/).first();
+    await first.waitFor();
+    await first.click();
+    await paneRow(page, 'State', /^cents = 1250/).first().waitFor();
+    await sidebarShot(page, shots, 'state-record.png');
+    step('record', { state: await rows(page, 'State'), folded, runs: await rows(page, 'Runs') });
+
+    // A run waiting on a timer: `waiting`, and its timer says when it is due.
+    await page.locator('.codelens-decoration a', { hasText: /^▶ Run$/ }).nth(1).click();
+    const napRow = paneRow(page, 'Runs', /^shop\/nap\s*waiting/).first();
+    await napRow.waitFor();
+    const timer = paneRow(page, 'Runs', /^#\d+ timer\s*due \d\d:\d\d:\d\d \(in /).first();
+    await timer.waitFor();
+    const waiting = { run: await napRow.innerText(), timer: await timer.innerText(),
+      step: await paneRow(page, 'Runs', /^#\d+ sleep!/).first().innerText() };
+    await paneRow(page, 'Runs', /^shop\/nap\s*completed/).first().waitFor();
+    waiting.fired = await paneRow(page, 'Runs', /^#\d+ timer/).first().innerText();
+    step('waiting', waiting);
+
+    // A run that fails: red, announced; the notification's button shows the failing event.
+    await page.locator('.codelens-decoration a', { hasText: 'Run…' }).first().click();
+    const nBox = page.locator('.quick-input-widget input');
+    await nBox.waitFor({ state: 'visible' });
+    await nBox.fill('4');
+    await page.keyboard.press('Enter');
+    const failedToast = page.locator('.notification-toast', { hasText: 'shop/split failed' });
+    await failedToast.waitFor();
+    const toastText = await failedToast.locator('.notification-list-item-message').innerText();
+    await failedToast.locator('.monaco-button', { hasText: 'Show Failing Event' }).click();
+    const failedRow = paneRow(page, 'Runs', /^#\d+ run-failed/).first();
+    await page.locator('.pane', { has: page.locator('.pane-header', { hasText: 'Runs' }) })
+      .locator('.monaco-list-row.selected', { hasText: 'run-failed' }).waitFor();
+    await paneRow(page, 'State', /^error: .*division by zero/).first().waitFor();
+    await page.waitForTimeout(500);
+    const failedRun = paneRow(page, 'Runs', /^shop\/split\s*failed/).first();
+    const colours = { event: await labelColour(failedRow), run: await labelColour(failedRun),
+      fine: await labelColour(paneRow(page, 'Runs', /^shop\/place/).first()) };
+    await sidebarShot(page, shots, 'failed-run.png');
+    if (shots) await page.screenshot({ path: path.join(shots, 'failed-run-window.png') });
+    step('failed', { toast: toastText, colours, marked: await marked(page), state: await rows(page, 'State') });
     process.stdout.write(JSON.stringify({ steps, error: null }));
   } catch (err) {
     await snap('failure').catch(() => {});

@@ -173,6 +173,14 @@ async function middleware(command, args, nextAnswer) {
   return { answer: answer === undefined ? null : answer, nextCalls: calls };
 }
 
+// The extension's one-second redraw, run by hand (no timing in the tests).
+const tickers = [];
+global.setInterval = (fn) => {
+  tickers.push(fn);
+  return { unref() {} };
+};
+global.clearInterval = () => {};
+
 async function main() {
   const extension = require(path.resolve(extensionDir, 'extension.js')); // the source, not the bundle
   const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p), secrets: env.secrets };
@@ -279,7 +287,7 @@ async function main() {
   // Clicking an event: its source, and the state there.
   mark = env.events.length;
   const [mainRun] = (await runsExpanded(RUN_MAIN.id)).filter((node) => node.id === `run:${RUN_MAIN.id}`);
-  const sleep = mainRun.children.find((node) => node.label === '#4 step-requested');
+  const sleep = mainRun.children.find((node) => node.label.startsWith('#4 '));
   await env.vscode.commands.executeCommand(sleep.command.command, ...sleep.command.arguments);
   report.showEvent = {
     events: since(mark),
@@ -289,7 +297,7 @@ async function main() {
   };
   // A click selects the item and runs its command: the state is read once.
   mark = env.events.length;
-  const hello = mainRun.children.find((node) => node.label === '#2 step-requested');
+  const hello = mainRun.children.find((node) => node.label.startsWith('#2 '));
   runsView().select([hello.command.arguments[0]]);
   await env.vscode.commands.executeCommand(hello.command.command, ...hello.command.arguments);
   report.selectAndClick = { events: since(mark) };
@@ -306,7 +314,7 @@ async function main() {
 
   // An event the server has no state for: the State view says why.
   mark = env.events.length;
-  const log = mainRun.children.find((node) => node.label === '#5 log');
+  const log = mainRun.children.find((node) => node.label.startsWith('#5 '));
   await env.vscode.commands.executeCommand(log.command.command, ...log.command.arguments);
   report.noState = { events: since(mark), state: await render(stateView().provider), message: stateView().message };
 
@@ -393,7 +401,7 @@ async function main() {
   const fleetNode = report.tasks.runs.find((node) => node.id === `run:${RUN_FLEET.id}`);
   // The state at an event of task 2, and where that event sits in the tree.
   const web1 = fleetNode.children.find((node) => node.label === 'task 2').children
-    .find((node) => node.label === '#20 step-requested');
+    .find((node) => node.label.startsWith('#20 '));
   await env.vscode.commands.executeCommand(web1.command.command, ...web1.command.arguments);
   report.tasks.stateDescription = stateView().description;
   const provider = runsView().provider;
@@ -417,6 +425,94 @@ async function main() {
     data: { message: 'late', task: 5 }, location: at(6, 4, 35) } });
   report.tasks.live = await withTasks(RUN_FLEET.id);
   report.tasks.events = since(mark);
+
+  // The filter: status, entry and words; the view says which; a wrong status is refused.
+  mark = env.events.length;
+  env.inputAnswers.push('status:completed,failed ann');
+  report.filter = { shown: await commands['flowmetal.runs.filter'](), runs: await runs(),
+    description: runsView().description, message: runsView().message };
+  env.inputAnswers.push('status:bogus');
+  report.filter.bad = (await commands['flowmetal.runs.filter']()) === undefined;
+  report.filter.after = runsView().description;
+  report.filter.events = since(mark);
+  await commands['flowmetal.runs.showAll']();
+
+  // Each second the active runs are redrawn (how long they have run and waited).
+  changes.length = 0;
+  for (const tick of tickers) tick();
+  report.ticks = [...changes];
+
+  // Stepping with the keyboard: the next event of the run, across its task lanes.
+  mark = env.events.length;
+  runsView().select([{ kind: 'event', runId: RUN_FLEET.id, seq: 11 }]);
+  await provider.shown.done;
+  await commands['flowmetal.runs.nextEvent']();
+  const nextSelected = runsView().selection;
+  await commands['flowmetal.runs.nextEvent']();
+  await commands['flowmetal.runs.previousEvent']();
+  await commands['flowmetal.runs.previousEvent']();
+  report.stepping = { events: since(mark), nextSelected, selection: runsView().selection };
+
+  // A run selected: the State view shows its latest state, and follows it.
+  mark = env.events.length;
+  runsView().select([{ kind: 'run', id: RUN_MAIN.id }]);
+  await provider.shown.done;
+  report.follow = { events: since(mark), description: stateView().description };
+  mark = env.events.length;
+  client().notify('flowmetal/traceEvent', { runId: RUN_MAIN.id, event: {
+    seq: 6, time: '2026-11-28T12:25:40.000Z', kind: 'run-completed', step: null,
+    data: { result: '7' }, location: at(7, 8, 12) } });
+  for (let i = 0; i < 100 && !since(mark).some((e) => e.kind === 'request'); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await provider.shown.done;
+  report.follow.after = { events: since(mark), description: stateView().description };
+
+  // A run seen running fails: a notification offers its failing event, which is then
+  // selected, shown, and its line marked red.
+  traces.fa11fa11fa11fa11 = () => ({ run: { ...RUN_MAIN, id: 'fa11fa11fa11fa11', status: 'failed' }, events: [
+    MAIN_EVENTS[0],
+    { seq: 2, time: '2026-11-28T12:25:41.000Z', kind: 'run-failed', step: null,
+      data: { error: 'division by zero\n  at demo/main', trace: [] }, location: at(9, 4, 20) }] });
+  client().notify('flowmetal/runUpdated', { ...RUN_MAIN, id: 'fa11fa11fa11fa11', status: 'running',
+    updated: '2026-11-28T12:25:40.000Z' });
+  mark = env.events.length;
+  env.messageAnswers.push('Show Failing Event');
+  client().notify('flowmetal/runUpdated', { ...RUN_MAIN, id: 'fa11fa11fa11fa11', status: 'failed',
+    error: 'division by zero\n  at demo/main', updated: '2026-11-28T12:25:41.000Z' });
+  await provider.announced;
+  report.failure = { events: since(mark), selection: runsView().selection, description: stateView().description };
+  // A failed run listed at the start is not announced.
+  mark = env.events.length;
+  client().notify('flowmetal/runUpdated', { ...RUN_MAIN, id: 'fa11fa11fa11fa12', status: 'failed',
+    updated: '2026-11-28T12:25:41.000Z' });
+  report.failure.quiet = since(mark);
+
+  // A new run from the editor: the one started before it folds, the State view turns to it.
+  traces.c0ffee01c0ffee01 = () => ({
+    run: { ...RUN_MAIN, id: 'c0ffee01c0ffee01', status: 'running', started: '2026-11-28T12:31:00.000Z' },
+    events: [MAIN_EVENTS[0]] });
+  mark = env.events.length;
+  report.secondRun = await middleware('flowmetal.run', [{ ...lens, args: ['"bo"', '1'] }], { runId: 'c0ffee01c0ffee01' });
+  await provider.shown.done;
+  report.secondRun.events = since(mark);
+  report.secondRun.description = stateView().description;
+
+  // Values: records (with the field names the State gives), maps, lists, JSON bodies.
+  const valueState = {
+    runId: 'x', seq: 1, kind: 'step-completed', step: 1, location: null, via: 'replay', error: null, value: null,
+    result: '"{\\"ok\\": true, \\"items\\": [1, 2]}"',
+    records: { quote: ['sku', 'cents', 'currency'] },
+    stack: [{ function: 'shop/total', location: null, bindings: [
+      { name: 'q', type: 'quote?', value: '(quote "sku-1" 1250 "EUR")' },
+      { name: 'prices', type: '(map? str? (list? int?))', value: '{"a" [1 2] "b" []}' },
+      { name: 'odd', type: 'str?', value: '"unclosed [' },
+    ] }],
+  };
+  const { stateElements } = require(path.join(extensionDir, 'runs.js'));
+  const roots = stateElements(valueState);
+  report.values = await render({ getChildren: (e) => (e ? e.children : roots), getTreeItem: (e) => e.item },
+    undefined, () => true);
 
   await extension.deactivate();
   report.events = env.events;

@@ -102,6 +102,23 @@ function install(cacheDir, extensionDir) {
       this.options = options;
     }
   }
+  // Editors opened (showTextDocument), with the decorations set on them: {type: [ranges]}.
+  const editors = [];
+  const decorationTypes = [];
+  const decorationProviders = [];
+  function makeEditor(uri, options) {
+    const editor = {
+      document: { uri: { toString: () => String(uri) } },
+      options,
+      decorations: {},
+      setDecorations(type, ranges) {
+        editor.decorations[type.key] = ranges.map((r) => ({ start: r.start, end: r.end }));
+        record({ kind: 'setDecorations', uri: String(uri), type: type.key, options: type.options,
+          ranges: editor.decorations[type.key] });
+      },
+    };
+    return editor;
+  }
   const debugFactories = {};
   const debugProviders = {};
   const quickPickAnswers = [];
@@ -125,7 +142,8 @@ function install(cacheDir, extensionDir) {
       async reveal(element, revealOptions) {
         view.reveals.push({ element, options: revealOptions });
         record({ kind: 'reveal', view: id, element, options: revealOptions });
-        if (revealOptions && revealOptions.select) view.selection = [element];
+        // Selecting, as VS Code does, tells the selection's listeners.
+        if (revealOptions && revealOptions.select) view.select([element]);
       },
       dispose() {},
     };
@@ -279,7 +297,24 @@ function install(cacheDir, extensionDir) {
       },
       showTextDocument(uri, options) {
         record({ kind: 'showTextDocument', uri: String(uri), options });
-        return Promise.resolve({});
+        let editor = editors.find((e) => e.document.uri.toString() === String(uri));
+        if (!editor) {
+          editor = makeEditor(uri, options);
+          editors.push(editor);
+        }
+        vscode.window.visibleTextEditors = [editor];
+        return Promise.resolve(editor);
+      },
+      visibleTextEditors: [],
+      createTextEditorDecorationType(options) {
+        const type = { key: `decoration-${decorationTypes.length + 1}`, options: JSON.parse(JSON.stringify(options)),
+          dispose() {} };
+        decorationTypes.push(type);
+        return type;
+      },
+      registerFileDecorationProvider(provider) {
+        decorationProviders.push(provider);
+        return { dispose() {} };
       },
       createOutputChannel(name) {
         const channel = {
@@ -333,6 +368,9 @@ function install(cacheDir, extensionDir) {
     views,
     clients,
     outputs,
+    editors,
+    decorationTypes,
+    decorationProviders,
     userSettings,
     workspaceSettings,
     secrets,
@@ -418,12 +456,21 @@ function install(cacheDir, extensionDir) {
     RevealOutputChannelOn: realClient.RevealOutputChannelOn,
   };
 
+  labelColor = (uri) => {
+    for (const provider of decorationProviders) {
+      const decoration = provider.provideFileDecoration(uri);
+      if (decoration && decoration.color) return decoration.color.id;
+    }
+    return undefined;
+  };
   return env;
 }
 
 // A plain picture of a tree view's items, as VS Code would show them: the
 // children of `element` (the roots without it), each with its own children
 // when `expand(element, item)` says so.
+let labelColor = () => undefined;
+
 async function render(provider, element, expand = () => false) {
   const out = [];
   for (const child of (await provider.getChildren(element)) || []) {
@@ -437,6 +484,8 @@ async function render(provider, element, expand = () => false) {
       iconColor: item.iconPath && item.iconPath.color ? item.iconPath.color.id : undefined,
       contextValue: item.contextValue,
       collapsible: item.collapsibleState,
+      // The colour a FileDecorationProvider gives the label (failed runs and events: red).
+      labelColor: item.resourceUri ? labelColor(item.resourceUri) : undefined,
       command: item.command ? { command: item.command.command, arguments: item.command.arguments } : undefined,
     };
     if (expand(child, item)) node.children = await render(provider, child, expand);

@@ -234,3 +234,27 @@ def test_checkpoints_every_step_change_no_state(store, entry, args, until):
     for order in (seqs, seqs[::-1], seqs):
         got = [shape(inspect.state_at(program, run, events, seq, None, replays)) for seq in order]
         assert got == [fresh[seq - 1] for seq in order]
+
+
+RECORDS = """\
+(defpackage shop
+  (require [flowmetal.log :refer [log!]])
+  (defrecord item [sku : str?, cents : int?])
+  (defrecord order [id : str?, lines : (list? item?)])
+  (defn place [] : int?
+    (let [o (order "o-1" [(item "a" 1) (item "b" 2)])]
+      (log! "placing")
+      2)))
+"""
+
+
+def test_the_fields_of_the_records_in_scope_are_named(store):
+    """A literal prints a record without its fields' names: the state gives them beside it."""
+    sources = {"shop.flow": RECORDS}
+    run_id = store.create_run("shop/place", [], store.put_sources(sources), code_hash(sources))
+    drive(store, run_id)
+    run, program, events = look(store, run_id)
+    [log] = [e for e in events if e.kind == "log"]
+    got = inspect.state_at(program, run, events, log.seq)
+    assert named(got.bindings)["o"][1] == '(order "o-1" [(item "a" 1) (item "b" 2)])'
+    assert got.records == {"order": ["id", "lines"], "item": ["sku", "cents"]}
