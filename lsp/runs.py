@@ -153,6 +153,8 @@ class _Runs:
         self.pool.submit(self.bench.changes)
         self._origins.clear()
         self._uris.clear()
+        if old is not None:  # other runs: the Trace lenses count those of the new store (or serve)
+            refresh_lenses(self.ls)
 
     async def call(self, fn, *args):
         """Run `fn(workbench, *args)` on the workbench's thread; its errors become request errors."""
@@ -218,14 +220,7 @@ class _Runs:
         return runs, events
 
     def _refresh_lenses(self) -> None:
-        capabilities = self.ls.client_capabilities
-        workspace = capabilities.workspace if capabilities else None
-        lens = workspace.code_lens if workspace else None
-        if lens is not None and lens.refresh_support:
-            try:
-                self.ls.workspace_code_lens_refresh(None)
-            except Exception:
-                pass
+        refresh_lenses(self.ls)
 
     # -- plain data for the protocol (on the workbench's thread) --
 
@@ -349,6 +344,18 @@ class _Runs:
             return False
 
 
+def refresh_lenses(ls) -> None:
+    """Ask the client for its code lenses again (`workspace/codeLens/refresh`), if it supports it."""
+    capabilities = ls.client_capabilities
+    workspace = capabilities.workspace if capabilities else None
+    lens = workspace.code_lens if workspace else None
+    if lens is not None and lens.refresh_support:
+        try:
+            ls.workspace_code_lens_refresh(None)
+        except Exception:
+            pass
+
+
 def runs_of(ls) -> _Runs:
     found = getattr(ls, "_runs", None)
     if found is None:
@@ -461,6 +468,18 @@ def register(server) -> None:
             return runs.state_json(bench, run, state)
         return await runs.call(answer)
 
+    @server.feature("flowmetal/checkArgument")
+    def check_argument_request(ls, params):
+        """{uri, entry, param, text}: {message}, what is wrong with `text` as the argument `param` of
+        `entry`, or null when a run would take it (`flowmetal.ide.arguments`)."""
+        uri, entry, param, text = (field(params, k) for k in ("uri", "entry", "param", "text"))
+        if not all(isinstance(v, str) for v in (uri, entry, param, text)) or not entry:
+            raise JsonRpcInvalidParams("flowmetal/checkArgument takes {uri, entry, param, text}: the file, the "
+                                       "function (`package/name`), the parameter's name and the argument typed")
+        from flowmetal.ide.arguments import check_argument
+        from flowmetal.lang import deep
+        return {"message": deep.call(check_argument, ls.analysis, ls.name_of(uri), entry, param, text)}
+
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
     async def code_lens(ls, params: types.CodeLensParams) -> list[types.CodeLens]:
         runs = runs_of(ls)
@@ -535,8 +554,11 @@ def _counts(bench: Workbench, entries: list[str]) -> dict[str, int]:
 
 
 def _describe(symbol) -> list[dict]:
-    """An entry function's parameters, for a client to ask for the arguments."""
-    return [{"name": p.name, "type": show(p.type), "optional": bool(p.optional)} for p in symbol.sig.params]
+    """An entry function's parameters, for a client to ask for the arguments: each with the source
+    of its `:default` (null when it has none)."""
+    from flowmetal.ide.arguments import default_text
+    return [{"name": p.name, "type": show(p.type), "optional": bool(p.optional),
+             "default": default_text(symbol, p.name) if p.optional else None} for p in symbol.sig.params]
 
 
 def _params(ls, name: str, entry: str) -> list[dict]:
@@ -567,4 +589,4 @@ def _program(ls, name: str) -> dict[str, str]:
         raise JsonRpcRequestFailed(str(error)) from None
 
 
-__all__ = ["register", "on_initialized", "on_configuration", "on_shutdown", "runs_of"]
+__all__ = ["register", "on_initialized", "on_configuration", "on_shutdown", "runs_of", "refresh_lenses"]

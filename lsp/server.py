@@ -96,6 +96,7 @@ class FlowmetalServer(LanguageServer):
         self.published: dict[str, list] = {}           # name -> what was last published
         self._pending: dict[str, object] = {}
         self._sources: dict[str, Source] = {}
+        self._entries: dict[str, list] = {}            # name -> the functions each open document can run
 
     # -- names and positions --
 
@@ -228,16 +229,29 @@ class FlowmetalServer(LanguageServer):
         asyncio.ensure_future(later())
 
     def publish(self) -> None:
+        """Publish the diagnostics of each open document whose diagnostics changed. When any did, or
+        the functions a document offers to run did, ask the client for the code lenses again: an
+        edit in one file can hide or bring back another's (two files defining one package), and an
+        editor asks again by itself only for the document that was edited."""
+        changed = False
         try:
             for name, version in list(self.open.items()):
                 found = [self.lsp_diagnostic(d) for d in self.analysis.diagnostics(name)]
                 if self.published.get(name) == found:
                     continue
+                changed = True
                 self.published[name] = found
                 self.text_document_publish_diagnostics(
                     types.PublishDiagnosticsParams(uri=self.uri_of(name), version=version, diagnostics=found))
+            entries = {name: [(s.package, s.name, features.show(s.type)) for s in
+                              features.entry_functions(self.analysis, name)] for name in self.open}
+            if entries != self._entries:
+                self._entries = entries
+                changed = True
         except Exception:  # never let one bad analysis take the server down
             self.report_failure("publishing diagnostics")
+        if changed:
+            runs.refresh_lenses(self)
 
     def lsp_diagnostic(self, diag: Diagnostic) -> types.Diagnostic:
         related = [types.DiagnosticRelatedInformation(location=self.location(n.span), message=n.message)
