@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,12 +47,13 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.uris import from_fs_path, to_fs_path
 
 from flowmetal.ide import features
-from flowmetal.ide.workbench import LOOK_EVERY, Workbench, WorkbenchError
 from flowmetal.lang import filenames
 from flowmetal.lang.source import Span
 from flowmetal.lang.types import show
-from flowmetal.runtime.program import code_hash
-from flowmetal.runtime.store import Run, StoreError
+
+if TYPE_CHECKING:
+    from flowmetal.ide.workbench import Workbench
+    from flowmetal.runtime.store import Run
 
 from flowmetal_lsp import convert
 
@@ -143,6 +145,7 @@ class _Runs:
         if changed:
             self.trusted = False  # given for the store in use, not for the next one
         self.settings = wanted
+        from flowmetal.ide.workbench import Workbench
         old, self.bench = self.bench, Workbench(store=wanted["store"] or None, serve_url=wanted["serve"] or None,
                                                 token=wanted["token"] or None, root=self.root(),
                                                 trusted=self.trusted)
@@ -161,6 +164,8 @@ class _Runs:
         if self.bench is None:
             self.configure(getattr(self, "pending_options", None) or {})
         bench = self.bench
+        from flowmetal.ide.workbench import WorkbenchError
+        from flowmetal.runtime.store import StoreError
         try:
             return await asyncio.get_running_loop().run_in_executor(self.pool, lambda: fn(bench, *args))
         except (WorkbenchError, StoreError) as error:
@@ -173,6 +178,8 @@ class _Runs:
             self.watcher = asyncio.ensure_future(self._watch())
 
     async def _watch(self) -> None:
+        from flowmetal.ide.workbench import LOOK_EVERY
+        from flowmetal.runtime.store import StoreError
         loop = asyncio.get_running_loop()
         resumed = None
         while True:
@@ -225,6 +232,7 @@ class _Runs:
     # -- plain data for the protocol (on the workbench's thread) --
 
     def run_json(self, bench: Workbench, run: Run) -> dict:
+        from flowmetal.runtime.store import StoreError
         origin = self.origin(bench, run)
         try:
             sources = bench.store.get_sources(run.program)
@@ -263,6 +271,8 @@ class _Runs:
         """Where the run's stored file `name` can be opened: the workspace file when its text is
         the stored one, else a read-only copy of the stored text beside the store; None when
         neither can be (no such stored file, or its copy's place is taken)."""
+        from flowmetal.runtime.program import code_hash
+        from flowmetal.runtime.store import StoreError
         try:
             sources = bench.sources(run)
         except StoreError:  # a program the store refuses to give back (a bad file name)
