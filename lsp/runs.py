@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,12 +47,13 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.uris import from_fs_path, to_fs_path
 
 from flowmetal.ide import features
-from flowmetal.ide.workbench import LOOK_EVERY, Workbench, WorkbenchError
 from flowmetal.lang import filenames
 from flowmetal.lang.source import Span
 from flowmetal.lang.types import show
-from flowmetal.runtime.program import code_hash
-from flowmetal.runtime.store import Run, StoreError
+
+if TYPE_CHECKING:
+    from flowmetal.ide.workbench import Workbench
+    from flowmetal.runtime.store import Run
 
 from flowmetal_lsp import convert
 
@@ -143,6 +145,7 @@ class _Runs:
         if changed:
             self.trusted = False  # given for the store in use, not for the next one
         self.settings = wanted
+        from flowmetal.ide.workbench import Workbench
         old, self.bench = self.bench, Workbench(store=wanted["store"] or None, serve_url=wanted["serve"] or None,
                                                 token=wanted["token"] or None, root=self.root(),
                                                 trusted=self.trusted)
@@ -153,12 +156,16 @@ class _Runs:
         self.pool.submit(self.bench.changes)
         self._origins.clear()
         self._uris.clear()
+        if old is not None:  # other runs: the Trace lenses count those of the new store (or serve)
+            refresh_lenses(self.ls)
 
     async def call(self, fn, *args):
         """Run `fn(workbench, *args)` on the workbench's thread; its errors become request errors."""
         if self.bench is None:
             self.configure(getattr(self, "pending_options", None) or {})
         bench = self.bench
+        from flowmetal.ide.workbench import WorkbenchError
+        from flowmetal.runtime.store import StoreError
         try:
             return await asyncio.get_running_loop().run_in_executor(self.pool, lambda: fn(bench, *args))
         except (WorkbenchError, StoreError) as error:
@@ -171,6 +178,8 @@ class _Runs:
             self.watcher = asyncio.ensure_future(self._watch())
 
     async def _watch(self) -> None:
+        from flowmetal.ide.workbench import LOOK_EVERY
+        from flowmetal.runtime.store import StoreError
         loop = asyncio.get_running_loop()
         resumed = None
         while True:
@@ -218,18 +227,12 @@ class _Runs:
         return runs, events
 
     def _refresh_lenses(self) -> None:
-        capabilities = self.ls.client_capabilities
-        workspace = capabilities.workspace if capabilities else None
-        lens = workspace.code_lens if workspace else None
-        if lens is not None and lens.refresh_support:
-            try:
-                self.ls.workspace_code_lens_refresh(None)
-            except Exception:
-                pass
+        refresh_lenses(self.ls)
 
     # -- plain data for the protocol (on the workbench's thread) --
 
     def run_json(self, bench: Workbench, run: Run) -> dict:
+        from flowmetal.runtime.store import StoreError
         origin = self.origin(bench, run)
         try:
             sources = bench.store.get_sources(run.program)
@@ -268,6 +271,8 @@ class _Runs:
         """Where the run's stored file `name` can be opened: the workspace file when its text is
         the stored one, else a read-only copy of the stored text beside the store; None when
         neither can be (no such stored file, or its copy's place is taken)."""
+        from flowmetal.runtime.program import code_hash
+        from flowmetal.runtime.store import StoreError
         try:
             sources = bench.sources(run)
         except StoreError:  # a program the store refuses to give back (a bad file name)
@@ -348,6 +353,18 @@ class _Runs:
             return Path(name).resolve().is_relative_to(folder)
         except (OSError, ValueError):
             return False
+
+
+def refresh_lenses(ls) -> None:
+    """Ask the client for its code lenses again (`workspace/codeLens/refresh`), if it supports it."""
+    capabilities = ls.client_capabilities
+    workspace = capabilities.workspace if capabilities else None
+    lens = workspace.code_lens if workspace else None
+    if lens is not None and lens.refresh_support:
+        try:
+            ls.workspace_code_lens_refresh(None)
+        except Exception:
+            pass
 
 
 def runs_of(ls) -> _Runs:
@@ -462,6 +479,18 @@ def register(server) -> None:
             return runs.state_json(bench, run, state)
         return await runs.call(answer)
 
+    @server.feature("flowmetal/checkArgument")
+    def check_argument_request(ls, params):
+        """{uri, entry, param, text}: {message}, what is wrong with `text` as the argument `param` of
+        `entry`, or null when a run would take it (`flowmetal.ide.arguments`)."""
+        uri, entry, param, text = (field(params, k) for k in ("uri", "entry", "param", "text"))
+        if not all(isinstance(v, str) for v in (uri, entry, param, text)) or not entry:
+            raise JsonRpcInvalidParams("flowmetal/checkArgument takes {uri, entry, param, text}: the file, the "
+                                       "function (`package/name`), the parameter's name and the argument typed")
+        from flowmetal.ide.arguments import check_argument
+        from flowmetal.lang import deep
+        return {"message": deep.call(check_argument, ls.analysis, ls.name_of(uri), entry, param, text)}
+
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
     async def code_lens(ls, params: types.CodeLensParams) -> list[types.CodeLens]:
         runs = runs_of(ls)
@@ -536,8 +565,11 @@ def _counts(bench: Workbench, entries: list[str]) -> dict[str, int]:
 
 
 def _describe(symbol) -> list[dict]:
-    """An entry function's parameters, for a client to ask for the arguments."""
-    return [{"name": p.name, "type": show(p.type), "optional": bool(p.optional)} for p in symbol.sig.params]
+    """An entry function's parameters, for a client to ask for the arguments: each with the source
+    of its `:default` (null when it has none)."""
+    from flowmetal.ide.arguments import default_text
+    return [{"name": p.name, "type": show(p.type), "optional": bool(p.optional),
+             "default": default_text(symbol, p.name) if p.optional else None} for p in symbol.sig.params]
 
 
 def _params(ls, name: str, entry: str) -> list[dict]:
@@ -568,4 +600,4 @@ def _program(ls, name: str) -> dict[str, str]:
         raise JsonRpcRequestFailed(str(error)) from None
 
 
-__all__ = ["register", "on_initialized", "on_configuration", "on_shutdown", "runs_of"]
+__all__ = ["register", "on_initialized", "on_configuration", "on_shutdown", "runs_of", "refresh_lenses"]

@@ -11,6 +11,11 @@ document's text replaces its file's. It asks the client to watch `**/*.flow`
 client reports changed on disk, so a `git checkout` or a generator reaches the
 open documents' diagnostics.
 
+Start-up. An editor opening a file waits for its first diagnostics, so the
+start-up path imports the analysis and the protocol only: the runtime, the
+store and the workbench (`runs`) are imported and opened once the first
+diagnostics are out (`open_the_runs`), or when the runs are first asked for.
+
 Markdown or plain text: hover and completion documentation follow the formats
 the client names in its capabilities (`markdown`), plain text otherwise, so an
 editor that shows text as it is never shows code fences. Each change is applied to the analysis as
@@ -96,6 +101,7 @@ class FlowmetalServer(LanguageServer):
         self.published: dict[str, list] = {}           # name -> what was last published
         self._pending: dict[str, object] = {}
         self._sources: dict[str, Source] = {}
+        self._entries: dict[str, list] = {}            # name -> the functions each open document can run
 
     # -- names and positions --
 
@@ -228,16 +234,30 @@ class FlowmetalServer(LanguageServer):
         asyncio.ensure_future(later())
 
     def publish(self) -> None:
+        """Publish the diagnostics of each open document whose diagnostics changed. When any did, or
+        the functions a document offers to run did, ask the client for the code lenses again: an
+        edit in one file can hide or bring back another's (two files defining one package), and an
+        editor asks again by itself only for the document that was edited."""
+        changed = False
         try:
             for name, version in list(self.open.items()):
                 found = [self.lsp_diagnostic(d) for d in self.analysis.diagnostics(name)]
                 if self.published.get(name) == found:
                     continue
+                changed = True
                 self.published[name] = found
                 self.text_document_publish_diagnostics(
                     types.PublishDiagnosticsParams(uri=self.uri_of(name), version=version, diagnostics=found))
+            entries = {name: [(s.package, s.name, features.show(s.type)) for s in
+                              features.entry_functions(self.analysis, name)] for name in self.open}
+            if entries != self._entries:
+                self._entries = entries
+                changed = True
         except Exception:  # never let one bad analysis take the server down
             self.report_failure("publishing diagnostics")
+        if changed:
+            runs.refresh_lenses(self)
+        open_the_runs(self)
 
     def lsp_diagnostic(self, diag: Diagnostic) -> types.Diagnostic:
         related = [types.DiagnosticRelatedInformation(location=self.location(n.span), message=n.message)
@@ -342,7 +362,17 @@ def initialized(ls: FlowmetalServer, params: types.InitializedParams) -> None:
         watch_files(ls)
     except Exception:
         ls.report_failure("registering the file watcher")
+    # The store (and the runtime it needs) is opened once the first diagnostics are out: an
+    # editor opening a file waits for those, not for the runs.
+    ls.runs_waiting = True
     ls.schedule_publish()
+
+
+def open_the_runs(ls: FlowmetalServer) -> None:
+    """Start looking at the store of runs, the first time the diagnostics were published."""
+    if not getattr(ls, "runs_waiting", False):
+        return
+    ls.runs_waiting = False
     try:
         runs.on_initialized(ls)
     except Exception:

@@ -89,3 +89,21 @@ def _register_capability(client: _LanguageClient, params: _lsp_types.Registratio
     if not hasattr(client, "registrations"):
         client.registrations = []
     client.registrations.extend(params.registrations)
+
+
+# -- language server test clients -------------------------------------------------------------------
+# The clients say they support `workspace/codeLens/refresh` (VS Code's capabilities), so the server
+# sends it (after diagnostics change, as runs come and go): each client answers it, as an editor
+# does, counts it (`code_lens_refreshes`) and calls the test's `on_code_lens_refresh`, if set.
+
+from lsprotocol import types as _lsp_types  # noqa: E402
+from pytest_lsp import LanguageClient  # noqa: E402
+from pytest_lsp.client import default_feature  # noqa: E402
+
+
+@default_feature(_lsp_types.WORKSPACE_CODE_LENS_REFRESH)
+def code_lens_refresh(client: LanguageClient, params: None) -> None:
+    client.code_lens_refreshes = getattr(client, "code_lens_refreshes", 0) + 1
+    hook = getattr(client, "on_code_lens_refresh", None)
+    if hook is not None:
+        hook()

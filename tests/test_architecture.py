@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("runtime", ["flowmetal.runtime"]),
     ("connectors", ["flowmetal.connectors"]),
     ("server", ["flowmetal.server"]),
-    ("workbench", ["flowmetal.ide.workbench"]),
+    ("workbench", ["flowmetal.ide.workbench", "flowmetal.ide.arguments"]),
     ("dap", ["flowmetal.dap"]),
     ("cli", ["flowmetal.cli", "flowmetal.__main__"]),
 ]

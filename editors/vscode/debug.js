@@ -24,7 +24,6 @@
 
 const path = require('path');
 const vscode = require('vscode');
-const { askArguments } = require('./runs');
 
 const TYPE = 'flowmetal';
 
@@ -132,7 +131,7 @@ class Debugger {
     }
     let args = Array.isArray(arg.args) ? arg.args.map(String) : undefined;
     if (args === undefined) {
-      args = await askArguments(arg.entry, Array.isArray(arg.params) ? arg.params : [], 'Debug');
+      args = await this.panel.askArguments(arg, 'Debug');
       if (args === undefined) return false; // escaped: nothing runs
     }
     // The adapter reads the file from disk: unsaved changes go there first.

@@ -1,6 +1,6 @@
-// Running and tracing Flowmetal programs from VS Code: the Run lens's
-// arguments, the "Runs" and "State" views of the Flowmetal side bar, and the
-// run actions (cancel, replay, refresh, filter, stepping through events).
+// Running and tracing Flowmetal programs from VS Code: the Run lens (args.js
+// asks for its arguments), the "Runs" and "State" views of the Flowmetal side
+// bar, and the run actions (cancel, replay, refresh, filter, stepping through events).
 //
 // Everything shown comes from the language server, through the protocol of
 // docs/lsp-protocol.md: the `flowmetal/runs`, `flowmetal/trace` and
@@ -28,6 +28,7 @@ const vscode = require('vscode');
 const rows = require('./rows');
 const values = require('./values');
 const { Highlighter } = require('./highlight');
+const { askArguments } = require('./args');
 
 const RUNS_VIEW = 'flowmetal.runs';
 const STATE_VIEW = 'flowmetal.state';
@@ -321,40 +322,6 @@ function failedUri(what) {
   return vscode.Uri.parse(`${DECORATION_SCHEME}:/${what}`);
 }
 
-// ------------------------------------------------------------------ arguments
-
-// Asks for the arguments of `entry`, one input box per parameter, titled
-// `${verb} entry (i/n)`. A required
-// parameter needs a value; an empty optional one takes its default, and so do
-// the ones after it. Answers the arguments (Flowmetal literals, as typed), or
-// undefined when the user escapes.
-async function askArguments(entry, params, verb = 'Run') {
-  const values = [];
-  for (let i = 0; i < params.length; i++) {
-    const param = params[i] || {};
-    const optional = Boolean(param.optional);
-    const more = i < params.length - 1;
-    let prompt = `${param.name} : ${param.type}`;
-    if (optional) {
-      prompt += more ? ' (optional: leave empty for its default and the defaults after it)'
-        : ' (optional: leave empty for its default)';
-    }
-    const value = await vscode.window.showInputBox({
-      title: `${verb} ${entry} (${i + 1}/${params.length})`,
-      prompt,
-      placeHolder: 'a Flowmetal literal, such as "host-1", 42 or [+reboot+]',
-      ignoreFocusOut: true,
-      validateInput: (text) =>
-        !optional && !String(text).trim() ? `\`${param.name}\` needs a value: a Flowmetal literal` : undefined,
-    });
-    if (value === undefined) return undefined;
-    const text = value.trim();
-    if (!text && optional) break;
-    values.push(text);
-  }
-  return values;
-}
-
 // ------------------------------------------------------------------ the State view
 
 function leaf(label, options = {}) {
@@ -489,6 +456,7 @@ class RunsPanel {
     this.listError = undefined;
     this.stateTicket = 0;
     this.output = undefined;
+    this.workspaceState = context.workspaceState; // the arguments last given to each entry (args.js)
 
     this.changed = new vscode.EventEmitter();
     this.onDidChangeTreeData = this.changed.event;
@@ -576,7 +544,7 @@ class RunsPanel {
     const arg = list[0] && typeof list[0] === 'object' ? list[0] : undefined;
     let call = list;
     if (arg && !Array.isArray(arg.args)) {
-      const values = await askArguments(arg.entry, Array.isArray(arg.params) ? arg.params : []);
+      const values = await this.askArguments(arg, 'Run');
       if (values === undefined) return undefined; // escaped: nothing runs
       call = [{ ...arg, args: values }, ...list.slice(1)];
     }
@@ -589,6 +557,15 @@ class RunsPanel {
     }
     if (answer && answer.runId) await this.revealRun(answer.runId);
     return answer;
+  }
+
+  // Asks for the arguments of a Run (or Debug) lens's entry, each checked by the
+  // server as it is typed (args.js).
+  askArguments(arg, verb) {
+    return askArguments(arg.entry, Array.isArray(arg.params) ? arg.params : [], {
+      verb, uri: arg.uri, state: this.workspaceState,
+      check: (params) => this.request('flowmetal/checkArgument', params),
+    });
   }
 
   async showRuns(arg) {

@@ -4,9 +4,11 @@ The extension is packaged as users get it (scripts/vsix: `vsce package`, the
 scripts bundled into one file by esbuild), the .vsix installed into
 code-server (`--install-extension`), and used on a workspace holding a small
 program, as a user would (vscode_code_server.js, with playwright-core): the
-Run lens of a function with parameters, its argument boxes, the run followed
+Run lens of a function with parameters, its argument boxes (checked as they
+are typed, Escape going back), the run followed
 live in the Runs view, an event clicked for its source and its state in the
-State view, Replay from the run's inline button, the Trace lens and Show All
+State view, Replay from the run's inline button, the Trace lens (counting the
+run) and Show All
 Runs; then a run with tasks (fleet.flow), its task lanes in the Runs view, one
 opened; Alt+Down/Alt+Up through its events, the filter; then shop.flow: a
 record unfolded in the State view, a run waiting on a timer, a run that fails
@@ -181,8 +183,11 @@ def test_run_and_trace_in_vscode(code_server, e2e_modules, tmp_path):
     assert steps["lenses"]["lenses"].count("▶ Run…") == 2  # helper and main take arguments
     assert "▶ Run" in steps["lenses"]["lenses"]  # hello does not
     boxes = steps["arguments"]["boxes"]
-    assert [box["title"] for box in boxes] == ["Run demo/main (1/2)", "Run demo/main (2/2)"]
+    assert [box["title"] for box in boxes] == ["Run demo/main (1/2)", 'Run demo/main (2/2) · who = "ann"']
     assert boxes[0]["prompt"].startswith("who : str?") and boxes[1]["prompt"].startswith("n : int?")
+    assert steps["arguments"]["wrong"] == '`n` must be int?, not "three"'  # checked by the server as typed
+    back = steps["arguments"]["back"]  # Escape on the second: the first again, with its answer
+    assert back["title"] == "Run demo/main (1/2)" and back["value"] == '"ann"'
 
     rows = steps["runs"]["rows"]
     assert rows[0].startswith("demo/main") and "completed" in rows[0]
@@ -206,6 +211,7 @@ def test_run_and_trace_in_vscode(code_server, e2e_modules, tmp_path):
     assert mark["line"] == 1 + DEMO.splitlines().index("      (sleep! (make-duration 10 +milliseconds+))")
 
     assert "reproduces (2 steps replayed, value 7)" in steps["replay"]["message"]
+    assert steps["traceLens"]["lens"] == "Trace (1 run)"
     assert steps["traceLens"]["header"].split() == ["RUNS", "entry:demo/main"]
     assert "showAll" in steps
     assert (workspace / "runs" / "store.db").is_file()  # the store the settings name

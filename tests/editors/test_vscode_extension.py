@@ -511,10 +511,18 @@ def test_run_lens_asks_for_the_arguments_and_selects_the_new_run(runs_report):
     run = runs_report["runAsks"]
     boxes = _kinds(run["events"], "inputBox")
     assert [b["prompt"] for b in boxes] == ["who : str?", "n : int?"]
-    assert [b["title"] for b in boxes] == ["Run demo/main (1/2)", "Run demo/main (2/2)"]
+    # The answers so far stay in sight, in the title.
+    assert [b["title"] for b in boxes] == ["Run demo/main (1/2)", 'Run demo/main (2/2) · who = "ann"']
     assert "Flowmetal literal" in boxes[0]["placeHolder"]
+    assert [b["value"] for b in boxes] == ["", ""]  # nothing given to demo/main before
     assert "needs a value" in boxes[0]["validateEmpty"]  # a required parameter
-    assert boxes[0].get("validateTyped") is None
+    # Each text typed is checked by the server against its parameter, as the run would check it.
+    assert boxes[0]["validateTyped"] == "`who` must be str?, not 1" and boxes[0].get("validateAnswer") is None
+    assert boxes[1].get("validateTyped") is None
+    checks = [e["params"] for e in run["events"] if e.get("method") == "flowmetal/checkArgument"]
+    assert {"uri": "file:///work/demo.flow", "entry": "demo/main", "param": "n", "text": " 3 "} in checks
+    # Remembered for the next time, per entry.
+    assert run["remembered"] == {"demo/main": {"who": '"ann"', "n": "3"}}
     [call] = run["nextCalls"]
     assert call["command"] == "flowmetal.run"
     [arg] = call["args"]
@@ -523,7 +531,8 @@ def test_run_lens_asks_for_the_arguments_and_selects_the_new_run(runs_report):
     assert run["answer"] == {"runId": RUN_NEW}
 
     # Then: the new run read, the side bar opened, the run selected and expanded.
-    after = [e for e in run["events"] if e["kind"] != "inputBox"]
+    after = [e for e in run["events"] if e["kind"] not in ("inputBox", "workspaceState")
+             and e.get("method") != "flowmetal/checkArgument"]
     assert after[0] == {"kind": "request", "client": 1, "method": "flowmetal/trace", "params": {"runId": RUN_NEW}}
     assert {"kind": "executeCommand", "name": "workbench.view.extension.flowmetal", "args": []} in after
     [reveal] = _kinds(after, "reveal")
@@ -535,19 +544,41 @@ def test_run_lens_asks_for_the_arguments_and_selects_the_new_run(runs_report):
     assert run["runs"][0]["description"].startswith("pending")
 
 
-def test_run_lens_escape_cancels(runs_report):
+def test_run_lens_escape_goes_back_then_cancels(runs_report):
     run = runs_report["runEscaped"]
     assert run["nextCalls"] == []
     assert run["answer"] is None
-    assert [e["kind"] for e in run["events"]] == ["inputBox", "inputBox"]  # no request, no message
+    # Escape on the second goes back to the first, with its answer; Escape there cancels:
+    # nothing runs, nothing is shown, nothing is remembered.
+    boxes = _kinds(run["events"], "inputBox")
+    assert [(b["title"], b["value"], b.get("answer")) for b in boxes] == [
+        ("Run demo/main (1/2)", '"ann"', '"bob"'),  # the last arguments, offered again
+        ('Run demo/main (2/2) · who = "bob"', "3", None),
+        ("Run demo/main (1/2)", '"bob"', None)]
+    assert not _kinds(run["events"], "workspaceState", "error", "info", "reveal")
+    assert not [e for e in run["events"] if e.get("method") not in (None, "flowmetal/checkArgument")]
+
+
+def test_run_lens_escape_back_and_answer_again(runs_report):
+    run = runs_report["runBack"]
+    boxes = _kinds(run["events"], "inputBox")
+    assert [(b["title"], b["value"]) for b in boxes] == [
+        ("Run demo/main (1/2)", '"ann"'), ('Run demo/main (2/2) · who = "cy"', "3"),
+        ("Run demo/main (1/2)", '"cy"'), ('Run demo/main (2/2) · who = "dee"', "3")]
+    assert run["nextCalls"][0]["args"][0]["args"] == ['"dee"', "4"]
+    assert run["remembered"]["demo/main"] == {"who": '"dee"', "n": "4"}
 
 
 def test_run_lens_optional_parameter_left_empty(runs_report):
     run = runs_report["runOptional"]
     boxes = _kinds(run["events"], "inputBox")
     assert boxes[0]["prompt"] == "steps : [restart-step?]"
-    assert boxes[1]["prompt"].startswith("host : str? (optional")
+    # Its default shown; empty takes it and the defaults after it.
+    assert boxes[1]["prompt"] == ('host : str? (optional, default "localhost": leave empty for it and the '
+                                  'defaults after it)')
+    assert boxes[1]["placeHolder"] == 'empty: the default, "localhost"'
     assert boxes[1].get("validateEmpty") is None  # empty is allowed
+    assert len(boxes) == 2
     assert run["nextCalls"][0]["args"][0]["args"] == ["[+reboot+]"]
 
 
@@ -563,7 +594,11 @@ def test_run_refused_by_the_server_shows_its_message(runs_report):
     assert run["answer"] is None
     [error] = _kinds(run["events"], "error")
     assert error["message"] == "Flowmetal: argument `who` of `main` must be str?, not 3"
-    assert not _kinds(run["events"], "reveal", "request")
+    assert not _kinds(run["events"], "reveal")
+    assert not [e for e in run["events"] if e.get("method") not in (None, "flowmetal/checkArgument")]
+    # The box said so as it was typed.
+    assert [b.get("validateAnswer") for b in _kinds(run["events"], "inputBox")] == [
+        "`who` must be str?, not 3", '`n` must be int?, not "ann"']
 
 
 def test_runs_view_follows_notifications(runs_report):
@@ -1224,7 +1259,7 @@ def test_debug_on_a_run_of_the_runs_view_replays_it(debug_report):
 def test_the_debug_lens_asks_for_the_arguments_and_debugs_a_new_run(debug_report):
     report, workspace, _ = debug_report
     boxes = report["lens"]["boxes"]
-    assert [b["title"] for b in boxes] == ["Debug demo/main (1/2)", "Debug demo/main (2/2)"]
+    assert [b["title"] for b in boxes] == ["Debug demo/main (1/2)", 'Debug demo/main (2/2) · who = "ann"']
     [started] = report["lens"]["started"]
     assert started["resolved"] == {"type": "flowmetal", "request": "launch", "name": "Debug demo/main",
                                    "program": str(workspace / "demo.flow"), "entry": "demo/main",

@@ -20,7 +20,8 @@ const { record, commands } = env;
 
 async function main() {
   const extension = require(path.resolve(extensionDir, 'extension.js')); // the source, not the bundle
-  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p), secrets: env.secrets };
+  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p), secrets: env.secrets,
+    workspaceState: env.workspaceState };
 
   env.userSettings['flowmetal.store'] = 'runs/store.db';
   env.userSettings['flowmetal.serve'] = ' http://127.0.0.1:8080 ';

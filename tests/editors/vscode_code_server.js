@@ -1,6 +1,7 @@
 // Drives VS Code itself (code-server, in headless Chromium through
 // playwright-core) with the Flowmetal extension installed, on a workspace
-// holding demo.flow: clicks the Run lens, answers the argument boxes, waits
+// holding demo.flow: clicks the Run lens, answers the argument boxes (one
+// wrongly: the server's message shows; Escape goes back to the first), waits
 // for the run to finish in the Runs view, clicks an event and reads the State
 // view, then follows the Trace lens; then runs fleet.flow, whose run has tasks,
 // and opens one of its task lanes; filters the runs, steps through events with
@@ -127,25 +128,38 @@ async function main() {
     await snap('lenses');
     step('lenses', { lenses: await page.locator('.codelens-decoration a').allInnerTexts() });
     await runLens.click();
+    const input = page.locator('.quick-input-widget input');
+    const boxTitle = page.locator('.quick-input-widget .quick-input-title');
+    const message = page.locator('.quick-input-widget .quick-input-message');
+    const box = async () => ({
+      title: await boxTitle.innerText().catch(() => ''),
+      prompt: await message.innerText().catch(() => ''),
+      value: await input.inputValue().catch(() => ''),
+    });
     const boxes = [];
-    for (const value of ['"ann"', '3']) {
-      const input = page.locator('.quick-input-widget input');
-      await input.waitFor({ state: 'visible' });
-      await page.waitForTimeout(300);
-      const label = await input.getAttribute('aria-label');
-      boxes.push({
-        title: await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => ''),
-        prompt: await page.locator('.quick-input-widget .quick-input-message').innerText().catch(() => ''),
-      });
-      await input.fill(value);
-      await page.keyboard.press('Enter');
-      // The next box (the same widget, another title), or none.
-      await page.waitForFunction((before) => {
-        const box = document.querySelector('.quick-input-widget input');
-        return !box || box.offsetParent === null || box.getAttribute('aria-label') !== before;
-      }, label);
-    }
-    step('arguments', { boxes });
+    await input.waitFor({ state: 'visible' });
+    await boxTitle.filter({ hasText: '(1/2)' }).waitFor();
+    boxes.push(await box());
+    await input.fill('"ann"');
+    await page.keyboard.press('Enter');
+    await boxTitle.filter({ hasText: '(2/2)' }).waitFor();
+    boxes.push(await box());
+    // A wrong argument: the server's message, as it is typed.
+    await input.fill('"three"');
+    await message.filter({ hasText: 'must be int?' }).waitFor();
+    const wrong = await message.innerText();
+    await snap('argument-checked');
+    // Escape: back to the first, its answer kept; then on again.
+    await page.keyboard.press('Escape');
+    await boxTitle.filter({ hasText: '(1/2)' }).waitFor();
+    const back = await box();
+    await page.keyboard.press('Enter');
+    await boxTitle.filter({ hasText: '(2/2)' }).waitFor();
+    await input.fill('3');
+    await message.filter({ hasText: 'must be' }).waitFor({ state: 'hidden' });
+    await page.keyboard.press('Enter');
+    await input.waitFor({ state: 'hidden' });
+    step('arguments', { boxes, wrong, back });
 
     // The run, selected in the Runs view, then completed live.
     const run = paneRow(page, 'Runs', 'demo/main');
@@ -173,10 +187,10 @@ async function main() {
     await toast.waitFor();
     step('replay', { message: await toast.locator('.notification-list-item-message').innerText() });
 
-    // The Trace lens of `main`: the Runs view on its runs. (Its count follows
-    // the runs when VS Code asks for the lenses again.)
+    // The Trace lens of `main`: the Runs view on its runs.
+    // Its count follows the runs: the server asks VS Code for the lenses again.
     const traceLens = page.locator('.codelens-decoration a', { hasText: 'Trace (' }).nth(1);
-    await traceLens.waitFor();
+    await traceLens.filter({ hasText: 'Trace (1 run)' }).waitFor();
     const title = await traceLens.innerText();
     await traceLens.click();
     const header = page.locator('.pane-header', { hasText: 'Runs' });

@@ -39,7 +39,8 @@ async function main() {
   env.userSettings['flowmetal.server.args'] = ['-m', 'flowmetal', 'lsp', '--log-level', 'debug'];
   env.userSettings['flowmetal.store'] = ' runs/store.db ';
   const extension = require(path.resolve(extensionDir, 'extension.js')); // the source, not the bundle
-  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p), secrets: env.secrets };
+  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p), secrets: env.secrets,
+    workspaceState: env.workspaceState };
   await extension.activate(context);
   report.activation = {
     registered: env.events.filter((e) => e.kind.startsWith('registerDebug')),

@@ -1,7 +1,8 @@
 // Drives the VS Code extension's run and trace features outside VS Code, with
 // the stand-in `vscode` module and language client of vscode_stub.js playing
 // the Flowmetal language server's side of docs/lsp-protocol.md: the Run lens's
-// arguments (asked through input boxes, passed on by the client middleware),
+// arguments (asked through input boxes, each checked by the server as it is
+// typed, remembered per entry; passed on by the client middleware),
 // the Runs view built from `flowmetal/runs` and `flowmetal/trace` and kept up
 // to date by `flowmetal/runUpdated` and `flowmetal/traceEvent`, the State view
 // filled from `flowmetal/stateAt`, and the run actions.
@@ -126,6 +127,11 @@ env.respond = (client, method, params) => {
       if (!answer) throw new ResponseError(-32803, `no run ${params.runId}`);
       return answer();
     }
+    case 'flowmetal/checkArgument':
+      // As the server would: `n` takes digits only; `who` a string.
+      if (params.param === 'n' && !/^\s*\d+\s*$/.test(params.text)) return { message: `\`n\` must be int?, not ${params.text}` };
+      if (params.param === 'who' && !/^\s*".*"\s*$/.test(params.text)) return { message: `\`who\` must be str?, not ${params.text}` };
+      return { message: null };
     case 'flowmetal/stateAt':
       if (params.runId === RUN_FLEET.id) return { ...STATE_AT_4, runId: RUN_FLEET.id, seq: params.seq };
       if (params.seq === 4) return STATE_AT_4;
@@ -183,7 +189,8 @@ global.clearInterval = () => {};
 
 async function main() {
   const extension = require(path.resolve(extensionDir, 'extension.js')); // the source, not the bundle
-  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p), secrets: env.secrets };
+  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p), secrets: env.secrets,
+    workspaceState: env.workspaceState };
   await extension.activate(context);
   runsView().provider.onDidChangeTreeData((element) => changes.push(element ? element.id || element.kind : 'root'));
 
@@ -211,19 +218,29 @@ async function main() {
   report.runAsks.runs = await runs();
   report.runAsks.selection = runsView().selection;
 
-  // Escape at the second parameter: nothing runs.
+  report.runAsks.remembered = env.workspaceState.get('flowmetal.lastArguments');
+
+  // Escape at the second parameter goes back to the first; Escape there: nothing runs.
   mark = env.events.length;
-  env.inputAnswers.push('"bob"', undefined);
+  env.inputAnswers.push('"bob"', undefined, undefined);
   report.runEscaped = await middleware('flowmetal.run', [lens], { runId: 'never' });
   report.runEscaped.events = since(mark);
 
-  // An optional parameter left empty takes its default (and is not passed).
+  // Back to the first, another answer, then on: the run gets the new one.
+  mark = env.events.length;
+  env.inputAnswers.push('"cy"', undefined, '"dee"', '4');
+  report.runBack = await middleware('flowmetal.run', [lens], null);
+  report.runBack.events = since(mark);
+  report.runBack.remembered = env.workspaceState.get('flowmetal.lastArguments');
+
+  // An optional parameter left empty takes its default (and is not passed); its default is shown.
   mark = env.events.length;
   env.inputAnswers.push('[+reboot+]', '');
   report.runOptional = await middleware('flowmetal.run', [{
     uri: FILE, entry: 'demo/restart',
     params: [{ name: 'steps', type: '[restart-step?]', optional: false },
-      { name: 'host', type: 'str?', optional: true }],
+      { name: 'host', type: 'str?', optional: true, default: '"localhost"' },
+      { name: 'port', type: 'int?', optional: true, default: '8080' }],
   }], null);
   report.runOptional.events = since(mark);
 

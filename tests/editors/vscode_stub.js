@@ -1,7 +1,8 @@
 // A stand-in for the `vscode` module and for vscode-languageclient's
 // LanguageClient, enough to load the VS Code extension outside VS Code and
 // watch what it does: the commands it registers, the views it fills, the
-// input boxes and messages it shows, the editors it opens, the clients it
+// input boxes and messages it shows (with what they say to the text typed),
+// the workspace state it keeps, the editors it opens, the clients it
 // creates and the requests they send, the debug adapters and sessions it
 // starts, and the settings and secrets it writes.
 //
@@ -160,6 +161,18 @@ function install(cacheDir, extensionDir) {
   }
 
   const outputs = [];
+  // The extension's workspaceState (context.workspaceState): a Memento.
+  const workspaceValues = {};
+  const workspaceState = {
+    get(key, fallback) {
+      return key in workspaceValues ? JSON.parse(JSON.stringify(workspaceValues[key])) : fallback;
+    },
+    async update(key, value) {
+      workspaceValues[key] = value;
+      record({ kind: 'workspaceState', key, value });
+    },
+    keys: () => Object.keys(workspaceValues),
+  };
   const ConfigurationTarget = { Global: 1, Workspace: 2, WorkspaceFolder: 3 };
 
   // The extension's SecretStorage (context.secrets), shared by every window.
@@ -271,20 +284,24 @@ function install(cacheDir, extensionDir) {
       showErrorMessage: message('error'),
       showWarningMessage: message('warning'),
       showInformationMessage: message('info'),
-      showInputBox(options) {
+      async showInputBox(options) {
         const answer = inputAnswers.length ? inputAnswers.shift() : undefined;
+        // What the box says to a text (validateInput may answer a promise, as VS Code allows).
+        const validate = async (text) => (options.validateInput ? options.validateInput(text) : undefined);
         record({
           kind: 'inputBox',
           title: options.title,
           prompt: options.prompt,
           placeHolder: options.placeHolder,
+          value: options.value,
           password: Boolean(options.password),
-          // What the box says to an empty answer, and to a typed one.
-          validateEmpty: options.validateInput ? options.validateInput('') : undefined,
-          validateTyped: options.validateInput ? options.validateInput('1') : undefined,
+          // What the box says to an empty answer, to a typed one, and to the answer given.
+          validateEmpty: await validate(''),
+          validateTyped: await validate('1'),
+          validateAnswer: answer === undefined ? undefined : await validate(answer),
           answer,
         });
-        return Promise.resolve(answer);
+        return answer;
       },
       createTreeView,
       showQuickPick(items, options) {
@@ -375,6 +392,8 @@ function install(cacheDir, extensionDir) {
     workspaceSettings,
     secrets,
     secretValues,
+    workspaceState,
+    workspaceValues,
     failUpdates: false,
     inputAnswers,
     messageAnswers,

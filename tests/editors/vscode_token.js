@@ -19,7 +19,8 @@ const { record, commands } = env;
 
 async function main() {
   const extension = require(path.resolve(extensionDir, 'extension.js')); // the source, not the bundle
-  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p), secrets: env.secrets };
+  const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p), secrets: env.secrets,
+    workspaceState: env.workspaceState };
 
   env.userSettings['flowmetal.serve'] = 'http://127.0.0.1:8700';
   env.userSettings['flowmetal.token'] = ' user-token ';
