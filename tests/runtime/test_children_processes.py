@@ -19,6 +19,7 @@ from pathlib import Path
 
 from flowmetal.runtime.store import SQLiteStore, child_id
 from tests.runtime.procs import flowmetal
+from tests.waits import until
 
 PROGRAM = """\
 (defpackage fam
@@ -49,16 +50,6 @@ def worker(tmp_path: Path, name: str, lease: float = 30.0) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "flowmetal", "worker", "--no-connectors", "--poll", "0.02",
                                  "--lease", str(lease)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                 stderr=log, start_new_session=True)
-
-
-def until(check, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def detach(tmp_path: Path, *args: str) -> str:

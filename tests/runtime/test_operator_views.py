@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from procs import flowmetal
+from tests.waits import until
 
 PROGRAM = textwrap.dedent("""\
     (defpackage demo
@@ -63,16 +64,6 @@ def listed(cwd: Path) -> dict[str, dict]:
     out = flowmetal("runs", "--format", "json", cwd=cwd)
     assert out.returncode == 0, out.stderr
     return {r["id"]: r for r in json.loads(out.stdout)}
-
-
-def until(predicate, what: str, seconds: float = 30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def on_a_terminal(cwd: Path, *args: str) -> str:

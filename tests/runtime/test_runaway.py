@@ -21,6 +21,7 @@ from procs import flowmetal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server"))
 from server_kit import Serve  # noqa: E402
+from tests.waits import until
 
 PROGRAM = """\
 (defpackage runaway
@@ -30,16 +31,6 @@ PROGRAM = """\
 """
 SOURCES = {"runaway.flow": PROGRAM}
 FINAL = ("completed", "failed", "cancelled")
-
-
-def until(condition, timeout: float = 20.0, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 class Api:

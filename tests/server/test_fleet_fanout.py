@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from server_kit import Serve, free_port
+from tests.waits import until as wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOSTS = [f"host-{i}" for i in range(1, 9)]
@@ -69,16 +70,6 @@ class Jobs:
             return {body["host"] for _, body in self.posts}
 
 
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     """The store: an SQLite file, or a PostgreSQL database."""
@@ -99,11 +90,11 @@ def test_a_fleet_reboot_survives_a_kill_9_in_the_middle_of_its_fan_out(tmp_path:
                             json.dumps(HOSTS).replace(",", ""), json.dumps(jobs.url), cwd=tmp_path)
         assert started.returncode == 0, started.stderr
         run_id = started.stdout.strip()
-        wait_until(lambda: len(jobs.hosts()) >= 3, 60, "the first jobs")
+        wait_until(lambda: len(jobs.hosts()) >= 3, "the first jobs", timeout=60)
     finally:
         first.kill9()
     with Serve(store, port=port, args=["--public-url", public], cwd=tmp_path):
-        wait_until(lambda: jobs.hosts() == set(HOSTS), 60, "every job")
+        wait_until(lambda: jobs.hosts() == set(HOSTS), "every job", timeout=60)
         with jobs.lock:
             callbacks = {body["host"]: body["callbacks"][0]["url"] for _, body in jobs.posts}
         for host in reversed(HOSTS):  # answered in another order than asked
@@ -112,7 +103,8 @@ def test_a_fleet_reboot_survives_a_kill_9_in_the_middle_of_its_fan_out(tmp_path:
             assert answer.status_code in (200, 202), answer.text
         runs = wait_until(lambda: [r for r in json.loads(flowmetal("runs", "--store", str(store), "--format",
                                                                      "json", cwd=tmp_path).stdout)
-                                   if r["id"] == run_id and r["status"] in ("completed", "failed")], 60, "the run")
+                                   if r["id"] == run_id and r["status"] in ("completed", "failed")],
+                          "the run", timeout=60)
     assert runs[0]["status"] == "completed", runs[0]["error"]
     assert runs[0]["result"] == "[" + " ".join(
         f'{{"host" "{h}" "status" "rebooted"}}' for h in HOSTS) + "]"

@@ -22,7 +22,6 @@ more, slowly). Each sequence starts with a fresh step and callback waiting.
 
 from __future__ import annotations
 
-import time
 
 import httpx
 import pytest
@@ -32,22 +31,13 @@ from hypothesis.errors import FlakyStrategyDefinition
 
 from flowmetal.server.openapi import document
 from server_kit import SOURCES, Serve
+from tests.waits import until as _until
 
 TOKEN = "conformance-token"
 EXAMPLES = 25          # per operation and phase
 SCENARIOS = 30         # sequences of linked calls
 # Where a well-formed request can still be refused for what no schema can tell.
 REFUSED_WHEN_VALID = ["2xx", "401", "403", "404", "409", "422"]
-
-
-def _until(condition, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting")
 
 
 class Runs:

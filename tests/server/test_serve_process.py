@@ -17,18 +17,9 @@ import pytest
 
 from flowmetal.runtime.store import SQLiteStore
 from server_kit import SOURCES, Serve, store_state
+from tests.waits import until
 
 FINAL = ("completed", "failed", "cancelled")
-
-
-def until(condition, timeout: float = 15.0, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 class Api:
@@ -54,7 +45,7 @@ class Api:
                                    and "/callback/" in e["message"]), None))
 
     def finished(self, run_id: str, timeout: float = 15.0) -> dict:
-        return until(lambda: (lambda r: r if r["status"] in FINAL else None)(self.run(run_id)), timeout)
+        return until(lambda: (lambda r: r if r["status"] in FINAL else None)(self.run(run_id)), timeout=timeout)
 
     def waiting(self, run_id: str) -> dict:
         return until(lambda: (lambda r: r if r["status"] == "waiting" else None)(self.run(run_id)))

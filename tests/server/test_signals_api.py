@@ -12,22 +12,13 @@ import pytest
 
 from flowmetal.runtime.store import SQLiteStore
 from server_kit import Serve, refused
+from tests.waits import until as _until
 
 DOOR = """\
 (defpackage door
   (require [flowmetal.signal :refer [receive!]])
   (defn main [] [(receive! "knock") (receive! "knock")]))
 """
-
-
-def _until(condition, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ nothing; the second's is the step's."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 
 from flowmetal.runtime.store import open_store
 from server_kit import SOURCES, Serve
+from tests.waits import until
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -22,16 +22,6 @@ def store(request, tmp_path):
     if request.param == "sqlite":
         return str(tmp_path / "store.db")
     return request.getfixturevalue("postgres_url")
-
-
-def until(predicate, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def seen(location: str, run_id: str, step: int) -> tuple:

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+from tests.waits import until as wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -48,16 +49,6 @@ def expected(host: str) -> str:
 
 def env() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith("FLOWMETAL_") or k.startswith("FLOWMETAL_TEST")}
-
-
-def wait_until(predicate, what: str, timeout: float = 60.0, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def free_port() -> int:

@@ -25,6 +25,7 @@ from server_kit import PROGRAM, Serve, free_port  # noqa: E402
 from flowmetal.runtime.program import code_hash  # noqa: E402
 from flowmetal.runtime.store import open_store  # noqa: E402
 from flowmetal.runtime.values import encode  # noqa: E402
+from tests.waits import until as wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -42,16 +43,6 @@ def _env(more: dict | None = None) -> dict:
 def spawn(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "flowmetal", *args], cwd=cwd, env=_env(env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_until(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def callback_url(store, run_id: str) -> str | None:

@@ -16,13 +16,13 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from flowmetal.runtime.store import StoreError, open_store
+from tests.waits import until as wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = "(defpackage demo\n  (defn answer [] : int? 42))\n"
@@ -38,16 +38,6 @@ def postgres(command: str, directory: str) -> None:
     done = subprocess.run([str(ROOT / "scripts" / "postgres"), command, directory], capture_output=True, text=True,
                           timeout=180)
     assert done.returncode == 0, done.stderr
-
-
-def wait_until(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_worker_started_while_the_server_is_down_waits_for_it(tmp_path: Path, own_postgres):
