@@ -836,7 +836,8 @@ class Store:
                callbacks: list[tuple] = (), completed_steps: list[tuple] = (), cancelled_steps: list[int] = (),
                fired_timers: list[int] = (), signals: list[tuple] = (), release: bool = False,
                applied_steps: list[int] = (), children: list[tuple] = (), cancel_children: list[str] = (),
-               awaited_children: list[str] = (), parts: dict[str, str | None] | None = None) -> None:
+               awaited_children: list[str] = (), parts: dict[str, str | None] | None = None,
+               inline_steps: list[tuple] = (), inline_results: list[tuple] = ()) -> dict[int, int]:
         """Append events and record the run's new state, in one transaction, if this worker
         still holds the run. Events are (kind, step, data, line); seqs are assigned here.
         `signals`: (signal seq, step) of the signals the run consumed, recorded with the events
@@ -850,7 +851,16 @@ class Store:
         entry, argument literals) of child runs its steps started, created here (pinned to its
         program); `cancel_children`: child runs it cancelled; `awaited_children`: the children
         it waits for, any of which ended already wakes it at once. A run that ends here wakes
-        its parent and cancels its children still going."""
+        its parent and cancels its children still going.
+
+        Steps performed in the run's own process (`inline_steps`: (step, endpoint, args, key,
+        lease)) are requested and claimed by `worker` at once, as `claim_steps` claims, and no
+        connector is told of them; the answer is {step: claim epoch} of those claimed here (a
+        step the store knew already is not: the run waits for it as for any other).
+        `inline_results`: (step, epoch, status, text) of such steps performed since, each
+        recorded `applied` (taken by the run) with its result (`completed`) or error
+        (`failed`), only under that claim (`LeaseLost` otherwise: another worker took the step
+        over, and its result is the one recorded)."""
         with self.transaction() as conn:
             now = self._now(conn)
             row = conn.execute("SELECT owner, status, next_seq, cancel_requested, epoch FROM runs WHERE id=?"
@@ -876,6 +886,18 @@ class Store:
                     woken |= self._meet_signal(conn, run.id, json.loads(args)["name"])
                 else:  # left for a connector
                     self._notify(conn, STEPS_CHANNEL, endpoint)
+            claimed: dict[int, int] = {}
+            for step, endpoint, args, key, lease in inline_steps:
+                if conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, created, claimed_by, "
+                                "lease_until, claim_epoch) VALUES(?,?,?,?,?,'claimed',?,?,?,1) ON CONFLICT DO NOTHING",
+                                (run.id, step, endpoint, args, key, now, worker, now + lease)).rowcount == 1:
+                    claimed[step] = 1
+            for step, epoch, outcome, text in inline_results:
+                column = "result" if outcome == "completed" else "error"
+                if conn.execute(f"UPDATE steps SET status='applied', {column}=?, completed=? WHERE run_id=? AND "
+                                "step=? AND status='claimed' AND claimed_by=? AND claim_epoch=?",
+                                (text, now, run.id, step, worker, epoch)).rowcount != 1:
+                    raise LeaseLost(run.id)
             for step, result_json in completed_steps:
                 conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, result, created, "
                              "completed) VALUES(?, ?, '', '', ?, 'applied', ?, ?, ?) ON CONFLICT(run_id, step) DO "
@@ -950,6 +972,7 @@ class Store:
                 self._woke(conn, run.id)  # runnable again, or at a time some process must wake for
             if status in ENDED:
                 self._ended(conn, run.id, now)
+        return claimed
 
     # -- child runs -------------------------------------------------------------------------------------
 
