@@ -488,7 +488,8 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                              "within 10 seconds, no HTTP request waiting to be sent or in flight here (runs "
                              "waiting on a callback, another connector or a later timer stay waiting)")
     worker.add_argument("--no-connectors", action="store_true",
-                        help="only run runs: leave their HTTP requests to another process (a serve or a worker)")
+                        help="no HTTP request connector: leave the runs' HTTP requests to another process (a "
+                             "serve or a worker)")
     worker.add_argument("--connector", action="append", metavar="MODULE", default=[],
                         help="serve the @endpoint functions of MODULE (a dotted module name or a .py path; "
                              "repeatable) as `flowmetal connector` does, and perform those steps of the runs this "
