@@ -12,6 +12,14 @@
   claim) on a store connection of its own, as another process would: every
   step's request and result are committed durably before the run goes on, as
   every DBOS step is. Same target.
+- `pg-inline-step`: the same run, each `tick!` step performed by a Python
+  endpoint hosted by the worker executing the run (`flowmetal worker
+  --connector`: `Executor(inline=InlineSteps(...))`): the commit that records a
+  step's request claims it for the worker, the function runs in the worker's
+  process, and its result is recorded with the next step's request (or the
+  run's end): every step's request and result are durable, and nothing that
+  depends on a result leaves the process before it is committed, in one
+  commit a step, as DBOS commits each step's output once. Same target.
 - `pg-runs-W` (W = 1, 2, 4): 1,000 runs of 10 `now!` steps, created first, then
   W `flowmetal worker --once` processes on the store until all have ended: runs
   a second, start-up of the processes included, and the time against 1 worker
@@ -76,6 +84,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from flowmetal.connectors.inline import InlineSteps  # noqa: E402
 from flowmetal.runtime.executor import Executor  # noqa: E402
 from flowmetal.runtime.program import code_hash  # noqa: E402
 from flowmetal.runtime.store import StoreError, open_store  # noqa: E402
@@ -154,6 +163,9 @@ class _Flowmetal:
         self.stored = self.store.put_sources(SOURCES)
         self.hash = code_hash(SOURCES)
         self.executor = Executor(self.store, worker="bench")
+        # A worker hosting the endpoint: `flowmetal worker --connector` (the function returns 1).
+        self.inline = InlineSteps({"bench.pg/tick!": lambda: 1})
+        self.inline_executor = Executor(self.store, worker="bench-inline", inline=self.inline)
         self.commits = 0
         commit = self.store.commit
 
@@ -164,16 +176,20 @@ class _Flowmetal:
         self.store.commit = counted
         self.run("main", 10)  # untimed: loads and checks the program
         self.run("connector", 2)
+        self.run("inline", 2)
 
     def run(self, entry: str, steps: int) -> tuple[float, int]:
         """Seconds from creating a run of `steps` steps to its completion, and the checkpoints committed."""
         commits = self.commits
         start = time.perf_counter()
-        run_id = self.store.create_run(f"bench.pg/{entry}", [str(steps)], self.stored, self.hash)
+        inline = entry == "inline"
+        run_id = self.store.create_run(f"bench.pg/{'connector' if inline else entry}", [str(steps)], self.stored,
+                                       self.hash)
         self.answering = run_id if entry == "connector" else None
+        executor = self.inline_executor if inline else self.executor
         try:
             while True:
-                progress = self.executor.run_once(run_id)
+                progress = executor.run_once(run_id)
                 if progress is not None and progress.status in FINAL:
                     break
                 self.answer()  # the hold passed first (a slow moment): answered, the run wakes
@@ -185,6 +201,10 @@ class _Flowmetal:
         assert 0 <= int(run.result) <= steps, run.result
         requested = len(self.store.events(run_id, kind="step-requested"))
         assert requested == steps, requested
+        if inline:  # every step performed here, its result recorded under the worker's claim
+            rows = self.store._all("SELECT status, claimed_by, result FROM steps WHERE run_id=?", (run_id,))
+            assert len(rows) == steps and all((r["status"], r["claimed_by"], r["result"]) ==
+                                              ("applied", "bench-inline", "1") for r in rows), rows[:3]
         return elapsed, self.commits - commits
 
     def answer(self) -> None:
@@ -197,6 +217,7 @@ class _Flowmetal:
             assert self.connector.complete_claimed_step(step["run_id"], step["step"], "bench-connector", "1")
 
     def close(self) -> None:
+        self.inline.close()
         self.connector.close()
         self.store.close()
 
@@ -351,8 +372,8 @@ def run(quick: bool = False, store: str | None = None, postgres: str | None = No
         flowmetal, on = _open_flowmetal(location, folder)
         on_postgres = on == "Flowmetal on PostgreSQL"
         dbos_database = _fresh_database(server, "dbos_bench") if server and python else None
-        times = {"main": [], "connector": []}
-        commits = {"main": [], "connector": []}
+        times = {"main": [], "connector": [], "inline": []}
+        commits = {"main": [], "connector": [], "inline": []}
         dbos_times, dbos_info = [], None
         for _ in range(repeats):
             for entry in times:
@@ -388,7 +409,9 @@ def run(quick: bool = False, store: str | None = None, postgres: str | None = No
     suffix = "" if on_postgres else "-sqlite"
     results = []
     for name, entry, what in (("pg-step-cost", "main", "now! steps"),
-                              ("pg-connector-step", "connector", "steps answered as a connector does")):
+                              ("pg-connector-step", "connector", "steps answered as a connector does"),
+                              ("pg-inline-step", "inline", "steps performed by a Python endpoint hosted by the "
+                                                           "worker")):
         flow = statistics.median(times[entry]) / steps
         results.append({
             "name": name + suffix, "value": flow, "reference": dbos, "ratio": flow / dbos, "target": 0.333,

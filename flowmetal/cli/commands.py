@@ -224,15 +224,40 @@ def _worker(args: argparse.Namespace) -> int:
     import logging
 
     from flowmetal.runtime.driving import work
+    endpoints, inline = {}, None
+    if args.connector:
+        from flowmetal.connectors.inline import InlineSteps, load_endpoints
+        from flowmetal.connectors.sdk import ConnectorError
+        try:
+            endpoints = load_endpoints(args.connector)
+        except ConnectorError as error:
+            print(shown(f"flowmetal worker: error: {error}"), file=sys.stderr)
+            return 2
+        inline = InlineSteps(endpoints, max_result=args.max_result)
     store = _store(args)
+    hosted = f"; Python endpoints {', '.join(sorted(endpoints))} performed here" if endpoints else ""
     print(f"flowmetal worker: running the runs of {store.path}; HTTP request connector "
-          f"{'off (--no-connectors)' if args.no_connectors else 'on'}", file=sys.stderr, flush=True)
-    connector = None
-    if not args.no_connectors:
-        from flowmetal.connectors.requests_thread import RequestsInThread
-        logging.basicConfig(level=logging.WARNING, format="flowmetal worker: %(message)s")
-        connector = lambda stop, log: RequestsInThread(store.path, stop, log)  # noqa: E731
-    return work(store, once=args.once, lease=args.lease, poll=args.poll, connector=connector)
+          f"{'off (--no-connectors)' if args.no_connectors else 'on'}{hosted}", file=sys.stderr, flush=True)
+    logging.basicConfig(level=logging.WARNING, format="flowmetal worker: %(message)s")
+
+    def connector(stop, log):
+        parts = []
+        if not args.no_connectors:
+            from flowmetal.connectors.requests_thread import RequestsInThread
+            parts.append(RequestsInThread(store.path, stop, log))
+        if endpoints:
+            from flowmetal.connectors.inline import EndpointsInThread
+            parts.append(EndpointsInThread(store.path, endpoints, stop, max_result=args.max_result, lease=args.lease))
+        if len(parts) == 1:
+            return parts[0]
+        from flowmetal.connectors.inline import Together
+        return Together(parts)
+    try:
+        return work(store, once=args.once, lease=args.lease, poll=args.poll, inline=inline,
+                    connector=connector if endpoints or not args.no_connectors else None)
+    finally:
+        if inline is not None:
+            inline.close()
 
 
 @_runtime_errors
@@ -463,7 +488,15 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                              "within 10 seconds, no HTTP request waiting to be sent or in flight here (runs "
                              "waiting on a callback, another connector or a later timer stay waiting)")
     worker.add_argument("--no-connectors", action="store_true",
-                        help="only run runs: leave their HTTP requests to another process (a serve or a worker)")
+                        help="no HTTP request connector: leave the runs' HTTP requests to another process (a "
+                             "serve or a worker)")
+    worker.add_argument("--connector", action="append", metavar="MODULE", default=[],
+                        help="serve the @endpoint functions of MODULE (a dotted module name or a .py path; "
+                             "repeatable) as `flowmetal connector` does, and perform those steps of the runs this "
+                             "worker runs in the run's own process: one commit a step")
+    worker.add_argument("--max-result", type=_number(int, 1, above=False), default=1024 * 1024,
+                        help="with --connector: bytes of a result's stored form; a larger one fails its step "
+                             "(default 1048576, 1 MiB)")
     worker.add_argument("--lease", type=_positive, default=30.0,
                         help="seconds a claim lasts without a heartbeat (renewed every third of it)")
     worker.add_argument("--poll", type=_positive, default=0.2,

@@ -267,6 +267,64 @@ def describe(value) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def declared_in(program: Program, endpoint_name: str) -> Type:
+    """The return type a program declares for an endpoint (raises `ConnectorError`)."""
+    package, _, name = endpoint_name.rpartition("/")
+    scope = program.scopes.get(package)
+    symbol = scope.decls.get(name) if scope is not None else None
+    if symbol is None or symbol.kind != "endpoint" or symbol.sig is None:
+        raise ConnectorError(f"the run's program declares no endpoint `{endpoint_name}`")
+    return symbol.sig.ret
+
+
+def call(fn: Callable, step: Step, args: dict):
+    """Call an endpoint function for a step: its arguments as keyword arguments (`card-number`
+    as `card_number`), the step as `step` when it asks for it and as `current_step()`; an
+    `async def` function's coroutine run to its end on an event loop of its own."""
+    kwargs = {_keyword_name(name): to_python(value) for name, value in args.items()}
+    try:
+        accepts = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        accepts = {}
+    if "step" in accepts and "step" not in kwargs:
+        kwargs["step"] = step
+    token = _current.set(step)
+    try:
+        result = fn(**kwargs)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_awaited(result))
+        return result
+    finally:
+        _current.reset(token)
+
+
+def perform(fn: Callable, step: Step, args: dict, declared: Type, max_result: int | None = None) -> tuple[str, str]:
+    """Call the function and judge its result: ("complete", stored value) or ("fail", message),
+    as the module's docstring says. Touches no store (a connector's pool thread, or the
+    executor's for a step performed in the run's own process)."""
+    max_result = MAX_RESULT if max_result is None else max_result
+    try:
+        raw = call(fn, step, args)
+    except BaseException as error:  # noqa: BLE001 - the function's failure fails the step, not the loop
+        where = ""
+        frames = traceback.extract_tb(error.__traceback__)
+        if frames:
+            where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
+        log.warning("`%s` raised for step %s of run %s", step.endpoint, step.step, step.run_id, exc_info=True)
+        return "fail", f"`{step.endpoint}` raised {type(error).__name__}: {error}{where}"
+    value = from_python(raw)
+    if not _flowmetal(value) or not conforms(value, declared):
+        return "fail", (f"`{step.endpoint}` returned {describe(value)}, which is not of its declared "
+                        f"type {show(declared)}")
+    stored = json.dumps(encode(value))
+    size = len(stored.encode("utf-8", "surrogatepass"))
+    if size > max_result:
+        return "fail", (f"`{step.endpoint}` returned a value of {size} bytes (stored form), over this "
+                        f"connector's limit of {max_result} bytes ({max_result / (1 << 20):g} MiB; "
+                        f"`--max-result`): the value was not recorded")
+    return "complete", stored
+
+
 # -- the connector ----------------------------------------------------------------------------------------
 
 DEFAULT_LEASE = 30.0        # seconds a claim lasts without renewal
@@ -402,55 +460,16 @@ class Connector:
                 self._failed_programs[run.code_hash] = f"the run's program {why}: {error}"
                 raise ConnectorError(self._failed_programs[run.code_hash]) from error
             self._programs[run.code_hash] = program
-        package, _, name = endpoint_name.rpartition("/")
-        scope = program.scopes.get(package)
-        symbol = scope.decls.get(name) if scope is not None else None
-        if symbol is None or symbol.kind != "endpoint" or symbol.sig is None:
-            raise ConnectorError(f"the run's program declares no endpoint `{endpoint_name}`")
-        return symbol.sig.ret
+        return declared_in(program, endpoint_name)
 
     # -- one step, on a thread of the pool --
 
     def call(self, fn: Callable, step: Step, args: dict):
-        kwargs = {_keyword_name(name): to_python(value) for name, value in args.items()}
-        try:
-            accepts = inspect.signature(fn).parameters
-        except (TypeError, ValueError):
-            accepts = {}
-        if "step" in accepts and "step" not in kwargs:
-            kwargs["step"] = step
-        token = _current.set(step)
-        try:
-            result = fn(**kwargs)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_awaited(result))
-            return result
-        finally:
-            _current.reset(token)
+        return call(fn, step, args)
 
     def perform(self, fn: Callable, step: Step, args: dict, declared: Type) -> tuple[str, str]:
-        """Call the function and judge its result: ("complete", stored value) or ("fail", message).
-        Touches no store: it runs on a pool thread."""
-        try:
-            raw = self.call(fn, step, args)
-        except BaseException as error:  # noqa: BLE001 - the function's failure fails the step, not the loop
-            where = ""
-            frames = traceback.extract_tb(error.__traceback__)
-            if frames:
-                where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
-            log.warning("`%s` raised for step %s of run %s", step.endpoint, step.step, step.run_id, exc_info=True)
-            return "fail", f"`{step.endpoint}` raised {type(error).__name__}: {error}{where}"
-        value = from_python(raw)
-        if not _flowmetal(value) or not conforms(value, declared):
-            return "fail", (f"`{step.endpoint}` returned {describe(value)}, which is not of its declared "
-                            f"type {show(declared)}")
-        stored = json.dumps(encode(value))
-        size = len(stored.encode("utf-8", "surrogatepass"))
-        if size > self.max_result:
-            return "fail", (f"`{step.endpoint}` returned a value of {size} bytes (stored form), over this "
-                            f"connector's limit of {self.max_result} bytes ({self.max_result / (1 << 20):g} MiB; "
-                            f"`--max-result`): the value was not recorded")
-        return "complete", stored
+        """Call the function and judge its result (`perform`). Touches no store: it runs on a pool thread."""
+        return perform(fn, step, args, declared, self.max_result)
 
     # -- claiming, renewing, recording: on the connector's thread --
 

@@ -247,7 +247,7 @@ ONCE_HORIZON = 10.0  # seconds: `work(once=True)` waits for a timer due within t
 
 
 def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: float = 0.2, connector=None,
-         log=None) -> int:
+         log=None, inline=None) -> int:
     """Claim and advance runs until stopped: SIGTERM (exit 0) or SIGINT (exit 130) makes the
     run in hand commit a checkpoint and go back to the queue first (`Executor`'s `stop`).
 
@@ -259,7 +259,8 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
     a timer due within `ONCE_HORIZON` seconds, and the connector is not busy. Runs waiting on
     anything else (a callback, an endpoint another process serves, a later timer) stay
     waiting. `log(line)` is told of each run claimed and how each advance left it (default:
-    stderr; the connector is given it too)."""
+    stderr; the connector is given it too). `inline`: the endpoints this worker performs in the
+    run's own process (`Executor`'s `inline`; the command line's `--connector` modules)."""
     import signal
     import threading
     import traceback
@@ -277,7 +278,7 @@ def work(store: SQLiteStore, once: bool = False, lease: float = 30.0, poll: floa
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    executor = Executor(_Claims(store, log), lease=lease, stop=stop)
+    executor = Executor(_Claims(store, log), lease=lease, stop=stop, inline=inline)
     requests = connector(stop, log) if connector is not None else None
     here = (lambda: frozenset(requests.endpoints)) if requests is not None else frozenset
     try:

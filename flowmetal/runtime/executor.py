@@ -15,6 +15,7 @@ each endpoint call:
                                     (`flowmetal.runtime.signals`)
     spawn! await! ...             `flowmetal.task`: tasks of this run (below, and `machine`)
     start-run! await-run! ...     `flowmetal.run`: child runs (`runtime.children`)
+    an endpoint hosted here       performed here, in the run's own process (`inline`, below)
     any other endpoint            a pending step for a connector; the run waits
 
 Events are kept in memory while the run goes on and committed together, with a
@@ -53,6 +54,21 @@ request and state committed, and the next holder resumes it from that snapshot
 once the lease lapses. An endpoint that let a hold pass unanswered is not held
 for again for `HOLD_AGAIN` seconds, so slow connectors cost no executor time.
 
+Steps performed in the run's own process. An executor given `inline` (a worker's
+`--connector` modules: `flowmetal.connectors.inline.InlineSteps`) performs the
+steps of those endpoints itself: the commit of the run's request (events, step,
+snapshot, as for a connector) also claims the step for this worker (`Store.commit`'s
+`inline_steps`), the function runs on a thread of `inline` while this thread renews
+the run's and the step's leases (every `beat_every`; a stopping executor waits
+`inline.grace` seconds for it, then gives the step back for a connector and lets
+the run wait), and its result is given to the run in memory, with the same events
+as a connector's answer. The result is recorded (`inline_results`, fenced by the
+step's claim) by the run's next commit, whatever it is: the next step's request,
+the wait, the end, a checkpoint; so a step costs one commit, and nothing that
+depends on the result leaves the process before it is committed. A run with tasks,
+or under a `with-timeout!`, leaves such steps to the connector path (a function
+running here could not be interrupted by the timeout, nor let other tasks go on).
+
 A snapshot larger than `MAX_SNAPSHOT` (or one that cannot be written) fails the
 run with a clear error instead of an unstorable commit.
 
@@ -71,6 +87,7 @@ import socket
 import sqlite3
 import threading
 import time
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from flowmetal.lang import deep
@@ -162,8 +179,11 @@ class Executor:
     in hand commit a checkpoint and go back to the queue (within `LOOK_EVERY` seconds)."""
 
     def __init__(self, store: SQLiteStore, worker: str | None = None, lease: float = 30.0,
-                 public_url: str | None = None, stop: threading.Event | None = None, hold: float = HOLD) -> None:
+                 public_url: str | None = None, stop: threading.Event | None = None, hold: float = HOLD,
+                 inline=None) -> None:
         self.store = store
+        # The endpoints performed in the run's own process (`endpoints`, `start`, `grace`), or None.
+        self.inline = inline
         self.hold = hold  # seconds to hold a run for a connector's answer (0: never)
         self.slow: dict[str, float] = {}  # endpoint -> when holding for it is worth trying again
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -221,7 +241,9 @@ class _Driver:
         self.events: list[tuple] = []
         self.extra: dict = {"steps": [], "timers": [], "callbacks": [], "completed_steps": [],
                             "cancelled_steps": [], "fired_timers": [], "signals": [],
-                            "children": [], "cancel_children": [], "applied_steps": []}
+                            "children": [], "cancel_children": [], "applied_steps": [],
+                            "inline_results": []}
+        self.performing: tuple[int, int] | None = None  # (step, claim epoch) of the function running here
         # [step, due, task] of the with-timeout! timers around the code (a state written before
         # tasks kept their owner has [step, due]: `timeout_owner` looks for it)
         self.timeouts: list[list] = []
@@ -270,13 +292,14 @@ class _Driver:
         s = self.program.exprs[expr_id].node.span
         return f"{s.source.name}:{s.line}:{s.column}-{s.end_line}:{s.end_column}"
 
-    def commit(self, **kw) -> None:
+    def commit(self, **kw) -> dict:
         extra = {k: v for k, v in self.extra.items() if v}
         # A snapshot of values nested deeper than this stack is written on a deeper one (the
         # transaction that failed to write it was rolled back).
-        deep.call(self.store.commit, self.run, self.ex.worker, self.events, **extra, **kw)
+        claimed = deep.call(self.store.commit, self.run, self.ex.worker, self.events, **extra, **kw)
         self.events = []
         self.extra = {k: [] for k in self.extra}
+        return claimed or {}
 
     # -- start or resume --
 
@@ -589,6 +612,13 @@ class _Driver:
 
     def beat(self) -> None:
         self.store.heartbeat(self.run, self.ex.worker, self.ex.lease)  # fenced by its epoch
+        # The steps performed here whose results are not committed yet, and the one running,
+        # stay this worker's (fenced by their claims' epochs).
+        claims = [(self.run.id, step, epoch) for step, epoch, _, _ in self.extra["inline_results"]]
+        if self.performing is not None:
+            claims.append((self.run.id, *self.performing))
+        if claims and len(self.store.renew_step_leases(self.ex.worker, claims, self.ex.lease)) != len(claims):
+            raise LeaseLost(self.run.id)
         self.last_beat = time.monotonic()
 
     def checkpoint(self, machine: Machine) -> None:
@@ -689,8 +719,74 @@ class _Driver:
             args_json = deep.call(lambda: json.dumps({k: encode(v) for k, v in wait.args.items()}))
         except (TypeError, ValueError) as error:  # a function value: it has no form outside the run
             raise Fault(f"the arguments of `{name}` cannot be sent to it: {error}") from None
+        inline = self.ex.inline
+        if (inline is not None and name in inline.endpoints and machine.next_task <= 1 and not self.timeouts
+                and not (self.ex.stop is not None and self.ex.stop.is_set())):
+            return self.perform(machine, step, name, args_json)
         self.extra["steps"].append((step, name, args_json, f"{self.run.id}:{step}"))
         return self.park(machine, {"step": step, "kind": "step"})
+
+    def perform(self, machine: Machine, step: int, name: str, args_json: str):
+        """A step of an endpoint hosted here, performed in this process (the module's docstring):
+        None to run on with its result, a Progress when its function outlived a stop (given back,
+        the run waits), `_SCHEDULE` when the store knew the step already (the run waits for it)."""
+        key = f"{self.run.id}:{step}"
+        waiting = {"step": step, "kind": "step"}
+        self.waits.put(machine.task, waiting, parted=False)
+        state, parts = self.state(machine, waiting)
+        epoch = self.commit(snapshot=state, parts=parts,
+                            inline_steps=[(step, name, args_json, key, self.ex.lease)]).get(step)
+        if epoch is None:
+            return _SCHEDULE
+        args = deep.call(lambda: {k: decode(v) for k, v in json.loads(args_json).items()})
+        self.performing = (step, epoch)
+        try:
+            outcome = self.await_function(name, self.ex.inline.start(self.run.id, step, name, key, args,
+                                                                       self.program))
+        finally:
+            self.performing = None
+        if outcome is None:  # given back while stopping: a connector performs it, the run waits
+            self.commit(status="waiting", release=True)
+            return Progress(self.run.id, "waiting")
+        done, text = outcome
+        self.waits.pop(machine.task)
+        self.given.add(step)
+        self.extra["inline_results"].append((step, epoch, "completed" if done == "complete" else "failed", text))
+        if done != "complete":
+            raise Fault(text)  # as a connector's failure: the message names the endpoint
+        value = deep.call(lambda: decode(json.loads(text)))
+        self.event("step-completed", step=step, result=_literal(value), waited=True)
+        machine.resume(value)
+        return None
+
+    def await_function(self, name: str, future) -> tuple[str, str] | None:
+        """The outcome of a function running for a step here, keeping the run's and the step's
+        leases (`beat`) while it runs; None when the executor was told to stop and it did not
+        return within `inline.grace` seconds: its step is given back (pending again, for a
+        connector to perform; what the function returns is dropped)."""
+        deadline = None
+        while True:
+            now = time.monotonic()
+            wait = self.last_beat + self.beat_every - now
+            if self.ex.stop is not None:
+                if deadline is None and self.ex.stop.is_set():
+                    deadline = now + self.ex.inline.grace
+                wait = min(wait, 0.05 if deadline is None else deadline - now)
+            try:
+                outcome = future.result(timeout=max(0.0, wait))
+            except FutureTimeout:
+                pass
+            except Exception as error:  # noqa: BLE001 - a fault of the performing itself still ends the step
+                return "fail", f"`{name}` could not be performed: {type(error).__name__}: {error}"
+            else:
+                return outcome
+            if deadline is not None and time.monotonic() >= deadline:
+                step, epoch = self.performing
+                future.cancel()
+                self.store.release_steps(self.ex.worker, [(self.run.id, step, epoch)])
+                return None
+            if time.monotonic() - self.last_beat >= self.beat_every:
+                self.beat()
 
     def tasks(self, machine: Machine, wait: Wait):
         """`flowmetal.task`'s endpoints, answered here: None to run on, or `_SCHEDULE` when

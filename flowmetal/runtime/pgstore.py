@@ -135,15 +135,56 @@ def _sql(query: str) -> str:
 
 
 class Tx:
-    """One connection inside a transaction: `execute` as sqlite3's, answering a cursor."""
+    """One connection inside a transaction: `execute` as sqlite3's, answering a cursor.
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    In pipeline mode (`Database.transaction(pipeline=True)`) statements are sent without
+    waiting for their results: a transaction's writes travel together, in one round trip
+    to the server, instead of one each. Reading rows waits for them (psycopg syncs the
+    pipeline), and so does a statement's `rowcount` (`_Pipelined`), so that the store's
+    logic reads the same answers either way."""
+
+    def __init__(self, conn: psycopg.Connection, pipeline=None) -> None:
         self.conn = conn
+        self.pipeline = pipeline
+        self.unsynced = False
 
     def execute(self, query: str, params=()):
         if not params:  # without parameters psycopg reads no placeholders (nor `%`)
-            return self.conn.execute(query)
-        return self.conn.execute(_sql(query), tuple(params))
+            cursor = self.conn.execute(query)
+        else:
+            cursor = self.conn.execute(_sql(query), tuple(params))
+        if self.pipeline is None:
+            return cursor
+        self.unsynced = True
+        return _Pipelined(cursor, self)
+
+    def sync(self) -> None:
+        if self.unsynced:
+            self.pipeline.sync()
+            self.unsynced = False
+
+
+class _Pipelined:
+    """A cursor of a pipelined statement: its rows and `rowcount` once the pipeline synced."""
+
+    def __init__(self, cursor, tx: Tx) -> None:
+        self.cursor, self.tx = cursor, tx
+
+    @property
+    def rowcount(self) -> int:
+        self.tx.sync()
+        return self.cursor.rowcount
+
+    def fetchone(self):
+        self.tx.unsynced = False  # psycopg syncs to fetch
+        return self.cursor.fetchone()
+
+    def fetchall(self):
+        self.tx.unsynced = False
+        return self.cursor.fetchall()
+
+    def __iter__(self):
+        return iter(self.fetchall())
 
 
 # -- pools: one per process, URL and mode, shared by the store objects opened on it ------------------
@@ -300,13 +341,20 @@ class Database:
         raise AssertionError("unreachable")
 
     @contextmanager
-    def transaction(self):
+    def transaction(self, pipeline: bool = False):
         """A write transaction on one pooled connection: `with db.transaction() as tx: ...`.
-        Not tried again when the connection breaks once it began: its outcome is not known."""
+        Not tried again when the connection breaks once it began: its outcome is not known.
+        `pipeline`: its statements after the BEGIN are pipelined (`Tx`); the BEGIN itself
+        waits for its answer, so that a connection the server broke is still found there,
+        before anything was done, and the transaction begun again on a fresh one."""
         stack, conn = self._begin()
         try:
             with stack:
-                yield Tx(conn)
+                if pipeline:
+                    with conn.pipeline() as pipe:
+                        yield Tx(conn, pipe)
+                else:
+                    yield Tx(conn)
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
             raise StoreBusy(describe(self.url, error)) from None
         except psycopg.Error as error:

@@ -546,6 +546,12 @@ class Store:
     _stamp = "(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM runs)"
     _settled = ""
 
+    _clock = "NULL"  # the store's clock in SQL, where it is the database's (`commit` reads it with the run)
+
+    def _commit_transaction(self):
+        """The transaction of `commit`: by default an ordinary one."""
+        return self.transaction()
+
     def _lock_run(self, conn, run_id: str) -> None:
         if self._locking:  # nothing to do where every write transaction holds the whole store (SQLite)
             conn.execute("SELECT 1 FROM runs WHERE id=?" + self._locking, (run_id,))
@@ -844,7 +850,8 @@ class Store:
                callbacks: list[tuple] = (), completed_steps: list[tuple] = (), cancelled_steps: list[int] = (),
                fired_timers: list[int] = (), signals: list[tuple] = (), release: bool = False,
                applied_steps: list[int] = (), children: list[tuple] = (), cancel_children: list[str] = (),
-               awaited_children: list[str] = (), parts: dict[str, str | None] | None = None) -> None:
+               awaited_children: list[str] = (), parts: dict[str, str | None] | None = None,
+               inline_steps: list[tuple] = (), inline_results: list[tuple] = ()) -> dict[int, int]:
         """Append events and record the run's new state, in one transaction, if this worker
         still holds the run. Events are (kind, step, data, line); seqs are assigned here.
         `signals`: (signal seq, step) of the signals the run consumed, recorded with the events
@@ -858,20 +865,34 @@ class Store:
         entry, argument literals) of child runs its steps started, created here (pinned to its
         program); `cancel_children`: child runs it cancelled; `awaited_children`: the children
         it waits for, any of which ended already wakes it at once. A run that ends here wakes
-        its parent and cancels its children still going."""
-        with self.transaction() as conn:
-            now = self._now(conn)
-            row = conn.execute("SELECT owner, status, next_seq, cancel_requested, epoch FROM runs WHERE id=?"
-                               + self._locking, (run.id,)).fetchone()
+        its parent and cancels its children still going.
+
+        Steps performed in the run's own process (`inline_steps`: (step, endpoint, args, key,
+        lease)) are requested and claimed by `worker` at once, as `claim_steps` claims, and no
+        connector is told of them; the answer is {step: claim epoch} of those claimed here (a
+        step the store knew already is not: the run waits for it as for any other).
+        `inline_results`: (step, epoch, status, text) of such steps performed since, each
+        recorded `applied` (taken by the run) with its result (`completed`) or error
+        (`failed`), only under that claim (`LeaseLost` otherwise: another worker took the step
+        over, and its result is the one recorded)."""
+        with self._commit_transaction() as conn:
+            # The store's clock read with the run's row: one round trip, not two.
+            row = conn.execute(f"SELECT owner, status, next_seq, cancel_requested, epoch, {self._clock} AS now "
+                               "FROM runs WHERE id=?" + self._locking, (run.id,)).fetchone()
             if (row is None or row["owner"] != worker or row["status"] != "running"
                     or row["epoch"] != run.epoch):  # claimed again since this holder's claim
                 raise LeaseLost(run.id)
+            now = self._now(conn) if row["now"] is None else row["now"]
             seq = row["next_seq"]
+            rows = []
             for kind, step, data, line in events:
-                conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES(?,?,?,?,?,?,?)",
-                             (run.id, seq, data.pop("_time", now) if isinstance(data, dict) else now, kind, step,
-                              json.dumps(data), line))
+                rows.append((run.id, seq, data.pop("_time", now) if isinstance(data, dict) else now, kind, step,
+                             json.dumps(data), line))
                 seq += 1
+            for i in range(0, len(rows), 400):  # one statement for many events (SQLite's limit on parameters)
+                chunk = rows[i:i + 400]
+                conn.execute("INSERT INTO events(run_id, seq, time, kind, step, data, line) VALUES"
+                             + ",".join(["(?,?,?,?,?,?,?)"] * len(chunk)), [v for r in chunk for v in r])
             self._consume_signals(conn, run.id, signals, now)  # before the waits: they look at the queue
             woken = False
             for step, endpoint, args, key in steps:
@@ -884,6 +905,21 @@ class Store:
                     woken |= self._meet_signal(conn, run.id, json.loads(args)["name"])
                 else:  # left for a connector
                     self._notify(conn, STEPS_CHANNEL, endpoint)
+            # Sent together, their answers read after (one round trip on a pipelined connection).
+            recorded = []
+            for step, epoch, outcome, text in inline_results:
+                column = "result" if outcome == "completed" else "error"
+                recorded.append(conn.execute(f"UPDATE steps SET status='applied', {column}=?, completed=? WHERE "
+                                             "run_id=? AND step=? AND status='claimed' AND claimed_by=? AND "
+                                             "claim_epoch=?", (text, now, run.id, step, worker, epoch)))
+            claims = [(step, conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, created, "
+                                          "claimed_by, lease_until, claim_epoch) VALUES(?,?,?,?,?,'claimed',?,?,?,1) "
+                                          "ON CONFLICT DO NOTHING",
+                                          (run.id, step, endpoint, args, key, now, worker, now + lease)))
+                      for step, endpoint, args, key, lease in inline_steps]
+            if any(cur.rowcount != 1 for cur in recorded):
+                raise LeaseLost(run.id)
+            claimed = {step: 1 for step, cur in claims if cur.rowcount == 1}
             for step, result_json in completed_steps:
                 conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, result, created, "
                              "completed) VALUES(?, ?, '', '', ?, 'applied', ?, ?, ?) ON CONFLICT(run_id, step) DO "
@@ -958,6 +994,7 @@ class Store:
                 self._woke(conn, run.id)  # runnable again, or at a time some process must wake for
             if status in ENDED:
                 self._ended(conn, run.id, now)
+        return claimed
 
     # -- child runs -------------------------------------------------------------------------------------
 
@@ -1671,9 +1708,15 @@ class PostgresStore(Store):
                           f"newer Flowmetal; this one knows versions up to {SCHEMA_VERSION}. Upgrade Flowmetal "
                           f"to use it (nothing was changed).")
 
+    _clock = "extract(epoch FROM clock_timestamp())::float8"
+
     def transaction(self):
         """A write transaction: `with store.transaction() as conn: ...`."""
         return self.db.transaction()
+
+    def _commit_transaction(self):
+        """`commit`'s statements pipelined (`pgstore.Tx`): its writes travel together."""
+        return self.db.transaction(pipeline=True)
 
     @contextlib.contextmanager
     def _lease_transaction(self):

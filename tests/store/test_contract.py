@@ -588,3 +588,34 @@ def test_a_parents_wait_and_its_childs_end_at_the_same_moment_always_wake_the_pa
         store.commit(parent, "w", [], status="waiting", release=True, awaited_children=[kid])
         thread.join()
         assert runnable(store, parent.id)
+
+
+# -- steps performed in the run's own process (`commit`'s inline_steps and inline_results) ----------------
+
+def test_a_commit_claims_its_inline_steps_and_a_later_one_applies_their_results(store, other):
+    run = claimed(store, "w")
+    got = store.commit(run, "w", [("step-requested", 1, {}, 1)], inline_steps=[(1, "a/b!", "{}", f"{run.id}:1", 30)])
+    assert got == {1: 1}
+    row = store.step(run.id, 1)
+    assert (row["status"], row["claimed_by"], row["claim_epoch"]) == ("claimed", "w", 1)
+    assert other.claim_steps(["a/b!"], "connector", 30) == []  # claimed, on a lease: no connector takes it
+    # A step the store knows already is not claimed again.
+    assert store.commit(run, "w", [], inline_steps=[(1, "a/b!", "{}", f"{run.id}:1", 30)]) == {}
+    store.commit(run, "w", [("step-completed", 1, {}, 1)], inline_results=[(1, 1, "completed", "7")],
+                 status="completed", result="7", release=True)
+    row = store.step(run.id, 1)
+    assert (row["status"], row["result"]) == ("applied", "7")
+
+
+def test_an_inline_result_is_refused_once_another_claim_took_the_step(store, other):
+    run = claimed(store, "w")
+    store.commit(run, "w", [], inline_steps=[(1, "a/b!", "{}", f"{run.id}:1", -1)])  # its lease run out at once
+    taken = other.claim_steps(["a/b!"], "connector", 30)
+    assert [(t["step"], t["epoch"]) for t in taken] == [(1, 2)]
+    with pytest.raises(LeaseLost):
+        store.commit(run, "w", [("step-completed", 1, {}, 1)], inline_results=[(1, 1, "completed", "7")],
+                     status="completed", result="7", release=True)
+    assert store.get_run(run.id).status == "running"  # nothing of it kept
+    assert [e.kind for e in store.events(run.id)] == ["run-started"]
+    assert other.complete_claimed_step(run.id, 1, "connector", "8", 2)
+    assert store.step(run.id, 1)["result"] == "8"
