@@ -7,16 +7,21 @@
 // The token of a remote `flowmetal serve` is kept in SecretStorage (token.js).
 'use strict';
 
+const loaded = Date.now(); // before the bundle's modules: the start-up trace's first step
 const vscode = require('vscode');
 const { LanguageClient, RevealOutputChannelOn } = require('vscode-languageclient/node');
 const { RunsPanel } = require('./runs');
 const { Debugger } = require('./debug');
 const { ApiToken } = require('./token');
+const { StartupTrace } = require('./startup');
+
+const required = Date.now(); // the modules above evaluated
 
 let client;
 let panel;
 let apiToken;
 let ready = false; // the client in `client` has started
+let trace;
 
 function serverCommand() {
   const config = vscode.workspace.getConfiguration('flowmetal');
@@ -79,13 +84,20 @@ async function startClient() {
     revealOutputChannelOn: RevealOutputChannelOn.Never,
     middleware: {
       executeCommand: (name, commandArgs, next) => panel.executeCommand(name, commandArgs, next),
+      handleDiagnostics: (uri, diagnostics, next) => {
+        trace.mark('diagnostics');
+        next(uri, diagnostics);
+      },
     },
   };
   ready = false;
   const started = client = new LanguageClient('flowmetal', 'Flowmetal Language Server', serverOptions, clientOptions);
   panel.attach(started);
+  if (trace.on) trace.attach(started.outputChannel);
   try {
-    await started.start();
+    const starting = started.start();
+    trace.mark('client');
+    await starting;
   } catch (err) {
     panel.detach(started);
     vscode.window.showErrorMessage(
@@ -96,6 +108,7 @@ async function startClient() {
     return;
   }
   if (client !== started) return;
+  trace.mark('initialized');
   ready = true;
   // Settings changed, or trust granted, while it was starting.
   const given = clientOptions.initializationOptions;
@@ -125,10 +138,14 @@ async function restartClient() {
 }
 
 async function activate(context) {
+  trace = new StartupTrace(loaded);
+  trace.mark('required', required);
+  trace.mark('activate');
   panel = new RunsPanel(context);
   apiToken = new ApiToken(context, sendRunSettings);
   await apiToken.load();
   await apiToken.migrate();
+  trace.mark('token');
   new Debugger(context, panel); // eslint-disable-line no-new -- it registers itself in context
   context.subscriptions.push(
     vscode.commands.registerCommand('flowmetal.restartServer', restartClient),
