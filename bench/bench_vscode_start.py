@@ -10,10 +10,10 @@ Chromium with playwright-core). Each run is a fresh code-server process;
 Chromium's profile (its cache) is kept from one run to the next, as a user's
 browser keeps it. Three kinds of start:
 
-- `first after install, no bytecode`: the first start after installing, and
-  the language server's Python package with no bytecode written yet
-  (`PYTHONPYCACHEPREFIX` pointed at an empty directory): an install that
-  did not compile it, such as an editable one.
+- `first, no bytecode`: the first start after installing, the language
+  server's own packages with no bytecode written yet (its dependencies
+  compiled), as after an editable install (`PYTHONPYCACHEPREFIX` points at
+  a directory that holds only theirs).
 - `first after install`: the same, with the bytecode written.
 - `again` (median of N, 5 by default): code-server started again.
 
@@ -227,6 +227,20 @@ def _parts(marks: dict[str, float]) -> list[tuple[str, float | None]]:
     return [(name, marks[b] - marks[a] if a in marks and b in marks else None) for name, a, b in PARTS]
 
 
+def _without_package_bytecode(prefix: Path) -> Path:
+    """A PYTHONPYCACHEPREFIX holding the bytecode of the language server's imports but not that of
+    flowmetal's own packages: as an install that compiled its dependencies but not the package
+    (an editable one, as the README's)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(prefix)
+    done = subprocess.run([sys.executable, "-c", "import flowmetal, flowmetal_lsp, flowmetal.cli, flowmetal_lsp.server; "
+                           "print(flowmetal.__path__[0]); print(flowmetal_lsp.__path__[0])"],
+                          env=env, capture_output=True, text=True, check=True)
+    for package in done.stdout.split():
+        shutil.rmtree(prefix / Path(package).relative_to("/"), ignore_errors=True)
+    return prefix
+
+
 def _median(values: list[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return statistics.median(known) if known else None
@@ -248,9 +262,10 @@ def measure(runs: int = 5, out=sys.stderr) -> dict:
     with tempfile.TemporaryDirectory(prefix="flowmetal-bench-vscode-") as tmp:
         tmp = Path(tmp)
         columns = {}
-        first_cold = Install(tmp / "a", vsix, pycache=tmp / "pycache-a")
+        pycache = _without_package_bytecode(tmp / "pycache")
+        first_cold = Install(tmp / "a", vsix, pycache=pycache)
         columns["first, no bytecode"] = _parts(first_cold.start(modules))
-        again = Install(tmp / "b", vsix, pycache=tmp / "pycache-a")  # the bytecode the first one wrote
+        again = Install(tmp / "b", vsix, pycache=pycache)  # with the bytecode the first one wrote
         columns["first after install"] = _parts(again.start(modules))
         starts = [_parts(again.start(modules)) for _ in range(runs)]
         columns[f"again (median of {runs})"] = [(name, _median([s[i][1] for s in starts]))

@@ -22,6 +22,20 @@ let panel;
 let apiToken;
 let ready = false; // the client in `client` has started
 let trace;
+let tokenRead; // settles once the API token has been read from secret storage (and moved there)
+
+// The language client, whose server is spawned at once but is sent `initialize`
+// only once the API token has been read: the server's Python starts (half a
+// second and more) while secret storage answers (a round trip to the window, a
+// few hundred milliseconds in a browser), and `initialize` never carries a
+// token about to change.
+class FlowmetalClient extends LanguageClient {
+  async createMessageTransports(encoding) {
+    const transports = await super.createMessageTransports(encoding);
+    await tokenRead;
+    return transports;
+  }
+}
 
 function serverCommand() {
   const config = vscode.workspace.getConfiguration('flowmetal');
@@ -69,16 +83,21 @@ async function startClient() {
   // `TransportKind.stdio`, vscode-languageclient would add a `--stdio` argument,
   // which `flowmetal lsp` does not take.
   const executable = { command, args };
+  let given = null; // the initializationOptions sent
   const serverOptions = { run: executable, debug: executable };
   const clientOptions = {
     documentSelector: [
       { scheme: 'file', language: 'flowmetal' },
       { scheme: 'untitled', language: 'flowmetal' },
     ],
-    // The run settings, and whether the workspace is trusted; later changes of
-    // the settings are sent by sendRunSettings. `debugLens`: this client handles
-    // the Debug lens's `flowmetal.debug` command (debug.js).
-    initializationOptions: { ...runSettings(), trusted: vscode.workspace.isTrusted === true, debugLens: true },
+    // The run settings, and whether the workspace is trusted, as they are when
+    // `initialize` is sent (the token read by then: FlowmetalClient); later
+    // changes of the settings are sent by sendRunSettings. `debugLens`: this
+    // client handles the Debug lens's `flowmetal.debug` command (debug.js).
+    initializationOptions: () => {
+      given = { ...runSettings(), trusted: vscode.workspace.isTrusted === true, debugLens: true };
+      return given;
+    },
     // Failed requests are logged in the output channel; the run commands show
     // the server's own message instead of a generic notification.
     revealOutputChannelOn: RevealOutputChannelOn.Never,
@@ -91,7 +110,7 @@ async function startClient() {
     },
   };
   ready = false;
-  const started = client = new LanguageClient('flowmetal', 'Flowmetal Language Server', serverOptions, clientOptions);
+  const started = client = new FlowmetalClient('flowmetal', 'Flowmetal Language Server', serverOptions, clientOptions);
   panel.attach(started);
   if (trace.on) trace.attach(started.outputChannel);
   try {
@@ -111,7 +130,6 @@ async function startClient() {
   trace.mark('initialized');
   ready = true;
   // Settings changed, or trust granted, while it was starting.
-  const given = clientOptions.initializationOptions;
   const now = runSettings();
   if (Object.keys(now).some((key) => now[key] !== given[key])) return sendRunSettings();
   if (vscode.workspace.isTrusted === true && !given.trusted) await grantTrust(started);
@@ -143,9 +161,14 @@ async function activate(context) {
   trace.mark('activate');
   panel = new RunsPanel(context);
   apiToken = new ApiToken(context, sendRunSettings);
-  await apiToken.load();
-  await apiToken.migrate();
-  trace.mark('token');
+  // Read while the server starts; a token that cannot be read is none (and said so).
+  tokenRead = apiToken.load()
+    .then(() => apiToken.migrate())
+    .catch((err) => {
+      vscode.window.showWarningMessage('Flowmetal: could not read the API token from secret storage ' +
+        `(${err && err.message ? err.message : err}): runs on a serve are asked for without it.`);
+    })
+    .finally(() => trace.mark('token'));
   new Debugger(context, panel); // eslint-disable-line no-new -- it registers itself in context
   context.subscriptions.push(
     vscode.commands.registerCommand('flowmetal.restartServer', restartClient),
