@@ -150,7 +150,7 @@ class Install:
                        capture_output=True, timeout=120)
         self.install_time = time.perf_counter() - start
 
-    def start(self, modules: Path) -> dict[str, float]:
+    def start(self, modules: Path, pause: float = 0) -> dict[str, float]:
         """One fresh code-server: the marks of its start (seconds since the page was asked for)."""
         port = _free_port()
         config = self.where / "code-server.yaml"
@@ -173,7 +173,7 @@ class Install:
                         raise RuntimeError("code-server did not start: see " + str(self.where / "code-server.log"))
                     time.sleep(0.1)
             done = subprocess.run(["node", str(HERE / "vscode_start.js"), str(modules), url, str(self.workspace),
-                                   "demo.flow", str(self.profile)],
+                                   "demo.flow", str(self.profile), str(pause)],
                                   capture_output=True, text=True, timeout=180, env=dict(os.environ, CHROME=chrome()))
             if done.returncode != 0:
                 raise RuntimeError(f"vscode_start.js failed: {done.stderr[-2000:]}")
@@ -257,7 +257,7 @@ def _table(columns: dict[str, list[tuple[str, float | None]]]) -> str:
     return "\n".join(lines)
 
 
-def measure(runs: int = 5, out=sys.stderr) -> dict:
+def measure(runs: int = 5, pause: float = 0, out=sys.stderr) -> dict:
     modules, vsix = _playwright(), _vsix()
     with tempfile.TemporaryDirectory(prefix="flowmetal-bench-vscode-") as tmp:
         tmp = Path(tmp)
@@ -267,7 +267,7 @@ def measure(runs: int = 5, out=sys.stderr) -> dict:
         columns["first, no bytecode"] = _parts(first_cold.start(modules))
         again = Install(tmp / "b", vsix, pycache=pycache)  # with the bytecode the first one wrote
         columns["first after install"] = _parts(again.start(modules))
-        starts = [_parts(again.start(modules)) for _ in range(runs)]
+        starts = [_parts(again.start(modules, pause)) for _ in range(runs)]
         columns[f"again (median of {runs})"] = [(name, _median([s[i][1] for s in starts]))
                                                 for i, (name, _, _) in enumerate(PARTS)]
     print(f"installing the .vsix: {again.install_time * 1000:.0f} ms", file=out)
@@ -294,7 +294,9 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="starts after the first two (median)")
+    parser.add_argument("--pause", type=float, default=0,
+                        help="in those, seconds between the workbench drawn and Quick Open (a user's pause)")
     args = parser.parse_args()
     if not (code_server() and chrome() and shutil.which("node") and shutil.which("npm")):
         sys.exit("code-server, chromium, node or npm is missing (tests/editors/install_code_server.sh)")
-    measure(args.runs, out=sys.stdout)
+    measure(args.runs, args.pause, out=sys.stdout)

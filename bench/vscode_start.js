@@ -6,8 +6,9 @@
 // in Quick Open, the file's text was shown, the squiggle appeared and the
 // status bar counted the error.
 //
-// Usage: node vscode_start.js NODE_MODULES URL FOLDER FILE PROFILE (bench_vscode_start.py)
-//   PROFILE: Chromium's profile directory, kept (with its cache) for the next run.
+// Usage: node vscode_start.js NODE_MODULES URL FOLDER FILE PROFILE [PAUSE] (bench_vscode_start.py)
+//   PROFILE: Chromium's profile directory, kept (with its cache) for the next run;
+//   PAUSE: seconds to wait once the workbench is drawn before opening the file (default 0).
 // Environment: CHROME, the Chromium executable (default /usr/bin/chromium).
 // Prints JSON: {"page": ms, "workbench": ms, "open": ms, "opened": ms, "squiggle": ms, "problems": ms}.
 'use strict';
@@ -15,7 +16,7 @@
 const path = require('path');
 const Module = require('module');
 
-const [modules, url, folder, file, profile] = process.argv.slice(2);
+const [modules, url, folder, file, profile, pause = '0'] = process.argv.slice(2);
 const { chromium } = Module.createRequire(path.join(path.resolve(modules), 'x.js'))('playwright-core');
 
 async function main() {
@@ -34,6 +35,7 @@ async function main() {
     await page.goto(`${url}/?folder=${encodeURIComponent(folder)}`);
     await page.locator('.monaco-workbench').waitFor();
     times.workbench = Date.now();
+    await page.waitForTimeout(Number(pause) * 1000);
     // Quick Open, as a user opens a file.
     await page.keyboard.press('Control+P');
     await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
