@@ -7,16 +7,35 @@
 // The token of a remote `flowmetal serve` is kept in SecretStorage (token.js).
 'use strict';
 
+const loaded = Date.now(); // before the bundle's modules: the start-up trace's first step
 const vscode = require('vscode');
 const { LanguageClient, RevealOutputChannelOn } = require('vscode-languageclient/node');
 const { RunsPanel } = require('./runs');
 const { Debugger } = require('./debug');
 const { ApiToken } = require('./token');
+const { StartupTrace } = require('./startup');
+
+const required = Date.now(); // the modules above evaluated
 
 let client;
 let panel;
 let apiToken;
 let ready = false; // the client in `client` has started
+let trace;
+let tokenRead; // settles once the API token has been read from secret storage (and moved there)
+
+// The language client, whose server is spawned at once but is sent `initialize`
+// only once the API token has been read: the server's Python starts (half a
+// second and more) while secret storage answers (a round trip to the window, a
+// few hundred milliseconds in a browser), and `initialize` never carries a
+// token about to change.
+class FlowmetalClient extends LanguageClient {
+  async createMessageTransports(encoding) {
+    const transports = await super.createMessageTransports(encoding);
+    await tokenRead;
+    return transports;
+  }
+}
 
 function serverCommand() {
   const config = vscode.workspace.getConfiguration('flowmetal');
@@ -64,28 +83,40 @@ async function startClient() {
   // `TransportKind.stdio`, vscode-languageclient would add a `--stdio` argument,
   // which `flowmetal lsp` does not take.
   const executable = { command, args };
+  let given = null; // the initializationOptions sent
   const serverOptions = { run: executable, debug: executable };
   const clientOptions = {
     documentSelector: [
       { scheme: 'file', language: 'flowmetal' },
       { scheme: 'untitled', language: 'flowmetal' },
     ],
-    // The run settings, and whether the workspace is trusted; later changes of
-    // the settings are sent by sendRunSettings. `debugLens`: this client handles
-    // the Debug lens's `flowmetal.debug` command (debug.js).
-    initializationOptions: { ...runSettings(), trusted: vscode.workspace.isTrusted === true, debugLens: true },
+    // The run settings, and whether the workspace is trusted, as they are when
+    // `initialize` is sent (the token read by then: FlowmetalClient); later
+    // changes of the settings are sent by sendRunSettings. `debugLens`: this
+    // client handles the Debug lens's `flowmetal.debug` command (debug.js).
+    initializationOptions: () => {
+      given = { ...runSettings(), trusted: vscode.workspace.isTrusted === true, debugLens: true };
+      return given;
+    },
     // Failed requests are logged in the output channel; the run commands show
     // the server's own message instead of a generic notification.
     revealOutputChannelOn: RevealOutputChannelOn.Never,
     middleware: {
       executeCommand: (name, commandArgs, next) => panel.executeCommand(name, commandArgs, next),
+      handleDiagnostics: (uri, diagnostics, next) => {
+        trace.mark('diagnostics');
+        next(uri, diagnostics);
+      },
     },
   };
   ready = false;
-  const started = client = new LanguageClient('flowmetal', 'Flowmetal Language Server', serverOptions, clientOptions);
+  const started = client = new FlowmetalClient('flowmetal', 'Flowmetal Language Server', serverOptions, clientOptions);
   panel.attach(started);
+  if (trace.on) trace.attach(started.outputChannel);
   try {
-    await started.start();
+    const starting = started.start();
+    trace.mark('client');
+    await starting;
   } catch (err) {
     panel.detach(started);
     vscode.window.showErrorMessage(
@@ -96,9 +127,9 @@ async function startClient() {
     return;
   }
   if (client !== started) return;
+  trace.mark('initialized');
   ready = true;
   // Settings changed, or trust granted, while it was starting.
-  const given = clientOptions.initializationOptions;
   const now = runSettings();
   if (Object.keys(now).some((key) => now[key] !== given[key])) return sendRunSettings();
   if (vscode.workspace.isTrusted === true && !given.trusted) await grantTrust(started);
@@ -125,10 +156,19 @@ async function restartClient() {
 }
 
 async function activate(context) {
+  trace = new StartupTrace(loaded);
+  trace.mark('required', required);
+  trace.mark('activate');
   panel = new RunsPanel(context);
   apiToken = new ApiToken(context, sendRunSettings);
-  await apiToken.load();
-  await apiToken.migrate();
+  // Read while the server starts; a token that cannot be read is none (and said so).
+  tokenRead = apiToken.load()
+    .then(() => apiToken.migrate())
+    .catch((err) => {
+      vscode.window.showWarningMessage('Flowmetal: could not read the API token from secret storage ' +
+        `(${err && err.message ? err.message : err}): runs on a serve are asked for without it.`);
+    })
+    .finally(() => trace.mark('token'));
   new Debugger(context, panel); // eslint-disable-line no-new -- it registers itself in context
   context.subscriptions.push(
     vscode.commands.registerCommand('flowmetal.restartServer', restartClient),

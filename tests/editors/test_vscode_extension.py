@@ -409,13 +409,15 @@ def test_activation_starts_language_server(node_cache):
         assert create["serverOptions"][mode] == {"command": "flowmetal", "args": ["lsp"]}
     options = create["clientOptions"]
     assert {"scheme": "file", "language": "flowmetal"} in options["documentSelector"]
-    # The run settings, trimmed, unset ones null, and the workspace's trust (not yet given).
-    assert options["initializationOptions"] == {"store": "runs/store.db", "serve": "http://127.0.0.1:8080",
+    # The run settings, trimmed, unset ones null, and the workspace's trust (not yet given), as they
+    # are when `initialize` is sent.
+    [initialize] = [e for e in activation if e["kind"] == "initialize"]
+    assert initialize["initializationOptions"] == {"store": "runs/store.db", "serve": "http://127.0.0.1:8080",
                                                 "token": None, "trusted": False, "debugLens": True}
     # No section synchronized wholesale: a workspace's settings file could put `trusted` in it.
     assert "synchronize" not in options
     assert options["revealOutputChannelOn"] == report["revealOutputChannelOn"]["Never"]
-    assert kinds(activation)[-3:] == ["start", "request", "subscriptions"]
+    assert kinds(activation)[-4:] == ["start", "initialize", "request", "subscriptions"]
     assert activation[-2]["method"] == "flowmetal/runs"
     assert activation[-1]["count"] >= 10
 
@@ -443,19 +445,20 @@ def test_activation_starts_language_server(node_cache):
     # settings, moved first to secret storage: vscode_token.js).
     changed = between("change server settings", "change other settings")
     assert kinds(changed) == ["settings", "storeSecret", "updateSetting", "info", "stop", "create", "start",
-                              "request"]
+                              "initialize", "request"]
     changed = changed[:1] + changed[4:]
     assert changed[2]["serverOptions"]["run"] == {
         "command": "/opt/flowmetal/bin/flowmetal",
         "args": ["lsp", "--log-level", "debug"],
     }
-    assert changed[2]["clientOptions"]["initializationOptions"]["token"] == "secret"
-    assert changed[2]["clientOptions"]["initializationOptions"]["trusted"] is True
-    assert changed[4] == {"kind": "request", "client": 2, "method": "flowmetal/runs", "params": {}}
+    assert changed[4]["initializationOptions"]["token"] == "secret"
+    assert changed[4]["initializationOptions"]["trusted"] is True
+    assert changed[5] == {"kind": "request", "client": 2, "method": "flowmetal/runs", "params": {}}
 
     # Other settings leave it alone; the command restarts it.
     assert kinds(between("change other settings", "restart command")) == ["settings"]
-    assert kinds(between("restart command", "server fails to start")) == ["stop", "create", "start", "request"]
+    assert kinds(between("restart command", "server fails to start")) == ["stop", "create", "start", "initialize",
+                                                                          "request"]
 
     # A server that cannot start is reported, naming the command and the setting; no runs are asked for.
     failed = between("server fails to start", "deactivate")
@@ -464,6 +467,8 @@ def test_activation_starts_language_server(node_cache):
     assert "flowmetal.server.path" in failed[-1]["message"]
 
     assert kinds(between("deactivate")) == ["stop"]
+    # The start-up trace is off unless asked for (vscode_token.js asks).
+    assert not any(line.startswith("startup ") for channel in report["output"] for line in channel["lines"])
 
 
 # ------------------------------------------------- running and tracing (vscode_runs.js)
@@ -1287,16 +1292,22 @@ def test_the_api_token_is_kept_in_secret_storage(node_cache):
     def tokens_sent(evs):
         return [e["params"]["settings"]["flowmetal"]["token"] for e in only(evs, "notification")]
 
-    # At the start, the user's token moves to secret storage, out of the settings, with a message;
-    # the workspace's stays where it is while the workspace is not trusted. The server gets the moved one.
-    start = during["activate"]
+    # The server is spawned without waiting for secret storage, and sent `initialize` once it has
+    # answered: never without the token, nor with one about to be replaced.
+    waiting = during["activate"]
+    assert [e["kind"] for e in only(waiting, "create", "start", "initialize", "storeSecret")] == ["create", "start"]
+    # Then the user's token moves to secret storage, out of the settings, with a message; the
+    # workspace's stays where it is while the workspace is not trusted. The server gets the moved one.
+    start = during["secret storage answers"]
     assert only(start, "storeSecret") == [{"kind": "storeSecret", "key": "flowmetal.token", "value": "user-token"}]
     assert only(start, "updateSetting") == [
         {"kind": "updateSetting", "key": "flowmetal.token", "value": None, "target": "user"}]
     [moved] = only(start, "info")
     assert "secret storage" in moved["message"] and "Flowmetal: Set API Token" in moved["message"]
-    [create] = only(start, "create")
-    assert create["clientOptions"]["initializationOptions"]["token"] == "user-token"
+    [initialize] = only(start, "initialize")
+    assert initialize["initializationOptions"]["token"] == "user-token"
+    assert [e["kind"] for e in start].index("storeSecret") < start.index(initialize)
+    assert not only(start, "notification")  # nothing to correct afterwards
 
     # Trusted, the workspace's token moves too, and goes to the server.
     trusted = during["grant trust"]
@@ -1330,7 +1341,15 @@ def test_the_api_token_is_kept_in_secret_storage(node_cache):
     assert tokens_sent(stuck) == ["stuck-token"]
 
     # A restarted server starts with the stored token.
-    [create] = only(during["restart"], "create")
-    assert create["clientOptions"]["initializationOptions"]["token"] == "stuck-token"
+    [initialize] = only(during["restart"], "initialize")
+    assert initialize["initializationOptions"]["token"] == "stuck-token"
     assert report["secrets"] == {"flowmetal.token": "stuck-token"}
     assert report["workspaceSettings"] == {}
+
+    # The start-up trace, asked for: each step once, in the client's output channel, in the order
+    # reached: the server spawned before the token was read. (A restarted client's channel has none.)
+    steps = [line.split() for channel in report["output"] if channel["name"] == "Flowmetal Language Server"
+             for line in channel["lines"] if line.startswith("startup ")]
+    assert [step for _, step, _ in steps] == ["loaded", "required", "activate", "client", "token", "initialized"]
+    times = [int(ms) for _, _, ms in steps]
+    assert times == sorted(times) and times[0] > 1_600_000_000_000  # milliseconds since the epoch

@@ -8,7 +8,7 @@
 // Usage: node vscode_activate.js CACHE_DIR EXTENSION_DIR
 //   CACHE_DIR holds node_modules with the real vscode-languageclient, whose
 //   exports (LanguageClient, RevealOutputChannelOn) the extension must find.
-// Prints JSON: {"revealOutputChannelOn": {...}, "events": [...]}.
+// Prints JSON: {"revealOutputChannelOn": {...}, "events": [...], "output": [{name, lines}]}.
 'use strict';
 
 const path = require('path');
@@ -61,6 +61,7 @@ async function main() {
   process.stdout.write(JSON.stringify({
     revealOutputChannelOn: env.realClient.RevealOutputChannelOn,
     events: env.events,
+    output: env.outputs.map((channel) => ({ name: channel.name, lines: channel.lines })),
   }));
 }
 

@@ -45,7 +45,7 @@ async function main() {
   report.activation = {
     registered: env.events.filter((e) => e.kind.startsWith('registerDebug')),
     commands: Object.keys(commands),
-    initializationOptions: env.clients[0].clientOptions.initializationOptions,
+    initializationOptions: env.clients[0].initializationOptions, // as sent in `initialize`
   };
 
   // The adapter: the language server's interpreter and its arguments before `lsp`, then `dap`.

@@ -66,7 +66,8 @@ class StdioLanguageClient {
       rootUri: folderUri,
       workspaceFolders: [{ uri: folderUri, name: 'demo' }],
       capabilities: { workspace: { codeLens: { refreshSupport: true }, workspaceFolders: true } },
-      initializationOptions: this.clientOptions.initializationOptions,
+      initializationOptions: typeof this.clientOptions.initializationOptions === 'function'
+        ? this.clientOptions.initializationOptions() : this.clientOptions.initializationOptions,
     });
     connection.sendNotification('initialized', {});
   }

@@ -179,7 +179,10 @@ function install(cacheDir, extensionDir) {
   const secretValues = {};
   const secretsChanged = new EventEmitter();
   const secrets = {
+    // Answers once env.secretsGate (a promise, when one is set) has settled, as
+    // a slow secret storage would.
     async get(key) {
+      if (env.secretsGate) await env.secretsGate;
       return secretValues[key];
     },
     async store(key, value) {
@@ -433,17 +436,33 @@ function install(cacheDir, extensionDir) {
   class FakeLanguageClient {
     constructor(id, name, serverOptions, clientOptions) {
       this.n = clients.length + 1;
+      this.name = name;
       this.clientOptions = clientOptions;
       this.handlers = {};
       clients.push(this);
       record({ kind: 'create', client: this.n, id, name, serverOptions, clientOptions });
     }
+    // As vscode-languageclient's: the server spawned (createMessageTransports,
+    // which the extension's client may extend), then `initialize` sent with the
+    // initializationOptions (a function is called then).
     async start() {
       record({ kind: 'start', client: this.n });
       if (env.failNextStart) {
         env.failNextStart = false;
         throw new Error('spawn flowmetal ENOENT');
       }
+      await this.createMessageTransports('utf-8');
+      const options = this.clientOptions.initializationOptions;
+      this.initializationOptions = typeof options === 'function' ? options() : options;
+      record({ kind: 'initialize', client: this.n, initializationOptions: this.initializationOptions });
+    }
+    async createMessageTransports() {
+      return {};
+    }
+    // Made when first asked for, as vscode-languageclient's.
+    get outputChannel() {
+      if (!this.channel) this.channel = vscode.window.createOutputChannel(this.name);
+      return this.channel;
     }
     async stop() {
       record({ kind: 'stop', client: this.n });

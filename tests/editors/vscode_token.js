@@ -1,13 +1,16 @@
 // Loads the VS Code extension outside VS Code, with a stand-in `vscode` module
-// (vscode_stub.js), and records what becomes of the API token of a serve: a
-// token in the settings moved to secret storage at the start (the user's
+// (vscode_stub.js), and records what becomes of the API token of a serve: the
+// server spawned while secret storage is slow to answer, and sent the token
+// once it has; a token in the settings moved to secret storage at the start (the user's
 // settings; the workspace's only once it is trusted), the command "Flowmetal:
 // Set API Token" (a token, Escape, an empty answer), a token given in the
 // settings again, one stored by another window, settings that cannot be
 // written, and the token the language server gets each time.
 //
 // Usage: node vscode_token.js CACHE_DIR EXTENSION_DIR
-// Prints JSON: {"events": [...], "userSettings": {...}, "workspaceSettings": {...}, "secrets": {...}}.
+// The start-up trace is on (flowmetal.trace.startup).
+// Prints JSON: {"events": [...], "userSettings": {...}, "workspaceSettings": {...}, "secrets": {...},
+//   "output": [{name, lines}]}.
 'use strict';
 
 const path = require('path');
@@ -22,11 +25,21 @@ async function main() {
   const context = { subscriptions: [], asAbsolutePath: (p) => path.resolve(extensionDir, p), secrets: env.secrets,
     workspaceState: env.workspaceState };
 
+  env.userSettings['flowmetal.trace.startup'] = true;
   env.userSettings['flowmetal.serve'] = 'http://127.0.0.1:8700';
   env.userSettings['flowmetal.token'] = ' user-token ';
   env.workspaceSettings['flowmetal.token'] = 'workspace-token';
+  // Secret storage answers slowly: the server is spawned meanwhile, and sent
+  // `initialize` (with the token) only once it has answered.
+  let answer;
+  env.secretsGate = new Promise((resolve) => { answer = resolve; });
   record({ kind: 'step', name: 'activate' });
-  await extension.activate(context);
+  const activated = extension.activate(context);
+  for (let i = 0; i < 20; i += 1) await new Promise((resolve) => setImmediate(resolve));
+  record({ kind: 'step', name: 'secret storage answers' });
+  env.secretsGate = null;
+  answer();
+  await activated;
 
   record({ kind: 'step', name: 'grant trust' });
   await env.grantTrust();
@@ -64,6 +77,7 @@ async function main() {
     userSettings: env.userSettings,
     workspaceSettings: env.workspaceSettings,
     secrets: env.secretValues,
+    output: env.outputs.map((channel) => ({ name: channel.name, lines: channel.lines })),
   }));
 }
 

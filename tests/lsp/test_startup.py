@@ -30,5 +30,8 @@ def test_the_server_starts_without_the_runtime():
 
 
 def test_the_extension_activates_for_flowmetal_only():
+    """A Flowmetal file opened, a Flowmetal debug session, or a workspace holding Flowmetal files (whose
+    server then starts with the window, before a file is opened); never for every window."""
     manifest = json.loads((ROOT / "editors" / "vscode" / "package.json").read_text(encoding="utf-8"))
-    assert manifest["activationEvents"] == ["onLanguage:flowmetal", "onDebugResolve:flowmetal"]
+    assert manifest["activationEvents"] == ["onLanguage:flowmetal", "workspaceContains:**/*.flow",
+                                            "onDebugResolve:flowmetal"]
