@@ -116,8 +116,7 @@ def hover(ws: Workspace, name: str, offset: int) -> Hover | None:
 # -- tokens and nodes at an offset --------------------------------------------------------------
 
 def _tree(ws: Workspace, name: str):
-    ws.analyse()
-    analysis = ws.files.get(name)
+    analysis = ws._file(name)
     return analysis.module.tree if analysis else None
 
 
@@ -467,7 +466,7 @@ class SemanticToken:
 
 
 def semantic_tokens(ws: Workspace, name: str) -> list[SemanticToken]:
-    ws.analyse()
+    ws.ready()
     analysis = ws.files.get(name)
     if analysis is None:
         return []
@@ -632,7 +631,7 @@ def _matches(package):
 
 def inlay_hints(ws: Workspace, name: str, start: int = 0, end: int | None = None) -> list[tuple[int, str]]:
     """(offset, label): ` : TYPE` after each unannotated `let` binding's name."""
-    ws.analyse()
+    ws.ready()
     analysis = ws.files.get(name)
     out = []
     for facts in (analysis.facts.values() if analysis else ()):
