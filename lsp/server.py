@@ -262,7 +262,10 @@ class FlowmetalServer(LanguageServer):
         token = None
         try:
             token = await self._begin_progress()
-            while not ws.complete:
+            while True:
+                ws.ready()  # the open files first (their index may make the whole complete)
+                if ws.complete:
+                    break
                 work = ws.start_pass()
                 while True:
                     try:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from flowmetal.lang.analysis import Workspace
+from flowmetal.lang.analysis import Workspace, same_symbol
 from flowmetal.lang.check import _ctors, _head, _useful, Checker
 from flowmetal.lang.diagnostics import Diagnostic
 from flowmetal.lang.forms import DEFINITION_FORMS, SPECIAL_FORMS, Match, PWild, is_symbol
@@ -330,8 +330,7 @@ CALLABLE = ("function", "endpoint", "constructor", "accessor")
 def _same(a: Symbol, b: Symbol) -> bool:
     """Whether two symbols name the same definition: an edit re-checks one definition and may give
     another's symbols anew, so identity alone would miss calls checked before it."""
-    return a is b or (a.kind == b.kind and a.kind not in ("parameter", "local") and a.package == b.package
-                      and a.name == b.name and a.package is not None)
+    return same_symbol(a, b)
 
 
 def call_item_at(ws: Workspace, name: str, offset: int) -> Symbol | None:

@@ -120,8 +120,13 @@ class Workspace:
         self._complete = False
         # The files an editor has open, kept whole; None: every file is (see the top of this module).
         self.focus: set[str] | None = None
-        self.generation = 0      # moves on with every change: a pass begun before it is out of date
+        self.generation = 0      # moves on with every change, edits in place included
+        self._structure = 0      # moves on with every change that needs more than an edit in place
         self._summaries: dict[str, tuple[str, Module]] = {}    # name -> (text, its declarations)
+        # The index of the files nobody has open: name -> (text, its analysis, kept=False), all
+        # checked against a program declaring `_index_keys` (`_declared`).
+        self._index: dict[str, tuple[str, FileAnalysis]] = {}
+        self._index_keys: frozenset | None = None
         self._packages: dict[str, tuple[str, list[str]]] = {}   # name -> (text, packages it defines)
         self._pass: Pass | None = None
         self.stats = {"full": 0, "incremental": 0, "rechecked": 0}
@@ -141,6 +146,7 @@ class Workspace:
         self._stale = True
         self._complete = False
         self.generation += 1
+        self._structure += 1
 
     @property
     def complete(self) -> bool:
@@ -156,11 +162,13 @@ class Workspace:
 
     def analyse(self) -> None:
         """Analyse the whole workspace now (a pass begun earlier is finished)."""
-        if self.complete:
-            return
-        step = self.start_pass()
-        while step.step():
-            pass
+        while not self.complete:
+            if self.focus is not None and self._stale:
+                deep.call(self._focused)  # complete when the index still holds
+                continue
+            work = self.start_pass()
+            while work.step():
+                pass
 
     def ready(self) -> None:
         """Make the open files' analysis current: without `focus`, the whole workspace's; with it,
@@ -173,7 +181,7 @@ class Workspace:
     def start_pass(self) -> Pass:
         """The analysis of the whole workspace, to run a step at a time (the one under way, while
         nothing has changed since it began)."""
-        if self._pass is None or self._pass.generation != self.generation or self._pass.finished:
+        if self._pass is None or self._pass.out_of_date or self._pass.finished:
             self._pass = Pass(self)
         return self._pass
 
@@ -201,6 +209,7 @@ class Workspace:
             owner.imports = [diag for scope in scopes for diag in _unused_imports(self.program, owner, scope)]
             owner.kept = True
             self._summaries.pop(owner.source.name, None)
+            self._index.pop(owner.source.name, None)
 
     def _file(self, name: str) -> FileAnalysis | None:
         """The file's analysis, current; a file of the workspace missing from it (not required by
@@ -236,6 +245,7 @@ class Workspace:
         """The open files, read and checked, over the declarations of the files they require
         (transitively) and of every other file whose declarations are known already."""
         with _gc_paused():
+            self._index_closed()
             modules: dict[str, Module] = {}
             for name, text in self.texts.items():
                 if name in self.focus:
@@ -259,6 +269,15 @@ class Workspace:
             program = Program([modules[n] for n in order], list(standard_modules() if self.standard is None
                                                                 else self.standard))
             files = _files_of(program, {n: modules[n] for n in order}, self._kept)
+            indexed = 0
+            if _declared(program) == self._index_keys:
+                # What the files nobody has open resolve is what it was: their index still holds.
+                for name, owner in files.items():
+                    entry = self._index.get(name)
+                    if not owner.kept and entry is not None and entry[0] == self.texts[name] \
+                            and entry[1].module is owner.module:
+                        owner.facts, owner.imports = entry[1].facts, entry[1].imports
+                        indexed += 1
             for scope in _user_scopes(program):
                 owner = files[scope.module.tree.source.name]
                 if owner.kept:
@@ -270,7 +289,26 @@ class Workspace:
                     owner.imports += _unused_imports(program, owner, scope)
             self.program, self.files = program, files
             self._stale = False
-            self._complete = len(order) == len(self.texts) and all(f.kept for f in files.values())
+            self._complete = len(order) == len(self.texts) and \
+                indexed == sum(1 for f in files.values() if not f.kept)
+
+    def _index_closed(self) -> None:
+        """The files no longer open whose analysis is whole and current (checked against a program
+        declaring what the index's was) join the index, as an index."""
+        if self.program is None or not self.files:
+            return
+        closed = [(name, owner) for name, owner in self.files.items()
+                  if owner.kept and name not in self.focus and self.texts.get(name) == owner.source.text]
+        if not closed or _declared(self.program) != self._index_keys:
+            return
+        for name, owner in closed:
+            if owner.source.needs_compaction:
+                continue
+            summarise(owner.module)
+            owner.facts = {key: _slim(facts) for key, facts in owner.facts.items()}
+            owner.kept = False
+            self._summaries[name] = (owner.source.text, owner.module)
+            self._index[name] = (owner.source.text, owner)
 
     def _refresh_imports(self, only: str | None = None) -> None:
         for analysis in self.files.values():
@@ -293,7 +331,7 @@ class Workspace:
         costs one analysis, not one each.
         """
         text = self.texts[name]
-        self.generation += 1  # a pass under way is out of date (its analysis of this file is)
+        self.generation += 1  # a pass under way has an out-of-date analysis of this file (`Pass._finish`)
         analysis = None if self._stale else self.files.get(name)
         if (analysis is None or analysis.source.needs_compaction
                 or not self._edit_in_place_or_not(analysis, start, end, new_text)):
@@ -363,7 +401,7 @@ class Workspace:
                     facts = owner.facts.get(id(other))
                     if other is not new_def and facts is not None and any(s is symbol for _, s in facts.refs):
                         if not owner.kept:
-                            return False  # a caller in a file kept as an index: analyse it all again
+                            continue  # an index holds names and calls, which a signature does not change
                         owner.facts[id(other)] = self._check(owner, other_scope, other)
                         rechecked += 1
             self._refresh_imports()
@@ -431,10 +469,10 @@ class Workspace:
             out.append(symbol.node)
         for analysis in self.files.values():
             for facts in analysis.facts.values():
-                out += [token for token, s in facts.refs if s is symbol and token is not symbol.node]
+                out += [token for token, s in facts.refs if same_symbol(s, symbol) and token is not symbol.node]
         for scope in self.program.packages.values():
             for _, (s, token) in scope.refers.items():
-                if s is symbol:
+                if same_symbol(s, symbol):
                     out.append(token)
         return out
 
@@ -494,6 +532,7 @@ class Pass:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.generation = ws.generation
+        self.structure = ws._structure
         self.texts = dict(ws.texts)
         self.total = len(self.texts)
         self.read = 0
@@ -506,7 +545,8 @@ class Pass:
 
     @property
     def out_of_date(self) -> bool:
-        return self.generation != self.ws.generation
+        """A change other than an edit in place came since it began (`_finish` deals with those)."""
+        return self.structure != self.ws._structure
 
     @property
     def message(self) -> str:
@@ -580,23 +620,35 @@ class Pass:
         ws = self.ws
         if self.out_of_date:
             return
-        ws.program, ws.files = self.program, self.files
-        ws._stale, ws._complete = False, True
         ws._summaries = {name: (self.texts[name], owner.module) for name, owner in self.files.items()
                          if not owner.kept}
+        ws._index = {name: (self.texts[name], owner) for name, owner in self.files.items() if not owner.kept}
+        ws._index_keys = _declared(self.program)
+        if self.generation == ws.generation:
+            ws.program, ws.files = self.program, self.files
+            ws._stale, ws._complete = False, True
+        else:
+            # Open files were edited in place meanwhile: they are analysed again at their new
+            # text, over this index (`_focused`), and the whole is complete then.
+            ws._stale = True
         ws.stats["full"] += 1
         self.finished = True
+        gc.unfreeze()
 
 
 @contextmanager
 def _gc_paused():
     """The analysis makes many small objects and frees few until it is done: the collector's
-    passes over a heap of 100,000 lines would cost more than the analysis itself."""
+    passes over a heap of 100,000 lines would cost more than the analysis itself (half of a
+    pass's time). So it is paused meanwhile, and what the work made is frozen after it (left out
+    of the collector's passes, `gc.freeze`) until a pass ends (`Pass._finish` unfreezes it all,
+    so that what the analysis left behind in cycles is collected in time)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if enabled:
             gc.enable()
 
@@ -646,6 +698,25 @@ def _slim(facts: Facts) -> Facts:
     it resolves and the calls it makes (each by its head alone)."""
     calls = [(Seq(call.kind, call.open, call.forms[:1], call.close), symbol, sig) for call, symbol, sig in facts.calls]
     return Facts(diagnostics=facts.diagnostics, refs=facts.refs, calls=calls)
+
+
+def _declared(program: Program) -> frozenset:
+    """What a program declares, as the index of files nobody has open depends on it: packages and
+    their definitions' names and kinds (not their signatures: an index holds names and calls)."""
+    keys: dict[tuple, int] = {}
+    for scope in _user_scopes(program):
+        keys[(scope.name,)] = keys.get((scope.name,), 0) + 1
+        for symbol in scope.decls.values():
+            key = (scope.name, symbol.name, symbol.kind)
+            keys[key] = keys.get(key, 0) + 1
+    return frozenset(keys.items())
+
+
+def same_symbol(a: Symbol, b: Symbol) -> bool:
+    """Whether two symbols name the same definition: the index of files nobody has open was
+    checked against an earlier program, whose symbols are other objects (locals are by identity)."""
+    return a is b or (a.kind == b.kind and a.kind not in ("parameter", "local") and a.package == b.package
+                      and a.name == b.name and a.package is not None)
 
 
 def _user_scopes(program: Program) -> list[PackageScope]:
