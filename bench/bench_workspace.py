@@ -10,7 +10,8 @@ package `ws.p19`, which requires four others transitively. Figures, medians of
   file, against CPython's `ast.parse` of a Python file of the workspace's total
   size: 100,000 lines of `programs.python` (the same shape of function as the
   Flowmetal benchmarks, not a line-for-line translation of the workspace),
-  measured in the same run. Target: <= 2x.
+  with the collector paused as the analysis pauses it, measured in the same
+  run. Target: <= 2x.
 - `ws-background`: `initialized` to the end of the background analysis of the
   whole workspace (`$/progress` end), against the same `ast.parse`. Reported;
   its target, 10x, is what the first diagnostics cost before.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import gc
 import statistics
 import sys
 import tempfile
@@ -111,9 +113,11 @@ def run(quick: bool = False) -> list[dict]:
     for _ in range(repeats):
         runs.append(asyncio.run(_run_once(folder, opened, files)))
         for _ in range(3):
+            gc.disable()  # as the analysis pauses it: with it, ast.parse of this size takes three times longer
             began = time.perf_counter()
             ast.parse(py_text)
             parse_times.append(time.perf_counter() - began)
+            gc.enable()
     parse = statistics.median(parse_times)
     first = statistics.median(r["first"] for r in runs)
     background = statistics.median(r["background"] for r in runs)

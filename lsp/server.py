@@ -262,29 +262,32 @@ class FlowmetalServer(LanguageServer):
         token = None
         try:
             token = await self._begin_progress()
-            while True:
-                ws.ready()  # the open files first (their index may make the whole complete)
-                if ws.complete:
-                    break
-                work = ws.start_pass()
-                while True:
-                    try:
-                        more = work.step()
-                    except Exception:
-                        self._failed_at = ws.generation
-                        self.report_failure("analysing the workspace")
-                        return
-                    if not more:
-                        break
-                    self._report_progress(token, work)
-                    # Between steps: the messages that came meanwhile (a change, a request) go first.
-                    await asyncio.sleep(0.002)
-                await asyncio.sleep(0)
+            while self._advance():
+                self._report_progress(token, ws.start_pass())
+                # Between steps: the messages that came meanwhile (a change, a request) go first.
+                await asyncio.sleep(0.002)
             self.publish()
         finally:
             self._end_progress(token)
             if ws.complete or self._failed_at == ws.generation:
                 self._whole.set()
+
+    def _advance(self) -> bool:
+        """One step of the whole workspace's analysis, after the open files' when they changed;
+        False when it is complete, or failed (said in the log: project-wide requests then answer
+        from what there is)."""
+        ws = self.analysis
+        try:
+            while True:
+                ws.ready()  # the open files first (their index may make the whole complete)
+                if ws.complete:
+                    return False
+                if ws.start_pass().step():
+                    return True
+        except Exception:
+            self._failed_at = ws.generation
+            self.report_failure("analysing the workspace")
+            return False
 
     async def whole_workspace(self) -> None:
         """Wait until the whole workspace is analysed (at once when it is)."""

@@ -291,6 +291,8 @@ class Workspace:
             self._stale = False
             self._complete = len(order) == len(self.texts) and \
                 indexed == sum(1 for f in files.values() if not f.kept)
+            if self._complete:  # no pass to come: the collector looks at it all again (`_gc_paused`)
+                gc.unfreeze()
 
     def _index_closed(self) -> None:
         """The files no longer open whose analysis is whole and current (checked against a program
@@ -561,6 +563,7 @@ class Pass:
     def step(self) -> bool:
         """Do the next step; False when there is none left (finished, or out of date)."""
         if self.finished or self.out_of_date:
+            self._drop()
             return False
         work = next(self._steps, None)
         if work is None:
@@ -633,7 +636,13 @@ class Pass:
             ws._stale = True
         ws.stats["full"] += 1
         self.finished = True
+        self._drop()
         gc.unfreeze()
+
+    def _drop(self) -> None:
+        """Let go of what the pass made (the workspace holds what it keeps)."""
+        self.modules, self.files, self.program = {}, {}, None
+        self._steps = iter(())
 
 
 @contextmanager
