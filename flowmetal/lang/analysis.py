@@ -703,10 +703,15 @@ def _stub(node: Seq) -> Seq:
 
 
 def _slim(facts: Facts) -> Facts:
-    """What the project-wide queries need of a file nobody has open: its diagnostics, the names
-    it resolves and the calls it makes (each by its head alone)."""
+    """What the project-wide queries need of a file nobody has open: its diagnostics, the
+    definitions it names (not its locals: only an open file's are asked about) and the calls it
+    makes (each by its head alone)."""
     calls = [(Seq(call.kind, call.open, call.forms[:1], call.close), symbol, sig) for call, symbol, sig in facts.calls]
-    return Facts(diagnostics=facts.diagnostics, refs=facts.refs, calls=calls)
+    refs = [(token, symbol) for token, symbol in facts.refs if symbol.kind not in _LOCAL_KINDS]
+    return Facts(diagnostics=facts.diagnostics, refs=refs, calls=calls)
+
+
+_LOCAL_KINDS = frozenset({"parameter", "local"})
 
 
 def _declared(program: Program) -> frozenset:
