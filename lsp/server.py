@@ -21,8 +21,10 @@ Big workspaces. Only the open documents are kept whole by the analysis
 (`Workspace.focus`); after a change, the open documents and the files they
 require are analysed first and their diagnostics published, then the whole
 workspace is analysed in the background, a step at a time between messages
-(`Workspace.start_pass`): requests are answered meanwhile, and a change starts
-the pass over (the files it had read are not read again). The client is told
+(`Workspace.start_pass`): requests are answered meanwhile, and a change other
+than an edit inside a definition starts the pass over (the files it had read
+are not read again); none is needed when the files nobody has open still see
+the same declarations (their index holds). The client is told
 with `$/progress` (after `window/workDoneProgress/create`, when it supports
 that): begin, "N/M files read" or "N/M files checked", end. Project-wide
 requests (references, rename, workspace symbols, call hierarchy) wait for that
