@@ -77,3 +77,72 @@ def one_form(lines: int = 20) -> str:
     while len(text) < lines:
         text.insert(3, "  ;; padding")
     return "\n".join(text[:lines]) + "\n"
+
+
+def workspace(files: int = 20, lines: int = 5_000) -> dict[str, str]:
+    """A workspace of `files` packages of `lines` lines each, by file name: `ws.p0` holds the
+    shared records; package `ws.pK` requires `ws.p0` (referring its records) and its parent
+    `ws.p((K-1)//2)` (`:as up`), so the packages form a tree whose leaves require four or
+    five others transitively, as a layered application does. Each unit (sixteen lines) is a
+    record, or a function taking and returning records, calling its own package's functions,
+    the parent's qualified (`up/...`) and the shared records' constructors and accessors."""
+    out = {}
+    for k in range(files):
+        parent = (k - 1) // 2
+        head = [f"(defpackage ws.p{k}"]
+        if k:
+            head.append(f"  (require [ws.p0 :refer [item item? item-name item-cents]]")
+            if parent:
+                head.append(f"           [ws.p{parent} :as up])")
+            else:
+                head[-1] += ")"
+        else:
+            head += ["  (defrecord item [id : int?, name : str?, cents : int?])", ""]
+        body, i = list(head), 0
+        while len(body) + 16 <= lines - 2:
+            if i % 8 == 0:
+                body += [
+                    f"  ;; Record number {i} of package {k}.",
+                    f"  (defrecord order-{k}-{i} [id : int?",
+                    f"                          items : (list? {'item?' if k else 'item?'})",
+                    "                          note : str?])",
+                    "",
+                    f"  (defn make-order-{i} [id : int? note : str?] : order-{k}-{i}?",
+                    f'    "A new, empty order number `id`."',
+                    f"    (order-{k}-{i} id [] note))",
+                    "",
+                    f"  (defn order-total-{i} [o : order-{k}-{i}?] : int?",
+                    '    "What the items of `o` cost together, in cents."',
+                    f"    (let [items (order-{k}-{i}-items o)]",
+                    "      (if (= (count items) 0)",
+                    "        0",
+                    f"        (+ (item-cents (first items)) (count (order-{k}-{i}-note o))))))",
+                    "",
+                ]
+            else:
+                up = f"(up/step-{i} x y)" if parent and k else f"(+ x {i})"
+                base = (i // 8) * 8
+                body += [
+                    f"  ;; Function number {i}: computes things.",
+                    f"  (defn step-{i} [x : int?",
+                    "                 y : str?",
+                    "                 opts : (map? str? any?) :default {}]",
+                    "    : int?",
+                    f'    "Docstring for step {i} of package {k}."',
+                    f"    (let [a (+ x {i})",
+                    f"          it (item a y (* a 100))",
+                    f"          o (make-order-{base} a y)]",
+                    "      (if (> a 10)",
+                    f"        (+ (item-cents it) (order-total-{base} o) {up})",
+                    "        (match x",
+                    f"          [0 (count (item-name it))]",
+                    f"          [_ (+ (step-{i} (- x 1) y) (get opts \"k\" 0))]))))",
+                    "",
+                    "",
+                ]
+            i += 1
+        body += ["  ;; padding"] * (lines - 2 - len(body))
+        body += ["  ;; One mistake per file: an accessor given a number (FM401).",
+                 "  (defn mistake [] : int? (item-cents 5)))"]
+        out[f"p{k}.flow"] = "\n".join(body) + "\n"
+    return out

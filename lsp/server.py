@@ -22,6 +22,19 @@ editor that shows text as it is never shows code fences. Each change is applied 
 an edit (`Workspace.edit`), which re-checks only the edited definition when it
 can.
 
+Big workspaces. Only the open documents are kept whole by the analysis
+(`Workspace.focus`); after a change, the open documents and the files they
+require are analysed first and their diagnostics published, then the whole
+workspace is analysed in the background, a step at a time between messages
+(`Workspace.start_pass`): requests are answered meanwhile, and a change other
+than an edit inside a definition starts the pass over (the files it had read
+are not read again); none is needed when the files nobody has open still see
+the same declarations (their index holds). The client is told
+with `$/progress` (after `window/workDoneProgress/create`, when it supports
+that): begin, "N/M files read" or "N/M files checked", end. Project-wide
+requests (references, rename, workspace symbols, call hierarchy) wait for that
+pass to end, so their answers are whole.
+
 Diagnostics are published after each change, with the document's version, for
 every open document whose diagnostics changed. There is no fixed debounce:
 publishing is scheduled behind the messages already queued, and a publish that
@@ -97,7 +110,12 @@ class FlowmetalServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("flowmetal", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.analysis = Workspace()
+        self.analysis.focus = set()                    # only the open documents are kept whole
         self.open: dict[str, int | None] = {}          # name -> version of each open document
+        self._background: asyncio.Future | None = None  # the whole workspace's analysis, under way
+        self._whole = asyncio.Event()                  # set whenever the analysis is complete
+        self._failed_at: int | None = None             # the generation a background pass failed at
+        self._progress = 0
         self.published: dict[str, list] = {}           # name -> what was last published
         self._pending: dict[str, object] = {}
         self._sources: dict[str, Source] = {}
@@ -115,7 +133,9 @@ class FlowmetalServer(LanguageServer):
         return from_fs_path(name) if not name.startswith(("untitled:", "file:")) and "://" not in name else name
 
     def source(self, name: str) -> Source:
-        """A `Source` of the file's current text (cached while the text stays the same)."""
+        """A `Source` of the file's current text (cached while the text stays the same). A file of the
+        workspace nobody has open is kept whole from then on (`Workspace.keep`), to be answered about."""
+        self.analysis.keep(name)
         text = self.analysis.text(name)
         cached = self._sources.get(name)
         if cached is None or cached.text is not text:
@@ -230,8 +250,87 @@ class FlowmetalServer(LanguageServer):
             await asyncio.sleep(0)  # let the changes already queued come in first
             if self._pending.get("*") is token:
                 self.publish()
+                self.start_background()
 
         asyncio.ensure_future(later())
+
+    # -- the whole workspace, in the background --
+
+    def start_background(self) -> None:
+        """Analyse the whole workspace in the background, unless it is under way or done."""
+        if self.analysis.complete:
+            self._whole.set()
+            return
+        self._whole.clear()
+        if self._background is None or self._background.done():
+            self._background = asyncio.ensure_future(self._run_background())
+
+    async def _run_background(self) -> None:
+        ws = self.analysis
+        token = None
+        try:
+            token = await self._begin_progress()
+            while self._advance():
+                self._report_progress(token, ws.start_pass())
+                # Between steps: the messages that came meanwhile (a change, a request) go first.
+                await asyncio.sleep(0.002)
+            self.publish()
+        finally:
+            self._end_progress(token)
+            if ws.complete or self._failed_at == ws.generation:
+                self._whole.set()
+
+    def _advance(self) -> bool:
+        """One step of the whole workspace's analysis, after the open files' when they changed;
+        False when it is complete, or failed (said in the log: project-wide requests then answer
+        from what there is)."""
+        ws = self.analysis
+        try:
+            while True:
+                ws.ready()  # the open files first (their index may make the whole complete)
+                if ws.complete:
+                    return False
+                if ws.start_pass().step():
+                    return True
+        except Exception:
+            self._failed_at = ws.generation
+            self.report_failure("analysing the workspace")
+            return False
+
+    async def whole_workspace(self) -> None:
+        """Wait until the whole workspace is analysed (at once when it is)."""
+        while not self.analysis.complete and self._failed_at != self.analysis.generation:
+            self.start_background()
+            await self._whole.wait()
+            await asyncio.sleep(0)
+
+    async def _begin_progress(self) -> str | None:
+        window = self.client_capabilities.window if self.client_capabilities else None
+        if not (window and window.work_done_progress):
+            return None
+        self._progress += 1
+        token = f"flowmetal-analysis-{self._progress}"
+        try:
+            await self.work_done_progress.create_async(token)
+        except Exception as error:  # a client that refuses gets no progress: the work goes on
+            log.warning("flowmetal lsp: no progress for the workspace's analysis: %s", error)
+            return None
+        self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+            title="Analysing the workspace", message=f"0/{len(self.analysis.texts)} files read", percentage=0))
+        return token
+
+    def _report_progress(self, token: str | None, work) -> None:
+        if token is not None:
+            self.work_done_progress.report(token, types.WorkDoneProgressReport(
+                message=work.message, percentage=int(100 * work.fraction)))
+
+    def _end_progress(self, token: str | None) -> None:
+        if token is not None:
+            try:
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(
+                    message=f"{len(self.analysis.texts)} files analysed"))
+            except Exception:
+                pass
 
     def publish(self) -> None:
         """Publish the diagnostics of each open document whose diagnostics changed. When any did, or
@@ -332,6 +431,18 @@ def guarded(fn):
     return wrapper
 
 
+def whole(fn):
+    """A project-wide request: answered once the whole workspace is analysed (the background
+    pass ended), so that its answer covers every file; other requests are answered meanwhile."""
+    inner = guarded(fn)
+
+    @functools.wraps(fn)
+    async def wrapper(ls: FlowmetalServer, params):
+        await ls.whole_workspace()
+        return inner(ls, params)
+    return wrapper
+
+
 def hidden(relative: Path) -> bool:
     """Whether a file, by its path inside a workspace folder, is one the server leaves out of the
     program: inside a hidden folder (`.git`, `.flowmetal`) or `node_modules`."""
@@ -385,6 +496,7 @@ def did_open(ls: FlowmetalServer, params: types.DidOpenTextDocumentParams) -> No
     if runs.runs_of(ls).is_stored_copy(name):
         return  # a run's stored code, shown read-only: not part of the workspace's program
     ls.open[name] = params.text_document.version
+    ls.analysis.focus.add(name)
     ls.analysis.set_file(name, params.text_document.text)
     ls.schedule_publish()
 
@@ -465,6 +577,7 @@ def did_close(ls: FlowmetalServer, params: types.DidCloseTextDocumentParams) -> 
     if runs.runs_of(ls).is_stored_copy(name):
         return
     ls.open.pop(name, None)
+    ls.analysis.focus.discard(name)
     ls.published.pop(name, None)
     # A workspace file goes back to its text on disk; any other document leaves the analysis.
     text = ls.disk_text(name)
@@ -504,7 +617,7 @@ def definition(ls: FlowmetalServer, params: types.DefinitionParams) -> list[type
 
 
 @server.feature(types.TEXT_DOCUMENT_REFERENCES)
-@guarded
+@whole
 def references(ls: FlowmetalServer, params: types.ReferenceParams) -> list[types.Location] | None:
     name, offset = ls.offset(params.text_document.uri, params.position)
     symbol = ls.analysis.definition_at(name, offset)
@@ -527,7 +640,7 @@ def prepare_rename(ls: FlowmetalServer, params: types.PrepareRenameParams):
 
 
 @server.feature(types.TEXT_DOCUMENT_RENAME)
-@guarded
+@whole
 def rename(ls: FlowmetalServer, params: types.RenameParams) -> types.WorkspaceEdit | None:
     name, offset = ls.offset(params.text_document.uri, params.position)
     try:
@@ -559,7 +672,7 @@ def document_symbol(ls: FlowmetalServer, params: types.DocumentSymbolParams) -> 
 
 
 @server.feature(types.WORKSPACE_SYMBOL)
-@guarded
+@whole
 def workspace_symbol(ls: FlowmetalServer, params: types.WorkspaceSymbolParams) -> list[types.WorkspaceSymbol]:
     return [types.WorkspaceSymbol(name=s.name, kind=SYMBOL_KIND.get(s.kind, types.SymbolKind.Variable),
                                   location=ls.location(s.node.span), container_name=s.package)
@@ -601,7 +714,7 @@ def prepare_call_hierarchy(ls: FlowmetalServer, params: types.CallHierarchyPrepa
 
 
 @server.feature(types.CALL_HIERARCHY_INCOMING_CALLS)
-@guarded
+@whole
 def incoming_calls(ls: FlowmetalServer, params: types.CallHierarchyIncomingCallsParams):
     symbol = _item_symbol(ls, params.item)
     if symbol is None:
@@ -612,7 +725,7 @@ def incoming_calls(ls: FlowmetalServer, params: types.CallHierarchyIncomingCalls
 
 
 @server.feature(types.CALL_HIERARCHY_OUTGOING_CALLS)
-@guarded
+@whole
 def outgoing_calls(ls: FlowmetalServer, params: types.CallHierarchyOutgoingCallsParams):
     symbol = _item_symbol(ls, params.item)
     if symbol is None:

@@ -15,6 +15,9 @@ def test_bench_runs_and_reports_each_figure_with_its_target():
     assert result.returncode == 0, result.stderr
     figures = {r["name"]: r for r in json.loads(result.stdout)}
     assert set(figures) >= {"read-1k", "read-form"}
+    # The language server on a workspace of several files: first diagnostics, background, memory
+    assert {name.rsplit("-", 1)[0] for name in figures if name.startswith("ws-")} == {
+        "ws-first-diagnostics", "ws-background", "ws-memory"}
     # PostgreSQL against DBOS: measured on PostgreSQL, or on SQLite (named so) where its store is refused
     pg = [name for name in figures if name.startswith("pg-")]
     assert {name.removesuffix("-sqlite") for name in pg} == {

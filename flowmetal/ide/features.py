@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from flowmetal.lang.analysis import Workspace
+from flowmetal.lang.analysis import Workspace, same_symbol
 from flowmetal.lang.check import _ctors, _head, _useful, Checker
 from flowmetal.lang.diagnostics import Diagnostic
 from flowmetal.lang.forms import DEFINITION_FORMS, SPECIAL_FORMS, Match, PWild, is_symbol
@@ -116,8 +116,7 @@ def hover(ws: Workspace, name: str, offset: int) -> Hover | None:
 # -- tokens and nodes at an offset --------------------------------------------------------------
 
 def _tree(ws: Workspace, name: str):
-    ws.analyse()
-    analysis = ws.files.get(name)
+    analysis = ws._file(name)
     return analysis.module.tree if analysis else None
 
 
@@ -331,8 +330,7 @@ CALLABLE = ("function", "endpoint", "constructor", "accessor")
 def _same(a: Symbol, b: Symbol) -> bool:
     """Whether two symbols name the same definition: an edit re-checks one definition and may give
     another's symbols anew, so identity alone would miss calls checked before it."""
-    return a is b or (a.kind == b.kind and a.kind not in ("parameter", "local") and a.package == b.package
-                      and a.name == b.name and a.package is not None)
+    return same_symbol(a, b)
 
 
 def call_item_at(ws: Workspace, name: str, offset: int) -> Symbol | None:
@@ -467,7 +465,7 @@ class SemanticToken:
 
 
 def semantic_tokens(ws: Workspace, name: str) -> list[SemanticToken]:
-    ws.analyse()
+    ws.ready()
     analysis = ws.files.get(name)
     if analysis is None:
         return []
@@ -632,7 +630,7 @@ def _matches(package):
 
 def inlay_hints(ws: Workspace, name: str, start: int = 0, end: int | None = None) -> list[tuple[int, str]]:
     """(offset, label): ` : TYPE` after each unannotated `let` binding's name."""
-    ws.analyse()
+    ws.ready()
     analysis = ws.files.get(name)
     out = []
     for facts in (analysis.facts.values() if analysis else ()):
