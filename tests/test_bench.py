@@ -21,7 +21,7 @@ def test_bench_runs_and_reports_each_figure_with_its_target():
     # PostgreSQL against DBOS: measured on PostgreSQL, or on SQLite (named so) where its store is refused
     pg = [name for name in figures if name.startswith("pg-")]
     assert {name.removesuffix("-sqlite") for name in pg} == {
-        "pg-step-cost", "pg-connector-step", "pg-runs-1", "pg-runs-2", "pg-runs-4", "pg-wake-latency"}
+        "pg-step-cost", "pg-connector-step", "pg-inline-step", "pg-runs-1", "pg-runs-2", "pg-runs-4", "pg-wake-latency"}
     for name in pg:
         detail = figures[name]["detail"]
         assert name.endswith("-sqlite") == ("Flowmetal on SQLite" in detail), (name, detail)
