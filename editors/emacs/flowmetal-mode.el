@@ -3,7 +3,7 @@
 ;; Copyright (c) The Flowmetal authors
 
 ;; Author: The Flowmetal authors
-;; URL: https://flowmetal.example/
+;; URL: https://github.com/flowmetal/flowmetal
 ;; Version: 0.1.0
 ;; Package-Requires: ((emacs "28.1") (eglot "1.9"))
 ;; Keywords: languages, lisp
