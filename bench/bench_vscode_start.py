@@ -6,7 +6,8 @@ Installs the extension's .vsix (scripts/vsix) into a fresh code-server
 user-data directory, opens a workspace, opens `demo.flow` (one error in it)
 with Quick Open, as a user does, and waits for the error's squiggle and for
 the status bar's Problems count (bench/vscode_start.js drives headless
-Chromium with playwright-core). Each run is a fresh code-server process;
+Chromium with playwright-core; code-server is set up as the end-to-end test
+sets it up, by tests/editors/code_server_kit.py). Each run is a fresh code-server process;
 Chromium's profile (its cache) is kept from one run to the next, as a user's
 browser keeps it. Three kinds of start:
 
@@ -38,20 +39,19 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-CACHE = Path(os.environ.get("FLOWMETAL_VSCODE_TEST_CACHE", ROOT / "editors" / "vscode" / ".test-cache"))
-E2E_PACKAGES = {"playwright-core": "1.65.1"}  # as tests/editors/test_vscode_code_server.py
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests" / "editors"))  # code-server set up as the end-to-end test sets it up
+
+from code_server_kit import CodeServer, available, build_vsix, chrome, playwright_modules  # noqa: E402
+
 PROGRAM = """(defpackage demo
   (require [flowmetal.log :refer [log!]])
   (defn main [who : str? n : int?] : int?
@@ -79,99 +79,19 @@ PARTS = [
 ]
 
 
-def code_server() -> str | None:
-    given = os.environ.get("FLOWMETAL_CODE_SERVER")
-    if given:
-        return given if os.access(given, os.X_OK) else None
-    found = CACHE / "code-server" / "node_modules" / ".bin" / "code-server"
-    return str(found) if found.exists() else None
-
-
-def chrome() -> str | None:
-    found = os.environ.get("CHROME", "/usr/bin/chromium")
-    return found if os.access(found, os.X_OK) else None
-
-
-def _playwright() -> Path:
-    """node_modules with playwright-core (installed once, where the end-to-end test keeps it)."""
-    where = CACHE / "e2e"
-    manifest = {"name": "flowmetal-vscode-e2e", "private": True, "dependencies": E2E_PACKAGES}
-    stamp = where / ".installed.json"
-    if not (stamp.is_file() and json.loads(stamp.read_text()) == manifest):
-        where.mkdir(parents=True, exist_ok=True)
-        (where / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=where, check=True, capture_output=True)
-        stamp.write_text(json.dumps(manifest))
-    return where / "node_modules"
-
-
-def _vsix() -> Path:
-    out = CACHE / "flowmetal.vsix"
-    subprocess.run(["bash", str(ROOT / "scripts" / "vsix"), str(out)], check=True, capture_output=True,
-                   env=dict(os.environ, FLOWMETAL_VSCODE_TEST_CACHE=str(CACHE)))
-    return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Install:
+class Install(CodeServer):
     """The extension installed in a fresh code-server user-data directory, and a workspace."""
 
     def __init__(self, where: Path, vsix: Path, pycache: Path) -> None:
-        self.where = where
-        home = where / "home"
-        home.mkdir(parents=True)
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("FLOWMETAL_STORE", "FLOWMETAL_TOKEN", "PYTHONDONTWRITEBYTECODE")}
-        self.env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-                        XDG_DATA_HOME=str(home / ".local" / "share"), XDG_CACHE_HOME=str(home / ".cache"),
-                        XDG_STATE_HOME=str(home / ".local" / "state"), PYTHONPYCACHEPREFIX=str(pycache))
-        self.workspace = where / "ws"
-        (self.workspace / ".vscode").mkdir(parents=True)
+        super().__init__(where, vsix, settings={"flowmetal.trace.startup": True},
+                         env={"PYTHONPYCACHEPREFIX": str(pycache)}, unset=("PYTHONDONTWRITEBYTECODE",))
         (self.workspace / "demo.flow").write_text(PROGRAM, encoding="utf-8")
-        (self.workspace / ".vscode" / "settings.json").write_text(json.dumps({
-            "flowmetal.server.path": sys.executable,
-            "flowmetal.server.args": ["-m", "flowmetal", "lsp"],
-            "flowmetal.trace.startup": True,
-        }))
-        self.user = where / "user-data"
-        (self.user / "User").mkdir(parents=True)
-        (self.user / "User" / "settings.json").write_text(json.dumps({
-            "workbench.startupEditor": "none", "telemetry.telemetryLevel": "off", "workbench.tips.enabled": False,
-        }))
         self.profile = where / "chromium"
-        self.common = [code_server(), "--user-data-dir", str(self.user), "--extensions-dir", str(where / "extensions")]
-        start = time.perf_counter()
-        subprocess.run(self.common + ["--install-extension", str(vsix)], env=self.env, check=True,
-                       capture_output=True, timeout=120)
-        self.install_time = time.perf_counter() - start
 
     def start(self, modules: Path, pause: float = 0) -> dict[str, float]:
         """One fresh code-server: the marks of its start (seconds since the page was asked for)."""
-        port = _free_port()
-        config = self.where / "code-server.yaml"
-        config.write_text(f"bind-addr: 127.0.0.1:{port}\nauth: none\ncert: false\n")
         logs_before = set((self.user / "logs").glob("*")) if (self.user / "logs").exists() else set()
-        with open(self.where / "code-server.log", "a") as log:
-            proc = subprocess.Popen(self.common + ["--config", str(config), "--disable-telemetry",
-                                                   "--disable-update-check", "--disable-workspace-trust",
-                                                   str(self.workspace)],
-                                    env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("code-server did not start: see " + str(self.where / "code-server.log"))
-                    time.sleep(0.1)
+        with self.running() as url:
             done = subprocess.run(["node", str(HERE / "vscode_start.js"), str(modules), url, str(self.workspace),
                                    "demo.flow", str(self.profile), str(pause)],
                                   capture_output=True, text=True, timeout=180, env=dict(os.environ, CHROME=chrome()))
@@ -180,13 +100,6 @@ class Install:
             page = {k: v / 1000 for k, v in json.loads(done.stdout).items()}
             [logs] = set((self.user / "logs").glob("*")) - logs_before
             extension = _wait_for_trace(logs, "diagnostics")
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)  # code-server, its extension host, the language server
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
         marks = {**page, **extension, **_host_marks(logs)}
         return {name: at - page["page"] for name, at in marks.items()}
 
@@ -258,7 +171,7 @@ def _table(columns: dict[str, list[tuple[str, float | None]]]) -> str:
 
 
 def measure(runs: int = 5, pause: float = 0, out=sys.stderr) -> dict:
-    modules, vsix = _playwright(), _vsix()
+    modules, vsix = playwright_modules(), build_vsix()
     with tempfile.TemporaryDirectory(prefix="flowmetal-bench-vscode-") as tmp:
         tmp = Path(tmp)
         columns = {}
@@ -280,7 +193,7 @@ def measure(runs: int = 5, pause: float = 0, out=sys.stderr) -> dict:
 
 
 def run(quick: bool = False) -> list[dict]:
-    if quick or not (code_server() and chrome() and shutil.which("node") and shutil.which("npm")):
+    if quick or not available():
         return []  # a minute of code-server starts, and nothing to start them with
     found = measure()
     return [{"name": "vscode-cold-start", "value": found["total"], "reference": TARGET, "ratio": found["total"],
@@ -297,6 +210,6 @@ if __name__ == "__main__":
     parser.add_argument("--pause", type=float, default=0,
                         help="in those, seconds between the workbench drawn and Quick Open (a user's pause)")
     args = parser.parse_args()
-    if not (code_server() and chrome() and shutil.which("node") and shutil.which("npm")):
+    if not available():
         sys.exit("code-server, chromium, node or npm is missing (tests/editors/install_code_server.sh)")
     measure(args.runs, args.pause, out=sys.stdout)

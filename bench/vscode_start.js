@@ -13,34 +13,20 @@
 // Prints JSON: {"page": ms, "workbench": ms, "open": ms, "opened": ms, "squiggle": ms, "problems": ms}.
 'use strict';
 
-const path = require('path');
-const Module = require('module');
+const { launch, openWorkbench, findFile } = require('../tests/editors/code_server_kit');
 
 const [modules, url, folder, file, profile, pause = '0'] = process.argv.slice(2);
-const { chromium } = Module.createRequire(path.join(path.resolve(modules), 'x.js'))('playwright-core');
 
 async function main() {
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROME || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-    viewport: { width: 1400, height: 900 },
-  });
+  const { context, page } = await launch(modules, profile, { width: 1400, height: 900 });
   const times = {};
   try {
-    const page = context.pages()[0] || (await context.newPage());
-    page.setDefaultTimeout(60000);
     times.page = Date.now();
-    await page.goto(`${url}/?folder=${encodeURIComponent(folder)}`);
-    await page.locator('.monaco-workbench').waitFor();
+    await openWorkbench(page, url, folder);
     times.workbench = Date.now();
     await page.waitForTimeout(Number(pause) * 1000);
     // Quick Open, as a user opens a file.
-    await page.keyboard.press('Control+P');
-    await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
-    await page.keyboard.type(file);
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: file }).first().waitFor();
+    await findFile(page, file);
     times.open = Date.now();
     await page.keyboard.press('Enter');
     await page.locator('.monaco-editor .view-lines', { hasText: '(defpackage' }).first().waitFor();

@@ -1,9 +1,10 @@
 """Helpers for the connectors' tests: a real HTTP server on 127.0.0.1 that records every
-request it is sent, a port where nothing listens, and a loop driving a run to its end
+request it is sent (or any handler served the same way), a port where nothing listens, and a loop driving a run to its end
 with the executor, as another worker process would."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -88,13 +89,26 @@ def _handler(state: Server):
     return Handler
 
 
-def start_server() -> tuple[Server, ThreadingHTTPServer]:
-    state = Server()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+@contextlib.contextmanager
+def serving(state, handler):
+    """`handler(state)`, a request handler class, served on 127.0.0.1 in a thread, its port in
+    `state.port`: `state` until the end, when the answers held back are let go
+    (`state.release`) and the server stops."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler(state))
     httpd.daemon_threads = True
     state.port = httpd.server_address[1]
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return state, httpd
+    try:
+        yield state
+    finally:
+        state.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def recording_server():
+    """The recording server (`Server`), served: `with recording_server() as server: ...`."""
+    return serving(Server(), _handler)
 
 
 def closed_port() -> int:

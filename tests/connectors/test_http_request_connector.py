@@ -17,7 +17,7 @@ import time
 import httpx
 import pytest
 
-from connector_helpers import closed_port, drive, start_run, start_server
+from connector_helpers import closed_port, drive, recording_server, start_run
 from flowmetal.connectors.http_request import ENDPOINTS, RequestConnector, perform, run_once, serve_requests
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.store import SQLiteStore
@@ -54,23 +54,8 @@ def lit(text: str) -> str:
 
 @pytest.fixture
 def server():
-    state, httpd = start_server()
-    yield state
-    state.release.set()
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def path(tmp_path):
-    return tmp_path / "store.db"
-
-
-@pytest.fixture
-def store(path):
-    s = SQLiteStore(path)
-    yield s
-    s.close()
+    with recording_server() as state:
+        yield state
 
 
 @pytest.fixture

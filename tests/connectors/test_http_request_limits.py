@@ -11,12 +11,12 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 
-from connector_helpers import drive, start_run
+from connector_helpers import drive, serving, start_run
 from flowmetal.connectors.http_request import (ENDPOINTS, MAX_BODY, RequestConnector, run_once,
                                                serve_requests)
 from flowmetal.runtime.executor import Executor
@@ -132,27 +132,8 @@ def _handler(service: Service):
 
 @pytest.fixture
 def service():
-    state = Service()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
-    state.port = httpd.server_address[1]
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield state
-    state.release.set()
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def path(tmp_path):
-    return tmp_path / "store.db"
-
-
-@pytest.fixture
-def store(path):
-    s = SQLiteStore(path)
-    yield s
-    s.close()
+    with serving(Service(), _handler) as state:
+        yield state
 
 
 class Connectors:

@@ -27,31 +27,15 @@
 (require 'flowmetal-mode)
 
 (eval-and-compile
-  (load (expand-file-name "eglot-load.el" (file-name-directory (or load-file-name buffer-file-name)))
-        nil t)
-  (unless (flowmetal-test-load-eglot)
-    (error "eglot is not available (apt-get install -y elpa-eglot)")))
+  (load (expand-file-name "eglot-kit.el" (file-name-directory (or load-file-name buffer-file-name)))
+        nil t))
 
 (require 'flymake)
 (require 'xref)
 
-(defun flowmetal-lsp-test--env (name)
-  "The value of the environment variable NAME, which must be set."
-  (or (getenv name) (error "%s is not set" name)))
-
 (defun flowmetal-lsp-test--file (relative)
   "RELATIVE to the scratch directory."
-  (expand-file-name relative (flowmetal-lsp-test--env "FLOWMETAL_LSP_TEST_DIR")))
-
-(defun flowmetal-lsp-test--wait (predicate timeout)
-  "Pump process output until PREDICATE is non-nil or TIMEOUT seconds pass.
-Return the last value of PREDICATE."
-  (let ((deadline (+ (float-time) timeout))
-        value)
-    (while (and (not (setq value (funcall predicate)))
-                (< (float-time) deadline))
-      (accept-process-output nil 0.05))
-    value))
+  (expand-file-name relative (flowmetal-test-env "FLOWMETAL_LSP_TEST_DIR")))
 
 (defun flowmetal-lsp-test--diagnostics ()
   "Ask Flymake (fed by eglot) for the current buffer's diagnostics."
@@ -84,42 +68,18 @@ Return the last value of PREDICATE."
   "Visit FILE, connect eglot to `flowmetal lsp', and run BODY in its buffer.
 The project root is FILE's directory.  Shut the server down afterwards."
   (declare (indent 1))
-  `(let* ((file ,file)
-          (eglot-sync-connect t)
-          (eglot-connect-timeout 30)
-          (eglot-autoshutdown nil)
-          (buf (find-file-noselect file)))
-     (unwind-protect
-         (with-current-buffer buf
-           (should (eq major-mode 'flowmetal-mode))
-           (eglot '(flowmetal-mode)
-                   (cons 'transient (file-name-directory file))
-                   'eglot-lsp-server
-                   (list (flowmetal-lsp-test--env "FLOWMETAL_PYTHON")
-                         "-m" "flowmetal" "lsp")
-                   "flowmetal")
-           (should (eglot-managed-p))
-           ,@body)
-       ;; Shut the server down (an unanswered `shutdown' is an error), then
-       ;; show the JSON-RPC exchange, for when a test fails.
-       (let ((server (with-current-buffer buf (eglot-current-server))))
-         (when server
-           (let ((events (jsonrpc-events-buffer server)))
-             (unwind-protect
-                 (eglot-shutdown server nil nil t)
-               (with-current-buffer events
-                 (message "--- eglot events (last 8000 characters) ---\n%s"
-                          (buffer-substring-no-properties
-                           (max (point-min) (- (point-max) 8000)) (point-max))))
-               (kill-buffer events)))))
-       (with-current-buffer buf (set-buffer-modified-p nil))
-       (kill-buffer buf))))
+  `(let ((file ,file))
+     (flowmetal-test-visiting (buf file)
+       (should (eq major-mode 'flowmetal-mode))
+       (flowmetal-test-connect (file-name-directory file)
+                               (list (flowmetal-test-env "FLOWMETAL_PYTHON") "-m" "flowmetal" "lsp"))
+       ,@body)))
 
 (ert-deftest flowmetal-lsp-eglot-diagnostics-hover-and-fix ()
   "A broken program: the diagnostic, hover on a defn, then the fix."
   (flowmetal-lsp-test--with-server (flowmetal-lsp-test--file "broken/naptime.flow")
     ;; The unknown name `sleep' is reported on line 11, over `sleep'.
-    (let ((diags (flowmetal-lsp-test--wait #'flowmetal-lsp-test--diagnostics 30)))
+    (let ((diags (flowmetal-test-wait #'flowmetal-lsp-test--diagnostics 30)))
       (dolist (diag diags)
         (message "diagnostic line %d: %s" (line-number-at-pos (flymake-diagnostic-beg diag))
                  (flymake-diagnostic-text diag)))
@@ -142,7 +102,7 @@ The project root is FILE's directory.  Shut the server down afterwards."
     (flowmetal-lsp-test--goto "(sleep (" 6)
     (insert "!")
     (eglot--signal-textDocument/didChange)
-    (should (flowmetal-lsp-test--wait
+    (should (flowmetal-test-wait
              (lambda () (null (flowmetal-lsp-test--diagnostics))) 30))
     ;; The server sees the new text: hover on `sleep!' now names the endpoint.
     (flowmetal-lsp-test--goto "(sleep! (make-duration 2" 3)

@@ -4,7 +4,7 @@
 
 ;; End-to-end test of the run and trace commands of flowmetal-mode:
 ;; real Emacs, real eglot, real `flowmetal lsp', a real run driven by
-;; the server's embedded worker.  Run by tests/editors/test_emacs_runs.py,
+;; the server's embedded worker.  Run by tests/editors/test_lsp_editors.py,
 ;; which sets up
 ;;
 ;;   FLOWMETAL_PYTHON        a Python that can run `-m flowmetal lsp'
@@ -33,10 +33,8 @@
 (require 'flowmetal-mode)
 
 (eval-and-compile
-  (load (expand-file-name "eglot-load.el" (file-name-directory (or load-file-name buffer-file-name)))
-        nil t)
-  (unless (flowmetal-test-load-eglot)
-    (error "eglot is not available (apt-get install -y elpa-eglot)")))
+  (load (expand-file-name "eglot-kit.el" (file-name-directory (or load-file-name buffer-file-name)))
+        nil t))
 
 (defconst flowmetal-runs-test--program
   ";; Log, nap a little, and answer.
@@ -57,19 +55,12 @@
 (defconst flowmetal-runs-test--store "state/runs.db"
   "Where the server is told to keep its runs, relative to the project.")
 
-(defun flowmetal-runs-test--env (name)
-  "The value of the environment variable NAME, which must be set."
-  (or (getenv name) (error "%s is not set" name)))
-
-(defun flowmetal-runs-test--wait (predicate timeout)
-  "Pump process output until PREDICATE is non-nil or TIMEOUT seconds pass.
-Return the last value of PREDICATE."
-  (let ((deadline (+ (float-time) timeout))
-        value)
-    (while (and (not (setq value (funcall predicate)))
-                (< (float-time) deadline))
-      (accept-process-output nil 0.05))
-    value))
+(defun flowmetal-runs-test--project (name file text)
+  "A project NAME in the scratch directory holding FILE with TEXT: FILE's path."
+  (let ((dir (expand-file-name name (flowmetal-test-env "FLOWMETAL_LSP_TEST_DIR"))))
+    (make-directory dir t)
+    (with-temp-file (expand-file-name file dir) (insert text))
+    (expand-file-name file dir)))
 
 (defun flowmetal-runs-test--line-with (buffer &rest needles)
   "The first line of BUFFER holding all of NEEDLES, as (TEXT . START), or nil."
@@ -91,33 +82,21 @@ Keeps the rest of the registration (the initializationOptions)."
   (let* ((registered (alist-get 'flowmetal-mode eglot-server-programs))
          (options (cl-position-if #'keywordp registered)))
     (should options)
-    (append (list (flowmetal-runs-test--env "FLOWMETAL_PYTHON") "-m" "flowmetal" "lsp")
+    (append (list (flowmetal-test-env "FLOWMETAL_PYTHON") "-m" "flowmetal" "lsp")
             (nthcdr options registered))))
 
 (ert-deftest flowmetal-runs-eglot-run-trace-and-state ()
   "Run a function from its buffer; follow it live; go to an event; see the state."
-  (let* ((dir (file-name-as-directory
-               (expand-file-name "runs" (flowmetal-runs-test--env "FLOWMETAL_LSP_TEST_DIR"))))
-         (file (expand-file-name "nap.flow" dir))
-         (eglot-sync-connect t)
-         (eglot-connect-timeout 30)
-         (eglot-autoshutdown nil)
+  (let* ((file (flowmetal-runs-test--project "runs" "nap.flow" flowmetal-runs-test--program))
          (notified-kinds nil)
          (record (lambda (_server run-id event)
-                   (push (cons run-id (plist-get event :kind)) notified-kinds)))
-         buf server)
-    (make-directory dir t)
-    (with-temp-file file (insert flowmetal-runs-test--program))
-    (setq buf (find-file-noselect file))
+                   (push (cons run-id (plist-get event :kind)) notified-kinds))))
     (advice-add 'flowmetal--on-trace-event :before record)
     (unwind-protect
-        (with-current-buffer buf
+        (flowmetal-test-visiting (buf file)
           (should (eq major-mode 'flowmetal-mode))
           (let ((flowmetal-store flowmetal-runs-test--store))
-            (eglot '(flowmetal-mode) (cons 'transient dir) 'eglot-lsp-server
-                   (flowmetal-runs-test--contact) "flowmetal"))
-          (should (eglot-managed-p))
-          (setq server (eglot-current-server))
+            (flowmetal-test-connect (file-name-directory file) (flowmetal-runs-test--contact)))
           ;; The runs buffer is open before the run exists: the run comes
           ;; to it by notifications only.
           (let ((runs-buffer (save-window-excursion (flowmetal-runs))))
@@ -138,7 +117,7 @@ Keeps the rest of the registration (the initializationOptions)."
               (should (and (stringp run-id) (> (length run-id) 0)))
               (should (buffer-live-p trace))
               ;; The whole run comes into the trace buffer as it goes.
-              (should (flowmetal-runs-test--wait
+              (should (flowmetal-test-wait
                        (lambda () (flowmetal-runs-test--line-with trace "run-completed"))
                        30))
               (message "trace:\n%s" (with-current-buffer trace (buffer-string)))
@@ -147,12 +126,12 @@ Keeps the rest of the registration (the initializationOptions)."
               (should (flowmetal-runs-test--line-with trace "run-completed" "→ 41"))
               (should (flowmetal-runs-test--line-with trace "log" "napping with 20"))
               ;; The summary follows `flowmetal/runUpdated'.
-              (should (flowmetal-runs-test--wait
+              (should (flowmetal-test-wait
                        (lambda () (flowmetal-runs-test--line-with trace "Result: 41"))
                        10))
               (should (flowmetal-runs-test--line-with trace run-id "demo.nap/nap" "completed"))
               ;; The runs buffer has the run, completed, with its result.
-              (should (flowmetal-runs-test--wait
+              (should (flowmetal-test-wait
                        (lambda () (flowmetal-runs-test--line-with
                                    runs-buffer run-id "demo.nap/nap" "completed" "41"))
                        10))
@@ -196,69 +175,41 @@ Keeps the rest of the registration (the initializationOptions)."
                 (should (with-current-buffer state
                           (goto-char (point-min))
                           (re-search-forward "^  twice : [^=\n]+ = 40$" nil t)))))))
-      (advice-remove 'flowmetal--on-trace-event record)
-      ;; Shut the server down, then show the JSON-RPC exchange, for when the
-      ;; test fails.
-      (when server
-        (let ((events (jsonrpc-events-buffer server)))
-          (unwind-protect
-              (eglot-shutdown server nil nil t)
-            (with-current-buffer events
-              (message "--- eglot events (last 6000 characters) ---\n%s"
-                       (buffer-substring-no-properties
-                        (max (point-min) (- (point-max) 6000)) (point-max))))
-            (kill-buffer events))))
-      (with-current-buffer buf (set-buffer-modified-p nil))
-      (kill-buffer buf))))
+      (advice-remove 'flowmetal--on-trace-event record))))
 
 (ert-deftest flowmetal-runs-eglot-untrusted-store-until-trusted ()
   "A run left in the project's store waits, marked, until the user trusts the store."
-  (let* ((dir (file-name-as-directory
-               (expand-file-name "shipped" (flowmetal-runs-test--env "FLOWMETAL_LSP_TEST_DIR"))))
-         (file (expand-file-name "nap.flow" dir))
-         (eglot-sync-connect t)
-         (eglot-connect-timeout 30)
-         (eglot-autoshutdown nil)
+  (let* ((file (flowmetal-runs-test--project "shipped" "nap.flow" flowmetal-runs-test--program))
+         (dir (file-name-directory file))
          (flowmetal-trusted-stores nil)
-         buf server run-id)
-    (make-directory dir t)
-    (with-temp-file file (insert flowmetal-runs-test--program))
+         run-id)
     ;; Someone else recorded a run in the project's store (the default one).
     (with-temp-buffer
       (let ((default-directory dir))
-        (should (eq 0 (call-process (flowmetal-runs-test--env "FLOWMETAL_PYTHON") nil t nil
+        (should (eq 0 (call-process (flowmetal-test-env "FLOWMETAL_PYTHON") nil t nil
                                     "-m" "flowmetal" "run" "--detach" "nap.flow" "nap" "5"))))
       (setq run-id (string-trim (buffer-string))))
     (message "shipped run %s" run-id)
-    (setq buf (find-file-noselect file))
-    (unwind-protect
-        (with-current-buffer buf
-          (eglot '(flowmetal-mode) (cons 'transient dir) 'eglot-lsp-server
-                 (flowmetal-runs-test--contact) "flowmetal")
-          (should (eglot-managed-p))
-          (setq server (eglot-current-server))
-          (let ((runs-buffer (save-window-excursion (flowmetal-runs))))
-            ;; Listed, pending, saying why; and still pending after the server's looks.
-            (should (flowmetal-runs-test--line-with runs-buffer run-id "pending" "not run here"))
-            (sleep-for 1.0)
-            (with-current-buffer runs-buffer (revert-buffer))
-            (message "runs:\n%s" (with-current-buffer runs-buffer (buffer-string)))
-            (should (flowmetal-runs-test--line-with runs-buffer run-id "pending" "not run here"))
-            ;; Trusted (after asking): it runs, live.
-            (let ((asked nil))
-              (cl-letf (((symbol-function 'yes-or-no-p)
-                         (lambda (prompt) (setq asked prompt) t)))
-                (flowmetal-trust-store))
-              (should (string-match-p "\\.flowmetal/store\\.db" asked)))
-            (should (member (expand-file-name ".flowmetal/store.db" dir) flowmetal-trusted-stores))
-            (should (flowmetal-runs-test--wait
-                     (lambda () (flowmetal-runs-test--line-with runs-buffer run-id "completed" "11"))
-                     30))
-            (should-not (flowmetal-runs-test--line-with runs-buffer run-id "not run here"))))
-      (when server
-        (eglot-shutdown server nil nil t))
-      (with-current-buffer buf (set-buffer-modified-p nil))
-      (kill-buffer buf))))
+    (flowmetal-test-visiting (buf file)
+      (flowmetal-test-connect dir (flowmetal-runs-test--contact))
+      (let ((runs-buffer (save-window-excursion (flowmetal-runs))))
+        ;; Listed, pending, saying why; and still pending after the server's looks.
+        (should (flowmetal-runs-test--line-with runs-buffer run-id "pending" "not run here"))
+        (sleep-for 1.0)
+        (with-current-buffer runs-buffer (revert-buffer))
+        (message "runs:\n%s" (with-current-buffer runs-buffer (buffer-string)))
+        (should (flowmetal-runs-test--line-with runs-buffer run-id "pending" "not run here"))
+        ;; Trusted (after asking): it runs, live.
+        (let ((asked nil))
+          (cl-letf (((symbol-function 'yes-or-no-p)
+                     (lambda (prompt) (setq asked prompt) t)))
+            (flowmetal-trust-store))
+          (should (string-match-p "\\.flowmetal/store\\.db" asked)))
+        (should (member (expand-file-name ".flowmetal/store.db" dir) flowmetal-trusted-stores))
+        (should (flowmetal-test-wait
+                 (lambda () (flowmetal-runs-test--line-with runs-buffer run-id "completed" "11"))
+                 30))
+        (should-not (flowmetal-runs-test--line-with runs-buffer run-id "not run here"))))))
 
 (defconst flowmetal-runs-test--fleet
   (with-temp-buffer
@@ -269,56 +220,39 @@ Keeps the rest of the registration (the initializationOptions)."
 
 (ert-deftest flowmetal-runs-eglot-trace-of-a-run-with-tasks ()
   "A run with tasks: its trace has a task column, each event in its task's."
-  (let* ((dir (file-name-as-directory
-               (expand-file-name "tasks" (flowmetal-runs-test--env "FLOWMETAL_LSP_TEST_DIR"))))
-         (file (expand-file-name "fleet.flow" dir))
-         (eglot-sync-connect t)
-         (eglot-connect-timeout 30)
-         (eglot-autoshutdown nil)
-         buf server)
-    (make-directory dir t)
-    (with-temp-file file (insert flowmetal-runs-test--fleet))
-    (setq buf (find-file-noselect file))
-    (unwind-protect
-        (with-current-buffer buf
-          (eglot '(flowmetal-mode) (cons 'transient dir) 'eglot-lsp-server
-                 (flowmetal-runs-test--contact) "flowmetal")
-          (should (eglot-managed-p))
-          (setq server (eglot-current-server))
-          (goto-char (point-min))
-          (search-forward "(defn reboot-all")
-          (let* ((run-id (save-window-excursion (flowmetal-run)))
-                 (trace (get-buffer (format "*flowmetal trace %s*" run-id))))
-            (should (flowmetal-runs-test--wait
-                     (lambda () (flowmetal-runs-test--line-with trace "run-completed"))
-                     30))
-            (message "trace with tasks:\n%s" (with-current-buffer trace (buffer-string)))
-            (should (flowmetal-runs-test--line-with trace "seq" "task" "kind" "details"))
-            (should (flowmetal-runs-test--line-with trace "T0   run-started"))
-            (should (flowmetal-runs-test--line-with trace "T0   task-spawned" "→ task 3"))
-            (should (flowmetal-runs-test--line-with trace "T3   step-requested" "flowmetal.time/sleep!"))
-            (should (flowmetal-runs-test--line-with trace "T3   task-completed" "→ \"web-2 up\""))
-            (should (flowmetal-runs-test--line-with trace "T2   task-completed" "→ \"web-1 up\""))
-            (should (flowmetal-runs-test--line-with trace "T1   task-cancelled"))
-            (should (flowmetal-runs-test--line-with trace "T0   run-completed"))
-            ;; Every event line has its task; the events are in order, each once.
-            (with-current-buffer trace
-              (let (seqs)
-                (goto-char (point-min))
-                (while (not (eobp))
-                  (let ((event (get-text-property (point) 'flowmetal-event)))
-                    (when event
-                      (push (plist-get event :seq) seqs)
-                      (should (looking-at-p (format " *%d  [^ ]+  T%d +" (plist-get event :seq)
-                                                    (flowmetal--event-task event))))))
-                  (forward-line 1))
-                (setq seqs (nreverse seqs))
-                (should (equal seqs (number-sequence 1 (length seqs))))
-                (should (> (length seqs) 30))))))
-      (when server
-        (eglot-shutdown server nil nil t))
-      (with-current-buffer buf (set-buffer-modified-p nil))
-      (kill-buffer buf))))
+  (let ((file (flowmetal-runs-test--project "tasks" "fleet.flow" flowmetal-runs-test--fleet)))
+    (flowmetal-test-visiting (buf file)
+      (flowmetal-test-connect (file-name-directory file) (flowmetal-runs-test--contact))
+      (goto-char (point-min))
+      (search-forward "(defn reboot-all")
+      (let* ((run-id (save-window-excursion (flowmetal-run)))
+             (trace (get-buffer (format "*flowmetal trace %s*" run-id))))
+        (should (flowmetal-test-wait
+                 (lambda () (flowmetal-runs-test--line-with trace "run-completed"))
+                 30))
+        (message "trace with tasks:\n%s" (with-current-buffer trace (buffer-string)))
+        (should (flowmetal-runs-test--line-with trace "seq" "task" "kind" "details"))
+        (should (flowmetal-runs-test--line-with trace "T0   run-started"))
+        (should (flowmetal-runs-test--line-with trace "T0   task-spawned" "→ task 3"))
+        (should (flowmetal-runs-test--line-with trace "T3   step-requested" "flowmetal.time/sleep!"))
+        (should (flowmetal-runs-test--line-with trace "T3   task-completed" "→ \"web-2 up\""))
+        (should (flowmetal-runs-test--line-with trace "T2   task-completed" "→ \"web-1 up\""))
+        (should (flowmetal-runs-test--line-with trace "T1   task-cancelled"))
+        (should (flowmetal-runs-test--line-with trace "T0   run-completed"))
+        ;; Every event line has its task; the events are in order, each once.
+        (with-current-buffer trace
+          (let (seqs)
+            (goto-char (point-min))
+            (while (not (eobp))
+              (let ((event (get-text-property (point) 'flowmetal-event)))
+                (when event
+                  (push (plist-get event :seq) seqs)
+                  (should (looking-at-p (format " *%d  [^ ]+  T%d +" (plist-get event :seq)
+                                                (flowmetal--event-task event))))))
+              (forward-line 1))
+            (setq seqs (nreverse seqs))
+            (should (equal seqs (number-sequence 1 (length seqs))))
+            (should (> (length seqs) 30))))))))
 
 (provide 'eglot-runs-test)
 

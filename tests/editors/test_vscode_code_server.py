@@ -31,154 +31,65 @@ import json
 import os
 import pathlib
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
+from code_server_kit import CodeServer, available, build_vsix, chrome, playwright_modules
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-EXT = ROOT / "editors" / "vscode"
 HERE = pathlib.Path(__file__).resolve().parent
-CACHE = pathlib.Path(os.environ.get("FLOWMETAL_VSCODE_TEST_CACHE", EXT / ".test-cache"))
-E2E_PACKAGES = {"playwright-core": "1.65.1"}
 
 DEMO = (HERE / "data" / "demo.flow").read_text(encoding="utf-8")
 FLEET = (HERE / "data" / "fleet.flow").read_text(encoding="utf-8")
 SHOP = (HERE / "data" / "shop.flow").read_text(encoding="utf-8")
 
 
-def _code_server() -> str | None:
-    given = os.environ.get("FLOWMETAL_CODE_SERVER")
-    if given:
-        return given if os.access(given, os.X_OK) else None
-    found = CACHE / "code-server" / "node_modules" / ".bin" / "code-server"
-    return str(found) if found.exists() else None
-
-
-def _chrome() -> str | None:
-    chrome = os.environ.get("CHROME", "/usr/bin/chromium")
-    return chrome if os.access(chrome, os.X_OK) else None
-
-
 pytestmark = pytest.mark.skipif(
-    not (_code_server() and _chrome() and shutil.which("node") and shutil.which("npm")),
+    not available(),
     reason="code-server or chromium is not installed (tests/editors/install_code_server.sh, apt-get install chromium)",
 )
-
-
-def _npm(*args, cwd, timeout=600):
-    result = subprocess.run(["npm", *args, "--no-audit", "--no-fund"], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env=dict(os.environ, npm_config_update_notifier="false"))
-    assert result.returncode == 0, f"npm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
 
 
 @pytest.fixture(scope="module")
 def e2e_modules():
     """node_modules with playwright-core."""
-    where = CACHE / "e2e"
-    where.mkdir(parents=True, exist_ok=True)
-    manifest = {"name": "flowmetal-vscode-e2e", "private": True, "dependencies": E2E_PACKAGES}
-    stamp = where / ".installed.json"
-    if not (stamp.is_file() and json.loads(stamp.read_text()) == manifest):
-        (where / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        _npm("install", cwd=where)
-        stamp.write_text(json.dumps(manifest))
-    return where / "node_modules"
+    return playwright_modules()
 
 
 @pytest.fixture(scope="module")
 def vsix():
     """The extension packaged as users get it: the bundled .vsix scripts/vsix builds (or has built)."""
-    out = CACHE / "flowmetal.vsix"
-    result = subprocess.run(["bash", str(ROOT / "scripts" / "vsix"), str(out)], capture_output=True, text=True,
-                            timeout=600, env=dict(os.environ, FLOWMETAL_VSCODE_TEST_CACHE=str(CACHE)))
-    assert result.returncode == 0, result.stdout + result.stderr
-    return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return build_vsix()
 
 
 @pytest.fixture
 def code_server(vsix, tmp_path):
     """code-server on a scratch workspace with the extension installed: (url, workspace)."""
-    home = tmp_path / "home"
-    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-               XDG_DATA_HOME=str(home / ".local" / "share"), XDG_CACHE_HOME=str(home / ".cache"),
-               XDG_STATE_HOME=str(home / ".local" / "state"))
-    for name in ("FLOWMETAL_STORE", "FLOWMETAL_PUBLIC_URL", "FLOWMETAL_TOKEN"):
-        env.pop(name, None)
-    home.mkdir()
-    workspace = tmp_path / "ws"
-    (workspace / ".vscode").mkdir(parents=True)
-    (workspace / "demo.flow").write_text(DEMO, encoding="utf-8")
-    (workspace / "fleet.flow").write_text(FLEET, encoding="utf-8")
-    (workspace / "shop.flow").write_text(SHOP, encoding="utf-8")
-    (workspace / ".vscode" / "settings.json").write_text(json.dumps({
-        "flowmetal.server.path": sys.executable,
-        "flowmetal.server.args": ["-m", "flowmetal", "lsp"],
-        "flowmetal.store": "runs/store.db",
-    }))
-    user = tmp_path / "user-data"
-    (user / "User").mkdir(parents=True)
-    (user / "User" / "settings.json").write_text(json.dumps({
-        "workbench.startupEditor": "none", "telemetry.telemetryLevel": "off", "workbench.tips.enabled": False,
-    }))
-    port = _free_port()
-    config = tmp_path / "code-server.yaml"
-    config.write_text(f"bind-addr: 127.0.0.1:{port}\nauth: none\ncert: false\n")
-    common = [_code_server(), "--config", str(config), "--user-data-dir", str(user),
-              "--extensions-dir", str(tmp_path / "extensions")]
-    installed = subprocess.run(common + ["--install-extension", str(vsix)], env=env, capture_output=True,
-                               text=True, timeout=120)
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    log = open(tmp_path / "code-server.log", "w")
-    proc = subprocess.Popen(common + ["--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
-                                      str(workspace)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "code-server.log").read_text()
-                assert time.monotonic() < deadline, "code-server did not start"
-                time.sleep(0.2)
-        yield url, workspace
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # code-server, its extension host, the language server
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        log.close()
+    server = CodeServer(tmp_path, vsix, settings={"flowmetal.store": "runs/store.db"})
+    for name, text in (("demo.flow", DEMO), ("fleet.flow", FLEET), ("shop.flow", SHOP)):
+        (server.workspace / name).write_text(text, encoding="utf-8")
+    with server.running() as url:
+        yield url, server.workspace
+
+
+def _drive(script: str, e2e_modules, url: str, workspace, shots, *args: str) -> dict:
+    """A driver's steps by name, once it has run through (a failure shows its steps and screenshots)."""
+    result = subprocess.run(
+        ["node", str(HERE / script), str(e2e_modules), url, str(workspace), str(shots), *args],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, CHROME=chrome()),
+    )
+    report = json.loads(result.stdout) if result.stdout.startswith("{") else {"steps": [], "error": result.stderr}
+    assert result.returncode == 0 and report["error"] is None, (
+        f"{report['error']}\nsteps: {json.dumps(report['steps'], ensure_ascii=False, indent=1)}\n"
+        f"screenshots in {shots}\n{result.stderr[-2000:]}")
+    return {step["name"]: step for step in report["steps"]}
 
 
 def test_run_and_trace_in_vscode(code_server, e2e_modules, tmp_path):
     url, workspace = code_server
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    result = subprocess.run(
-        ["node", str(HERE / "vscode_code_server.js"), str(e2e_modules), url, str(workspace), str(shots)],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ, CHROME=_chrome()),
-    )
-    report = json.loads(result.stdout) if result.stdout.startswith("{") else {"steps": [], "error": result.stderr}
-    assert result.returncode == 0 and report["error"] is None, (
-        f"{report['error']}\nsteps: {json.dumps(report['steps'], ensure_ascii=False, indent=1)}\n"
-        f"screenshots in {shots}\n{result.stderr[-2000:]}")
-    steps = {step["name"]: step for step in report["steps"]}
+    steps = _drive("vscode_code_server.js", e2e_modules, url, workspace, shots)
 
     assert steps["lenses"]["lenses"].count("▶ Run…") == 2  # helper and main take arguments
     assert "▶ Run" in steps["lenses"]["lenses"]  # hello does not
@@ -285,16 +196,7 @@ def test_debug_a_recorded_run_in_vscode(code_server, e2e_modules, tmp_path):
     line = 1 + DEMO.splitlines().index("      (sleep! (make-duration 10 +milliseconds+))")
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    result = subprocess.run(
-        ["node", str(HERE / "vscode_code_server_debug.js"), str(e2e_modules), url, str(workspace), str(shots),
-         str(line)],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ, CHROME=_chrome()),
-    )
-    report = json.loads(result.stdout) if result.stdout.startswith("{") else {"steps": [], "error": result.stderr}
-    assert result.returncode == 0 and report["error"] is None, (
-        f"{report['error']}\nsteps: {json.dumps(report['steps'], ensure_ascii=False, indent=1)}\n"
-        f"screenshots in {shots}\n{result.stderr[-2000:]}")
-    steps = {step["name"]: step for step in report["steps"]}
+    steps = _drive("vscode_code_server_debug.js", e2e_modules, url, workspace, shots, str(line))
 
     assert "Debug…" in steps["breakpoint"]["lenses"]  # beside "▶ Run…"
     stopped = steps["stopped"]

@@ -286,15 +286,9 @@ SAMPLE = '''\
 
 @pytest.fixture(scope="module")
 def tokens(node_cache, tmp_path_factory):
-    node, cache = node_cache
     sample = tmp_path_factory.mktemp("tokenize") / "sample.flow"
     sample.write_text(SAMPLE, encoding="utf-8")
-    result = subprocess.run(
-        [node, str(HERE / "vscode_tokenize.js"), str(cache), str(GRAMMAR), str(sample)],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
+    return _node_script(node_cache, "vscode_tokenize.js", GRAMMAR, sample)
 
 
 def _scopes(tokens, line, text, nth=1):
@@ -371,18 +365,17 @@ def test_tokenize_does_not_split_symbols(tokens):
         assert not any(_has(scopes, p) for p in ("keyword", "constant", "variable")), (text, scopes)
 
 
-def _node_script(node_cache, script):
+def _node_script(node_cache, script, *args, timeout=120):
+    """The JSON report of `node SCRIPT CACHE ARGS...`, which must succeed."""
     node, cache = node_cache
-    result = subprocess.run(
-        [node, str(HERE / script), str(cache), str(EXT)],
-        capture_output=True, text=True, timeout=120,
-    )
+    result = subprocess.run([node, str(HERE / script), str(cache), *map(str, args)],
+                            capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(result.stdout)
 
 
 def test_activation_starts_language_server(node_cache):
-    report = _node_script(node_cache, "vscode_activate.js")
+    report = _node_script(node_cache, "vscode_activate.js", EXT)
     events = report["events"]
 
     def between(start, end=None):
@@ -478,7 +471,7 @@ RUN_MAIN, RUN_NAP, RUN_FAILED, RUN_NEW = "1956a58dc5864667", "2b7e0c11aa004d2e",
 
 @pytest.fixture(scope="module")
 def runs_report(node_cache):
-    return _node_script(node_cache, "vscode_runs.js")
+    return _node_script(node_cache, "vscode_runs.js", EXT)
 
 
 def _local(iso: str) -> str:
@@ -1011,15 +1004,9 @@ FLEET = (HERE / "data" / "fleet.flow").read_text(encoding="utf-8")
 
 def test_run_and_trace_against_the_language_server(node_cache, tmp_path):
     """The extension with `python -m flowmetal lsp`: Run lens, live run, trace, state, replay, Trace lens."""
-    node, cache = node_cache
     (tmp_path / "demo.flow").write_text(DEMO, encoding="utf-8")
     (tmp_path / "fleet.flow").write_text(FLEET, encoding="utf-8")
-    result = subprocess.run(
-        [node, str(HERE / "vscode_real_server.js"), str(cache), str(EXT), str(tmp_path), sys.executable],
-        capture_output=True, text=True, timeout=180,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
+    report = _node_script(node_cache, "vscode_real_server.js", EXT, tmp_path, sys.executable, timeout=180)
     uri = (tmp_path / "demo.flow").as_uri()
 
     # The server's commands the language client registers (and so passes through the middleware).
@@ -1158,7 +1145,6 @@ def test_manifest_contributes_the_debugger_with_the_documented_launch_fields():
 @pytest.fixture(scope="module")
 def debug_report(node_cache, tmp_path_factory):
     """vscode_debug.js's report, on a workspace holding a store with one recorded run of demo/main."""
-    node, cache = node_cache
     workspace = tmp_path_factory.mktemp("debug") / "project"
     workspace.mkdir()
     (workspace / "demo.flow").write_text(DEBUG_PROGRAM, encoding="utf-8")
@@ -1168,10 +1154,7 @@ def debug_report(node_cache, tmp_path_factory):
                           timeout=60)
     assert done.stdout.strip() == "7", done.stderr
     run_id = done.stderr.split("run ", 1)[1].split(":", 1)[0]
-    result = subprocess.run([node, str(HERE / "vscode_debug.js"), str(cache), str(EXT), str(workspace),
-                             sys.executable], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout), workspace, run_id
+    return _node_script(node_cache, "vscode_debug.js", EXT, workspace, sys.executable), workspace, run_id
 
 
 def test_the_adapter_is_started_as_the_language_server_is_in_the_workspace_folder(debug_report):
@@ -1281,7 +1264,7 @@ def test_the_debug_lens_asks_for_the_arguments_and_debugs_a_new_run(debug_report
 
 
 def test_the_api_token_is_kept_in_secret_storage(node_cache):
-    report = _node_script(node_cache, "vscode_token.js")
+    report = _node_script(node_cache, "vscode_token.js", EXT)
     events = report["events"]
     steps = [i for i, e in enumerate(events) if e["kind"] == "step"] + [len(events)]
     during = {events[i]["name"]: events[i + 1:j] for i, j in zip(steps, steps[1:])}

@@ -14,124 +14,69 @@
 'use strict';
 
 const path = require('path');
-const fs = require('fs');
-const os = require('os');
-const Module = require('module');
+const { openWorkbench, openFile, command, rows, paneRow, drive } = require('./code_server_kit');
 
 const [modules, url, folder, shots, line] = process.argv.slice(2);
-const { chromium } = Module.createRequire(path.join(path.resolve(modules), 'x.js'))('playwright-core');
-
-const steps = [];
-const started = Date.now();
-const step = (name, data = {}) => steps.push({ name, at: (Date.now() - started) / 1000, ...data });
-
-function pane(page, title) {
-  return page.locator('.pane', { has: page.locator('.pane-header', { hasText: title }) });
-}
-
-async function rows(page, title) {
-  return pane(page, title).locator('.monaco-list-row').allInnerTexts();
-}
-
-async function command(page, name) {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible' });
-  await input.fill(`>${name}`);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor();
-  await page.keyboard.press('Enter');
-}
 
 // The Call Stack's top frame, once it is the one wanted: its row's text.
 async function topFrame(page, pattern) {
-  const row = pane(page, 'Call Stack').locator('.monaco-list-row', { hasText: pattern }).first();
+  const row = paneRow(page, 'Call Stack', pattern).first();
   await row.waitFor();
   return row.innerText();
 }
 
-async function main() {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'flowmetal-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROME || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-    viewport: { width: 1180, height: 720 }, // small: the picture in the docs stays legible
+// Small: the picture in the docs stays legible.
+drive({ modules, viewport: { width: 1180, height: 720 }, shots }, async ({ page, step, snap }) => {
+  await openWorkbench(page, url, folder);
+  step('workbench');
+
+  // demo.flow, with a breakpoint on LINE (Go to Line, then F9).
+  await page.waitForTimeout(1500);
+  await openFile(page, 'demo.flow');
+  await page.locator('.codelens-decoration a', { hasText: 'Run' }).first().waitFor(); // the server is up
+  await page.keyboard.press('Control+G');
+  await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
+  await page.keyboard.type(String(line));
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('F9');
+  await page.locator('.monaco-editor .codicon-debug-breakpoint').first().waitFor();
+  step('breakpoint', { lenses: await page.locator('.codelens-decoration a').allInnerTexts() });
+
+  // The recorded run in the Runs view: its inline "Debug Run" action.
+  await command(page, 'Flowmetal: Focus on Runs View');
+  const run = paneRow(page, 'Runs', /^demo\/main\s*completed/).first();
+  await run.waitFor();
+  await run.hover();
+  await snap('runs-view');
+  await run.locator('.action-label[aria-label="Debug Run"]').click();
+
+  // Stopped at the breakpoint: the editor's current line, the frame and the bindings.
+  await page.locator('.debug-toolbar').waitFor();
+  const here = await topFrame(page, /^demo\/helper/);
+  await paneRow(page, 'Variables', 'twice').first().waitFor();
+  await page.locator('.monaco-editor .debug-top-stack-frame-line').first().waitFor();
+  await page.mouse.move(800, 640); // the Debug Console's empty part: nothing hovered in the picture
+  await page.waitForTimeout(500);
+  await snap('stopped');
+  if (shots) await page.screenshot({ path: path.join(shots, 'debugging.png') });
+  step('stopped', {
+    frame: here,
+    stack: await rows(page, 'Call Stack'),
+    variables: await rows(page, 'Variables'),
+    toolbar: await page.locator('.debug-toolbar .action-label').evaluateAll(
+      (labels) => labels.map((label) => label.getAttribute('aria-label'))),
   });
-  const page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(60000);
-  let shot = 0;
-  const snap = async (name) => {
-    if (shots) await page.screenshot({ path: path.join(shots, `${String(++shot).padStart(2, '0')}-${name}.png`) });
-  };
-  try {
-    await page.goto(`${url}/?folder=${encodeURIComponent(folder)}`);
-    await page.locator('.monaco-workbench').waitFor();
-    step('workbench');
 
-    // demo.flow, with a breakpoint on LINE (Go to Line, then F9).
-    await page.waitForTimeout(1500);
-    await page.keyboard.press('Control+P');
-    await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
-    await page.keyboard.type('demo.flow');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'demo.flow' }).first().waitFor();
-    await page.keyboard.press('Enter');
-    await page.locator('.monaco-editor .view-lines').first().waitFor();
-    await page.locator('.codelens-decoration a', { hasText: 'Run' }).first().waitFor(); // the server is up
-    await page.keyboard.press('Control+G');
-    await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
-    await page.keyboard.type(String(line));
-    await page.keyboard.press('Enter');
-    await page.keyboard.press('F9');
-    await page.locator('.monaco-editor .codicon-debug-breakpoint').first().waitFor();
-    step('breakpoint', { lenses: await page.locator('.codelens-decoration a').allInnerTexts() });
+  // Step Back, from the Debug toolbar: the frame's line goes back.
+  await page.keyboard.press('Escape');
+  await page.locator('.debug-toolbar .action-label[aria-label^="Step Back"]').click();
+  const back = await topFrame(page, new RegExp(`^demo/helper[\\s\\S]*\\D${Number(line) - 1}:\\d+$`));
+  await paneRow(page, 'Variables', 'twice').waitFor({ state: 'hidden' });
+  await snap('stepped-back');
+  step('stepBack', { frame: back, variables: await rows(page, 'Variables') });
 
-    // The recorded run in the Runs view: its inline "Debug Run" action.
-    await command(page, 'Flowmetal: Focus on Runs View');
-    const run = pane(page, 'Runs').locator('.monaco-list-row', { hasText: /^demo\/main\s*completed/ }).first();
-    await run.waitFor();
-    await run.hover();
-    await snap('runs-view');
-    await run.locator('.action-label[aria-label="Debug Run"]').click();
-
-    // Stopped at the breakpoint: the editor's current line, the frame and the bindings.
-    await page.locator('.debug-toolbar').waitFor();
-    const here = await topFrame(page, /^demo\/helper/);
-    await pane(page, 'Variables').locator('.monaco-list-row', { hasText: 'twice' }).first().waitFor();
-    await page.locator('.monaco-editor .debug-top-stack-frame-line').first().waitFor();
-    await page.mouse.move(800, 640); // the Debug Console's empty part: nothing hovered in the picture
-    await page.waitForTimeout(500);
-    await snap('stopped');
-    if (shots) await page.screenshot({ path: path.join(shots, 'debugging.png') });
-    step('stopped', {
-      frame: here,
-      stack: await rows(page, 'Call Stack'),
-      variables: await rows(page, 'Variables'),
-      toolbar: await page.locator('.debug-toolbar .action-label').evaluateAll(
-        (labels) => labels.map((label) => label.getAttribute('aria-label'))),
-    });
-
-    // Step Back, from the Debug toolbar: the frame's line goes back.
-    await page.keyboard.press('Escape');
-    await page.locator('.debug-toolbar .action-label[aria-label^="Step Back"]').click();
-    const back = await topFrame(page, new RegExp(`^demo/helper[\\s\\S]*\\D${Number(line) - 1}:\\d+$`));
-    await pane(page, 'Variables').locator('.monaco-list-row', { hasText: 'twice' }).waitFor({ state: 'hidden' });
-    await snap('stepped-back');
-    step('stepBack', { frame: back, variables: await rows(page, 'Variables') });
-
-    // The end of the session: Stop.
-    await page.locator('.debug-toolbar .action-label[aria-label^="Stop"]').click();
-    await page.locator('.debug-toolbar').waitFor({ state: 'hidden' });
-    step('stopped-session');
-    process.stdout.write(JSON.stringify({ steps, error: null }));
-  } catch (err) {
-    await snap('failure').catch(() => {});
-    process.stdout.write(JSON.stringify({ steps, error: String(err && err.stack ? err.stack : err) }));
-    process.exitCode = 1;
-  } finally {
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
-}
-
-main();
+  // The end of the session: Stop.
+  await page.locator('.debug-toolbar .action-label[aria-label^="Stop"]').click();
+  await page.locator('.debug-toolbar').waitFor({ state: 'hidden' });
+  step('stopped-session');
+});

@@ -25,7 +25,7 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_runs import ENV, Seen, command, flowmetal, plain, request, start_session, watch  # noqa: E402
+from runs_kit import ENV, Seen, command, flowmetal, plain, request, start_session, watch  # noqa: E402
 
 ONE = """(defpackage acme.app
   (defn other [] : int? 1))

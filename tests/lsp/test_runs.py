@@ -11,7 +11,6 @@ recorded (and a `flowmetal worker` drives) go by.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -21,19 +20,19 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from runs_kit import ENV, PostService, Seen, command, flowmetal, plain, request, start_session, watch
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "tests" / "testdata" / "lsp_runs" / "jobs.flow"
 TEXT = PROGRAM.read_text(encoding="utf-8")
-ENV = {k: v for k, v in os.environ.items() if k not in ("FLOWMETAL_STORE", "FLOWMETAL_PUBLIC_URL", "FLOWMETAL_TOKEN")}
 STDLIB = ROOT / "flowmetal" / "stdlib"
 TOKEN = "editor-s3cret"                 # the serve's FLOWMETAL_TOKEN: every API call must carry it
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -41,39 +40,25 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 # -- a fake service that calls back ------------------------------------------------------------
 
-class Service:
+class Service(PostService):
     """POST / with {label, callback}: answers 202, then POSTs `done-<label>` to the callback."""
 
     def __init__(self, delay: float = 0.3) -> None:
         self.requests: list[dict] = []
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                service.requests.append({"body": body, "key": self.headers.get("Idempotency-Key")})
-                self.send_response(202)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-                threading.Thread(target=service.call_back, args=(body,), daemon=True).start()
-
-            def log_message(self, *args) -> None:
-                pass
-
         self.delay = delay
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__()
+
+    def received(self, body: bytes, headers) -> int:
+        self.requests.append({"body": json.loads(body), "key": headers.get("Idempotency-Key")})
+        return 202
+
+    def answered(self, body: bytes) -> None:
+        threading.Thread(target=self.call_back, args=(json.loads(body),), daemon=True).start()
 
     def call_back(self, body: dict) -> None:
         time.sleep(self.delay)
         request = urllib.request.Request(body["callback"], data=f"done-{body['label']}".encode(), method="POST")
         urllib.request.urlopen(request, timeout=10).read()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -93,45 +78,6 @@ def workspace(tmp_path):
 
 # -- the client ----------------------------------------------------------------------------------
 
-class Seen:
-    """The notifications the client received, and a way to wait for one."""
-
-    def __init__(self) -> None:
-        self.runs: list[dict] = []
-        self.events: list[dict] = []
-        self.refreshes = 0
-        self.changed = asyncio.Event()
-
-    async def until(self, predicate, timeout: float = 30.0, what: str = "a notification"):
-        async def wait():
-            while True:
-                found = predicate()
-                if found:
-                    return found
-                self.changed.clear()
-                await self.changed.wait()
-        try:
-            return await asyncio.wait_for(wait(), timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"no {what} in {timeout}s; runs seen: {self.runs[-5:]}, "
-                                 f"events seen: {[e['event']['kind'] for e in self.events]}") from None
-
-    def statuses(self, run_id: str) -> list[str]:
-        return [r["status"] for r in self.runs if r["id"] == run_id]
-
-    def kinds(self, run_id: str) -> list[str]:
-        return [e["event"]["kind"] for e in self.events if e["runId"] == run_id]
-
-
-def plain(value):
-    """pygls hands unknown params over as named tuples: make them dicts and lists again."""
-    if hasattr(value, "_asdict"):
-        return {k: plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request) -> str | None:
     """The store of the editor's workbench: the workspace's own SQLite file (None: the default),
@@ -148,36 +94,6 @@ async def client(lsp_client: LanguageClient, workspace: Path, store: str | None)
     lsp_client.store_args = ["--store", store] if store else []
     yield
     await lsp_client.shutdown_session()
-
-
-def watch(lsp_client: LanguageClient) -> Seen:
-    seen = Seen()
-
-    @lsp_client.feature("flowmetal/runUpdated")
-    def run_updated(ls, params):
-        seen.runs.append(plain(params))
-        seen.changed.set()
-
-    @lsp_client.feature("flowmetal/traceEvent")
-    def trace_event(ls, params):
-        seen.events.append(plain(params))
-        seen.changed.set()
-
-    def refresh():  # (conftest.py answers the request)
-        seen.refreshes += 1
-        seen.changed.set()
-    lsp_client.on_code_lens_refresh = refresh
-
-    lsp_client.seen = seen
-    return seen
-
-
-async def start_session(lsp_client: LanguageClient, workspace: Path, options: dict | None = None) -> None:
-    await lsp_client.initialize_session(types.InitializeParams(
-        capabilities=client_capabilities("visual-studio-code"),
-        root_uri=workspace.as_uri(), initialization_options=options,
-        workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="ws")]))
-    lsp_client.workspace = workspace
 
 
 @pytest.fixture
@@ -211,24 +127,9 @@ async def debugging_client(lsp_client: LanguageClient, workspace: Path):
     await lsp_client.shutdown_session()
 
 
-async def command(client: LanguageClient, name: str, **arguments):
-    answer = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-        command=name, arguments=[arguments]))
-    return plain(answer)
-
-
-async def request(client: LanguageClient, method: str, **params):
-    return plain(await client.protocol.send_request_async(method, params))
-
-
 def line_of(needle: str) -> int:
     """The 0-based line of `needle` in jobs.flow."""
     return TEXT[:TEXT.index(needle)].count("\n")
-
-
-def flowmetal(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flowmetal", *args], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, timeout=120)
 
 
 # -- the tests -------------------------------------------------------------------------------------

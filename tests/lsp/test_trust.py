@@ -16,8 +16,6 @@ import asyncio
 import json
 import shutil
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_runs import ENV, Seen, command, plain, request, start_session, watch  # noqa: E402
+from runs_kit import ENV, PostService, Seen, command, plain, request, start_session, watch  # noqa: E402
 
 from flowmetal.runtime.driving import prepare_run, record_run  # noqa: E402
 from flowmetal.runtime.executor import Executor  # noqa: E402
@@ -37,31 +35,16 @@ PROGRAM = ROOT / "tests" / "testdata" / "lsp_runs" / "ping.flow"
 LOOKS = 1.0  # seconds: five looks of the watcher, ten rounds of the embedded worker and its connector
 
 
-class Service:
+class Service(PostService):
     """Counts the labels POSTed to it."""
 
     def __init__(self) -> None:
         self.labels: list[str] = []
-        service = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                service.labels.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def received(self, body: bytes, headers) -> int:
+        self.labels.append(body.decode())
+        return 200
 
 
 @pytest.fixture

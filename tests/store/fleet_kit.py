@@ -1,11 +1,13 @@
 """A fleet on one PostgreSQL store, as real processes, for the fleet tests: `flowmetal serve`s
 and `flowmetal worker`s started, killed and started again; a load balancer in front of the
 serves (the deployment's public URL: callbacks and API calls reach whichever serve is up);
-the fake wilson service of the examples (`examples/wilson_service.py`) as a process; and the
-checks every run of a fleet must pass whatever happened to the processes."""
+the fake wilson service of the examples (`examples/wilson_service.py`) as a process; a fake
+`charge!` service answering steps in the test's process; and the checks every run of a fleet
+must pass whatever happened to the processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +20,9 @@ from pathlib import Path
 
 import httpx
 from tests.waits import until as wait_until
+
+from flowmetal.runtime.store import open_store
+from flowmetal.runtime.values import encode
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -217,6 +222,53 @@ class Wilson:
         self.proc.terminate()
         self.proc.wait(timeout=30)
         self.log.close()
+
+
+class Fleet:
+    """Processes with a balancer in front and the fake wilson service behind, stopped together."""
+
+    def __init__(self, wilson: Wilson, balancer: Balancer, processes: list[Process]) -> None:
+        self.wilson, self.balancer, self.processes = wilson, balancer, processes
+
+    @classmethod
+    def start(cls, store: str, cwd: Path) -> "Fleet":
+        """The usual fleet: two serves behind the balancer (their public URL), then two workers."""
+        wilson = Wilson(cwd)
+        serves: list[Process] = []
+        balancer = Balancer(lambda: [s.url for s in serves])
+        serves += [serve(f"serve-{i}", store, cwd, balancer.url).start() for i in (1, 2)]
+        workers = [worker(f"worker-{i}", store, cwd).start() for i in (1, 2)]
+        return cls(wilson, balancer, serves + workers)
+
+    @property
+    def workers(self) -> list[Process]:
+        return [p for p in self.processes if p.args[0] == "worker"]
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.kill9()
+        self.balancer.close()
+        self.wilson.close()
+
+
+class Charges(threading.Thread):
+    """A `charge!` service in the test's process: answers each pending step of `endpoint` with
+    twice its amount, looking every `every` seconds, and counts each idempotency key it saw."""
+
+    def __init__(self, url: str, endpoint: str, every: float = 0.01) -> None:
+        super().__init__(daemon=True)
+        self.store = open_store(url)
+        self.endpoint, self.every = endpoint, every
+        self.seen: Counter = Counter()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for step in self.store.pending_steps(self.endpoint):
+                self.seen[step["key"]] += 1
+                amount = json.loads(step["args"])["amount"]
+                self.store.complete_step(step["run_id"], step["step"], json.dumps(encode(amount * 2)))
+            time.sleep(self.every)
 
 
 def check_runs(store, runs: dict[str, str], wilson: Wilson) -> None:

@@ -17,24 +17,21 @@ examples' fake wilson service and wait for its callback.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from fleet_kit import (FINAL, ROOT, Balancer, Wilson, check_runs, serve, sources, wait_until,
-                       worker)
+from fleet_kit import (FINAL, ROOT, Balancer, Charges, Fleet, Wilson, check_runs, serve, sources,
+                       wait_until, worker)
 
 from flowmetal.runtime.program import code_hash
 from flowmetal.runtime.store import open_store
-from flowmetal.runtime.values import encode
 
 
 def start_run(balancer: Balancer, host: str, nap: int, service: str) -> str:
@@ -64,12 +61,8 @@ def test_a_fleet_killed_at_random_instants_completes_every_run_once(tmp_path: Pa
     print(f"fleet seed: {seed} (FLOWMETAL_FLEET_SEED={seed} replays it)")
     rng = random.Random(seed)
     store = open_store(postgres_url)  # migrated once here, before the fleet starts
-    wilson = Wilson(tmp_path)
-    serves = []
-    balancer = Balancer(lambda: [s.url for s in serves])
-    serves += [serve(f"serve-{i}", postgres_url, tmp_path, balancer.url).start() for i in (1, 2)]
-    workers = [worker(f"worker-{i}", postgres_url, tmp_path).start() for i in (1, 2)]
-    fleet = serves + workers
+    fleet = Fleet.start(postgres_url, tmp_path)
+    balancer, wilson = fleet.balancer, fleet.wilson
     runs: dict[str, str] = {}
     try:
         count, kills_until = 200, time.monotonic() + 40
@@ -93,22 +86,19 @@ def test_a_fleet_killed_at_random_instants_completes_every_run_once(tmp_path: Pa
                 time.sleep(0.05)
             if time.monotonic() >= next_kill:
                 if not victims:  # each process in turn, in a random order each round
-                    victims = rng.sample(fleet, len(fleet))
+                    victims = rng.sample(fleet.processes, len(fleet.processes))
                 victim = victims.pop()
                 victim.restart()  # SIGKILL, then started again: one process is down at a time
                 progress.append(sum(r.next_seq for r in store.list_runs()))
                 next_kill = time.monotonic() + rng.uniform(0.5, 2.0)
         # The kills fell while there was work to do: the logs grew between most of them.
         assert sum(1 for a, b in zip(progress, progress[1:]) if b > a) > len(progress) // 2, progress
-        assert all(p.kills for p in fleet), [(p.name, p.kills) for p in fleet]
+        assert all(p.kills for p in fleet.processes), [(p.name, p.kills) for p in fleet.processes]
         # A run held by a killed serve waits out its lease (30 s) before another takes it over.
         wait_until(lambda: all_ended(store, count), "every run to end", timeout=120, every=0.5)
         check_runs(store, runs, wilson)
     finally:
-        for process in fleet:
-            process.kill9()
-        balancer.close()
-        wilson.close()
+        fleet.close()
         store.close()
 
 
@@ -125,25 +115,6 @@ PAUSED = """\
 """
 
 
-class Charges(threading.Thread):
-    """The `charge!` service, in this process: answers each pending step with twice its amount,
-    counting each idempotency key it saw."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.store = open_store(url)
-        self.seen: Counter = Counter()
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            for step in self.store.pending_steps("paused.test/charge!"):
-                self.seen[step["key"]] += 1
-                amount = json.loads(step["args"])["amount"]
-                self.store.complete_step(step["run_id"], step["step"], json.dumps(encode(amount * 2)))
-            time.sleep(0.01)
-
-
 def spun(rounds: int) -> int:
     return sum(i % 7 for i in range(1, rounds + 1))
 
@@ -152,7 +123,7 @@ def test_a_worker_paused_past_its_lease_cannot_commit_after_another_took_over(tm
     store = open_store(postgres_url)
     sources = {"paused.flow": PAUSED}
     stored = store.put_sources(sources)
-    service = Charges(postgres_url)
+    service = Charges(postgres_url, "paused.test/charge!")
     service.start()
     first = worker("first", postgres_url, tmp_path, lease=1.0).start()
     second = worker("second", postgres_url, tmp_path, lease=1.0)
@@ -203,12 +174,8 @@ def test_a_worker_paused_past_its_lease_cannot_commit_after_another_took_over(tm
 def test_restarting_postgresql_under_load_loses_nothing(tmp_path: Path, own_postgres):
     directory, url = own_postgres
     store = open_store(url)
-    wilson = Wilson(tmp_path)
-    serves = []
-    balancer = Balancer(lambda: [s.url for s in serves])
-    serves += [serve(f"serve-{i}", url, tmp_path, balancer.url).start() for i in (1, 2)]
-    workers = [worker(f"worker-{i}", url, tmp_path).start() for i in (1, 2)]
-    fleet = serves + workers
+    fleet = Fleet.start(url, tmp_path)
+    wilson = fleet.wilson
     runs: dict[str, str] = {}
     stored = store.put_sources(sources())
     try:
@@ -226,15 +193,13 @@ def test_restarting_postgresql_under_load_loses_nothing(tmp_path: Path, own_post
         wait_until(lambda: all_ended(store, len(runs)), "every run to end", timeout=120, every=0.5)
         check_runs(store, runs, wilson)
         # Every process lived through the restarts, and they were felt: some store call failed.
-        assert [p.proc.poll() for p in fleet] == [None] * len(fleet), [p.logged()[-2000:] for p in fleet]
+        processes = fleet.processes
+        assert [p.proc.poll() for p in processes] == [None] * len(processes), [p.logged()[-2000:] for p in processes]
         # ...and said so in one line each time, as for any error a user can act on: no traceback.
-        for process in workers:
+        for process in fleet.workers:
             assert "Traceback" not in process.logged(), process.logged()[-3000:]
     finally:
-        for process in fleet:
-            process.kill9()
-        balancer.close()
-        wilson.close()
+        fleet.close()
         store.close()
 
 
@@ -253,7 +218,7 @@ def test_a_store_restored_from_a_copy_taken_under_load_goes_on(tmp_path: Path, p
                              code_hash(sources())): f"host-{i}" for i in range(6)}
     first = worker("first", postgres_url, tmp_path).start()
     restored = postgres_url.rsplit("/", 1)[0] + f"/restored_{uuid.uuid4().hex[:8]}"
-    fleet = [first]
+    fleet = Fleet(wilson, balancer, [first])
     try:
         def waiting_for_callbacks() -> bool:
             return all(any("started job" in e.data.get("message", "") for e in store.events(run_id, kind="log"))
@@ -273,17 +238,14 @@ def test_a_store_restored_from_a_copy_taken_under_load_goes_on(tmp_path: Path, p
         again = open_store(restored)
         try:
             server = serve("restored-serve", restored, tmp_path, balancer.url).start()
-            fleet.append(server)
+            fleet.processes.append(server)
             backends.append(server.url)
             wait_until(lambda: all_ended(again, len(runs)), "the restored runs to end", timeout=90, every=0.2)
             check_runs(again, runs, wilson)
         finally:
             again.close()
     finally:
-        for process in fleet:
-            process.kill9()
-        balancer.close()
-        wilson.close()
+        fleet.close()
         store.close()
         import psycopg
         with psycopg.connect(postgres_url, autocommit=True) as admin:

@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,11 +18,11 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+from fleet_kit import Charges, Process  # noqa: E402
 from server_kit import PROGRAM, Serve, free_port  # noqa: E402
 
 from flowmetal.runtime.program import code_hash  # noqa: E402
 from flowmetal.runtime.store import open_store  # noqa: E402
-from flowmetal.runtime.values import encode  # noqa: E402
 from tests.waits import until as wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -97,11 +95,11 @@ def _post(url: str, body: str):
 
 def test_serve_and_a_worker_on_one_postgresql_store_complete_runs_woken_by_callbacks(tmp_path: Path,
                                                                                       postgres_url: str):
-    worker = None
+    worker = Process("worker", ["worker", "--store", postgres_url], tmp_path)
     with Serve(postgres_url, cwd=tmp_path, env={"FLOWMETAL_EXECUTORS": "1"}) as serve:
         store = open_store(postgres_url)
         try:
-            worker = spawn("worker", "--store", postgres_url, cwd=tmp_path)
+            worker.start()
             ids = []
             for _ in range(6):
                 made = httpx.post(serve.url + "/api/runs", json={"sources": {"shop.flow": PROGRAM},
@@ -123,10 +121,8 @@ def test_serve_and_a_worker_on_one_postgresql_store_complete_runs_woken_by_callb
                 assert kinds["run-started"] == kinds["run-completed"] == 1, kinds
         finally:
             store.close()
-            if worker is not None:
-                worker.terminate()
-                worker.communicate(timeout=30)
-    assert worker.returncode == 0
+            stopped = worker.stop()
+    assert stopped == 0, worker.logged()
 
 
 def test_two_workers_claiming_at_once_never_run_a_run_twice(tmp_path: Path, postgres_url: str):
@@ -172,33 +168,14 @@ CRASH = """\
 """
 
 
-class Charges(threading.Thread):
-    """The `charge!` service, in this process: answers each pending step, counting each key it saw."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.store = open_store(url)
-        self.seen: Counter = Counter()
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            for step in self.store.pending_steps("crash.test/charge!"):
-                self.seen[step["key"]] += 1
-                amount = json.loads(step["args"])["amount"]
-                self.store.complete_step(step["run_id"], step["step"], json.dumps(encode(amount * 2)))
-            time.sleep(0.005)
-
-
 def test_workers_killed_at_random_instants_lose_no_run_and_apply_no_step_twice(tmp_path: Path, postgres_url: str):
     store = open_store(postgres_url)
     sources = {"crash.flow": CRASH}
     stored = store.put_sources(sources)
     runs = {}
-    service = Charges(postgres_url)
+    service = Charges(postgres_url, "crash.test/charge!", every=0.005)
     service.start()
     rng = random.Random(20261202)
-    log = open(tmp_path / "workers.log", "ab")
     procs, progress = [], []
     try:
         for cycle in range(25):
@@ -206,14 +183,11 @@ def test_workers_killed_at_random_instants_lose_no_run_and_apply_no_step_twice(t
                 value = cycle * 2 + n
                 runs[store.create_run("crash.test/job", [str(value)], stored, code_hash(sources))] = value
             # Two workers at once, one killed each cycle: claims race, and leases lapse under them.
-            procs.append(subprocess.Popen([sys.executable, "-m", "flowmetal", "worker", "--store", postgres_url,
-                                           "--lease", "0.5", "--poll", "0.01"], env=_env(), stdout=subprocess.DEVNULL,
-                                          stderr=log, start_new_session=True))
+            procs.append(Process(f"worker-{cycle}", ["worker", "--store", postgres_url, "--lease", "0.5",
+                                                     "--poll", "0.01"], tmp_path).start())
             time.sleep(rng.uniform(0.3, 0.8))
             if len(procs) > 1:
-                victim = procs.pop(rng.randrange(len(procs)))
-                os.killpg(victim.pid, signal.SIGKILL)
-                victim.wait()
+                procs.pop(rng.randrange(len(procs))).kill9()
                 progress.append(sum(r.next_seq for r in store.list_runs()))  # events logged so far
         # The kills fell while there was work to do: the logs grew between most of them.
         assert sum(1 for a, b in zip(progress, progress[1:]) if b > a) > 15, progress
@@ -221,10 +195,8 @@ def test_workers_killed_at_random_instants_lose_no_run_and_apply_no_step_twice(t
                    "every run to end", timeout=180)
     finally:
         for proc in procs:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            proc.kill9()
         service.stop.set()
-        log.close()
     for run_id, n in runs.items():
         run = store.get_run(run_id)
         assert (run.status, run.result) == ("completed", str(sum(2 * (n + i) for i in range(1, 6)))), run
