@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from flowmetal.runtime.executor import Executor
 from flowmetal.runtime.program import code_hash
 from flowmetal.runtime.store import SQLiteStore
@@ -133,3 +135,18 @@ def drive(store: SQLiteStore, run_id: str, executor: Executor | None = None, unt
             return run.status
         time.sleep(0.02)
     return store.get_run(run_id).status
+
+
+# The scratch SQLite store of the connector tests (`path`, and `store` open on it, closed
+# afterwards), imported by the modules that use them. Not a conftest.py: a second one would
+# take the module name `conftest` that tests import ROOT and TESTDATA from.
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "store.db"
+
+
+@pytest.fixture
+def store(path):
+    s = SQLiteStore(path)
+    yield s
+    s.close()

@@ -17,6 +17,7 @@ import time
 import httpx
 import pytest
 
+from connector_helpers import path, store  # noqa: F401 - fixtures
 from connector_helpers import closed_port, drive, recording_server, start_run
 from flowmetal.connectors.http_request import ENDPOINTS, RequestConnector, perform, run_once, serve_requests
 from flowmetal.runtime.executor import Executor

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler
 import httpx
 import pytest
 
+from connector_helpers import path, store  # noqa: F401 - fixtures
 from connector_helpers import drive, serving, start_run
 from flowmetal.connectors.http_request import (ENDPOINTS, MAX_BODY, RequestConnector, run_once,
                                                serve_requests)
