@@ -1063,6 +1063,27 @@ class Store:
         except ValueError as error:
             raise StoreError(f"the store's snapshot of run `{run_id}` is malformed ({error})") from None
 
+    def snapshot_at(self, run_id: str) -> tuple[dict | None, int]:
+        """The run's latest snapshot (`snapshot`) and the seq of the last event it follows
+        (0 without one): the events after it are the run's log since (`executor`: resumed from
+        the log)."""
+        row = self._one("SELECT seq, state FROM snapshots WHERE run_id=?", (run_id,))
+        if row is None:
+            return None, 0
+        try:
+            return json.loads(row["state"]), row["seq"]
+        except ValueError as error:
+            raise StoreError(f"the store's snapshot of run `{run_id}` is malformed ({error})") from None
+
+    def step_rows(self, run_id: str, steps: list[int]) -> list:
+        """The rows of the run's `steps` (any status), one query for any number."""
+        rows = []
+        for i in range(0, len(steps), 500):  # SQLite's limit on a statement's parameters
+            chunk = steps[i:i + 500]
+            rows += self._all(f"SELECT * FROM steps WHERE run_id=? AND step IN ({','.join('?' * len(chunk))})",
+                              (run_id, *chunk))
+        return rows
+
     def snapshot_parts(self, run_id: str, keys: Collection[str]) -> dict[str, str]:
         """The stored parts of the run's state among `keys`, as text (a key not stored is absent)."""
         keys = list(keys)

@@ -244,6 +244,61 @@ def test_a_worker_killed_at_random_instants_loses_and_repeats_nothing(location, 
     assert repeats <= kills  # again only across a crash: at most the step in hand at each kill
 
 
+# -- resumed from the log --------------------------------------------------------------------------------
+
+def test_a_worker_killed_after_steps_committed_without_a_snapshot_resumes_them_from_the_log(
+        location, calls, tmp_path):
+    steps = 6
+    run_id = create(location, "acme.count/sum-then-pause", str(steps))
+    command = ("worker", "--connector", MODULE, "--no-connectors", "--store", location, "--lease", "1",
+               "--poll", "0.05")
+    first = Proc(tmp_path, "first", *command)
+    second = None
+    try:
+        marks = Path(os.environ["INLINE_MARKS"])
+        deadline = time.monotonic() + 60
+        while not any(marks.iterdir()):  # the six double! steps done, pause! sleeping in the first worker
+            assert time.monotonic() < deadline and first.proc.poll() is None, first.logged()
+            time.sleep(0.02)
+        first.kill9()
+        store = open_store(location)
+        try:
+            snapshot_seq = store._one("SELECT seq FROM snapshots WHERE run_id=?", (run_id,))["seq"]
+            logged = store.events(run_id)
+            assert store.get_run(run_id).status == "running"
+        finally:
+            store.close()
+        # The inline steps after the first were committed without a snapshot: a resume must
+        # answer them from the log.
+        after = [e for e in logged if e.seq > snapshot_seq]
+        assert len([e for e in after if e.kind == "step-completed"]) >= steps - 1, (snapshot_seq, after)
+        second = Proc(tmp_path, "second", *command)
+        ended = wait_ended(location, [run_id], timeout=60, procs=(second,))
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    total = steps * (steps + 1) + 2 * steps + 200
+    assert ended[run_id].status == "completed" and ended[run_id].result == str(total), ended[run_id].error
+    made = counted(calls)
+    rows = {row["step"]: row for row in steps_of(location, run_id)}
+    pause = next(r["step"] for r in rows.values() if r["endpoint"] == "acme.count/pause!")
+    doubles = sorted(s for s, r in rows.items() if r["endpoint"] == "acme.count/double!")
+    assert len(doubles) == steps + 1 and all(made[f"{run_id}:{s}"] == 1 for s in doubles)  # never again
+    assert made[f"{run_id}:{pause}"] == 2  # the step in flight at the kill: performed again, same key
+    assert {r["status"] for r in rows.values()} == {"applied"}
+    store = open_store(location)
+    try:
+        events = store.events(run_id)
+    finally:
+        store.close()
+    assert events[:len(logged)] == logged  # the log kept as it was, and each step in it once
+    assert set(Counter(e.step for e in events if e.kind == "step-requested").values()) == {1}
+    assert set(Counter(e.step for e in events if e.kind == "step-completed").values()) == {1}
+    verify = flowmetal("replay", run_id, "--verify", "--store", location, cwd=tmp_path)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
 # -- a paused worker is fenced ----------------------------------------------------------------------------
 
 def test_a_worker_paused_past_its_lease_cannot_commit_an_inline_result(location, calls, tmp_path):
