@@ -69,6 +69,20 @@ depends on the result leaves the process before it is committed. A run with task
 or under a `with-timeout!`, leaves such steps to the connector path (a function
 running here could not be interrupted by the timeout, nor let other tasks go on).
 
+Deferred snapshots. Such a commit leaves the run's snapshot out (`defer`) when no
+checkpoint is due (`COMMIT_EVERY` events, `CHECKPOINT_EVERY` seconds since the last)
+and the log since the last snapshot can be re-executed: that snapshot was taken
+mid-run or waiting for one step, in a run of one task without timeouts, and every
+event since is a step answered from the log (`replayable`: `now!`, `jitter!`,
+`log!`, steps performed here). A run resumed from a snapshot older than its log
+(`_Log`) re-executes deterministically: each step the log records is checked
+against it (another endpoint or other arguments fail the run, worded as `replay
+--verify` words a divergence) and answered from it, its events not logged again;
+one recorded without a result (in flight when the worker died) is waited for as
+any step whose row exists. Nothing is committed until the log is caught up, so the
+next snapshot is written at its end: the log, the trace and replay are the same as
+with a snapshot every step, and a snapshot costs nothing between checkpoints.
+
 A snapshot larger than `MAX_SNAPSHOT` (or one that cannot be written) fails the
 run with a clear error instead of an unstorable commit.
 

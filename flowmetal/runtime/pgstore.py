@@ -12,7 +12,9 @@ pool. A connection that breaks (the server restarted) is dropped by the pool and
 replaced at the next use: the operation it broke fails with a `StoreError` saying
 so, except a read, which is tried again once on a fresh connection (reading twice
 changes nothing), and a transaction whose BEGIN found the connection broken (nothing
-was done yet), which is begun again on a fresh one. So a restart of the server
+was done yet), which is begun again on a fresh one. A run's commit is pipelined whole
+(`Database._pipelined`): one whose connection broke before its COMMIT was sent kept
+nothing, and the store does it again on a fresh connection (`StoreUndone`). So a restart of the server
 fails only the transactions it cut short, not the next one of every process. The first
 connection of a process (`_first_connection`) waits for a server that is not there yet: up
 to the patience the process was given (`store.wait_for_store`: 60 s for the commands that
