@@ -24,7 +24,10 @@ from pathlib import Path
 
 import pytest
 
+from flowmetal.connectors.inline import InlineSteps
 from flowmetal.runtime.driving import prepare, record_run
+from flowmetal.runtime.executor import Executor
+from flowmetal.runtime.program import code_hash
 from flowmetal.runtime.store import open_store
 
 HERE = Path(__file__).resolve().parent
@@ -297,6 +300,55 @@ def test_a_worker_killed_after_steps_committed_without_a_snapshot_resumes_them_f
     assert set(Counter(e.step for e in events if e.kind == "step-completed").values()) == {1}
     verify = flowmetal("replay", run_id, "--verify", "--store", location, cwd=tmp_path)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_resumed_run_whose_log_disagrees_with_its_program_fails_naming_the_step(location):
+    """Re-executing the log after the snapshot checks each step against it: a recorded step
+    with other arguments (a log edited, a program that is not deterministic) fails the run
+    with the words of `replay --verify`, and nothing is performed again."""
+    called = []
+
+    def double(n):
+        called.append(n)
+        return n * 2
+
+    store = open_store(location)
+    stored = store.put_sources(SOURCES)
+    run_id = store.create_run("acme.count/sum-then-pause", ["6"], stored, code_hash(SOURCES))
+    commit = store.commit
+    commits = []
+
+    def dies_at_the_fifth(*args, **kwargs):  # the worker's process ends there (as a kill would)
+        commits.append(1)
+        if len(commits) == 5:
+            raise OSError("the worker died")
+        return commit(*args, **kwargs)
+    store.commit = dies_at_the_fifth
+    inline = InlineSteps({"acme.count/double!": double, "acme.count/pause!": double})
+    try:
+        with pytest.raises(OSError):
+            Executor(store, worker="first", inline=inline).run_once(run_id)
+        store.commit = commit
+        seq = store._one("SELECT seq FROM snapshots WHERE run_id=?", (run_id,))["seq"]
+        after = [e for e in store.events(run_id, after=seq) if e.kind == "step-requested"]
+        assert len(after) >= 2  # steps committed without a snapshot: the resume re-executes them
+        edited = dict(after[0].data, args={"n": "60"})
+        with store.transaction() as conn:
+            conn.execute("UPDATE events SET data=? WHERE run_id=? AND seq=?", (json.dumps(edited), run_id,
+                                                                               after[0].seq))
+            conn.execute("UPDATE runs SET lease_until=0 WHERE id=?", (run_id,))  # the first's lease lapsed
+        performed = len(called)
+        progress = Executor(store, worker="second", inline=inline).run_once(run_id)
+        run = store.get_run(run_id)
+        assert progress.status == "failed" and run.status == "failed"
+        assert (f"the run diverged from its log when resumed: step {after[0].step} at inline.flow:"
+                in run.error), run.error
+        assert 'the log recorded `acme.count/double!` {"n": "60"}, replay calls `acme.count/double!` {"n": "' \
+            in run.error, run.error
+        assert len(called) == performed  # nothing performed again
+    finally:
+        inline.close()
+        store.close()
 
 
 # -- a paused worker is fenced ----------------------------------------------------------------------------
