@@ -69,20 +69,6 @@ depends on the result leaves the process before it is committed. A run with task
 or under a `with-timeout!`, leaves such steps to the connector path (a function
 running here could not be interrupted by the timeout, nor let other tasks go on).
 
-Deferred snapshots. Such a commit leaves the run's snapshot out (`defer`) when no
-checkpoint is due (`COMMIT_EVERY` events, `CHECKPOINT_EVERY` seconds since the last)
-and the log since the last snapshot can be re-executed: that snapshot was taken
-mid-run or waiting for one step, in a run of one task without timeouts, and every
-event since is a step answered from the log (`replayable`: `now!`, `jitter!`,
-`log!`, steps performed here). A run resumed from a snapshot older than its log
-(`_Log`) re-executes deterministically: each step the log records is checked
-against it (another endpoint or other arguments fail the run, worded as `replay
---verify` words a divergence) and answered from it, its events not logged again;
-one recorded without a result (in flight when the worker died) is waited for as
-any step whose row exists. Nothing is committed until the log is caught up, so the
-next snapshot is written at its end: the log, the trace and replay are the same as
-with a snapshot every step, and a snapshot costs nothing between checkpoints.
-
 A snapshot larger than `MAX_SNAPSHOT` (or one that cannot be written) fails the
 run with a clear error instead of an unstorable commit.
 
@@ -122,8 +108,6 @@ TIME_SLICE = 0.3          # seconds of CPU a run keeps its executor while other 
 CHECKPOINT_EVERY = 5.0    # seconds between checkpoints of a run that computes (at least 10x a snapshot's cost)
 MAX_SNAPSHOT = 256 << 20  # bytes: the largest state a run may store (SQLite's own limit is 1e9)
 HOLD = 0.025              # seconds a run keeps its executor, after committing a connector's step, for the answer
-# Endpoints whose steps re-executing a run answers from its log (their results are in it).
-REPLAYABLE = frozenset({"flowmetal.time/now!", JITTER, "flowmetal.log/log!"})
 HOLD_AGAIN = 30.0         # seconds before holding again for an endpoint that let a hold pass unanswered
 TIMEOUT = Member("flowmetal.time", "timeout", "+timeout+")
 UNITS_MS = {"+milliseconds+": 1, "+seconds+": 1000, "+minutes+": 60_000, "+hours+": 3_600_000,
@@ -260,12 +244,6 @@ class _Driver:
                             "children": [], "cancel_children": [], "applied_steps": [],
                             "inline_results": []}
         self.performing: tuple[int, int] | None = None  # (step, claim epoch) of the function running here
-        # Deferred snapshots (the module's docstring): whether the next commit may leave the
-        # snapshot out, the events committed since the last one, the wait the last state had.
-        self.deferrable = False
-        self.unsnapshotted = 0
-        self.state_wait: dict | None = None
-        self.log: _Log | None = None  # resumed from a snapshot older than the log: the log since, re-executed
         # [step, due, task] of the with-timeout! timers around the code (a state written before
         # tasks kept their owner has [step, due]: `timeout_owner` looks for it)
         self.timeouts: list[list] = []
@@ -316,17 +294,6 @@ class _Driver:
 
     def commit(self, **kw) -> dict:
         extra = {k: v for k, v in self.extra.items() if v}
-        if kw.get("snapshot") is not None:
-            # Later commits may leave the snapshot out while the run's one task goes on from a
-            # state that re-executing the log can resume: mid-run, or waiting for one step.
-            machine = getattr(self, "machine", None)
-            wait = self.state_wait
-            self.deferrable = (machine is not None and machine.next_task <= 1 and not self.timeouts
-                               and (wait is None or wait.get("kind") == "step"))
-            self.unsnapshotted = 0
-        else:
-            self.deferrable = self.deferrable and all(self.replayable(e) for e in self.events)
-            self.unsnapshotted += len(self.events)
         # A snapshot of values nested deeper than this stack is written on a deeper one (the
         # transaction that failed to write it was rolled back).
         claimed = deep.call(self.store.commit, self.run, self.ex.worker, self.events, **extra, **kw)
@@ -350,7 +317,7 @@ class _Driver:
             return Progress(run.id, "failed")
         if self.store.cancel_requested(run.id):
             return self.cancel()
-        state, seq = deep.call(self.store.snapshot_at, run.id)
+        state = deep.call(self.store.snapshot, run.id)
         machine: Machine
         try:
             if state is None:
@@ -372,12 +339,8 @@ class _Driver:
                     self.waits = Waits(load, {int(t): w for t, w in state["waits"].items()}, state.get("parted", 0))
                 elif waiting is not None:  # a state written before tasks: the entry's one wait
                     self.waits = Waits(load, {0: waiting})
-                if run.next_seq - 1 > seq:  # steps committed after the snapshot: re-executed from the log
-                    self.log = _Log(self, self.store.events(run.id, after=seq))
                 if waiting is None:  # a checkpoint in the middle of running: go on from there
                     outcome = self.expire_running(machine)
-                elif self.log is not None and waiting.get("kind") == "step" and waiting["step"] in self.log.completed:
-                    outcome = self.replay_wait(machine, waiting["step"])
                 else:
                     outcome = _WAKE
             return self.drive(machine, outcome)
@@ -566,9 +529,6 @@ class _Driver:
                 self.event("task-completed", result=text)
                 machine.finish_task(("ok", outcome.value))
                 return _SCHEDULE
-            if self.log is not None:
-                raise _RunFault(self.log.diverged(f"the run ends, but the log recorded step "
-                                                  f"{min(self.log.requested)}"))
             self.cancel_tasks(machine)
             self.event("run-completed", result=text)
             self.commit(status="completed", result=text, release=True)
@@ -617,10 +577,6 @@ class _Driver:
         if not stopping and now < self.next_look:
             return None
         self.next_look = now + LOOK_EVERY
-        if self.log is not None:  # re-executing the log: nothing to commit until it is caught up
-            if now - self.last_beat >= self.beat_every:
-                self.beat()
-            return None
         if self.store.cancel_requested(self.run.id):
             return self.cancel()
         if stopping or self.make_way():
@@ -686,7 +642,6 @@ class _Driver:
         """The run's snapshot as the JSON text to store, and the parts of a run with tasks to
         write with it (`Machine.snapshot_parts`, `Waits`), refused (a `Fault`: the run fails)
         when they cannot be stored: `MAX_SNAPSHOT` bounds what one commit writes."""
-        self.state_wait = waiting
         def snapshot() -> tuple[str, dict, int]:
             head, parts = machine.snapshot_parts() if machine.next_task > 1 else (machine.snapshot(), {})
             parts.update(self.waits.take_parts())
@@ -708,12 +663,8 @@ class _Driver:
         site = call_site(self.program, machine.stack, wait.expr_id)
         step, name, line = wait.step, wait.name, self.line(site)
         args_text = {k: _literal(v) for k, v in wait.args.items()}
-        if self.log is not None:  # a step the log has: answered from it, or requested already
-            if self.replay_step(machine, wait, step, name, args_text):
-                return None
-        else:
-            self.event("step-requested", step=step, line=line, endpoint=name, args=args_text,
-                       key=f"{self.run.id}:{step}", span=self.span(site))
+        self.event("step-requested", step=step, line=line, endpoint=name, args=args_text,
+                   key=f"{self.run.id}:{step}", span=self.span(site))
         if wait.package == "flowmetal.task":
             return self.tasks(machine, wait)
         if wait.package == children.PACKAGE:
@@ -782,14 +733,9 @@ class _Driver:
         key = f"{self.run.id}:{step}"
         waiting = {"step": step, "kind": "step"}
         self.waits.put(machine.task, waiting, parted=False)
-        request = [(step, name, args_json, key, self.ex.lease)]
-        if self.defer():  # the request and the last result, without the snapshot
-            epoch = self.commit(inline_steps=request).get(step)
-            deferred = True
-        else:
-            state, parts = self.state(machine, waiting)
-            epoch = self.commit(snapshot=state, parts=parts, inline_steps=request).get(step)
-            deferred = False
+        state, parts = self.state(machine, waiting)
+        epoch = self.commit(snapshot=state, parts=parts,
+                            inline_steps=[(step, name, args_json, key, self.ex.lease)]).get(step)
         if epoch is None:
             return _SCHEDULE
         args = deep.call(lambda: {k: decode(v) for k, v in json.loads(args_json).items()})
@@ -800,11 +746,7 @@ class _Driver:
         finally:
             self.performing = None
         if outcome is None:  # given back while stopping: a connector performs it, the run waits
-            if deferred:
-                state, parts = self.state(machine, waiting)
-                self.commit(snapshot=state, parts=parts, status="waiting", release=True)
-            else:
-                self.commit(status="waiting", release=True)
+            self.commit(status="waiting", release=True)
             return Progress(self.run.id, "waiting")
         done, text = outcome
         self.waits.pop(machine.task)
@@ -816,70 +758,6 @@ class _Driver:
         self.event("step-completed", step=step, result=_literal(value), waited=True)
         machine.resume(value)
         return None
-
-    def defer(self) -> bool:
-        """Whether this inline step's commit may leave the run's snapshot out: the last
-        snapshot and every event since can be re-executed from the log (`replayable`), and
-        no checkpoint is due (`COMMIT_EVERY` events, `CHECKPOINT_EVERY` seconds)."""
-        if not self.deferrable or not all(self.replayable(e) for e in self.events):
-            return False
-        if self.unsnapshotted + len(self.events) >= COMMIT_EVERY or time.monotonic() >= self.next_checkpoint:
-            self.next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
-            return False
-        return True
-
-    def replayable(self, event: tuple) -> bool:
-        """Whether re-executing the run answers `event` from the log (`replay_step`): a step
-        of an endpoint answered here at once, or one performed here."""
-        kind, _, data, _ = event
-        if kind in ("step-completed", "log"):
-            return True
-        inline = self.ex.inline
-        return kind == "step-requested" and (data.get("endpoint") in REPLAYABLE or (
-            inline is not None and data.get("endpoint") in inline.endpoints))
-
-    def replay_step(self, machine: Machine, wait: Wait, step: int, name: str, args_text: dict) -> bool:
-        """Re-executing the log after the snapshot resumed from: step `step` must be the one
-        it recorded (else the run fails: it diverged, as `replay --verify` says it). True
-        when the log has its result (given to the run, nothing logged again); False when it
-        was requested only (an inline step in flight: it goes on as any step, its request
-        not logged again)."""
-        log = self.log
-        recorded = log.requested.pop(step, None)
-        where = self.where(wait.expr_id)
-        if recorded is None:
-            raise _RunFault(log.diverged(f"step {step} at {where}: replay calls `{name}`, which the log "
-                                         f"never recorded"))
-        if recorded.data.get("endpoint") != name or recorded.data.get("args") != args_text:
-            raise _RunFault(log.diverged(
-                f"step {step} at {where}: the log recorded `{recorded.data.get('endpoint')}` "
-                f"{json.dumps(recorded.data.get('args'))}, replay calls `{name}` {json.dumps(args_text)}"))
-        if recorded.line is not None:
-            self.step_lines[step] = recorded.line
-        if not log.requested:
-            self.log = None  # caught up: what follows is new
-        if step not in log.completed:
-            return False
-        self.given.add(step)
-        machine.resume(log.value(step))
-        return True
-
-    def replay_wait(self, machine: Machine, step: int):
-        """Resumed from a snapshot waiting for step `step`, whose result the log has: given."""
-        tid = self.waits.tasks_of([step]).get(step, machine.task)
-        self.waits.pop(tid)
-        self.given.add(step)
-        machine.deliver(tid, self.log.value(step))
-        if not self.log.requested:
-            self.log = None
-        return None
-
-    def where(self, expr_id: int | None) -> str:
-        """Where a step is called, as `replay` says it: `file:line:column`."""
-        if expr_id is None or expr_id < 0:
-            return self.run.entry
-        span = self.program.exprs[expr_id].node.span
-        return f"{span.source.name}:{span.line}:{span.column}"
 
     def await_function(self, name: str, future) -> tuple[str, str] | None:
         """The outcome of a function running for a step here, keeping the run's and the step's
@@ -1103,38 +981,6 @@ class Waits:
     def take_parts(self) -> dict[str, str | None]:
         changed, self.changed = self.changed, {}
         return changed
-
-
-class _Log:
-    """A run's log after the snapshot it resumed from (only steps answered from the log, or
-    performed here: `_Driver.replayable`): what each step requested, and its result."""
-
-    def __init__(self, driver: _Driver, events: list) -> None:
-        self.driver = driver
-        self.requested: dict[int, object] = {}
-        self.completed: dict[int, object] = {}
-        for event in events:
-            if event.kind == "step-requested":
-                self.requested[event.step] = event
-            elif event.kind == "step-completed":
-                self.completed[event.step] = event
-            elif event.kind != "log":
-                raise _RunFault(f"the run cannot resume: its log after its last snapshot has a `{event.kind}` "
-                                f"event (seq {event.seq}), which re-executing the log cannot answer")
-        # A step recorded in the store (performed here, or a connector's) gives its exact result.
-        rows = driver.store.step_rows(driver.run.id, sorted(self.completed)) if self.completed else []
-        self.results = {row["step"]: row["result"] for row in rows if row["result"] is not None}
-
-    def value(self, step: int):
-        if step in self.results:
-            text = self.results[step]
-            return deep.call(lambda: decode(json.loads(text)))
-        driver = self.driver
-        package, _ = driver.program.package_of(driver.run.entry)
-        return deep.call(read_literal, self.completed[step].data.get("result", "nil"), driver.program, package)
-
-    def diverged(self, what: str) -> str:
-        return f"the run diverged from its log when resumed: {what}"
 
 
 class _Cancel(Exception):

@@ -12,9 +12,7 @@ pool. A connection that breaks (the server restarted) is dropped by the pool and
 replaced at the next use: the operation it broke fails with a `StoreError` saying
 so, except a read, which is tried again once on a fresh connection (reading twice
 changes nothing), and a transaction whose BEGIN found the connection broken (nothing
-was done yet), which is begun again on a fresh one. A run's commit is pipelined whole
-(`Database._pipelined`): one whose connection broke before its COMMIT was sent kept
-nothing, and the store does it again on a fresh connection (`StoreUndone`). So a restart of the server
+was done yet), which is begun again on a fresh one. So a restart of the server
 fails only the transactions it cut short, not the next one of every process. The first
 connection of a process (`_first_connection`) waits for a server that is not there yet: up
 to the patience the process was given (`store.wait_for_store`: 60 s for the commands that
@@ -45,13 +43,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from flowmetal.runtime.storeerrors import StoreBusy, StoreError, StoreUndone
+from flowmetal.runtime.storeerrors import StoreBusy, StoreError
 
 CONNECT_TIMEOUT = 10     # seconds to reach the server before a clear error
 POOL_SIZE = 8            # connections a process may hold to one store (more when more store objects share it)
@@ -174,7 +172,7 @@ class _Pipelined:
 
     @property
     def rowcount(self) -> int:
-        self.tx.sync()  # (nothing to do once the transaction ended: its last sync read every result)
+        self.tx.sync()
         return self.cursor.rowcount
 
     def fetchone(self):
@@ -346,11 +344,9 @@ class Database:
     def transaction(self, pipeline: bool = False):
         """A write transaction on one pooled connection: `with db.transaction() as tx: ...`.
         Not tried again when the connection breaks once it began: its outcome is not known.
-        `pipeline`: the whole transaction is pipelined (`_pipelined`)."""
-        if pipeline:
-            with self._pipelined() as tx:
-                yield tx
-            return
+        `pipeline`: its statements after the BEGIN are pipelined (`Tx`); the BEGIN itself
+        waits for its answer, so that a connection the server broke is still found there,
+        before anything was done, and the transaction begun again on a fresh one."""
         stack, conn = self._begin()
         try:
             with stack:
@@ -364,47 +360,6 @@ class Database:
         except psycopg.Error as error:
             if _lost(error) and self.pool is not None:
                 self.pool.check()  # replace the other connections the restart broke, too
-            raise StoreError(describe(self.url, error) + (" (the operation was not done, or its outcome is "
-                                                          "unknown)" if _lost(error) else "")) from None
-
-    @contextmanager
-    def _pipelined(self):
-        """A write transaction whose BEGIN, statements and COMMIT are pipelined (`Tx`): the
-        BEGIN travels with the first statements, the COMMIT with the last ones, so that a
-        transaction that reads once in the middle (the store's `commit` reads the run's row)
-        costs two round trips, not five.
-
-        A connection that broke (a server restart) is found at the first answer, after the
-        BEGIN was sent. What the server received of the transaction before the COMMIT was sent
-        is undone by the server when the connection ends (an open transaction is never kept),
-        so a transaction whose connection broke before its COMMIT was queued did nothing,
-        whether or not the server received its statements: it is ended with `StoreUndone`,
-        which the store's writes do again on a fresh connection (`store._again_when_busy`).
-        Once the COMMIT is queued, psycopg may have sent it: a connection that breaks then
-        leaves the outcome unknown, and it is an error saying so, as for any transaction."""
-        committing = False
-        try:
-            with self._connection() as conn, conn.pipeline() as pipe:
-                tx = Tx(conn, pipe)
-                conn.execute(b"BEGIN")
-                try:
-                    yield tx
-                except BaseException:
-                    with suppress(psycopg.Error):  # (the pool rolls back a connection returned in a transaction)
-                        conn.execute(b"ROLLBACK")
-                        pipe.sync()
-                    raise
-                committing = True
-                conn.execute(b"COMMIT")
-                pipe.sync()
-                tx.unsynced = False
-        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
-            raise StoreBusy(describe(self.url, error)) from None
-        except psycopg.Error as error:
-            if _lost(error) and self.pool is not None:
-                self.pool.check()  # replace the other connections the restart broke, too
-                if not committing:
-                    raise StoreUndone(describe(self.url, error) + " (nothing was done)") from None
             raise StoreError(describe(self.url, error) + (" (the operation was not done, or its outcome is "
                                                           "unknown)" if _lost(error) else "")) from None
 

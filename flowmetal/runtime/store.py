@@ -876,24 +876,11 @@ class Store:
         (`failed`), only under that claim (`LeaseLost` otherwise: another worker took the step
         over, and its result is the one recorded)."""
         with self._commit_transaction() as conn:
-            # The store's clock read with the run's row, and the results of the steps performed
-            # in the run's process recorded under their claims, in the first round trip (with
-            # the BEGIN, on PostgreSQL): the rest of the transaction and its COMMIT are the
-            # second. Undone unless both the lease and every claim still hold.
-            current = conn.execute(f"SELECT owner, status, next_seq, cancel_requested, epoch, {self._clock} AS now "
-                                   "FROM runs WHERE id=?" + self._locking, (run.id,))
-            recorded = []
-            for step, epoch, outcome, text in inline_results:
-                column = "result" if outcome == "completed" else "error"
-                recorded.append(conn.execute(f"UPDATE steps SET status='applied', {column}=?, "
-                                             f"completed=COALESCE({self._clock}, ?) WHERE run_id=? AND step=? AND "
-                                             "status='claimed' AND claimed_by=? AND claim_epoch=?",
-                                             (text, time.time(), run.id, step, worker, epoch)))
-            row = current.fetchone()
+            # The store's clock read with the run's row: one round trip, not two.
+            row = conn.execute(f"SELECT owner, status, next_seq, cancel_requested, epoch, {self._clock} AS now "
+                               "FROM runs WHERE id=?" + self._locking, (run.id,)).fetchone()
             if (row is None or row["owner"] != worker or row["status"] != "running"
                     or row["epoch"] != run.epoch):  # claimed again since this holder's claim
-                raise LeaseLost(run.id)
-            if any(cur.rowcount != 1 for cur in recorded):
                 raise LeaseLost(run.id)
             now = self._now(conn) if row["now"] is None else row["now"]
             seq = row["next_seq"]
@@ -918,12 +905,21 @@ class Store:
                     woken |= self._meet_signal(conn, run.id, json.loads(args)["name"])
                 else:  # left for a connector
                     self._notify(conn, STEPS_CHANNEL, endpoint)
-            # Their answers read after the COMMIT (on a pipelined connection, with it).
+            # Sent together, their answers read after (one round trip on a pipelined connection).
+            recorded = []
+            for step, epoch, outcome, text in inline_results:
+                column = "result" if outcome == "completed" else "error"
+                recorded.append(conn.execute(f"UPDATE steps SET status='applied', {column}=?, completed=? WHERE "
+                                             "run_id=? AND step=? AND status='claimed' AND claimed_by=? AND "
+                                             "claim_epoch=?", (text, now, run.id, step, worker, epoch)))
             claims = [(step, conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, created, "
                                           "claimed_by, lease_until, claim_epoch) VALUES(?,?,?,?,?,'claimed',?,?,?,1) "
                                           "ON CONFLICT DO NOTHING",
                                           (run.id, step, endpoint, args, key, now, worker, now + lease)))
                       for step, endpoint, args, key, lease in inline_steps]
+            if any(cur.rowcount != 1 for cur in recorded):
+                raise LeaseLost(run.id)
+            claimed = {step: 1 for step, cur in claims if cur.rowcount == 1}
             for step, result_json in completed_steps:
                 conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, result, created, "
                              "completed) VALUES(?, ?, '', '', ?, 'applied', ?, ?, ?) ON CONFLICT(run_id, step) DO "
@@ -998,7 +994,7 @@ class Store:
                 self._woke(conn, run.id)  # runnable again, or at a time some process must wake for
             if status in ENDED:
                 self._ended(conn, run.id, now)
-        return {step: 1 for step, cur in claims if cur.rowcount == 1}
+        return claimed
 
     # -- child runs -------------------------------------------------------------------------------------
 
@@ -1066,27 +1062,6 @@ class Store:
             return json.loads(row["state"])
         except ValueError as error:
             raise StoreError(f"the store's snapshot of run `{run_id}` is malformed ({error})") from None
-
-    def snapshot_at(self, run_id: str) -> tuple[dict | None, int]:
-        """The run's latest snapshot (`snapshot`) and the seq of the last event it follows
-        (0 without one): the events after it are the run's log since (`executor`: resumed from
-        the log)."""
-        row = self._one("SELECT seq, state FROM snapshots WHERE run_id=?", (run_id,))
-        if row is None:
-            return None, 0
-        try:
-            return json.loads(row["state"]), row["seq"]
-        except ValueError as error:
-            raise StoreError(f"the store's snapshot of run `{run_id}` is malformed ({error})") from None
-
-    def step_rows(self, run_id: str, steps: list[int]) -> list:
-        """The rows of the run's `steps` (any status), one query for any number."""
-        rows = []
-        for i in range(0, len(steps), 500):  # SQLite's limit on a statement's parameters
-            chunk = steps[i:i + 500]
-            rows += self._all(f"SELECT * FROM steps WHERE run_id=? AND step IN ({','.join('?' * len(chunk))})",
-                              (run_id, *chunk))
-        return rows
 
     def snapshot_parts(self, run_id: str, keys: Collection[str]) -> dict[str, str]:
         """The stored parts of the run's state among `keys`, as text (a key not stored is absent)."""

@@ -20,9 +20,3 @@ class LeaseLost(StoreError):
 class StoreBusy(StoreError):
     """Two transactions waited for each other (PostgreSQL ended one: a deadlock), and this one
     was undone: nothing it did was kept, so it can be done again."""
-
-
-class StoreUndone(StoreBusy):
-    """The connection broke (a server restart) before the transaction's COMMIT was sent: the
-    server undid what it had received of it, so nothing was kept, and it can be done again on
-    a fresh connection (`pgstore.Database._pipelined`)."""

@@ -24,10 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from flowmetal.connectors.inline import InlineSteps
 from flowmetal.runtime.driving import prepare, record_run
-from flowmetal.runtime.executor import Executor
-from flowmetal.runtime.program import code_hash
 from flowmetal.runtime.store import open_store
 
 HERE = Path(__file__).resolve().parent
@@ -245,110 +242,6 @@ def test_a_worker_killed_at_random_instants_loses_and_repeats_nothing(location, 
     assert set(made) == keys  # every step's function called, with its run's key, and nothing else
     repeats = sum(n - 1 for n in made.values())
     assert repeats <= kills  # again only across a crash: at most the step in hand at each kill
-
-
-# -- resumed from the log --------------------------------------------------------------------------------
-
-def test_a_worker_killed_after_steps_committed_without_a_snapshot_resumes_them_from_the_log(
-        location, calls, tmp_path):
-    steps = 6
-    run_id = create(location, "acme.count/sum-then-pause", str(steps))
-    command = ("worker", "--connector", MODULE, "--no-connectors", "--store", location, "--lease", "1",
-               "--poll", "0.05")
-    first = Proc(tmp_path, "first", *command)
-    second = None
-    try:
-        marks = Path(os.environ["INLINE_MARKS"])
-        deadline = time.monotonic() + 60
-        while not any(marks.iterdir()):  # the six double! steps done, pause! sleeping in the first worker
-            assert time.monotonic() < deadline and first.proc.poll() is None, first.logged()
-            time.sleep(0.02)
-        first.kill9()
-        store = open_store(location)
-        try:
-            snapshot_seq = store._one("SELECT seq FROM snapshots WHERE run_id=?", (run_id,))["seq"]
-            logged = store.events(run_id)
-            assert store.get_run(run_id).status == "running"
-        finally:
-            store.close()
-        # The inline steps after the first were committed without a snapshot: a resume must
-        # answer them from the log.
-        after = [e for e in logged if e.seq > snapshot_seq]
-        assert len([e for e in after if e.kind == "step-completed"]) >= steps - 1, (snapshot_seq, after)
-        second = Proc(tmp_path, "second", *command)
-        ended = wait_ended(location, [run_id], timeout=60, procs=(second,))
-    finally:
-        first.stop()
-        if second is not None:
-            second.stop()
-    total = steps * (steps + 1) + 2 * steps + 200
-    assert ended[run_id].status == "completed" and ended[run_id].result == str(total), ended[run_id].error
-    made = counted(calls)
-    rows = {row["step"]: row for row in steps_of(location, run_id)}
-    pause = next(r["step"] for r in rows.values() if r["endpoint"] == "acme.count/pause!")
-    doubles = sorted(s for s, r in rows.items() if r["endpoint"] == "acme.count/double!")
-    assert len(doubles) == steps + 1 and all(made[f"{run_id}:{s}"] == 1 for s in doubles)  # never again
-    assert made[f"{run_id}:{pause}"] == 2  # the step in flight at the kill: performed again, same key
-    assert {r["status"] for r in rows.values()} == {"applied"}
-    store = open_store(location)
-    try:
-        events = store.events(run_id)
-    finally:
-        store.close()
-    assert events[:len(logged)] == logged  # the log kept as it was, and each step in it once
-    assert set(Counter(e.step for e in events if e.kind == "step-requested").values()) == {1}
-    assert set(Counter(e.step for e in events if e.kind == "step-completed").values()) == {1}
-    verify = flowmetal("replay", run_id, "--verify", "--store", location, cwd=tmp_path)
-    assert verify.returncode == 0, verify.stdout + verify.stderr
-
-
-def test_a_resumed_run_whose_log_disagrees_with_its_program_fails_naming_the_step(location):
-    """Re-executing the log after the snapshot checks each step against it: a recorded step
-    with other arguments (a log edited, a program that is not deterministic) fails the run
-    with the words of `replay --verify`, and nothing is performed again."""
-    called = []
-
-    def double(n):
-        called.append(n)
-        return n * 2
-
-    store = open_store(location)
-    stored = store.put_sources(SOURCES)
-    run_id = store.create_run("acme.count/sum-then-pause", ["6"], stored, code_hash(SOURCES))
-    commit = store.commit
-    commits = []
-
-    def dies_at_the_fifth(*args, **kwargs):  # the worker's process ends there (as a kill would)
-        commits.append(1)
-        if len(commits) == 5:
-            raise OSError("the worker died")
-        return commit(*args, **kwargs)
-    store.commit = dies_at_the_fifth
-    inline = InlineSteps({"acme.count/double!": double, "acme.count/pause!": double})
-    try:
-        with pytest.raises(OSError):
-            Executor(store, worker="first", inline=inline).run_once(run_id)
-        store.commit = commit
-        seq = store._one("SELECT seq FROM snapshots WHERE run_id=?", (run_id,))["seq"]
-        after = [e for e in store.events(run_id, after=seq) if e.kind == "step-requested"]
-        assert len(after) >= 2  # steps committed without a snapshot: the resume re-executes them
-        edited = dict(after[0].data, args={"n": "60"})
-        with store.transaction() as conn:
-            conn.execute("UPDATE events SET data=? WHERE run_id=? AND seq=?", (json.dumps(edited), run_id,
-                                                                               after[0].seq))
-            conn.execute("UPDATE runs SET lease_until=0 WHERE id=?", (run_id,))  # the first's lease lapsed
-        performed = len(called)
-        progress = Executor(store, worker="second", inline=inline).run_once(run_id)
-        run = store.get_run(run_id)
-        assert progress.status == "failed" and run.status == "failed"
-        assert (f"the run diverged from its log when resumed: step {after[0].step} at inline.flow:"
-                in run.error), run.error
-        assert 'the log recorded `acme.count/double!` {"n": "60"}, replay calls `acme.count/double!` {"n": "' \
-            in run.error, run.error
-        assert len(called) == performed  # nothing performed again
-    finally:
-        inline.close()
-        store.close()
 
 
 # -- a paused worker is fenced ----------------------------------------------------------------------------

@@ -4,7 +4,6 @@ fresh database at once migrate it once, and a read-only command creates nothing.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -68,36 +67,6 @@ def test_connections_lost_under_a_store_are_replaced(postgres_url: str):
                 conn.execute("UPDATE runs SET status='cancelled' WHERE id=?", (later,))
         assert (store.get_run(later).status, store.get_run(later).cancel_requested) == ("pending", False)
         assert store.request_cancel(later) == "cancelled"  # the next use has a new connection
-    finally:
-        store.close()
-
-
-def test_a_run_commit_cut_short_before_its_commit_is_done_again_on_a_new_connection(postgres_url: str):
-    """A run's commit is pipelined whole (BEGIN, statements, COMMIT): a connection that breaks
-    before its COMMIT was sent kept nothing, so the commit is done again, once, on a new one."""
-    store = open_store(postgres_url)
-    try:
-        run_id = store.create_run("demo/main", [], store.put_sources({"demo.flow": "x"}), "code")
-        run = store.claim("w", 30.0, run_id=run_id)
-        pipelined = store._commit_transaction
-        cut = []
-
-        @contextlib.contextmanager
-        def cut_once():
-            with pipelined() as conn:
-                if not cut:  # the server ends the connection in the middle of the transaction
-                    cut.append(conn.execute("SELECT pg_terminate_backend(pg_backend_pid())"))
-                yield conn
-        store._commit_transaction = cut_once
-        before = store.get_run(run_id).next_seq
-        store.commit(run, "w", [("log", None, {"message": "once"}, None)], snapshot={"state": 1})
-        assert len(cut) == 1
-        assert [e.data.get("message") for e in store.events(run_id, after=before - 1)] == ["once"]
-        assert store.snapshot(run_id) == {"state": 1} and store.get_run(run_id).next_seq == before + 1
-        # A connection broken since its last use (a restart): the commit is done on a new one.
-        assert _drop_connections(postgres_url) >= 1
-        store.commit(run, "w", [("log", None, {"message": "twice"}, None)])
-        assert [e.data.get("message") for e in store.events(run_id, after=before - 1)] == ["once", "twice"]
     finally:
         store.close()
 
