@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
+import threading
 import time
 
 from flowmetal.runtime.storeerrors import StoreError
@@ -96,3 +98,51 @@ class Presence:
 
 
 __all__ = ["stopped", "pause", "Presence"]
+
+
+class ConnectorThread:
+    """A connector run in a thread of `flowmetal worker`, beside its executor, on a store
+    connection of its own at `location`, until `stop` is set: what the worker loop
+    (`runtime.driving.work`) is handed. Subclasses name their `endpoints` and `serve(store)`
+    until `stop`; `kind` ends the claimant's name, `what` names it in the log."""
+
+    kind = "connector"
+    what = "the connector"
+
+    def __init__(self, location: str, stop) -> None:
+        self.location = location
+        self.stop = stop
+        self.worker = f"worker:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}:{self.kind}"
+        self.thread = threading.Thread(target=self._main, name=f"flowmetal-{self.kind}", daemon=True)
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def serve(self, store) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def join(self, timeout: float = 30) -> None:
+        self.thread.join(timeout)
+
+    def busy(self, store) -> bool:
+        """Whether a step of its endpoints is still to be performed, or is in flight here."""
+        return self.thread.is_alive() and store.open_steps(self.endpoints, self.worker) > 0
+
+    def _main(self) -> None:
+        log = logging.getLogger("flowmetal.connectors")
+        try:
+            from flowmetal.runtime.store import open_store
+            store = open_store(self.location)
+        except Exception:  # noqa: BLE001
+            log.exception("%s cannot start", self.what)
+            return
+        try:
+            self.serve(store)
+        except Exception:  # noqa: BLE001
+            log.exception("%s stopped", self.what)
+        finally:
+            store.close()

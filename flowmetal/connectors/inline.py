@@ -28,20 +28,15 @@ sit a layer below the connectors and are handed these objects by the command lin
 
 from __future__ import annotations
 
-import logging
-import os
-import secrets
-import socket
-import threading
 from concurrent.futures import Future
 from types import ModuleType
 from typing import Callable
 
+from flowmetal.connectors import ConnectorThread
 from flowmetal.connectors.sdk import (
     MAX_RESULT, Connector, ConnectorError, Step, _Pool, declared_in, endpoints_of, load_module, perform,
 )
 
-log = logging.getLogger("flowmetal.connectors.inline")
 
 
 def load_endpoints(targets: list[str | ModuleType]) -> dict[str, Callable]:
@@ -104,50 +99,28 @@ class InlineSteps:
         self.pool.close()
 
 
-class EndpointsInThread:
+class EndpointsInThread(ConnectorThread):
     """The endpoints served as a connector (`sdk.Connector`) for any run, in a thread of the
-    worker, on its own store connection at `location`, until `stop` is set: what `flowmetal
-    worker --connector` runs beside its executor (as `requests_thread.RequestsInThread`)."""
+    worker (`ConnectorThread`): what `flowmetal worker --connector` runs beside its executor."""
+
+    kind = "python"
+    what = "the Python endpoints' connector"
 
     def __init__(self, location: str, endpoints: dict[str, Callable], stop, max_result: int = MAX_RESULT,
                  lease: float = 30.0) -> None:
-        self.location = location
+        super().__init__(location, stop)
         self.functions = dict(endpoints)
-        self.stop = stop
         self.max_result = max_result
         self.lease = lease
-        self.worker = f"worker:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}:python"
-        self.thread = threading.Thread(target=self._main, name="flowmetal-python-endpoints", daemon=True)
 
     @property
     def endpoints(self) -> tuple[str, ...]:
         return tuple(sorted(self.functions))
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def join(self, timeout: float = 30) -> None:
-        self.thread.join(timeout)
-
-    def busy(self, store) -> bool:
-        """Whether a step of these endpoints is still to be performed, or is in flight here."""
-        return self.thread.is_alive() and store.open_steps(self.endpoints, self.worker) > 0
-
-    def _main(self) -> None:
-        try:
-            from flowmetal.runtime.store import open_store
-            store = open_store(self.location)
-        except Exception:  # noqa: BLE001
-            log.exception("the Python endpoints' connector cannot start")
-            return
-        try:
-            connector = Connector(self.functions, store, worker=self.worker, lease=self.lease,
-                                  max_result=self.max_result)
-            connector.serve(stop=self.stop)
-        except Exception:  # noqa: BLE001
-            log.exception("the Python endpoints' connector stopped")
-        finally:
-            store.close()
+    def serve(self, store) -> None:
+        connector = Connector(self.functions, store, worker=self.worker, lease=self.lease,
+                              max_result=self.max_result)
+        connector.serve(stop=self.stop)
 
 
 class Together:
