@@ -134,6 +134,19 @@ def _step_links() -> dict:
                            "description": "The run of the first claimed step"}}
 
 
+# What a step's result may say of its claim (`complete` and `fail` alike): the server records it
+# only while that claim still holds.
+_CLAIM_FENCE = {
+    "worker": {"type": ["string", "null"], "minLength": 1, "maxLength": 200,
+               "description": "The name the step was claimed under: recorded only while the claim is "
+                              "still that worker's (409 with `reason` `lost` otherwise); null or absent: "
+                              "recorded whoever claimed it"},
+    "epoch": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_EPOCH,
+              "description": "The claim's `epoch` from the claim: recorded only while that claim is the "
+                             "step's latest (409 with `reason` `lost` once the step was claimed again)"},
+}
+
+
 SCHEMAS = {
     "Error": {
         "type": "object", "required": ["error"],
@@ -272,13 +285,7 @@ SCHEMAS = {
         "properties": {
             "result": {"description": "The value as JSON, converted to the endpoint's declared return type"},
             "literal": {"type": "string", "description": "The value as a Flowmetal literal"},
-            "worker": {"type": ["string", "null"], "minLength": 1, "maxLength": 200,
-                       "description": "The name the step was claimed under: recorded only while the claim is "
-                                      "still that worker's (409 with `reason` `lost` otherwise); null or absent: "
-                                      "recorded whoever claimed it"},
-            "epoch": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_EPOCH,
-                      "description": "The claim's `epoch` from the claim: recorded only while that claim is the "
-                                     "step's latest (409 with `reason` `lost` once the step was claimed again)"},
+            **_CLAIM_FENCE,
         },
         "oneOf": [{"required": ["result"]}, {"required": ["literal"]}],
         "examples": [{"result": {"price": 12, "size": "large", "note": "in stock"}}, {"literal": "42"}],
@@ -286,14 +293,7 @@ SCHEMAS = {
     "Fail": {"type": "object", "required": ["error"], "additionalProperties": False,
              "properties": {"error": {"type": "string", "pattern": NOT_BLANK,
                                       "description": "Why the endpoint failed (not blank)"},
-                            "worker": {"type": ["string", "null"], "minLength": 1, "maxLength": 200,
-                       "description": "The name the step was claimed under: recorded only while the claim is "
-                                      "still that worker's (409 with `reason` `lost` otherwise); null or absent: "
-                                      "recorded whoever claimed it"},
-            "epoch": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_EPOCH,
-                      "description": "The claim's `epoch` from the claim: recorded only while that claim is the "
-                                     "step's latest (409 with `reason` `lost` once the step was claimed again)"},
-                            }},
+                            **_CLAIM_FENCE}},
     "StepDone": {
         "type": "object", "required": ["run_id", "step", "status"],
         "properties": {"run_id": {"type": "string"}, "step": {"type": "integer"},
