@@ -161,6 +161,8 @@ drive({ modules, viewport: { width: 1500, height: 1100 }, shots }, async ({ page
   const rowsBefore = await rows(page, 'Runs');
   await lane.scrollIntoViewIfNeeded();
   await lane.click();
+  // The pointer away from the list: the lane's tooltip, once shown, covers the rows below it.
+  await page.mouse.move(900, 900);
   // Its events, below it: down the list to its last (the list draws only the rows in sight).
   for (let i = 0; i < 8; i++) {
     await page.keyboard.press('ArrowDown');
