@@ -67,7 +67,13 @@ def listeners(port: int) -> list[str]:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a new server could listen on `port` now, as PostgreSQL would (SO_REUSEADDR).
+
+    Without that option a bind also fails while the stopped server's closed
+    connections wait out TIME_WAIT, which says nothing about the server.
+    """
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
