@@ -248,11 +248,10 @@ class _Runs:
             "uri": self.uri(bench, run, main) if main else None,
             "origin": from_fs_path(str(read_from)) if read_from else None,
             "blocked": bench.blocked(run),
-            "parent": run.parent,
             "unserved": bench.unserved(run),
-            # The run that started this one as a child run (null for a top-level run): the
-            # store's, once it records one; editors nest a child run under its parent.
-            "parent": getattr(run, "parent", None),
+            # The run that started this one as a child run (null for a top-level run); the
+            # editors nest a child run under its parent.
+            "parent": run.parent,
         }
 
     def trust(self, bench: Workbench, trusted: bool) -> list[dict]:
