@@ -554,13 +554,8 @@ def on_shutdown(ls) -> None:
 
 
 def _counts(bench: Workbench, entries: list[str]) -> dict[str, int]:
-    wanted = set(entries)
-    out: dict[str, int] = {}
-    for run in bench.runs():
-        entry = bench.entry(run)
-        if entry in wanted:
-            out[entry] = out.get(entry, 0) + 1
-    return out
+    counts = bench.entry_counts()
+    return {entry: counts[entry] for entry in entries if entry in counts}
 
 
 def _describe(symbol) -> list[dict]:

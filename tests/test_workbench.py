@@ -148,3 +148,17 @@ def test_a_run_started_in_the_editor_takes_its_callback_after_the_editor_closed(
         serve.terminate()
         serve.wait(30)
     assert store.get_run(run_id).result == '"\\"done\\""'
+
+
+def test_runs_are_counted_by_qualified_entry_whether_started_by_name_or_package_and_name(tmp_path):
+    path = tmp_path / "store.db"
+    store = SQLiteStore(path)
+    sources = {"feed.flow": PROGRAM}
+    stored = store.put_sources(sources)
+    bench = Workbench(str(path))
+    assert bench.entry_counts() == {}
+    for entry in ("feed/ticks", "ticks", "feed/ticks"):  # `ticks` alone names the one package's function
+        store.create_run(entry, ["1"], stored, code_hash(sources))
+    store.create_run("other/main", [], store.put_sources({"other.flow": "(defpackage other)"}), "x")
+    assert bench.entry_counts() == {"feed/ticks": 3, "other/main": 1}
+    assert bench.entry_counts() == {entry: len(bench.runs(entry)) for entry in ("feed/ticks", "other/main")}

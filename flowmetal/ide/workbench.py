@@ -67,6 +67,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 from flowmetal.runtime import inspect
 from flowmetal.runtime.program import Program, ProgramError, ProgramNameError, load
@@ -291,6 +292,25 @@ class Workbench:
         if entry:
             runs = [r for r in runs if self.entry(r) == entry or r.entry == entry]
         return runs
+
+    def entry_counts(self) -> dict[str, int]:
+        """How many runs each entry (`package/name`) has: counted by the store where it can
+        (one grouped query), else from every run (a serve's API lists them)."""
+        if not self.exists():
+            return {}
+        counted = getattr(self.store, "count_runs", None)
+        if counted is None:
+            groups = [(run.entry, run, 1) for run in self.store.list_runs()]
+        else:
+            from flowmetal.runtime.program import stored_code_hash
+            groups = [(entry, SimpleNamespace(program=program, code_hash=stored_code_hash(program)), n)
+                      for entry, program, n in counted()]
+        from flowmetal.runtime.driving import qualified_entry
+        out: dict[str, int] = {}
+        for entry, run, n in groups:
+            name = qualified_entry(entry, self.store, run, self._entries)
+            out[name] = out.get(name, 0) + n
+        return out
 
     def trace(self, run_id: str) -> tuple[Run, Program, list[inspect.TraceEvent]]:
         run = self.find(run_id)

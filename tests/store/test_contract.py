@@ -436,6 +436,19 @@ def test_runs_updated_since_a_time_are_listed(store):
     assert [r.id for r in store.list_runs()] == [old, run.id]
 
 
+def test_runs_are_counted_by_entry_and_program_whatever_their_status(store):
+    assert store.count_runs() == []
+    other_program = store.put_sources({"demo.flow": "(defpackage demo) ; changed"})
+    for _ in range(3):
+        new_run(store)
+    claimed(store)  # running: counted too
+    new_run(store, "demo/other")
+    store.create_run("demo/main", ["2"], other_program, "code")
+    demo = store.put_sources({"demo.flow": "(defpackage demo)"})
+    assert sorted(store.count_runs(), key=lambda c: (c[0], c[2])) == [
+        ("demo/main", other_program, 1), ("demo/main", demo, 4), ("demo/other", demo, 1)]
+
+
 def test_an_empty_store_has_no_changes_and_reading_moves_no_cursor(store):
     assert store.changes(0) == ([], 0) and store.change_cursor() == 0
     run_id = new_run(store)
