@@ -51,6 +51,13 @@ def test_run_says_what_is_wrong_with_what_was_typed(folder, args, message):
     assert not (folder / "s.db").exists()
 
 
+def test_run_without_an_entry_names_only_the_entry_as_missing(folder):
+    result = flowmetal("run", "hello.flow", "--store", "s.db", cwd=folder)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == "flowmetal run: error: the following arguments are required: ENTRY"
+    assert not (folder / "s.db").exists()
+
+
 def test_flowmetal_alone_lists_the_commands_and_exits_2(tmp_path):
     result = flowmetal(cwd=tmp_path)
     assert result.returncode == 2 and result.stdout == ""

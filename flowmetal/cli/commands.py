@@ -455,7 +455,8 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                                           "default http://127.0.0.1:8700), whose port this process listens on."))
     run.add_argument("file", metavar="FILE")
     run.add_argument("entry", metavar="ENTRY")
-    run.add_argument("args", nargs="*", metavar="ARG",
+    # (A default: without one argparse names ARG among the missing when ENTRY is.)
+    run.add_argument("args", nargs="*", metavar="ARG", default=[],
                      help="arguments, as Flowmetal literals: a string is quoted for the shell too, '\"world\"'")
     run.add_argument("--detach", action="store_true", help="only record the run and print its id")
     run.add_argument("--port", help=argparse.SUPPRESS)  # gone: callbacks are served on the public URL's port
