@@ -193,11 +193,13 @@ def _drive(args: argparse.Namespace, store, record, connectors=None) -> int:
 def _runs(args: argparse.Namespace) -> int:
     import shutil
 
-    from flowmetal.cli.run_output import print_runs
+    from flowmetal.cli.run_output import print_runs, select_runs
     store = _store(args, readonly=True)
     terminal = sys.stdout.isatty()
+    statuses = sorted({s for given in args.status for s in given}) if args.status else None
+    runs = select_runs(store, statuses=statuses, entry=args.entry, last=args.last)
     return print_runs(store, as_json=args.format == "json", terminal=terminal,
-                      width=shutil.get_terminal_size().columns if terminal else 0)
+                      width=shutil.get_terminal_size().columns if terminal else 0, runs=runs)
 
 
 @_runtime_errors
@@ -206,6 +208,37 @@ def _trace(args: argparse.Namespace) -> int:
     store = _store(args, readonly=True)
     run = store.find_run(args.run)
     return print_events(store, run, as_json=args.format == "json", follow=args.follow)
+
+
+RUN_STATUSES = ("pending", "running", "waiting", "completed", "failed", "cancelled")
+
+
+def _statuses(text: str) -> list[str]:
+    """`--status`: run states, separated by commas."""
+    given = [part.strip() for part in text.split(",")]
+    for status in given:
+        if status not in RUN_STATUSES:
+            raise argparse.ArgumentTypeError(f"no run state {status!r}: a run is one of {', '.join(RUN_STATUSES)}")
+    return given
+
+
+def _entry(text: str) -> str:
+    """`--entry`: package/name or a name alone."""
+    package, slash, name = text.rpartition("/")
+    if not name or (slash and not package) or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"not a function: {text!r} (write package/name, or the name alone)")
+    return text
+
+
+def _count(text: str) -> int:
+    """A whole number above zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def _positive(text: str) -> float:
@@ -470,6 +503,12 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
                     "id indented under its parent's; otherwise one line a run, its fields separated by tabs, the "
                     "start in ISO 8601 local time, and last the parent's id (empty for a top-level run)."))
     runs.add_argument("--format", choices=("human", "json"), default="human")
+    runs.add_argument("--status", type=_statuses, action="append", metavar="STATUS[,STATUS...]",
+                      help="only runs in these states: " + ", ".join(RUN_STATUSES) + " (the option may be repeated)")
+    runs.add_argument("--entry", type=_entry, metavar="ENTRY",
+                      help="only runs of this function: package/name, or a name alone for that function of any "
+                           "package")
+    runs.add_argument("--last", type=_count, metavar="N", help="only the N started last of them (still oldest first)")
     runs.set_defaults(handler=_runs)
 
     trace = with_store(argparse.ArgumentParser(prog="flowmetal trace", description="Print a run's log."))

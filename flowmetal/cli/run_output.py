@@ -34,6 +34,7 @@ import re
 import shlex
 import sys
 import time
+from collections.abc import Collection
 
 from flowmetal.cli.terminal import shown
 from flowmetal.runtime.driving import FINAL, local_time, qualified_entry, waiting_on
@@ -404,8 +405,25 @@ def in_tree_order(runs: list[Run]) -> list[tuple[Run, int]]:
     return out
 
 
-def print_runs(store: SQLiteStore, as_json: bool = False, terminal: bool = False, width: int = 100) -> int:
-    """The runs (`flowmetal runs`), oldest first, each child run right after the run that
+def select_runs(store: SQLiteStore, statuses: Collection[str] | None = None, entry: str | None = None,
+                last: int | None = None) -> list[Run]:
+    """The runs `flowmetal runs` lists, oldest first: with a status among `statuses`; of `entry`
+    (`package/name`, or a function's name alone: that function of any package; a run started
+    with the name alone counts as its package's); the `last` started of them. The store
+    narrows them; a run whose recorded entry is a name alone is checked against its program."""
+    if entry is None:
+        return store.list_runs(statuses=statuses, last=last)
+    package, _, name = entry.rpartition("/")
+    entries: dict = {}
+    runs = [r for r in store.list_runs(statuses=statuses, entries=[entry, name] if package else [name])
+            if (qualified_entry(r.entry, store, r, entries) == entry if package else
+                qualified_entry(r.entry, store, r, entries).rpartition("/")[2] == name)]
+    return runs[-last:] if last is not None else runs
+
+
+def print_runs(store: SQLiteStore, as_json: bool = False, terminal: bool = False, width: int = 100,
+               runs: list[Run] | None = None) -> int:
+    """The runs (`flowmetal runs`; `runs`, else every run), oldest first, each child run right after the run that
     started it. JSON: a list of {id, entry, status, result, error} (SPEC section 6),
     `parent` (the id of the run that started it, null for a top-level run) and `unserved`,
     the endpoints the run waits on that no live process serves. For people, on a terminal: a
@@ -414,7 +432,7 @@ def print_runs(store: SQLiteStore, as_json: bool = False, terminal: bool = False
     (`package/name`), start (ISO 8601, local, with its offset), its outcome (the value, the
     error's first line, or for a waiting run a note on the endpoints no live process
     serves), and its parent's id (empty for a top-level run)."""
-    runs = store.list_runs()
+    runs = store.list_runs() if runs is None else runs
     unserved = store.unserved_steps([r.id for r in runs if r.status == "waiting"])
     if as_json:
         json.dump([{"id": r.id, "entry": r.entry, "status": r.status, "result": r.result, "error": r.error,

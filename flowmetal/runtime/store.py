@@ -731,14 +731,36 @@ class Store:
             raise StoreError(f"`{prefix}` names more than one run: give more of its id")
         return _run(rows[0])
 
-    def list_runs(self, since: float | None = None) -> list[Run]:
+    def list_runs(self, since: float | None = None, *, statuses: Collection[str] | None = None,
+                  entries: Collection[str] | None = None, last: int | None = None) -> list[Run]:
         """Every run, oldest first (in the order they were recorded); or those updated at or after
         the Unix time `since` (by the clock of whoever changed them: what `changes` replaces, kept
-        for HTTP clients that still ask so)."""
-        if since is None:
-            return [_run(r) for r in self._all(f"SELECT * FROM runs ORDER BY {self._recorded}")]
-        rows = self._all(f"SELECT * FROM runs WHERE updated >= ? ORDER BY {self._recorded}", (since,))
-        return [_run(r) for r in rows]
+        for HTTP clients that still ask so). Narrowed by the database, for stores of many runs:
+        `statuses`, the runs in one of them; `entries`, the runs whose entry, as recorded, is one
+        of them, or, for one without a `/` (a function's name alone), ends with `/` and it (that
+        function of any package); `last`, only the `last` recorded last (still oldest first)."""
+        where, params = [], []
+        if since is not None:
+            where.append("updated >= ?")
+            params.append(since)
+        if statuses is not None:
+            where.append(f"status IN ({','.join('?' * len(statuses))})" if statuses else "0=1")
+            params += list(statuses)
+        if entries is not None:
+            alternatives = []
+            for entry in entries:
+                alternatives.append("entry = ?")
+                params.append(entry)
+                if "/" not in entry:  # exact and case-sensitive in both databases, unlike LIKE
+                    alternatives.append("substr(entry, length(entry) - ?) = ?")
+                    params += [len(entry), "/" + entry]
+            where.append(f"({' OR '.join(alternatives)})" if alternatives else "0=1")
+        query = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
+        if last is None:
+            return [_run(r) for r in self._all(f"{query} ORDER BY {self._recorded}", params)]
+        order = ", ".join(f"{column} DESC" for column in self._recorded.split(", "))
+        rows = self._all(f"{query} ORDER BY {order} LIMIT ?", [*params, last])
+        return [_run(r) for r in reversed(rows)]
 
     def count_runs(self) -> list[tuple[str, dict[str, str], int]]:
         """How many runs there are of each entry and program: (entry as recorded, program,

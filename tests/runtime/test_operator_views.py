@@ -112,6 +112,40 @@ def test_runs_for_people_and_for_programs(tmp_path):
                                         "error": None, "parent": None, "unserved": []}
 
 
+def test_runs_narrowed_by_status_entry_and_the_last_started(tmp_path):
+    (tmp_path / "demo.flow").write_text(PROGRAM)
+    (tmp_path / "other.flow").write_text(PROGRAM.replace("(defpackage demo", "(defpackage other"))
+    doubled = [detach(tmp_path, "demo.flow", "main", str(n)) for n in (1, 2, 3)]  # recorded as `main`
+    counted = detach(tmp_path, "demo.flow", "demo/chatty", '"hi"')
+    theirs = detach(tmp_path, "other.flow", "other/main", "5")
+    worked = flowmetal("worker", "--once", cwd=tmp_path)
+    assert worked.returncode == 0, worked.stderr
+    cancelled = detach(tmp_path, "demo.flow", "demo/main", "9")
+    assert flowmetal("cancel", cancelled, cwd=tmp_path).returncode == 0
+
+    def ids(*options: str) -> list[str]:
+        out = flowmetal("runs", *options, cwd=tmp_path)
+        assert (out.returncode, out.stderr) == (0, ""), out.stderr
+        return [line.split("\t")[0] for line in out.stdout.splitlines()]
+    assert ids("--status", "completed") == [*doubled, counted, theirs]
+    assert ids("--status", "cancelled") == [cancelled]
+    assert ids("--status", "failed") == []
+    assert ids("--status", "cancelled,completed", "--last", "2") == [theirs, cancelled]
+    assert ids("--status", "pending", "--status", "cancelled") == [cancelled]
+    assert ids("--entry", "demo/main") == [*doubled, cancelled]   # started as `main` or `demo/main`
+    assert ids("--entry", "main") == [*doubled, theirs, cancelled]  # any package's `main`
+    assert ids("--entry", "demo/main", "--status", "completed", "--last", "1") == [doubled[-1]]
+    assert ids("--last", "1") == [cancelled]
+    assert [r["id"] for r in json.loads(flowmetal("runs", "--entry", "chatty", "--format", "json",
+                                                  cwd=tmp_path).stdout)] == [counted]
+    for options, message in ((["--status", "done"], "argument --status: no run state 'done'"),
+                             (["--last", "0"], "argument --last: must be 1 or more, not 0"),
+                             (["--last", "x"], "argument --last: not a whole number: 'x'"),
+                             (["--entry", "demo/"], "argument --entry: not a function: 'demo/'")):
+        refused = flowmetal("runs", *options, cwd=tmp_path)
+        assert refused.returncode == 2 and refused.stdout == "" and message in refused.stderr, refused.stderr
+
+
 def test_trace_shows_due_times_as_local_times_and_cuts_long_values(tmp_path):
     (tmp_path / "demo.flow").write_text(PROGRAM)
     assert flowmetal("run", "demo.flow", "main", "1", cwd=tmp_path).returncode == 0

@@ -449,6 +449,24 @@ def test_runs_are_counted_by_entry_and_program_whatever_their_status(store):
         ("demo/main", other_program, 1), ("demo/main", demo, 4), ("demo/other", demo, 1)]
 
 
+def test_runs_are_listed_narrowed_by_status_entry_and_the_last_recorded(store):
+    main = [new_run(store) for _ in range(3)]
+    bare = new_run(store, "main")               # started with the function's name alone
+    other = new_run(store, "demo.x/main")        # another package's `main`
+    almost = new_run(store, "demo/mainly")
+    running = claimed(store)                     # demo/main, running
+    ids = lambda runs: [r.id for r in runs]      # noqa: E731
+    assert ids(store.list_runs(statuses=["running"])) == [running.id]
+    assert ids(store.list_runs(statuses=["pending", "running"], last=2)) == [almost, running.id]
+    assert ids(store.list_runs(statuses=[])) == [] and ids(store.list_runs(entries=[])) == []
+    assert ids(store.list_runs(entries=["demo/main"])) == [*main, running.id]
+    assert ids(store.list_runs(entries=["main"])) == [*main, bare, other, running.id]  # any package's
+    assert ids(store.list_runs(entries=["Main"])) == []                               # exact case
+    assert ids(store.list_runs(entries=["demo/main", "main"], last=3)) == [bare, other, running.id]
+    assert ids(store.list_runs(last=1)) == [running.id]
+    assert ids(store.list_runs(last=100)) == ids(store.list_runs())
+
+
 def test_an_empty_store_has_no_changes_and_reading_moves_no_cursor(store):
     assert store.changes(0) == ([], 0) and store.change_cursor() == 0
     run_id = new_run(store)
