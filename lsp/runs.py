@@ -68,6 +68,9 @@ class JsonRpcRequestFailed(JsonRpcException):
     MESSAGE = "Request failed"
 
 
+RUN_STATES = ("pending", "running", "waiting", "completed", "failed", "cancelled")
+
+
 def iso(t: float | None) -> str | None:
     if t is None:
         return None
@@ -452,10 +455,21 @@ def register(server) -> None:
 
     @server.feature("flowmetal/runs")
     async def list_runs(ls, params):
+        """{entry?, status?, last?}: the runs, oldest first; of a function (`package/name`, or a
+        name alone for that function of any package), in one of the states `status`, the `last`
+        started of them (a store of many runs is narrowed by its database)."""
         runs = runs_of(ls)
-        entry = field(params, "entry")
+        entry, statuses, last = field(params, "entry"), field(params, "status"), field(params, "last")
+        if entry is not None and (not isinstance(entry, str) or not entry.rpartition("/")[2]):
+            raise JsonRpcInvalidParams("`entry` must be a function: `package/name`, or a name alone")
+        if statuses is not None and (not isinstance(statuses, list) or
+                                     not all(isinstance(s, str) and s in RUN_STATES for s in statuses)):
+            raise JsonRpcInvalidParams(f"`status` must be a list of run states: {', '.join(RUN_STATES)}")
+        if last is not None and (not isinstance(last, int) or isinstance(last, bool) or last < 1):
+            raise JsonRpcInvalidParams("`last` must be a whole number, 1 or more")
         runs.start_watching()
-        return await runs.call(lambda bench: [runs.run_json(bench, r) for r in bench.runs(entry)])
+        return await runs.call(lambda bench: [runs.run_json(bench, r)
+                                              for r in bench.runs(entry or None, statuses, last)])
 
     @server.feature("flowmetal/trace")
     async def trace(ls, params):

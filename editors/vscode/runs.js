@@ -38,6 +38,9 @@ const FILTERED_CONTEXT = 'flowmetal.runsFiltered';
 const DECORATION_SCHEME = 'flowmetal-runs';
 
 const ACTIVE = new Set(['pending', 'running', 'waiting']);
+// The runs listed at first: those started last. A store shared by a fleet holds many more;
+// a status: or entry: filter asks the server for the older ones that pass it.
+const LIST_LIMIT = 1000;
 const FAILS = new Set(['run-failed', 'task-failed']);
 
 // Codicon and theme colour of each run status.
@@ -453,6 +456,7 @@ class RunsPanel {
     this.expanded = undefined; // the run last started from the editor, shown expanded
     this.started = new Set(); // ids of the runs started from here not yet seen active or failed
     this.listed = false;
+    this.truncated = false; // the list holds only the LIST_LIMIT runs started last
     this.listError = undefined;
     this.stateTicket = 0;
     this.output = undefined;
@@ -570,8 +574,8 @@ class RunsPanel {
 
   async showRuns(arg) {
     const entry = arg && typeof arg.entry === 'string' && arg.entry ? arg.entry : undefined;
-    this.setFilter(entry ? { entry } : undefined);
     if (!this.listed) await this.refresh();
+    await this.setFilter(entry ? { entry } : undefined);
     await this.revealPanel();
     return this.visibleIds().reverse().map((id) => this.runs.get(id));
   }
@@ -583,7 +587,7 @@ class RunsPanel {
     if (!client) return;
     let runs;
     try {
-      runs = await client.sendRequest('flowmetal/runs', {});
+      runs = await client.sendRequest('flowmetal/runs', { last: LIST_LIMIT });
     } catch (err) {
       if (client !== this.client) return;
       this.listError = `Could not list the runs: ${errorMessage(err)}`;
@@ -605,7 +609,37 @@ class RunsPanel {
     this.loaded.clear();
     this.loading.clear();
     this.listed = true;
+    this.truncated = fresh.size >= LIST_LIMIT;
     this.listError = undefined;
+    this.updateMessage();
+    this.changed.fire(undefined);
+    if (this.truncated && this.filter) await this.fetchOlder(this.filter);
+  }
+
+  // The runs passing a status: or entry: filter that the first LIST_LIMIT left out: asked for
+  // (the server narrows them in the store) and put in their place among the others.
+  async fetchOlder(filter) {
+    const client = this.client;
+    if (!client || !this.truncated || !(filter.statuses || filter.entry)) return;
+    const params = { last: LIST_LIMIT };
+    if (filter.statuses) params.status = filter.statuses;
+    if (filter.entry) params.entry = filter.entry;
+    let runs;
+    try {
+      runs = await client.sendRequest('flowmetal/runs', params);
+    } catch (err) {
+      if (client !== this.client) return;
+      this.listError = `Could not list the older runs of ${rows.filterText(filter)}: ${errorMessage(err)}`;
+      this.updateMessage();
+      return;
+    }
+    if (client !== this.client || !Array.isArray(runs)) return;
+    let added = false;
+    for (const run of runs) added = this.mergeRun(run) || added;
+    if (!added) return;
+    const place = new Map(this.order.map((id, i) => [id, i]));
+    const started = (id) => (this.runs.get(id) || {}).started || '';
+    this.order.sort((a, b) => (started(a) < started(b) ? -1 : started(a) > started(b) ? 1 : place.get(a) - place.get(b)));
     this.updateMessage();
     this.changed.fire(undefined);
   }
@@ -737,12 +771,14 @@ class RunsPanel {
   }
 
   // Shows only the runs that pass `filter` ({statuses, entry, text}, or none: all).
+  // Answers once the older runs that pass it, if the list was cut, are in.
   setFilter(filter) {
     this.filter = rows.isEmpty(filter) ? undefined : filter;
     this.runsView.description = rows.filterText(this.filter);
     vscode.commands.executeCommand('setContext', FILTERED_CONTEXT, Boolean(this.filter));
     this.updateMessage();
     this.changed.fire(undefined);
+    return this.filter ? this.fetchOlder(this.filter) : Promise.resolve();
   }
 
   // The filter, as the user types it: `status:failed entry:demo/main words`.
@@ -773,6 +809,9 @@ class RunsPanel {
     } else if (this.filter) {
       const shownCount = this.visibleIds().length;
       message = `${shownCount} of ${this.order.length} runs: ${rows.filterText(this.filter)}`;
+    } else if (this.truncated) {
+      message = `The ${LIST_LIMIT.toLocaleString('en-US')} runs started last, and those since. ` +
+        'A status: or entry: filter finds older ones.';
     }
     this.runsView.message = message;
   }

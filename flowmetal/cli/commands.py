@@ -193,7 +193,8 @@ def _drive(args: argparse.Namespace, store, record, connectors=None) -> int:
 def _runs(args: argparse.Namespace) -> int:
     import shutil
 
-    from flowmetal.cli.run_output import print_runs, select_runs
+    from flowmetal.cli.run_output import print_runs
+    from flowmetal.runtime.driving import select_runs
     store = _store(args, readonly=True)
     terminal = sys.stdout.isatty()
     statuses = sorted({s for given in args.status for s in given}) if args.status else None

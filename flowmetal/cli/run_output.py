@@ -34,7 +34,6 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Collection
 
 from flowmetal.cli.terminal import shown
 from flowmetal.runtime.driving import FINAL, local_time, qualified_entry, waiting_on
@@ -403,22 +402,6 @@ def in_tree_order(runs: list[Run]) -> list[tuple[Run, int]]:
         out.append((run, depth))
         todo += [(k, depth + 1) for k in reversed(kids.get(run.id, []))]
     return out
-
-
-def select_runs(store: SQLiteStore, statuses: Collection[str] | None = None, entry: str | None = None,
-                last: int | None = None) -> list[Run]:
-    """The runs `flowmetal runs` lists, oldest first: with a status among `statuses`; of `entry`
-    (`package/name`, or a function's name alone: that function of any package; a run started
-    with the name alone counts as its package's); the `last` started of them. The store
-    narrows them; a run whose recorded entry is a name alone is checked against its program."""
-    if entry is None:
-        return store.list_runs(statuses=statuses, last=last)
-    package, _, name = entry.rpartition("/")
-    entries: dict = {}
-    runs = [r for r in store.list_runs(statuses=statuses, entries=[entry, name] if package else [name])
-            if (qualified_entry(r.entry, store, r, entries) == entry if package else
-                qualified_entry(r.entry, store, r, entries).rpartition("/")[2] == name)]
-    return runs[-last:] if last is not None else runs
 
 
 def print_runs(store: SQLiteStore, as_json: bool = False, terminal: bool = False, width: int = 100,

@@ -285,13 +285,12 @@ class Workbench:
         except StoreError as error:
             raise WorkbenchError(str(error)) from None
 
-    def runs(self, entry: str | None = None) -> list[Run]:
+    def runs(self, entry: str | None = None, statuses: list[str] | None = None, last: int | None = None) -> list[Run]:
+        """The runs, oldest first, narrowed as `flowmetal runs` narrows them (`select_runs`)."""
         if not self.exists():
             return []
-        runs = self.store.list_runs()
-        if entry:
-            runs = [r for r in runs if self.entry(r) == entry or r.entry == entry]
-        return runs
+        from flowmetal.runtime.driving import select_runs
+        return select_runs(self.store, statuses=statuses, entry=entry or None, last=last, cache=self._entries)
 
     def entry_counts(self) -> dict[str, int]:
         """How many runs each entry (`package/name`) has: counted by the store where it can

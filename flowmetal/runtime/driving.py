@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from flowmetal.lang.forms import head_symbol, is_symbol
@@ -387,6 +388,23 @@ def local_time(at: float, now: float | None = None) -> str:
     if time.strftime("%Y-%m-%d", moment) == time.strftime("%Y-%m-%d", time.localtime(now)):
         return time.strftime("%H:%M:%S", moment)
     return time.strftime("%Y-%m-%d %H:%M", moment)
+
+
+def select_runs(store, statuses: Collection[str] | None = None, entry: str | None = None,
+                last: int | None = None, cache: dict | None = None) -> list[Run]:
+    """The runs `flowmetal runs` and the editors list, oldest first: with a status among
+    `statuses`; of `entry` (`package/name`, or a function's name alone: that function of any
+    package; a run started with the name alone counts as its package's); the `last` started
+    of them. The store narrows them (`Store.list_runs`); a run whose recorded entry is a name
+    alone is checked against its program (`cache`: `qualified_entry`'s)."""
+    if entry is None:
+        return store.list_runs(statuses=statuses, last=last)
+    package, _, name = entry.rpartition("/")
+    cache = {} if cache is None else cache
+    runs = [r for r in store.list_runs(statuses=statuses, entries=[entry, name] if package else [name])
+            if (qualified_entry(r.entry, store, r, cache) == entry if package else
+                qualified_entry(r.entry, store, r, cache).rpartition("/")[2] == name)]
+    return runs[-last:] if last is not None else runs
 
 
 def qualified_entry(entry: str, store, run: Run, cache: dict | None = None) -> str:

@@ -93,8 +93,18 @@ class RemoteStore:
         """A run by its whole id (the API takes no prefixes)."""
         return self._run(self._get(f"/api/runs/{run_id}", missing=f"no run `{run_id}` at {self.url}"))
 
-    def list_runs(self) -> list[Run]:
-        return [self._run(data) for data in self._get("/api/runs")]
+    def list_runs(self, since: float | None = None, *, statuses=None, entries=None, last: int | None = None
+                  ) -> list[Run]:
+        """`Store.list_runs` over `GET /api/runs`, which lists every run: narrowed here."""
+        runs = [self._run(data) for data in self._get("/api/runs")]
+        if since is not None:
+            runs = [r for r in runs if r.updated >= since]
+        if statuses is not None:
+            runs = [r for r in runs if r.status in statuses]
+        if entries is not None:
+            runs = [r for r in runs if any(r.entry == e or ("/" not in e and r.entry.endswith("/" + e))
+                                           for e in entries)]
+        return runs[-last:] if last is not None else runs
 
     def has_unfinished_runs(self) -> bool:
         return False  # the serve drives its runs

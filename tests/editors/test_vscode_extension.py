@@ -446,7 +446,7 @@ def test_activation_starts_language_server(node_cache):
     }
     assert changed[4]["initializationOptions"]["token"] == "secret"
     assert changed[4]["initializationOptions"]["trusted"] is True
-    assert changed[5] == {"kind": "request", "client": 2, "method": "flowmetal/runs", "params": {}}
+    assert changed[5] == {"kind": "request", "client": 2, "method": "flowmetal/runs", "params": {"last": 1000}}
 
     # Other settings leave it alone; the command restarts it.
     assert kinds(between("change other settings", "restart command")) == ["settings"]
@@ -649,6 +649,17 @@ def test_runs_view_follows_notifications(runs_report):
     # A run not opened yet is not read because of its events.
     assert _node(live["afterEvents"], RUN_NAP).get("children") is None
     assert len(requests) == 1
+
+
+def test_a_store_of_many_runs_lists_the_last_started_and_finds_older_ones_by_filter(runs_report):
+    many = runs_report["manyRuns"]
+    assert many["listed"] == 1000
+    assert many["message"] == ("The 1,000 runs started last, and those since. A status: or entry: filter finds "
+                               "older ones.")
+    assert many["requests"] == [{"last": 1000}, {"last": 1000, "entry": "demo/old"}]
+    assert many["older"] == ["01d01d01d01d01d0"] and many["first"] == "01d01d01d01d01d0"  # in its place in time
+    assert many["filtered"] == "1 of 1001 runs: entry:demo/old"
+    assert many["afterFewer"] is None  # a list the limit did not cut says nothing
 
 
 def test_a_received_signal_shows_its_name_and_body(runs_report):

@@ -117,10 +117,11 @@ const traces = {
   [RUN_MAIN.id]: () => ({ run: RUN_MAIN, events: MAIN_EVENTS }),
 };
 let pendingTrace; // resolves a `flowmetal/trace` answer held back
+let runsAnswer = () => [RUN_MAIN, RUN_NAP]; // `flowmetal/runs`, by its params
 env.respond = (client, method, params) => {
   switch (method) {
     case 'flowmetal/runs':
-      return [RUN_MAIN, RUN_NAP];
+      return runsAnswer(params);
     case 'flowmetal/trace': {
       const answer = traces[params.runId];
       if (answer === 'hold') return new Promise((resolve) => { pendingTrace = resolve; });
@@ -530,6 +531,28 @@ async function main() {
   const roots = stateElements(valueState);
   report.values = await render({ getChildren: (e) => (e ? e.children : roots), getTreeItem: (e) => e.item },
     undefined, () => true);
+
+  // A store of many runs: the 1,000 started last are listed, and the view says so; a
+  // filter on an entry asks the server for its older runs, which take their place in time.
+  const two = (n) => String(n).padStart(2, '0');
+  const many = Array.from({ length: 1000 }, (_, i) => ({ ...RUN_SOLO, id: `b${String(i).padStart(15, '0')}`,
+    started: `2026-11-29T10:${two(Math.floor(i / 60))}:${two(i % 60)}.000Z` }));
+  const OLD = { ...RUN_NAP, id: '01d01d01d01d01d0', entry: 'demo/old', status: 'failed',
+    started: '2026-01-01T00:00:00.000Z' };
+  runsAnswer = (params) => (params.entry === 'demo/old' ? [OLD] : many);
+  mark = env.events.length;
+  await provider.refresh();
+  report.manyRuns = { listed: provider.order.length, message: runsView().message };
+  const older = await provider.showRuns({ entry: 'demo/old' });
+  report.manyRuns.older = older.map((run) => run.id);
+  report.manyRuns.first = provider.order[0];
+  report.manyRuns.filtered = runsView().message;
+  report.manyRuns.requests = since(mark).filter((e) => e.kind === 'request' && e.method === 'flowmetal/runs')
+    .map((e) => e.params);
+  await provider.setFilter(undefined);
+  runsAnswer = () => [RUN_MAIN, RUN_NAP];
+  await provider.refresh();
+  report.manyRuns.afterFewer = runsView().message === undefined ? null : runsView().message;
 
   await extension.deactivate();
   report.events = env.events;

@@ -308,6 +308,37 @@ async def test_a_detached_run_from_the_command_line_shows_up_live(client: Langua
 
 
 @pytest.mark.usefixtures("store")  # both stores
+async def test_the_runs_narrowed_by_entry_status_and_the_last_started(client: LanguageClient):
+    seen: Seen = client.seen
+    uri = (client.workspace / "jobs.flow").as_uri()
+    ran = (await command(client, "flowmetal.run", uri=uri, entry="hello", args=[]))["runId"]
+    await seen.until(lambda: "completed" in seen.statuses(ran), what="the run to complete")
+
+    def detach(*args: str) -> str:  # recorded, and left pending: nobody drives a run the editor did not start
+        recorded = flowmetal("run", "--detach", "jobs.flow", *args, *client.store_args, cwd=client.workspace)
+        assert recorded.returncode == 0, recorded.stderr
+        return recorded.stdout.strip()
+    naps = [detach("nap", "1"), detach("acme.jobs/nap", "2")]
+    hello = detach("acme.jobs/hello")
+
+    async def ids(**params) -> list[str]:
+        return [r["id"] for r in await request(client, "flowmetal/runs", **params)]
+    assert await ids(entry="acme.jobs/nap") == naps
+    assert await ids(entry="hello") == [ran, hello]          # a name alone: that function of any package
+    assert await ids(status=["pending"], last=2) == [naps[1], hello]
+    assert await ids(status=["completed", "failed"]) == [ran]
+    assert await ids(last=1) == [hello]
+    assert await ids() == [ran, *naps, hello]
+    for params, message in (({"status": ["done"]}, "`status` must be a list of run states"),
+                            ({"status": "pending"}, "`status` must be a list of run states"),
+                            ({"last": 0}, "`last` must be a whole number"),
+                            ({"entry": "acme.jobs/"}, "`entry` must be a function")):
+        with pytest.raises(JsonRpcException) as caught:
+            await request(client, "flowmetal/runs", **params)
+        assert message in caught.value.message
+
+
+@pytest.mark.usefixtures("store")  # both stores
 async def test_locations_point_at_the_stored_source_once_the_file_changed(client: LanguageClient):
     seen: Seen = client.seen
     path = client.workspace / "jobs.flow"
