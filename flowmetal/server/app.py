@@ -79,8 +79,8 @@ from flowmetal.lang import filenames
 from flowmetal.runtime.store import SIGNAL_WAIT, Store, StoreError, open_store
 from flowmetal.runtime.wakeups import LISTENING_POLL
 from flowmetal.server.addresses import Served
-from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_EPOCH, MAX_LEASE, MAX_LIMIT,
-                                     MAX_WAIT, NOT_BLANK)
+from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_EPOCH, MAX_LAST, MAX_LEASE,
+                                     MAX_LIMIT, MAX_WAIT, NOT_BLANK, RUN_STATES)
 
 MAX_BODY = 1024 * 1024          # bytes: request bodies above this are refused with 413
 POLL = 0.1                      # seconds between looks at the store in long polls and streams
@@ -658,16 +658,52 @@ def _since(request: web.Request) -> int | float | None:
     return since
 
 
+def _narrowing(request: web.Request) -> dict:
+    """`?status=S[,S...]`, `?entry=ENTRY`, `?last=N`: the listing narrowed as `flowmetal runs`
+    narrows it (`select_runs`); not with `since`, whose answers are changes to follow."""
+    query = request.query
+    given = [name for name in ("status", "entry", "last") if name in query]
+    if not given:
+        return {}
+    if "since" in query:
+        raise ApiError(400, f"`{given[0]}` narrows the listing of runs, not the changes after `since`")
+    out: dict = {}
+    if "status" in query:
+        wanted = query["status"].split(",")
+        wrong = [s for s in wanted if s not in RUN_STATES]
+        if wrong:
+            raise ApiError(400, f"`status` must be run states separated by commas ({', '.join(RUN_STATES)}), "
+                                f"not {wrong[0][:40]!r}")
+        out["statuses"] = sorted(set(wanted))
+    if "entry" in query:
+        entry = query["entry"]
+        package, slash, name = entry.rpartition("/")
+        if not name or (slash and not package) or not entry.isprintable() or " " in entry or len(entry) > 1024:
+            raise ApiError(400, f"`entry` must be a function, package/name or a name alone, not {entry[:40]!r}")
+        out["entry"] = entry
+    if "last" in query:
+        text = query["last"]
+        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_LAST:
+            raise ApiError(400, f"`last` must be a number of runs, 1 to {MAX_LAST}, not {text[:40]!r}")
+        out["last"] = int(text)
+    return out
+
+
 async def list_runs(request: web.Request) -> web.Response:
-    """Every run with the change feed's cursor before the listing; or, given a cursor, the runs
-    changed after it (`Store.changes`) and the next cursor; or, given a Unix time (the old
-    form), the runs updated at or after it by their writers' clocks."""
+    """Every run with the change feed's cursor before the listing, narrowed by status, entry
+    and the last started if asked (`_narrowing`); or, given a cursor, the runs changed after
+    it (`Store.changes`) and the next cursor; or, given a Unix time (the old form), the runs
+    updated at or after it by their writers' clocks."""
     since = _since(request)
+    narrowing = _narrowing(request)
 
     def listed(store: Store) -> tuple[list, int]:
         if isinstance(since, int):
             return store.changes(since)
         cursor = store.change_cursor()  # first: whatever changes after the listing is above it
+        if narrowing:
+            from flowmetal.runtime.driving import select_runs
+            return select_runs(store, **narrowing), cursor
         return store.list_runs(since), cursor
     runs, cursor = await _api(request).db(listed)
     return web.json_response([_run_json(r) for r in runs], headers={CURSOR_HEADER: str(cursor)})

@@ -38,8 +38,8 @@ from flowmetal import __version__
 from flowmetal.lang import filenames
 from flowmetal.runtime import signals
 from flowmetal.runtime.program import STANDARD_FOLDER
-from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_EPOCH, MAX_LEASE, MAX_LIMIT,
-                                     MAX_WAIT, NOT_BLANK)
+from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_EPOCH, MAX_LAST, MAX_LEASE,
+                                     MAX_LIMIT, MAX_WAIT, NOT_BLANK, RUN_STATES)
 
 # An Idempotency-Key of `POST /api/runs`: 1 to 255 printable ASCII characters, no blank at either
 # end (HTTP drops those).
@@ -378,7 +378,20 @@ def document() -> dict:
                                                "of their latest changes, each change once. A number with a "
                                                "decimal point is the older form, a Unix time: the runs updated "
                                                "at or after it by the clocks of the processes that changed "
-                                               "them (deprecated: it can miss changes)"}],
+                                               "them (deprecated: it can miss changes)"},
+                               {"name": "status", "in": "query", "required": False,
+                                "schema": {"type": "string", "pattern": f"^({'|'.join(RUN_STATES)})"
+                                                                        f"(,({'|'.join(RUN_STATES)}))*$"},
+                                "description": "Only the runs in these states (separated by commas); not with "
+                                               "`since`"},
+                               {"name": "entry", "in": "query", "required": False,
+                                "schema": {"type": "string", "minLength": 1, "maxLength": 1024},
+                                "description": "Only the runs of this function: `package/name`, or a name alone "
+                                               "for that function of any package; not with `since`"},
+                               {"name": "last", "in": "query", "required": False,
+                                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LAST},
+                                "description": "Only the `last` started (of those the other parameters keep), "
+                                               "still oldest first; not with `since`"}],
                 "responses": {"200": _json({"type": "array", "items": _ref("Run")},
                                            "The runs, oldest first; with a cursor, those changed after it",
                                            headers={CURSOR_HEADER: {
@@ -387,7 +400,9 @@ def document() -> dict:
                                                               "change not in this answer is after it",
                                                "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"}}},
                                            links=_run_links("/0/id")),
-                              **_api_errors(400, e400="`since` is neither a change cursor nor a number")},
+                              **_api_errors(400, e400="`since` is neither a change cursor nor a number; a "
+                                                      "`status`, `entry` or `last` that is not one, or one "
+                                                      "given with `since`")},
             },
         },
         "/api/runs/{run_id}": {"get": {

@@ -95,11 +95,19 @@ class RemoteStore:
 
     def list_runs(self, since: float | None = None, *, statuses=None, entries=None, last: int | None = None
                   ) -> list[Run]:
-        """`Store.list_runs` over `GET /api/runs`, which lists every run: narrowed here."""
-        runs = [self._run(data) for data in self._get("/api/runs")]
+        """`Store.list_runs` over `GET /api/runs`: by status and the last started narrowed by the
+        serve's store (`?status=`, `?last=`), by entries as recorded here."""
+        query: dict = {}
+        if statuses is not None:
+            if not statuses:
+                return []
+            query["status"] = ",".join(statuses)
+        if last is not None and entries is None and since is None:
+            query["last"] = str(last)
+        runs = [self._run(data) for data in self._get("/api/runs", query or None)]
         if since is not None:
             runs = [r for r in runs if r.updated >= since]
-        if statuses is not None:
+        if statuses is not None:  # (a serve of an older Flowmetal lists them all)
             runs = [r for r in runs if r.status in statuses]
         if entries is not None:
             runs = [r for r in runs if any(r.entry == e or ("/" not in e and r.entry.endswith("/" + e))

@@ -437,6 +437,12 @@ async def test_with_a_serve_configured_runs_go_through_it(served_client: Languag
     await seen.until(lambda: "run-completed" in seen.kinds(third) and seen.statuses(third)[-1:] == ["completed"],
                      what="the run started through the API")
     assert seen.kinds(third)[0] == "run-started"
+    # Narrowed by the serve's store (`GET /api/runs?status=&last=`) or, by entry, here.
+    ids = lambda runs: [r["id"] for r in runs]  # noqa: E731
+    assert ids(await request(client, "flowmetal/runs", status=["completed"])) == [other, third]
+    assert ids(await request(client, "flowmetal/runs", last=2)) == [other, third]
+    assert ids(await request(client, "flowmetal/runs", entry="acme.jobs/nap", last=1)) == [third]
+    assert ids(await request(client, "flowmetal/runs", status=["cancelled"], entry="nap")) == [run_id]
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "flowmetal", "lsp"],

@@ -177,6 +177,28 @@ async def test_a_client_follows_the_runs_with_the_change_cursor(api):
     assert [r["id"] for r in runs] == [second, first]
 
 
+async def test_the_listing_is_narrowed_by_status_entry_and_the_last_started(api):
+    teas = [await api.start("shop/buy", [f'"tea-{n}"', "1"]) for n in range(3)]
+    api.store.request_cancel(teas[0])
+
+    async def ids(query: str) -> list[str]:
+        status, runs, response = await api.call("GET", f"/api/runs?{query}")
+        assert status == 200 and response.headers["Flowmetal-Cursor"].isdigit(), runs
+        return [r["id"] for r in runs]
+    assert await ids("status=pending") == teas[1:]
+    assert await ids("status=cancelled,failed") == [teas[0]]
+    assert await ids("last=2") == teas[1:]
+    assert await ids("entry=shop/buy&status=pending&last=1") == [teas[2]]
+    assert await ids("entry=buy") == teas                     # a name alone: that function of any package
+    assert await ids("entry=other/buy") == []
+    for query, message in (("status=done", "`status` must be run states"), ("status=", "`status` must be"),
+                           ("last=0", "`last` must be a number of runs"), ("last=x", "`last` must be"),
+                           ("entry=shop/", "`entry` must be a function"),
+                           ("since=0&status=pending", "`status` narrows the listing of runs, not the changes")):
+        status, body, _ = await api.call("GET", f"/api/runs?{query}")
+        assert status == 400 and message in body["error"], (query, body)
+
+
 async def test_a_run_is_created_listed_and_read(api):
     run_id = await api.start("shop/buy", ['"tea"', "3"])
     status, runs, _ = await api.call("GET", "/api/runs")
