@@ -404,6 +404,13 @@ give: this is never taken from directory local variables."
   :type '(choice (const :tag "None" nil) (string :tag "Token"))
   :group 'flowmetal)
 
+(defcustom flowmetal-runs-limit 1000
+  "How many runs \\[flowmetal-runs] lists at most: those started last.
+nil lists every run.  A store shared by a fleet may hold many thousands;
+the mode line of the runs buffer says when the list was cut."
+  :type '(choice (const :tag "Every run" nil) natnum)
+  :group 'flowmetal)
+
 (defcustom flowmetal-request-timeout 60
   "Seconds to wait for the language server's answer to a run request.
 Replaying a run, or finding the state at one of its events, runs the
@@ -828,11 +835,16 @@ A child run's row follows its parent's, its entry indented."
 (defun flowmetal--runs-fetch ()
   "Read the runs again from the server."
   (setq flowmetal--runs nil)
-  (let ((runs (flowmetal--request (flowmetal--server) :flowmetal/runs
-                                  (if flowmetal--runs-entry
-                                      (list :entry flowmetal--runs-entry)
-                                    (make-hash-table))))
-        (notified flowmetal--runs))
+  (let* ((limit (and (natnump flowmetal-runs-limit) (> flowmetal-runs-limit 0)
+                     flowmetal-runs-limit))
+         (params (append (and flowmetal--runs-entry (list :entry flowmetal--runs-entry))
+                         (and limit (list :last limit))))
+         (runs (flowmetal--request (flowmetal--server) :flowmetal/runs
+                                   (or params (make-hash-table))))
+         (notified flowmetal--runs))
+    (setq mode-line-process
+          (and limit (>= (length (flowmetal--list runs)) limit)
+               (format " [the %d started last]" limit)))
     ;; Keep what was notified while the answer was on its way, when newer.
     (setq flowmetal--runs
           (mapcar (lambda (run)

@@ -141,6 +141,15 @@ Keeps the rest of the registration (the initializationOptions)."
                 (revert-buffer)
                 (should (flowmetal-runs-test--line-with runs-buffer run-id "completed" "41"))
                 (should (= 1 (how-many (regexp-quote run-id) (point-min) (point-max))))
+                (should-not mode-line-process)
+                ;; A store of more runs than `flowmetal-runs-limit': the last started, and
+                ;; the mode line says the list was cut.
+                (let ((flowmetal-runs-limit 1))
+                  (revert-buffer)
+                  (should (flowmetal-runs-test--line-with runs-buffer run-id "completed"))
+                  (should (equal mode-line-process " [the 1 started last]")))
+                (revert-buffer)
+                (should-not mode-line-process)
                 ;; Replay it (r): it reproduces.  Cancel it (c): it had ended.
                 (goto-char (cdr (flowmetal-runs-test--line-with runs-buffer run-id)))
                 (should (equal (tabulated-list-get-id) run-id))
