@@ -80,7 +80,7 @@ from flowmetal.runtime.store import SIGNAL_WAIT, Store, StoreError, open_store
 from flowmetal.runtime.wakeups import LISTENING_POLL
 from flowmetal.server.addresses import Served
 from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_EPOCH, MAX_LAST, MAX_LEASE,
-                                     MAX_LIMIT, MAX_WAIT, NOT_BLANK, RUN_STATES)
+                                     MAX_LIMIT, MAX_WAIT, NOT_BLANK, RUN_ENTRY, RUN_STATES)
 
 MAX_BODY = 1024 * 1024          # bytes: request bodies above this are refused with 413
 POLL = 0.1                      # seconds between looks at the store in long polls and streams
@@ -659,14 +659,9 @@ def _since(request: web.Request) -> int | float | None:
 
 
 def _narrowing(request: web.Request) -> dict:
-    """`?status=S[,S...]`, `?entry=ENTRY`, `?last=N`: the listing narrowed as `flowmetal runs`
-    narrows it (`select_runs`); not with `since`, whose answers are changes to follow."""
+    """`?status=S[,S...]`, `?entry=ENTRY`, `?last=N`: the runs narrowed as `flowmetal runs`
+    narrows them (`select_runs`)."""
     query = request.query
-    given = [name for name in ("status", "entry", "last") if name in query]
-    if not given:
-        return {}
-    if "since" in query:
-        raise ApiError(400, f"`{given[0]}` narrows the listing of runs, not the changes after `since`")
     out: dict = {}
     if "status" in query:
         wanted = query["status"].split(",")
@@ -677,8 +672,7 @@ def _narrowing(request: web.Request) -> dict:
         out["statuses"] = sorted(set(wanted))
     if "entry" in query:
         entry = query["entry"]
-        package, slash, name = entry.rpartition("/")
-        if not name or (slash and not package) or not entry.isprintable() or " " in entry or len(entry) > 1024:
+        if len(entry) > 1024 or not re.fullmatch(RUN_ENTRY, entry):
             raise ApiError(400, f"`entry` must be a function, package/name or a name alone, not {entry[:40]!r}")
         out["entry"] = entry
     if "last" in query:
@@ -689,22 +683,39 @@ def _narrowing(request: web.Request) -> dict:
     return out
 
 
+def _narrowed(store: Store, runs: list, statuses=None, entry: str | None = None, last: int | None = None) -> list:
+    """Runs read already (the changes after a cursor) narrowed as `select_runs` narrows them."""
+    from flowmetal.runtime.driving import qualified_entry
+    if statuses is not None:
+        runs = [r for r in runs if r.status in statuses]
+    if entry is not None:
+        package, _, name = entry.rpartition("/")
+        cache: dict = {}
+        runs = [r for r in runs if (qualified_entry(r.entry, store, r, cache) == entry if package else
+                                    qualified_entry(r.entry, store, r, cache).rpartition("/")[2] == name)]
+    return runs[-last:] if last is not None else runs
+
+
 async def list_runs(request: web.Request) -> web.Response:
-    """Every run with the change feed's cursor before the listing, narrowed by status, entry
-    and the last started if asked (`_narrowing`); or, given a cursor, the runs changed after
-    it (`Store.changes`) and the next cursor; or, given a Unix time (the old form), the runs
-    updated at or after it by their writers' clocks."""
+    """Every run with the change feed's cursor before the listing; or, given a cursor, the runs
+    changed after it (`Store.changes`) and the next cursor; or, given a Unix time (the old
+    form), the runs updated at or after it by their writers' clocks. Each narrowed by status,
+    entry and the last started (of the listing) or changed last (of the changes), if asked
+    (`_narrowing`); the cursor is the same as without."""
     since = _since(request)
     narrowing = _narrowing(request)
 
     def listed(store: Store) -> tuple[list, int]:
         if isinstance(since, int):
-            return store.changes(since)
+            runs, cursor = store.changes(since)
+            return _narrowed(store, runs, **narrowing), cursor
         cursor = store.change_cursor()  # first: whatever changes after the listing is above it
+        if since is not None:
+            return _narrowed(store, store.list_runs(since), **narrowing), cursor
         if narrowing:
             from flowmetal.runtime.driving import select_runs
             return select_runs(store, **narrowing), cursor
-        return store.list_runs(since), cursor
+        return store.list_runs(), cursor
     runs, cursor = await _api(request).db(listed)
     return web.json_response([_run_json(r) for r in runs], headers={CURSOR_HEADER: str(cursor)})
 

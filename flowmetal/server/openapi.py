@@ -39,7 +39,7 @@ from flowmetal.lang import filenames
 from flowmetal.runtime import signals
 from flowmetal.runtime.program import STANDARD_FOLDER
 from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_EPOCH, MAX_LAST, MAX_LEASE,
-                                     MAX_LIMIT, MAX_WAIT, NOT_BLANK, RUN_STATES)
+                                     MAX_LIMIT, MAX_WAIT, NOT_BLANK, RUN_ENTRY, RUN_STATES)
 
 # An Idempotency-Key of `POST /api/runs`: 1 to 255 printable ASCII characters, no blank at either
 # end (HTTP drops those).
@@ -382,16 +382,16 @@ def document() -> dict:
                                {"name": "status", "in": "query", "required": False,
                                 "schema": {"type": "string", "pattern": f"^({'|'.join(RUN_STATES)})"
                                                                         f"(,({'|'.join(RUN_STATES)}))*$"},
-                                "description": "Only the runs in these states (separated by commas); not with "
-                                               "`since`"},
+                                "description": "Only the runs in these states (separated by commas)"},
                                {"name": "entry", "in": "query", "required": False,
-                                "schema": {"type": "string", "minLength": 1, "maxLength": 1024},
+                                "schema": {"type": "string", "maxLength": 1024, "pattern": f"^{RUN_ENTRY}$"},
                                 "description": "Only the runs of this function: `package/name`, or a name alone "
-                                               "for that function of any package; not with `since`"},
+                                               "for that function of any package"},
                                {"name": "last", "in": "query", "required": False,
                                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LAST},
-                                "description": "Only the `last` started (of those the other parameters keep), "
-                                               "still oldest first; not with `since`"}],
+                                "description": "Only the `last` of those the other parameters keep: started last "
+                                               "(the listing) or changed last (with `since`), still in their "
+                                               "order"}],
                 "responses": {"200": _json({"type": "array", "items": _ref("Run")},
                                            "The runs, oldest first; with a cursor, those changed after it",
                                            headers={CURSOR_HEADER: {
@@ -401,8 +401,7 @@ def document() -> dict:
                                                "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"}}},
                                            links=_run_links("/0/id")),
                               **_api_errors(400, e400="`since` is neither a change cursor nor a number; a "
-                                                      "`status`, `entry` or `last` that is not one, or one "
-                                                      "given with `since`")},
+                                                      "`status`, `entry` or `last` that is not one")},
             },
         },
         "/api/runs/{run_id}": {"get": {

@@ -191,10 +191,14 @@ async def test_the_listing_is_narrowed_by_status_entry_and_the_last_started(api)
     assert await ids("entry=shop/buy&status=pending&last=1") == [teas[2]]
     assert await ids("entry=buy") == teas                     # a name alone: that function of any package
     assert await ids("entry=other/buy") == []
+    # The changes after a cursor, narrowed the same way; the cursor is the one without.
+    status, changed, response = await api.call("GET", "/api/runs?since=0")
+    status, narrowed, narrowed_response = await api.call("GET", "/api/runs?since=0&status=pending&last=1")
+    assert [r["id"] for r in narrowed] == [r["id"] for r in changed if r["status"] == "pending"][-1:]
+    assert narrowed_response.headers["Flowmetal-Cursor"] == response.headers["Flowmetal-Cursor"]
     for query, message in (("status=done", "`status` must be run states"), ("status=", "`status` must be"),
                            ("last=0", "`last` must be a number of runs"), ("last=x", "`last` must be"),
-                           ("entry=shop/", "`entry` must be a function"),
-                           ("since=0&status=pending", "`status` narrows the listing of runs, not the changes")):
+                           ("entry=shop/", "`entry` must be a function"), ("entry=/buy", "`entry` must be")):
         status, body, _ = await api.call("GET", f"/api/runs?{query}")
         assert status == 400 and message in body["error"], (query, body)
 
