@@ -41,6 +41,7 @@ transaction-level advisory lock, so that many processes starting at once migrate
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
 from contextlib import ExitStack, contextmanager
@@ -301,6 +302,29 @@ def _lost(error: Exception) -> bool:
         error, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable)
 
 
+class _Closed(Exception):
+    """A pooled connection the server closed while it was idle."""
+
+
+def _alive(conn: psycopg.Connection) -> bool:
+    """Whether the server has not closed the idle connection `conn`. The server says nothing
+    on an idle connection of the pool (no LISTEN there) unless it is closing it: a restart's
+    notice, then the end of the stream. So anything to read is read, without waiting (the
+    notice, then the end, which marks the connection broken for the pool to drop), and the
+    connection is not used."""
+    if conn.broken or conn.pgconn.status != psycopg.pq.ConnStatus.OK:
+        return False
+    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    if not readable:
+        return True
+    for _ in range(2):
+        try:
+            conn.pgconn.consume_input()
+        except psycopg.Error:
+            break
+    return False
+
+
 class Database:
     """A PostgreSQL store's connections (see the module's docstring)."""
 
@@ -362,6 +386,38 @@ class Database:
                 self.pool.check()  # replace the other connections the restart broke, too
             raise StoreError(describe(self.url, error) + (" (the operation was not done, or its outcome is "
                                                           "unknown)" if _lost(error) else "")) from None
+
+    def call(self, query: str, params=(), refused: dict[str, type[Exception]] | None = None):
+        """One statement on its own (the pool's connections are in autocommit: a transaction of
+        its own, one round trip), answering its first row: a server-side function that does a
+        whole transaction's work. Not tried again once sent: its outcome is not known when the
+        connection breaks. A connection the server closed while it was idle (a restart) is
+        found before anything is sent, by reading what the server said meanwhile, and another
+        is taken. `refused`: SQLSTATEs the function raises on purpose, and the exception each
+        becomes (with the server's message)."""
+        for attempt in (1, 2):
+            try:
+                with self._connection() as conn:
+                    if attempt == 1 and not _alive(conn):
+                        raise _Closed()
+                    try:
+                        return conn.execute(query, params).fetchone()
+                    except psycopg.Error as error:
+                        if refused and error.sqlstate in refused:
+                            raise refused[error.sqlstate](error.diag.message_primary or str(error)) from None
+                        raise
+            except _Closed:
+                if self.pool is not None:
+                    self.pool.check()
+                continue
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
+                raise StoreBusy(describe(self.url, error)) from None
+            except psycopg.Error as error:
+                if _lost(error) and self.pool is not None:
+                    self.pool.check()
+                raise StoreError(describe(self.url, error) + (" (the operation was not done, or its outcome is "
+                                                              "unknown)" if _lost(error) else "")) from None
+        raise StoreError(f"{shown(self.url)}: no connection to the server")
 
     def read(self, query: str, params=(), many: bool = True):
         """A read outside any transaction: its rows (`many`) or its first row (or None). A
@@ -494,6 +550,65 @@ def _unsubscribe(subscription: Subscription) -> None:
 
 # -- the schema: SQLite's versions in PostgreSQL's types ----------------------------------------------
 
+# `Store.commit` of a run's progress whose only other changes are steps performed in the run's
+# own process (`inline_steps`, `inline_results`) and its snapshot, as one server-side function:
+# one statement and one round trip where the transaction takes five, the same statements
+# and checks in the same order. Its argument is one JSON text (psycopg adapts one text much
+# faster than arrays): {"events": [[kind, step, data, time or null, line]], "results":
+# [[step, claim epoch, completed?, text]], "claims": [[step, endpoint, args, key, lease]],
+# "snapshot": text (absent: none)}. A run or step no longer held raises SQLSTATE FM409
+# (`LEASE_LOST`), which undoes it all; the answer is the steps claimed.
+LEASE_LOST = "FM409"
+COMMIT_INLINE = """\
+CREATE OR REPLACE FUNCTION flowmetal_commit_inline(p_run text, p_worker text, p_epoch integer, p_body text)
+RETURNS integer[] LANGUAGE plpgsql AS $fn$
+DECLARE
+  r record; v_now float8; b jsonb := p_body::jsonb; n integer; done integer; wanted integer; claimed integer[];
+BEGIN
+  SELECT owner, status, next_seq, epoch INTO r FROM runs WHERE id = p_run FOR UPDATE;
+  IF NOT FOUND OR r.owner IS DISTINCT FROM p_worker OR r.status <> 'running' OR r.epoch <> p_epoch THEN
+    RAISE EXCEPTION 'the run % is no longer held by %', p_run, p_worker USING ERRCODE = 'FM409';
+  END IF;
+  v_now := extract(epoch FROM clock_timestamp())::float8;
+  n := jsonb_array_length(b->'events');
+  INSERT INTO events(run_id, seq, time, kind, step, data, line)
+    SELECT p_run, r.next_seq + e.o - 1, coalesce((e.v->>3)::float8, v_now), e.v->>0, (e.v->>1)::integer,
+           e.v->>2, (e.v->>4)::integer
+    FROM jsonb_array_elements(b->'events') WITH ORDINALITY AS e(v, o);
+  wanted := jsonb_array_length(b->'results');
+  IF wanted > 0 THEN
+    UPDATE steps SET status = 'applied', completed = v_now,
+        result = CASE WHEN (x.v->>2)::boolean THEN x.v->>3 ELSE steps.result END,
+        error = CASE WHEN (x.v->>2)::boolean THEN steps.error ELSE x.v->>3 END
+      FROM jsonb_array_elements(b->'results') AS x(v)
+      WHERE steps.run_id = p_run AND steps.step = (x.v->>0)::integer AND steps.status = 'claimed'
+        AND steps.claimed_by = p_worker AND steps.claim_epoch = (x.v->>1)::integer;
+    GET DIAGNOSTICS done = ROW_COUNT;
+    IF done <> wanted THEN
+      RAISE EXCEPTION 'a step of the run % is no longer held by %', p_run, p_worker USING ERRCODE = 'FM409';
+    END IF;
+  END IF;
+  IF jsonb_array_length(b->'claims') > 0 THEN
+    WITH made AS (
+      INSERT INTO steps(run_id, step, endpoint, args, key, status, created, claimed_by, lease_until, claim_epoch)
+        SELECT p_run, (c.v->>0)::integer, c.v->>1, c.v->>2, c.v->>3, 'claimed', v_now, p_worker,
+               v_now + (c.v->>4)::float8, 1
+        FROM jsonb_array_elements(b->'claims') AS c(v)
+      ON CONFLICT DO NOTHING RETURNING step)
+    SELECT array_agg(step) INTO claimed FROM made;
+  END IF;
+  IF b ? 'snapshot' THEN
+    INSERT INTO snapshots(run_id, seq, state) VALUES (p_run, r.next_seq + n - 1, b->>'snapshot')
+      ON CONFLICT (run_id) DO UPDATE SET seq = excluded.seq, state = excluded.state;
+  END IF;
+  UPDATE runs SET next_seq = r.next_seq + n, updated = v_now, change_seq = pg_current_xact_id()::text::bigint
+    WHERE id = p_run;
+  RETURN coalesce(claimed, '{}');
+END
+$fn$"""
+CALL_COMMIT_INLINE = "SELECT flowmetal_commit_inline(%s, %s, %s, %s)"
+
+
 def _statements(statements: list[str]):
     def migrate(conn) -> None:
         for statement in statements:
@@ -616,6 +731,8 @@ _VERSIONS = {
         'CREATE INDEX "runs_by_change" ON "runs" ("change_seq")',
     ],
     11: ['ALTER TABLE "steps" ADD COLUMN IF NOT EXISTS "claim_epoch" INTEGER NOT NULL DEFAULT 0'],
+    # The commit of a step performed in the run's own process, as one statement (`PostgresStore.commit`).
+    12: [COMMIT_INLINE],
 }
 
 MIGRATIONS = {version: _statements(statements) for version, statements in _VERSIONS.items()}

@@ -96,7 +96,7 @@ from flowmetal.runtime.program import source_hash, stored_code_hash
 # Defined below this module, for the PostgreSQL layer; the rest of Flowmetal imports them from here.
 from flowmetal.runtime.storeerrors import LeaseLost, StoreBusy, StoreError
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8700"
 # Endpoints the runtime itself answers: never handed to a connector.
 CALLBACK_WAIT = "http.callback/get-callback!"
@@ -347,6 +347,9 @@ def _migrate_11(conn: sqlite3.Connection) -> None:
 
 
 MIGRATIONS[11] = _migrate_11
+# Version 12 is PostgreSQL's function for the commits of inline steps (`pgstore.COMMIT_INLINE`):
+# nothing changes in an SQLite store.
+MIGRATIONS[12] = lambda conn: None
 
 
 def child_id(parent: str, step: int) -> str:
@@ -1747,6 +1750,39 @@ class PostgresStore(Store):
                           f"to use it (nothing was changed).")
 
     _clock = "extract(epoch FROM clock_timestamp())::float8"
+
+    _OTHER_CHANGES = ("status", "wake_at", "result", "error", "steps", "timers", "callbacks", "completed_steps",
+                      "cancelled_steps", "fired_timers", "signals", "release", "applied_steps", "children",
+                      "cancel_children", "awaited_children", "parts")
+
+    def commit(self, run: Run, worker: str, events: list[tuple], **changes) -> dict[int, int]:
+        """`Store.commit`; one whose only changes besides its events and snapshot are steps
+        performed in the run's own process (a run going from one such step to the next) is one
+        statement, `pgstore.COMMIT_INLINE`, which does what the transaction does."""
+        if (not (changes.get("inline_steps") or changes.get("inline_results"))
+                or any(changes.get(name) for name in self._OTHER_CHANGES)):
+            return super().commit(run, worker, events, **changes)
+        rows = []
+        for kind, step, data, line in events:
+            at = data.pop("_time", None) if isinstance(data, dict) else None
+            rows.append([kind, step, json.dumps(data), at, line])
+        body: dict = {"events": rows,
+                      "results": [[step, epoch, outcome == "completed", _storable(text)]
+                                  for step, epoch, outcome, text in changes.get("inline_results", ())],
+                      "claims": [list(claim) for claim in changes.get("inline_steps", ())]}
+        snapshot = changes.get("snapshot")
+        if snapshot is not None:
+            body["snapshot"] = snapshot if isinstance(snapshot, str) else json.dumps(snapshot, separators=(",", ":"))
+        return self._commit_inline(run, worker, json.dumps(body))
+
+    @_again_when_busy
+    def _commit_inline(self, run: Run, worker: str, body: str) -> dict[int, int]:
+        try:
+            row = self.db.call(self._pg.CALL_COMMIT_INLINE, (run.id, worker, run.epoch, body),
+                               refused={self._pg.LEASE_LOST: LeaseLost})
+        except LeaseLost:
+            raise LeaseLost(run.id) from None
+        return {step: 1 for step in row[0]}
 
     def transaction(self):
         """A write transaction: `with store.transaction() as conn: ...`."""

@@ -638,6 +638,45 @@ def test_a_commit_claims_its_inline_steps_and_a_later_one_applies_their_results(
     assert (row["status"], row["result"]) == ("applied", "7")
 
 
+def test_commits_of_inline_steps_alone_record_what_any_commit_records(store, other):
+    """(On PostgreSQL such a commit is one server-side function: the same rows, the same refusals.)"""
+    run = claimed(store, "w")
+    state = {"machine": {"frames": [1, 2]}, "text": "ünïcode ✓ \u2028"}
+    got = store.commit(run, "w", [("log", None, {"message": "hé", "_time": 1234.5}, 3),
+                                  ("step-requested", 1, {"endpoint": "a/b!"}, 4)],
+                       snapshot=state, inline_steps=[(1, "a/b!", '{"n": 1}', f"{run.id}:1", 30)])
+    assert got == {1: 1}
+    got = store.commit(run, "w", [("step-completed", 1, {"result": "\"é\""}, 4), ("step-requested", 2, {}, 5)],
+                       snapshot=json.dumps({"at": 2}), inline_results=[(1, 1, "completed", '"é"')],
+                       inline_steps=[(2, "a/b!", "{}", f"{run.id}:2", 30), (1, "a/b!", "{}", f"{run.id}:1", 30)])
+    assert got == {2: 1}  # a step the store knew already is not claimed again
+    store.commit(run, "w", [("step-failed", 2, {}, 5)], inline_results=[(2, 1, "failed", "boom")])
+    events = store.events(run.id)
+    assert [(e.seq, e.kind, e.step, e.line) for e in events] == [
+        (1, "run-started", None, None), (2, "log", None, 3), (3, "step-requested", 1, 4),
+        (4, "step-completed", 1, 4), (5, "step-requested", 2, 5), (6, "step-failed", 2, 5)]
+    assert events[1].time == 1234.5 and events[1].data == {"message": "hé"}
+    assert events[2].time >= run.created - 60 and events[3].data == {"result": '"é"'}
+    assert store.snapshot(run.id) == {"at": 2}
+    assert [(s["status"], s["result"], s["error"], s["claimed_by"]) for s in (store.step(run.id, 1),
+                                                                              store.step(run.id, 2))] == [
+        ("applied", '"é"', None, "w"), ("applied", None, "boom", "w")]
+    assert store.get_run(run.id).next_seq == 7 and store.get_run(run.id).status == "running"
+    # Refused as a whole: a result whose claim is gone, then a run another worker took over.
+    store.commit(run, "w", [], inline_steps=[(3, "a/b!", "{}", f"{run.id}:3", -1)])  # its lease ran out
+    assert [t["step"] for t in other.claim_steps(["a/b!"], "connector", 30)] == [3]
+    with pytest.raises(LeaseLost):
+        store.commit(run, "w", [("step-completed", 3, {}, 6)], inline_results=[(3, 1, "completed", "1")],
+                     inline_steps=[(4, "a/b!", "{}", f"{run.id}:4", 30)], snapshot={"lost": True})
+    assert store.get_run(run.id).next_seq == 7 and store.step(run.id, 4) is None
+    assert store.snapshot(run.id) == {"at": 2}
+    store.commit(run, "w", [], status="pending", release=True)
+    assert other.claim("other", 30, run_id=run.id) is not None
+    with pytest.raises(LeaseLost):
+        store.commit(run, "w", [("log", None, {}, 1)], inline_steps=[(5, "a/b!", "{}", f"{run.id}:5", 30)])
+    assert store.get_run(run.id).next_seq == 7
+
+
 def test_an_inline_result_is_refused_once_another_claim_took_the_step(store, other):
     run = claimed(store, "w")
     store.commit(run, "w", [], inline_steps=[(1, "a/b!", "{}", f"{run.id}:1", -1)])  # its lease run out at once

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from flowmetal.runtime.store import SCHEMA_VERSION, StoreError, open_store
+from tests.waits import until
 
 
 def flowmetal(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -48,6 +49,13 @@ def _drop_connections(postgres_url: str) -> int:
                                  "pid<>pg_backend_pid()", (database,)).fetchall())
 
 
+def _connections(postgres_url: str) -> int:
+    database = postgres_url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+        return admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname=%s AND pid<>pg_backend_pid()",
+                             (database,)).fetchone()[0]
+
+
 def test_connections_lost_under_a_store_are_replaced(postgres_url: str):
     store = open_store(postgres_url)
     try:
@@ -67,6 +75,23 @@ def test_connections_lost_under_a_store_are_replaced(postgres_url: str):
                 conn.execute("UPDATE runs SET status='cancelled' WHERE id=?", (later,))
         assert (store.get_run(later).status, store.get_run(later).cancel_requested) == ("pending", False)
         assert store.request_cancel(later) == "cancelled"  # the next use has a new connection
+    finally:
+        store.close()
+
+
+def test_an_inline_step_commit_on_a_connection_the_server_closed_is_made_on_another(postgres_url: str):
+    """The one-statement commit of an inline step (`Database.call`) cannot be tried again once
+    sent; a connection the server closed while idle is found before anything is sent."""
+    store = open_store(postgres_url)
+    try:
+        run_id = store.create_run("demo/main", [], store.put_sources({"demo.flow": "x"}), "code")
+        run = store.claim("w", 30, run_id=run_id)
+        assert _drop_connections(postgres_url) >= 1  # as a server restart does
+        until(lambda: _connections(postgres_url) == 0, "the server to close them")
+        got = store.commit(run, "w", [("step-requested", 1, {}, 1)], snapshot={"at": 1},
+                           inline_steps=[(1, "a/b!", "{}", f"{run_id}:1", 30)])
+        assert got == {1: 1} and store.step(run_id, 1)["status"] == "claimed"
+        assert [e.kind for e in store.events(run_id)] == ["run-started", "step-requested"]
     finally:
         store.close()
 
