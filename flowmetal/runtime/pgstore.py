@@ -553,14 +553,15 @@ def _unsubscribe(subscription: Subscription) -> None:
 # `Store.commit` of a run's progress whose only other changes are steps performed in the run's
 # own process (`inline_steps`, `inline_results`) and its snapshot, as one server-side function:
 # one statement and one round trip where the transaction takes five, the same statements
-# and checks in the same order. Its argument is one JSON text (psycopg adapts one text much
-# faster than arrays): {"events": [[kind, step, data, time or null, line]], "results":
-# [[step, claim epoch, completed?, text]], "claims": [[step, endpoint, args, key, lease]],
-# "snapshot": text (absent: none)}. A run or step no longer held raises SQLSTATE FM409
+# and checks in the same order. Its arguments: one JSON text (psycopg adapts one text much
+# faster than arrays), {"events": [[kind, step, data, time or null, line]], "results":
+# [[step, claim epoch, completed?, text]], "claims": [[step, endpoint, args, key, lease]]},
+# and the snapshot's text apart (null: none), not escaped into the JSON. A run or step no longer held raises SQLSTATE FM409
 # (`LEASE_LOST`), which undoes it all; the answer is the steps claimed.
 LEASE_LOST = "FM409"
 COMMIT_INLINE = """\
-CREATE OR REPLACE FUNCTION flowmetal_commit_inline(p_run text, p_worker text, p_epoch integer, p_body text)
+CREATE OR REPLACE FUNCTION flowmetal_commit_inline(p_run text, p_worker text, p_epoch integer, p_body text,
+                                                    p_snapshot text)
 RETURNS integer[] LANGUAGE plpgsql AS $fn$
 DECLARE
   r record; v_now float8; b jsonb := p_body::jsonb; n integer; done integer; wanted integer; claimed integer[];
@@ -597,8 +598,8 @@ BEGIN
       ON CONFLICT DO NOTHING RETURNING step)
     SELECT array_agg(step) INTO claimed FROM made;
   END IF;
-  IF b ? 'snapshot' THEN
-    INSERT INTO snapshots(run_id, seq, state) VALUES (p_run, r.next_seq + n - 1, b->>'snapshot')
+  IF p_snapshot IS NOT NULL THEN
+    INSERT INTO snapshots(run_id, seq, state) VALUES (p_run, r.next_seq + n - 1, p_snapshot)
       ON CONFLICT (run_id) DO UPDATE SET seq = excluded.seq, state = excluded.state;
   END IF;
   UPDATE runs SET next_seq = r.next_seq + n, updated = v_now, change_seq = pg_current_xact_id()::text::bigint
@@ -606,7 +607,7 @@ BEGIN
   RETURN coalesce(claimed, '{}');
 END
 $fn$"""
-CALL_COMMIT_INLINE = "SELECT flowmetal_commit_inline(%s, %s, %s, %s)"
+CALL_COMMIT_INLINE = "SELECT flowmetal_commit_inline(%s, %s, %s, %s, %s)"
 
 
 def _statements(statements: list[str]):

@@ -1771,14 +1771,14 @@ class PostgresStore(Store):
                                   for step, epoch, outcome, text in changes.get("inline_results", ())],
                       "claims": [list(claim) for claim in changes.get("inline_steps", ())]}
         snapshot = changes.get("snapshot")
-        if snapshot is not None:
-            body["snapshot"] = snapshot if isinstance(snapshot, str) else json.dumps(snapshot, separators=(",", ":"))
-        return self._commit_inline(run, worker, json.dumps(body))
+        if snapshot is not None and not isinstance(snapshot, str):
+            snapshot = json.dumps(snapshot, separators=(",", ":"))
+        return self._commit_inline(run, worker, json.dumps(body), snapshot)
 
     @_again_when_busy
-    def _commit_inline(self, run: Run, worker: str, body: str) -> dict[int, int]:
+    def _commit_inline(self, run: Run, worker: str, body: str, snapshot: str | None) -> dict[int, int]:
         try:
-            row = self.db.call(self._pg.CALL_COMMIT_INLINE, (run.id, worker, run.epoch, body),
+            row = self.db.call(self._pg.CALL_COMMIT_INLINE, (run.id, worker, run.epoch, body, snapshot),
                                refused={self._pg.LEASE_LOST: LeaseLost})
         except LeaseLost:
             raise LeaseLost(run.id) from None
