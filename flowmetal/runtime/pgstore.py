@@ -314,8 +314,9 @@ def _alive(conn: psycopg.Connection) -> bool:
     connection is not used."""
     if conn.broken or conn.pgconn.status != psycopg.pq.ConnStatus.OK:
         return False
-    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
-    if not readable:
+    poller = select.poll()  # (not select.select: a serve's descriptors may pass FD_SETSIZE)
+    poller.register(conn.pgconn.socket, select.POLLIN)
+    if not poller.poll(0):
         return True
     for _ in range(2):
         try:
