@@ -224,9 +224,11 @@ def _statuses(text: str) -> list[str]:
 
 
 def _entry(text: str) -> str:
-    """`--entry`: package/name or a name alone."""
-    package, slash, name = text.rpartition("/")
-    if not name or (slash and not package) or any(c.isspace() for c in text):
+    """`--entry`: package/name or a name alone, as `GET /api/runs?entry=` takes it."""
+    import re
+
+    from flowmetal.server.bounds import RUN_ENTRY
+    if not re.fullmatch(RUN_ENTRY, text):
         raise argparse.ArgumentTypeError(f"not a function: {text!r} (write package/name, or the name alone)")
     return text
 

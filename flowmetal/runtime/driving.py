@@ -402,9 +402,16 @@ def select_runs(store, statuses: Collection[str] | None = None, entry: str | Non
     package, _, name = entry.rpartition("/")
     cache = {} if cache is None else cache
     runs = [r for r in store.list_runs(statuses=statuses, entries=[entry, name] if package else [name])
-            if (qualified_entry(r.entry, store, r, cache) == entry if package else
-                qualified_entry(r.entry, store, r, cache).rpartition("/")[2] == name)]
+            if is_of(r, entry, store, cache)]
     return runs[-last:] if last is not None else runs
+
+
+def is_of(run: Run, entry: str, store, cache: dict | None = None) -> bool:
+    """Whether `run` is a run of `entry`: `package/name`, or a function's name alone (that
+    function of any package); a run started with the name alone counts as its package's."""
+    package, _, name = entry.rpartition("/")
+    qualified = qualified_entry(run.entry, store, run, cache)
+    return qualified == entry if package else qualified.rpartition("/")[2] == name
 
 
 def qualified_entry(entry: str, store, run: Run, cache: dict | None = None) -> str:

@@ -685,14 +685,12 @@ def _narrowing(request: web.Request) -> dict:
 
 def _narrowed(store: Store, runs: list, statuses=None, entry: str | None = None, last: int | None = None) -> list:
     """Runs read already (the changes after a cursor) narrowed as `select_runs` narrows them."""
-    from flowmetal.runtime.driving import qualified_entry
+    from flowmetal.runtime.driving import is_of
     if statuses is not None:
         runs = [r for r in runs if r.status in statuses]
     if entry is not None:
-        package, _, name = entry.rpartition("/")
         cache: dict = {}
-        runs = [r for r in runs if (qualified_entry(r.entry, store, r, cache) == entry if package else
-                                    qualified_entry(r.entry, store, r, cache).rpartition("/")[2] == name)]
+        runs = [r for r in runs if is_of(r, entry, store, cache)]
     return runs[-last:] if last is not None else runs
 
 
