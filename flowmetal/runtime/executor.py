@@ -97,6 +97,7 @@ from flowmetal.runtime.jitter import ENDPOINT as JITTER, jitter
 from flowmetal.runtime.machine import RET, Done, Fault, Machine, Slice, Wait
 from flowmetal.runtime.program import Program, ProgramError, load
 from flowmetal.runtime.store import CALLBACK_WAIT, SIGNAL_WAIT, LeaseLost, Run, SQLiteStore, StoreError
+from flowmetal.runtime.storeerrors import ProgramUnreadable
 from flowmetal.runtime.values import Member, RecordValue, decode, encode, literal
 from flowmetal.runtime.literals import read_literal
 
@@ -311,7 +312,9 @@ class _Driver:
             self.event("run-failed", error=f"the program does not check: {error}")
             self.commit(status="failed", error=str(error), release=True)
             return Progress(run.id, "failed")
-        except StoreError as error:  # a stored program that cannot be read (a bad file name): never will be
+        # A stored program that cannot be read (a bad file name) never will be; a store that
+        # could not be reached for a moment (any other StoreError) leaves the run to be taken again.
+        except ProgramUnreadable as error:
             self.event("run-failed", error=f"the program cannot be read: {error}")
             self.commit(status="failed", error=str(error), release=True)
             return Progress(run.id, "failed")

@@ -94,7 +94,7 @@ from pathlib import Path
 
 from flowmetal.runtime.program import source_hash, stored_code_hash
 # Defined below this module, for the PostgreSQL layer; the rest of Flowmetal imports them from here.
-from flowmetal.runtime.storeerrors import LeaseLost, StoreBusy, StoreError
+from flowmetal.runtime.storeerrors import LeaseLost, ProgramUnreadable, StoreBusy, StoreError
 
 SCHEMA_VERSION = 12
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8700"
@@ -673,17 +673,17 @@ class Store:
         folder, is refused."""
         from flowmetal.lang import filenames
         if not isinstance(program, dict) or not all(isinstance(d, str) for d in program.values()):
-            raise StoreError(f"{self.path}: a run's program is not a map of file names to source hashes")
+            raise ProgramUnreadable(f"{self.path}: a run's program is not a map of file names to source hashes")
         for name in program:
             why = filenames.problem(name)
             if why is not None:
-                raise StoreError(f"{self.path}: a run's program has a bad file name {filenames.shown(name)}: "
-                                 f"{why}; it is not read")
+                raise ProgramUnreadable(f"{self.path}: a run's program has a bad file name "
+                                        f"{filenames.shown(name)}: {why}; it is not read")
         out = {}
         for name, digest in program.items():
             row = self._one("SELECT text FROM sources WHERE hash=?", (digest,))
             if row is None:
-                raise StoreError(f"the store lacks the source {digest[:12]} of {name}")
+                raise ProgramUnreadable(f"the store lacks the source {digest[:12]} of {name}")
             out[name] = row["text"]
         return out
 

@@ -20,3 +20,9 @@ class LeaseLost(StoreError):
 class StoreBusy(StoreError):
     """Two transactions waited for each other (PostgreSQL ended one: a deadlock), and this one
     was undone: nothing it did was kept, so it can be done again."""
+
+
+class ProgramUnreadable(StoreError):
+    """A run's stored program cannot be read, and never will be: its record is malformed, names a
+    file badly, or names a source the store lacks. Unlike a store that cannot be reached for a
+    moment, which is any other `StoreError`."""

@@ -107,6 +107,26 @@ def test_a_worker_fails_a_run_whose_stored_program_has_a_bad_name(tmp_path):
         opened.close()
 
 
+def test_a_store_out_of_reach_while_the_program_is_read_fails_no_run(tmp_path):
+    """Only a program that can never be read fails its run; a store that could not be reached
+    for a moment (a PostgreSQL restart) leaves the run to be taken again once its lease lapses."""
+    from flowmetal.runtime.executor import Executor
+    store = tmp_path / "store.db"
+    run_id = write_run(store, {"hello.flow": HELLO}, status="pending")
+    opened = SQLiteStore(store)
+    try:
+        def out_of_reach(program):
+            raise StoreError("the server closed the connection (the operation was not done)")
+        opened.get_sources = out_of_reach
+        with pytest.raises(StoreError, match="closed the connection"):
+            Executor(opened, worker="w").run_once(run_id)
+        run = opened.get_run(run_id)
+        assert (run.status, run.owner, run.error) == ("running", "w", None)  # its lease lapses, as after a crash
+        assert [e.kind for e in opened.events(run_id)] == ["run-started"]
+    finally:
+        opened.close()
+
+
 @pytest.mark.parametrize("file,says", [("a:b.flow", "colon"), ("tab\there.flow", "control characters"),
                                        ("back\\slash.flow", "backslash")])
 def test_flowmetal_run_refuses_a_file_whose_name_is_no_program_file_name(tmp_path, file, says):

@@ -298,8 +298,23 @@ def check_runs(store, runs: dict[str, str], wilson: Wilson) -> None:
     keys = Counter(job["host"] for job in jobs)
     # One job per run: a request sent again was sent with its key, which the service knows.
     assert keys == Counter(runs.values()), {h: n for h, n in keys.items() if n != 1}
-    posts = {(run_id, step["step"]) for run_id in runs for step in _post_steps(store, run_id)}
-    assert {tuple(job["key"].rsplit(":", 1)) for job in jobs} == {(r, str(s)) for r, s in posts}
+    posts = {(run_id, str(step["step"])) for run_id in runs for step in _post_steps(store, run_id)}
+    sent = {tuple(job["key"].rsplit(":", 1)) for job in jobs}
+    # Every job the service took names a post! step of its run's log...
+    assert sent <= posts, sorted(sent - posts)
+    # ... and a post! step it never took ended in an error its run saw (then `retry!` posted
+    # again, under the new step's key): never a request dropped without a word.
+    unsent = {(run_id, int(step)): _outcome(store, run_id, int(step)) for run_id, step in posts - sent}
+    assert all(outcome is not None and outcome.startswith("(") and "error" in outcome.split()[0]
+               for outcome in unsent.values()), unsent
+
+
+def _outcome(store, run_id: str, step: int) -> str | None:
+    """The result a step's `step-completed` event recorded (a literal), or None."""
+    for event in store.events(run_id, kind="step-completed"):
+        if event.step == step:
+            return event.data.get("result")
+    return None
 
 
 def _post_steps(store, run_id: str) -> list:
