@@ -108,10 +108,16 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    # Room for the connections a fleet opens at once while the accepting thread waits for
+    # the CPU (the default, 5, has the kernel reset the rest: a connection error to the caller).
+    request_queue_size = 128
+
+
 def bind(port: int = 8765, delay: float = 0.5) -> ThreadingHTTPServer:
     """The server, listening on 127.0.0.1:`port` but not serving yet."""
     Handler.delay = delay
-    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    return _Server(("127.0.0.1", port), Handler)
 
 
 def serve(port: int = 8765, delay: float = 0.5) -> ThreadingHTTPServer:
