@@ -50,6 +50,7 @@ from flowmetal.ide import features
 from flowmetal.lang import filenames
 from flowmetal.lang.source import Span
 from flowmetal.lang.types import show
+from flowmetal.statuses import RUN_STATUSES, is_entry
 
 if TYPE_CHECKING:
     from flowmetal.ide.workbench import Workbench
@@ -66,9 +67,6 @@ class JsonRpcRequestFailed(JsonRpcException):
     """LSP's RequestFailed: a valid request that could not be carried out (the message says why)."""
     CODE = -32803
     MESSAGE = "Request failed"
-
-
-RUN_STATES = ("pending", "running", "waiting", "completed", "failed", "cancelled")
 
 
 def iso(t: float | None) -> str | None:
@@ -460,11 +458,11 @@ def register(server) -> None:
         started of them (a store of many runs is narrowed by its database)."""
         runs = runs_of(ls)
         entry, statuses, last = field(params, "entry"), field(params, "status"), field(params, "last")
-        if entry is not None and (not isinstance(entry, str) or not entry.rpartition("/")[2]):
+        if entry is not None and (not isinstance(entry, str) or not is_entry(entry)):
             raise JsonRpcInvalidParams("`entry` must be a function: `package/name`, or a name alone")
         if statuses is not None and (not isinstance(statuses, list) or
-                                     not all(isinstance(s, str) and s in RUN_STATES for s in statuses)):
-            raise JsonRpcInvalidParams(f"`status` must be a list of run states: {', '.join(RUN_STATES)}")
+                                     not all(isinstance(s, str) and s in RUN_STATUSES for s in statuses)):
+            raise JsonRpcInvalidParams(f"`status` must be a list of run states: {', '.join(RUN_STATUSES)}")
         if last is not None and (not isinstance(last, int) or isinstance(last, bool) or last < 1):
             raise JsonRpcInvalidParams("`last` must be a whole number, 1 or more")
         runs.start_watching()

@@ -21,7 +21,7 @@ from conftest import ROOT
 # runtime, the rest of `flowmetal.ide` below it).
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["flowmetal", "flowmetal.lang", "flowmetal.lang.source", "flowmetal.lang.diagnostics",
-              "flowmetal.lang.filenames", "flowmetal.lang.deep"]),
+              "flowmetal.lang.filenames", "flowmetal.lang.deep", "flowmetal.statuses"]),
     ("syntax", ["flowmetal.lang.syntax"]),
     ("forms", ["flowmetal.lang.forms"]),
     ("types", ["flowmetal.lang.types", "flowmetal.lang.signatures"]),

@@ -17,6 +17,7 @@ import sys
 
 from flowmetal import __version__
 from flowmetal.cli.terminal import shown
+from flowmetal.statuses import RUN_STATUSES, is_entry
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -211,9 +212,6 @@ def _trace(args: argparse.Namespace) -> int:
     return print_events(store, run, as_json=args.format == "json", follow=args.follow)
 
 
-RUN_STATUSES = ("pending", "running", "waiting", "completed", "failed", "cancelled")
-
-
 def _statuses(text: str) -> list[str]:
     """`--status`: run states, separated by commas."""
     given = [part.strip() for part in text.split(",")]
@@ -225,10 +223,7 @@ def _statuses(text: str) -> list[str]:
 
 def _entry(text: str) -> str:
     """`--entry`: package/name or a name alone, as `GET /api/runs?entry=` takes it."""
-    import re
-
-    from flowmetal.server.bounds import RUN_ENTRY
-    if not re.fullmatch(RUN_ENTRY, text):
+    if not is_entry(text):
         raise argparse.ArgumentTypeError(f"not a function: {text!r} (write package/name, or the name alone)")
     return text
 

@@ -97,7 +97,6 @@ class Presence:
             pass
 
 
-__all__ = ["stopped", "pause", "Presence"]
 
 
 class ConnectorThread:
@@ -146,3 +145,6 @@ class ConnectorThread:
             log.exception("%s stopped", self.what)
         finally:
             store.close()
+
+
+__all__ = ["stopped", "pause", "Presence", "ConnectorThread"]

@@ -400,9 +400,19 @@ def select_runs(store, statuses: Collection[str] | None = None, entry: str | Non
     if entry is None:
         return store.list_runs(statuses=statuses, last=last)
     package, _, name = entry.rpartition("/")
-    cache = {} if cache is None else cache
-    runs = [r for r in store.list_runs(statuses=statuses, entries=[entry, name] if package else [name])
-            if is_of(r, entry, store, cache)]
+    return narrowed(store, store.list_runs(statuses=statuses, entries=[entry, name] if package else [name]),
+                    entry=entry, last=last, cache=cache)
+
+
+def narrowed(store, runs: list[Run], statuses: Collection[str] | None = None, entry: str | None = None,
+             last: int | None = None, cache: dict | None = None) -> list[Run]:
+    """Runs read already (in their order) narrowed as `select_runs` narrows a store's: by
+    status, by entry (`is_of`), then the `last` of them."""
+    if statuses is not None:
+        runs = [r for r in runs if r.status in statuses]
+    if entry is not None:
+        cache = {} if cache is None else cache
+        runs = [r for r in runs if is_of(r, entry, store, cache)]
     return runs[-last:] if last is not None else runs
 
 

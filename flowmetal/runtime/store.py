@@ -419,10 +419,16 @@ def _run(row) -> Run:
                          f"read") from None
 
 
-def _run_of(row) -> Run:
-    program, args = json.loads(row["program"]), json.loads(row["args"] or "[]")
+def _program_of(text: str) -> dict[str, str]:
+    """A run's `program` column read: file names to source hashes (ValueError otherwise)."""
+    program = json.loads(text)
     if not (isinstance(program, dict) and all(isinstance(v, str) for v in program.values())):
         raise ValueError("its program is not a map of file names to source hashes")
+    return program
+
+
+def _run_of(row) -> Run:
+    program, args = _program_of(row["program"]), json.loads(row["args"] or "[]")
     if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
         raise ValueError("its arguments are not a list of literals")
     return Run(row["id"], row["entry"], args, program,
@@ -772,12 +778,10 @@ class Store:
         out = []
         for row in self._all("SELECT entry, program, COUNT(*) AS n FROM runs GROUP BY entry, program"):
             try:
-                program = json.loads(row["program"])
-            except ValueError:
-                program = None
-            if not (isinstance(program, dict) and all(isinstance(v, str) for v in program.values())):
-                raise StoreError(f"{self.path}: a run of `{row['entry']}` has a malformed program; the runs "
-                                 f"cannot be counted")
+                program = _program_of(row["program"])
+            except (ValueError, TypeError) as error:
+                raise StoreError(f"{self.path}: a run of `{row['entry']}` has a malformed program ({error}); the "
+                                 f"runs cannot be counted") from None
             out.append((row["entry"], program, row["n"]))
         return out
 
@@ -1751,16 +1755,16 @@ class PostgresStore(Store):
 
     _clock = "extract(epoch FROM clock_timestamp())::float8"
 
-    _OTHER_CHANGES = ("status", "wake_at", "result", "error", "steps", "timers", "callbacks", "completed_steps",
-                      "cancelled_steps", "fired_timers", "signals", "release", "applied_steps", "children",
-                      "cancel_children", "awaited_children", "parts")
+    _INLINE_CHANGES = frozenset({"snapshot", "inline_steps", "inline_results"})
 
     def commit(self, run: Run, worker: str, events: list[tuple], **changes) -> dict[int, int]:
         """`Store.commit`; one whose only changes besides its events and snapshot are steps
         performed in the run's own process (a run going from one such step to the next) is one
-        statement, `pgstore.COMMIT_INLINE`, which does what the transaction does."""
+        statement, `pgstore.COMMIT_INLINE`, which does what the transaction does. Any other
+        change given (any of `Store.commit`'s other arguments, one added later too) takes the
+        transaction."""
         if (not (changes.get("inline_steps") or changes.get("inline_results"))
-                or any(changes.get(name) for name in self._OTHER_CHANGES)):
+                or any(value for name, value in changes.items() if name not in self._INLINE_CHANGES)):
             return super().commit(run, worker, events, **changes)
         rows = []
         for kind, step, data, line in events:

@@ -80,7 +80,8 @@ from flowmetal.runtime.store import SIGNAL_WAIT, Store, StoreError, open_store
 from flowmetal.runtime.wakeups import LISTENING_POLL
 from flowmetal.server.addresses import Served
 from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_EPOCH, MAX_LAST, MAX_LEASE,
-                                     MAX_LIMIT, MAX_WAIT, NOT_BLANK, RUN_ENTRY, RUN_STATES)
+                                     MAX_LIMIT, MAX_WAIT, NOT_BLANK)
+from flowmetal.statuses import RUN_STATUSES, is_entry
 
 MAX_BODY = 1024 * 1024          # bytes: request bodies above this are refused with 413
 POLL = 0.1                      # seconds between looks at the store in long polls and streams
@@ -665,14 +666,14 @@ def _narrowing(request: web.Request) -> dict:
     out: dict = {}
     if "status" in query:
         wanted = query["status"].split(",")
-        wrong = [s for s in wanted if s not in RUN_STATES]
+        wrong = [s for s in wanted if s not in RUN_STATUSES]
         if wrong:
-            raise ApiError(400, f"`status` must be run states separated by commas ({', '.join(RUN_STATES)}), "
+            raise ApiError(400, f"`status` must be run states separated by commas ({', '.join(RUN_STATUSES)}), "
                                 f"not {wrong[0][:40]!r}")
         out["statuses"] = sorted(set(wanted))
     if "entry" in query:
         entry = query["entry"]
-        if len(entry) > 1024 or not re.fullmatch(RUN_ENTRY, entry):
+        if len(entry) > 1024 or not is_entry(entry):
             raise ApiError(400, f"`entry` must be a function, package/name or a name alone, not {entry[:40]!r}")
         out["entry"] = entry
     if "last" in query:
@@ -681,17 +682,6 @@ def _narrowing(request: web.Request) -> dict:
             raise ApiError(400, f"`last` must be a number of runs, 1 to {MAX_LAST}, not {text[:40]!r}")
         out["last"] = int(text)
     return out
-
-
-def _narrowed(store: Store, runs: list, statuses=None, entry: str | None = None, last: int | None = None) -> list:
-    """Runs read already (the changes after a cursor) narrowed as `select_runs` narrows them."""
-    from flowmetal.runtime.driving import is_of
-    if statuses is not None:
-        runs = [r for r in runs if r.status in statuses]
-    if entry is not None:
-        cache: dict = {}
-        runs = [r for r in runs if is_of(r, entry, store, cache)]
-    return runs[-last:] if last is not None else runs
 
 
 async def list_runs(request: web.Request) -> web.Response:
@@ -704,16 +694,14 @@ async def list_runs(request: web.Request) -> web.Response:
     narrowing = _narrowing(request)
 
     def listed(store: Store) -> tuple[list, int]:
+        from flowmetal.runtime.driving import narrowed, select_runs
         if isinstance(since, int):
             runs, cursor = store.changes(since)
-            return _narrowed(store, runs, **narrowing), cursor
+            return narrowed(store, runs, **narrowing), cursor
         cursor = store.change_cursor()  # first: whatever changes after the listing is above it
         if since is not None:
-            return _narrowed(store, store.list_runs(since), **narrowing), cursor
-        if narrowing:
-            from flowmetal.runtime.driving import select_runs
-            return select_runs(store, **narrowing), cursor
-        return store.list_runs(), cursor
+            return narrowed(store, store.list_runs(since), **narrowing), cursor
+        return select_runs(store, **narrowing), cursor
     runs, cursor = await _api(request).db(listed)
     return web.json_response([_run_json(r) for r in runs], headers={CURSOR_HEADER: str(cursor)})
 

@@ -15,8 +15,6 @@ MAX_EPOCH = 2 ** 31 - 1         # the largest claim epoch of a step (a 32-bit in
 MAX_CURSOR = 2 ** 63 - 1        # the largest change cursor (`GET /api/runs?since=`): a 64-bit integer
 CURSOR_HEADER = "Flowmetal-Cursor"   # the change cursor `GET /api/runs` answers with
 MAX_LAST = 1_000_000_000        # `GET /api/runs?last=`: the most runs one may ask for
-RUN_STATES = ("pending", "running", "waiting", "completed", "failed", "cancelled")   # `?status=`
-RUN_ENTRY = r"(?:[^/]+/)*[^/]+"   # `?entry=`: a function, `package/name` or a name alone
 # Patterns: blanks are spelled out, not `\s`, which means other characters in Python than in JSON
 # Schema's regexes.
 NOT_BLANK = r"[^ \t\n\r\f\v]"                          # found in a text that is not all blanks

@@ -39,7 +39,8 @@ from flowmetal.lang import filenames
 from flowmetal.runtime import signals
 from flowmetal.runtime.program import STANDARD_FOLDER
 from flowmetal.server.bounds import (CURSOR_HEADER, ENDPOINT_NAME, MAX_CURSOR, MAX_EPOCH, MAX_LAST, MAX_LEASE,
-                                     MAX_LIMIT, MAX_WAIT, NOT_BLANK, RUN_ENTRY, RUN_STATES)
+                                     MAX_LIMIT, MAX_WAIT, NOT_BLANK)
+from flowmetal.statuses import ENTRY_PATTERN, RUN_STATUSES
 
 # An Idempotency-Key of `POST /api/runs`: 1 to 255 printable ASCII characters, no blank at either
 # end (HTTP drops those).
@@ -191,7 +192,7 @@ SCHEMAS = {
             "id": {"type": "string"},
             "entry": {"type": "string"},
             "status": {"type": "string",
-                       "enum": ["pending", "running", "waiting", "completed", "failed", "cancelled"]},
+                       "enum": list(RUN_STATUSES)},
             "result": {"type": ["string", "null"], "description": "The value, as a Flowmetal literal (completed)"},
             "error": {"type": ["string", "null"], "description": "Why the run failed, with its stack trace"},
             "args": {"type": "array", "items": {"type": "string"}, "description": "Flowmetal literals"},
@@ -380,11 +381,11 @@ def document() -> dict:
                                                "at or after it by the clocks of the processes that changed "
                                                "them (deprecated: it can miss changes)"},
                                {"name": "status", "in": "query", "required": False,
-                                "schema": {"type": "string", "pattern": f"^({'|'.join(RUN_STATES)})"
-                                                                        f"(,({'|'.join(RUN_STATES)}))*$"},
+                                "schema": {"type": "string", "pattern": f"^({'|'.join(RUN_STATUSES)})"
+                                                                        f"(,({'|'.join(RUN_STATUSES)}))*$"},
                                 "description": "Only the runs in these states (separated by commas)"},
                                {"name": "entry", "in": "query", "required": False,
-                                "schema": {"type": "string", "maxLength": 1024, "pattern": f"^{RUN_ENTRY}$"},
+                                "schema": {"type": "string", "maxLength": 1024, "pattern": f"^{ENTRY_PATTERN}$"},
                                 "description": "Only the runs of this function: `package/name`, or a name alone "
                                                "for that function of any package"},
                                {"name": "last", "in": "query", "required": False,
