@@ -7,20 +7,23 @@ serves, their `@endpoint` functions) does two things with them:
   in a thread of its own, on its own store connection: claims, leases, renewals,
   fencing and give-back on stop are the connector's);
 - it performs the steps of the runs *it* executes itself, in the run's own process
-  (`InlineSteps`, handed to the executor: `Executor(inline=...)`). The transaction that
-  commits the run's request claims the step for this worker (`Store.commit`'s
-  `inline_steps`, fenced by the step's claim epoch as a connector's claim is), the
-  function runs on a thread of this worker (the executor renews the run's and the
-  step's leases while it runs), its result goes to the run at once, in memory, and is
-  recorded with the run's next commit (the next request, the wait, the end): one
-  commit a step, where the connector path makes two (the request, the result), with
-  the same checks of the result (`sdk.perform`: declared type, `--max-result`).
+  (`InlineSteps`, handed to the executor: `Executor(inline=...)`), as a durable
+  workflow performs its steps: under the run's lease alone. The transaction that
+  commits the run's request (its events, and its snapshot waiting on the step) writes
+  no row for the step (`Store.commit`'s `inline_steps`); the function runs on a thread
+  of this worker (the executor renews the run's lease while it runs), its result goes
+  to the run at once, in memory, and is recorded with the run's next commit (the next
+  request, the wait, the end), the step's row written then, once: one commit a step,
+  where the connector path makes two (the request, the result), with the same checks of
+  the result (`sdk.perform`: declared type, `--max-result`).
 
 Nothing that depends on a result leaves the process before it is committed: every
 way out (a request, a wait, the end) is a commit that carries it. A crash between
-performing a step and committing its result leaves the step claimed by the dead
-worker: once its lease lapses a connector (any `worker --connector` of the fleet)
-performs it again, with the same idempotency key, as after a connector's crash.
+performing a step and committing its result leaves the run's snapshot waiting on the
+step: once the run's lease lapses, the worker that resumes it asks a connector (any
+`worker --connector` of the fleet) for the step, with the same idempotency key, as
+after a connector's crash. A worker paused past the run's lease cannot record its
+result: the run's epoch fences the commit.
 
 Why a module of its own: the worker loop (`runtime.driving.work`) and the executor
 sit a layer below the connectors and are handed these objects by the command line.

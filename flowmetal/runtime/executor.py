@@ -56,16 +56,19 @@ for again for `HOLD_AGAIN` seconds, so slow connectors cost no executor time.
 
 Steps performed in the run's own process. An executor given `inline` (a worker's
 `--connector` modules: `flowmetal.connectors.inline.InlineSteps`) performs the
-steps of those endpoints itself: the commit of the run's request (events, step,
-snapshot, as for a connector) also claims the step for this worker (`Store.commit`'s
-`inline_steps`), the function runs on a thread of `inline` while this thread renews
-the run's and the step's leases (every `beat_every`; a stopping executor waits
-`inline.grace` seconds for it, then gives the step back for a connector and lets
-the run wait), and its result is given to the run in memory, with the same events
-as a connector's answer. The result is recorded (`inline_results`, fenced by the
-step's claim) by the run's next commit, whatever it is: the next step's request,
-the wait, the end, a checkpoint; so a step costs one commit, and nothing that
-depends on the result leaves the process before it is committed. A run with tasks,
+steps of those endpoints itself, under the run's own lease, as a durable workflow
+performs its steps: the commit of the run's request (its events and the snapshot
+waiting on the step, which names the step's endpoint, arguments and key) writes no
+row for the step (`Store.commit`'s `inline_steps`), the function runs on a thread
+of `inline` while this thread renews the run's lease (every `beat_every`; a
+stopping executor waits `inline.grace` seconds for it, then asks a connector for
+the step and lets the run wait), and its result is given to the run in memory,
+with the same events as a connector's answer. The step's row is written once,
+with its result (`inline_results`), by the run's next commit, whatever it is: the
+next step's request, the wait, the end, a checkpoint; so a step costs one commit,
+and nothing that depends on the result leaves the process before it is committed.
+A crash in between leaves the run's snapshot waiting on the step: whoever resumes
+the run asks a connector for it (`resume_inline`), with the same key. A run with tasks,
 or under a `with-timeout!`, leaves such steps to the connector path (a function
 running here could not be interrupted by the timeout, nor let other tasks go on).
 
@@ -244,7 +247,7 @@ class _Driver:
                             "cancelled_steps": [], "fired_timers": [], "signals": [],
                             "children": [], "cancel_children": [], "applied_steps": [],
                             "inline_results": []}
-        self.performing: tuple[int, int] | None = None  # (step, claim epoch) of the function running here
+        self.performing: int | None = None  # the step whose function runs here
         # [step, due, task] of the with-timeout! timers around the code (a state written before
         # tasks kept their owner has [step, due]: `timeout_owner` looks for it)
         self.timeouts: list[list] = []
@@ -342,6 +345,7 @@ class _Driver:
                     self.waits = Waits(load, {int(t): w for t, w in state["waits"].items()}, state.get("parted", 0))
                 elif waiting is not None:  # a state written before tasks: the entry's one wait
                     self.waits = Waits(load, {0: waiting})
+                self.resume_inline()
                 if waiting is None:  # a checkpoint in the middle of running: go on from there
                     outcome = self.expire_running(machine)
                 else:
@@ -349,6 +353,17 @@ class _Driver:
             return self.drive(machine, outcome)
         except Fault as fault:
             return self.fail(fault)
+
+    def resume_inline(self) -> None:
+        """A step that was being performed in the run's own process when the run was last
+        stored (its result never committed: that process crashed, stopped or lost the run) is
+        asked of a connector now, with the same key, as any step is. (Its function may have
+        run already: the key lets the endpoint see it; the store records one result.)"""
+        for wait in self.waits.head.values():
+            inline = wait.pop("inline", None) if wait.get("kind") == "step" else None
+            if inline is not None:
+                name, args_json, key = inline
+                self.extra["steps"].append((wait["step"], name, args_json, key))
 
     def timeout_owner(self, machine: Machine, timeout: list) -> int | None:
         """The task a `with-timeout!` timer stops, None if it ended."""
@@ -614,14 +629,8 @@ class _Driver:
                 and self.store.others_runnable(self.run.id))
 
     def beat(self) -> None:
-        self.store.heartbeat(self.run, self.ex.worker, self.ex.lease)  # fenced by its epoch
-        # The steps performed here whose results are not committed yet, and the one running,
-        # stay this worker's (fenced by their claims' epochs).
-        claims = [(self.run.id, step, epoch) for step, epoch, _, _ in self.extra["inline_results"]]
-        if self.performing is not None:
-            claims.append((self.run.id, *self.performing))
-        if claims and len(self.store.renew_step_leases(self.ex.worker, claims, self.ex.lease)) != len(claims):
-            raise LeaseLost(self.run.id)
+        # Fenced by its epoch. The steps performed here are held by the run's lease alone.
+        self.store.heartbeat(self.run, self.ex.worker, self.ex.lease)
         self.last_beat = time.monotonic()
 
     def checkpoint(self, machine: Machine) -> None:
@@ -734,27 +743,29 @@ class _Driver:
         None to run on with its result, a Progress when its function outlived a stop (given back,
         the run waits), `_SCHEDULE` when the store knew the step already (the run waits for it)."""
         key = f"{self.run.id}:{step}"
-        waiting = {"step": step, "kind": "step"}
+        # What a resume needs to ask a connector for the step, should this process not commit
+        # its result (`resume_inline`).
+        waiting = {"step": step, "kind": "step", "inline": [name, args_json, key]}
         self.waits.put(machine.task, waiting, parted=False)
         state, parts = self.state(machine, waiting)
-        epoch = self.commit(snapshot=state, parts=parts,
-                            inline_steps=[(step, name, args_json, key, self.ex.lease)]).get(step)
-        if epoch is None:
+        if step not in self.commit(snapshot=state, parts=parts, inline_steps=[(step, name, args_json, key)]):
             return _SCHEDULE
         args = deep.call(lambda: {k: decode(v) for k, v in json.loads(args_json).items()})
-        self.performing = (step, epoch)
+        self.performing = step
         try:
             outcome = self.await_function(name, self.ex.inline.start(self.run.id, step, name, key, args,
                                                                        self.program))
         finally:
             self.performing = None
-        if outcome is None:  # given back while stopping: a connector performs it, the run waits
+        if outcome is None:  # given up while stopping: a connector performs it, the run waits
+            self.extra["steps"].append((step, name, args_json, key))
             self.commit(status="waiting", release=True)
             return Progress(self.run.id, "waiting")
         done, text = outcome
         self.waits.pop(machine.task)
         self.given.add(step)
-        self.extra["inline_results"].append((step, epoch, "completed" if done == "complete" else "failed", text))
+        self.extra["inline_results"].append((step, name, args_json, key,
+                                             "completed" if done == "complete" else "failed", text))
         if done != "complete":
             raise Fault(text)  # as a connector's failure: the message names the endpoint
         value = deep.call(lambda: decode(json.loads(text)))
@@ -765,8 +776,8 @@ class _Driver:
     def await_function(self, name: str, future) -> tuple[str, str] | None:
         """The outcome of a function running for a step here, keeping the run's and the step's
         leases (`beat`) while it runs; None when the executor was told to stop and it did not
-        return within `inline.grace` seconds: its step is given back (pending again, for a
-        connector to perform; what the function returns is dropped)."""
+        return within `inline.grace` seconds: its step is left to a connector (`perform`
+        records it pending; what the function returns is dropped)."""
         deadline = None
         while True:
             now = time.monotonic()
@@ -784,9 +795,7 @@ class _Driver:
             else:
                 return outcome
             if deadline is not None and time.monotonic() >= deadline:
-                step, epoch = self.performing
                 future.cancel()
-                self.store.release_steps(self.ex.worker, [(self.run.id, step, epoch)])
                 return None
             if time.monotonic() - self.last_beat >= self.beat_every:
                 self.beat()

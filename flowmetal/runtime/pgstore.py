@@ -556,16 +556,22 @@ def _unsubscribe(subscription: Subscription) -> None:
 # one statement and one round trip where the transaction takes five, the same statements
 # and checks in the same order. Its arguments: one JSON text (psycopg adapts one text much
 # faster than arrays), {"events": [[kind, step, data, time or null, line]], "results":
-# [[step, claim epoch, completed?, text]], "claims": [[step, endpoint, args, key, lease]]},
-# and the snapshot's text apart (null: none), not escaped into the JSON. A run or step no longer held raises SQLSTATE FM409
-# (`LEASE_LOST`), which undoes it all; the answer is the steps claimed.
+# [[step, endpoint, args, key, completed?, text]], "claims": [step]}, and the snapshot's text
+# apart (null: none), not escaped into the JSON. A run no longer held, or a result for a step
+# the store knows already, raises SQLSTATE FM409 (`LEASE_LOST`), which undoes it all; the
+# answer is the steps asked for that the store does not know (performed here).
+#
+# Every statement finds its rows by a whole key (the run's id; the run's id and a step's
+# number), one step at a time: PL/pgSQL keeps the plans of its first calls, which on a new
+# store are made for empty tables, and a join with the JSON list then read every step of the
+# run for each result (a step's cost grew with the run).
 LEASE_LOST = "FM409"
 COMMIT_INLINE = """\
 CREATE OR REPLACE FUNCTION flowmetal_commit_inline(p_run text, p_worker text, p_epoch integer, p_body text,
                                                     p_snapshot text)
 RETURNS integer[] LANGUAGE plpgsql AS $fn$
 DECLARE
-  r record; v_now float8; b jsonb := p_body::jsonb; n integer; done integer; wanted integer; claimed integer[];
+  r record; x record; v_now float8; b jsonb := p_body::jsonb; n integer; k integer; claimed integer[] := '{}';
 BEGIN
   SELECT owner, status, next_seq, epoch INTO r FROM runs WHERE id = p_run FOR UPDATE;
   IF NOT FOUND OR r.owner IS DISTINCT FROM p_worker OR r.status <> 'running' OR r.epoch <> p_epoch THEN
@@ -577,35 +583,29 @@ BEGIN
     SELECT p_run, r.next_seq + e.o - 1, coalesce((e.v->>3)::float8, v_now), e.v->>0, (e.v->>1)::integer,
            e.v->>2, (e.v->>4)::integer
     FROM jsonb_array_elements(b->'events') WITH ORDINALITY AS e(v, o);
-  wanted := jsonb_array_length(b->'results');
-  IF wanted > 0 THEN
-    UPDATE steps SET status = 'applied', completed = v_now,
-        result = CASE WHEN (x.v->>2)::boolean THEN x.v->>3 ELSE steps.result END,
-        error = CASE WHEN (x.v->>2)::boolean THEN steps.error ELSE x.v->>3 END
-      FROM jsonb_array_elements(b->'results') AS x(v)
-      WHERE steps.run_id = p_run AND steps.step = (x.v->>0)::integer AND steps.status = 'claimed'
-        AND steps.claimed_by = p_worker AND steps.claim_epoch = (x.v->>1)::integer;
-    GET DIAGNOSTICS done = ROW_COUNT;
-    IF done <> wanted THEN
-      RAISE EXCEPTION 'a step of the run % is no longer held by %', p_run, p_worker USING ERRCODE = 'FM409';
+  FOR x IN SELECT e.v FROM jsonb_array_elements(b->'results') AS e(v) LOOP
+    INSERT INTO steps(run_id, step, endpoint, args, key, status, result, error, created, completed, claimed_by)
+      VALUES (p_run, (x.v->>0)::integer, x.v->>1, x.v->>2, x.v->>3, 'applied',
+              CASE WHEN (x.v->>4)::boolean THEN x.v->>5 END, CASE WHEN (x.v->>4)::boolean THEN NULL ELSE x.v->>5 END,
+              v_now, v_now, p_worker)
+      ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'the step % of the run % was performed by another', x.v->>0, p_run USING ERRCODE = 'FM409';
     END IF;
-  END IF;
-  IF jsonb_array_length(b->'claims') > 0 THEN
-    WITH made AS (
-      INSERT INTO steps(run_id, step, endpoint, args, key, status, created, claimed_by, lease_until, claim_epoch)
-        SELECT p_run, (c.v->>0)::integer, c.v->>1, c.v->>2, c.v->>3, 'claimed', v_now, p_worker,
-               v_now + (c.v->>4)::float8, 1
-        FROM jsonb_array_elements(b->'claims') AS c(v)
-      ON CONFLICT DO NOTHING RETURNING step)
-    SELECT array_agg(step) INTO claimed FROM made;
-  END IF;
+  END LOOP;
+  FOR k IN SELECT (e.v)::integer FROM jsonb_array_elements_text(b->'claims') AS e(v) LOOP
+    PERFORM 1 FROM steps WHERE run_id = p_run AND step = k;
+    IF NOT FOUND THEN
+      claimed := claimed || k;
+    END IF;
+  END LOOP;
   IF p_snapshot IS NOT NULL THEN
     INSERT INTO snapshots(run_id, seq, state) VALUES (p_run, r.next_seq + n - 1, p_snapshot)
       ON CONFLICT (run_id) DO UPDATE SET seq = excluded.seq, state = excluded.state;
   END IF;
   UPDATE runs SET next_seq = r.next_seq + n, updated = v_now, change_seq = pg_current_xact_id()::text::bigint
     WHERE id = p_run;
-  RETURN coalesce(claimed, '{}');
+  RETURN claimed;
 END
 $fn$"""
 CALL_COMMIT_INLINE = "SELECT flowmetal_commit_inline(%s, %s, %s, %s, %s)"
@@ -735,6 +735,17 @@ _VERSIONS = {
     11: ['ALTER TABLE "steps" ADD COLUMN IF NOT EXISTS "claim_epoch" INTEGER NOT NULL DEFAULT 0'],
     # The commit of a step performed in the run's own process, as one statement (`PostgresStore.commit`).
     12: [COMMIT_INLINE],
+    # The index of a run's steps by status holds only the steps not yet given to their run
+    # (nor cancelled): the few a run looks for, not every step it ever made, and a step
+    # given to its run leaves it without a new entry. Every query that uses it names such a
+    # status. The inline commit's function records a step performed in the run's own process
+    # once, with its result, and finds rows by their keys.
+    13: [
+        'DROP INDEX IF EXISTS "steps_by_run_status"',
+        'CREATE INDEX "steps_by_run_status" ON "steps" ("run_id", "status", "endpoint") '
+        "WHERE status IN ('pending', 'claimed', 'completed', 'failed')",
+        COMMIT_INLINE,
+    ],
 }
 
 MIGRATIONS = {version: _statements(statements) for version, statements in _VERSIONS.items()}

@@ -96,7 +96,7 @@ from flowmetal.runtime.program import source_hash, stored_code_hash
 # Defined below this module, for the PostgreSQL layer; the rest of Flowmetal imports them from here.
 from flowmetal.runtime.storeerrors import LeaseLost, ProgramUnreadable, StoreBusy, StoreError
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8700"
 # Endpoints the runtime itself answers: never handed to a connector.
 CALLBACK_WAIT = "http.callback/get-callback!"
@@ -350,6 +350,9 @@ MIGRATIONS[11] = _migrate_11
 # Version 12 is PostgreSQL's function for the commits of inline steps (`pgstore.COMMIT_INLINE`):
 # nothing changes in an SQLite store.
 MIGRATIONS[12] = lambda conn: None
+# Version 13 makes PostgreSQL's index of a run's steps by status partial (`pgstore`). SQLite
+# keeps no plan made from how small the tables were at first: its index stays whole.
+MIGRATIONS[13] = lambda conn: None
 
 
 def child_id(parent: str, step: int) -> str:
@@ -912,14 +915,16 @@ class Store:
         it waits for, any of which ended already wakes it at once. A run that ends here wakes
         its parent and cancels its children still going.
 
-        Steps performed in the run's own process (`inline_steps`: (step, endpoint, args, key,
-        lease)) are requested and claimed by `worker` at once, as `claim_steps` claims, and no
-        connector is told of them; the answer is {step: claim epoch} of those claimed here (a
-        step the store knew already is not: the run waits for it as for any other).
-        `inline_results`: (step, epoch, status, text) of such steps performed since, each
-        recorded `applied` (taken by the run) with its result (`completed`) or error
-        (`failed`), only under that claim (`LeaseLost` otherwise: another worker took the step
-        over, and its result is the one recorded)."""
+        Steps performed in the run's own process (`inline_steps`: (step, endpoint, args, key))
+        are requested under the run's own lease: no row is written for them and no connector
+        is told of them (a crash before their results are committed leaves the run's snapshot
+        waiting on them, and whoever resumes the run asks for them again, `steps`). The answer
+        is {step: 1} of those the store does not know; a step it knows already (given back,
+        answered) is not performed here: the run waits for it as for any other.
+        `inline_results`: (step, endpoint, args, key, status, text) of such steps performed
+        since, each recorded once, `applied` (taken by the run) with its result (`completed`)
+        or error (`failed`) and `worker` as who performed it; `LeaseLost` if the store knows
+        the step already (another performed it)."""
         with self._commit_transaction() as conn:
             # The store's clock read with the run's row: one round trip, not two.
             row = conn.execute(f"SELECT owner, status, next_seq, cancel_requested, epoch, {self._clock} AS now "
@@ -952,19 +957,17 @@ class Store:
                     self._notify(conn, STEPS_CHANNEL, endpoint)
             # Sent together, their answers read after (one round trip on a pipelined connection).
             recorded = []
-            for step, epoch, outcome, text in inline_results:
+            for step, endpoint, args, key, outcome, text in inline_results:
                 column = "result" if outcome == "completed" else "error"
-                recorded.append(conn.execute(f"UPDATE steps SET status='applied', {column}=?, completed=? WHERE "
-                                             "run_id=? AND step=? AND status='claimed' AND claimed_by=? AND "
-                                             "claim_epoch=?", (text, now, run.id, step, worker, epoch)))
-            claims = [(step, conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, created, "
-                                          "claimed_by, lease_until, claim_epoch) VALUES(?,?,?,?,?,'claimed',?,?,?,1) "
-                                          "ON CONFLICT DO NOTHING",
-                                          (run.id, step, endpoint, args, key, now, worker, now + lease)))
-                      for step, endpoint, args, key, lease in inline_steps]
+                recorded.append(conn.execute(f"INSERT INTO steps(run_id, step, endpoint, args, key, status, {column}, "
+                                             "created, completed, claimed_by) VALUES(?,?,?,?,?,'applied',?,?,?,?) "
+                                             "ON CONFLICT DO NOTHING",
+                                             (run.id, step, endpoint, args, key, text, now, now, worker)))
+            known = [(step, conn.execute("SELECT 1 FROM steps WHERE run_id=? AND step=?", (run.id, step)))
+                     for step, _endpoint, _args, _key in inline_steps]
             if any(cur.rowcount != 1 for cur in recorded):
                 raise LeaseLost(run.id)
-            claimed = {step: 1 for step, cur in claims if cur.rowcount == 1}
+            claimed = {step: 1 for step, cur in known if cur.fetchone() is None}
             for step, result_json in completed_steps:
                 conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, result, created, "
                              "completed) VALUES(?, ?, '', '', ?, 'applied', ?, ?, ?) ON CONFLICT(run_id, step) DO "
@@ -1771,9 +1774,9 @@ class PostgresStore(Store):
             at = data.pop("_time", None) if isinstance(data, dict) else None
             rows.append([kind, step, json.dumps(data), at, line])
         body: dict = {"events": rows,
-                      "results": [[step, epoch, outcome == "completed", _storable(text)]
-                                  for step, epoch, outcome, text in changes.get("inline_results", ())],
-                      "claims": [list(claim) for claim in changes.get("inline_steps", ())]}
+                      "results": [[step, endpoint, args, key, outcome == "completed", _storable(text)]
+                                  for step, endpoint, args, key, outcome, text in changes.get("inline_results", ())],
+                      "claims": [claim[0] for claim in changes.get("inline_steps", ())]}
         snapshot = changes.get("snapshot")
         if snapshot is not None and not isinstance(snapshot, str):
             snapshot = json.dumps(snapshot, separators=(",", ":"))

@@ -623,19 +623,28 @@ def test_a_parents_wait_and_its_childs_end_at_the_same_moment_always_wake_the_pa
 
 # -- steps performed in the run's own process (`commit`'s inline_steps and inline_results) ----------------
 
-def test_a_commit_claims_its_inline_steps_and_a_later_one_applies_their_results(store, other):
+def test_an_inline_step_has_no_row_until_its_result_is_recorded_once(store, other):
     run = claimed(store, "w")
-    got = store.commit(run, "w", [("step-requested", 1, {}, 1)], inline_steps=[(1, "a/b!", "{}", f"{run.id}:1", 30)])
+    got = store.commit(run, "w", [("step-requested", 1, {}, 1)], inline_steps=[(1, "a/b!", "{}", f"{run.id}:1")])
     assert got == {1: 1}
-    row = store.step(run.id, 1)
-    assert (row["status"], row["claimed_by"], row["claim_epoch"]) == ("claimed", "w", 1)
-    assert other.claim_steps(["a/b!"], "connector", 30) == []  # claimed, on a lease: no connector takes it
-    # A step the store knows already is not claimed again.
-    assert store.commit(run, "w", [], inline_steps=[(1, "a/b!", "{}", f"{run.id}:1", 30)]) == {}
-    store.commit(run, "w", [("step-completed", 1, {}, 1)], inline_results=[(1, 1, "completed", "7")],
+    assert store.step(run.id, 1) is None  # held by the run's lease alone
+    assert other.claim_steps(["a/b!"], "connector", 30) == []  # no connector is told of it
+    store.commit(run, "w", [("step-completed", 1, {}, 1)],
+                 inline_results=[(1, "a/b!", '{"n": 1}', f"{run.id}:1", "completed", "7")],
                  status="completed", result="7", release=True)
     row = store.step(run.id, 1)
-    assert (row["status"], row["result"]) == ("applied", "7")
+    assert ({k: row[k] for k in ("status", "result", "error", "claimed_by", "endpoint", "args", "key")}
+            == {"status": "applied", "result": "7", "error": None, "claimed_by": "w", "endpoint": "a/b!",
+                "args": '{"n": 1}', "key": f"{run.id}:1"})
+    assert row["completed"] is not None
+
+
+def test_a_step_the_store_knows_is_not_performed_inline(store, other):
+    run = claimed(store, "w")
+    store.commit(run, "w", [], steps=[(1, "a/b!", "{}", f"{run.id}:1")])  # asked of a connector
+    assert store.commit(run, "w", [], inline_steps=[(1, "a/b!", "{}", f"{run.id}:1")]) == {}
+    assert store.commit(run, "w", [], snapshot={"at": 1}, inline_steps=[(1, "a/b!", "{}", f"{run.id}:1")]) == {}
+    assert store.step(run.id, 1)["status"] == "pending"
 
 
 def test_commits_of_inline_steps_alone_record_what_any_commit_records(store, other):
@@ -644,13 +653,15 @@ def test_commits_of_inline_steps_alone_record_what_any_commit_records(store, oth
     state = {"machine": {"frames": [1, 2]}, "text": "ünïcode ✓ \u2028"}
     got = store.commit(run, "w", [("log", None, {"message": "hé", "_time": 1234.5}, 3),
                                   ("step-requested", 1, {"endpoint": "a/b!"}, 4)],
-                       snapshot=state, inline_steps=[(1, "a/b!", '{"n": 1}', f"{run.id}:1", 30)])
-    assert got == {1: 1}
+                       snapshot=state, inline_steps=[(1, "a/b!", '{"n": 1}', f"{run.id}:1")])
+    assert got == {1: 1} and store.snapshot(run.id) == state
     got = store.commit(run, "w", [("step-completed", 1, {"result": "\"é\""}, 4), ("step-requested", 2, {}, 5)],
-                       snapshot=json.dumps({"at": 2}), inline_results=[(1, 1, "completed", '"é"')],
-                       inline_steps=[(2, "a/b!", "{}", f"{run.id}:2", 30), (1, "a/b!", "{}", f"{run.id}:1", 30)])
-    assert got == {2: 1}  # a step the store knew already is not claimed again
-    store.commit(run, "w", [("step-failed", 2, {}, 5)], inline_results=[(2, 1, "failed", "boom")])
+                       snapshot=json.dumps({"at": 2}),
+                       inline_results=[(1, "a/b!", '{"n": 1}', f"{run.id}:1", "completed", '"é"')],
+                       inline_steps=[(2, "a/b!", "{}", f"{run.id}:2"), (1, "a/b!", "{}", f"{run.id}:1")])
+    assert got == {2: 1}  # step 1 is known now (its result): not performed again
+    store.commit(run, "w", [("step-failed", 2, {}, 5)],
+                 inline_results=[(2, "a/b!", "{}", f"{run.id}:2", "failed", "boom")])
     events = store.events(run.id)
     assert [(e.seq, e.kind, e.step, e.line) for e in events] == [
         (1, "run-started", None, None), (2, "log", None, 3), (3, "step-requested", 1, 4),
@@ -658,34 +669,40 @@ def test_commits_of_inline_steps_alone_record_what_any_commit_records(store, oth
     assert events[1].time == 1234.5 and events[1].data == {"message": "hé"}
     assert events[2].time >= run.created - 60 and events[3].data == {"result": '"é"'}
     assert store.snapshot(run.id) == {"at": 2}
-    assert [(s["status"], s["result"], s["error"], s["claimed_by"]) for s in (store.step(run.id, 1),
-                                                                              store.step(run.id, 2))] == [
-        ("applied", '"é"', None, "w"), ("applied", None, "boom", "w")]
+    assert [(s["status"], s["result"], s["error"], s["claimed_by"], s["args"]) for s in (
+        store.step(run.id, 1), store.step(run.id, 2))] == [
+        ("applied", '"é"', None, "w", '{"n": 1}'), ("applied", None, "boom", "w", "{}")]
     assert store.get_run(run.id).next_seq == 7 and store.get_run(run.id).status == "running"
-    # Refused as a whole: a result whose claim is gone, then a run another worker took over.
-    store.commit(run, "w", [], inline_steps=[(3, "a/b!", "{}", f"{run.id}:3", -1)])  # its lease ran out
+    # Refused as a whole: a result for a step another performs, then a run another worker took over.
+    store.commit(run, "w", [], steps=[(3, "a/b!", "{}", f"{run.id}:3")])
     assert [t["step"] for t in other.claim_steps(["a/b!"], "connector", 30)] == [3]
     with pytest.raises(LeaseLost):
-        store.commit(run, "w", [("step-completed", 3, {}, 6)], inline_results=[(3, 1, "completed", "1")],
-                     inline_steps=[(4, "a/b!", "{}", f"{run.id}:4", 30)], snapshot={"lost": True})
+        store.commit(run, "w", [("step-completed", 3, {}, 6)],
+                     inline_results=[(3, "a/b!", "{}", f"{run.id}:3", "completed", "1")],
+                     inline_steps=[(4, "a/b!", "{}", f"{run.id}:4")], snapshot={"lost": True})
     assert store.get_run(run.id).next_seq == 7 and store.step(run.id, 4) is None
-    assert store.snapshot(run.id) == {"at": 2}
+    assert store.step(run.id, 3)["status"] == "claimed" and store.snapshot(run.id) == {"at": 2}
     store.commit(run, "w", [], status="pending", release=True)
     assert other.claim("other", 30, run_id=run.id) is not None
     with pytest.raises(LeaseLost):
-        store.commit(run, "w", [("log", None, {}, 1)], inline_steps=[(5, "a/b!", "{}", f"{run.id}:5", 30)])
+        store.commit(run, "w", [("log", None, {}, 1)], inline_steps=[(5, "a/b!", "{}", f"{run.id}:5")])
     assert store.get_run(run.id).next_seq == 7
 
 
-def test_an_inline_result_is_refused_once_another_claim_took_the_step(store, other):
-    run = claimed(store, "w")
-    store.commit(run, "w", [], inline_steps=[(1, "a/b!", "{}", f"{run.id}:1", -1)])  # its lease run out at once
+def test_an_inline_result_is_refused_once_another_worker_took_the_run(store, other):
+    run = claimed(store, "w", lease=-1)  # its lease runs out at once: another worker may take the run
+    store.commit(run, "w", [("step-requested", 1, {}, 1)], inline_steps=[(1, "a/b!", "{}", f"{run.id}:1")])
+    again = other.claim("w2", 30, run_id=run.id)
+    assert again is not None and again.epoch == run.epoch + 1
+    # The new holder asks a connector for the step (`Executor.resume_inline`); one performs it.
+    other.commit(again, "w2", [], steps=[(1, "a/b!", "{}", f"{run.id}:1")], status="waiting", release=True)
     taken = other.claim_steps(["a/b!"], "connector", 30)
-    assert [(t["step"], t["epoch"]) for t in taken] == [(1, 2)]
+    assert [(t["step"], t["key"]) for t in taken] == [(1, f"{run.id}:1")]
     with pytest.raises(LeaseLost):
-        store.commit(run, "w", [("step-completed", 1, {}, 1)], inline_results=[(1, 1, "completed", "7")],
+        store.commit(run, "w", [("step-completed", 1, {}, 1)],
+                     inline_results=[(1, "a/b!", "{}", f"{run.id}:1", "completed", "7")],
                      status="completed", result="7", release=True)
-    assert store.get_run(run.id).status == "running"  # nothing of it kept
-    assert [e.kind for e in store.events(run.id)] == ["run-started"]
-    assert other.complete_claimed_step(run.id, 1, "connector", "8", 2)
+    assert store.get_run(run.id).status == "waiting"  # nothing of it kept
+    assert [e.kind for e in store.events(run.id)] == ["run-started", "step-requested"]
+    assert other.complete_claimed_step(run.id, 1, "connector", "8", taken[0]["epoch"])
     assert store.step(run.id, 1)["result"] == "8"
