@@ -567,8 +567,8 @@ def _unsubscribe(subscription: Subscription) -> None:
 # run for each result (a step's cost grew with the run).
 LEASE_LOST = "FM409"
 COMMIT_INLINE = """\
-CREATE OR REPLACE FUNCTION flowmetal_commit_inline(p_run text, p_worker text, p_epoch integer, p_body text,
-                                                    p_snapshot text)
+CREATE OR REPLACE FUNCTION flowmetal_commit_inline_2(p_run text, p_worker text, p_epoch integer, p_body text,
+                                                      p_snapshot text)
 RETURNS integer[] LANGUAGE plpgsql AS $fn$
 DECLARE
   r record; x record; v_now float8; b jsonb := p_body::jsonb; n integer; k integer; claimed integer[] := '{}';
@@ -608,7 +608,7 @@ BEGIN
   RETURN claimed;
 END
 $fn$"""
-CALL_COMMIT_INLINE = "SELECT flowmetal_commit_inline(%s, %s, %s, %s, %s)"
+CALL_COMMIT_INLINE = "SELECT flowmetal_commit_inline_2(%s, %s, %s, %s, %s)"
 
 
 def _statements(statements: list[str]):
@@ -739,8 +739,11 @@ _VERSIONS = {
     # (nor cancelled): the few a run looks for, not every step it ever made, and a step
     # given to its run leaves it without a new entry. Every query that uses it names such a
     # status. The inline commit's function records a step performed in the run's own process
-    # once, with its result, and finds rows by their keys.
+    # once, with its result, and finds rows by their keys; under a new name, so that a process
+    # of the version before, still running against the store, fails to call it rather than
+    # calling it with the arguments it had.
     13: [
+        "DROP FUNCTION IF EXISTS flowmetal_commit_inline(text, text, integer, text, text)",
         'DROP INDEX IF EXISTS "steps_by_run_status"',
         'CREATE INDEX "steps_by_run_status" ON "steps" ("run_id", "status", "endpoint") '
         "WHERE status IN ('pending', 'claimed', 'completed', 'failed')",

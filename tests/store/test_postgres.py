@@ -96,6 +96,38 @@ def test_an_inline_step_commit_on_a_connection_the_server_closed_is_made_on_anot
         store.close()
 
 
+def test_a_store_of_version_12_takes_the_inline_commit_of_version_13(postgres_url: str):
+    """Version 13 writes an inline step's row once: its function has a new name, so a process
+    of version 12 still running against the store fails to call it rather than calling it
+    with the arguments it had, and the index of a run's steps by status becomes partial."""
+    store = open_store(postgres_url)
+    try:
+        run_id = store.create_run("demo/main", [], store.put_sources({"demo.flow": "x"}), "code")
+    finally:
+        store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # the store as version 12 left it
+        conn.execute("DROP FUNCTION flowmetal_commit_inline_2(text, text, integer, text, text)")
+        conn.execute("CREATE FUNCTION flowmetal_commit_inline(p_run text, p_worker text, p_epoch integer, "
+                     "p_body text, p_snapshot text) RETURNS integer[] LANGUAGE sql AS $$ SELECT '{}'::integer[] $$")
+        conn.execute('DROP INDEX "steps_by_run_status"')
+        conn.execute('CREATE INDEX "steps_by_run_status" ON "steps" ("run_id", "status", "endpoint")')
+        conn.execute("UPDATE meta SET value='12' WHERE key='schema_version'")
+    store = open_store(postgres_url)
+    try:
+        assert store.version() == SCHEMA_VERSION == 13
+        run = store.claim("w", 30, run_id=run_id)
+        got = store.commit(run, "w", [("step-requested", 1, {}, 1)], snapshot={"at": 1},
+                           inline_steps=[(1, "a/b!", "{}", f"{run_id}:1")])
+        assert got == {1: 1} and store.step(run_id, 1) is None
+    finally:
+        store.close()
+    with psycopg.connect(postgres_url) as conn:
+        names = {row[0] for row in conn.execute("SELECT proname FROM pg_proc WHERE proname LIKE 'flowmetal%'")}
+        assert names == {"flowmetal_commit_inline_2"}
+        index = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'steps_by_run_status'").fetchone()[0]
+        assert "WHERE (status = ANY" in index, index
+
+
 def test_many_processes_opening_a_fresh_database_at_once_migrate_it_once(tmp_path: Path, postgres_url: str):
     hello = Path(__file__).resolve().parents[2] / "examples" / "hello.flow"
     procs = [subprocess.Popen([sys.executable, "-m", "flowmetal", "run", str(hello), "greet", f'"{i}"', "--detach",
