@@ -247,7 +247,6 @@ class _Driver:
                             "cancelled_steps": [], "fired_timers": [], "signals": [],
                             "children": [], "cancel_children": [], "applied_steps": [],
                             "inline_results": []}
-        self.performing: int | None = None  # the step whose function runs here
         # [step, due, task] of the with-timeout! timers around the code (a state written before
         # tasks kept their owner has [step, due]: `timeout_owner` looks for it)
         self.timeouts: list[list] = []
@@ -751,12 +750,7 @@ class _Driver:
         if step not in self.commit(snapshot=state, parts=parts, inline_steps=[(step, name, args_json, key)]):
             return _SCHEDULE
         args = deep.call(lambda: {k: decode(v) for k, v in json.loads(args_json).items()})
-        self.performing = step
-        try:
-            outcome = self.await_function(name, self.ex.inline.start(self.run.id, step, name, key, args,
-                                                                       self.program))
-        finally:
-            self.performing = None
+        outcome = self.await_function(name, self.ex.inline.start(self.run.id, step, name, key, args, self.program))
         if outcome is None:  # given up while stopping: a connector performs it, the run waits
             self.extra["steps"].append((step, name, args_json, key))
             self.commit(status="waiting", release=True)
@@ -774,8 +768,8 @@ class _Driver:
         return None
 
     def await_function(self, name: str, future) -> tuple[str, str] | None:
-        """The outcome of a function running for a step here, keeping the run's and the step's
-        leases (`beat`) while it runs; None when the executor was told to stop and it did not
+        """The outcome of a function running for a step here, keeping the run's lease (`beat`)
+        while it runs; None when the executor was told to stop and it did not
         return within `inline.grace` seconds: its step is left to a connector (`perform`
         records it pending; what the function returns is dropped)."""
         deadline = None

@@ -647,6 +647,23 @@ def test_a_step_the_store_knows_is_not_performed_inline(store, other):
     assert store.step(run.id, 1)["status"] == "pending"
 
 
+def test_a_commit_of_more_than_inline_steps_treats_them_alike(store, other):
+    """(On PostgreSQL, a commit with any other change takes the transaction, not the function.)"""
+    run = claimed(store, "w")
+    store.commit(run, "w", [], steps=[(1, "a/b!", "{}", f"{run.id}:1")])
+    got = store.commit(run, "w", [("step-requested", 2, {}, 1)], timers=[(9, 4e9)], snapshot={"at": 2},
+                       inline_steps=[(2, "a/b!", "{}", f"{run.id}:2"), (1, "a/b!", "{}", f"{run.id}:1")])
+    assert got == {2: 1} and store.step(run.id, 2) is None and store.snapshot(run.id) == {"at": 2}
+    with pytest.raises(LeaseLost):  # a result for a step the store knows
+        store.commit(run, "w", [("step-completed", 1, {}, 1)], timers=[(10, 4e9)],
+                     inline_results=[(1, "a/b!", "{}", f"{run.id}:1", "completed", "1")])
+    assert store.step(run.id, 1)["status"] == "pending" and store.get_run(run.id).next_seq == 3
+    store.commit(run, "w", [("step-completed", 2, {}, 1)], timers=[(11, 4e9)],
+                 inline_results=[(2, "a/b!", "{}", f"{run.id}:2", "completed", "5")])
+    row = store.step(run.id, 2)
+    assert (row["status"], row["result"], row["claimed_by"]) == ("applied", "5", "w")
+
+
 def test_commits_of_inline_steps_alone_record_what_any_commit_records(store, other):
     """(On PostgreSQL such a commit is one server-side function: the same rows, the same refusals.)"""
     run = claimed(store, "w")
