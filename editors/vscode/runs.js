@@ -808,7 +808,10 @@ class RunsPanel {
         : 'No runs yet. Run a function with the ▶ Run lens above its defn.';
     } else if (this.filter) {
       const shownCount = this.visibleIds().length;
-      message = `${shownCount} of ${this.order.length} runs: ${rows.filterText(this.filter)}`;
+      // Counted among the runs listed: when the list was cut, not among the store's.
+      const among = this.truncated ? `the ${this.order.length.toLocaleString('en-US')} runs listed`
+        : `${this.order.length} runs`;
+      message = `${shownCount} of ${among}: ${rows.filterText(this.filter)}`;
     } else if (this.truncated) {
       message = `The ${LIST_LIMIT.toLocaleString('en-US')} runs started last, and those since. ` +
         'A status: or entry: filter finds older ones.';

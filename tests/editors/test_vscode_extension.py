@@ -658,7 +658,7 @@ def test_a_store_of_many_runs_lists_the_last_started_and_finds_older_ones_by_fil
                                "older ones.")
     assert many["requests"] == [{"last": 1000}, {"last": 1000, "entry": "demo/old"}]
     assert many["older"] == ["01d01d01d01d01d0"] and many["first"] == "01d01d01d01d01d0"  # in its place in time
-    assert many["filtered"] == "1 of 1001 runs: entry:demo/old"
+    assert many["filtered"] == "1 of the 1,001 runs listed: entry:demo/old"  # not the store's count
     assert many["afterFewer"] is None  # a list the limit did not cut says nothing
 
 
