@@ -15,10 +15,11 @@
   handed to another process, and its result), where a DBOS step makes one.
 - `pg-inline-step`: the same run, each `tick!` step performed by a Python
   endpoint hosted by the worker executing the run (`flowmetal worker
-  --connector`: `Executor(inline=InlineSteps(...))`): the commit that records a
-  step's request claims it for the worker, the function runs in the worker's
-  process, and its result is recorded with the next step's request (or the
-  run's end): every step's request and result are durable, and nothing that
+  --connector`: `Executor(inline=InlineSteps(...))`), held by the run's lease
+  as a DBOS step is held by its workflow's process: the commit that records a
+  step's request writes the run's snapshot waiting on it, the function runs in
+  the worker's process, and its result (the step's row, written once) is
+  recorded with the next step's request (or the run's end): every step's request and result are durable, and nothing that
   depends on a result leaves the process before it is committed, in one
   commit a step, as DBOS commits each step's output once. Target: <= 1/3.
 - `pg-runs-W` (W = 1, 2, 4): 1,000 runs of 10 `now!` steps, created first, then
