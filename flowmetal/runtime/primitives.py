@@ -480,12 +480,19 @@ def _hash_map(args):
     return Map([(map_key(args[i]), args[i + 1]) for i in range(0, len(args), 2)])
 
 
+# The most items `range` makes: its list is made at once, and a billion items would take the
+# worker's memory in one call (a run's state holding more could not be stored anyway:
+# `executor.MAX_SNAPSHOT`). A fault, like any value out of range.
+MAX_RANGE = 10_000_000
+
+
 def _range(args):
     _integers("range", args)
-    try:
-        return List(range(*args))
-    except OverflowError:
-        raise Fault("`range` would hold more items than memory can") from None
+    numbers = range(*args)
+    size = max(0, numbers.stop - numbers.start)  # a step of 1: no len(), which overflows past 2^63
+    if size > MAX_RANGE:
+        raise Fault(f"`range` of {size} items is more than the limit of {MAX_RANGE:,}: the list is made at once")
+    return List(numbers)
 
 
 def _keys_or_vals(name: str):
