@@ -299,10 +299,10 @@ class _Driver:
         extra = {k: v for k, v in self.extra.items() if v}
         # A snapshot of values nested deeper than this stack is written on a deeper one (the
         # transaction that failed to write it was rolled back).
-        claimed = deep.call(self.store.commit, self.run, self.ex.worker, self.events, **extra, **kw)
+        answer = deep.call(self.store.commit, self.run, self.ex.worker, self.events, **extra, **kw)
         self.events = []
         self.extra = {k: [] for k in self.extra}
-        return claimed or {}
+        return answer or {}
 
     # -- start or resume --
 

@@ -556,7 +556,7 @@ def _unsubscribe(subscription: Subscription) -> None:
 # one statement and one round trip where the transaction takes five, the same statements
 # and checks in the same order. Its arguments: one JSON text (psycopg adapts one text much
 # faster than arrays), {"events": [[kind, step, data, time or null, line]], "results":
-# [[step, endpoint, args, key, completed?, text]], "claims": [step]}, and the snapshot's text
+# [[step, endpoint, args, key, completed?, text]], "asked": [step]}, and the snapshot's text
 # apart (null: none), not escaped into the JSON. A run no longer held, or a result for a step
 # the store knows already, raises SQLSTATE FM409 (`LEASE_LOST`), which undoes it all; the
 # answer is the steps asked for that the store does not know (performed here).
@@ -571,7 +571,7 @@ CREATE OR REPLACE FUNCTION flowmetal_commit_inline_2(p_run text, p_worker text, 
                                                       p_snapshot text)
 RETURNS integer[] LANGUAGE plpgsql AS $fn$
 DECLARE
-  r record; x record; v_now float8; b jsonb := p_body::jsonb; n integer; k integer; claimed integer[] := '{}';
+  r record; x record; v_now float8; b jsonb := p_body::jsonb; n integer; k integer; unknown integer[] := '{}';
 BEGIN
   SELECT owner, status, next_seq, epoch INTO r FROM runs WHERE id = p_run FOR UPDATE;
   IF NOT FOUND OR r.owner IS DISTINCT FROM p_worker OR r.status <> 'running' OR r.epoch <> p_epoch THEN
@@ -593,10 +593,10 @@ BEGIN
       RAISE EXCEPTION 'the step % of the run % was performed by another', x.v->>0, p_run USING ERRCODE = 'FM409';
     END IF;
   END LOOP;
-  FOR k IN SELECT (e.v)::integer FROM jsonb_array_elements_text(b->'claims') AS e(v) LOOP
+  FOR k IN SELECT (e.v)::integer FROM jsonb_array_elements_text(b->'asked') AS e(v) LOOP
     PERFORM 1 FROM steps WHERE run_id = p_run AND step = k;
     IF NOT FOUND THEN
-      claimed := claimed || k;
+      unknown := unknown || k;
     END IF;
   END LOOP;
   IF p_snapshot IS NOT NULL THEN
@@ -605,7 +605,7 @@ BEGIN
   END IF;
   UPDATE runs SET next_seq = r.next_seq + n, updated = v_now, change_seq = pg_current_xact_id()::text::bigint
     WHERE id = p_run;
-  RETURN claimed;
+  RETURN unknown;
 END
 $fn$"""
 CALL_COMMIT_INLINE = "SELECT flowmetal_commit_inline_2(%s, %s, %s, %s, %s)"

@@ -967,7 +967,7 @@ class Store:
                      for step, _endpoint, _args, _key in inline_steps]
             if any(cur.rowcount != 1 for cur in recorded):
                 raise LeaseLost(run.id)
-            claimed = {step: 1 for step, cur in known if cur.fetchone() is None}
+            unknown = {step: 1 for step, cur in known if cur.fetchone() is None}
             for step, result_json in completed_steps:
                 conn.execute("INSERT INTO steps(run_id, step, endpoint, args, key, status, result, created, "
                              "completed) VALUES(?, ?, '', '', ?, 'applied', ?, ?, ?) ON CONFLICT(run_id, step) DO "
@@ -1042,7 +1042,7 @@ class Store:
                 self._woke(conn, run.id)  # runnable again, or at a time some process must wake for
             if status in ENDED:
                 self._ended(conn, run.id, now)
-        return claimed
+        return unknown
 
     # -- child runs -------------------------------------------------------------------------------------
 
@@ -1776,7 +1776,7 @@ class PostgresStore(Store):
         body: dict = {"events": rows,
                       "results": [[step, endpoint, args, key, outcome == "completed", _storable(text)]
                                   for step, endpoint, args, key, outcome, text in changes.get("inline_results", ())],
-                      "claims": [claim[0] for claim in changes.get("inline_steps", ())]}
+                      "asked": [asked[0] for asked in changes.get("inline_steps", ())]}
         snapshot = changes.get("snapshot")
         if snapshot is not None and not isinstance(snapshot, str):
             snapshot = json.dumps(snapshot, separators=(",", ":"))
